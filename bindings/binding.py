@@ -1,0 +1,122 @@
+"""The WCF relay binding family, as small frozen dataclasses.
+
+A binding says how a host and its clients talk through the relay: which SOAP
+version, whether WS-Addressing is used, which entity kind it needs, and where
+the client presents its token.
+
+| binding                | pattern                  | wire                       | client token            |
+|------------------------|--------------------------|----------------------------|-------------------------|
+| BasicHttpRelayBinding  | request/response         | SOAP 1.1                   | HTTP header (or header) |
+| WS2007HttpRelayBinding | request/response         | SOAP 1.2 + WS-Addressing   | RelayAccessToken header |
+| WebHttpRelayBinding    | any HTTP                 | HTTP                       | HTTP header             |
+| NetOnewayRelayBinding  | one-way, 202             | SOAP 1.1, kind ``oneway``  | as BasicHttp            |
+| NetEventRelayBinding   | multicast one-way, 202   | SOAP 1.1, kind ``event``   | as BasicHttp            |
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from relay.namespace import EntityKind
+
+__all__ = [
+    "BasicHttpRelayBinding",
+    "ClientAuthentication",
+    "EndToEndSecurityMode",
+    "NetEventRelayBinding",
+    "NetOnewayRelayBinding",
+    "RelayBinding",
+    "WS2007HttpRelayBinding",
+    "WebHttpRelayBinding",
+]
+
+
+class ClientAuthentication(enum.Enum):
+    """Whether senders must present a token (WCF's ``RelayClientAuthenticationType``)."""
+
+    RELAY_ACCESS_TOKEN = "relay_access_token"
+    NONE = "none"
+
+
+class EndToEndSecurityMode(enum.Enum):
+    """WCF's ``EndToEndSecurityMode``; message security arrives with WS-Security."""
+
+    NONE = "none"
+    TRANSPORT = "transport"
+    MESSAGE = "message"
+    TRANSPORT_WITH_MESSAGE_CREDENTIAL = "transport_with_message_credential"
+
+
+@dataclass(frozen=True)
+class RelayBinding:
+    """Settings every relay binding shares.
+
+    Attributes:
+        client_authentication: ``"none"`` maps to an entity that lets senders in
+            without a token (``requires_client_authorization = false``).
+        token_in_soap_header: clients put the token in a ``RelayAccessToken`` SOAP
+            header instead of the ``ServiceBusAuthorization`` HTTP header.
+        max_message_size: largest request body the host accepts, in bytes.
+        keepalive_interval: seconds between the listener's WebSocket pings.
+        max_concurrent_calls: requests one listener runs at once.
+        security: end-to-end security mode.
+    """
+
+    client_authentication: ClientAuthentication | str = ClientAuthentication.RELAY_ACCESS_TOKEN
+    token_in_soap_header: bool = False
+    max_message_size: int = 64 * 1024 * 1024
+    keepalive_interval: float = 30.0
+    max_concurrent_calls: int = 16
+    security: EndToEndSecurityMode = EndToEndSecurityMode.TRANSPORT
+
+    #: "1.1", "1.2" or None for plain HTTP.
+    soap_version: ClassVar[str | None] = "1.1"
+    addressing: ClassVar[bool] = False
+    entity_kind: ClassVar[EntityKind] = EntityKind.REQUEST_RESPONSE
+
+    def __post_init__(self) -> None:
+        auth = ClientAuthentication(self.client_authentication)
+        object.__setattr__(self, "client_authentication", auth)
+
+    @property
+    def requires_client_authorization(self) -> bool:
+        return self.client_authentication is not ClientAuthentication.NONE
+
+
+@dataclass(frozen=True)
+class BasicHttpRelayBinding(RelayBinding):
+    """SOAP 1.1 request/response (WCF ``BasicHttpRelayBinding``)."""
+
+
+@dataclass(frozen=True)
+class WS2007HttpRelayBinding(RelayBinding):
+    """SOAP 1.2 with WS-Addressing 1.0; the token travels in a SOAP header."""
+
+    token_in_soap_header: bool = True
+    soap_version: ClassVar[str | None] = "1.2"
+    addressing: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class WebHttpRelayBinding(RelayBinding):
+    """Plain HTTP: REST, WSDL fetches, any WSGI app."""
+
+    soap_version: ClassVar[str | None] = None
+
+
+@dataclass(frozen=True)
+class NetOnewayRelayBinding(RelayBinding):
+    """One-way calls to one listener; the sender gets 202 once it acknowledged."""
+
+    max_message_size: int = 64 * 1024
+    entity_kind: ClassVar[EntityKind] = EntityKind.ONEWAY
+
+
+@dataclass(frozen=True)
+class NetEventRelayBinding(RelayBinding):
+    """One-way multicast to every listener; 202 with ``Relay-Delivered: <n>``."""
+
+    max_message_size: int = 64 * 1024
+    entity_kind: ClassVar[EntityKind] = EntityKind.EVENT

@@ -1,0 +1,119 @@
+"""The relay's exception tree.
+
+Every error the relay reports to a peer knows the HTTP status it maps to
+(PROTOCOL.md §5) and a short machine-readable ``code``::
+
+    RelayError                         root of everything raised by ``relay``
+    ├── ConfigError                    a namespace config the relay refuses to start with
+    ├── AuthError                      401: token missing, malformed, bad signature, expired
+    │   └── MalformedToken             the token text could not be parsed
+    ├── AccessDenied                   403: valid token, wrong right or wrong entity
+    ├── EntityNotFound                 404: no entity at that path
+    ├── ListenerQuotaExceeded          403 on the listener handshake: max_listeners reached
+    ├── NoListener                     502: the entity has no listener connected
+    ├── ListenerGone                   502: the listener vanished mid-request
+    ├── ListenerTimeout                504: the listener did not answer in time
+    ├── MessageTooLarge                413: body over the entity's max_message_size
+    ├── BadRequest                     400: malformed URL, query or request
+    ├── RendezvousRejected             403/400: expired, reused or malformed rendezvous id
+    └── ProtocolViolation              the peer broke the control-channel protocol
+        └── MalformedMessage           a control frame that is not a valid command
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "AuthError",
+    "BadRequest",
+    "ConfigError",
+    "EntityNotFound",
+    "ListenerGone",
+    "ListenerQuotaExceeded",
+    "ListenerTimeout",
+    "MalformedMessage",
+    "MalformedToken",
+    "MessageTooLarge",
+    "NoListener",
+    "ProtocolViolation",
+    "RelayError",
+    "RendezvousRejected",
+]
+
+
+class RelayError(Exception):
+    """Root of the relay's errors; ``status`` and ``code`` describe it on the wire."""
+
+    status: int = 500
+    code: str = "InternalError"
+
+
+class ConfigError(RelayError):
+    """A config the relay refuses to start with; the message names file, key and reason."""
+
+    code = "ConfigError"
+
+
+class AuthError(RelayError):
+    status = 401
+    code = "Unauthorized"
+
+
+class MalformedToken(AuthError):
+    code = "MalformedToken"
+
+
+class AccessDenied(RelayError):
+    status = 403
+    code = "Forbidden"
+
+
+class EntityNotFound(RelayError):
+    status = 404
+    code = "EntityNotFound"
+
+
+class ListenerQuotaExceeded(RelayError):
+    status = 403
+    code = "ListenerQuotaExceeded"
+
+
+class NoListener(RelayError):
+    status = 502
+    code = "NoListener"
+
+
+class ListenerGone(RelayError):
+    status = 502
+    code = "ListenerGone"
+
+
+class ListenerTimeout(RelayError):
+    status = 504
+    code = "ListenerTimeout"
+
+
+class MessageTooLarge(RelayError):
+    status = 413
+    code = "MessageTooLarge"
+
+
+class BadRequest(RelayError):
+    status = 400
+    code = "BadRequest"
+
+
+class RendezvousRejected(RelayError):
+    status = 403
+    code = "RendezvousRejected"
+
+
+class ProtocolViolation(RelayError):
+    """The peer (a listener) broke the control-channel protocol."""
+
+    status = 400
+    code = "ProtocolViolation"
+
+
+class MalformedMessage(ProtocolViolation):
+    code = "MalformedMessage"

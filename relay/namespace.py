@@ -1,0 +1,117 @@
+"""The namespace model: SAS rules, entities and the namespace that holds them.
+
+Plain frozen dataclasses with no I/O; ``relay.config`` builds them from TOML and
+the server consults them on every connection.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEFAULT_EVENT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_LISTENERS",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_TIMEOUT",
+    "Discovery",
+    "EntityConfig",
+    "EntityKind",
+    "NamespaceConfig",
+    "Rights",
+    "SasRule",
+]
+
+DEFAULT_MAX_LISTENERS = 25
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: PROTOCOL.md §6: "Default max_message_size 64 KiB for oneway and event".
+DEFAULT_EVENT_MAX_MESSAGE_SIZE = 64 * 1024
+
+
+class Rights(enum.Flag):
+    """SAS rights; ``MANAGE`` implies both others (PROTOCOL.md §2)."""
+
+    NONE = 0
+    LISTEN = enum.auto()
+    SEND = enum.auto()
+    MANAGE = enum.auto()
+
+    @classmethod
+    def parse(cls, names: list[str] | tuple[str, ...]) -> Rights:
+        """``["Listen", "Send"]`` -> ``LISTEN | SEND``; raises ``ValueError`` on unknown names."""
+        rights = cls.NONE
+        for name in names:
+            try:
+                rights |= cls[name.strip().upper()]
+            except KeyError:
+                raise ValueError(f"unknown right {name!r} (expected Listen, Send or Manage)") from None
+        return rights
+
+    def grants(self, needed: Rights) -> bool:
+        """True when these rights include ``needed`` (Manage counts as Listen and Send)."""
+        effective = self | (Rights.LISTEN | Rights.SEND) if Rights.MANAGE in self else self
+        return needed in effective
+
+
+class EntityKind(enum.Enum):
+    REQUEST_RESPONSE = "request-response"
+    ONEWAY = "oneway"
+    EVENT = "event"
+
+
+class Discovery(enum.Enum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+@dataclass(frozen=True)
+class SasRule:
+    """A named shared access key and the rights it grants."""
+
+    name: str
+    key: str
+    rights: Rights
+
+    def __repr__(self) -> str:  # never show the key
+        return f"SasRule(name={self.name!r}, rights={self.rights!r})"
+
+
+@dataclass(frozen=True)
+class EntityConfig:
+    """One rendezvous address (a Hybrid Connection in Azure's terms)."""
+
+    path: str
+    kind: EntityKind = EntityKind.REQUEST_RESPONSE
+    requires_client_authorization: bool = True
+    discovery: Discovery = Discovery.PRIVATE
+    max_listeners: int = DEFAULT_MAX_LISTENERS
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    timeout: float = DEFAULT_TIMEOUT
+    rules: tuple[SasRule, ...] = ()
+    dynamic: bool = False
+
+    @classmethod
+    def for_kind(cls, path: str, kind: EntityKind, **options: object) -> EntityConfig:
+        """An entity with the defaults of its kind (a smaller body limit for oneway/event)."""
+        if kind is not EntityKind.REQUEST_RESPONSE:
+            options.setdefault("max_message_size", DEFAULT_EVENT_MAX_MESSAGE_SIZE)
+        return cls(path=path, kind=kind, **options)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class NamespaceConfig:
+    """A namespace: its rules, its configured entities and where it listens."""
+
+    name: str = "soaprelay"
+    host: str = "127.0.0.1"
+    port: int = 9350
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    rules: tuple[SasRule, ...] = ()
+    entities: tuple[EntityConfig, ...] = ()
+    dynamic_entities: bool = False
+    ping_interval: float = 30.0
+    rendezvous_timeout: float = 30.0
+    max_header_size: int = 16 * 1024
+    extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
