@@ -80,7 +80,7 @@ class SasToken:
         missing = [f for f in _FIELDS if f not in fields]
         if missing:
             raise MalformedToken(f"SAS token lacks {', '.join(missing)}")
-        if not fields["se"].isdigit():
+        if not (fields["se"].isascii() and fields["se"].isdigit()):  # not "²", "١"
             raise MalformedToken("SAS token expiry 'se' is not a number")
         return cls(fields["sr"], unquote(fields["sig"]), int(fields["se"]), unquote(fields["skn"]))
 
