@@ -169,7 +169,7 @@ def _load(text: str | bytes) -> tuple[str, Mapping[str, Any]]:
         raise MalformedMessage("control command is too long")
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
         raise MalformedMessage(f"control frame is not valid JSON: {exc}") from None
     if not isinstance(obj, dict) or len(obj) != 1:
         raise MalformedMessage("control frame must be a JSON object with exactly one command")
@@ -194,7 +194,7 @@ def _status_code(value: object) -> int:
         raise MalformedMessage("response.statusCode must be a number")
     try:
         code = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, 1e400
         raise MalformedMessage(f"response.statusCode {value!r} is not a number") from None
     if not 100 <= code <= 599 or isinstance(value, float) and value != code:
         raise MalformedMessage(f"response.statusCode {value!r} is not an HTTP status")
@@ -216,8 +216,10 @@ def parse_listener_command(text: str | bytes) -> ListenerCommand:
     if name == "response":
         description = body.get("statusDescription") or ""
         flag = body.get("body", False)
-        if not isinstance(flag, bool) or not isinstance(description, str):
+        if not isinstance(flag, bool):
             raise MalformedMessage("response.body must be a boolean")
+        if not isinstance(description, str):
+            raise MalformedMessage("response.statusDescription must be a string")
         return ResponseCommand(
             request_id=str(_text(body, "requestId", name)),
             status_code=_status_code(body.get("statusCode", 200)),
