@@ -42,10 +42,10 @@ class Rights(enum.Flag):
         """``["Listen", "Send"]`` -> ``LISTEN | SEND``; raises ``ValueError`` on unknown names."""
         rights = cls.NONE
         for name in names:
-            try:
-                rights |= cls[name.strip().upper()]
-            except KeyError:
-                raise ValueError(f"unknown right {name!r} (expected Listen, Send or Manage)") from None
+            member = cls.__members__.get(name.strip().upper(), cls.NONE)
+            if member is cls.NONE:  # "None" is not a right a rule can grant
+                raise ValueError(f"unknown right {name!r} (expected Listen, Send or Manage)")
+            rights |= member
         return rights
 
     def grants(self, needed: Rights) -> bool:
