@@ -26,6 +26,7 @@ __all__ = [
     "Envelope",
     "SoapVersion",
     "build_envelope",
+    "ensure_header",
     "parse_xml",
 ]
 
@@ -248,3 +249,16 @@ def build_envelope(
         etree.SubElement(root, version.qname("Header")).extend(headers)
     etree.SubElement(root, version.qname("Body")).extend(body_children)
     return root
+
+
+def ensure_header(envelope: Envelope) -> etree._Element:
+    """Return the envelope's Header element, inserting an empty one first if absent.
+
+    The :class:`Envelope` value itself is not changed (it is frozen); re-read it
+    with :meth:`Envelope.from_element` if its ``header`` attribute is needed.
+    """
+    if envelope.header is not None:
+        return envelope.header
+    header = etree.Element(envelope.version.qname("Header"))
+    envelope.root.insert(envelope.root.index(envelope.body), header)
+    return header
