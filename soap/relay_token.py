@@ -59,25 +59,21 @@ _BST_TAG = f"{{{ns.WSSE}}}BinarySecurityToken"
 _TARGET = (ns.RELAY_CONNECT, "RelayAccessToken")
 _ACCEPTED_ENCODINGS = frozenset({"UTF-8", "UTF8", "US-ASCII", "ASCII"})
 
-_WS = rb"[ \t\r\n]"
-_NAME = rb"[^ \t\r\n/>=<\"'?!]+"
-_ATTR = (
-    _WS + rb"+(" + _NAME + rb")" + _WS + rb"*=" + _WS + rb"*(?:\"([^\"]*)\"|'([^']*)')"
-)
-#: One markup token of a well-formed document: comment, CDATA, PI, end tag, start tag.
+#: One markup token of a document already known to be well-formed (so ``\s`` can
+#: only meet XML whitespace, and text between tokens never holds a ``<``).
 _MARKUP = re.compile(
-    rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
-    rb"|</(?P<end>" + _NAME + rb")" + _WS + rb"*>"
-    rb"|<(?P<start>"
-    + _NAME
-    + rb")(?P<attrs>(?:"
-    + _ATTR
-    + rb")*)"
-    + _WS
-    + rb"*(?P<empty>/?)>",
-    re.DOTALL,
+    rb"""
+      <!--.*?-->                                    # comment
+    | <!\[CDATA\[.*?\]\]>                          # CDATA section
+    | <\?.*?\?>                                     # XML declaration or PI
+    | </(?P<end>[^\s/>=<"'?!]+)\s*>                 # end tag
+    | <(?P<start>[^\s/>=<"'?!]+)                    # start tag
+      (?P<attrs>(?:\s+[^\s/>=<"'?!]+\s*=\s*(?:"[^"]*"|'[^']*'))*)
+      \s*(?P<empty>/?)>
+    """,
+    re.DOTALL | re.VERBOSE,
 )
-_ATTR_RE = re.compile(_ATTR)
+_ATTRIBUTE = re.compile(rb"""\s+([^\s/>=<"'?!]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 def _new_token_id() -> str:
@@ -265,7 +261,7 @@ def _markup(data: bytes) -> Iterator[re.Match[bytes]]:
 def _open_element(match: re.Match[bytes], parent_scope: dict[str | None, str]) -> _Open:
     """Resolve a start tag's name against its own and inherited xmlns declarations."""
     scope = parent_scope
-    for attr in _ATTR_RE.finditer(match["attrs"]):
+    for attr in _ATTRIBUTE.finditer(match["attrs"]):
         name = attr[1].decode("utf-8")
         if name == "xmlns" or name.startswith("xmlns:"):
             if scope is parent_scope:
