@@ -15,7 +15,8 @@ Every error the relay reports to a peer knows the HTTP status it maps to
     ├── ListenerTimeout                504: the listener did not answer in time
     ├── MessageTooLarge                413: body over the entity's max_message_size
     ├── BadRequest                     400: malformed URL, query or request
-    ├── RendezvousRejected             403/400: expired, reused or malformed rendezvous id
+    ├── RendezvousRejected             403: expired, reused or unknown rendezvous id
+    ├── Throttled                      429: too many failed handshakes from one client
     └── ProtocolViolation              the peer broke the control-channel protocol
         └── MalformedMessage           a control frame that is not a valid command
 """
@@ -38,6 +39,7 @@ __all__ = [
     "ProtocolViolation",
     "RelayError",
     "RendezvousRejected",
+    "Throttled",
 ]
 
 
@@ -106,6 +108,11 @@ class BadRequest(RelayError):
 class RendezvousRejected(RelayError):
     status = 403
     code = "RendezvousRejected"
+
+
+class Throttled(RelayError):
+    status = 429
+    code = "Throttled"
 
 
 class ProtocolViolation(RelayError):

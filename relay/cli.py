@@ -1,0 +1,291 @@
+"""The ``soaprelay`` command line: ``serve``, ``token`` and ``forward``.
+
+Exit codes: 0 success, 1 the command failed at run time (e.g. the port is in
+use), 2 bad arguments or config, 130 interrupted.  User errors print one line,
+``soaprelay: error: ...``, on stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from bindings.connection_string import ENV_VAR, ConnectionString
+from bindings.exceptions import BindingError, ConfigurationError
+from relay import __version__
+from relay.config import load_config
+from relay.devspace import dev_connection_string, dev_namespace
+from relay.exceptions import ConfigError
+from relay.namespace import NamespaceConfig
+from relay.sas import create_token
+
+__all__ = ["build_parser", "main"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_DEFAULTS = NamespaceConfig()
+
+_DESCRIPTION = """\
+A self-hosted relay for SOAP services behind a firewall, compatible with the
+Azure Relay Hybrid Connections protocol."""
+
+_SERVE_DESCRIPTION = f"""\
+Run the relay. With --config FILE it serves the namespace described in that
+TOML file. Without it, it serves a development namespace: any path can be
+listened on with a Manage token, and the key of its RootManageSharedAccessKey
+rule is generated once and kept in --state-dir. Once listening it prints the
+address and (development namespace only) the connection string on stdout.
+Flags override the config file. Stops on Ctrl-C or SIGTERM.
+
+defaults: --host {_DEFAULTS.host} --port {_DEFAULTS.port} --state-dir .soaprelay"""
+
+_TOKEN_DESCRIPTION = """\
+Print a SAS token signed with the connection string's key, for the entity given
+by --entity, else the connection string's EntityPath, else the namespace root
+(which covers every entity).
+
+example:
+  soaprelay token --connection-string "$CS" --entity payroll --ttl 600"""
+
+_FORWARD_DESCRIPTION = """\
+Host an existing local HTTP or SOAP service behind the relay without changing
+it: open an outbound connection to the relay as a listener on --entity, and
+forward every request to --to.
+
+example:
+  soaprelay forward --connection-string "$CS" --entity payroll --to http://127.0.0.1:8080"""
+
+_CS_HELP = f"relay connection string (default: ${ENV_VAR})"
+
+
+class _UsageError(Exception):
+    """Bad arguments: reported on one line with exit code 2."""
+
+
+class _Failure(Exception):
+    """The command could not do its job: reported on one line with exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are exceptions, reported by :func:`main`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``soaprelay`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        command: Callable[[argparse.Namespace], int] = args.command_handler
+        return command(args)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except (_UsageError, ConfigError, ConfigurationError) as exc:
+        return _report(exc, EXIT_USAGE)
+    except (_Failure, BindingError) as exc:
+        return _report(exc, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``soaprelay`` argument parser with its three subcommands."""
+    parser = _Parser(
+        prog="soaprelay",
+        description=_DESCRIPTION,
+        epilog="Run 'soaprelay COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"soaprelay {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_serve(commands)
+    _add_token(commands)
+    _add_forward(commands)
+    return parser
+
+
+def _subparser(
+    commands: argparse._SubParsersAction[_Parser],
+    name: str,
+    summary: str,
+    description: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    sub = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.set_defaults(command_handler=handler)
+    return sub
+
+
+def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
+    sub = _subparser(commands, "serve", "run the relay", _SERVE_DESCRIPTION, _serve)
+    sub.add_argument("--config", metavar="FILE", type=Path, help="namespace config (TOML)")
+    sub.add_argument("--host", metavar="H", help="listen address")
+    sub.add_argument("--port", metavar="P", type=_port, help="listen port (0: any free port)")
+    sub.add_argument("--tls-cert", metavar="F", type=Path, help="TLS certificate (PEM)")
+    sub.add_argument("--tls-key", metavar="F", type=Path, help="TLS private key (PEM)")
+    sub.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        type=Path,
+        help="where the development namespace keeps its key (only without --config)",
+    )
+    sub.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        type=str.upper,
+        choices=_LOG_LEVELS,
+        default="INFO",
+        help=f"one of {', '.join(_LOG_LEVELS)} (default: INFO)",
+    )
+
+
+def _add_token(commands: argparse._SubParsersAction[_Parser]) -> None:
+    sub = _subparser(commands, "token", "print a SAS token", _TOKEN_DESCRIPTION, _token)
+    sub.add_argument("--connection-string", metavar="CS", help=_CS_HELP)
+    sub.add_argument("--entity", metavar="PATH", help="entity path the token is for")
+    sub.add_argument(
+        "--ttl",
+        metavar="SECONDS",
+        type=_positive_int,
+        default=3600,
+        help="lifetime in seconds (default: 3600)",
+    )
+
+
+def _add_forward(commands: argparse._SubParsersAction[_Parser]) -> None:
+    summary = "host a local HTTP/SOAP service behind the relay"
+    sub = _subparser(commands, "forward", summary, _FORWARD_DESCRIPTION, _forward)
+    sub.add_argument("--connection-string", metavar="CS", help=_CS_HELP)
+    sub.add_argument(
+        "--entity", metavar="PATH", help="entity to listen on (default: the EntityPath)"
+    )
+    sub.add_argument("--to", metavar="URL", required=True, type=_http_url, help="local service")
+    sub.add_argument(
+        "--binding",
+        choices=("webhttp",),
+        default="webhttp",
+        help="how requests are forwarded (default: webhttp, any HTTP passes through)",
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _serve_config(args)
+    log_format = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    logging.basicConfig(level=args.log_level, format=log_format)
+    # The aiohttp shell is imported only when serving.
+    from relay.server import run
+
+    def ready(base_url: str) -> None:
+        print(f"soaprelay: listening on {base_url}", flush=True)
+        if args.config is None:
+            port = urlsplit(base_url).port or config.port
+            cs = dev_connection_string(dataclasses.replace(config, port=port))
+            print(f"soaprelay: connection string: {cs}", flush=True)
+
+    try:
+        run(config, ready=ready)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise _Failure(f"cannot serve on {config.host}:{config.port}: {reason}") from exc
+    return 0
+
+
+def _serve_config(args: argparse.Namespace) -> NamespaceConfig:
+    """The config file or the development namespace, with the flags applied."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise _UsageError("--tls-cert and --tls-key must be given together")
+    for tls_file in (args.tls_cert, args.tls_key):
+        if tls_file is not None and not tls_file.is_file():
+            raise _UsageError(f"TLS file not found: {tls_file}")
+    if args.config is not None:
+        if args.state_dir is not None:
+            raise _UsageError("--state-dir applies only to the development namespace, not --config")
+        config = load_config(args.config)
+    else:
+        state_dir = args.state_dir or Path(".soaprelay")
+        try:
+            config = dev_namespace(state_dir)
+        except OSError as exc:
+            raise _Failure(f"cannot keep the development key in {state_dir}: {exc}") from exc
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.tls_cert is not None:
+        overrides.update(tls_cert=str(args.tls_cert), tls_key=str(args.tls_key))
+    return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def _token(args: argparse.Namespace) -> int:
+    cs = _connection_string(args)
+    if cs.key_name is None or cs.key is None:
+        raise _UsageError("the connection string has a SharedAccessSignature, no key to sign with")
+    print(create_token(cs.audience(args.entity), cs.key_name, cs.key, ttl=args.ttl))
+    return 0
+
+
+def _forward(args: argparse.Namespace) -> int:
+    cs = _connection_string(args)
+    entity = (args.entity or cs.entity_path or "").strip("/")
+    if not entity:
+        raise _UsageError("--entity is required (the connection string has no EntityPath)")
+    # The network code is imported only when forwarding.
+    from bindings.forwarder import run_forwarder
+
+    run_forwarder(cs, entity, args.to)
+    return 0
+
+
+def _connection_string(args: argparse.Namespace) -> ConnectionString:
+    if args.connection_string is not None:
+        return ConnectionString.parse(args.connection_string)
+    if not os.environ.get(ENV_VAR, "").strip():
+        raise _UsageError(f"no connection string: pass --connection-string or set {ENV_VAR}")
+    return ConnectionString.from_env()
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _http_url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def _report(exc: Exception, code: int) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"soaprelay: error: {message}", file=sys.stderr)
+    return code

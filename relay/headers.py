@@ -1,0 +1,115 @@
+"""What the relay does to headers and request targets on the way through. No I/O.
+
+PROTOCOL.md §2 and §3: a sender's token may sit in four places, checked in
+order, and is removed before the request reaches a listener; hop-by-hop and
+framing headers never cross the relay; ``Via`` names the relay.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from relay.messages import Headers
+
+__all__ = [
+    "FRAMING_HEADERS",
+    "TokenLocation",
+    "find_token",
+    "forwarded_request_headers",
+    "forwarded_response_headers",
+    "request_target",
+]
+
+#: Never forwarded in either direction: the relay frames each hop itself.
+FRAMING_HEADERS = frozenset(
+    {
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_TOKEN_QUERY = "sb-hc-token"
+_SB_AUTH = "servicebusauthorization"
+_AUTHORIZATION = "authorization"
+_SAS_PREFIX = "SharedAccessSignature "
+
+
+class TokenLocation(enum.Enum):
+    """Where a sender's token was found, in the order they are checked."""
+
+    QUERY = "sb-hc-token"
+    SERVICE_BUS_HEADER = "ServiceBusAuthorization"
+    AUTHORIZATION_HEADER = "Authorization"
+    SOAP_HEADER = "RelayAccessToken"
+
+
+def _first(headers: Iterable[tuple[str, str]], lowered: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == lowered), None)
+
+
+def find_token(
+    query: Iterable[tuple[str, str]], headers: Iterable[tuple[str, str]]
+) -> tuple[str | None, TokenLocation | None]:
+    """The sender's token and where it was, from the query and HTTP headers.
+
+    The ``Authorization`` header counts only when it carries a SAS token, so a
+    ``Basic`` credential meant for the service behind the relay passes through.
+    The SOAP header location is looked at by the caller, only when this finds none.
+    """
+    headers = tuple(headers)
+    token = next((v for k, v in query if k == _TOKEN_QUERY), None)
+    if token:
+        return token, TokenLocation.QUERY
+    token = _first(headers, _SB_AUTH)
+    if token:
+        return token, TokenLocation.SERVICE_BUS_HEADER
+    token = _first(headers, _AUTHORIZATION)
+    if token and token.startswith(_SAS_PREFIX):
+        return token, TokenLocation.AUTHORIZATION_HEADER
+    return None, None
+
+
+def _via(headers: Iterable[tuple[str, str]], relay_host: str) -> str:
+    hop = f"1.1 {relay_host}"
+    existing = _first(headers, "via")
+    return f"{existing}, {hop}" if existing else hop
+
+
+def forwarded_request_headers(
+    headers: Iterable[tuple[str, str]], token_location: TokenLocation | None, relay_host: str
+) -> Headers:
+    """Sender headers as a listener sees them: credentials and framing removed, Via added."""
+    drop = set(FRAMING_HEADERS) | {_SB_AUTH, "via"}
+    if token_location is TokenLocation.AUTHORIZATION_HEADER:
+        drop.add(_AUTHORIZATION)
+    headers = tuple(headers)
+    kept = tuple((k, v) for k, v in headers if k.lower() not in drop)
+    return (*kept, ("Via", _via(headers, relay_host)))
+
+
+def forwarded_response_headers(headers: Iterable[tuple[str, str]], relay_host: str) -> Headers:
+    """Listener response headers as the sender sees them: framing removed, Via added."""
+    headers = tuple(headers)
+    kept = tuple(
+        (k, v) for k, v in headers if k.lower() not in FRAMING_HEADERS and k.lower() != "via"
+    )
+    return (*kept, ("Via", _via(headers, relay_host)))
+
+
+def request_target(raw_path: str, raw_query: str) -> str:
+    """Path and query exactly as the sender sent them, minus every ``sb-hc-*`` parameter."""
+    kept = [part for part in raw_query.split("&") if part and not part.startswith("sb-hc-")]
+    return f"{raw_path}?{'&'.join(kept)}" if kept else raw_path
+
+
+def query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    """Parse a raw query string keeping blank values and order."""
+    return parse_qsl(raw_query, keep_blank_values=True)

@@ -1,0 +1,242 @@
+"""HTTP senders: one request to one listener (request-response, oneway) or to all (event).
+
+A request body up to 64 KiB travels inline on the control channel; a larger or
+chunked one is announced address-only and streamed over the rendezvous socket
+when the listener opens it (``relay.rendezvous``), never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from relay.exceptions import (
+    BadRequest,
+    EntityNotFound,
+    ListenerTimeout,
+    MessageTooLarge,
+    RelayError,
+)
+from relay.headers import (
+    TokenLocation,
+    find_token,
+    forwarded_request_headers,
+    forwarded_response_headers,
+    query_pairs,
+    request_target,
+)
+from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest, RelayedReply
+from relay.messages import Headers, RequestCommand
+from relay.namespace import EntityKind, Rights
+from soap.envelope import SoapVersion
+from soap.exceptions import SoapError
+from soap.relay_token import extract_relay_token
+
+if TYPE_CHECKING:
+    from relay.server import RelayServer
+
+__all__ = ["relay_http"]
+
+log = logging.getLogger("relay.http")
+#: Largest body the relay reads to look for a RelayAccessToken SOAP header.
+SOAP_TOKEN_SCAN_LIMIT = 1024 * 1024
+_request_ids = itertools.count(1)
+
+
+async def relay_http(server: RelayServer, request: web.Request, tracking: str) -> web.StreamResponse:
+    """Relay one HTTP request to the entity its path names."""
+    if request.method == "CONNECT":
+        raise BadRequest("CONNECT is never relayed")
+    if request.headers.get("Upgrade"):
+        raise BadRequest("WebSocket senders connect to /$hc/<entity>?sb-hc-action=connect")
+    resolved = server.registry.resolve(request.path)
+    if resolved is None:
+        raise EntityNotFound(f"no entity at {request.path!r}")
+    state, _ = resolved
+    limit = state.config.max_message_size
+    length = request.content_length
+    if length is not None and length > limit:
+        raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
+    token, where = find_token(query_pairs(request.query_string), request.headers.items())
+    body: bytes | None = None
+    if length is not None and (length <= INLINE_LIMIT or _wants_soap_scan(request, token)):
+        body = await request.read()
+    if token is None and body is not None and state.config.requires_client_authorization:
+        token, where, body = _soap_header_token(request, body)
+    server.authorize(request, state, Rights.SEND, token)
+    if state.config.kind is EntityKind.EVENT:
+        if body is None:  # every subscriber gets the same bytes: read them once
+            body = b"".join([c async for c in _limited(request.content.iter_any(), limit)])
+        exchange = _Exchange(server, request, where, body, limit)
+        return await exchange.multicast(list(state.listeners), state.config.timeout)
+    exchange = _Exchange(server, request, where, body, limit)
+    reply_to = exchange.respond_oneway if state.config.kind is EntityKind.ONEWAY else exchange.respond
+    pending, reply = await exchange.send(state.choose(server.rng), state.config.timeout)
+    try:
+        return await reply_to(reply)
+    finally:
+        exchange.done(pending)
+
+
+def _wants_soap_scan(request: web.Request, token: str | None) -> bool:
+    length = request.content_length or 0
+    soap = SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is not None
+    return token is None and soap and length <= SOAP_TOKEN_SCAN_LIMIT
+
+
+def _soap_header_token(
+    request: web.Request, body: bytes
+) -> tuple[str | None, TokenLocation | None, bytes]:
+    """PROTOCOL.md §6: a RelayAccessToken SOAP header, removed with every other byte kept."""
+    if SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is None:
+        return None, None, body
+    try:
+        match = extract_relay_token(body)
+    except SoapError as exc:
+        log.info("no usable RelayAccessToken header: %s", exc)
+        return None, None, body
+    if match is None:
+        return None, None, body
+    return match.token, TokenLocation.SOAP_HEADER, match.strip(body)
+
+
+async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The sender's body in chunks, refusing to pass more than ``limit`` bytes."""
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > limit:
+            raise MessageTooLarge(f"the body is over this entity's limit of {limit} bytes")
+        yield chunk
+
+
+class _Exchange:
+    """One sender request on its way to one or more listeners."""
+
+    def __init__(
+        self,
+        server: RelayServer,
+        request: web.Request,
+        where: TokenLocation | None,
+        body: bytes | None,
+        limit: int,
+    ) -> None:
+        self.server, self.request, self.body, self.limit = server, request, body, limit
+        self.relay_host = request.host
+        self.headers: Headers = forwarded_request_headers(
+            request.headers.items(), where, self.relay_host
+        )
+        self.target = request_target(request.rel_url.raw_path, request.rel_url.raw_query_string)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.remote = (str(peer[0]), int(peer[1])) if peer else None
+        self._tickets: dict[PendingRequest, str] = {}
+
+    def _has_body(self) -> bool:
+        if self.body is not None:
+            return bool(self.body)
+        return self.request.body_exists
+
+    def _new_pending(self, listener: ListenerConnection, ident: str) -> PendingRequest:
+        scheme = "wss" if self.request.secure else "ws"
+        address = (
+            f"{scheme}://{self.relay_host}/$hc/{listener.entity_path}"
+            f"?sb-hc-action=request&sb-hc-id={ident}"
+        )
+        command = RequestCommand(
+            address=address,
+            id=f"{next(_request_ids)}",
+            request_target=self.target,
+            method=self.request.method,
+            request_headers=self.headers,
+            body=self._has_body(),
+            remote_endpoint=self.remote,
+        )
+        source = self.body if self.body is not None else _limited(self.request.content.iter_any(), self.limit)
+        return listener.new_request(command, source)
+
+    async def send(self, listener: ListenerConnection, timeout: float) -> tuple[PendingRequest, RelayedReply]:
+        """Deliver to ``listener`` and wait for its reply head; cleans up on failure."""
+        ident, pending = self.server.rendezvous.issue_with(lambda i: self._new_pending(listener, i))
+        self._tickets[pending] = ident
+        try:
+            if self.body is not None and len(self.body) <= INLINE_LIMIT:
+                await listener.send_inline(pending, self.body if self.body else None)
+            else:
+                await listener.send_address_only(pending, pending.command.address)
+            reply = await asyncio.wait_for(asyncio.shield(pending.reply), timeout)
+            return pending, reply
+        except TimeoutError:
+            self.done(pending)
+            raise ListenerTimeout(f"the listener did not answer within {timeout:g} s") from None
+        except BaseException:
+            self.done(pending)
+            raise
+
+    def done(self, pending: PendingRequest) -> None:
+        """Forget ``pending`` everywhere and release its rendezvous socket, if any."""
+        pending.listener.forget(pending)
+        ticket = self._tickets.pop(pending, None)
+        if ticket is not None:
+            self.server.rendezvous.discard(ticket)
+        pending.finished.set()
+
+    async def respond(self, reply: RelayedReply) -> web.StreamResponse:
+        """Stream the listener's reply to the sender; the relay frames it (chunked)."""
+        command = reply.command
+        response = web.StreamResponse(
+            status=command.status_code, reason=_reason(command.status_description)
+        )
+        for name, value in forwarded_response_headers(command.response_headers, self.relay_host):
+            response.headers.add(name, value)
+        if reply.size is not None:
+            response.content_length = reply.size
+        await response.prepare(self.request)
+        try:
+            async for chunk in reply.body:
+                await response.write(chunk)
+        except (ConnectionError, RelayError) as exc:
+            log.warning("listener vanished mid-response on %s: %s", self.request.path, exc)
+            if self.request.transport is not None:
+                self.request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+
+    async def respond_oneway(self, reply: RelayedReply) -> web.StreamResponse:
+        """PROTOCOL.md §6: 202 once the listener acknowledged; its errors pass through."""
+        if not 200 <= reply.command.status_code < 300:
+            return await self.respond(reply)
+        async for _ in reply.body:
+            pass
+        return web.Response(status=202)
+
+    async def multicast(self, listeners: list[ListenerConnection], timeout: float) -> web.Response:
+        """PROTOCOL.md §6 event: every listener concurrently; 202 with ``Relay-Delivered``."""
+        results = await asyncio.gather(*(self._deliver(lst, timeout) for lst in listeners))
+        return web.Response(status=202, headers={"Relay-Delivered": str(sum(results))})
+
+    async def _deliver(self, listener: ListenerConnection, timeout: float) -> bool:
+        try:
+            pending, reply = await self.send(listener, timeout)
+        except (RelayError, ConnectionError) as exc:
+            log.info("event not delivered to %s: %s", listener.id, exc)
+            return False
+        try:
+            async for _ in reply.body:
+                pass
+            return 200 <= reply.command.status_code < 300
+        except (RelayError, ConnectionError):
+            return False
+        finally:
+            self.done(pending)
+
+
+def _reason(description: str) -> str | None:
+    cleaned = "".join(ch for ch in description if 32 <= ord(ch) < 127)
+    return cleaned[:200] or None
+

@@ -1,0 +1,257 @@
+"""A listener's control channel inside the relay, and the requests it owes answers to.
+
+Each connected listener is one :class:`ListenerConnection`: it owns the control
+WebSocket, the map of requests sent to that listener (so a ``response`` for an
+id it was not given can never reach another sender), the token-expiry timer
+and the send lock that keeps a ``request`` JSON frame and its body adjacent.
+
+Life of a listener connection::
+
+    ONLINE --close()/token expired/violation--> CLOSING --socket gone--> CLOSED
+    ONLINE --peer vanished / missed pongs-----------------------------> CLOSED
+
+Only ONLINE listeners are chosen for new requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from relay.exceptions import ListenerGone, MalformedMessage, ProtocolViolation, RelayError
+from relay.messages import RenewTokenCommand, RequestCommand, ResponseCommand, parse_listener_command
+
+__all__ = ["ListenerConnection", "ListenerState", "PendingRequest", "RelayedReply"]
+
+log = logging.getLogger("relay.listener")
+
+#: PROTOCOL.md §3: requests and responses up to 64 KiB travel inline on the control channel.
+INLINE_LIMIT = 64 * 1024
+#: Unknown-id responses tolerated before the listener is closed with 1008.
+_MAX_VIOLATIONS = 16
+_ids = itertools.count(1)
+
+
+class ListenerState(enum.Enum):
+    ONLINE = "online"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+@dataclass
+class RelayedReply:
+    """A listener's answer: the response command and its body, streamed."""
+
+    command: ResponseCommand
+    body: AsyncIterator[bytes]
+    size: int | None = None  # known for inline bodies, None when streamed
+
+
+@dataclass(eq=False)
+class PendingRequest:
+    """One request sent to one listener and not yet answered.
+
+    ``command`` is always the full request; whether it travelled inline or is
+    still waiting at the rendezvous address is ``delivered``.  ``body`` is the
+    request body to send over the rendezvous (bytes, or a stream from the sender).
+    """
+
+    command: RequestCommand
+    body: bytes | AsyncIterator[bytes] | None
+    listener: ListenerConnection
+    delivered: bool = False
+    reply: asyncio.Future[RelayedReply] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def id(self) -> str:
+        return self.command.id
+
+    def resolve(self, reply: RelayedReply) -> bool:
+        if self.reply.done():
+            return False
+        self.reply.set_result(reply)
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        if not self.reply.done():
+            self.reply.set_exception(error)
+            self.reply.exception()  # mark retrieved: a sender may have given up already
+
+    def body_chunks(self) -> AsyncIterator[bytes]:
+        if self.body is None:
+            return _no_body()
+        if isinstance(self.body, bytes):
+            return _one_chunk(self.body)
+        return self.body
+
+
+class ListenerConnection:
+    """The relay's side of one listener's control channel."""
+
+    def __init__(
+        self,
+        entity_path: str,
+        *,
+        token_expiry: float,
+        check_renewal: Callable[[str], float],
+        clock: Callable[[], float],
+    ) -> None:
+        """``check_renewal(token)`` verifies a renewed token and returns its expiry."""
+        self.entity_path = entity_path
+        self.id = f"L{next(_ids)}"
+        self.state = ListenerState.ONLINE
+        self._check_renewal = check_renewal
+        self._clock = clock
+        self._last_reply: ResponseCommand | None = None
+        self._ws: web.WebSocketResponse | None = None
+        self._pending: dict[str, PendingRequest] = {}
+        self._send_lock = asyncio.Lock()
+        self._violations = 0
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._token_expiry = token_expiry
+
+    def __repr__(self) -> str:
+        return f"<ListenerConnection {self.id} {self.entity_path} {self.state.value}>"
+
+    # -- requests ------------------------------------------------------------------
+
+    def new_request(self, command: RequestCommand, body: bytes | AsyncIterator[bytes] | None) -> PendingRequest:
+        pending = PendingRequest(command, body, self)
+        self._pending[command.id] = pending
+        return pending
+
+    def forget(self, pending: PendingRequest) -> None:
+        self._pending.pop(pending.id, None)
+
+    async def send_inline(self, pending: PendingRequest, body: bytes | None) -> None:
+        """Send the full request JSON and its body as adjacent messages (PROTOCOL.md §3)."""
+        await self._send(pending.command.serialize(), body)
+        pending.delivered = True
+
+    async def send_address_only(self, pending: PendingRequest, address: str) -> None:
+        """Send ``{"request": {"address", "id"}}``; the listener fetches the rest there."""
+        await self._send(RequestCommand(address=address, id=pending.id).serialize(), None)
+
+    async def send_accept(self, text: str) -> None:
+        await self._send(text, None)
+
+    async def _send(self, text: str, body: bytes | None) -> None:
+        ws = self._ws
+        if ws is None or self.state is not ListenerState.ONLINE or ws.closed:
+            raise ListenerGone("the listener disconnected")
+        try:
+            async with self._send_lock:
+                await ws.send_str(text)
+                if body is not None:
+                    await ws.send_bytes(body)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ListenerGone("the listener disconnected") from exc
+
+    # -- the control channel ---------------------------------------------------------
+
+    async def run(self, ws: web.WebSocketResponse) -> None:
+        """Read commands until the socket closes; then fail whatever is still pending."""
+        self._ws = ws
+        self._schedule_expiry(self._token_expiry)
+        try:
+            await self._read_loop(ws)
+        except ProtocolViolation as exc:
+            log.warning("listener %s on %s: %s", self.id, self.entity_path, exc)
+            await self.close(1008, str(exc)[:120])
+        finally:
+            self.state = ListenerState.CLOSED
+            if self._expiry_timer is not None:
+                self._expiry_timer.cancel()
+            gone = ListenerGone("the listener disconnected before it answered")
+            for pending in list(self._pending.values()):
+                pending.fail(gone)
+
+    async def _read_loop(self, ws: web.WebSocketResponse) -> None:
+        awaiting_body: PendingRequest | None = None
+        skip_body = discard_empty = False
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                if awaiting_body is not None and self._last_reply is not None:
+                    awaiting_body.resolve(
+                        RelayedReply(self._last_reply, _one_chunk(msg.data), len(msg.data))
+                    )
+                    awaiting_body = None
+                elif skip_body or (discard_empty and not msg.data):
+                    pass  # a body for an unknown id, or hyco-https's 0-byte message
+                else:
+                    raise ProtocolViolation("binary frame where a command was expected")
+                skip_body = discard_empty = False
+            elif msg.type is WSMsgType.TEXT:
+                if awaiting_body is not None or skip_body:
+                    raise ProtocolViolation("command frame where a response body was expected")
+                awaiting_body, skip_body, discard_empty = self._on_command(msg.data)
+            else:
+                break
+
+    def _on_command(self, text: str) -> tuple[PendingRequest | None, bool, bool]:
+        """Handle one command; returns (request awaiting its body, skip next body, discard 0-byte)."""
+        try:
+            command = parse_listener_command(text)
+        except MalformedMessage as exc:
+            raise ProtocolViolation(f"malformed control frame: {exc}") from None
+        if isinstance(command, RenewTokenCommand):
+            self._renew(command.token)
+            return None, False, False
+        pending = self._pending.get(command.request_id)
+        if pending is None:
+            self._violations += 1
+            log.warning("listener %s answered unknown request id %r", self.id, command.request_id)
+            if self._violations >= _MAX_VIOLATIONS:
+                raise ProtocolViolation("too many responses for request ids it was not given")
+            return None, command.body, not command.body
+        if command.body:
+            self._last_reply = command
+            return pending, False, False
+        pending.resolve(RelayedReply(command, _no_body(), 0))
+        return None, False, True
+
+    # -- token life ----------------------------------------------------------------
+
+    def _renew(self, token: str) -> None:
+        try:
+            expiry = self._check_renewal(token)
+        except RelayError as exc:
+            raise ProtocolViolation(f"renewToken refused: {exc}") from None
+        self._schedule_expiry(expiry)
+
+    def _schedule_expiry(self, expiry: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        delay = max(0.0, expiry - self._clock())
+        self._expiry_timer = loop.call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        log.info("listener %s on %s: token expired", self.id, self.entity_path)
+        asyncio.get_running_loop().create_task(self.close(1008, "token expired"))
+
+    async def close(self, code: int = 1001, reason: str = "") -> None:
+        """Close the control channel with ``code`` (1001 going away, 1008 policy, 1011)."""
+        if self.state is ListenerState.ONLINE:
+            self.state = ListenerState.CLOSING
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close(code=code, message=reason.encode()[:120])

@@ -1,0 +1,182 @@
+"""A frame-level server WebSocket on an aiohttp connection, for streaming bodies.
+
+aiohttp's own ``WebSocketResponse`` reassembles every message in memory before
+handing it over, which would make the relay hold a whole 100 MiB body.  The
+rendezvous and accept sockets therefore use this thin shell instead: aiohttp
+writes the ``101`` handshake and then feeds raw bytes to the sans-I/O
+``websockets.protocol.Protocol``, which yields *frames* (not messages) that the
+relay forwards one by one.  The frame logic is the websockets library's; this
+module only moves bytes and applies back-pressure both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections import deque
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from websockets.frames import Close, Frame, Opcode
+from websockets.protocol import Protocol, Side, State
+
+__all__ = ["Frame", "Opcode", "RawWebSocket", "accept_key"]
+
+_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#: Frames queued before the relay stops reading from the peer's socket.
+_HIGH_WATER = 8
+
+
+def accept_key(key: str) -> str:
+    """RFC 6455 §4.2.2: base64(SHA-1(Sec-WebSocket-Key + GUID))."""
+    return base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
+
+
+class RawWebSocket:
+    """A server WebSocket whose frames are read and written individually."""
+
+    def __init__(self, request: web.BaseRequest) -> None:
+        transport = request.transport
+        assert transport is not None
+        self._transport = transport
+        self._http = request.protocol
+        self._proto = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
+        self._frames: deque[Frame] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._eof = False
+        self._reading_paused = False
+
+    @classmethod
+    async def accept(
+        cls, request: web.BaseRequest, subprotocol: str | None = None
+    ) -> tuple[RawWebSocket, web.StreamResponse]:
+        """Complete the upgrade of ``request`` and return the socket and its response."""
+        key = request.headers.get("Sec-WebSocket-Key", "")
+        headers = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Accept": accept_key(key),
+        }
+        if subprotocol:
+            headers["Sec-WebSocket-Protocol"] = subprotocol
+        response = web.StreamResponse(status=101, headers=headers)
+        await response.prepare(request)
+        socket = cls(request)
+        request.protocol.set_parser(socket)  # type: ignore[arg-type]
+        request.protocol.keep_alive(False)
+        return socket, response
+
+    # -- the parser interface aiohttp's RequestHandler calls ---------------------------
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self._proto.receive_data(bytes(data))
+        self._flush()
+        self._frames.extend(self._proto.events_received())  # type: ignore[arg-type]
+        if len(self._frames) >= _HIGH_WATER and not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+        self._wake()
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self._proto.receive_eof()
+        self._eof = True
+        self._wake()
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._proto.state is State.CLOSED or self._eof or self._transport.is_closing()
+
+    @property
+    def close_code(self) -> int | None:
+        received = self._proto.close_rcvd
+        return received.code if received is not None else None
+
+    async def recv_frame(self) -> Frame | None:
+        """The next data or close frame, or ``None`` once the connection is gone."""
+        while not self._frames:
+            if self.closed:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        frame = self._frames.popleft()
+        if self._reading_paused and len(self._frames) < _HIGH_WATER // 2:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        return frame
+
+    async def recv_message_frames(self) -> AsyncIterator[Frame]:
+        """The frames of the next data message (skipping control frames), in order."""
+        while True:
+            frame = await self.recv_frame()
+            if frame is None or frame.opcode is Opcode.CLOSE:
+                raise ConnectionResetError("WebSocket closed in the middle of a message")
+            if frame.opcode in (Opcode.PING, Opcode.PONG):
+                continue
+            yield frame
+            if frame.fin:
+                return
+
+    # -- writing -------------------------------------------------------------------
+
+    async def send_frame(self, opcode: Opcode, data: bytes, fin: bool = True) -> None:
+        """Send one data frame (TEXT, BINARY or CONT) and wait while the socket is full."""
+        if opcode is Opcode.TEXT:
+            self._proto.send_text(data, fin)
+        elif opcode is Opcode.BINARY:
+            self._proto.send_binary(data, fin)
+        else:
+            self._proto.send_continuation(data, fin)
+        self._flush()
+        await self.drain()
+
+    async def send_text(self, text: str) -> None:
+        await self.send_frame(Opcode.TEXT, text.encode())
+
+    async def send_stream(self, chunks: AsyncIterator[bytes]) -> int:
+        """Send ``chunks`` as ONE binary message of several frames; returns bytes sent."""
+        sent, opcode = 0, Opcode.BINARY
+        async for chunk in chunks:
+            if chunk:
+                await self.send_frame(opcode, chunk, fin=False)
+                sent, opcode = sent + len(chunk), Opcode.CONT
+        await self.send_frame(opcode, b"", fin=True)
+        return sent
+
+    async def drain(self) -> None:
+        if self._http.writing_paused and not self._transport.is_closing():
+            await self._http._drain_helper()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (or just drop the connection if it is gone)."""
+        if self._proto.state is State.OPEN:
+            self._proto.send_close(code, reason)
+            self._flush()
+        if not self._transport.is_closing():
+            self._transport.close()
+
+    async def wait_closed(self) -> None:
+        while not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    # -- internals -----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        for chunk in self._proto.data_to_send():
+            if chunk:
+                self._transport.write(chunk)
+            elif not self._transport.is_closing():
+                self._transport.close()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+def close_of(frame: Frame) -> Close:
+    """The code and reason of a CLOSE frame."""
+    return Close.parse(frame.data)

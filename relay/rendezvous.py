@@ -1,0 +1,120 @@
+"""One-time rendezvous sockets that listeners open (PROTOCOL.md §1, §3, §4).
+
+``sb-hc-action=request``: the listener fetches an address-only request (the
+relay sends the full ``request`` JSON and streams the body as one binary
+message), or delivers a response too large for the control channel.  The reply
+(``response`` JSON, then the body as one binary message of any number of frames)
+is handed to the waiting sender frame by frame.
+
+``sb-hc-action=accept``: the listener takes a WebSocket sender (``ws_senders``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from relay import ws_senders
+from relay.exceptions import (
+    ListenerGone,
+    MalformedMessage,
+    MessageTooLarge,
+    ProtocolViolation,
+    RendezvousRejected,
+)
+from relay.listeners import PendingRequest, RelayedReply
+from relay.messages import ResponseCommand, parse_listener_command
+from relay.rawws import Opcode, RawWebSocket
+
+if TYPE_CHECKING:
+    from relay.server import RelayServer
+
+__all__ = ["handle"]
+
+log = logging.getLogger("relay.rendezvous")
+_MAX_COMMAND = 256 * 1024
+
+
+async def handle(server: RelayServer, request: web.Request, action: str) -> web.StreamResponse:
+    """Serve a listener opening a rendezvous ``address``; the id is its only credential."""
+    entry = server.rendezvous.take(request.query.get("sb-hc-id"))
+    if action == "accept" and isinstance(entry, ws_senders.PendingAccept):
+        return await ws_senders.listener_accepts(request, entry)
+    if action == "request" and isinstance(entry, PendingRequest):
+        return await _serve_request(request, entry)
+    raise RendezvousRejected(f"this id is not a {action} rendezvous")
+
+
+async def _serve_request(request: web.Request, pending: PendingRequest) -> web.StreamResponse:
+    ws, response = await RawWebSocket.accept(request)
+    try:
+        await _until_finished(pending, _exchange(ws, pending))
+    except MessageTooLarge as exc:
+        pending.fail(exc)
+        await ws.close(1009, "message too big")
+    except (ConnectionError, ProtocolViolation) as exc:
+        log.info("rendezvous for request %s failed: %s", pending.id, exc)
+        pending.fail(ListenerGone(f"the listener's rendezvous connection failed: {exc}"))
+    finally:
+        await ws.close(1000)
+    return response
+
+
+async def _until_finished(pending: PendingRequest, work: Awaitable[None]) -> None:
+    """Run ``work``, then hold the socket until the sender is done with the reply.
+
+    If the sender gives up first (timeout, disconnect), stop at once.
+    """
+    task = asyncio.ensure_future(work)
+    finished = asyncio.ensure_future(pending.finished.wait())
+    try:
+        await asyncio.wait({task, finished}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+            await finished
+    finally:
+        for t in (task, finished):
+            t.cancel()
+
+
+async def _exchange(ws: RawWebSocket, pending: PendingRequest) -> None:
+    if not pending.delivered:
+        await ws.send_text(pending.command.serialize())
+        if pending.command.body:
+            await ws.send_stream(pending.body_chunks())
+        pending.delivered = True
+    command = await _read_response(ws, pending)
+    body = _body(ws) if command.body else _empty()
+    pending.resolve(RelayedReply(command, body))
+
+
+async def _read_response(ws: RawWebSocket, pending: PendingRequest) -> ResponseCommand:
+    parts: list[bytes] = []
+    async for frame in ws.recv_message_frames():
+        if frame.opcode is Opcode.BINARY:
+            raise ProtocolViolation("binary frame where the response command was expected")
+        parts.append(frame.data)
+        if sum(map(len, parts)) > _MAX_COMMAND:
+            raise ProtocolViolation("response command is too long")
+    try:
+        command = parse_listener_command(b"".join(parts))
+    except MalformedMessage as exc:
+        raise ProtocolViolation(f"malformed response on rendezvous: {exc}") from None
+    if not isinstance(command, ResponseCommand) or command.request_id != pending.id:
+        raise ProtocolViolation("rendezvous carried a command for another request")
+    return command
+
+
+async def _body(ws: RawWebSocket) -> AsyncIterator[bytes]:
+    async for frame in ws.recv_message_frames():
+        if frame.data:
+            yield bytes(frame.data)
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover

@@ -1,0 +1,211 @@
+"""Routing decisions: which entity, which listener, which rendezvous. No I/O.
+
+The server shell asks these objects and acts on the answers; they never touch a
+socket, so every rule here (longest-prefix entity match, listener quota, random
+choice, single-use expiring rendezvous ids, the reconnect-flood limiter) is
+tested with plain values, an injected clock and injected randomness.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar
+
+from relay.exceptions import (
+    BadRequest,
+    ListenerQuotaExceeded,
+    NoListener,
+    RendezvousRejected,
+)
+from relay.namespace import Discovery, EntityConfig, EntityKind, NamespaceConfig
+
+__all__ = [
+    "EntityRegistry",
+    "EntityState",
+    "FailureLimiter",
+    "RendezvousTable",
+    "normalize_path",
+]
+
+L = TypeVar("L")
+V = TypeVar("V")
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._~!'()*+,;=:@%-]+$")
+
+
+def normalize_path(path: str) -> str:
+    """``/payroll/`` -> ``payroll``; raises ``BadRequest`` for empty or unsafe paths."""
+    stripped = path.strip("/")
+    segments = stripped.split("/")
+    if not stripped or any(s in ("", ".", "..") or not _PATH_SEGMENT.match(s) for s in segments):
+        raise BadRequest(f"malformed entity path {path!r}")
+    return stripped
+
+
+@dataclass
+class EntityState(Generic[L]):
+    """An entity and the listeners connected to it right now."""
+
+    config: EntityConfig
+    listeners: list[L] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return self.config.path
+
+    def add(self, listener: L) -> None:
+        """Register a listener, refusing the one past ``max_listeners``."""
+        limit = self.config.max_listeners
+        if len(self.listeners) >= limit:
+            raise ListenerQuotaExceeded(
+                f"listener quota exceeded: entity {self.path!r} allows at most {limit} listeners"
+            )
+        self.listeners.append(listener)
+
+    def remove(self, listener: L) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def choose(self, rng: random.Random) -> L:
+        """One listener at random; raises ``NoListener`` when none is connected."""
+        if not self.listeners:
+            raise NoListener("No service is hosted at the specified address.")
+        return self.listeners[rng.randrange(len(self.listeners))]
+
+
+class EntityRegistry(Generic[L]):
+    """Configured and dynamic entities, found by longest path prefix."""
+
+    def __init__(self, config: NamespaceConfig) -> None:
+        self._config = config
+        self._entities: dict[str, EntityState[L]] = {
+            e.path: EntityState(e) for e in config.entities
+        }
+
+    def __iter__(self) -> Iterator[EntityState[L]]:
+        return iter(list(self._entities.values()))
+
+    def get(self, path: str) -> EntityState[L] | None:
+        return self._entities.get(path)
+
+    def resolve(self, path: str) -> tuple[EntityState[L], str] | None:
+        """The entity whose path is the longest ``/``-bounded prefix of ``path``, and the rest."""
+        segments = path.strip("/").split("/")
+        for end in range(len(segments), 0, -1):
+            state = self._entities.get("/".join(segments[:end]))
+            if state is not None:
+                return state, "/".join(segments[end:])
+        return None
+
+    def create_dynamic(
+        self, path: str, kind: EntityKind, discovery: Discovery = Discovery.PRIVATE
+    ) -> EntityState[L]:
+        """An entity made on a Manage listener's connect; gone when its last listener leaves."""
+        state = self._entities.get(path)
+        if state is None:
+            config = EntityConfig.for_kind(path, kind, discovery=discovery, dynamic=True)
+            state = self._entities[path] = EntityState(config)
+        return state
+
+    def set_discovery(self, state: EntityState[L], discovery: Discovery) -> None:
+        if state.config.dynamic and state.config.discovery is not discovery:
+            state.config = replace(state.config, discovery=discovery)
+
+    def release(self, state: EntityState[L]) -> None:
+        """Drop a dynamic entity that has no listener left."""
+        if state.config.dynamic and not state.listeners:
+            self._entities.pop(state.path, None)
+
+
+@dataclass
+class _Slot(Generic[V]):
+    value: V
+    expires: float
+
+
+class RendezvousTable(Generic[V]):
+    """Single-use, expiring, unguessable ids for rendezvous and accept addresses.
+
+    PROTOCOL.md §1: ids carry >= 128 bits from ``secrets``, are valid for one use
+    and about 30 s, and are answered 403 when expired or reused, 400 when malformed.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 30.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+    ) -> None:
+        self._ttl, self._clock, self._new_id = ttl, clock, id_factory
+        self._slots: dict[str, _Slot[V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def issue(self, value: V) -> str:
+        """Store ``value`` under a fresh id and return the id."""
+        return self.issue_with(lambda _ident: value)[0]
+
+    def issue_with(self, make: Callable[[str], V]) -> tuple[str, V]:
+        """Store ``make(id)`` under a fresh id, for values that embed their own id."""
+        self.expire()
+        ident = self._new_id()
+        value = make(ident)
+        self._slots[ident] = _Slot(value, self._clock() + self._ttl)
+        return ident, value
+
+    def take(self, ident: str | None) -> V:
+        """The value for ``ident``, removing it; raises ``BadRequest``/``RendezvousRejected``."""
+        if not ident or len(ident) > 128 or not _PATH_SEGMENT.match(ident):
+            raise BadRequest("malformed rendezvous id")
+        slot = self._slots.pop(ident, None)
+        if slot is None:
+            raise RendezvousRejected("rendezvous id is unknown, expired or already used")
+        if slot.expires <= self._clock():
+            raise RendezvousRejected("rendezvous id has expired")
+        return slot.value
+
+    def discard(self, ident: str) -> None:
+        self._slots.pop(ident, None)
+
+    def expire(self) -> None:
+        now = self._clock()
+        for ident in [i for i, s in self._slots.items() if s.expires <= now]:
+            del self._slots[ident]
+
+
+class FailureLimiter:
+    """A token bucket per client address that only failed handshakes drain.
+
+    hyco-ws 1.0.5 retries a refused listener about 1000 times a second; once a
+    client has burnt its bucket the relay answers 429 without verifying anything,
+    and other clients are not affected.
+    """
+
+    def __init__(
+        self, burst: float = 20, per_second: float = 5, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._burst, self._rate, self._clock = burst, per_second, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allowed(self, client: str) -> bool:
+        return self._level(client) >= 1
+
+    def record_failure(self, client: str) -> None:
+        level = self._level(client)
+        self._buckets[client] = (max(level - 1, 0.0), self._clock())
+        if len(self._buckets) > 10_000:
+            self._forget_full()
+
+    def _level(self, client: str) -> float:
+        level, since = self._buckets.get(client, (self._burst, self._clock()))
+        return min(self._burst, level + (self._clock() - since) * self._rate)
+
+    def _forget_full(self) -> None:
+        for client in [c for c in self._buckets if self._level(c) >= self._burst]:
+            del self._buckets[client]

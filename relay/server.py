@@ -1,0 +1,290 @@
+"""The relay's aiohttp shell: one port for listeners, senders and the discovery feed.
+
+Routing (PROTOCOL.md §1)::
+
+    /$hc/P?sb-hc-action=listen        listener control channel      -> _listen
+    /$hc/P?sb-hc-action=connect       WebSocket sender              -> relay.ws_senders
+    /$hc/P?sb-hc-action=accept|request one-time rendezvous          -> relay.rendezvous
+    GET /                             Atom discovery feed           -> _feed
+    anything else                     HTTP sender                   -> relay.http_senders
+
+Decisions live in the pure modules (sas, routing, headers, messages,
+error_body); this module only moves bytes between them and the sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import ssl
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from relay import http_senders, rendezvous, ws_senders
+from relay.discovery import FeedEntry, render_feed
+from relay.error_body import new_tracking_id, render_error
+from relay.exceptions import AuthError, BadRequest, EntityNotFound, RelayError, Throttled
+from relay.headers import find_token, query_pairs
+from relay.listeners import INLINE_LIMIT, ListenerConnection
+from relay.namespace import Discovery, EntityKind, NamespaceConfig, Rights
+from relay.routing import EntityRegistry, EntityState, FailureLimiter, RendezvousTable, normalize_path
+from relay.sas import Grant, Resource, SasVerifier
+
+__all__ = ["RelayServer", "run"]
+
+log = logging.getLogger("relay")
+_HC_PREFIX = "/$hc/"
+
+
+class RelayServer:
+    """A running relay for one namespace.
+
+    Args:
+        config: the namespace (rules, entities, listen address; port 0 picks a free port).
+        clock: wall clock for token expiry (injectable for tests).
+        rng: randomness for choosing among listeners.
+    """
+
+    def __init__(
+        self,
+        config: NamespaceConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.registry: EntityRegistry[ListenerConnection] = EntityRegistry(config)
+        self.verifier = SasVerifier(clock)
+        self.rendezvous: RendezvousTable[object] = RendezvousTable(config.rendezvous_timeout)
+        self.limiter = FailureLimiter()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._scheme = "https" if config.tls_cert else "http"
+
+    # -- life cycle ----------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the relay is not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"{self._scheme}://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and start serving."""
+        app = web.Application(client_max_size=INLINE_LIMIT)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_shutdown.append(self._on_shutdown)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            max_line_size=self.config.max_header_size,
+            max_field_size=self.config.max_header_size,
+            shutdown_timeout=5.0,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context()
+        )
+        await site.start()
+        server = site._server
+        assert server is not None
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("relay listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """Close every listener with 1001 and stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        closing = [c.close(1001, "relay shutting down") for s in self.registry for c in s.listeners]
+        await asyncio.gather(*closing, return_exceptions=True)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls_cert:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        return context
+
+    # -- dispatch ------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        tracking = new_tracking_id()
+        try:
+            path = request.path
+            if path.startswith(_HC_PREFIX):
+                return await self._hybrid_connection(request, path[len(_HC_PREFIX) :], tracking)
+            if path == "/" and request.method in ("GET", "HEAD"):
+                return self._feed(request)
+            return await http_senders.relay_http(self, request, tracking)
+        except RelayError as exc:
+            return self.error_response(request, exc, tracking)
+
+    def error_response(
+        self, request: web.BaseRequest, error: RelayError, tracking: str
+    ) -> web.Response:
+        """The relay's own error: SOAP fault or JSON, with a tracking id also logged."""
+        log.info(
+            "%s %s -> %d %s: %s [tracking %s]",
+            request.method, request.path, error.status, error.code, error, tracking,
+        )
+        rendered = render_error(error, request.headers.get("Content-Type"), tracking)
+        reason = str(error).encode("ascii", "replace").decode()[:200].replace("\n", " ")
+        headers = {"Content-Type": rendered.content_type, "X-Relay-Tracking-Id": tracking}
+        if isinstance(error, Throttled):
+            headers["Retry-After"] = "1"
+        return web.Response(
+            status=rendered.status, reason=reason or None, body=rendered.body, headers=headers
+        )
+
+    async def _hybrid_connection(
+        self, request: web.Request, raw_path: str, tracking: str
+    ) -> web.StreamResponse:
+        action = request.query.get("sb-hc-action")
+        if action == "listen":
+            return await self._listen(request, raw_path)
+        if action == "connect":
+            return await ws_senders.connect(self, request, raw_path, tracking)
+        if action in ("accept", "request"):
+            return await rendezvous.handle(self, request, action)
+        raise BadRequest(f"unknown sb-hc-action {action!r}")
+
+    # -- authorization -------------------------------------------------------------
+
+    def resource(self, request: web.BaseRequest, path: str) -> Resource:
+        return Resource((request.url.host or "").lower(), "/" + path)
+
+    def authorize(
+        self, request: web.BaseRequest, state: EntityState[ListenerConnection],
+        needed: Rights, token: str | None,
+    ) -> Grant | None:
+        """Verify ``token`` for ``needed`` on the entity; ``None`` when no token is required."""
+        if token is None:
+            if needed is Rights.SEND and not state.config.requires_client_authorization:
+                return None
+            raise AuthError("a SAS token is required (ServiceBusAuthorization header or sb-hc-token)")
+        rules = (*state.config.rules, *self.config.rules)
+        return self.verifier.verify(token, self.resource(request, state.path), needed, rules)
+
+    # -- listeners -----------------------------------------------------------------
+
+    async def _listen(self, request: web.Request, raw_path: str) -> web.StreamResponse:
+        path = normalize_path(raw_path)
+        token, _ = find_token(query_pairs(request.query_string), request.headers.items())
+        flood_key = f"{request.remote}|{path}|{token}"
+        if not self.limiter.allowed(flood_key):
+            raise Throttled("too many failed listener connections; slow down")
+        try:
+            state, grant = self._listener_entity(request, path, token)
+        except (AuthError, RelayError) as exc:
+            if isinstance(exc, AuthError) or exc.status == 403:
+                self.limiter.record_failure(flood_key)
+            raise
+        connection = ListenerConnection(
+            path,
+            token_expiry=float(grant.expiry),
+            check_renewal=lambda t: float(self._renewal_grant(request, state, t).expiry),
+            clock=self.clock,
+        )
+        state.add(connection)
+        try:
+            ws = web.WebSocketResponse(
+                heartbeat=self.config.ping_interval or None, max_msg_size=4 * INLINE_LIMIT
+            )
+            await ws.prepare(request)
+            log.info("listener %s online on %s", connection.id, path)
+            await connection.run(ws)
+            return ws
+        finally:
+            state.remove(connection)
+            self.registry.release(state)
+            log.info("listener %s on %s gone", connection.id, path)
+
+    def _renewal_grant(
+        self, request: web.BaseRequest, state: EntityState[ListenerConnection], token: str | None
+    ) -> Grant:
+        grant = self.authorize(request, state, Rights.LISTEN, token)
+        assert grant is not None
+        return grant
+
+    def _listener_entity(
+        self, request: web.Request, path: str, token: str | None
+    ) -> tuple[EntityState[ListenerConnection], Grant]:
+        state = self.registry.get(path)
+        if state is not None:
+            return state, self._renewal_grant(request, state, token)
+        if not self.config.dynamic_entities:
+            raise EntityNotFound(f"no entity {path!r} in this namespace")
+        if token is None:
+            raise AuthError("a SAS token is required to listen")
+        grant = self.verifier.verify(
+            token, self.resource(request, path), Rights.LISTEN, self.config.rules
+        )
+        if Rights.MANAGE not in grant.rights:
+            raise EntityNotFound(
+                f"no entity {path!r} in this namespace (a Manage token may create it by listening)"
+            )
+        kind = _enum_query(request, "sb-relay-kind", EntityKind, EntityKind.REQUEST_RESPONSE)
+        discovery = _enum_query(request, "sb-relay-discovery", Discovery, Discovery.PRIVATE)
+        state = self.registry.create_dynamic(path, kind, discovery)
+        if state.config.kind is not kind:
+            raise BadRequest(f"entity {path!r} already exists with kind {state.config.kind.value}")
+        self.registry.set_discovery(state, discovery)
+        return state, grant
+
+    # -- discovery -----------------------------------------------------------------
+
+    def _feed(self, request: web.Request) -> web.Response:
+        entries = [
+            FeedEntry(state.path, state.config.kind)
+            for state in self.registry
+            if state.config.discovery is Discovery.PUBLIC and state.listeners
+        ]
+        base = f"{request.scheme}://{request.host}"
+        body = render_feed(
+            entries, namespace=self.config.name, base_url=base, updated=datetime.now(timezone.utc)
+        )
+        return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
+
+
+def _enum_query(request: web.Request, name: str, enum_type: type, default: object) -> object:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_type)
+        raise BadRequest(f"{name}={value!r} is not one of {allowed}") from None
+
+
+def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``config`` until SIGINT or SIGTERM; ``ready(base_url)`` once listening."""
+
+    async def main() -> None:
+        server = RelayServer(config)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready(server.base_url)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(main())

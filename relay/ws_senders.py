@@ -1,0 +1,151 @@
+"""WebSocket senders: connect, accept, and the frame pump (PROTOCOL.md §4).
+
+The relay holds the sender's upgrade, sends ``accept`` to one listener and waits
+(up to the rendezvous timeout) for it to open the accept address.  Then both
+``101`` responses are completed with the same subprotocol and frames flow both
+ways untouched, close codes included.  A listener that rejects opens the
+address with ``sb-hc-statusCode``/``sb-hc-statusDescription``: its handshake is
+answered 410 and the sender gets that status as its failed upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from relay.exceptions import BadRequest, EntityNotFound, ListenerTimeout, RelayError
+from relay.headers import TokenLocation, find_token, query_pairs
+from relay.messages import AcceptCommand
+from relay.namespace import Rights
+from relay.rawws import Opcode, RawWebSocket, close_of
+
+if TYPE_CHECKING:
+    from relay.server import RelayServer
+
+__all__ = ["PendingAccept", "connect", "listener_accepts"]
+
+log = logging.getLogger("relay.ws")
+_CREDENTIALS = {"servicebusauthorization"}
+
+
+class ListenerRejected(RelayError):
+    """The listener declined the WebSocket sender; status and text are the listener's."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description or "the listener rejected the connection")
+        self.status = status if 400 <= status <= 599 else 502
+        self.code = "ListenerRejected"
+
+
+@dataclass(eq=False)
+class PendingAccept:
+    """A sender waiting for a listener to open its accept address."""
+
+    sender_protocols: list[str]
+    listener_socket: asyncio.Future[tuple[RawWebSocket, str | None]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _protocols(header: str | None) -> list[str]:
+    return [p.strip() for p in (header or "").split(",") if p.strip()]
+
+
+async def connect(
+    server: RelayServer, request: web.Request, raw_path: str, tracking: str
+) -> web.StreamResponse:
+    """Serve a WebSocket sender's ``sb-hc-action=connect`` upgrade."""
+    resolved = server.registry.resolve(raw_path)
+    if resolved is None:
+        raise EntityNotFound(f"no entity at {raw_path!r}")
+    state, _ = resolved
+    token, where = find_token(query_pairs(request.query_string), request.headers.items())
+    server.authorize(request, state, Rights.SEND, token)
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise BadRequest("sb-hc-action=connect needs a WebSocket upgrade request")
+    listener = state.choose(server.rng)
+    pending = PendingAccept(_protocols(request.headers.get("Sec-WebSocket-Protocol")))
+    ident = server.rendezvous.issue(pending)
+    try:
+        await listener.send_accept(_accept_command(request, state.path, ident, where).serialize())
+        timeout = server.config.rendezvous_timeout
+        try:
+            listener_ws, subprotocol = await asyncio.wait_for(
+                asyncio.shield(pending.listener_socket), timeout
+            )
+        except TimeoutError:
+            raise ListenerTimeout(
+                f"the listener did not accept the connection within {timeout:g} s"
+            ) from None
+        sender_ws, response = await RawWebSocket.accept(request, subprotocol)
+        await _pump(sender_ws, listener_ws)
+        return response
+    finally:
+        server.rendezvous.discard(ident)
+        pending.finished.set()
+
+
+def _accept_command(
+    request: web.Request, path: str, ident: str, where: TokenLocation | None
+) -> AcceptCommand:
+    scheme = "wss" if request.secure else "ws"
+    address = f"{scheme}://{request.host}/$hc/{path}?sb-hc-action=accept&sb-hc-id={ident}"
+    drop = set(_CREDENTIALS)
+    if where is TokenLocation.AUTHORIZATION_HEADER:
+        drop.add("authorization")
+    headers = tuple((k, v) for k, v in request.headers.items() if k.lower() not in drop)
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    remote = (str(peer[0]), int(peer[1])) if peer else None
+    return AcceptCommand(address, str(uuid.uuid4()), headers, remote)
+
+
+async def listener_accepts(request: web.Request, pending: PendingAccept) -> web.StreamResponse:
+    """The listener opened the accept address: reject (410) or join the two sockets."""
+    status = request.query.get("sb-hc-statusCode")
+    if status is not None:
+        description = request.query.get("sb-hc-statusDescription", "")
+        code = int(status) if status.isdigit() else 502
+        if not pending.listener_socket.done():
+            pending.listener_socket.set_exception(ListenerRejected(code, description))
+        return web.Response(status=410, text="rejected\n")
+    offered = _protocols(request.headers.get("Sec-WebSocket-Protocol"))
+    chosen = (offered or pending.sender_protocols or [None])[0]
+    ws, response = await RawWebSocket.accept(request, chosen)
+    if pending.listener_socket.done():  # the sender gave up meanwhile
+        await ws.close(1001, "the sender went away")
+        return response
+    pending.listener_socket.set_result((ws, chosen))
+    await pending.finished.wait()
+    return response
+
+
+async def _pump(sender: RawWebSocket, listener: RawWebSocket) -> None:
+    """Copy frames both ways until either side closes; close codes pass through."""
+    tasks = [asyncio.ensure_future(_copy(sender, listener)), asyncio.ensure_future(_copy(listener, sender))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _copy(source: RawWebSocket, sink: RawWebSocket) -> None:
+    while True:
+        frame = await source.recv_frame()
+        if frame is None:
+            await sink.close(1001, "the peer went away")
+            return
+        if frame.opcode is Opcode.CLOSE:
+            close = close_of(frame)
+            code = close.code if close.code not in (1005, 1006, 1015) else 1000
+            await sink.close(code, close.reason)
+            return
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            await sink.send_frame(frame.opcode, bytes(frame.data), frame.fin)
