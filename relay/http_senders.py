@@ -62,7 +62,7 @@ async def relay_http(server: RelayServer, request: web.Request, tracking: str) -
     length = request.content_length
     if length is not None and length > limit:
         raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
-    token, where = find_token(query_pairs(request.query_string), request.headers.items())
+    token, where = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
     body: bytes | None = None
     if length is not None and (length <= INLINE_LIMIT or _wants_soap_scan(request, token)):
         body = await request.read()

@@ -184,7 +184,7 @@ class RelayServer:
 
     async def _listen(self, request: web.Request, raw_path: str) -> web.StreamResponse:
         path = normalize_path(raw_path)
-        token, _ = find_token(query_pairs(request.query_string), request.headers.items())
+        token, _ = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
         flood_key = f"{request.remote}|{path}|{token}"
         if not self.limiter.allowed(flood_key):
             raise Throttled("too many failed listener connections; slow down")

@@ -65,7 +65,7 @@ async def connect(
     if resolved is None:
         raise EntityNotFound(f"no entity at {raw_path!r}")
     state, _ = resolved
-    token, where = find_token(query_pairs(request.query_string), request.headers.items())
+    token, where = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
     server.authorize(request, state, Rights.SEND, token)
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise BadRequest("sb-hc-action=connect needs a WebSocket upgrade request")

@@ -1,0 +1,271 @@
+"""HTTP senders through a real relay on port 0, with a hand-driven listener."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from lxml import etree
+
+from relay.namespace import EntityConfig, EntityKind, Rights, SasRule
+from relay.sas import create_token
+from relay.server import RelayServer
+from tests.support.raw_listener import RawListener, Reply
+from tests.support.relay import RelayHandle, make_namespace
+
+SEND_KEY = "c2VuZC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMA=="
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def custom_relay() -> AsyncIterator[Any]:
+    servers: list[RelayServer] = []
+
+    async def start(*entities: EntityConfig, **options: object) -> RelayHandle:
+        server = RelayServer(make_namespace(*entities, **options))
+        await server.start()
+        servers.append(server)
+        return RelayHandle(server)
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+def listener(relay: RelayHandle, path: str = "echo", **kw: Any) -> RawListener:
+    return RawListener(relay.ws_url, path, relay.token(path), **kw)
+
+
+async def test_inline_request_and_response(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    async with listener(arelay) as lst:
+        headers = {"ServiceBusAuthorization": arelay.token("echo"), "X-Custom": "kept"}
+        async with http.post(f"{arelay.base_url}/echo/sub?x=1&sb-hc-id=7", data=b"hello",
+                             headers=headers) as resp:
+            assert resp.status == 200
+            assert await resp.read() == b"hello"
+            assert resp.headers["Via"] == f"1.1 127.0.0.1:{arelay.port}"
+    command = lst.received[0].command
+    assert command["requestTarget"] == "/echo/sub?x=1"
+    assert command["method"] == "POST" and command["body"] is True
+    sent = {k.lower(): v for k, v in command["requestHeaders"].items()}
+    assert "servicebusauthorization" not in sent and "content-length" not in sent
+    assert sent["x-custom"] == "kept" and sent["via"].startswith("1.1 127.0.0.1")
+
+
+async def test_token_locations_and_stripping(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    token = arelay.token("echo")
+    async with listener(arelay) as lst:
+        async with http.get(f"{arelay.base_url}/echo?sb-hc-token={_q(token)}&a=b") as resp:
+            assert resp.status == 200
+        async with http.get(f"{arelay.base_url}/echo", headers={"Authorization": token}) as resp:
+            assert resp.status == 200
+        both = {"ServiceBusAuthorization": token, "Authorization": "Basic dXNlcjpwdw=="}
+        async with http.get(f"{arelay.base_url}/echo", headers=both) as resp:
+            assert resp.status == 200
+    first, second, third = (r.command for r in lst.received)
+    assert first["requestTarget"] == "/echo?a=b"
+    assert "Authorization" not in second["requestHeaders"]
+    assert third["requestHeaders"]["Authorization"] == "Basic dXNlcjpwdw=="
+    assert first["body"] is False
+
+
+async def test_large_bodies_stream_over_rendezvous(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB
+    async with listener(arelay) as lst:
+        headers = {"ServiceBusAuthorization": arelay.token("echo")}
+        async with http.post(f"{arelay.base_url}/echo", data=big, headers=headers) as resp:
+            assert resp.status == 200
+            assert await resp.read() == big
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                yield b"x" * 1000
+
+        async with http.post(f"{arelay.base_url}/echo", data=chunked(), headers=headers) as resp:
+            assert await resp.read() == b"x" * 4000
+    assert all("method" in r.command for r in lst.received)  # fetched at the rendezvous
+
+
+async def test_address_only_request_has_neither_method_nor_body(arelay: RelayHandle) -> None:
+    import websockets
+
+    url = f"{arelay.ws_url}/$hc/echo?sb-hc-action=listen"
+    async with websockets.connect(url, additional_headers={"ServiceBusAuthorization": arelay.token("echo")}) as ws:
+        async with aiohttp.ClientSession() as http:
+            post = asyncio.create_task(http.post(
+                f"{arelay.base_url}/echo", data=b"y" * 70000,
+                headers={"ServiceBusAuthorization": arelay.token("echo")}))
+            command = json.loads(await ws.recv())["request"]
+            assert set(command) == {"address", "id"}
+            async with websockets.connect(command["address"], max_size=None) as rv:
+                full = json.loads(await rv.recv())["request"]
+                assert full["method"] == "POST" and full["body"] is True
+                assert len(await rv.recv()) == 70000
+                await rv.send(json.dumps({"response": {"requestId": full["id"], "statusCode": 201, "body": False}}))
+            resp = await post
+            assert resp.status == 201
+            resp.release()
+
+
+async def test_zero_byte_message_after_body_false_is_discarded(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    async def empty(command: dict[str, Any], body: bytes) -> Reply:
+        return 204, {}, b""
+
+    async with listener(arelay, serve=empty):
+        for _ in range(3):  # the listener stays usable after each 0-byte message
+            async with http.get(f"{arelay.base_url}/echo", headers={"ServiceBusAuthorization": arelay.token("echo")}) as resp:
+                assert resp.status == 204
+
+
+async def test_errors_are_soap_faults_of_the_request_version(arelay: RelayHandle, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="relay")
+    async with http.post(f"{arelay.base_url}/nobody", data=b"<x/>", headers={"Content-Type": "text/xml"}) as resp:
+        assert resp.status == 404
+        fault11 = etree.fromstring(await resp.read())
+    async with http.post(f"{arelay.base_url}/nobody", data=b"<x/>", headers={"Content-Type": "application/soap+xml; charset=utf-8"}) as resp:
+        assert resp.headers["Content-Type"].startswith("application/soap+xml")
+        fault12 = etree.fromstring(await resp.read())
+    async with http.get(f"{arelay.base_url}/nobody") as resp:
+        error = (await resp.json())["error"]
+    assert fault11.findtext(".//faultcode").endswith("Client")
+    ns12 = "{http://www.w3.org/2003/05/soap-envelope}"
+    assert fault12.findtext(f".//{ns12}Code/{ns12}Value").endswith("Sender")
+    assert error["code"] == "EntityNotFound" and error["trackingId"] in caplog.text
+
+
+async def test_status_table(custom_relay: Any, http: aiohttp.ClientSession) -> None:
+    relay = await custom_relay(
+        EntityConfig("slow", timeout=0.3), EntityConfig("small", max_message_size=10)
+    )
+    auth = {"ServiceBusAuthorization": relay.token("")}
+    async with http.post(f"{relay.base_url}/slow", data=b"a", headers=auth) as resp:
+        assert resp.status == 502
+        assert "No service is hosted" in (await resp.json())["error"]["message"]
+
+    async def never(command: dict[str, Any], body: bytes) -> Reply:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    async with listener(relay, "slow", serve=never):
+        async with http.post(f"{relay.base_url}/slow", data=b"a", headers=auth) as resp:
+            assert resp.status == 504
+    async with http.post(f"{relay.base_url}/small", data=b"x" * 11, headers=auth) as resp:
+        assert resp.status == 413
+
+
+async def test_listener_vanishing_mid_request_gives_502(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    gone = asyncio.Event()
+
+    async def vanish(command: dict[str, Any], body: bytes) -> Reply:
+        gone.set()
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    lst = listener(arelay, serve=vanish)
+    async with lst:
+        post = asyncio.create_task(http.post(f"{arelay.base_url}/echo", data=b"a", headers={"ServiceBusAuthorization": arelay.token("echo")}))
+        await gone.wait()
+        assert lst.ws is not None
+        await lst.ws.close()
+        resp = await asyncio.wait_for(post, 5)
+        assert resp.status == 502
+        resp.release()
+
+
+async def test_requests_spread_over_listeners(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    async with listener(arelay) as one, listener(arelay) as two:
+        for _ in range(40):
+            async with http.get(f"{arelay.base_url}/echo", headers={"ServiceBusAuthorization": arelay.token("echo")}) as resp:
+                assert resp.status == 200
+    assert len(one.received) > 0 and len(two.received) > 0
+    assert len(one.received) + len(two.received) == 40
+
+
+async def test_oneway_and_event_kinds(custom_relay: Any, http: aiohttp.ClientSession) -> None:
+    relay = await custom_relay(
+        EntityConfig.for_kind("jobs", EntityKind.ONEWAY), EntityConfig.for_kind("news", EntityKind.EVENT)
+    )
+    auth = {"ServiceBusAuthorization": relay.token("")}
+    async with http.post(f"{relay.base_url}/jobs", data=b"job", headers=auth) as resp:
+        assert resp.status == 502  # nothing is silently dropped
+    async with http.post(f"{relay.base_url}/news", data=b"n", headers=auth) as resp:
+        assert resp.status == 202 and resp.headers["Relay-Delivered"] == "0"
+    async with listener(relay, "jobs") as worker:
+        async with http.post(f"{relay.base_url}/jobs", data=b"job", headers=auth) as resp:
+            assert resp.status == 202 and await resp.read() == b""
+    async with listener(relay, "news") as a, listener(relay, "news") as b:
+        async with http.post(f"{relay.base_url}/news", data=b"n", headers=auth) as resp:
+            assert resp.status == 202 and resp.headers["Relay-Delivered"] == "2"
+    assert [r.body for r in worker.received] == [b"job"]
+    assert [r.body for r in a.received] == [b"n"] == [r.body for r in b.received]
+
+
+async def test_relay_access_token_soap_header_is_removed_byte_exact(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    from soap.relay_token import relay_token_header
+
+    header = etree.tostring(relay_token_header(arelay.token("echo")))
+    envelope = (
+        b'<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+        b"<s:Header>\n  " + header + b"\n  <Other xmlns='urn:x'>keep</Other></s:Header>"
+        b"<s:Body   ><Ping xmlns='urn:x'>  spaced\t</Ping></s:Body></s:Envelope>"
+    )
+    async with listener(arelay) as lst:
+        async with http.post(f"{arelay.base_url}/echo", data=envelope, headers={"Content-Type": "text/xml"}) as resp:
+            assert resp.status == 200
+    assert lst.received[0].body == envelope.replace(header, b"")
+
+
+async def test_sender_token_scope_and_rights(custom_relay: Any, http: aiohttp.ClientSession) -> None:
+    rule = SasRule("a-send", SEND_KEY, Rights.SEND)
+    relay = await custom_relay(EntityConfig("a", rules=(rule,)), EntityConfig("b"))
+    for_a = create_token(f"{relay.base_url}/a", "a-send", SEND_KEY)
+    async with listener(relay, "a"), listener(relay, "b"):
+        async with http.get(f"{relay.base_url}/a", headers={"ServiceBusAuthorization": for_a}) as resp:
+            assert resp.status == 200
+        async with http.get(f"{relay.base_url}/b", headers={"ServiceBusAuthorization": for_a}) as resp:
+            assert resp.status == 401  # rule a-send does not exist on b
+        wrong_scope = relay.token("a")
+        async with http.get(f"{relay.base_url}/b", headers={"ServiceBusAuthorization": wrong_scope}) as resp:
+            assert resp.status == 403
+        expired = relay.token("a", ttl=-10)
+        async with http.get(f"{relay.base_url}/a", headers={"ServiceBusAuthorization": expired}) as resp:
+            assert resp.status == 401 and "expired" in (await resp.json())["error"]["message"]
+        async with http.get(f"{relay.base_url}/a", headers={"ServiceBusAuthorization": "garbage"}) as resp:
+            assert resp.status == 401
+
+
+async def test_unauthenticated_entity_lets_senders_in(custom_relay: Any, http: aiohttp.ClientSession) -> None:
+    relay = await custom_relay(EntityConfig("open", requires_client_authorization=False))
+    async with listener(relay, "open"):
+        async with http.get(f"{relay.base_url}/open") as resp:
+            assert resp.status == 200
+
+
+async def test_bad_requests_leave_the_relay_serving(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    async with listener(arelay) as lst:
+        async with http.get(f"{arelay.base_url}/echo", headers={"X-Big": "x" * 20000}) as resp:
+            assert resp.status in (400, 431)
+        async with http.get(f"{arelay.base_url}/$hc/echo?sb-hc-action=dance") as resp:
+            assert resp.status == 400
+        async with http.get(f"{arelay.base_url}/$hc/echo?sb-hc-action=request&sb-hc-id=%00bad") as resp:
+            assert resp.status == 400
+        async with http.get(f"{arelay.base_url}/$hc/echo?sb-hc-action=request&sb-hc-id=unknownid") as resp:
+            assert resp.status == 403
+        async with http.get(f"{arelay.base_url}/echo", headers={"ServiceBusAuthorization": arelay.token("echo")}) as resp:
+            assert resp.status == 200
+    assert len(lst.received) == 1
+
+
+def _q(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")

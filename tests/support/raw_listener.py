@@ -1,0 +1,95 @@
+"""A hand-driven Hybrid Connections listener on plain ``websockets``, for relay tests.
+
+It speaks the protocol directly (no code from ``bindings``), so relay tests can
+check each frame and misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+Reply = tuple[int, dict[str, str], bytes]
+Serve = Callable[[dict[str, Any], bytes], Awaitable[Reply]]
+
+
+@dataclass
+class Received:
+    command: dict[str, Any]
+    body: bytes
+
+
+async def echo(command: dict[str, Any], body: bytes) -> Reply:
+    """Answer with the body and a JSON summary header of what arrived."""
+    summary = json.dumps({"target": command.get("requestTarget"), "method": command.get("method")})
+    return 200, {"Content-Type": "application/octet-stream", "X-Seen": summary}, body
+
+
+class RawListener:
+    """Connects, serves requests with ``serve`` and records everything it got."""
+
+    def __init__(self, ws_base: str, path: str, token: str, serve: Serve = echo,
+                 query: str = "") -> None:
+        self.url = f"{ws_base}/$hc/{path}?sb-hc-action=listen{query}"
+        self.token, self.serve = token, serve
+        self.received: list[Received] = []
+        self.ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RawListener:
+        self.ws = await websockets.connect(
+            self.url, additional_headers={"ServiceBusAuthorization": self.token}, max_size=None
+        )
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.ws is not None and self._task is not None
+        self._task.cancel()
+        await self.ws.close()
+
+    async def _loop(self) -> None:
+        assert self.ws is not None
+        async for message in self.ws:
+            command = json.loads(message)
+            if "request" in command:
+                request = command["request"]
+                body = await self.ws.recv() if request.get("body") else b""
+                asyncio.create_task(self._answer(request, body))  # noqa: RUF006
+
+    async def _answer(self, request: dict[str, Any], body: bytes) -> None:
+        assert self.ws is not None
+        if "method" not in request:  # address-only: fetch it at the rendezvous
+            await self._rendezvous(request["address"])
+            return
+        self.received.append(Received(request, bytes(body)))
+        status, headers, reply = await self.serve(request, bytes(body))
+        if len(reply) > 64 * 1024:
+            async with websockets.connect(request["address"], max_size=None) as rv:
+                await rv.send(_response(request["id"], status, headers, True))
+                await rv.send(reply)
+            return
+        await self.ws.send(_response(request["id"], status, headers, bool(reply)))
+        await self.ws.send(reply)  # hyco-https style: a 0-byte message even after body:false
+
+    async def _rendezvous(self, address: str) -> None:
+        async with websockets.connect(address, max_size=None) as rv:
+            request = json.loads(await rv.recv())["request"]
+            body = await rv.recv() if request.get("body") else b""
+            self.received.append(Received(request, bytes(body)))
+            status, headers, reply = await self.serve(request, bytes(body))
+            await rv.send(_response(request["id"], status, headers, True))
+            await rv.send(reply)
+
+
+def _response(request_id: str, status: int, headers: dict[str, str], body: bool) -> str:
+    return json.dumps(
+        {"response": {"requestId": request_id, "statusCode": status,
+                      "responseHeaders": headers, "body": body}}
+    )
