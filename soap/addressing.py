@@ -1,0 +1,252 @@
+"""WS-Addressing 1.0 message headers (the subset WS2007HttpRelayBinding uses).
+
+Client side, :class:`AddressingHook` is a composable ``egress``/``ingress`` hook
+(zeep plugin style). Service side, :func:`add_reply_addressing` stamps the
+response Spyne produced. A request leaving the client::
+
+    before:
+    <soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">
+      <soap:Body><m:GetSalary xmlns:m="urn:payroll">...</m:GetSalary></soap:Body>
+    </soap:Envelope>
+
+    after egress (HTTP Content-Type action="urn:payroll/GetSalary"):
+    <soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">
+      <soap:Header>
+        <wsa:Action xmlns:wsa="http://www.w3.org/2005/08/addressing"
+            soap:mustUnderstand="1">urn:payroll/GetSalary</wsa:Action>
+        <wsa:MessageID xmlns:wsa="...">urn:uuid:6b1f...</wsa:MessageID>
+        <wsa:ReplyTo xmlns:wsa="...">
+          <wsa:Address>http://www.w3.org/2005/08/addressing/anonymous</wsa:Address>
+        </wsa:ReplyTo>
+        <wsa:To xmlns:wsa="..." soap:mustUnderstand="1">http://relay/payroll</wsa:To>
+      </soap:Header>
+      <soap:Body>...</soap:Body>
+    </soap:Envelope>
+
+and its reply gets ``Action``, ``RelatesTo`` (the request's MessageID) and
+``To`` (anonymous). As WCF does, ``Action`` and ``To`` carry
+``mustUnderstand="1"``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.message import Message
+
+from lxml import etree
+
+from soap import ns
+from soap.envelope import ENV_PREFIX, Envelope, SoapVersion, ensure_header
+from soap.exceptions import InvalidHeader, MissingAction
+
+__all__ = [
+    "ANONYMOUS",
+    "FAULT_ACTION",
+    "AddressingHeaders",
+    "AddressingHook",
+    "action_from_http",
+    "add_reply_addressing",
+    "new_message_id",
+    "reply_headers",
+]
+
+#: The anonymous address: "reply on the HTTP back-channel".
+ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
+#: Action of SOAP-defined faults (WS-Addressing 1.0 SOAP Binding, section 6).
+FAULT_ACTION = "http://www.w3.org/2005/08/addressing/soap/fault"
+_PREFIX = "wsa"
+#: Header name -> dataclass field, in the order they are written.
+_NAMES = {
+    "Action": "action",
+    "MessageID": "message_id",
+    "RelatesTo": "relates_to",
+    "ReplyTo": "reply_to",
+    "To": "to",
+}
+_MUST_UNDERSTAND = frozenset({"Action", "To"})
+
+
+def new_message_id() -> str:
+    """A fresh ``urn:uuid:`` message id."""
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class AddressingHeaders:
+    """The WS-Addressing message addressing properties in use here.
+
+    Attributes:
+        to: ``wsa:To`` destination URI.
+        action: ``wsa:Action`` URI.
+        message_id: ``wsa:MessageID``.
+        relates_to: ``wsa:RelatesTo`` (reply relationship).
+        reply_to: ``wsa:ReplyTo/wsa:Address``.
+    """
+
+    to: str | None = None
+    action: str | None = None
+    message_id: str | None = None
+    relates_to: str | None = None
+    reply_to: str | None = None
+
+    @classmethod
+    def from_header(cls, header: etree._Element | None) -> AddressingHeaders:
+        """Read the addressing headers among a SOAP Header's children.
+
+        Unknown WS-Addressing headers (``FaultTo``, ``From``...) are ignored.
+
+        Raises:
+            InvalidHeader: A header is repeated, empty, or ReplyTo has no Address.
+        """
+        values: dict[str, str] = {}
+        for block in () if header is None else header:
+            if not isinstance(block.tag, str):
+                continue
+            qname = etree.QName(block)
+            if qname.namespace != ns.WSA or qname.localname not in _NAMES:
+                continue
+            name = _NAMES[qname.localname]
+            if name in values:
+                raise InvalidHeader(f"wsa:{qname.localname} appears more than once")
+            values[name] = _header_value(block, qname.localname)
+        return cls(**values)
+
+    def to_elements(self, version: SoapVersion) -> list[etree._Element]:
+        """Write the set properties as header blocks for a ``version`` envelope."""
+        elements = []
+        for local, name in _NAMES.items():
+            value = getattr(self, name)
+            if value is not None:
+                elements.append(_header_element(version, local, value))
+        return elements
+
+
+def _header_value(block: etree._Element, local: str) -> str:
+    if local == "ReplyTo":
+        block = block.find(f"{{{ns.WSA}}}Address")
+        if block is None:
+            raise InvalidHeader("wsa:ReplyTo has no wsa:Address")
+    value = (block.text or "").strip()
+    if not value:
+        raise InvalidHeader(f"wsa:{local} is empty")
+    return value
+
+
+def _header_element(version: SoapVersion, local: str, value: str) -> etree._Element:
+    nsmap = {_PREFIX: ns.WSA, ENV_PREFIX: version.namespace}
+    element = etree.Element(f"{{{ns.WSA}}}{local}", nsmap=nsmap)
+    if local == "ReplyTo":
+        etree.SubElement(element, f"{{{ns.WSA}}}Address").text = value
+    else:
+        element.text = value
+    if local in _MUST_UNDERSTAND:
+        element.set(version.qname("mustUnderstand"), "1")
+    return element
+
+
+def _set_headers(envelope: Envelope, headers: AddressingHeaders) -> None:
+    """Replace the envelope's WS-Addressing headers named in ``headers``."""
+    header = ensure_header(envelope)
+    present = {f"{{{ns.WSA}}}{local}" for local in _NAMES}
+    for block in list(header):
+        if block.tag in present:
+            header.remove(block)
+    header.extend(headers.to_elements(envelope.version))
+
+
+def action_from_http(
+    version: SoapVersion, http_headers: Mapping[str, str]
+) -> str | None:
+    """The SOAP action an HTTP request carries, or None.
+
+    SOAP 1.1 sends it in the ``SOAPAction`` header (quoted); SOAP 1.2 in the
+    ``action`` parameter of ``Content-Type`` (RFC 3902).
+    """
+    lowered = {key.lower(): value for key, value in http_headers.items()}
+    if version is SoapVersion.SOAP11:
+        action = lowered.get("soapaction", "").strip().strip('"')
+    else:
+        message = Message()
+        message["Content-Type"] = lowered.get("content-type", "")
+        param = message.get_param("action")
+        action = param if isinstance(param, str) else ""
+    return action or None
+
+
+def reply_headers(request: AddressingHeaders, action: str) -> AddressingHeaders:
+    """Addressing headers for the reply to ``request`` on the HTTP back-channel."""
+    return AddressingHeaders(to=ANONYMOUS, action=action, relates_to=request.message_id)
+
+
+def add_reply_addressing(
+    response_envelope: bytes, request_headers: AddressingHeaders, action: str
+) -> bytes:
+    """Stamp a service's response with reply addressing headers.
+
+    Args:
+        response_envelope: The response envelope bytes (e.g. from Spyne).
+        request_headers: The request's headers (:meth:`AddressingHeaders.from_header`).
+        action: Action of a normal reply; a Fault reply gets :data:`FAULT_ACTION`.
+
+    Returns:
+        The UTF-8 response with ``Action``, ``RelatesTo`` and ``To`` set.
+
+    Raises:
+        MalformedXml: The response is not well-formed.
+        NotAnEnvelope: The response is not a SOAP envelope.
+    """
+    envelope = Envelope.from_bytes(response_envelope)
+    payload = envelope.body_payload
+    if payload is not None and payload.tag == envelope.version.qname("Fault"):
+        action = FAULT_ACTION
+    _set_headers(envelope, reply_headers(request_headers, action))
+    return envelope.to_bytes()
+
+
+@dataclass(frozen=True)
+class AddressingHook:
+    """Client-side WS-Addressing hook: ``egress`` stamps requests, ``ingress`` checks replies.
+
+    Attributes:
+        to: The destination address (the relay address the client calls).
+        action: Fixed action; by default it is taken from the HTTP headers.
+        id_factory: Returns each request's MessageID.
+    """
+
+    to: str
+    action: str | None = None
+    id_factory: Callable[[], str] = field(default=new_message_id)
+
+    def egress(
+        self, envelope: etree._Element, http_headers: dict[str, str]
+    ) -> tuple[etree._Element, dict[str, str]]:
+        """Add To, Action, MessageID and ReplyTo (anonymous) to a request.
+
+        Raises:
+            MissingAction: No action was configured or found in ``http_headers``.
+        """
+        parsed = Envelope.from_element(envelope)
+        action = self.action or action_from_http(parsed.version, http_headers)
+        if action is None:
+            raise MissingAction(
+                "no SOAP action for the WS-Addressing wsa:Action header"
+            )
+        headers = AddressingHeaders(
+            to=self.to, action=action, message_id=self.id_factory(), reply_to=ANONYMOUS
+        )
+        _set_headers(parsed, headers)
+        return envelope, http_headers
+
+    def ingress(
+        self, envelope: etree._Element, http_headers: dict[str, str]
+    ) -> tuple[etree._Element, dict[str, str]]:
+        """Check that a reply's addressing headers are readable.
+
+        Raises:
+            NotAnEnvelope: The reply is not a SOAP envelope.
+            InvalidHeader: See :meth:`AddressingHeaders.from_header`.
+        """
+        AddressingHeaders.from_header(Envelope.from_element(envelope).header)
+        return envelope, http_headers
