@@ -1,0 +1,233 @@
+"""Listener control channels: auth, quota, floods, token life, bad frames, dynamic entities."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+from lxml import etree
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from relay.namespace import Discovery, EntityConfig, Rights, SasRule
+from relay.sas import create_token
+from relay.server import RelayServer
+from tests.support.raw_listener import RawListener
+from tests.support.relay import RelayHandle, make_namespace
+
+LISTEN_KEY = "bGlzdGVuLWtleS1mb3ItdGVzdHMtMDAwMDAwMDAwMDA="
+SEND_KEY = "c2VuZC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMA=="
+
+
+@pytest.fixture
+async def make_relay() -> AsyncIterator[Any]:
+    servers: list[RelayServer] = []
+
+    async def start(*entities: EntityConfig, **options: object) -> RelayHandle:
+        server = RelayServer(make_namespace(*entities, **options))
+        await server.start()
+        servers.append(server)
+        return RelayHandle(server)
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+def listen_url(relay: RelayHandle, path: str, query: str = "") -> str:
+    return f"{relay.ws_url}/$hc/{path}?sb-hc-action=listen{query}"
+
+
+async def connect(relay: RelayHandle, path: str, token: str | None, query: str = "") -> Any:
+    headers = {"ServiceBusAuthorization": token} if token else {}
+    return await websockets.connect(listen_url(relay, path, query), additional_headers=headers)
+
+
+async def handshake_status(relay: RelayHandle, path: str, token: str | None, query: str = "") -> int:
+    with pytest.raises(InvalidStatus) as info:
+        await connect(relay, path, token, query)
+    return info.value.response.status_code
+
+
+async def test_listen_rights(make_relay: Any) -> None:
+    rules = (SasRule("listen", LISTEN_KEY, Rights.LISTEN), SasRule("send", SEND_KEY, Rights.SEND))
+    relay = await make_relay(EntityConfig("svc", rules=rules), dynamic_entities=False)
+    send_token = create_token(f"{relay.base_url}/svc", "send", SEND_KEY)
+    listen_token = create_token(f"{relay.base_url}/svc", "listen", LISTEN_KEY)
+    assert await handshake_status(relay, "svc", send_token) == 403  # Send cannot listen
+    assert await handshake_status(relay, "svc", None) == 401
+    assert await handshake_status(relay, "svc", relay.token("svc", ttl=-5)) == 401
+    assert await handshake_status(relay, "other-but-static", listen_token) == 404
+    async with RawListener(relay.ws_url, "svc", listen_token):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{relay.base_url}/svc", headers={"ServiceBusAuthorization": listen_token}) as resp:
+                assert resp.status == 403  # Listen cannot send
+
+
+async def test_listener_quota(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("q", max_listeners=3))
+    sockets = [await connect(relay, "q", relay.token("q")) for _ in range(3)]
+    with pytest.raises(InvalidStatus) as info:
+        await connect(relay, "q", relay.token("q"))
+    assert info.value.response.status_code == 403
+    assert b"at most 3 listeners" in info.value.response.body
+    await sockets[0].close()
+    await sockets[0].wait_closed()
+    fourth = await _eventually_connect(relay, "q")
+    for ws in [*sockets[1:], fourth]:
+        await ws.close()
+
+
+async def _eventually_connect(relay: RelayHandle, path: str) -> Any:
+    for _ in range(50):  # the relay drops the closed listener right after the close handshake
+        try:
+            return await connect(relay, path, relay.token(path))
+        except InvalidStatus:
+            await asyncio.sleep(0.02)
+    raise AssertionError("slot was never freed")
+
+
+async def test_default_quota_is_25(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("q25"))
+    sockets = [await connect(relay, "q25", relay.token("q25")) for _ in range(25)]
+    assert await handshake_status(relay, "q25", relay.token("q25")) == 403
+    await asyncio.gather(*(ws.close() for ws in sockets))
+
+
+async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("flood"))
+    bad = relay.token("flood", key="wrong-key-wrong-key-wrong")
+    statuses = [await handshake_status(relay, "flood", bad) for _ in range(60)]
+    assert statuses[0] == 401 and statuses[-1] == 429
+    good = await connect(relay, "flood", relay.token("flood"))
+    await good.close()
+
+
+async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("exp"))
+    ws = await connect(relay, "exp", relay.token("exp", ttl=1))
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 10)
+    assert ws.close_code == 1008 and "expired" in ws.close_reason
+
+
+async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("renew"))
+    ws = await connect(relay, "renew", relay.token("renew", ttl=1))
+    await ws.send(json.dumps({"renewToken": {"token": relay.token("renew", ttl=3600)}}))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), 2.5)  # past the first token's expiry: still open
+    await ws.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008
+
+
+@pytest.mark.parametrize(
+    "frame, reason",
+    [
+        ("not json", "malformed"),
+        (json.dumps({"response": {"requestId": "1", "statusCode": "abc"}}), "malformed"),
+        (json.dumps({"dance": {}}), "malformed"),
+        (b"\x00\x01binary", "binary frame"),
+    ],
+)
+async def test_bad_control_frames_close_only_that_listener(make_relay: Any, frame: Any, reason: str) -> None:
+    relay = await make_relay(EntityConfig("bad"))
+    async with RawListener(relay.ws_url, "bad", relay.token("bad")) as good:
+        ws = await connect(relay, "bad", relay.token("bad"))
+        await ws.send(frame)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1008 and reason in ws.close_reason
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{relay.base_url}/bad", headers={"ServiceBusAuthorization": relay.token("bad")}) as resp:
+                assert resp.status == 200
+        assert len(good.received) == 1
+
+
+async def test_response_for_foreign_request_id_never_reaches_a_sender(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("iso"))
+    one = await connect(relay, "iso", relay.token("iso"))
+    two = await connect(relay, "iso", relay.token("iso"))
+    auth = {"ServiceBusAuthorization": relay.token("iso")}
+    async with aiohttp.ClientSession() as http:
+        post = asyncio.create_task(http.post(f"{relay.base_url}/iso", data=b"q", headers=auth))
+        waits = {asyncio.create_task(one.recv()): one, asyncio.create_task(two.recv()): two}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        first = done.pop()
+        owner = waits[first]
+        other = two if owner is one else one
+        request = json.loads(first.result())["request"]
+        await owner.recv()  # the request body
+        forged = {"response": {"requestId": request["id"], "statusCode": 200, "body": True}}
+        await other.send(json.dumps(forged))
+        await other.send(b"forged")
+        state = relay.server.registry.get("iso")
+        for _ in range(100):  # wait until the relay has seen (and ignored) the forgery
+            if any(c._violations for c in state.listeners):
+                break
+            await asyncio.sleep(0.01)
+        answer = {"response": {"requestId": request["id"], "statusCode": 200, "body": True}}
+        await owner.send(json.dumps(answer))
+        await owner.send(b"real")
+        resp = await post
+        assert await resp.read() == b"real"
+    assert any(c._violations == 1 for c in state.listeners)
+    await one.close()
+    await two.close()
+
+
+async def test_dynamic_entities(make_relay: Any) -> None:
+    relay = await make_relay(rules=(
+        SasRule("RootManageSharedAccessKey", "dGVzdGtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAwMA==", Rights.MANAGE),
+        SasRule("listen-only", LISTEN_KEY, Rights.LISTEN),
+    ))
+    listen_only = create_token(f"{relay.base_url}/dyn", "listen-only", LISTEN_KEY)
+    assert await handshake_status(relay, "dyn", listen_only) == 404
+    assert await handshake_status(relay, "dyn", relay.token("dyn"), "&sb-relay-kind=bogus") == 400
+    ws = await connect(relay, "dyn", relay.token("dyn"), "&sb-relay-kind=event&sb-relay-discovery=public")
+    state = relay.server.registry.get("dyn")
+    assert state is not None and state.config.kind.value == "event"
+    assert state.config.discovery is Discovery.PUBLIC
+    await ws.close()
+    await ws.wait_closed()
+    for _ in range(50):
+        if relay.server.registry.get("dyn") is None:
+            break
+        await asyncio.sleep(0.02)
+    assert relay.server.registry.get("dyn") is None
+
+
+async def test_discovery_feed_lists_public_online_entities_only(make_relay: Any) -> None:
+    relay = await make_relay(
+        EntityConfig("public-online", discovery=Discovery.PUBLIC),
+        EntityConfig("public-offline", discovery=Discovery.PUBLIC),
+        EntityConfig("private-online"),
+    )
+    async with RawListener(relay.ws_url, "public-online", relay.token("public-online")), \
+            RawListener(relay.ws_url, "private-online", relay.token("private-online")):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{relay.base_url}/", headers={"Accept": "application/atom+xml"}) as resp:
+                assert resp.headers["Content-Type"].startswith("application/atom+xml")
+                feed = etree.fromstring(await resp.read())
+    atom = "{http://www.w3.org/2005/Atom}"
+    titles = [e.findtext(f"{atom}title") for e in feed.iter(f"{atom}entry")]
+    links = [e.find(f"{atom}link").get("href") for e in feed.iter(f"{atom}entry")]
+    assert titles == ["public-online"]
+    assert links == [f"{relay.base_url}/public-online"]
+
+
+async def test_relay_shutdown_closes_listeners_with_1001(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("bye"))
+    ws = await connect(relay, "bye", relay.token("bye"))
+    await relay.server.stop()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1001
