@@ -1,0 +1,176 @@
+"""WebSocket senders (connect/accept), rendezvous ids, and TLS on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from relay.server import RelayServer
+from tests.support.relay import RelayHandle, make_namespace
+
+
+async def accepting_listener(relay: RelayHandle, path: str, *, reject: str = "") -> Any:
+    """A listener that accepts one WebSocket sender and echoes it; returns what it saw."""
+    control = await websockets.connect(
+        f"{relay.ws_url}/$hc/{path}?sb-hc-action=listen",
+        additional_headers={"ServiceBusAuthorization": relay.token(path)},
+    )
+    seen: dict[str, Any] = {}
+
+    async def run() -> None:
+        accept = json.loads(await control.recv())["accept"]
+        seen["accept"] = accept
+        if reject:
+            with pytest.raises(InvalidStatus) as info:
+                await websockets.connect(accept["address"] + reject)
+            seen["reject_status"] = info.value.response.status_code
+            return
+        protocols = accept["connectHeaders"].get("Sec-WebSocket-Protocol")
+        offered = [p.strip() for p in protocols.split(",")] if protocols else None
+        async with websockets.connect(accept["address"], subprotocols=offered) as ws:
+            seen["subprotocol"] = ws.subprotocol
+            try:
+                async for message in ws:
+                    await ws.send(message)
+            except ConnectionClosed:
+                pass
+            seen["close"] = (ws.close_code, ws.close_reason)
+        await control.close()
+
+    return asyncio.create_task(run()), seen
+
+
+async def test_websocket_sender_round_trip(arelay: RelayHandle) -> None:
+    task, seen = await accepting_listener(arelay, "chat")
+    url = f"{arelay.ws_url}/$hc/chat/room?sb-hc-action=connect"
+    async with websockets.connect(
+        url, additional_headers={"ServiceBusAuthorization": arelay.token("chat")},
+        subprotocols=["chat.v2", "chat.v1"],
+    ) as ws:
+        assert ws.subprotocol == "chat.v2"
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await ws.send(b"\x00\xffbinary")
+        assert await ws.recv() == b"\x00\xffbinary"
+        await ws.send([b"frag", b"mented"])  # one message in two frames
+        assert await ws.recv() == b"fragmented"
+        await ws.close(4001, "bye now")
+    await asyncio.wait_for(task, 5)
+    headers = seen["accept"]["connectHeaders"]
+    assert "Sec-WebSocket-Key" in headers and "ServiceBusAuthorization" not in headers
+    assert seen["subprotocol"] == "chat.v2"
+    assert seen["close"] == (4001, "bye now")
+
+
+async def test_listener_rejects_websocket_sender(arelay: RelayHandle) -> None:
+    task, seen = await accepting_listener(
+        arelay, "picky", reject="&sb-hc-statusCode=403&sb-hc-statusDescription=Go%20away"
+    )
+    with pytest.raises(InvalidStatus) as info:
+        await websockets.connect(
+            f"{arelay.ws_url}/$hc/picky?sb-hc-action=connect&sb-hc-token={quote(arelay.token('picky'), safe='')}"
+        )
+    await asyncio.wait_for(task, 5)
+    assert info.value.response.status_code == 403
+    assert info.value.response.reason_phrase == "Go away"
+    assert seen["reject_status"] == 410
+
+
+async def test_websocket_sender_needs_send_token_and_a_listener(arelay: RelayHandle) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await websockets.connect(f"{arelay.ws_url}/$hc/nobody?sb-hc-action=connect")
+    assert info.value.response.status_code == 404
+    control = await websockets.connect(
+        f"{arelay.ws_url}/$hc/quiet?sb-hc-action=listen",
+        additional_headers={"ServiceBusAuthorization": arelay.token("quiet")},
+    )
+    with pytest.raises(InvalidStatus) as info:
+        await websockets.connect(f"{arelay.ws_url}/$hc/quiet?sb-hc-action=connect")
+    assert info.value.response.status_code == 401
+    await control.close()
+
+
+async def test_rendezvous_ids_are_single_use(arelay: RelayHandle) -> None:
+    control = await websockets.connect(
+        f"{arelay.ws_url}/$hc/once?sb-hc-action=listen",
+        additional_headers={"ServiceBusAuthorization": arelay.token("once")},
+    )
+    async with aiohttp.ClientSession() as http:
+        post = asyncio.create_task(http.post(
+            f"{arelay.base_url}/once", data=b"z" * 70000,
+            headers={"ServiceBusAuthorization": arelay.token("once")}))
+        address = json.loads(await control.recv())["request"]["address"]
+        async with websockets.connect(address, max_size=None) as rv:
+            request = json.loads(await rv.recv())["request"]
+            await rv.recv()
+            with pytest.raises(InvalidStatus) as info:
+                await websockets.connect(address)  # reuse while the first is open
+            assert info.value.response.status_code == 403
+            await rv.send(json.dumps({"response": {"requestId": request["id"], "statusCode": 200, "body": False}}))
+        (await post).release()
+    assert len(address.split("sb-hc-id=")[1]) >= 22  # >= 128 bits of randomness
+    await control.close()
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+async def test_tls_serves_https_and_wss_on_one_port(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = RelayServer(make_namespace(tls_cert=cert, tls_key=key))
+    await server.start()
+    relay = RelayHandle(server)
+    assert relay.base_url.startswith("https://")
+    context = ssl.create_default_context(cafile=cert)
+    try:
+        control = await websockets.connect(
+            f"wss://127.0.0.1:{relay.port}/$hc/secure?sb-hc-action=listen",
+            additional_headers={"ServiceBusAuthorization": relay.token("secure")}, ssl=context,
+        )
+
+        async def answer() -> None:
+            request = json.loads(await control.recv())["request"]
+            assert request["address"].startswith("wss://")
+            await control.send(json.dumps({"response": {"requestId": request["id"], "statusCode": 200, "body": True}}))
+            await control.send(b"over tls")
+
+        task = asyncio.create_task(answer())
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{relay.base_url}/secure", ssl=context,
+                                headers={"ServiceBusAuthorization": relay.token("secure")}) as resp:
+                assert await resp.read() == b"over tls"
+        await task
+        await control.close()
+    finally:
+        await server.stop()
