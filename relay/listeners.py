@@ -177,6 +177,9 @@ class ListenerConnection:
         except ProtocolViolation as exc:
             log.warning("listener %s on %s: %s", self.id, self.entity_path, exc)
             await self.close(1008, str(exc)[:120])
+        except Exception:
+            log.exception("listener %s on %s: internal error", self.id, self.entity_path)
+            await self.close(1011, "internal error")
         finally:
             self.state = ListenerState.CLOSED
             if self._expiry_timer is not None:

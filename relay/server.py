@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from relay import http_senders, rendezvous, ws_senders
+from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.discovery import FeedEntry, render_feed
 from relay.error_body import new_tracking_id, render_error
 from relay.exceptions import AuthError, BadRequest, EntityNotFound, RelayError, Throttled
@@ -82,7 +83,7 @@ class RelayServer:
 
     async def start(self) -> None:
         """Bind and start serving."""
-        app = web.Application(client_max_size=INLINE_LIMIT)
+        app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_shutdown.append(self._on_shutdown)
         self._runner = web.AppRunner(

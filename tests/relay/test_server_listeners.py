@@ -231,3 +231,27 @@ async def test_relay_shutdown_closes_listeners_with_1001(make_relay: Any) -> Non
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1001
+
+
+async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> None:
+    import base64
+    import os
+
+    relay = await make_relay(EntityConfig("dead"), ping_interval=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (f"GET /$hc/dead?sb-hc-action=listen HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\n"
+         f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+         f"Sec-WebSocket-Version: 13\r\nServiceBusAuthorization: {relay.token('dead')}\r\n\r\n").encode()
+    )
+    assert b"101" in await reader.readline()
+    state = relay.server.registry.get("dead")
+    assert state is not None and len(state.listeners) == 1
+    # this "listener" never answers the relay's pings
+    for _ in range(200):
+        if not state.listeners:
+            break
+        await asyncio.sleep(0.02)
+    assert state.listeners == []
+    writer.close()
