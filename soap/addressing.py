@@ -124,11 +124,11 @@ class AddressingHeaders:
 
 
 def _header_value(block: etree._Element, local: str) -> str:
-    if local == "ReplyTo":
-        block = block.find(f"{{{ns.WSA}}}Address")
-        if block is None:
-            raise InvalidHeader("wsa:ReplyTo has no wsa:Address")
-    value = (block.text or "").strip()
+    """The text of a header, or of ``ReplyTo``'s ``Address``."""
+    holder = block.find(f"{{{ns.WSA}}}Address") if local == "ReplyTo" else block
+    if holder is None:
+        raise InvalidHeader("wsa:ReplyTo has no wsa:Address")
+    value = (holder.text or "").strip()
     if not value:
         raise InvalidHeader(f"wsa:{local} is empty")
     return value

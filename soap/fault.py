@@ -125,10 +125,8 @@ class Fault:
         return fault
 
     def _fill_soap11(self, fault: etree._Element) -> None:
-        code = self.subcode or etree.QName(
-            ns.SOAP11_ENV, self.code.local_name(SoapVersion.SOAP11)
-        )
-        _qname_child(fault, "faultcode", code)
+        code = etree.QName(ns.SOAP11_ENV, self.code.local_name(SoapVersion.SOAP11))
+        _qname_child(fault, "faultcode", code if self.subcode is None else self.subcode)
         _text_child(fault, "faultstring", self.reason).set(_LANG, self.lang)
         if self.actor is not None:
             _text_child(fault, "faultactor", self.actor)
