@@ -22,6 +22,12 @@ from soap.relay_token import (
 
 Canon = Callable[[bytes | etree._Element], bytes]
 
+
+def _c14n(xml: bytes | etree._Element) -> bytes:
+    root = etree.fromstring(xml) if isinstance(xml, bytes) else xml
+    return bytes(etree.tostring(root, method="c14n"))
+
+
 TOKEN = (
     "SharedAccessSignature sr=http%3a%2f%2frelay%2fpayroll&sig=abc%2B%3D&se=1&skn=Root"
 )
@@ -71,7 +77,23 @@ def _check(doc: str, element: str) -> RelayTokenMatch:
     stripped = match.strip(data)
     assert stripped == data[: match.start] + data[match.end :]
     assert extract_relay_token(stripped) is None
+    assert _c14n(stripped) == _c14n(_remove_with_lxml(data))
     return match
+
+
+def _remove_with_lxml(data: bytes) -> etree._Element:
+    """The expected document: the header token removed, its tail text kept."""
+    root = etree.fromstring(data)
+    header = Envelope.from_element(root).header
+    assert header is not None
+    (element,) = header.findall(f"{{{CONNECT}}}RelayAccessToken")
+    previous = element.getprevious()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + (element.tail or "")
+    else:
+        header.text = (header.text or "") + (element.tail or "")
+    header.remove(element)
+    return root
 
 
 def test_header_golden(canon: Canon) -> None:
