@@ -233,11 +233,12 @@ class _Loader:
         if "tls" not in ns.data:
             return None, None
         tls = _Table(self, ns.path("tls"), ns.data["tls"], _TLS_KEYS)
-        cert, key = (self.existing_file(tls, name) for name in _TLS_KEYS)
+        names = [tls.text(name) for name in _TLS_KEYS]  # both present before looking at files
+        cert, key = (self.existing_file(tls, *pair) for pair in zip(_TLS_KEYS, names, strict=True))
         return cert, key
 
-    def existing_file(self, table: _Table, key: str) -> str:
-        path = self.file.parent / Path(table.text(key)).expanduser()
+    def existing_file(self, table: _Table, key: str, name: str) -> str:
+        path = self.file.parent / Path(name).expanduser()
         if not path.is_file():
             raise table.error(key, f"file not found: {path}")
         return str(path)
