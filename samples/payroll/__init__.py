@@ -1,0 +1,1 @@
+"""The payroll demo: Spyne services hosted behind the relay, called with zeep."""

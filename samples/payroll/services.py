@@ -1,0 +1,154 @@
+"""The payroll demo's Spyne services: what runs "on-premises" behind the relay.
+
+- ``PayrollService``: ``GetSalary`` and ``ListEmployees``, request/response, served
+  as SOAP 1.1 (:func:`payroll_app`, BasicHttp) and SOAP 1.2 (:func:`payroll12_app`, WS2007Http).
+- ``TimesheetService.SubmitTimesheet``: one-way (NetOneway), answered 202 at once.
+- ``PayrollRunCompleted``: an event (NetEvent) two subscribers handle, audit and notifications.
+
+One-way and event handlers write a line to a :class:`Recorder`, so the demo and
+the tests can check that each message was handled exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+from spyne import (
+    Application,
+    Array,
+    ComplexModel,
+    Fault,
+    Integer,
+    ServiceBase,
+    Unicode,
+    rpc,
+)
+from spyne import Decimal as XsDecimal
+from spyne.protocol.soap import Soap11, Soap12
+
+from bindings.oneway import oneway
+
+__all__ = [
+    "EMPLOYEES",
+    "TNS",
+    "Recorder",
+    "audit_app",
+    "notifications_app",
+    "payroll12_app",
+    "payroll_app",
+    "timesheet_app",
+]
+
+TNS = "urn:soap-relay:payroll"
+
+
+class Employee(ComplexModel):  # type: ignore[misc]
+    __namespace__ = TNS
+    id = Integer
+    name = Unicode
+    department = Unicode
+
+
+#: id -> (name, department, monthly salary)
+EMPLOYEES: dict[int, tuple[str, str, Decimal]] = {
+    7: ("Ada Lovelace", "Engineering", Decimal("5120.50")),
+    8: ("Grace Hopper", "Engineering", Decimal("5480.00")),
+    12: ("Edsger Dijkstra", "Research", Decimal("4975.25")),
+}
+
+
+class PayrollService(ServiceBase):  # type: ignore[misc]
+    @rpc(Integer, _returns=XsDecimal)
+    def GetSalary(ctx, employee_id):  # type: ignore[no-untyped-def]
+        """Monthly salary of one employee."""
+        if employee_id not in EMPLOYEES:
+            raise Fault("Client.UnknownEmployee", f"No employee has the id {employee_id}")
+        return EMPLOYEES[employee_id][2]
+
+    @rpc(_returns=Array(Employee))
+    def ListEmployees(ctx):  # type: ignore[no-untyped-def]
+        """Everyone on the payroll."""
+        return [Employee(id=i, name=n, department=d) for i, (n, d, _) in EMPLOYEES.items()]
+
+
+class Recorder:
+    """Appends one line per handled message to a file (or keeps them in memory).
+
+    Args:
+        path: The file to append to; None keeps lines in :attr:`lines` only.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def record(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+            if self.path is not None:
+                with self.path.open("a", encoding="utf-8") as file:
+                    file.write(line + "\n")
+
+
+def _recorder(ctx: object) -> Recorder:
+    recorder: Recorder = ctx.app.recorder  # type: ignore[attr-defined]
+    return recorder
+
+
+class TimesheetService(ServiceBase):  # type: ignore[misc]
+    @oneway(Integer, XsDecimal)
+    def SubmitTimesheet(ctx, employee_id, hours):  # type: ignore[no-untyped-def]
+        """Book hours; nothing is sent back."""
+        _recorder(ctx).record(f"timesheet employee={employee_id} hours={hours}")
+
+
+class AuditService(ServiceBase):  # type: ignore[misc]
+    @oneway(Unicode, XsDecimal)
+    def PayrollRunCompleted(ctx, run_id, total):  # type: ignore[no-untyped-def]
+        _recorder(ctx).record(f"audit run={run_id} total={total}")
+
+
+class NotificationService(ServiceBase):  # type: ignore[misc]
+    @oneway(Unicode, XsDecimal)
+    def PayrollRunCompleted(ctx, run_id, total):  # type: ignore[no-untyped-def]
+        _recorder(ctx).record(f"notifications run={run_id} total={total}")
+
+
+def _app(
+    service: type, name: str, soap12: bool = False, recorder: Recorder | None = None
+) -> Application:
+    protocol = Soap12 if soap12 else Soap11
+    app = Application(
+        [service], tns=TNS, name=name,
+        in_protocol=protocol(validator="lxml"), out_protocol=protocol(),
+    )
+    app.recorder = recorder or Recorder()
+    return app
+
+
+def payroll_app() -> Application:
+    """PayrollService over SOAP 1.1 (BasicHttpRelayBinding)."""
+    return _app(PayrollService, "Payroll")
+
+
+def payroll12_app() -> Application:
+    """PayrollService over SOAP 1.2 (WS2007HttpRelayBinding)."""
+    return _app(PayrollService, "Payroll12", soap12=True)
+
+
+def timesheet_app(recorder: Recorder | None = None) -> Application:
+    """TimesheetService, one-way (NetOnewayRelayBinding)."""
+    return _app(TimesheetService, "Timesheets", recorder=recorder)
+
+
+def audit_app(recorder: Recorder | None = None) -> Application:
+    """The audit subscriber of PayrollRunCompleted (NetEventRelayBinding)."""
+    return _app(AuditService, "PayrollAudit", recorder=recorder)
+
+
+def notifications_app(recorder: Recorder | None = None) -> Application:
+    """The notifications subscriber of PayrollRunCompleted (NetEventRelayBinding)."""
+    return _app(NotificationService, "PayrollNotifications", recorder=recorder)
