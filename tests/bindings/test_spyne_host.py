@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def soap_address(wsdl: bytes) -> list[str]:
 
 
 @pytest.fixture
-def payroll() -> SpyneRelayApp:
+def payroll() -> Iterator[SpyneRelayApp]:
     app = spyne_wsgi(payroll_app(), BasicHttpRelayBinding())
     yield app
     app.close()
@@ -173,7 +174,7 @@ def _wsa_headers(to: str = RELAY_ADDRESS, must_understand: bool = True) -> str:
 
 
 @pytest.fixture
-def payroll12() -> SpyneRelayApp:
+def payroll12() -> Iterator[SpyneRelayApp]:
     app = spyne_wsgi(payroll12_app(), WS2007HttpRelayBinding())
     yield app
     app.close()

@@ -1,0 +1,361 @@
+"""The zeep side of the relay bindings: a transport and a client factory.
+
+A zeep client pointed at a relay address calls the service as if it were local::
+
+    client = relay_client("http://127.0.0.1:9350/payroll?wsdl",
+                          token_provider=TokenProvider.shared_access_key(name, key))
+    client.service.GetSalary(7)
+
+The sender's SAS token travels (PROTOCOL.md section 2) in the
+``ServiceBusAuthorization`` HTTP header, asked of the token provider for every
+request so renewal is automatic. With ``binding.token_in_soap_header`` (the
+WS2007 binding's default) SOAP POSTs carry it in a ``RelayAccessToken`` SOAP
+header instead, added by a zeep plugin; WSDL/XSD GETs keep the HTTP header.
+The token's audience is the entity URL, ``http[s]://host:port/entity``.
+
+The relay answers its own errors to SOAP requests with a SOAP fault, which zeep
+raises as :class:`zeep.exceptions.Fault`; other failures (a WSDL fetch answered
+401/404/502, a JSON error body) raise :class:`RelayTransportError` with the
+status, the relay's error code, message and tracking id. ``202 Accepted`` with
+an empty body (one-way and event calls) makes zeep return ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from contextlib import closing
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import zeep
+from lxml import etree
+from zeep.exceptions import TransportError
+from zeep.plugins import Plugin
+from zeep.wsa import WsAddressingPlugin
+
+from bindings.binding import BasicHttpRelayBinding, RelayBinding
+from bindings.connection_string import ConnectionString
+from bindings.exceptions import BindingError
+from bindings.tokens import TokenProvider
+from soap import ns
+from soap.envelope import Envelope, SoapVersion
+from soap.exceptions import SoapError
+from soap.fault import Fault, find_fault
+from soap.relay_token import RelayTokenHook
+
+__all__ = [
+    "AUTH_HEADER",
+    "RelayAuth",
+    "RelayTokenPlugin",
+    "RelayTransport",
+    "RelayTransportError",
+    "relay_client",
+    "relay_transport_error",
+]
+
+log = logging.getLogger(__name__)
+
+#: The HTTP header a sender's token travels in (PROTOCOL.md section 2, place 2).
+AUTH_HEADER = "ServiceBusAuthorization"
+
+
+class RelayTransportError(TransportError, BindingError):  # type: ignore[misc]
+    """A request through the relay failed without a SOAP fault to show for it.
+
+    Raised by the zeep transport for a WSDL/XSD fetch the relay (or the
+    service) refused, a JSON error body, or a relay that cannot be reached.
+
+    Attributes:
+        status_code: HTTP status, or 0 when there was no response.
+        code: The relay's machine-readable error code (``NoListener`` ...), if any.
+        relay_message: The relay's error message, if any.
+        tracking_id: The tracking id the relay log also shows, if any.
+        content: The response body, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 0,
+        code: str | None = None,
+        relay_message: str | None = None,
+        tracking_id: str | None = None,
+        content: bytes | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, content=content)
+        self.code = code
+        self.relay_message = relay_message
+        self.tracking_id = tracking_id
+
+
+class Audience:
+    """Maps a request URL to the entity URL a token must be signed for.
+
+    Args:
+        entity_path: The entity the client talks to (e.g. ``payroll``); requests
+            to any path go with a token for ``<origin>/<entity_path>``. When
+            None, the request URL's own path (without query) is the audience.
+    """
+
+    def __init__(self, entity_path: str | None) -> None:
+        self._entity = entity_path.strip("/") if entity_path else None
+
+    def __call__(self, url: str) -> str:
+        parts = urlsplit(url)
+        path = self._entity if self._entity is not None else parts.path.strip("/")
+        scheme = "https" if parts.scheme in ("https", "wss", "sb") else "http"
+        return f"{scheme}://{parts.netloc}/{path}"
+
+
+class RelayAuth(requests.auth.AuthBase):
+    """Puts a fresh token in the ``ServiceBusAuthorization`` header of each request.
+
+    Args:
+        token_provider: Asked for a token on every request (it caches and renews).
+        audience: Maps the request URL to the token's audience.
+        skip_posts: Leave POSTs alone (their token is in the SOAP header).
+    """
+
+    def __init__(
+        self,
+        token_provider: TokenProvider,
+        audience: Callable[[str], str],
+        *,
+        skip_posts: bool = False,
+    ) -> None:
+        self._provider, self._audience, self._skip_posts = token_provider, audience, skip_posts
+
+    def __repr__(self) -> str:
+        return f"RelayAuth({self._provider!r}, skip_posts={self._skip_posts})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._skip_posts and request.method == "POST":
+            return request
+        token = self._provider.get_token(self._audience(request.url or ""))
+        request.headers[AUTH_HEADER] = token.text
+        return request
+
+
+class RelayTokenPlugin(Plugin):  # type: ignore[misc]
+    """zeep plugin adding the ``RelayAccessToken`` SOAP header to each request.
+
+    Args:
+        token_provider: Asked for a token for every message.
+        audience: Maps the operation's address to the token's audience.
+    """
+
+    def __init__(self, token_provider: TokenProvider, audience: Callable[[str], str]) -> None:
+        self._provider, self._audience = token_provider, audience
+
+    def egress(
+        self,
+        envelope: etree._Element,
+        http_headers: dict[str, str],
+        operation: Any,
+        binding_options: dict[str, Any],
+    ) -> tuple[etree._Element, dict[str, str]]:
+        """Append the token header for the operation's address."""
+        audience = self._audience(str(binding_options.get("address", "")))
+        hook = RelayTokenHook(lambda: self._provider.get_token(audience).text)
+        return hook.egress(envelope, http_headers)
+
+
+class RelayTransport(zeep.Transport):  # type: ignore[misc]
+    """A zeep transport that authenticates to the relay and reads its errors.
+
+    Args:
+        token_provider: Where tokens come from; None sends no token.
+        audience: Maps a request URL to the token audience (see :class:`Audience`).
+        token_in_soap_header: Keep the HTTP header off SOAP POSTs (the token is
+            in the envelope, see :class:`RelayTokenPlugin`).
+        **kwargs: Passed to :class:`zeep.Transport` (``timeout``,
+            ``operation_timeout``, ``session``, ``cache``).
+    """
+
+    def __init__(
+        self,
+        token_provider: TokenProvider | None = None,
+        *,
+        audience: Callable[[str], str] | None = None,
+        token_in_soap_header: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if token_provider is not None:
+            self.session.auth = RelayAuth(
+                token_provider, audience or Audience(None), skip_posts=token_in_soap_header
+            )
+
+    def _load_remote_data(self, url: str) -> bytes:
+        """GET a WSDL/XSD document; relay errors raise :class:`RelayTransportError`."""
+        try:
+            response = self.session.get(url, timeout=self.load_timeout)
+        except requests.RequestException as exc:
+            raise RelayTransportError(f"cannot fetch {url}: {exc}") from exc
+        with closing(response):
+            if response.status_code >= 400:
+                raise relay_transport_error(
+                    url, response.status_code, response.headers.get("Content-Type"), response.content
+                )
+            return bytes(response.content)
+
+    def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
+        """POST an envelope; never logs the body (it may carry a token).
+
+        Non-SOAP error answers (JSON) raise :class:`RelayTransportError`; SOAP
+        faults are left to zeep, which raises :class:`zeep.exceptions.Fault`.
+        """
+        try:
+            response = self.session.post(
+                address, data=message, headers=headers, timeout=self.operation_timeout
+            )
+        except requests.RequestException as exc:
+            raise RelayTransportError(f"cannot reach {address}: {exc}") from exc
+        log.debug("POST %s -> %s", address, response.status_code)
+        content_type = response.headers.get("Content-Type", "")
+        if response.status_code >= 400 and _is_json(content_type):
+            raise relay_transport_error(address, response.status_code, content_type, response.content)
+        return response
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def relay_transport_error(
+    url: str, status: int, content_type: str | None, body: bytes
+) -> RelayTransportError:
+    """Read an error answer (PROTOCOL.md section 5) into a :class:`RelayTransportError`.
+
+    Understands the relay's JSON ``{"error": {"code", "message", "trackingId"}}``
+    and SOAP faults with a ``RelayError`` detail; any other body is summarised.
+
+    Args:
+        url: The address that was requested.
+        status: The HTTP status.
+        content_type: The response's ``Content-Type``.
+        body: The response body.
+    """
+    code, message, tracking_id = _read_error_body(content_type or "", body)
+    text = f"{url} answered HTTP {status}"
+    if code:
+        text += f" ({code})"
+    if message:
+        text += f": {message}"
+    if tracking_id and "TrackingId:" not in text:
+        text += f" TrackingId:{tracking_id}"
+    return RelayTransportError(
+        text,
+        status_code=status,
+        code=code,
+        relay_message=message,
+        tracking_id=tracking_id,
+        content=body,
+    )
+
+
+def _read_error_body(content_type: str, body: bytes) -> tuple[str | None, str | None, str | None]:
+    """(code, message, tracking id) from a JSON or SOAP error body."""
+    if _is_json(content_type):
+        try:
+            error = json.loads(body)["error"]
+            return error.get("code"), error.get("message"), error.get("trackingId")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None, None, None
+    if SoapVersion.from_content_type(content_type) is not None:
+        try:
+            fault = find_fault(Envelope.from_bytes(body))
+        except SoapError:
+            return None, None, None
+        if fault is not None:
+            return _detail_text(fault, "Code"), fault.reason, _detail_text(fault, "TrackingId")
+    return None, None, None
+
+
+def _detail_text(fault: Fault, name: str) -> str | None:
+    if fault.detail is None or fault.detail.tag != f"{{{ns.RELAY_ERROR}}}RelayError":
+        return None
+    return fault.detail.findtext(f"{{{ns.RELAY_ERROR}}}{name}")
+
+
+def relay_client(
+    wsdl_url: str,
+    *,
+    binding: RelayBinding | None = None,
+    token_provider: TokenProvider | None = None,
+    connection_string: ConnectionString | str | None = None,
+    timeout: float = 30,
+    operation_timeout: float | None = 120,
+    **client_kwargs: Any,
+) -> zeep.Client:
+    """A :class:`zeep.Client` that calls a service through the relay.
+
+    Args:
+        wsdl_url: The relay address of the WSDL, e.g. ``http://host:9350/payroll?wsdl``.
+        binding: The relay binding (BasicHttp by default); WS-Addressing is added
+            for bindings that use it, and it says where the token goes.
+        token_provider: Where tokens come from. Defaults to the connection
+            string's key or signature; None with no connection string sends no token.
+        connection_string: Relay connection string; its ``EntityPath``, when
+            present, names the entity tokens are signed for.
+        timeout: Seconds allowed for loading the WSDL and XSD documents.
+        operation_timeout: Seconds allowed for each operation call.
+        **client_kwargs: Passed to :class:`zeep.Client` (``plugins``, ``settings``,
+            ``service_name``, ``port_name`` ...); ``transport`` is not accepted.
+
+    Returns:
+        The zeep client.
+
+    Raises:
+        RelayTransportError: The WSDL could not be fetched through the relay.
+        TypeError: ``transport`` was passed.
+    """
+    if "transport" in client_kwargs:
+        raise TypeError("relay_client makes its own transport; pass timeouts instead")
+    binding = binding or BasicHttpRelayBinding()
+    entity_path = _wsdl_entity(wsdl_url)
+    if connection_string is not None:
+        cs = _as_connection_string(connection_string)
+        entity_path = cs.entity_path or entity_path
+        token_provider = token_provider or _provider_from(cs)
+    audience = Audience(entity_path)
+    in_header = binding.token_in_soap_header and token_provider is not None
+    transport = RelayTransport(
+        token_provider,
+        audience=audience,
+        token_in_soap_header=in_header,
+        timeout=timeout,
+        operation_timeout=operation_timeout,
+    )
+    plugins = list(client_kwargs.pop("plugins", None) or [])
+    if binding.addressing:
+        plugins.append(WsAddressingPlugin())
+    if in_header and token_provider is not None:
+        plugins.append(RelayTokenPlugin(token_provider, audience))
+    return zeep.Client(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
+
+
+def _wsdl_entity(wsdl_url: str) -> str | None:
+    """The entity of a WSDL address: ``/payroll?wsdl`` or ``/payroll.wsdl`` give ``payroll``.
+
+    A local WSDL file names no entity: each request's own path is then used.
+    """
+    parts = urlsplit(wsdl_url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    return parts.path.strip("/").removesuffix(".wsdl") or None
+
+
+def _as_connection_string(value: ConnectionString | str) -> ConnectionString:
+    return value if isinstance(value, ConnectionString) else ConnectionString.parse(value)
+
+
+def _provider_from(cs: ConnectionString) -> TokenProvider:
+    if cs.signature is not None:
+        return TokenProvider.shared_access_signature(cs.signature)
+    assert cs.key_name is not None and cs.key is not None  # checked by ConnectionString
+    return TokenProvider.shared_access_key(cs.key_name, cs.key)
