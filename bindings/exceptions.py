@@ -4,6 +4,12 @@ One root per package (the relay's own errors live in ``relay.exceptions``)::
 
     BindingError                       root of everything raised by ``bindings``
     ├── ConfigurationError             bad settings: connection string, address, binding options
+    ├── HostError                      a relay host could not come or stay online
+    │   ├── RelayUnreachable           no WebSocket to the relay (DNS, refused, TLS, timeout); retried
+    │   ├── ListenerRejected           the relay refused the listener handshake (.status, .code)
+    │   │   └── ListenerQuotaExceeded  403: the entity already has its maximum of listeners
+    │   ├── ListenerDisconnected       the relay closed the control channel (.close_code); retried
+    │   └── HostOpenTimeout            ``open()`` did not reach ONLINE in time
     └── RelayTransportError            a zeep client's request failed without a SOAP fault (WSDL
                                        fetch 401/404/502, JSON error, relay unreachable); also a
                                        ``zeep.exceptions.TransportError``, so it is defined in
@@ -21,7 +27,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bindings.zeep_transport import RelayTransportError
 
-__all__ = ["BindingError", "ConfigurationError", "RelayTransportError"]
+__all__ = [
+    "BindingError",
+    "ConfigurationError",
+    "HostError",
+    "HostOpenTimeout",
+    "ListenerDisconnected",
+    "ListenerQuotaExceeded",
+    "ListenerRejected",
+    "RelayTransportError",
+    "RelayUnreachable",
+]
 
 
 class BindingError(Exception):
@@ -33,6 +49,62 @@ class ConfigurationError(BindingError):
 
     Messages never contain keys or tokens.
     """
+
+
+class HostError(BindingError):
+    """A relay host (listener) could not come online or lost its connection.
+
+    Hosts keep the latest one in ``last_error``.
+    """
+
+
+class RelayUnreachable(HostError):
+    """No WebSocket could be opened to the relay; the listener retries with backoff."""
+
+
+class ListenerRejected(HostError):
+    """The relay answered the listener's WebSocket handshake with an HTTP error.
+
+    Attributes:
+        status: the HTTP status of the handshake response, e.g. 401.
+        code: the relay's error code from its JSON body, or "" when absent.
+        relay_message: the relay's message, or the HTTP reason phrase.
+    """
+
+    def __init__(self, status: int, code: str, relay_message: str) -> None:
+        detail = f" ({code})" if code else ""
+        super().__init__(f"relay refused the listener: HTTP {status}{detail}: {relay_message}")
+        self.status, self.code, self.relay_message = status, code, relay_message
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying cannot help (bad request, credentials, rights, entity)."""
+        return self.status in (400, 401, 403, 404)
+
+
+class ListenerQuotaExceeded(ListenerRejected):
+    """403: the entity already has its maximum number of listeners (PROTOCOL.md §5)."""
+
+
+class ListenerDisconnected(HostError):
+    """The relay closed the control channel; the listener reconnects.
+
+    Attributes:
+        close_code: the WebSocket close code (1001 entity gone or relay stopping,
+            1008 policy: token expired or protocol violation, 1011 relay error),
+            or None when the connection dropped without a close frame.
+        reason: the close reason the relay sent.
+    """
+
+    def __init__(self, close_code: int | None, reason: str = "") -> None:
+        what = "no close frame" if close_code is None else f"code {close_code}"
+        suffix = f": {reason}" if reason else ""
+        super().__init__(f"relay closed the listener connection ({what}){suffix}")
+        self.close_code, self.reason = close_code, reason
+
+
+class HostOpenTimeout(HostError):
+    """The host did not come online in time; the last connection error is the cause."""
 
 
 def __getattr__(name: str) -> Any:
