@@ -1,0 +1,214 @@
+"""One relayed HTTP exchange, the listener's side (PROTOCOL.md §3).
+
+The listener hands each ``request`` command here.  Two shapes arrive:
+
+* **inline**: the full request JSON on the control channel, its body (if
+  ``"body": true``) as the next binary message there;
+* **address-only** (no ``method``): the listener opens the request's rendezvous
+  ``address``; the relay sends the full request JSON and the body (one binary
+  message, possibly many frames) there, and the response goes back on it.
+
+The response travels on the control channel when its body is known and at most
+64 KiB ("JSON + one binary message", adjacent: see :class:`ControlChannel`);
+otherwise on the rendezvous socket, the body streamed as one binary message of
+several frames (PROTOCOL.md: "a streamed body is one message of several frames
+ending with an empty final frame" -- websockets' ``send(async_iterable)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
+
+from bindings.address import RelayAddress
+from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes
+from relay.exceptions import MalformedMessage
+from relay.headers import FRAMING_HEADERS
+from relay.messages import RequestCommand, ResponseCommand, parse_relay_command
+
+__all__ = [
+    "INLINE_LIMIT",
+    "ControlChannel",
+    "OpenSocket",
+    "call_handler",
+    "relayed_request",
+    "send_response",
+    "serve_rendezvous",
+]
+
+log = logging.getLogger("bindings.listener")
+
+#: PROTOCOL.md §3: bodies up to 64 KiB travel inline on the control channel.
+INLINE_LIMIT = 64 * 1024
+#: Largest frame of a streamed body.
+FRAME_SIZE = 64 * 1024
+
+#: Opens a rendezvous WebSocket (no token: the one-time id is the credential).
+OpenSocket = Callable[[str], AbstractAsyncContextManager[ClientConnection]]
+
+
+class ControlChannel:
+    """The sending half of the control channel.
+
+    PROTOCOL.md §3: after ``"body": true`` "the next binary message is the
+    response body", so a ``response`` JSON and its body are sent under one lock:
+    no other command can slip between them.
+    """
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._lock = asyncio.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self.ws.state is State.OPEN
+
+    async def send(self, text: str, body: bytes | None = None) -> None:
+        """Send a command and, if given, its body as the very next message."""
+        async with self._lock:
+            await self.ws.send(text)
+            if body is not None:
+                await self.ws.send(body)
+
+
+def relayed_request(
+    command: RequestCommand, body: AsyncIterator[bytes], address: RelayAddress
+) -> RelayedRequest:
+    """The handler's view of a full ``request`` command."""
+    return RelayedRequest(
+        method=command.method or "GET",
+        target=command.request_target or "/",
+        headers=command.request_headers,
+        body=body,
+        public_base=address.http_base,
+        entity_path=address.entity_path,
+        remote=command.remote_endpoint,
+    )
+
+
+async def call_handler(handler: Handler, request: RelayedRequest) -> RelayedResponse:
+    """Await ``handler``; an exception becomes a plain 500 (logged, never sent)."""
+    try:
+        return await handler(request)
+    except Exception:
+        log.exception("handler failed on %s %s", request.method, request.target)
+        return RelayedResponse(
+            500,
+            "Internal Server Error",
+            (("Content-Type", "text/plain; charset=utf-8"),),
+            b"The service failed to process the request.",
+        )
+
+
+def _response_command(request_id: str, response: RelayedResponse, has_body: bool) -> ResponseCommand:
+    try:
+        reason = response.reason or http.HTTPStatus(response.status).phrase
+    except ValueError:
+        reason = ""
+    headers = tuple((k, v) for k, v in response.headers if k.lower() not in FRAMING_HEADERS)
+    return ResponseCommand(request_id, response.status, reason, headers, has_body)
+
+
+async def _prefetch(
+    body: bytes | AsyncIterator[bytes], limit: int
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """Read up to ``limit`` + 1 bytes; the rest iterator is None when the body ended."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body), None
+    head = bytearray()
+    async for chunk in body:
+        head += chunk
+        if len(head) > limit:
+            return bytes(head), body
+    return bytes(head), None
+
+
+async def _frames(head: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterator[bytes]:
+    """``head`` then ``rest``, as non-empty frames of at most FRAME_SIZE bytes."""
+    for start in range(0, len(head), FRAME_SIZE):
+        yield head[start : start + FRAME_SIZE]
+    if rest is not None:
+        async for chunk in rest:
+            for start in range(0, len(chunk), FRAME_SIZE):
+                yield bytes(chunk[start : start + FRAME_SIZE])
+
+
+async def _write(
+    ws: ClientConnection, command: ResponseCommand, head: bytes, rest: AsyncIterator[bytes] | None
+) -> None:
+    await ws.send(command.serialize())
+    if command.body:
+        await ws.send(_frames(head, rest))
+
+
+async def _close_body(body: object) -> None:
+    aclose: Any = getattr(body, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.debug("closing a response body failed", exc_info=True)
+
+
+async def send_response(
+    request_id: str,
+    response: RelayedResponse,
+    *,
+    control: ControlChannel | None,
+    rendezvous: str,
+    open_socket: OpenSocket,
+) -> None:
+    """Send ``response`` inline when small and the channel is open, else by rendezvous."""
+    try:
+        head, rest = await _prefetch(response.body, INLINE_LIMIT)
+        has_body = bool(head) or rest is not None
+        command = _response_command(request_id, response, has_body)
+        if rest is None and len(head) <= INLINE_LIMIT and control is not None and control.is_open:
+            await control.send(command.serialize(), head if has_body else None)
+            return
+        async with open_socket(rendezvous) as ws:
+            await _write(ws, command, head, rest)
+    finally:
+        await _close_body(response.body)
+
+
+async def serve_rendezvous(
+    command: RequestCommand,
+    *,
+    handler: Handler,
+    address: RelayAddress,
+    open_socket: OpenSocket,
+    limiter: asyncio.Semaphore,
+) -> None:
+    """Serve an address-only request on its rendezvous socket, then close it."""
+    async with open_socket(command.address) as ws:
+        first = await ws.recv()
+        try:
+            full = parse_relay_command(first)
+        except MalformedMessage as exc:
+            log.warning("rendezvous %s: relay sent a malformed request: %s", command.id, exc)
+            return
+        if not isinstance(full, RequestCommand) or full.is_address_only:
+            log.warning("rendezvous %s: expected a full request command", command.id)
+            return
+        body = _binary(ws.recv_streaming()) if full.body else iter_bytes(b"")
+        async with limiter:
+            response = await call_handler(handler, relayed_request(full, body, address))
+            try:
+                head, rest = await _prefetch(response.body, 0)
+                has_body = bool(head) or rest is not None
+                await _write(ws, _response_command(full.id, response, has_body), head, rest)
+            finally:
+                await _close_body(response.body)
+
+
+async def _binary(chunks: AsyncIterator[str | bytes]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield chunk.encode() if isinstance(chunk, str) else chunk
