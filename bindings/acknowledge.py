@@ -1,0 +1,76 @@
+"""One-way hosting: acknowledge with ``202 Accepted`` first, run the handler after.
+
+PROTOCOL.md §6: for ``oneway`` and ``event`` entities the sender gets 202 once the
+listener "has acknowledged receipt (listener bindings reply 202 before running
+the handler)".  :class:`Acknowledging` wraps any handler that way for
+NetOnewayRelayBinding and NetEventRelayBinding hosts: it reads the whole body
+(the relay caps it at the entity's ``max_message_size``, 64 KiB by default),
+answers 202 with an empty body, and runs the real handler in the background,
+logging what it returns or raises.  ``aclose()`` waits for those runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes
+
+__all__ = ["Acknowledging"]
+
+log = logging.getLogger("bindings.oneway")
+
+
+class Acknowledging:
+    """A Handler that answers 202 at once and runs ``handler`` in the background.
+
+    Args:
+        handler: the real handler; its response is discarded (errors are logged).
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"Acknowledging({self.handler!r})"
+
+    async def __call__(self, request: RelayedRequest) -> RelayedResponse:
+        body = await request.read()
+        copy = replace(request, body=iter_bytes(body), _read=body)
+        task = asyncio.get_running_loop().create_task(self._run(copy))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return RelayedResponse(202, "Accepted")
+
+    async def _run(self, request: RelayedRequest) -> None:
+        try:
+            response = await self.handler(request)
+        except Exception:
+            log.exception("one-way handler failed on %s %s", request.method, request.target)
+            return
+        if response.status >= 400:
+            log.warning(
+                "one-way handler answered %s %s on %s %s (the sender already has 202)",
+                response.status, response.reason, request.method, request.target,
+            )
+        aclose = getattr(response.body, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    @property
+    def pending(self) -> int:
+        """Background runs not finished yet."""
+        return len(self._tasks)
+
+    async def aclose(self, timeout: float = 30.0) -> None:
+        """Wait (at most ``timeout`` s) for background runs; cancel the rest."""
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        closer = getattr(self.handler, "aclose", None)
+        if closer is not None:
+            await closer()
