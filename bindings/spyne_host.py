@@ -134,9 +134,10 @@ class SpyneRelayApp:
             SoapVersion.SOAP12 if isinstance(app.in_protocol, Soap12) else SoapVersion.SOAP11
         )
         self._spyne = _SanitisingWsgiApplication(app)
-        every_call_oneway = binding.entity_kind in (EntityKind.ONEWAY, EntityKind.EVENT)
-        self._oneway_ops = _all_operations(app) if every_call_oneway else oneway_operations(app)
-        self._oneway_tags = _all_request_tags(app) if every_call_oneway else oneway_request_tags(app)
+        if binding.entity_kind in (EntityKind.ONEWAY, EntityKind.EVENT):
+            self._oneway_ops, self._oneway_tags = _all_operations(app), _all_request_tags(app)
+        else:
+            self._oneway_ops, self._oneway_tags = oneway_operations(app), oneway_request_tags(app)
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, binding.max_concurrent_calls), thread_name_prefix="relay-oneway"
         )
@@ -204,7 +205,9 @@ class SpyneRelayApp:
 
     # -- one-way ------------------------------------------------------------
 
-    def _acknowledge(self, environ: Environ, body: bytes, start_response: StartResponse) -> WsgiResult:
+    def _acknowledge(
+        self, environ: Environ, body: bytes, start_response: StartResponse
+    ) -> WsgiResult:
         start_response("202 Accepted", [("Content-Length", "0")])
         job_environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
         return _AfterResponse(lambda: self._executor.submit(self._run_oneway, job_environ))

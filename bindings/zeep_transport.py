@@ -198,8 +198,9 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
             raise RelayTransportError(f"cannot fetch {url}: {exc}") from exc
         with closing(response):
             if response.status_code >= 400:
+                content_type = response.headers.get("Content-Type")
                 raise relay_transport_error(
-                    url, response.status_code, response.headers.get("Content-Type"), response.content
+                    url, response.status_code, content_type, response.content
                 )
             return bytes(response.content)
 
@@ -218,7 +219,9 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
         log.debug("POST %s -> %s", address, response.status_code)
         content_type = response.headers.get("Content-Type", "")
         if response.status_code >= 400 and _is_json(content_type):
-            raise relay_transport_error(address, response.status_code, content_type, response.content)
+            raise relay_transport_error(
+                address, response.status_code, content_type, response.content
+            )
         return response
 
 

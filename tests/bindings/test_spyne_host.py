@@ -145,7 +145,7 @@ def test_oneway_handler_failure_is_logged(caplog: pytest.LogCaptureFixture) -> N
         [Failing], tns="urn:t", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
     )
     app = spyne_wsgi(spyne_app, BasicHttpRelayBinding())
-    body = b'<s:Envelope xmlns:s="%s"><s:Body><Explode xmlns="urn:t"><n>1</n></Explode></s:Body></s:Envelope>' % S11.encode()
+    body = envelope('<Explode xmlns="urn:t"><n>1</n></Explode>')
     with caplog.at_level(logging.ERROR, logger="bindings.spyne_host"):
         assert call_wsgi(app, "POST", body=body).status == 202
         app.close(wait=True)
@@ -223,7 +223,8 @@ def _broken(version: type = Soap11) -> SpyneRelayApp:
     return spyne_wsgi(spyne_app, BasicHttpRelayBinding())
 
 
-CRASH = b'<s:Envelope xmlns:s="%s"><s:Body><Crash xmlns="urn:broken"><text>hunter2</text></Crash></s:Body></s:Envelope>'
+CRASH = b'<s:Envelope xmlns:s="%s"><s:Body><Crash xmlns="urn:broken">'
+CRASH += b"<text>hunter2</text></Crash></s:Body></s:Envelope>"
 
 
 @pytest.mark.parametrize("tracebacks_on", [False, True])
