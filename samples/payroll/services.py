@@ -83,14 +83,20 @@ class Recorder:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
         self.lines: list[str] = []
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
 
     def record(self, line: str) -> None:
-        with self._lock:
+        with self._changed:
             self.lines.append(line)
             if self.path is not None:
                 with self.path.open("a", encoding="utf-8") as file:
                     file.write(line + "\n")
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until at least ``count`` lines were recorded; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.lines) >= count, timeout)
 
 
 def _recorder(ctx: object) -> Recorder:
