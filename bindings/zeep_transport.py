@@ -11,7 +11,10 @@ The sender's SAS token travels (PROTOCOL.md section 2) in the
 request so renewal is automatic. With ``binding.token_in_soap_header`` (the
 WS2007 binding's default) SOAP POSTs carry it in a ``RelayAccessToken`` SOAP
 header instead, added by a zeep plugin; WSDL/XSD GETs keep the HTTP header.
-The token's audience is the entity URL, ``http[s]://host:port/entity``.
+The token's audience is the entity URL, ``http[s]://host:port/entity``, and
+it goes only to the relay's host and port (the WSDL URL's, the connection
+string's): an XSD imported from elsewhere or a private address left in a WSDL
+never sees it.
 
 The relay answers its own errors to SOAP requests with a SOAP fault, which zeep
 raises as :class:`zeep.exceptions.Fault`; other failures (a WSDL fetch answered
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,16 +102,34 @@ class Audience:
         entity_path: The entity the client talks to (e.g. ``payroll``); requests
             to any path go with a token for ``<origin>/<entity_path>``. When
             None, the request URL's own path (without query) is the audience.
+        relay_origins: URLs of the relay; requests to any other host and port
+            (an XSD imported from elsewhere, a private address in a WSDL) get
+            no token at all. None sends tokens everywhere.
     """
 
-    def __init__(self, entity_path: str | None) -> None:
+    def __init__(self, entity_path: str | None, relay_origins: Iterable[str] | None = None) -> None:
         self._entity = entity_path.strip("/") if entity_path else None
+        self._origins = None if relay_origins is None else {_origin(u) for u in relay_origins}
 
-    def __call__(self, url: str) -> str:
+    def __call__(self, url: str) -> str | None:
+        """The audience for a request to ``url``, or None when it is not for the relay."""
+        if self._origins is not None and _origin(url) not in self._origins:
+            return None
         parts = urlsplit(url)
         path = self._entity if self._entity is not None else parts.path.strip("/")
         scheme = "https" if parts.scheme in ("https", "wss", "sb") else "http"
         return f"{scheme}://{parts.netloc}/{path}"
+
+
+def _origin(url: str) -> str:
+    """``host:port`` of a URL, lower-cased, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = 443 if parts.scheme in ("https", "wss") else 80
+    return f"{(parts.hostname or '').lower()}:{port or default}"
 
 
 class RelayAuth(requests.auth.AuthBase):
@@ -123,7 +144,7 @@ class RelayAuth(requests.auth.AuthBase):
     def __init__(
         self,
         token_provider: TokenProvider,
-        audience: Callable[[str], str],
+        audience: Callable[[str], str | None],
         *,
         skip_posts: bool = False,
     ) -> None:
@@ -135,8 +156,9 @@ class RelayAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self._skip_posts and request.method == "POST":
             return request
-        token = self._provider.get_token(self._audience(request.url or ""))
-        request.headers[AUTH_HEADER] = token.text
+        audience = self._audience(request.url or "")
+        if audience is not None:
+            request.headers[AUTH_HEADER] = self._provider.get_token(audience).text
         return request
 
 
@@ -148,7 +170,7 @@ class RelayTokenPlugin(Plugin):  # type: ignore[misc]
         audience: Maps the operation's address to the token's audience.
     """
 
-    def __init__(self, token_provider: TokenProvider, audience: Callable[[str], str]) -> None:
+    def __init__(self, token_provider: TokenProvider, audience: Callable[[str], str | None]) -> None:
         self._provider, self._audience = token_provider, audience
 
     def egress(
@@ -160,6 +182,9 @@ class RelayTokenPlugin(Plugin):  # type: ignore[misc]
     ) -> tuple[etree._Element, dict[str, str]]:
         """Append the token header for the operation's address."""
         audience = self._audience(str(binding_options.get("address", "")))
+        if audience is None:
+            log.warning("no relay token for %s: not the relay's address", binding_options.get("address"))
+            return envelope, http_headers
         hook = RelayTokenHook(lambda: self._provider.get_token(audience).text)
         return hook.egress(envelope, http_headers)
 
@@ -180,7 +205,7 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
         self,
         token_provider: TokenProvider | None = None,
         *,
-        audience: Callable[[str], str] | None = None,
+        audience: Callable[[str], str | None] | None = None,
         token_in_soap_header: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -321,11 +346,13 @@ def relay_client(
         raise TypeError("relay_client makes its own transport; pass timeouts instead")
     binding = binding or BasicHttpRelayBinding()
     entity_path = _wsdl_entity(wsdl_url)
+    origins = [wsdl_url] if urlsplit(wsdl_url).scheme in ("http", "https") else []
     if connection_string is not None:
         cs = _as_connection_string(connection_string)
         entity_path = cs.entity_path or entity_path
         token_provider = token_provider or _provider_from(cs)
-    audience = Audience(entity_path)
+        origins.append(cs.http_base)
+    audience = Audience(entity_path, origins or None)
     in_header = binding.token_in_soap_header and token_provider is not None
     transport = RelayTransport(
         token_provider,

@@ -22,7 +22,7 @@ from bindings.binding import (
 from bindings.exceptions import BindingError, RelayTransportError
 from bindings.spyne_host import SpyneRelayApp, spyne_wsgi
 from bindings.tokens import SecurityToken, TokenProvider
-from bindings.zeep_transport import relay_client
+from bindings.zeep_transport import Audience, relay_client
 from relay.sas import SasToken
 from samples.payroll.services import Recorder, payroll12_app, payroll_app, timesheet_app
 from soap import ns
@@ -180,7 +180,8 @@ def test_202_with_an_empty_body_returns_none(tmp_path: Path) -> None:
         wsdl = tmp_path / "timesheet.wsdl"
         wsdl.write_bytes(timesheets.wsdl(f"{relay.base_url}/timesheet"))
         cs = (
-            f"Endpoint=sb://127.0.0.1/;SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY};"
+            f"Endpoint=sb://{relay.base_url[7:]}/;SharedAccessKeyName={KEY_NAME};"
+            f"SharedAccessKey={KEY};"
             "EntityPath=timesheet"
         )
         client = relay_client(str(wsdl), binding=NetOnewayRelayBinding(), connection_string=cs)
@@ -224,6 +225,34 @@ def test_tokens_never_reach_the_logs(relay: FakeRelay, caplog: pytest.LogCapture
         message = record.getMessage()
         assert signature not in message and unquote(signature) not in message
         assert "RelayAccessToken" not in message
+
+
+def test_audience_is_the_entity_on_the_relay_and_nothing_elsewhere() -> None:
+    audience = Audience("payroll", ["http://127.0.0.1:9350/payroll?wsdl"])
+    assert audience("http://127.0.0.1:9350/payroll/v2?x=1") == "http://127.0.0.1:9350/payroll"
+    assert audience("http://10.0.0.5:8000/svc") is None
+    assert audience("http://127.0.0.1:9351/payroll") is None
+    default_port = Audience(None, ["https://relay.example.com/x"])
+    assert default_port("https://RELAY.example.com:443/y") == "https://RELAY.example.com:443/y"
+    assert Audience(None)("http://anywhere:1/svc") == "http://anywhere:1/svc"
+
+
+def test_no_token_for_an_address_that_is_not_the_relay(tmp_path: Path) -> None:
+    payroll = spyne_wsgi(payroll_app(), BasicHttpRelayBinding())
+    with fake_relay({"payroll": payroll}) as elsewhere, fake_relay() as relay:
+        wsdl = payroll.wsdl(f"{elsewhere.base_url}/payroll")  # e.g. a private address
+        relay.routes["payroll"] = Canned("200 OK", "text/xml", wsdl)
+        for in_header in (False, True):
+            client = relay_client(
+                f"{relay.base_url}/payroll?wsdl",
+                binding=BasicHttpRelayBinding(token_in_soap_header=in_header),
+                token_provider=CountingProvider(),
+            )
+            assert client.service.GetSalary(7) == Decimal("5120.50")
+            assert "Servicebusauthorization" in relay.requests[-1].headers
+            post = elsewhere.requests[-1]
+            assert "Servicebusauthorization" not in post.headers and post.soap_token is None
+    payroll.close()
 
 
 def test_transport_is_not_accepted() -> None:
