@@ -170,7 +170,9 @@ class RelayTokenPlugin(Plugin):  # type: ignore[misc]
         audience: Maps the operation's address to the token's audience.
     """
 
-    def __init__(self, token_provider: TokenProvider, audience: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, token_provider: TokenProvider, audience: Callable[[str], str | None]
+    ) -> None:
         self._provider, self._audience = token_provider, audience
 
     def egress(
@@ -181,9 +183,10 @@ class RelayTokenPlugin(Plugin):  # type: ignore[misc]
         binding_options: dict[str, Any],
     ) -> tuple[etree._Element, dict[str, str]]:
         """Append the token header for the operation's address."""
-        audience = self._audience(str(binding_options.get("address", "")))
+        address = str(binding_options.get("address", ""))
+        audience = self._audience(address)
         if audience is None:
-            log.warning("no relay token for %s: not the relay's address", binding_options.get("address"))
+            log.warning("no relay token sent to %s: it is not the relay's address", address)
             return envelope, http_headers
         hook = RelayTokenHook(lambda: self._provider.get_token(audience).text)
         return hook.egress(envelope, http_headers)
