@@ -161,7 +161,10 @@ class _Exchange:
 
     async def send(self, listener: ListenerConnection, timeout: float) -> tuple[PendingRequest, RelayedReply]:
         """Deliver to ``listener`` and wait for its reply head; cleans up on failure."""
-        ident, pending = self.server.rendezvous.issue_with(lambda i: self._new_pending(listener, i))
+        ident, pending = self.server.rendezvous.issue_with(
+            lambda i: self._new_pending(listener, i),
+            ttl=max(timeout, self.server.config.rendezvous_timeout),
+        )
         self._tickets[pending] = ident
         try:
             if self.body is not None and len(self.body) <= INLINE_LIMIT:

@@ -113,5 +113,9 @@ class NamespaceConfig:
     dynamic_entities: bool = False
     ping_interval: float = 30.0
     rendezvous_timeout: float = 30.0
+    #: Seconds a listener stays open past its token's expiry: hyco-https sends its
+    #: renewToken every 3600 s whatever the token's lifetime, so with the default
+    #: one-hour token it arrives just after ``se``.
+    token_grace: float = 10.0
     max_header_size: int = 16 * 1024
     extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)

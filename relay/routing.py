@@ -151,12 +151,19 @@ class RendezvousTable(Generic[V]):
         """Store ``value`` under a fresh id and return the id."""
         return self.issue_with(lambda _ident: value)[0]
 
-    def issue_with(self, make: Callable[[str], V]) -> tuple[str, V]:
-        """Store ``make(id)`` under a fresh id, for values that embed their own id."""
+    def issue_with(
+        self, make: Callable[[str], V], ttl: float | None = None
+    ) -> tuple[str, V]:
+        """Store ``make(id)`` under a fresh id, for values that embed their own id.
+
+        ``ttl`` overrides the table's lifetime for this id: the rendezvous of an
+        inline request stays valid as long as the request may still be answered,
+        because hyco-https opens it only when its response outgrows 64 KiB.
+        """
         self.expire()
         ident = self._new_id()
         value = make(ident)
-        self._slots[ident] = _Slot(value, self._clock() + self._ttl)
+        self._slots[ident] = _Slot(value, self._clock() + (self._ttl if ttl is None else ttl))
         return ident, value
 
     def take(self, ident: str | None) -> V:

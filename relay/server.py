@@ -139,7 +139,10 @@ class RelayServer:
         self, request: web.BaseRequest, error: RelayError, tracking: str
     ) -> web.Response:
         """The relay's own error: SOAP fault or JSON, with a tracking id also logged."""
-        log.info(
+        # A throttled client is retrying in a tight loop: one line per refusal would
+        # flood the log (hyco-ws makes ~1000 attempts a second), so those are DEBUG.
+        log.log(
+            logging.DEBUG if isinstance(error, Throttled) else logging.INFO,
             "%s %s -> %d %s: %s [tracking %s]",
             request.method, request.path, error.status, error.code, error, tracking,
         )
@@ -197,14 +200,18 @@ class RelayServer:
             raise
         connection = ListenerConnection(
             path,
-            token_expiry=float(grant.expiry),
-            check_renewal=lambda t: float(self._renewal_grant(request, state, t).expiry),
+            token_expiry=float(grant.expiry) + self.config.token_grace,
+            check_renewal=lambda t: (
+                float(self._renewal_grant(request, state, t).expiry) + self.config.token_grace
+            ),
             clock=self.clock,
         )
         state.add(connection)
         try:
             ws = web.WebSocketResponse(
-                heartbeat=self.config.ping_interval or None, max_msg_size=4 * INLINE_LIMIT
+                heartbeat=self.config.ping_interval or None,
+                max_msg_size=4 * INLINE_LIMIT,
+                compress=False,  # small JSON frames: deflate costs more CPU than it saves
             )
             await ws.prepare(request)
             log.info("listener %s online on %s", connection.id, path)

@@ -136,6 +136,14 @@ async def _pump(sender: RawWebSocket, listener: RawWebSocket) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _sendable(code: int) -> int:
+    """A close code both peers can take: 1005/1006/1015 are never sent on the wire, and
+    ws 1.1.5 (inside hyco-ws) fails on anything outside 1000-1003, 1007-1011, 3000-4999."""
+    if 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999:
+        return code
+    return 1011 if 1012 <= code <= 1014 else 1000
+
+
 async def _copy(source: RawWebSocket, sink: RawWebSocket) -> None:
     while True:
         frame = await source.recv_frame()
@@ -144,8 +152,7 @@ async def _copy(source: RawWebSocket, sink: RawWebSocket) -> None:
             return
         if frame.opcode is Opcode.CLOSE:
             close = close_of(frame)
-            code = close.code if close.code not in (1005, 1006, 1015) else 1000
-            await sink.close(code, close.reason)
+            await sink.close(_sendable(close.code), close.reason)
             return
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             await sink.send_frame(frame.opcode, bytes(frame.data), frame.fin)

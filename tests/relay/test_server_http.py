@@ -269,3 +269,18 @@ def _q(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+async def test_inline_request_rendezvous_lives_as_long_as_the_request(custom_relay: Any, http: aiohttp.ClientSession) -> None:
+    """hyco-https opens an inline request's rendezvous only when its response outgrows
+    64 KiB, maybe long after the request arrived: the id must outlive rendezvous_timeout."""
+    relay = await custom_relay(EntityConfig("late", timeout=10), rendezvous_timeout=0.2)
+
+    async def slow_big(command: dict[str, Any], body: bytes) -> Reply:
+        await asyncio.sleep(0.5)  # the slow service being simulated, not a readiness wait
+        return 200, {}, b"L" * 100_000
+
+    async with listener(relay, "late", serve=slow_big):
+        async with http.get(f"{relay.base_url}/late", headers={"ServiceBusAuthorization": relay.token("late")}) as resp:
+            assert resp.status == 200
+            assert await resp.read() == b"L" * 100_000

@@ -108,7 +108,7 @@ async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_r
 
 
 async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("exp"))
+    relay = await make_relay(EntityConfig("exp"), token_grace=0.2)
     ws = await connect(relay, "exp", relay.token("exp", ttl=1))
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 10)
@@ -116,7 +116,7 @@ async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
 
 
 async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("renew"))
+    relay = await make_relay(EntityConfig("renew"), token_grace=0.2)
     ws = await connect(relay, "renew", relay.token("renew", ttl=1))
     await ws.send(json.dumps({"renewToken": {"token": relay.token("renew", ttl=3600)}}))
     with pytest.raises(TimeoutError):
