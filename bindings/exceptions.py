@@ -13,7 +13,7 @@ One root per package (the relay's own errors live in ``relay.exceptions``)::
     └── RelayTransportError            a zeep client's request failed without a SOAP fault (WSDL
                                        fetch 401/404/502, JSON error, relay unreachable); also a
                                        ``zeep.exceptions.TransportError``, so it is defined in
-                                       ``bindings.zeep_transport`` and imported from here lazily
+                                       ``bindings.relay_errors`` and imported from here lazily
 
 Errors from other libraries (aiohttp, websockets, zeep) are translated at the
 boundary with ``raise ... from exc``.  Add new classes under the branch they
@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bindings.zeep_transport import RelayTransportError
+    from bindings.relay_errors import RelayTransportError
 
 __all__ = [
     "BindingError",
@@ -109,10 +109,10 @@ class HostOpenTimeout(HostError):
 
 def __getattr__(name: str) -> Any:
     # RelayTransportError subclasses zeep's TransportError, and importing zeep costs
-    # ~0.3 s: it lives with the zeep transport and is imported on first use, so
+    # ~0.3 s: it lives in bindings.relay_errors and is imported on first use, so
     # that the CLI and the hosting side stay light.
     if name == "RelayTransportError":
-        from bindings.zeep_transport import RelayTransportError
+        from bindings.relay_errors import RelayTransportError
 
         return RelayTransportError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,6 @@ an empty body (one-way and event calls) makes zeep return ``None``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import closing
@@ -35,18 +34,13 @@ from urllib.parse import urlsplit
 import requests
 import zeep
 from lxml import etree
-from zeep.exceptions import TransportError
 from zeep.plugins import Plugin
 from zeep.wsa import WsAddressingPlugin
 
 from bindings.binding import BasicHttpRelayBinding, RelayBinding
 from bindings.connection_string import ConnectionString
-from bindings.exceptions import BindingError
+from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
 from bindings.tokens import TokenProvider
-from soap import ns
-from soap.envelope import Envelope, SoapVersion
-from soap.exceptions import SoapError
-from soap.fault import Fault, find_fault
 from soap.relay_token import RelayTokenHook
 
 __all__ = [
@@ -63,36 +57,6 @@ log = logging.getLogger(__name__)
 
 #: The HTTP header a sender's token travels in (PROTOCOL.md section 2, place 2).
 AUTH_HEADER = "ServiceBusAuthorization"
-
-
-class RelayTransportError(TransportError, BindingError):  # type: ignore[misc]
-    """A request through the relay failed without a SOAP fault to show for it.
-
-    Raised by the zeep transport for a WSDL/XSD fetch the relay (or the
-    service) refused, a JSON error body, or a relay that cannot be reached.
-
-    Attributes:
-        status_code: HTTP status, or 0 when there was no response.
-        code: The relay's machine-readable error code (``NoListener`` ...), if any.
-        relay_message: The relay's error message, if any.
-        tracking_id: The tracking id the relay log also shows, if any.
-        content: The response body, if any.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int = 0,
-        code: str | None = None,
-        relay_message: str | None = None,
-        tracking_id: str | None = None,
-        content: bytes | None = None,
-    ) -> None:
-        super().__init__(message, status_code=status_code, content=content)
-        self.code = code
-        self.relay_message = relay_message
-        self.tracking_id = tracking_id
 
 
 class Audience:
@@ -246,71 +210,11 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
             raise RelayTransportError(f"cannot reach {address}: {exc}") from exc
         log.debug("POST %s -> %s", address, response.status_code)
         content_type = response.headers.get("Content-Type", "")
-        if response.status_code >= 400 and _is_json(content_type):
+        if response.status_code >= 400 and is_json(content_type):
             raise relay_transport_error(
                 address, response.status_code, content_type, response.content
             )
         return response
-
-
-def _is_json(content_type: str) -> bool:
-    return content_type.split(";", 1)[0].strip().lower() == "application/json"
-
-
-def relay_transport_error(
-    url: str, status: int, content_type: str | None, body: bytes
-) -> RelayTransportError:
-    """Read an error answer (PROTOCOL.md section 5) into a :class:`RelayTransportError`.
-
-    Understands the relay's JSON ``{"error": {"code", "message", "trackingId"}}``
-    and SOAP faults with a ``RelayError`` detail; any other body is summarised.
-
-    Args:
-        url: The address that was requested.
-        status: The HTTP status.
-        content_type: The response's ``Content-Type``.
-        body: The response body.
-    """
-    code, message, tracking_id = _read_error_body(content_type or "", body)
-    text = f"{url} answered HTTP {status}"
-    if code:
-        text += f" ({code})"
-    if message:
-        text += f": {message}"
-    if tracking_id and "TrackingId:" not in text:
-        text += f" TrackingId:{tracking_id}"
-    return RelayTransportError(
-        text,
-        status_code=status,
-        code=code,
-        relay_message=message,
-        tracking_id=tracking_id,
-        content=body,
-    )
-
-
-def _read_error_body(content_type: str, body: bytes) -> tuple[str | None, str | None, str | None]:
-    """(code, message, tracking id) from a JSON or SOAP error body."""
-    if _is_json(content_type):
-        try:
-            error = json.loads(body)["error"]
-            return error.get("code"), error.get("message"), error.get("trackingId")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None, None, None
-    if SoapVersion.from_content_type(content_type) is not None:
-        try:
-            fault = find_fault(Envelope.from_bytes(body))
-        except SoapError:
-            return None, None, None
-        if fault is not None:
-            return _detail_text(fault, "Code"), fault.reason, _detail_text(fault, "TrackingId")
-    return None, None, None
-
-
-def _detail_text(fault: Fault, name: str) -> str | None:
-    if fault.detail is None or fault.detail.tag != f"{{{ns.RELAY_ERROR}}}RelayError":
-        return None
-    return fault.detail.findtext(f"{{{ns.RELAY_ERROR}}}{name}")
 
 
 def relay_client(
