@@ -245,7 +245,7 @@ class SpyneRelayApp:
             self._spyne(dict(environ, **{"wsgi.input": io.BytesIO(body)}), capture)
         )
         headers: list[tuple[str, str]] = list(captured["headers"])
-        if request_wsa is not None and result:
+        if request_wsa is not None and request_wsa.action is not None and result:
             result = self._add_reply_addressing(result, request_wsa)
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(result))))
@@ -273,8 +273,11 @@ class SpyneRelayApp:
     def _add_reply_addressing(
         self, reply: bytes, request_wsa: addressing.AddressingHeaders
     ) -> bytes:
-        """``RelatesTo`` = the request's MessageID, ``Action`` = its Action + ``Response``."""
-        action = f"{request_wsa.action or ''}Response"
+        """``RelatesTo`` = the request's MessageID, ``Action`` = its Action + ``Response``.
+
+        A request without ``wsa:Action`` did not use WS-Addressing: its reply gets none.
+        """
+        action = f"{request_wsa.action}Response"
         try:
             return addressing.add_reply_addressing(reply, request_wsa, action)
         except SoapError:

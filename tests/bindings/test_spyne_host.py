@@ -191,6 +191,12 @@ def test_ws2007_reply_relates_to_the_request(payroll12: SpyneRelayApp) -> None:
     assert int(response.headers["Content-Length"]) == len(response.body)
 
 
+def test_ws2007_request_without_addressing_gets_a_plain_reply(payroll12: SpyneRelayApp) -> None:
+    body = envelope(GET_SALARY_7, version=S12)
+    response = call_wsgi(payroll12, "POST", body=body, content_type=SOAP12_CT)
+    assert response.status == 200 and WSA.encode() not in response.body
+
+
 def test_ws2007_fault_reply_uses_the_fault_action(payroll12: SpyneRelayApp) -> None:
     body = envelope(GET_SALARY_7.replace(">7<", ">99<"), version=S12, header=_wsa_headers())
     response = call_wsgi(payroll12, "POST", body=body, content_type=SOAP12_CT)
