@@ -30,7 +30,12 @@ from relay.headers import (
     query_pairs,
     request_target,
 )
-from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest, RelayedReply
+from relay.listeners import (
+    INLINE_LIMIT,
+    ListenerConnection,
+    PendingRequest,
+    RelayedReply,
+)
 from relay.messages import Headers, RequestCommand
 from relay.namespace import EntityKind, Rights
 from soap.envelope import SoapVersion
@@ -161,10 +166,10 @@ class _Exchange:
 
     async def send(self, listener: ListenerConnection, timeout: float) -> tuple[PendingRequest, RelayedReply]:
         """Deliver to ``listener`` and wait for its reply head; cleans up on failure."""
-        ident, pending = self.server.rendezvous.issue_with(
-            lambda i: self._new_pending(listener, i),
-            ttl=max(timeout, self.server.config.rendezvous_timeout),
-        )
+        table = self.server.rendezvous
+        ident = table.new_id()
+        pending = self._new_pending(listener, ident)
+        table.put(ident, pending, ttl=max(timeout, self.server.config.rendezvous_timeout))
         self._tickets[pending] = ident
         try:
             if self.body is not None and len(self.body) <= INLINE_LIMIT:

@@ -24,8 +24,18 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from relay.exceptions import ListenerGone, MalformedMessage, ProtocolViolation, RelayError
-from relay.messages import RenewTokenCommand, RequestCommand, ResponseCommand, parse_listener_command
+from relay.exceptions import (
+    ListenerGone,
+    MalformedMessage,
+    ProtocolViolation,
+    RelayError,
+)
+from relay.messages import (
+    RenewTokenCommand,
+    RequestCommand,
+    ResponseCommand,
+    parse_listener_command,
+)
 
 __all__ = ["ListenerConnection", "ListenerState", "PendingRequest", "RelayedReply"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from relay.exceptions import MalformedMessage
 
@@ -160,8 +160,8 @@ class RenewTokenCommand:
         return _compact({"renewToken": {"token": self.token}})
 
 
-RelayCommand = Union[AcceptCommand, RequestCommand]
-ListenerCommand = Union[ResponseCommand, RenewTokenCommand]
+RelayCommand = AcceptCommand | RequestCommand
+ListenerCommand = ResponseCommand | RenewTokenCommand
 
 
 def _load(text: str | bytes) -> tuple[str, Mapping[str, Any]]:

@@ -97,7 +97,7 @@ async def _read_response(ws: RawWebSocket, pending: PendingRequest) -> ResponseC
     async for frame in ws.recv_message_frames():
         if frame.opcode is Opcode.BINARY:
             raise ProtocolViolation("binary frame where the response command was expected")
-        parts.append(frame.data)
+        parts.append(bytes(frame.data))
         if sum(map(len, parts)) > _MAX_COMMAND:
             raise ProtocolViolation("response command is too long")
     try:

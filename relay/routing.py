@@ -147,24 +147,25 @@ class RendezvousTable(Generic[V]):
     def __len__(self) -> int:
         return len(self._slots)
 
-    def issue(self, value: V) -> str:
+    def issue(self, value: V, ttl: float | None = None) -> str:
         """Store ``value`` under a fresh id and return the id."""
-        return self.issue_with(lambda _ident: value)[0]
+        ident = self.new_id()
+        self.put(ident, value, ttl)
+        return ident
 
-    def issue_with(
-        self, make: Callable[[str], V], ttl: float | None = None
-    ) -> tuple[str, V]:
-        """Store ``make(id)`` under a fresh id, for values that embed their own id.
+    def new_id(self) -> str:
+        """A fresh id, for values that must embed their own id before they are stored."""
+        return self._new_id()
 
-        ``ttl`` overrides the table's lifetime for this id: the rendezvous of an
-        inline request stays valid as long as the request may still be answered,
-        because hyco-https opens it only when its response outgrows 64 KiB.
+    def put(self, ident: str, value: V, ttl: float | None = None) -> None:
+        """Store ``value`` under ``ident`` for ``ttl`` seconds (default: the table's).
+
+        A longer ``ttl`` serves the rendezvous of an inline request, which must stay
+        valid as long as the request may still be answered: hyco-https opens it only
+        when its response outgrows 64 KiB.
         """
         self.expire()
-        ident = self._new_id()
-        value = make(ident)
         self._slots[ident] = _Slot(value, self._clock() + (self._ttl if ttl is None else ttl))
-        return ident, value
 
     def take(self, ident: str | None) -> V:
         """The value for ``ident``, removing it; raises ``BadRequest``/``RendezvousRejected``."""

@@ -15,28 +15,45 @@ error_body); this module only moves bytes between them and the sockets.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import signal
 import ssl
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from aiohttp import web
 
 from relay import http_senders, rendezvous, ws_senders
-from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.discovery import FeedEntry, render_feed
 from relay.error_body import new_tracking_id, render_error
-from relay.exceptions import AuthError, BadRequest, EntityNotFound, RelayError, Throttled
+from relay.exceptions import (
+    AuthError,
+    BadRequest,
+    EntityNotFound,
+    RelayError,
+    Throttled,
+)
 from relay.headers import find_token, query_pairs
-from relay.listeners import INLINE_LIMIT, ListenerConnection
+from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
+from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
 from relay.namespace import Discovery, EntityKind, NamespaceConfig, Rights
-from relay.routing import EntityRegistry, EntityState, FailureLimiter, RendezvousTable, normalize_path
+from relay.routing import (
+    EntityRegistry,
+    EntityState,
+    FailureLimiter,
+    RendezvousTable,
+    normalize_path,
+)
 from relay.sas import Grant, Resource, SasVerifier
+from relay.ws_senders import PendingAccept
 
 __all__ = ["RelayServer", "run"]
+
+_E = TypeVar("_E", bound=enum.Enum)
 
 log = logging.getLogger("relay")
 _HC_PREFIX = "/$hc/"
@@ -63,7 +80,9 @@ class RelayServer:
         self.rng = rng or random.Random()
         self.registry: EntityRegistry[ListenerConnection] = EntityRegistry(config)
         self.verifier = SasVerifier(clock)
-        self.rendezvous: RendezvousTable[object] = RendezvousTable(config.rendezvous_timeout)
+        self.rendezvous: RendezvousTable[PendingRequest | PendingAccept] = RendezvousTable(
+            config.rendezvous_timeout
+        )
         self.limiter = FailureLimiter()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -100,8 +119,8 @@ class RelayServer:
         )
         await site.start()
         server = site._server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert isinstance(server, asyncio.Server)
+        self._port = server.sockets[0].getsockname()[1]
         log.info("relay listening on %s", self.base_url)
 
     async def stop(self) -> None:
@@ -246,8 +265,8 @@ class RelayServer:
             raise EntityNotFound(
                 f"no entity {path!r} in this namespace (a Manage token may create it by listening)"
             )
-        kind = _enum_query(request, "sb-relay-kind", EntityKind, EntityKind.REQUEST_RESPONSE)
-        discovery = _enum_query(request, "sb-relay-discovery", Discovery, Discovery.PRIVATE)
+        kind = _enum_query(request, "sb-relay-kind", EntityKind.REQUEST_RESPONSE)
+        discovery = _enum_query(request, "sb-relay-discovery", Discovery.PRIVATE)
         state = self.registry.create_dynamic(path, kind, discovery)
         if state.config.kind is not kind:
             raise BadRequest(f"entity {path!r} already exists with kind {state.config.kind.value}")
@@ -264,19 +283,21 @@ class RelayServer:
         ]
         base = f"{request.scheme}://{request.host}"
         body = render_feed(
-            entries, namespace=self.config.name, base_url=base, updated=datetime.now(timezone.utc)
+            entries, namespace=self.config.name, base_url=base, updated=datetime.now(UTC)
         )
         return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 
 
-def _enum_query(request: web.Request, name: str, enum_type: type, default: object) -> object:
+def _enum_query(request: web.Request, name: str, default: _E) -> _E:
+    """An enum value from the query (``sb-relay-kind=oneway``), or ``default``."""
     value = request.query.get(name)
     if value is None:
         return default
+    enum_type = type(default)
     try:
         return enum_type(value)
     except ValueError:
-        allowed = ", ".join(m.value for m in enum_type)
+        allowed = ", ".join(str(m.value) for m in enum_type)
         raise BadRequest(f"{name}={value!r} is not one of {allowed}") from None
 
 

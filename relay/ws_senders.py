@@ -115,7 +115,8 @@ async def listener_accepts(request: web.Request, pending: PendingAccept) -> web.
             pending.listener_socket.set_exception(ListenerRejected(code, description))
         return web.Response(status=410, text="rejected\n")
     offered = _protocols(request.headers.get("Sec-WebSocket-Protocol"))
-    chosen = (offered or pending.sender_protocols or [None])[0]
+    candidates = offered or pending.sender_protocols
+    chosen = candidates[0] if candidates else None
     ws, response = await RawWebSocket.accept(request, chosen)
     if pending.listener_socket.done():  # the sender gave up meanwhile
         await ws.close(1001, "the sender went away")
