@@ -51,6 +51,7 @@ log = logging.getLogger("relay.http")
 #: Largest body the relay reads to look for a RelayAccessToken SOAP header.
 SOAP_TOKEN_SCAN_LIMIT = 1024 * 1024
 _request_ids = itertools.count(1)
+_METADATA_METHODS = frozenset({"GET", "HEAD"})
 
 
 async def relay_http(server: RelayServer, request: web.Request, tracking: str) -> web.StreamResponse:
@@ -74,13 +75,19 @@ async def relay_http(server: RelayServer, request: web.Request, tracking: str) -
     if token is None and body is not None and state.config.requires_client_authorization:
         token, where, body = _soap_header_token(request, body)
     server.authorize(request, state, Rights.SEND, token)
-    if state.config.kind is EntityKind.EVENT:
+    kind = state.config.kind
+    if request.method in _METADATA_METHODS:
+        # Extension: a GET (a WSDL or XSD fetch) on a oneway or event entity is answered
+        # by one listener like request-response, so a client can load the contract the
+        # way it would from a WCF metadata endpoint; only messages are one-way.
+        kind = EntityKind.REQUEST_RESPONSE
+    if kind is EntityKind.EVENT:
         if body is None:  # every subscriber gets the same bytes: read them once
             body = b"".join([c async for c in _limited(request.content.iter_any(), limit)])
         exchange = _Exchange(server, request, where, body, limit)
         return await exchange.multicast(list(state.listeners), state.config.timeout)
     exchange = _Exchange(server, request, where, body, limit)
-    reply_to = exchange.respond_oneway if state.config.kind is EntityKind.ONEWAY else exchange.respond
+    reply_to = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
     pending, reply = await exchange.send(state.choose(server.rng), state.config.timeout)
     try:
         return await reply_to(reply)

@@ -202,11 +202,16 @@ async def test_oneway_and_event_kinds(custom_relay: Any, http: aiohttp.ClientSes
     async with listener(relay, "jobs") as worker:
         async with http.post(f"{relay.base_url}/jobs", data=b"job", headers=auth) as resp:
             assert resp.status == 202 and await resp.read() == b""
+        async with http.get(f"{relay.base_url}/jobs?wsdl", headers=auth) as resp:
+            assert resp.status == 200  # metadata fetches are answered, not acknowledged
     async with listener(relay, "news") as a, listener(relay, "news") as b:
         async with http.post(f"{relay.base_url}/news", data=b"n", headers=auth) as resp:
             assert resp.status == 202 and resp.headers["Relay-Delivered"] == "2"
-    assert [r.body for r in worker.received] == [b"job"]
-    assert [r.body for r in a.received] == [b"n"] == [r.body for r in b.received]
+        async with http.get(f"{relay.base_url}/news?wsdl", headers=auth) as resp:
+            assert resp.status == 200 and "Relay-Delivered" not in resp.headers
+    assert [r.body for r in worker.received] == [b"job", b""]
+    assert [r.body for r in a.received + b.received].count(b"n") == 2
+    assert len(a.received + b.received) == 3
 
 
 async def test_relay_access_token_soap_header_is_removed_byte_exact(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
