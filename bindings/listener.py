@@ -159,7 +159,7 @@ class HybridConnectionListener:
         """Connect, serve, reconnect; returns once closed or permanently OFFLINE."""
         while self.status in (HostStatus.CONNECTING, HostStatus.ONLINE):
             try:
-                ws = await self._connect()
+                connected = await self._connect()
             except HostError as failure:
                 delay = self.policy.connect_failed(failure)
                 if delay is None:
@@ -171,8 +171,9 @@ class HybridConnectionListener:
                 self._set(HostStatus.CONNECTING, failure)
                 await self._sleep(delay)
                 continue
+            ws, token = connected
             started = self._clock()
-            lost = await self._serve(ws)
+            lost = await self._serve(ws, token)
             if self.status is not HostStatus.ONLINE:
                 return  # closing: close() owns the rest
             delay = self.policy.disconnected(lost.close_code, self._clock() - started)
@@ -185,7 +186,7 @@ class HybridConnectionListener:
         if self.status not in (HostStatus.CLOSING, HostStatus.CLOSED):
             self.tracker.set(status, error)
 
-    async def _connect(self) -> ClientConnection:
+    async def _connect(self) -> tuple[ClientConnection, SecurityToken | None]:
         token = await self._token()
         headers = {"ServiceBusAuthorization": token.text} if token else {}
         interval = self.binding.keepalive_interval or None
@@ -200,12 +201,12 @@ class HybridConnectionListener:
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise RelayUnreachable(f"cannot reach the relay at {self.address.ws_base}: {exc}") from exc
         self._set(HostStatus.ONLINE)
-        return ws
+        return ws, token
 
-    async def _serve(self, ws: ClientConnection) -> ListenerDisconnected:
+    async def _serve(self, ws: ClientConnection, token: SecurityToken | None) -> ListenerDisconnected:
         """Read commands until the channel closes; returns why it closed."""
         self._control = exchange.ControlChannel(ws)
-        renewer = asyncio.get_running_loop().create_task(self._renew_tokens(self._control))
+        renewer = asyncio.get_running_loop().create_task(self._renew_tokens(self._control, token))
         try:
             await self._read_commands(ws)
         except ConnectionClosed:
@@ -301,9 +302,10 @@ class HybridConnectionListener:
 
     # -- token renewal ---------------------------------------------------------------
 
-    async def _renew_tokens(self, control: exchange.ControlChannel) -> None:
+    async def _renew_tokens(
+        self, control: exchange.ControlChannel, current: SecurityToken | None
+    ) -> None:
         """Send ``renewToken`` when RENEW_AT of the current token's remaining life has passed."""
-        current = await self._token()
         while current is not None:
             await self._sleep(max(0.0, (current.expires_at - self._clock()) * RENEW_AT))
             fresh = await self._token()
