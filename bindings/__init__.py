@@ -1,0 +1,55 @@
+"""soap-relay's bindings: host SOAP services behind the relay and call them through it.
+
+WCF relay binding names in Python manners (see DESIGN.md): ``RelayServiceHost``,
+the ``*RelayBinding`` classes, ``TokenProvider``, ``relay_client``; connection
+strings in :mod:`bindings.connection_string`, errors in :mod:`bindings.exceptions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bindings.binding import (
+    BasicHttpRelayBinding,
+    NetEventRelayBinding,
+    NetOnewayRelayBinding,
+    RelayBinding,
+    WebHttpRelayBinding,
+    WS2007HttpRelayBinding,
+)
+from bindings.connection_string import ConnectionString
+from bindings.status import HostStatus
+from bindings.tokens import TokenProvider
+
+if TYPE_CHECKING:
+    from bindings.host import RelayServiceHost
+    from bindings.zeep_transport import relay_client
+
+__all__ = [
+    "BasicHttpRelayBinding",
+    "ConnectionString",
+    "HostStatus",
+    "NetEventRelayBinding",
+    "NetOnewayRelayBinding",
+    "RelayBinding",
+    "RelayServiceHost",
+    "TokenProvider",
+    "WS2007HttpRelayBinding",
+    "WebHttpRelayBinding",
+    "relay_client",
+]
+
+#: Imported on first use, so that ``import bindings`` (e.g. by the CLI) stays light:
+#: the host pulls in websockets, the client zeep.
+_LAZY = {"RelayServiceHost": "bindings.host", "relay_client": "bindings.zeep_transport"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bindings' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

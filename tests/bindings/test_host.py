@@ -1,0 +1,92 @@
+"""RelayServiceHost without a relay: what it hosts, where, and with which token."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from bindings import (
+    HostStatus,
+    NetEventRelayBinding,
+    RelayServiceHost,
+    WebHttpRelayBinding,
+)
+from bindings.acknowledge import Acknowledging
+from bindings.exceptions import ConfigurationError, HostOpenTimeout, RelayUnreachable
+from bindings.handler import RelayedRequest, RelayedResponse
+from bindings.tokens import FixedTokenProvider, SharedAccessKeyTokenProvider
+from bindings.wsgi_host import WsgiHandler
+from relay.sas import create_token
+from samples.payroll.services import payroll_app
+
+CS = "Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=Root;SharedAccessKey=k;EntityPath=payroll"
+
+
+def wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [])
+    return [b""]
+
+
+async def handler(request: RelayedRequest) -> RelayedResponse:
+    return RelayedResponse()
+
+
+class CallableHandler:
+    async def __call__(self, request: RelayedRequest) -> RelayedResponse:
+        return RelayedResponse()
+
+
+def test_what_gets_hosted() -> None:
+    assert isinstance(RelayServiceHost(wsgi, "sb://127.0.0.1:1/a").handler, WsgiHandler)
+    assert RelayServiceHost(handler, "sb://127.0.0.1:1/a").handler is handler
+    instance = CallableHandler()
+    assert RelayServiceHost(instance, "sb://127.0.0.1:1/a").handler is instance
+    spyne = RelayServiceHost(payroll_app(), "sb://127.0.0.1:1/a").handler
+    assert isinstance(spyne, WsgiHandler) and type(spyne.app).__name__ == "SpyneRelayApp"
+    event = RelayServiceHost(wsgi, "sb://127.0.0.1:1/a", binding=NetEventRelayBinding())
+    assert isinstance(event.handler, Acknowledging)
+    with pytest.raises(ConfigurationError, match="cannot host"):
+        RelayServiceHost(42, "sb://127.0.0.1:1/a")
+
+
+def test_address_and_token_from_the_connection_string() -> None:
+    host = RelayServiceHost(wsgi, connection_string=CS, binding=WebHttpRelayBinding())
+    assert host.public_address == "http://127.0.0.1:9350/payroll"
+    assert isinstance(host.token_provider, SharedAccessKeyTokenProvider)
+    assert host.status is HostStatus.CLOSED and host.last_error is None
+    explicit = RelayServiceHost(wsgi, "https://relay.example.com/other", connection_string=CS)
+    assert explicit.public_address == "https://relay.example.com:443/other"
+    token = create_token("http://127.0.0.1:9350/payroll", "Root", "k")
+    signed = RelayServiceHost(
+        wsgi, connection_string=f"Endpoint=sb://127.0.0.1:9350/;SharedAccessSignature={token}"
+        ";EntityPath=p")
+    assert isinstance(signed.token_provider, FixedTokenProvider)
+
+
+@pytest.mark.parametrize(
+    "args, options",
+    [((wsgi,), {}), ((wsgi, "payroll"), {}), ((wsgi, "sb://h/p"), {"listeners": 0})],
+)
+def test_bad_settings_are_configuration_errors(args: tuple[Any, ...], options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        RelayServiceHost(*args, **options)
+
+
+def test_close_before_open_is_harmless() -> None:
+    host = RelayServiceHost(wsgi, "sb://127.0.0.1:1/a")
+    host.close()
+    assert host.status is HostStatus.CLOSED
+
+
+def test_open_times_out_naming_the_last_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = RelayServiceHost(wsgi, f"sb://127.0.0.1:{port}/a")
+    with pytest.raises(HostOpenTimeout, match="did not come online") as caught:
+        host.open(timeout=0.5)
+    assert isinstance(caught.value.__cause__, RelayUnreachable)
+    assert isinstance(host.last_error, RelayUnreachable) and host.status is HostStatus.CLOSED

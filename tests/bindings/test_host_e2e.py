@@ -1,0 +1,299 @@
+"""RelayServiceHost end to end: hosted apps called through a real relay on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+import requests
+
+from bindings import (
+    BasicHttpRelayBinding,
+    HostStatus,
+    NetOnewayRelayBinding,
+    RelayServiceHost,
+)
+from bindings.exceptions import ListenerRejected
+from bindings.handler import RelayedRequest, RelayedResponse
+from bindings.tokens import SecurityToken, TokenProvider
+from bindings.zeep_transport import relay_client
+from relay.namespace import EntityConfig
+from relay.sas import SasToken, create_token
+from relay.server import RelayServer
+from samples.payroll.services import payroll_app
+from tests.support.relay import (
+    TEST_KEY,
+    TEST_KEY_NAME,
+    RelayHandle,
+    RelayThread,
+    make_namespace,
+    relay_thread,
+)
+
+StartResponse = Callable[..., Any]
+
+
+def environ_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Echo the body and report the environ keys a relayed app cares about."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    keys = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME",
+            "PATH_INFO", "QUERY_STRING", "REQUEST_METHOD")
+    seen = json.dumps({key: environ.get(key) for key in keys})
+    size = int(environ.get("QUERY_STRING", "").partition("size=")[2] or 0)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-Seen", seen)])
+    return [body or b"-", b"z" * size]
+
+
+def provider() -> TokenProvider:
+    return TokenProvider.shared_access_key(TEST_KEY_NAME, TEST_KEY)
+
+
+def host_for(relay: RelayHandle, app: object, entity: str = "echo", **options: Any) -> RelayServiceHost:
+    options.setdefault("token_provider", provider())
+    return RelayServiceHost(app, f"sb://127.0.0.1:{relay.port}/{entity}", **options)
+
+
+def send(relay: RelayHandle, path: str, *, body: bytes = b"", method: str = "POST",
+         headers: dict[str, str] | None = None) -> requests.Response:
+    entity = path.split("?")[0].strip("/").split("/")[0]
+    all_headers = {"ServiceBusAuthorization": relay.token(entity), **(headers or {})}
+    return requests.request(method, f"{relay.base_url}/{path}", data=body, headers=all_headers,
+                            timeout=30)
+
+
+def test_a_wsgi_app_sees_the_relay_origin(relay: RelayThread) -> None:
+    seen_statuses: list[HostStatus] = []
+    with host_for(relay, environ_app, on_status=seen_statuses.append) as host:
+        assert host.status is HostStatus.ONLINE and host.last_error is None
+        assert host.public_address == f"{relay.base_url}/echo"
+        response = send(relay, "echo/sub/path?a=1", body=b"<ping/>")
+    assert host.status is HostStatus.CLOSED
+    assert seen_statuses == [HostStatus.CONNECTING, HostStatus.ONLINE, HostStatus.CLOSING,
+                             HostStatus.CLOSED]
+    assert response.status_code == 200 and response.content == b"<ping/>"
+    seen = json.loads(response.headers["X-Seen"])
+    assert seen == {"wsgi.url_scheme": "http", "HTTP_HOST": f"127.0.0.1:{relay.port}",
+                    "SERVER_NAME": "127.0.0.1", "SERVER_PORT": str(relay.port),
+                    "SCRIPT_NAME": "/echo", "PATH_INFO": "/sub/path", "QUERY_STRING": "a=1",
+                    "REQUEST_METHOD": "POST"}
+
+
+def test_bodies_over_64_kib_both_ways(relay: RelayThread) -> None:
+    with host_for(relay, environ_app):
+        big_response = send(relay, "echo?size=300000", body=b"small")
+        big_request = send(relay, "echo", body=b"q" * 200_000)
+    assert big_response.status_code == 200 and len(big_response.content) == 300_005
+    assert big_response.content.endswith(b"z" * 1000)
+    assert big_request.status_code == 200 and big_request.content == b"q" * 200_000
+
+
+def test_two_listeners_share_the_load(relay: RelayThread) -> None:
+    def tagged(tag: bytes) -> Callable[..., Iterable[bytes]]:
+        def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [tag]
+        return app
+
+    with host_for(relay, tagged(b"A"), listeners=2) as first, host_for(relay, tagged(b"B")):
+        assert len(first._listeners) == 2
+        answers = {send(relay, "echo", method="GET").content for _ in range(40)}
+    assert answers == {b"A", b"B"}
+
+
+def test_the_relay_answers_502_when_no_listener_is_online() -> None:
+    with relay_thread(EntityConfig("static")) as relay:
+        with host_for(relay, environ_app, entity="static"):
+            assert send(relay, "static", body=b"1").status_code == 200
+        gone = send(relay, "static", body=b"2", headers={"Content-Type": "text/xml"})
+    assert gone.status_code == 502 and b"No service is hosted" in gone.content
+
+
+def test_a_wrong_key_fails_open_with_the_relays_reason(relay: RelayThread) -> None:
+    host = host_for(relay, environ_app,
+                    token_provider=TokenProvider.shared_access_key(TEST_KEY_NAME, "wrong-key"))
+    with pytest.raises(ListenerRejected) as caught:
+        host.open(timeout=10)
+    assert caught.value.status == 401 and host.status is HostStatus.CLOSED
+    assert isinstance(host.last_error, ListenerRejected)
+
+
+def test_a_spyne_service_is_called_with_zeep_through_the_relay(relay: RelayThread) -> None:
+    cs = relay.connection_string + ";EntityPath=payroll"
+    with RelayServiceHost(payroll_app(), connection_string=cs):
+        wsdl = send(relay, "payroll?wsdl", method="GET")
+        client = relay_client(f"{relay.base_url}/payroll?wsdl", token_provider=provider())
+        salary = client.service.GetSalary(7)
+    assert salary == Decimal("5120.50")
+    assert f'location="{relay.base_url}/payroll"'.encode() in wsdl.content
+
+
+def test_one_way_hosts_acknowledge_with_202_before_running(relay: RelayThread) -> None:
+    received: list[bytes] = []
+    release, done = threading.Event(), threading.Event()
+
+    def slow(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        release.wait(10)
+        received.append(environ["wsgi.input"].read())
+        done.set()
+        start_response("200 OK", [])
+        return []
+
+    with host_for(relay, slow, entity="events", binding=NetOnewayRelayBinding()):
+        response = send(relay, "events", body=b"<tick/>")
+        assert response.status_code == 202 and not done.is_set()
+        release.set()
+        assert done.wait(10)
+    assert received == [b"<tick/>"]
+
+
+def test_close_lets_an_in_flight_call_finish(relay: RelayThread) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b"finished"]
+
+    host = host_for(relay, slow)
+    host.open()
+    results: list[requests.Response] = []
+    caller = threading.Thread(target=lambda: results.append(send(relay, "echo")))
+    caller.start()
+    assert started.wait(10)
+    closer = threading.Thread(target=host.close)
+    closer.start()
+    release.set()
+    closer.join(20)
+    caller.join(20)
+    assert results[0].status_code == 200 and results[0].content == b"finished"
+    assert host.status is HostStatus.CLOSED
+
+
+async def test_the_async_face_in_the_tests_loop(arelay: RelayHandle) -> None:
+    async def handler(request: RelayedRequest) -> RelayedResponse:
+        return RelayedResponse(200, "OK", (("Content-Type", "text/plain"),),
+                               b"async " + await request.read())
+
+    host = host_for(arelay, handler, binding=BasicHttpRelayBinding())
+    serving = asyncio.ensure_future(host.serve())
+    headers = {"ServiceBusAuthorization": arelay.token("echo")}
+    # serve() started the host: entering just waits for ONLINE
+    async with host, aiohttp.ClientSession() as session:
+        response = await session.post(f"{arelay.base_url}/echo", data=b"hi", headers=headers)
+        assert (response.status, await response.read()) == (200, b"async hi")
+    await asyncio.wait_for(serving, 10)
+    assert host.status is HostStatus.CLOSED
+
+
+@pytest.fixture
+def local_service() -> Iterator[str]:
+    """A plain local HTTP service (waitress would do too) for the forwarder."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, environ_app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_the_forwarder_hosts_a_local_service(relay: RelayThread, local_service: str) -> None:
+    from bindings.forwarder import Forwarder
+
+    with host_for(relay, Forwarder(local_service + "/legacy"), entity="fwd"):
+        response = send(relay, "fwd/x?y=2", body=b"data")
+    assert response.status_code == 200 and response.content == b"data"
+    seen = json.loads(response.headers["X-Seen"])
+    assert (seen["PATH_INFO"], seen["QUERY_STRING"]) == ("/legacy/x", "y=2")
+
+
+def test_soaprelay_forward_runs_until_sigint(relay: RelayThread, local_service: str) -> None:
+    command = [sys.executable, "-m", "relay", "forward", "--connection-string",
+               relay.connection_string, "--entity", "legacy", "--to", local_service]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
+        try:
+            lines: queue.Queue[str] = queue.Queue()
+            stdout = process.stdout
+            assert stdout is not None
+            threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+            first = lines.get(timeout=30)
+            assert first.strip() == (
+                f"soaprelay: forwarding {relay.base_url}/legacy -> {local_service}")
+            response = send(relay, "legacy/a", body=b"via cli")
+            assert response.status_code == 200 and response.content == b"via cli"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+
+
+async def test_a_permanent_refusal_ends_serve_and_stays_offline(arelay: RelayHandle) -> None:
+    host = host_for(arelay, environ_app,
+                    token_provider=TokenProvider.shared_access_key(TEST_KEY_NAME, "wrong-key"))
+    with pytest.raises(ListenerRejected, match="401"):
+        await asyncio.wait_for(host.serve(), 10)
+    assert host.status is HostStatus.OFFLINE and isinstance(host.last_error, ListenerRejected)
+    await host.aclose()
+    assert host.status is HostStatus.CLOSED
+
+
+class ShortTokens(TokenProvider):
+    """Real SAS tokens that live at most two seconds (``se`` is whole seconds).
+
+    ``renewed`` is set at the fourth: three renewals, each at 80% of a life over
+    one second, take more than two seconds, so the first token has expired.
+    """
+
+    def __init__(self) -> None:
+        self.issued, self.renewed = 0, asyncio.Event()
+
+    def get_token(self, audience: str) -> SecurityToken:
+        self.issued += 1
+        if self.issued >= 4:
+            self.renewed.set()
+        text = create_token(audience, TEST_KEY_NAME, TEST_KEY, ttl=2)
+        return SecurityToken(text, float(SasToken.parse(text).expiry))
+
+
+@pytest.fixture
+async def strict_relay() -> AsyncIterator[RelayHandle]:
+    """A relay that closes a listener (1008) the moment its token expires: no grace."""
+    server = RelayServer(make_namespace(token_grace=0.0))
+    await server.start()
+    try:
+        yield RelayHandle(server)
+    finally:
+        await server.stop()
+
+
+async def test_renewed_tokens_keep_the_listener_online(strict_relay: RelayHandle) -> None:
+    tokens, statuses = ShortTokens(), []
+    host = host_for(strict_relay, environ_app, token_provider=tokens, on_status=statuses.append)
+    async with host, aiohttp.ClientSession() as session:
+        await asyncio.wait_for(tokens.renewed.wait(), 10)
+        headers = {"ServiceBusAuthorization": strict_relay.token("echo")}
+        url = f"{strict_relay.base_url}/echo"
+        response = await session.post(url, data=b"still", headers=headers)
+        assert (response.status, await response.read()) == (200, b"still")
+    assert statuses[:2] == [HostStatus.CONNECTING, HostStatus.ONLINE]
+    assert HostStatus.CONNECTING not in statuses[2:]  # never dropped for an expired token
