@@ -7,6 +7,10 @@ NetOnewayRelayBinding and NetEventRelayBinding hosts: it reads the whole body
 (the relay caps it at the entity's ``max_message_size``, 64 KiB by default),
 answers 202 with an empty body, and runs the real handler in the background,
 logging what it returns or raises.  ``aclose()`` waits for those runs.
+
+``GET`` and ``HEAD`` are not messages but metadata fetches (a WSDL or XSD): the
+relay routes them to one listener like request/response, so they are answered
+by the handler directly.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from dataclasses import replace
 from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes
 
 __all__ = ["Acknowledging"]
+
+#: Not one-way messages: the relay expects the handler's own answer (PROTOCOL.md §6 extension).
+METADATA_METHODS = frozenset({"GET", "HEAD"})
 
 log = logging.getLogger("bindings.oneway")
 
@@ -37,6 +44,8 @@ class Acknowledging:
         return f"Acknowledging({self.handler!r})"
 
     async def __call__(self, request: RelayedRequest) -> RelayedResponse:
+        if request.method.upper() in METADATA_METHODS:
+            return await self.handler(request)
         body = await request.read()
         copy = replace(request, body=iter_bytes(body), _read=body)
         task = asyncio.get_running_loop().create_task(self._run(copy))

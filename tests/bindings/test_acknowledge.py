@@ -10,8 +10,8 @@ from bindings.acknowledge import Acknowledging
 from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes
 
 
-def request(body: bytes = b"<event/>") -> RelayedRequest:
-    return RelayedRequest("POST", "/events", (), iter_bytes(body), "http://relay:1", "events")
+def request(body: bytes = b"<event/>", method: str = "POST") -> RelayedRequest:
+    return RelayedRequest(method, "/events", (), iter_bytes(body), "http://relay:1", "events")
 
 
 async def test_answers_202_before_the_handler_finishes() -> None:
@@ -55,3 +55,13 @@ async def test_aclose_cancels_runs_past_the_timeout() -> None:
     await handler(request())
     await handler.aclose(timeout=0.01)
     assert handler.pending == 0
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_metadata_fetches_are_answered_by_the_handler(method: str) -> None:
+    async def wsdl(req: RelayedRequest) -> RelayedResponse:
+        return RelayedResponse(200, "OK", (("Content-Type", "text/xml"),), b"<definitions/>")
+
+    handler = Acknowledging(wsdl)
+    response = await handler(request(b"", method=method))
+    assert (response.status, response.body) == (200, b"<definitions/>") and handler.pending == 0
