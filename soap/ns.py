@@ -8,11 +8,15 @@ from __future__ import annotations
 
 __all__ = [
     "BASE64_BINARY",
+    "DS",
+    "PASSWORD_DIGEST",
+    "PASSWORD_TEXT",
     "RELAY_CONNECT",
     "RELAY_ERROR",
     "SOAP11_ENV",
     "SOAP12_ENV",
     "SWT_TOKEN",
+    "USERNAME_TOKEN_PROFILE",
     "WSA",
     "WSDL",
     "WSDL_HTTP",
@@ -20,6 +24,8 @@ __all__ = [
     "WSDL_SOAP12",
     "WSSE",
     "WSU",
+    "X509V3_TOKEN",
+    "XENC",
     "XML",
     "XSD",
 ]
@@ -61,3 +67,20 @@ BASE64_BINARY = (
 )
 #: Detail entries of the relay's own SOAP faults (``<RelayError>``).
 RELAY_ERROR = "urn:soap-relay:error"
+#: XML Signature (``ds:``).
+DS = "http://www.w3.org/2000/09/xmldsig#"
+#: XML Encryption (``xenc:``); only recognised, to refuse encrypted messages clearly.
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+#: UsernameToken Profile 1.0; the password types below are fragments of it.
+USERNAME_TOKEN_PROFILE = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+)
+#: ``Type`` of a clear-text ``wsse:Password``.
+PASSWORD_TEXT = f"{USERNAME_TOKEN_PROFILE}#PasswordText"
+#: ``Type`` of a ``wsse:Password`` holding Base64(SHA-1(nonce + created + password)).
+PASSWORD_DIGEST = f"{USERNAME_TOKEN_PROFILE}#PasswordDigest"
+#: X.509 Token Profile 1.0 ``ValueType`` of a single X.509 v3 certificate.
+X509V3_TOKEN = (
+    "http://docs.oasis-open.org/wss/2004/01/"
+    "oasis-200401-wss-x509-token-profile-1.0#X509v3"
+)
