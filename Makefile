@@ -8,9 +8,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 NODE_DIR := interop_tests/node
 
-.PHONY: demo test check bench bootstrap clean
+.PHONY: demo test check bench bootstrap apt clean
 
-bootstrap: $(VENV)/.stamp $(NODE_DIR)/node_modules/.stamp
+bootstrap: apt $(VENV)/.stamp $(NODE_DIR)/node_modules/.stamp
+
+apt:
+	@scripts/apt-bootstrap apt-packages.txt
 
 $(VENV)/.stamp: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
