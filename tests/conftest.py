@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
+from relay.namespace import EntityConfig
 from relay.server import RelayServer
 from tests.support.relay import RelayHandle, RelayThread, make_namespace
 
@@ -25,4 +26,23 @@ async def arelay() -> AsyncIterator[RelayHandle]:
     try:
         yield RelayHandle(server)
     finally:
+        await server.stop()
+
+
+RelayFactory = Callable[..., Awaitable[RelayHandle]]
+
+
+@pytest.fixture
+async def make_relay() -> AsyncIterator[RelayFactory]:
+    """Start relays with given entities/options in the test's loop: ``await make_relay(...)``."""
+    servers: list[RelayServer] = []
+
+    async def start(*entities: EntityConfig, **options: object) -> RelayHandle:
+        server = RelayServer(make_namespace(*entities, **options))
+        await server.start()
+        servers.append(server)
+        return RelayHandle(server)
+
+    yield start
+    for server in servers:
         await server.stop()

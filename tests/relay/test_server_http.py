@@ -13,9 +13,8 @@ from lxml import etree
 
 from relay.namespace import EntityConfig, EntityKind, Rights, SasRule
 from relay.sas import create_token
-from relay.server import RelayServer
 from tests.support.raw_listener import RawListener, Reply
-from tests.support.relay import RelayHandle, make_namespace
+from tests.support.relay import RelayHandle
 
 SEND_KEY = "c2VuZC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMA=="
 
@@ -24,21 +23,6 @@ SEND_KEY = "c2VuZC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMA=="
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-@pytest.fixture
-async def custom_relay() -> AsyncIterator[Any]:
-    servers: list[RelayServer] = []
-
-    async def start(*entities: EntityConfig, **options: object) -> RelayHandle:
-        server = RelayServer(make_namespace(*entities, **options))
-        await server.start()
-        servers.append(server)
-        return RelayHandle(server)
-
-    yield start
-    for server in servers:
-        await server.stop()
 
 
 def listener(relay: RelayHandle, path: str = "echo", **kw: Any) -> RawListener:
@@ -142,8 +126,8 @@ async def test_errors_are_soap_faults_of_the_request_version(arelay: RelayHandle
     assert error["code"] == "EntityNotFound" and error["trackingId"] in caplog.text
 
 
-async def test_status_table(custom_relay: Any, http: aiohttp.ClientSession) -> None:
-    relay = await custom_relay(
+async def test_status_table(make_relay: Any, http: aiohttp.ClientSession) -> None:
+    relay = await make_relay(
         EntityConfig("slow", timeout=0.3), EntityConfig("small", max_message_size=10)
     )
     auth = {"ServiceBusAuthorization": relay.token("")}
@@ -190,8 +174,8 @@ async def test_requests_spread_over_listeners(arelay: RelayHandle, http: aiohttp
     assert len(one.received) + len(two.received) == 40
 
 
-async def test_oneway_and_event_kinds(custom_relay: Any, http: aiohttp.ClientSession) -> None:
-    relay = await custom_relay(
+async def test_oneway_and_event_kinds(make_relay: Any, http: aiohttp.ClientSession) -> None:
+    relay = await make_relay(
         EntityConfig.for_kind("jobs", EntityKind.ONEWAY), EntityConfig.for_kind("news", EntityKind.EVENT)
     )
     auth = {"ServiceBusAuthorization": relay.token("")}
@@ -229,9 +213,9 @@ async def test_relay_access_token_soap_header_is_removed_byte_exact(arelay: Rela
     assert lst.received[0].body == envelope.replace(header, b"")
 
 
-async def test_sender_token_scope_and_rights(custom_relay: Any, http: aiohttp.ClientSession) -> None:
+async def test_sender_token_scope_and_rights(make_relay: Any, http: aiohttp.ClientSession) -> None:
     rule = SasRule("a-send", SEND_KEY, Rights.SEND)
-    relay = await custom_relay(EntityConfig("a", rules=(rule,)), EntityConfig("b"))
+    relay = await make_relay(EntityConfig("a", rules=(rule,)), EntityConfig("b"))
     for_a = create_token(f"{relay.base_url}/a", "a-send", SEND_KEY)
     async with listener(relay, "a"), listener(relay, "b"):
         async with http.get(f"{relay.base_url}/a", headers={"ServiceBusAuthorization": for_a}) as resp:
@@ -248,11 +232,10 @@ async def test_sender_token_scope_and_rights(custom_relay: Any, http: aiohttp.Cl
             assert resp.status == 401
 
 
-async def test_unauthenticated_entity_lets_senders_in(custom_relay: Any, http: aiohttp.ClientSession) -> None:
-    relay = await custom_relay(EntityConfig("open", requires_client_authorization=False))
-    async with listener(relay, "open"):
-        async with http.get(f"{relay.base_url}/open") as resp:
-            assert resp.status == 200
+async def test_unauthenticated_entity_lets_senders_in(make_relay: Any, http: aiohttp.ClientSession) -> None:
+    relay = await make_relay(EntityConfig("open", requires_client_authorization=False))
+    async with listener(relay, "open"), http.get(f"{relay.base_url}/open") as resp:
+        assert resp.status == 200
 
 
 async def test_bad_requests_leave_the_relay_serving(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
@@ -276,10 +259,10 @@ def _q(text: str) -> str:
     return quote(text, safe="")
 
 
-async def test_inline_request_rendezvous_lives_as_long_as_the_request(custom_relay: Any, http: aiohttp.ClientSession) -> None:
+async def test_inline_request_rendezvous_lives_as_long_as_the_request(make_relay: Any, http: aiohttp.ClientSession) -> None:
     """hyco-https opens an inline request's rendezvous only when its response outgrows
     64 KiB, maybe long after the request arrived: the id must outlive rendezvous_timeout."""
-    relay = await custom_relay(EntityConfig("late", timeout=10), rendezvous_timeout=0.2)
+    relay = await make_relay(EntityConfig("late", timeout=10), rendezvous_timeout=0.2)
 
     async def slow_big(command: dict[str, Any], body: bytes) -> Reply:
         await asyncio.sleep(0.5)  # the slow service being simulated, not a readiness wait

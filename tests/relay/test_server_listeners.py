@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,27 +14,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from relay.namespace import Discovery, EntityConfig, Rights, SasRule
 from relay.sas import create_token
-from relay.server import RelayServer
 from tests.support.raw_listener import RawListener
-from tests.support.relay import RelayHandle, make_namespace
+from tests.support.relay import RelayHandle
 
 LISTEN_KEY = "bGlzdGVuLWtleS1mb3ItdGVzdHMtMDAwMDAwMDAwMDA="
 SEND_KEY = "c2VuZC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMA=="
-
-
-@pytest.fixture
-async def make_relay() -> AsyncIterator[Any]:
-    servers: list[RelayServer] = []
-
-    async def start(*entities: EntityConfig, **options: object) -> RelayHandle:
-        server = RelayServer(make_namespace(*entities, **options))
-        await server.start()
-        servers.append(server)
-        return RelayHandle(server)
-
-    yield start
-    for server in servers:
-        await server.stop()
 
 
 def listen_url(relay: RelayHandle, path: str, query: str = "") -> str:

@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -42,7 +42,7 @@ class RawListener:
         self.ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> RawListener:
+    async def __aenter__(self) -> Self:
         self.ws = await websockets.connect(
             self.url, additional_headers={"ServiceBusAuthorization": self.token}, max_size=None
         )
@@ -61,7 +61,7 @@ class RawListener:
             if "request" in command:
                 request = command["request"]
                 body = await self.ws.recv() if request.get("body") else b""
-                asyncio.create_task(self._answer(request, body))  # noqa: RUF006
+                asyncio.create_task(self._answer(request, body))
 
     async def _answer(self, request: dict[str, Any], body: bytes) -> None:
         assert self.ws is not None

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Self
 
 from relay.namespace import EntityConfig, NamespaceConfig, Rights, SasRule
 from relay.sas import create_token
@@ -67,7 +68,7 @@ class RelayThread(RelayHandle):
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def __enter__(self) -> RelayThread:
+    def __enter__(self) -> Self:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
         return self
