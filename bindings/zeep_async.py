@@ -1,0 +1,220 @@
+"""zeep's ``AsyncClient`` through the relay: the async twin of :func:`relay_client`'s wiring.
+
+::
+
+    client = relay_async_client("http://127.0.0.1:9350/payroll?wsdl",
+                                binding=BasicHttpRelayBinding(),
+                                token_provider=TokenProvider.shared_access_key(name, key))
+    async with client:
+        await client.service.GetSalary(7)
+
+zeep's :class:`~zeep.transports.AsyncTransport` runs on httpx, which is an
+optional dependency here: it is imported when a client is made, and a missing
+httpx raises :class:`ImportError` saying what to install.
+
+Tokens go where :mod:`bindings.zeep_transport` puts them, with the same
+:class:`~bindings.zeep_transport.Audience` (entity URL, relay host and port
+only): the ``ServiceBusAuthorization`` HTTP header on every request, asked of
+the token provider each time, or for bindings with ``token_in_soap_header``
+the ``RelayAccessToken`` SOAP header on POSTs
+(:class:`~bindings.zeep_transport.RelayTokenPlugin`) and the HTTP header on
+WSDL/XSD GETs only.
+
+zeep loads the WSDL synchronously, in the constructor, even for the async
+client: make the client before the event loop has other work to do, or in a
+worker thread. Relay errors surface as with the sync client:
+:class:`zeep.exceptions.Fault` for SOAP faults, :class:`RelayTransportError`
+for the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+import zeep
+from zeep.transports import AsyncTransport
+from zeep.wsa import WsAddressingPlugin
+
+from bindings.binding import BasicHttpRelayBinding, RelayBinding
+from bindings.connection_string import ConnectionString
+from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
+from bindings.tokens import TokenProvider
+from bindings.zeep_transport import (
+    AUTH_HEADER,
+    Audience,
+    RelayTokenPlugin,
+    _as_connection_string,
+    _provider_from,
+    _wsdl_entity,
+)
+
+__all__ = ["AsyncRelayTransport", "HttpxRelayAuth", "relay_async_client"]
+
+log = logging.getLogger(__name__)
+
+
+def _httpx() -> ModuleType:
+    """The httpx module, or an ImportError that says how to get it."""
+    try:
+        import httpx
+    except ImportError as exc:
+        raise ImportError(
+            "relay_async_client needs httpx (zeep's AsyncTransport runs on it): "
+            "pip install 'httpx>=0.27,<1'"
+        ) from exc
+    return httpx
+
+
+class HttpxRelayAuth:
+    """httpx auth callable: a fresh token in ``ServiceBusAuthorization`` on each request.
+
+    Args:
+        token_provider: Asked for a token on every request (it caches and renews).
+        audience: Maps the request URL to the token's audience (None: send no token).
+        skip_posts: Leave POSTs alone (their token is in the SOAP header).
+    """
+
+    def __init__(
+        self,
+        token_provider: TokenProvider,
+        audience: Callable[[str], str | None],
+        *,
+        skip_posts: bool = False,
+    ) -> None:
+        self._provider, self._audience, self._skip_posts = token_provider, audience, skip_posts
+
+    def __repr__(self) -> str:
+        return f"HttpxRelayAuth({self._provider!r}, skip_posts={self._skip_posts})"
+
+    def __call__(self, request: Any) -> Any:
+        if self._skip_posts and request.method == "POST":
+            return request
+        audience = self._audience(str(request.url))
+        if audience is not None:
+            request.headers[AUTH_HEADER] = self._provider.get_token(audience).text
+        return request
+
+
+class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
+    """zeep's httpx transport, authenticating to the relay and reading its errors.
+
+    Args:
+        token_provider: Where tokens come from; None sends no token.
+        audience: Maps a request URL to the token audience (see ``Audience``).
+        token_in_soap_header: Keep the HTTP header off SOAP POSTs.
+        timeout: Seconds allowed for each WSDL/XSD fetch.
+        operation_timeout: Seconds allowed for each operation call (None: no limit).
+    """
+
+    #: zeep's ``Transport.__del__`` reads this, also on an instance whose __init__ failed.
+    _close_session = False
+
+    def __init__(
+        self,
+        token_provider: TokenProvider | None = None,
+        *,
+        audience: Callable[[str], str | None] | None = None,
+        token_in_soap_header: bool = False,
+        timeout: float = 30,
+        operation_timeout: float | None = 120,
+    ) -> None:
+        httpx = _httpx()
+        auth = None
+        if token_provider is not None:
+            auth = HttpxRelayAuth(
+                token_provider, audience or Audience(None), skip_posts=token_in_soap_header
+            )
+        super().__init__(
+            client=httpx.AsyncClient(timeout=operation_timeout, auth=auth),
+            wsdl_client=httpx.Client(timeout=timeout, auth=auth),
+        )
+        self._httpx = httpx
+
+    async def aclose(self) -> None:
+        """Close both httpx clients (zeep's own ``aclose`` forgets the WSDL one)."""
+        self.wsdl_client.close()
+        await self.client.aclose()
+
+    def _load_remote_data(self, url: str) -> bytes:
+        """GET a WSDL/XSD document; relay errors raise :class:`RelayTransportError`."""
+        try:
+            response = self.wsdl_client.get(url)
+        except self._httpx.HTTPError as exc:
+            raise RelayTransportError(f"cannot fetch {url}: {exc}") from exc
+        if response.status_code >= 400:
+            content_type = response.headers.get("Content-Type")
+            raise relay_transport_error(url, response.status_code, content_type, response.content)
+        return bytes(response.content)
+
+    async def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
+        """POST an envelope; never logs the body (it may carry a token).
+
+        Non-SOAP error answers (JSON) raise :class:`RelayTransportError`; SOAP
+        faults are left to zeep, which raises :class:`zeep.exceptions.Fault`.
+        """
+        try:
+            response = await self.client.post(address, content=message, headers=headers)
+        except self._httpx.HTTPError as exc:
+            raise RelayTransportError(f"cannot reach {address}: {exc}") from exc
+        log.debug("POST %s -> %s", address, response.status_code)
+        content_type = response.headers.get("Content-Type", "")
+        if response.status_code >= 400 and is_json(content_type):
+            raise relay_transport_error(
+                address, response.status_code, content_type, response.content
+            )
+        return response
+
+
+def relay_async_client(
+    wsdl_url: str,
+    *,
+    binding: RelayBinding | None = None,
+    token_provider: TokenProvider | None = None,
+    connection_string: ConnectionString | str | None = None,
+    timeout: float = 30,
+    operation_timeout: float | None = 120,
+    **client_kwargs: Any,
+) -> zeep.AsyncClient:
+    """A :class:`zeep.AsyncClient` that calls a service through the relay.
+
+    Same arguments and token rules as :func:`bindings.zeep_transport.relay_client`.
+    Close it with ``async with client:`` or ``await client.transport.aclose()``.
+
+    Raises:
+        ImportError: httpx is not installed.
+        RelayTransportError: The WSDL could not be fetched through the relay.
+        TypeError: ``transport`` was passed.
+    """
+    if "transport" in client_kwargs:
+        raise TypeError("relay_async_client makes its own transport; pass timeouts instead")
+    binding = binding or BasicHttpRelayBinding()
+    entity_path = _wsdl_entity(wsdl_url)
+    origins = [wsdl_url] if urlsplit(wsdl_url).scheme in ("http", "https") else []
+    if connection_string is not None:
+        cs = _as_connection_string(connection_string)
+        entity_path = cs.entity_path or entity_path
+        token_provider = token_provider or _provider_from(cs)
+        origins.append(cs.http_base)
+    audience = Audience(entity_path, origins or None)
+    in_header = binding.token_in_soap_header and token_provider is not None
+    transport = AsyncRelayTransport(
+        token_provider,
+        audience=audience,
+        token_in_soap_header=in_header,
+        timeout=timeout,
+        operation_timeout=operation_timeout,
+    )
+    plugins = list(client_kwargs.pop("plugins", None) or [])
+    if binding.addressing:
+        plugins.append(WsAddressingPlugin())
+    if in_header and token_provider is not None:
+        plugins.append(RelayTokenPlugin(token_provider, audience))
+    try:
+        return zeep.AsyncClient(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
+    except BaseException:
+        transport.wsdl_client.close()
+        raise
