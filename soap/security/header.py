@@ -12,6 +12,17 @@ One Security header per message, for the ultimate receiver::
     </soap:Header>
     <soap:Body wsu:Id="id-2">...</soap:Body>
 
+:func:`ensure_security_header` and :func:`ensure_id` change a message in place::
+
+    before:
+    <soap:Envelope><soap:Body>...</soap:Body></soap:Envelope>
+
+    after ensure_security_header(envelope) and ensure_id(envelope.body):
+    <soap:Envelope>
+      <soap:Header><wsse:Security soap:mustUnderstand="1"/></soap:Header>
+      <soap:Body wsu:Id="id-6b1f...">...</soap:Body>
+    </soap:Envelope>
+
 A reference ``URI="#TS-1"`` names the element whose Id is ``TS-1``. XML has no
 single Id attribute, and signxml matches any attribute whose local name is
 ``Id``, ``ID`` or ``id`` (and ``xml:id``), so :func:`element_by_id` counts all

@@ -94,6 +94,7 @@ from soap.security.trust import SigningIdentity, TrustStore
 from soap.security.username import USERNAME_TOKEN
 
 __all__ = [
+    "MAX_REFERENCES",
     "SIGNATURE",
     "EnvelopeSigner",
     "SignedParts",
@@ -105,6 +106,8 @@ __all__ = [
 #: Clark name of ``ds:Signature``.
 SIGNATURE = f"{{{ns.DS}}}Signature"
 EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+#: The most references one signature may have (Body, Timestamp, tokens, addressing).
+MAX_REFERENCES = 16
 _SECURE_METHODS = frozenset({
     SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512,
     SignatureMethod.ECDSA_SHA256, SignatureMethod.ECDSA_SHA384, SignatureMethod.ECDSA_SHA512,
@@ -321,8 +324,12 @@ def _check_signed_info(signature: etree._Element, allow_sha1: bool) -> list[str]
         raise InvalidSecurity("ds:Signature has no SignedInfo")
     _require(signed_info, "CanonicalizationMethod", {EXC_C14N.value})
     _require(signed_info, "SignatureMethod", {m.value for m in methods})
+    references = signed_info.findall(_ds("Reference"))
+    if len(references) > MAX_REFERENCES:
+        # signxml re-reads the whole document for each reference: bound the work.
+        raise InvalidSecurity(f"the signature has more than {MAX_REFERENCES} references")
     uris = []
-    for reference in signed_info.findall(_ds("Reference")):
+    for reference in references:
         transforms = [t.get("Algorithm") for t in reference.iterfind(f"{_ds('Transforms')}/*")]
         if transforms != [EXC_C14N.value]:
             raise UnsupportedAlgorithm(

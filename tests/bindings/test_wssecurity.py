@@ -23,6 +23,7 @@ from spyne import Application, Integer, ServiceBase, rpc
 from spyne import Decimal as SpyneDecimal
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
+from zeep.wsa import WsAddressingPlugin
 
 from bindings.binding import EndToEndSecurityMode
 from bindings.exceptions import BindingError, ConfigurationError
@@ -540,3 +541,15 @@ def test_plugin_repr_and_hook_passthrough() -> None:
     assert plugin.egress(root, {}, None, {}) == (root, {})
     assert plugin.ingress(root, {}, None) == (root, {})
     assert repr(plugin).startswith("WsSecurityPlugin(")
+
+
+def test_zeep_addressing_headers_are_signed_when_our_plugin_comes_last(calls: Calls) -> None:
+    app = secured(calls, require_signed_addressing=True)
+    plugin = security_plugin(Mode.MESSAGE, client_settings())
+    assert zeep_client(app, WsAddressingPlugin(), plugin).service.GetSalary(4) == Decimal(1004)
+    signed = calls.environs[0][ENVIRON_KEY].signed_parts
+    assert {f"{{{ns.WSA}}}{name}" for name in ("Action", "MessageID", "To")} <= set(signed)
+    # In the wrong order the addressing headers are added after signing: refused.
+    wrong = zeep_client(app, plugin, WsAddressingPlugin())
+    with pytest.raises(zeep.exceptions.Fault, match="does not cover wsa:"):
+        wrong.service.GetSalary(4)

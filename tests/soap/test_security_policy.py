@@ -27,6 +27,7 @@ from soap.exceptions import (
     UnsupportedAlgorithm,
 )
 from soap.fault import Fault, FaultCode, fault_envelope, find_fault
+from soap.relay_token import RelayTokenHook, extract_relay_token
 from soap.security import (
     EnvelopeSigner,
     Freshness,
@@ -464,3 +465,27 @@ def test_mutated_signed_messages_never_pass_with_another_body(
     except RemoteSoapError:
         return  # refused (SecurityFault, or not an envelope any more)
     assert etree.tostring(envelope.body, method="c14n", exclusive=True) == original_body
+
+
+# --- through the relay -----------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [ENV11, ENV12])
+@pytest.mark.parametrize("token_first", [True, False])
+def test_signature_survives_the_relay_removing_its_token(
+    version: SoapVersion, token_first: bool
+) -> None:
+    """The relay strips the RelayAccessToken byte-exactly; the signature still verifies."""
+    root = build_envelope(version, [payload()])
+    token = RelayTokenHook(lambda: "SharedAccessSignature sr=x&sig=y&se=1&skn=k")
+    if token_first:  # the token header exists when the request is signed (not signed itself)
+        token.egress(root, {})
+    client_hook().egress(root, {})
+    if not token_first:
+        token.egress(root, {})
+    sent = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    match = extract_relay_token(sent)
+    assert match is not None
+    forwarded = match.strip(sent)
+    assert b"RelayAccessToken" not in forwarded
+    assert verify(forwarded).signer == pki().leaf.cert

@@ -547,3 +547,14 @@ def test_security_header_lookup() -> None:
     envelope.header.append(copy.deepcopy(security))  # type: ignore[union-attr]
     with pytest.raises(InvalidSecurity, match="more than one wsse:Security"):
         find_security_header(Envelope.from_element(root))
+
+
+def test_too_many_references_are_refused_before_any_digest() -> None:
+    root, _, security = parts_of(signed())
+    signed_info = security[-1][0]
+    reference = signed_info.find(f"{{{DS}}}Reference")
+    assert reference is not None
+    for _ in range(17):
+        signed_info.append(copy.deepcopy(reference))
+    with pytest.raises(InvalidSecurity, match="more than 16 references"):
+        check(etree.tostring(root))
