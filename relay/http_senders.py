@@ -70,7 +70,11 @@ async def relay_http(server: RelayServer, request: web.Request, tracking: str) -
         raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
     token, where = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
     body: bytes | None = None
-    if length is not None and (length <= INLINE_LIMIT or _wants_soap_scan(request, token)):
+    if length is None and not request.body_exists:
+        # No Content-Length and no Transfer-Encoding: no body (RFC 9112 section 6.3), so a
+        # GET goes inline, not address-only (hyco-https would open a rendezvous for each).
+        body = b""
+    elif length is not None and (length <= INLINE_LIMIT or _wants_soap_scan(request, token)):
         body = await request.read()
     if token is None and body is not None and state.config.requires_client_authorization:
         token, where, body = _soap_header_token(request, body)

@@ -272,3 +272,21 @@ async def test_inline_request_rendezvous_lives_as_long_as_the_request(make_relay
         async with http.get(f"{relay.base_url}/late", headers={"ServiceBusAuthorization": relay.token("late")}) as resp:
             assert resp.status == 200
             assert await resp.read() == b"L" * 100_000
+
+
+async def test_a_request_without_a_body_is_sent_inline(arelay: RelayHandle) -> None:
+    """No Content-Length and no Transfer-Encoding means no body (RFC 9112 section 6.3), so a
+    GET (a WSDL fetch) goes inline: address-only is for big, chunked or streaming bodies, and
+    costs hyco-https a rendezvous WebSocket per request."""
+    import websockets
+
+    url = f"{arelay.ws_url}/$hc/echo?sb-hc-action=listen"
+    auth = {"ServiceBusAuthorization": arelay.token("echo")}
+    async with websockets.connect(url, additional_headers=auth) as ws, aiohttp.ClientSession() as http:
+        get = asyncio.create_task(http.get(f"{arelay.base_url}/echo?wsdl", headers=auth))
+        command = json.loads(await ws.recv())["request"]
+        assert (command.get("method"), command.get("body")) == ("GET", False)
+        await ws.send(json.dumps({"response": {"requestId": command["id"], "statusCode": 200, "body": False}}))
+        resp = await get
+        assert resp.status == 200
+        resp.release()
