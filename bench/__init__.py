@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs every scenario side by side (see bench/__main__.py)."""

@@ -1,0 +1,74 @@
+"""``make bench`` / ``python -m bench``: every scenario side by side, one table.
+
+Usage: ``python -m bench [--only s1,s6] [--seconds 5] [--reps 3] [--no-bootstrap]``
+
+Writes ``bench/results/latest.md`` and ``latest.json`` (only for a full run;
+a partial run writes ``partial.md``/``partial.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.bootstrap import bootstrap
+from bench.report import environment, render, verdicts
+from bench.stack import Run
+
+SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per load point")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--no-bootstrap", action="store_true", help="skip apt/pip installs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    chosen = [s.strip().lower() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        print(f"bench: unknown scenario(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    if not args.no_bootstrap:
+        bootstrap()
+    from bench.scenarios import NOTES, run_scenarios  # after bootstrap: may import uvloop
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="soap-relay-bench-") as tmp:
+        run = Run(Path(tmp), seconds=args.seconds, reps=args.reps)
+        try:
+            results: dict[str, Any] = run_scenarios(run, chosen)
+        finally:
+            run.stop_all()
+    document = {
+        "environment": environment(),
+        "settings": {"seconds_per_point": args.seconds, "repetitions": args.reps, "scenarios": chosen},
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "relay_loop": run.relay_loop,
+        "notes": NOTES,
+        "results": results,
+    }
+    document["targets"] = verdicts(results)
+    table = render(document)
+    print(table)
+    stem = "latest" if set(chosen) == set(SCENARIOS) else "partial"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.md").write_text(table)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    print(f"bench: wrote {RESULTS / (stem + '.md')} and .json in {document['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Which processes each scenario needs, started in order, stopped after each group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.s1_hop import run_hop
+from bench.s6_bodies import ENTITY_MAX, run_bodies
+from bench.stack import Run, start_relay
+
+__all__ = ["NOTES", "run_scenarios"]
+
+#: How the scenarios were run, printed under the table.
+NOTES = [
+    ("Every server, listener and load generator is its own process on 127.0.0.1; the relay's CPU"
+    " is utime+stime from /proc/PID/stat around each load point, divided by the requests served."),
+    ("S1 (c) and S3's Python listener: an async Handler on RelayServiceHost (one control channel);"
+    " the benchmark's own processes (backend, listeners, clients) run on uvloop when installed."),
+    "nginx runs one worker process (the relay is one process), with keepalive 64 to the upstream.",
+]
+
+#: The main relay's entities: S1/S3 echo, S6 big bodies, S2 payroll.
+_MAIN_ENTITIES = [
+    {"path": "echo"},
+    {"path": "hyco"},
+    {"path": "big", "max_message_size": ENTITY_MAX},
+    {"path": "payroll"},
+]
+
+
+def run_scenarios(run: Run, chosen: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    if {"s1", "s3", "s6", "s2"} & set(chosen):
+        relay, url = start_relay(run, "relay-main", {"entities": _MAIN_ENTITIES})
+        if "s1" in chosen or "s3" in chosen:
+            results["s1"] = run_hop(run, relay, url, with_hyco="s3" in chosen)
+        if "s6" in chosen:
+            results["s6"] = run_bodies(run, relay, url)
+        run.stop_all()
+    return results
