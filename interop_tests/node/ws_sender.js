@@ -26,6 +26,19 @@ const WS = require('hyco-ws'); // the ws 1.1.5 module plus relay helpers
 const { parseArgs, RELAY_BOOLEANS, relayConfig, hcUri, tokenFactory, withQueryToken, redact, emit, fail } =
   require('./relay_options');
 
+// Exit once stdout and stderr are flushed. process.exit() drops whatever a full pipe has
+// not taken yet: Node writes to a pipe asynchronously once its 64 KiB buffer is full, so a
+// big echoed message printed just before exiting was cut short.
+function exitAfterFlush(code) {
+  let pending = 2;
+  const done = () => {
+    pending -= 1;
+    if (pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 function readStdinMessages() {
   return new Promise((resolve, reject) => {
     let text = '';
@@ -102,7 +115,7 @@ async function main() {
       emit({ type: 'upgrade-failed', status: res.statusCode, statusMessage: res.statusMessage,
         headers: res.headers, body });
       process.stderr.write(`error: upgrade to ${redact(uri)} failed: ${res.statusCode} ${res.statusMessage}\n`);
-      process.exit(2);
+      exitAfterFlush(2);
     });
   });
   ws.on('error', (err) => {
@@ -143,7 +156,7 @@ async function main() {
     clearTimeout(timer);
     const got = peerClose || { code: 1006, reason: '' };
     emit({ type: 'close', code: got.code, reason: got.reason, sentCode });
-    process.exit(exitCode);
+    exitAfterFlush(exitCode);
   });
 }
 
