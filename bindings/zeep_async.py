@@ -153,6 +153,9 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
     async def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         """POST an envelope; never logs the body (it may carry a token).
 
+        zeep quirk: ``AsyncTransport.post`` logs the request and reply bodies at DEBUG,
+        which would put a ``RelayAccessToken`` in the logs; this override replaces it.
+
         Non-SOAP error answers (JSON) raise :class:`RelayTransportError`; SOAP
         faults are left to zeep, which raises :class:`zeep.exceptions.Fault`.
         """
