@@ -1,0 +1,1 @@
+"""End-to-end tests against peers nobody on this team wrote (see README.md)."""

@@ -1,0 +1,1 @@
+"""The Node.js peers (Microsoft's hyco-https / hyco-ws, node-soap) and their smoke tests."""
