@@ -59,8 +59,9 @@ def _run(*argv: str, input: str | None = None) -> str:
 def netns_unavailable() -> str | None:
     """Why the firewall proof cannot run here, or None when it can.
 
-    It needs root, ``ip`` and ``nft``, and a kernel that lets us create a namespace and
-    load an nftables table in it: checked by doing exactly that once.
+    It needs root, ``ip`` and ``nft``, and a kernel that lets us create a namespace, move
+    one end of a veth pair into it and load an nftables table there: checked by doing
+    exactly that once.
     """
     if os.geteuid() != 0:
         return "needs root for network namespaces and nftables (CI runs as root)"
@@ -72,11 +73,14 @@ def netns_unavailable() -> str | None:
         _run("ip", "netns", "add", probe)
     except RuntimeError as exc:
         return f"network namespaces are not permitted here: {exc}"
+    link = f"srp{os.getpid() % 100000}{secrets.token_hex(2)}"
     try:
+        _run("ip", "link", "add", link, "type", "veth", "peer", "name", f"{link}p", "netns", probe)
         _run("ip", "netns", "exec", probe, "nft", "add", "table", "inet", "probe")
     except RuntimeError as exc:
-        return f"nftables does not work in a network namespace here: {exc}"
+        return f"veth pairs or nftables do not work in a network namespace here: {exc}"
     finally:
+        subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
     return None
 
