@@ -132,16 +132,20 @@ class Grant:
 
 
 class SasVerifier:
-    """Verifies tokens against rules, with a small cache of tokens already verified.
+    """Verifies tokens against rules, with small caches of what was verified already.
 
-    The cache maps the token text to the rule it verified under, so a sender that
-    repeats its token skips the HMAC until the token expires; a rule change (a new
-    key) invalidates entries because the rule is part of the cached value.
+    The first cache maps the token text to the rule it verified under, so a sender
+    that repeats its token skips the HMAC until the token expires.  The second maps
+    (token, target, right) to the grant, so a sender repeating a call skips the
+    parsing and matching too: the per-request cost is two dict look-ups.  A rule
+    change (a new key, other rights) invalidates entries of both because the rule is
+    part of the cached value and must still be among the rules offered.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time, cache_size: int = 4096) -> None:
         self._clock = clock
         self._cache: OrderedDict[str, tuple[SasToken, SasRule]] = OrderedDict()
+        self._grants: dict[tuple[str, Resource, Rights], tuple[Grant, SasRule]] = {}
         self._cache_size = cache_size
 
     def verify(
@@ -149,14 +153,23 @@ class SasVerifier:
     ) -> Grant:
         """Check ``text`` grants ``needed`` on ``target``; raise ``AuthError``/``AccessDenied``."""
         rules = tuple(rules)
+        key = (text, target, needed)
+        known = self._grants.get(key)
+        if known is not None and known[1] in rules and known[0].expiry > self._clock():
+            return known[0]
         token, rule = self._authenticate(text, rules)
         if token.expiry <= self._clock():
             raise AuthError("SAS token has expired")
-        if not token.resource.covers(target):
+        resource = token.resource
+        if not resource.covers(target):
             raise AccessDenied(f"token is not valid for {target.path}")
         if not rule.rights.grants(needed):
             raise AccessDenied(f"rule {rule.name!r} lacks the {_right_name(needed)} right")
-        return Grant(rule.name, rule.rights, token.resource, token.expiry)
+        grant = Grant(rule.name, rule.rights, resource, token.expiry)
+        if len(self._grants) >= self._cache_size:
+            del self._grants[next(iter(self._grants))]  # the oldest entry
+        self._grants[key] = (grant, rule)
+        return grant
 
     def _authenticate(self, text: str, rules: tuple[SasRule, ...]) -> tuple[SasToken, SasRule]:
         cached = self._cache.get(text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import random
 import signal
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiohttp import web
+from yarl import URL
 
 from relay import http_senders, rendezvous, ws_senders
 from relay.discovery import FeedEntry, render_feed
@@ -189,7 +191,7 @@ class RelayServer:
     # -- authorization -------------------------------------------------------------
 
     def resource(self, request: web.BaseRequest, path: str) -> Resource:
-        return Resource((request.url.host or "").lower(), "/" + path)
+        return Resource(_hostname(request.host), "/" + path)
 
     def authorize(
         self, request: web.BaseRequest, state: EntityState[ListenerConnection],
@@ -286,6 +288,13 @@ class RelayServer:
             entries, namespace=self.config.name, base_url=base, updated=datetime.now(UTC)
         )
         return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
+
+
+@functools.lru_cache(maxsize=256)
+def _hostname(host: str) -> str:
+    """The lower-cased host name of a ``Host`` header (``request.url.host``, without
+    building the request's URL on every call: senders repeat the same few hosts)."""
+    return (URL.build(scheme="http", authority=host).host or "").lower()
 
 
 def _enum_query(request: web.Request, name: str, default: _E) -> _E:

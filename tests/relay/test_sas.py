@@ -152,6 +152,16 @@ def test_a_changed_key_invalidates_a_cached_token() -> None:
         verifier.verify(token, PAYROLL, Rights.SEND, [rotated])
 
 
+def test_narrowed_rights_invalidate_a_cached_grant() -> None:
+    verifier = _verifier()
+    token = create_token("http://127.0.0.1:9350/payroll", "Root", KEY, now=NOW)
+    verifier.verify(token, PAYROLL, Rights.SEND, [ROOT])
+    listen_only = SasRule("Root", KEY, Rights.LISTEN)
+
+    with pytest.raises(AccessDenied, match="lacks"):
+        verifier.verify(token, PAYROLL, Rights.SEND, [listen_only])
+
+
 def test_unknown_key_name() -> None:
     token = create_token("http://127.0.0.1:9350/payroll", "Nobody", KEY, now=NOW)
 
