@@ -10,10 +10,15 @@ One root per package (the relay's own errors live in ``relay.exceptions``)::
     │   │   └── ListenerQuotaExceeded  403: the entity already has its maximum of listeners
     │   ├── ListenerDisconnected       the relay closed the control channel (.close_code); retried
     │   └── HostOpenTimeout            ``open()`` did not reach ONLINE in time
-    └── RelayTransportError            a zeep client's request failed without a SOAP fault (WSDL
-                                       fetch 401/404/502, JSON error, relay unreachable); also a
-                                       ``zeep.exceptions.TransportError``, so it is defined in
-                                       ``bindings.relay_errors`` and imported from here lazily
+    ├── RelayTransportError            a zeep client's request failed without a SOAP fault (WSDL
+    │                                  fetch 401/404/502, JSON error, relay unreachable); also a
+    │                                  ``zeep.exceptions.TransportError``, so it is defined in
+    │                                  ``bindings.relay_errors`` and imported from here lazily
+    └── UntrustedResponse              a reply failed the client's WS-Security checks (unsigned,
+                                       untrusted signer, tampered, expired; ``.fault`` is the
+                                       ``soap.exceptions.SecurityFault``); also a
+                                       ``zeep.exceptions.SignatureVerificationFailed``, so it is
+                                       defined in ``bindings.zeep_security``, imported lazily
 
 Errors from other libraries (aiohttp, websockets, zeep) are translated at the
 boundary with ``raise ... from exc``.  Add new classes under the branch they
@@ -26,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bindings.relay_errors import RelayTransportError
+    from bindings.zeep_security import UntrustedResponse
 
 __all__ = [
     "BindingError",
@@ -37,6 +43,7 @@ __all__ = [
     "ListenerRejected",
     "RelayTransportError",
     "RelayUnreachable",
+    "UntrustedResponse",
 ]
 
 
@@ -108,11 +115,15 @@ class HostOpenTimeout(HostError):
 
 
 def __getattr__(name: str) -> Any:
-    # RelayTransportError subclasses zeep's TransportError, and importing zeep costs
-    # ~0.3 s: it lives in bindings.relay_errors and is imported on first use, so
-    # that the CLI and the hosting side stay light.
+    # RelayTransportError and UntrustedResponse subclass zeep's errors, and importing
+    # zeep costs ~0.3 s: they live in zeep-side modules and are imported on first
+    # use, so that the CLI and the hosting side stay light.
     if name == "RelayTransportError":
         from bindings.relay_errors import RelayTransportError
 
         return RelayTransportError
+    if name == "UntrustedResponse":
+        from bindings.zeep_security import UntrustedResponse
+
+        return UntrustedResponse
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
