@@ -21,6 +21,12 @@ raises as :class:`zeep.exceptions.Fault`; other failures (a WSDL fetch answered
 401/404/502, a JSON error body) raise :class:`RelayTransportError` with the
 status, the relay's error code, message and tracking id. ``202 Accepted`` with
 an empty body (one-way and event calls) makes zeep return ``None``.
+
+With a message security mode (``binding.security``) and ``message_security=``,
+a :class:`~bindings.zeep_security.WsSecurityPlugin` runs after every other
+plugin: it signs the Body, the Timestamp and the WS-Addressing headers, never
+the ``RelayAccessToken`` header (which the relay removes on the way, byte for
+byte, so the signature still verifies at the service), and checks the replies.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import closing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -37,11 +43,15 @@ from lxml import etree
 from zeep.plugins import Plugin
 from zeep.wsa import WsAddressingPlugin
 
-from bindings.binding import BasicHttpRelayBinding, RelayBinding
+from bindings.binding import BasicHttpRelayBinding, EndToEndSecurityMode, RelayBinding
 from bindings.connection_string import ConnectionString
+from bindings.exceptions import ConfigurationError
 from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
 from bindings.tokens import TokenProvider
 from soap.relay_token import RelayTokenHook
+
+if TYPE_CHECKING:
+    from bindings.wssecurity import MessageSecurity
 
 __all__ = [
     "AUTH_HEADER",
@@ -51,12 +61,14 @@ __all__ = [
     "RelayTransportError",
     "relay_client",
     "relay_transport_error",
+    "security_plugins",
 ]
 
 log = logging.getLogger(__name__)
 
 #: The HTTP header a sender's token travels in (PROTOCOL.md section 2, place 2).
 AUTH_HEADER = "ServiceBusAuthorization"
+_TRANSPORT_ONLY = frozenset({EndToEndSecurityMode.NONE, EndToEndSecurityMode.TRANSPORT})
 
 
 class Audience:
@@ -225,6 +237,7 @@ def relay_client(
     connection_string: ConnectionString | str | None = None,
     timeout: float = 30,
     operation_timeout: float | None = 120,
+    message_security: MessageSecurity | None = None,
     **client_kwargs: Any,
 ) -> zeep.Client:
     """A :class:`zeep.Client` that calls a service through the relay.
@@ -239,19 +252,30 @@ def relay_client(
             present, names the entity tokens are signed for.
         timeout: Seconds allowed for loading the WSDL and XSD documents.
         operation_timeout: Seconds allowed for each operation call.
+        message_security: WS-Security settings for ``binding.security`` MESSAGE
+            (sign requests, verify signed replies) or TRANSPORT_WITH_MESSAGE_CREDENTIAL
+            (a UsernameToken or a signature). Its plugin runs after every other
+            one, so it signs the WS-Addressing headers; the relay token header is
+            never signed (the relay removes it).
         **client_kwargs: Passed to :class:`zeep.Client` (``plugins``, ``settings``,
-            ``service_name``, ``port_name`` ...); ``transport`` is not accepted.
+            ``service_name``, ``port_name`` ...); ``transport`` is not accepted,
+            nor ``wsse`` with message security.
 
     Returns:
-        The zeep client.
+        The zeep client. A reply failing the WS-Security checks raises
+        :class:`~bindings.exceptions.UntrustedResponse`; the service's security
+        faults arrive as :class:`zeep.exceptions.Fault`.
 
     Raises:
         RelayTransportError: The WSDL could not be fetched through the relay.
+        ConfigurationError: Message security settings that do not fit the
+            binding's security mode, or zeep's ``wsse`` as well.
         TypeError: ``transport`` was passed.
     """
     if "transport" in client_kwargs:
         raise TypeError("relay_client makes its own transport; pass timeouts instead")
     binding = binding or BasicHttpRelayBinding()
+    security = security_plugins(binding, message_security, client_kwargs.get("wsse"))
     entity_path = _wsdl_entity(wsdl_url)
     origins = [wsdl_url] if urlsplit(wsdl_url).scheme in ("http", "https") else []
     if connection_string is not None:
@@ -273,7 +297,35 @@ def relay_client(
         plugins.append(WsAddressingPlugin())
     if in_header and token_provider is not None:
         plugins.append(RelayTokenPlugin(token_provider, audience))
+    plugins.extend(security)  # last: it signs what the others added
     return zeep.Client(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
+
+
+def security_plugins(
+    binding: RelayBinding, message_security: MessageSecurity | None, wsse: object = None
+) -> list[Plugin]:
+    """The WS-Security plugin the binding's mode needs, as a list to append **last**.
+
+    Shared by the sync and async client factories.
+
+    Raises:
+        ConfigurationError: Settings that do not fit ``binding.security``, or
+            zeep's ``wsse`` together with message security (zeep applies it after
+            the plugins, so it would change the signed message).
+    """
+    if message_security is None and binding.security in _TRANSPORT_ONLY:
+        return []  # no message security: signxml is not even imported
+    from bindings.wssecurity import security_plugin
+
+    plugin = security_plugin(binding.security, message_security)
+    if plugin is None:
+        return []
+    if wsse is not None:
+        raise ConfigurationError(
+            "give message_security or zeep's wsse, not both: zeep applies wsse after"
+            " the plugins and would change the signed message"
+        )
+    return [plugin]
 
 
 def _wsdl_entity(wsdl_url: str) -> str | None:
