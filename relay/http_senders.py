@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from relay.exceptions import (
     BadRequest,
@@ -205,15 +206,13 @@ class _Exchange:
         pending.finished.set()
 
     async def respond(self, reply: RelayedReply) -> web.StreamResponse:
-        """Stream the listener's reply to the sender; the relay frames it (chunked)."""
+        """The listener's reply to the sender: whole if it came inline, else streamed (chunked)."""
         command = reply.command
-        response = web.StreamResponse(
-            status=command.status_code, reason=_reason(command.status_description)
-        )
-        for name, value in forwarded_response_headers(command.response_headers, self.relay_host):
-            response.headers.add(name, value)
-        if reply.size is not None:
-            response.content_length = reply.size
+        status, reason = command.status_code, _reason(command.status_description)
+        headers = CIMultiDict(forwarded_response_headers(command.response_headers, self.relay_host))
+        if reply.inline is not None:  # headers and body leave in one write
+            return web.Response(status=status, reason=reason, body=reply.inline, headers=headers)
+        response = web.StreamResponse(status=status, reason=reason, headers=headers)
         await response.prepare(self.request)
         try:
             async for chunk in reply.body:

@@ -66,11 +66,19 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 @dataclass
 class RelayedReply:
-    """A listener's answer: the response command and its body, streamed."""
+    """A listener's answer: the response command and its body, streamed.
+
+    ``inline`` is the whole body when it came on the control channel (the sender's
+    response then goes out in one write), None when it streams from a rendezvous.
+    """
 
     command: ResponseCommand
     body: AsyncIterator[bytes]
-    size: int | None = None  # known for inline bodies, None when streamed
+    inline: bytes | None = None
+
+    @classmethod
+    def whole(cls, command: ResponseCommand, data: bytes) -> RelayedReply:
+        return cls(command, _one_chunk(data), data)
 
 
 @dataclass(eq=False)
@@ -204,9 +212,7 @@ class ListenerConnection:
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 if awaiting_body is not None and self._last_reply is not None:
-                    awaiting_body.resolve(
-                        RelayedReply(self._last_reply, _one_chunk(msg.data), len(msg.data))
-                    )
+                    awaiting_body.resolve(RelayedReply.whole(self._last_reply, msg.data))
                     awaiting_body = None
                 elif skip_body or (discard_empty and not msg.data):
                     pass  # a body for an unknown id, or hyco-https's 0-byte message
@@ -239,7 +245,7 @@ class ListenerConnection:
         if command.body:
             self._last_reply = command
             return pending, False, False
-        pending.resolve(RelayedReply(command, _no_body(), 0))
+        pending.resolve(RelayedReply.whole(command, b""))
         return None, False, True
 
     # -- token life ----------------------------------------------------------------
