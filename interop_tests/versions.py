@@ -44,8 +44,11 @@ def _tool(argv: list[str]) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
-    first = (done.stdout or done.stderr).strip().splitlines()
-    return first[0].split(" (")[0] if first else "unknown"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    if not lines:
+        return "unknown"
+    first = lines[0].split(" (")[0]
+    return first.removeprefix(f"{argv[0]} ")
 
 
 def peer_versions() -> dict[str, str]:
