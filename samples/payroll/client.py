@@ -2,13 +2,17 @@
 
 ::
 
-    python -m samples.payroll.client --connection-string CS
+    python -m samples.payroll.client --connection-string CS [--credentials DIR]
 
 The client knows only the relay: WSDLs come through it, calls go through it.
 One-way and event entities answer every request ``202``, WSDL fetches too, so
 for those the client uses the shared contract (the WSDL the service would
 publish, rendered from :mod:`samples.payroll.services`), as WCF clients of
 NetOneway/NetEvent bindings share the service contract.
+
+With ``--credentials DIR`` (:mod:`samples.payroll.credentials`) it also calls
+``payroll-signed``: a signed ``GetSalary`` whose signed reply it verifies, and
+an unsigned one that the service refuses with a WS-Security fault.
 """
 
 from __future__ import annotations
@@ -26,15 +30,20 @@ import zeep
 from spyne import Application
 
 from bindings import (
+    BasicHttpRelayBinding,
     NetEventRelayBinding,
     NetOnewayRelayBinding,
     RelayBinding,
     WS2007HttpRelayBinding,
     relay_client,
 )
+from bindings.binding import EndToEndSecurityMode
 from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.spyne_host import spyne_wsgi
-from samples.payroll import services
+from samples.payroll import credentials, services
+
+#: The signed service's binding, as the listener has it: WS-Security signatures both ways.
+SIGNED_BINDING = BasicHttpRelayBinding(security=EndToEndSecurityMode.MESSAGE)
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Report:
     salary12: Decimal | None = None
     timesheet_status: int = 0
     event_delivered: int = 0
+    signed_salary: Decimal | None = None
+    unsigned_fault: str = ""
 
 
 def contract_client(
@@ -63,8 +74,42 @@ def contract_client(
     return relay_client(str(wsdl), binding=binding, connection_string=cs)
 
 
-def run(cs: ConnectionString, say: Callable[[str], None] = print) -> Report:
-    """Make every call once; return what came back."""
+def _fault_text(fault: zeep.exceptions.Fault) -> str:
+    return f"{str(fault.code).rpartition(':')[2]}: {fault.message}"
+
+
+def call_signed(
+    cs: ConnectionString, folder: Path, report: Report, say: Callable[[str], None] = print
+) -> None:
+    """A signed GetSalary (its reply's signature checked) and an unsigned one (refused)."""
+    say("Signed, WS-Security (BasicHttpRelayBinding, security=MESSAGE) -> /payroll-signed")
+    entity, url = cs.with_entity("payroll-signed"), f"{cs.http_base}/payroll-signed?wsdl"
+    signed = relay_client(
+        url,
+        binding=SIGNED_BINDING,
+        connection_string=entity,
+        message_security=credentials.client_security(folder),
+    )
+    report.signed_salary = signed.service.GetSalary(7)
+    say(f"  GetSalary(7) signed   = {report.signed_salary} (the reply's signature verified)")
+    unsigned = relay_client(url, connection_string=entity)
+    try:
+        unsigned.service.GetSalary(7)
+    except zeep.exceptions.Fault as fault:
+        report.unsigned_fault = _fault_text(fault)
+        say(f"  GetSalary(7) unsigned -> SOAP Fault {report.unsigned_fault}")
+
+
+def run(
+    cs: ConnectionString, say: Callable[[str], None] = print, credentials_dir: Path | None = None
+) -> Report:
+    """Make every call once; return what came back.
+
+    Args:
+        cs: The relay connection string (its key signs the relay tokens).
+        say: Where the lines saying what happened go.
+        credentials_dir: The demo credentials; None skips the signed service.
+    """
     report = Report()
     base = cs.http_base
 
@@ -78,7 +123,7 @@ def run(cs: ConnectionString, say: Callable[[str], None] = print) -> Report:
     try:
         payroll.service.GetSalary(99)
     except zeep.exceptions.Fault as fault:
-        report.fault = f"{str(fault.code).rpartition(':')[2]}: {fault.message}"
+        report.fault = _fault_text(fault)
         say(f"  GetSalary(99)      -> SOAP Fault {report.fault}")
 
     say("SOAP 1.2 + WS-Addressing (WS2007HttpRelayBinding) -> /payroll12")
@@ -89,6 +134,9 @@ def run(cs: ConnectionString, say: Callable[[str], None] = print) -> Report:
     )
     report.salary12 = payroll12.service.GetSalary(8)
     say(f"  GetSalary(8)       = {report.salary12}")
+
+    if credentials_dir is not None:
+        call_signed(cs, credentials_dir, report, say)
 
     with tempfile.TemporaryDirectory(prefix="payroll-contract-") as tmp:
         folder = Path(tmp)
@@ -118,11 +166,15 @@ def run(cs: ConnectionString, say: Callable[[str], None] = print) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samples.payroll.client", description=__doc__)
     parser.add_argument("--connection-string", metavar="CS", help=f"default: ${ENV_VAR}")
+    parser.add_argument(
+        "--credentials", metavar="DIR", type=Path,
+        help="also call payroll-signed, with client.key, client.crt and service.crt from DIR",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     text = args.connection_string or os.environ.get(ENV_VAR, "")
     if not text:
         parser.error(f"give --connection-string or set {ENV_VAR}")
-    run(ConnectionString.parse(text))
+    run(ConnectionString.parse(text), credentials_dir=args.credentials)
     return 0
 
 

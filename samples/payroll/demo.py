@@ -1,10 +1,12 @@
 """The payroll demo in one command: ``python -m samples.payroll.demo`` (``make demo``).
 
 1. starts a relay on 127.0.0.1 with a fresh key and the payroll entities;
-2. starts five listeners, each a separate "on-premises" process with only an
-   outbound connection to the relay;
+2. makes demo key pairs (:mod:`samples.payroll.credentials`) and starts six
+   listeners, each a separate "on-premises" process with only an outbound
+   connection to the relay, one of them requiring WS-Security signatures;
 3. runs the zeep client (:mod:`samples.payroll.client`) through the relay;
-4. stops everything and checks each one-way message was handled exactly once.
+4. stops everything and checks each one-way message and signed call was
+   handled exactly once (and the unsigned call never).
 
 Exits 0 on success, 1 with a message saying what went wrong otherwise.
 """
@@ -19,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bindings.connection_string import ENV_VAR, ConnectionString
-from samples.payroll import client
+from samples.payroll import client, credentials
 from samples.payroll.processes import DemoFailure, Processes
 
 KEY_NAME = "RootManageSharedAccessKey"
@@ -30,6 +32,9 @@ discovery = "public"
 
 [[entity]]
 path = "payroll12"
+
+[[entity]]
+path = "payroll-signed"
 
 [[entity]]
 path = "timesheet"
@@ -44,6 +49,7 @@ discovery = "public"
 LISTENERS = {
     "payroll": None,
     "payroll12": None,
+    "payroll-signed": "salary employee=7 signer=CN=payroll-demo-client",
     "timesheet": "timesheet employee=7 hours=38.5",
     "audit": "audit run=2026-11 total=15575.75",
     "notifications": "notifications run=2026-11 total=15575.75",
@@ -73,6 +79,10 @@ def check(report: client.Report, folder: Path) -> list[str]:
         problems.append(f"one-way call answered {report.timesheet_status}, not 202")
     if report.event_delivered != 2:
         problems.append(f"event delivered to {report.event_delivered} subscribers, not 2")
+    if report.signed_salary is None or "InvalidSecurity" not in report.unsigned_fault:
+        problems.append(
+            f"signed call returned {report.signed_salary}, unsigned one {report.unsigned_fault!r}"
+        )
     for service, expected in LISTENERS.items():
         if expected is None:
             continue
@@ -94,13 +104,16 @@ def run_demo(folder: Path) -> list[str]:
             f"SharedAccessKey={key};UseTls=false"
         )
         env = {ENV_VAR: str(cs)}  # the key travels in the environment, not on command lines
+        keys = credentials.write_demo_credentials(folder / "credentials")
         print("Starting the on-premises listeners (outbound connections only) ...")
         for service, records in LISTENERS.items():
-            record = ["--record", str(folder / f"{service}.log")] if records else []
-            address = processes.start_listener(service, record, env)
+            args = ["--record", str(folder / f"{service}.log")] if records else []
+            if service == "payroll-signed":
+                args += ["--credentials", str(keys)]
+            address = processes.start_listener(service, args, env)
             print(f"  {service:<14} online at {address}")
         print("Calling the services through the relay with zeep ...")
-        report = client.run(cs, say=lambda line: print(f"  {line}"))
+        report = client.run(cs, say=lambda line: print(f"  {line}"), credentials_dir=keys)
         print("Stopping the listeners and the relay ...")
     return check(report, folder)
 
@@ -122,8 +135,9 @@ def main() -> int:
         for problem in problems:
             print(f"demo: FAILED: {problem}", file=sys.stderr)
         return 1
-    print("Demo OK: SOAP 1.1 and 1.2 calls, a fault, a one-way call and an event to two")
-    print("subscribers all went through the relay; each message was handled exactly once.")
+    print("Demo OK: SOAP 1.1 and 1.2 calls, a fault, a signed call (and a refused unsigned")
+    print("one), a one-way call and an event to two subscribers all went through the relay;")
+    print("each message was handled exactly once.")
     return 0
 
 

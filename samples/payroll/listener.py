@@ -4,10 +4,13 @@
 
     python -m samples.payroll.listener --connection-string CS --service payroll
     python -m samples.payroll.listener --service timesheet --record timesheets.log
+    python -m samples.payroll.listener --service payroll-signed --credentials DIR
 
 The connection string defaults to ``$SOAPRELAY_CONNECTION_STRING``. The process
 opens an outbound connection to the relay only, prints ``READY <relay address>``
 once the service is online, and stops cleanly on SIGTERM or Ctrl-C.
+``payroll-signed`` requires signed requests and signs its replies, with the
+keys and certificates in ``--credentials DIR`` (see :mod:`samples.payroll.credentials`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from spyne import Application
 
@@ -31,9 +35,11 @@ from bindings import (
     RelayServiceHost,
     WS2007HttpRelayBinding,
 )
+from bindings.binding import EndToEndSecurityMode
 from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import BindingError
-from samples.payroll import services
+from samples.payroll import credentials, services
+from soap.exceptions import SoapError
 
 
 @dataclass(frozen=True)
@@ -44,11 +50,18 @@ class Service:
     binding: RelayBinding
     make_app: Callable[[services.Recorder], Application]
     discovery: str = "private"
+    signed: bool = False
 
 
 SERVICES = {
     "payroll": Service("payroll", BasicHttpRelayBinding(), lambda r: services.payroll_app()),
     "payroll12": Service("payroll12", WS2007HttpRelayBinding(), lambda r: services.payroll12_app()),
+    "payroll-signed": Service(
+        "payroll-signed",
+        BasicHttpRelayBinding(security=EndToEndSecurityMode.MESSAGE),
+        services.signed_payroll_app,
+        signed=True,
+    ),
     "timesheet": Service("timesheet", NetOnewayRelayBinding(), services.timesheet_app),
     "audit": Service("payroll-events", NetEventRelayBinding(), services.audit_app, "public"),
     "notifications": Service(
@@ -65,6 +78,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--service", required=True, choices=sorted(SERVICES))
     parser.add_argument("--entity", help="entity path (default: the service's usual one)")
     parser.add_argument("--record", metavar="FILE", help="append handled one-way messages here")
+    parser.add_argument(
+        "--credentials", metavar="DIR", type=Path,
+        help="payroll-signed: folder with service.key, service.crt and client.crt",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -78,19 +95,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"listener: give --connection-string or set {ENV_VAR}", file=sys.stderr)
         return 2
     service = SERVICES[args.service]
+    if service.signed and args.credentials is None:
+        print(f"listener: {args.service} needs --credentials DIR", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
         cs = ConnectionString.parse(text).with_entity(args.entity or service.entity)
+        security = credentials.service_security(args.credentials) if service.signed else None
         host = RelayServiceHost(
             service.make_app(services.Recorder(args.record)),
             binding=service.binding,
             connection_string=cs,
             discovery=service.discovery,
+            message_security=security,
         )
         host.open()
-    except BindingError as exc:
+    except (BindingError, SoapError, OSError) as exc:
         print(f"listener: {args.service}: {exc}", file=sys.stderr)
         return 1
     print(f"READY {host.public_address}", flush=True)

@@ -4,9 +4,14 @@
   as SOAP 1.1 (:func:`payroll_app`, BasicHttp) and SOAP 1.2 (:func:`payroll12_app`, WS2007Http).
 - ``TimesheetService.SubmitTimesheet``: one-way (NetOneway), answered 202 at once.
 - ``PayrollRunCompleted``: an event (NetEvent) two subscribers handle, audit and notifications.
+- ``SignedPayrollService.GetSalary``: the same salary, only for a signed request
+  (:func:`signed_payroll_app`, hosted with ``security=MESSAGE``): the binding's
+  WS-Security middleware checks the signature before Spyne runs, and the
+  operation itself refuses a request that did not come through that check.
 
-One-way and event handlers write a line to a :class:`Recorder`, so the demo and
-the tests can check that each message was handled exactly once.
+One-way and event handlers, and the signed ``GetSalary``, write a line to a
+:class:`Recorder`, so the demo and the tests can check that each message was
+handled exactly once (and a refused one never).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from spyne import Decimal as XsDecimal
 from spyne.protocol.soap import Soap11, Soap12
 
 from bindings.oneway import oneway
+from bindings.wsgi_security import ENVIRON_KEY
+from soap.security import SecurityResult
 
 __all__ = [
     "EMPLOYEES",
@@ -38,6 +45,7 @@ __all__ = [
     "notifications_app",
     "payroll12_app",
     "payroll_app",
+    "signed_payroll_app",
     "timesheet_app",
 ]
 
@@ -59,13 +67,17 @@ EMPLOYEES: dict[int, tuple[str, str, Decimal]] = {
 }
 
 
+def _salary(employee_id: int) -> Decimal:
+    if employee_id not in EMPLOYEES:
+        raise Fault("Client.UnknownEmployee", f"No employee has the id {employee_id}")
+    return EMPLOYEES[employee_id][2]
+
+
 class PayrollService(ServiceBase):  # type: ignore[misc]
     @rpc(Integer, _returns=XsDecimal)
     def GetSalary(ctx, employee_id):  # type: ignore[no-untyped-def]
         """Monthly salary of one employee."""
-        if employee_id not in EMPLOYEES:
-            raise Fault("Client.UnknownEmployee", f"No employee has the id {employee_id}")
-        return EMPLOYEES[employee_id][2]
+        return _salary(employee_id)
 
     @rpc(_returns=Array(Employee))
     def ListEmployees(ctx):  # type: ignore[no-untyped-def]
@@ -123,6 +135,29 @@ class NotificationService(ServiceBase):  # type: ignore[misc]
         _recorder(ctx).record(f"notifications run={run_id} total={total}")
 
 
+def _verified_signer(ctx: object) -> str:
+    """The subject of the certificate that signed this request, as WS-Security verified it.
+
+    Raises:
+        Fault: ``Client.SignatureRequired`` when the request was not checked
+            (the service is hosted without ``security=MESSAGE``).
+    """
+    result = ctx.transport.req_env.get(ENVIRON_KEY)  # type: ignore[attr-defined]
+    if not isinstance(result, SecurityResult) or result.signer is None:
+        raise Fault("Client.SignatureRequired", "GetSalary needs a signed request")
+    return str(result.signer.subject.rfc4514_string())
+
+
+class SignedPayrollService(ServiceBase):  # type: ignore[misc]
+    @rpc(Integer, _returns=XsDecimal)
+    def GetSalary(ctx, employee_id):  # type: ignore[no-untyped-def]
+        """Monthly salary of one employee, for a caller whose signature verified."""
+        signer = _verified_signer(ctx)
+        salary = _salary(employee_id)
+        _recorder(ctx).record(f"salary employee={employee_id} signer={signer}")
+        return salary
+
+
 def _app(
     service: type, name: str, soap12: bool = False, recorder: Recorder | None = None
 ) -> Application:
@@ -143,6 +178,12 @@ def payroll_app() -> Application:
 def payroll12_app() -> Application:
     """PayrollService over SOAP 1.2 (WS2007HttpRelayBinding)."""
     return _app(PayrollService, "Payroll12", soap12=True)
+
+
+def signed_payroll_app(recorder: Recorder | None = None, *, soap12: bool = False) -> Application:
+    """SignedPayrollService: host it with ``security=MESSAGE`` and MessageSecurity settings."""
+    name = "SignedPayroll12" if soap12 else "SignedPayroll"
+    return _app(SignedPayrollService, name, soap12=soap12, recorder=recorder)
 
 
 def timesheet_app(recorder: Recorder | None = None) -> Application:
