@@ -9,7 +9,10 @@ with its own ``zeep.wsse`` pieces:
 - our signed replies verify in zeep's ``Signature`` (which checks every reply; a
   client that expects unsigned replies uses the sign-only subclass below);
 - zeep's ``UsernameToken`` (text and digest) is accepted, a replayed nonce refused;
-- requests our signxml signer makes verify with python-xmlsec directly.
+- requests our signxml signer makes verify with python-xmlsec directly;
+- zeep's ``BinarySignature`` through the real relay, with the relay token in a
+  ``RelayAccessToken`` SOAP header that the relay cuts out: the signature made
+  by python-xmlsec still verifies at our service.
 
 Everything runs at the test PKI's ``T0``: zeep's Timestamp and UsernameToken take
 their times from the tests, and the service's clock is injected.
@@ -33,8 +36,10 @@ from zeep.plugins import HistoryPlugin, Plugin
 from zeep.wsse import utils as zeep_wsse_utils
 from zeep.wsse.username import UsernameToken
 
-from bindings.binding import EndToEndSecurityMode
+from bindings.binding import BasicHttpRelayBinding, EndToEndSecurityMode
+from bindings.host import RelayServiceHost
 from bindings.wssecurity import MessageSecurity, secure_service, security_plugin
+from bindings.zeep_transport import relay_client
 from soap import ns
 from soap.addressing import AddressingHook
 from soap.envelope import Envelope, SoapVersion, build_envelope
@@ -43,6 +48,7 @@ from soap.security.header import element_by_id
 from soap.security.timestamp import format_datetime
 from tests.bindings.test_wssecurity import Calls, WsgiApp, payroll_service
 from tests.soap.test_security_trust import T0, Party, pki
+from tests.support.relay import relay_thread
 
 try:
     import xmlsec
@@ -374,3 +380,52 @@ def test_our_zeep_plugin_round_trip_verifies_with_python_xmlsec() -> None:
     assert history.last_received is not None
     received = etree.tostring(history.last_received["envelope"])
     xmlsec_verify(received, pki().server.cert_pem)
+
+
+# --- zeep's own signature through the real relay ---------------------------
+
+
+@needs_xmlsec
+def test_zeep_binary_signature_survives_the_relay_cutting_out_the_token_header(
+    pem_files: Callable[[Party], tuple[str, str]],
+) -> None:
+    calls = Calls()
+    key, cert = pem_files(pki().leaf)
+    _, server_cert = pem_files(pki().server)
+    outgoing = BinarySignature(key, cert, **_sha256())
+    incoming = Signature(key, server_cert)
+
+    class SignAndVerify:
+        def apply(self, envelope: Any, headers: Any) -> Any:
+            return outgoing.apply(envelope, headers)
+
+        def verify(self, envelope: Any) -> Any:
+            return incoming.verify(envelope)
+
+    settings = MessageSecurity(
+        identity=pki().server.identity, trust=pki().pinned(pki().leaf), clock=at(T0)
+    )
+    with (
+        relay_thread() as relay,
+        RelayServiceHost(
+            payroll_service(calls),
+            connection_string=f"{relay.connection_string};EntityPath=payroll",
+            binding=BasicHttpRelayBinding(security=Mode.MESSAGE),
+            message_security=settings,
+            open_timeout=10,
+        ) as host,
+    ):
+        # The client side is zeep's: our binding only puts the relay token in the envelope.
+        client = relay_client(
+            f"{host.public_address}?wsdl",
+            binding=BasicHttpRelayBinding(token_in_soap_header=True),
+            connection_string=f"{relay.connection_string};EntityPath=payroll",
+            plugins=[ZeepTimestamp(), history := HistoryPlugin()],
+            wsse=SignAndVerify(),
+        )
+        assert client.service.GetSalary(7) == Decimal(1007)
+    sent = etree.tostring(history.last_sent["envelope"])  # the element, as zeep finished it
+    assert b"RelayAccessToken" in sent and b"BinarySecurityToken" in sent
+    assert calls.salaries == [7]
+    assert b"RelayAccessToken" not in calls.bodies[0]
+    assert calls.environs[0]["soaprelay.wssecurity"].signer == pki().leaf.cert
