@@ -120,9 +120,7 @@ class RelayServer:
             self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context()
         )
         await site.start()
-        server = site._server
-        assert server is not None  # an asyncio.Server, or uvloop's
-        self._port = server.sockets[0].getsockname()[1]
+        self._port = self._runner.addresses[0][1]  # asyncio's server or uvloop's
         log.info("relay listening on %s", self.base_url)
 
     async def stop(self) -> None:
