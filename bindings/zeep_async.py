@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import zeep
@@ -50,7 +50,11 @@ from bindings.zeep_transport import (
     _as_connection_string,
     _provider_from,
     _wsdl_entity,
+    security_plugins,
 )
+
+if TYPE_CHECKING:
+    from bindings.wssecurity import MessageSecurity
 
 __all__ = ["AsyncRelayTransport", "HttpxRelayAuth", "relay_async_client"]
 
@@ -180,21 +184,26 @@ def relay_async_client(
     connection_string: ConnectionString | str | None = None,
     timeout: float = 30,
     operation_timeout: float | None = 120,
+    message_security: MessageSecurity | None = None,
     **client_kwargs: Any,
 ) -> zeep.AsyncClient:
     """A :class:`zeep.AsyncClient` that calls a service through the relay.
 
-    Same arguments and token rules as :func:`bindings.zeep_transport.relay_client`.
+    Same arguments, token rules and message security (the WS-Security plugin
+    last) as :func:`bindings.zeep_transport.relay_client`.
     Close it with ``async with client:`` or ``await client.transport.aclose()``.
 
     Raises:
         ImportError: httpx is not installed.
         RelayTransportError: The WSDL could not be fetched through the relay.
+        ConfigurationError: Message security settings that do not fit the
+            binding's security mode, or zeep's ``wsse`` as well.
         TypeError: ``transport`` was passed.
     """
     if "transport" in client_kwargs:
         raise TypeError("relay_async_client makes its own transport; pass timeouts instead")
     binding = binding or BasicHttpRelayBinding()
+    security = security_plugins(binding, message_security, client_kwargs.get("wsse"))
     entity_path = _wsdl_entity(wsdl_url)
     origins = [wsdl_url] if urlsplit(wsdl_url).scheme in ("http", "https") else []
     if connection_string is not None:
@@ -216,6 +225,7 @@ def relay_async_client(
         plugins.append(WsAddressingPlugin())
     if in_header and token_provider is not None:
         plugins.append(RelayTokenPlugin(token_provider, audience))
+    plugins.extend(security)  # last: it signs what the others added
     try:
         return zeep.AsyncClient(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
     except BaseException:

@@ -180,6 +180,22 @@ def test_client_plugin_comes_after_addressing_and_the_relay_token(tmp_path: Path
     assert kinds == [WsAddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
 
 
+def test_async_client_plugin_comes_last_too(tmp_path: Path) -> None:
+    from bindings.zeep_async import relay_async_client
+
+    wsdl = contract(tmp_path, services.payroll12_app, WS2007HttpRelayBinding())
+    client = relay_async_client(
+        str(wsdl),
+        binding=WS2007HttpRelayBinding(security=MESSAGE),
+        token_provider=TokenProvider.shared_access_key("k", "a2V5"),
+        message_security=client_settings(),
+    )
+    kinds = [type(plugin) for plugin in client.plugins]
+    assert kinds == [WsAddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
+    with pytest.raises(ConfigurationError, match="needs MessageSecurity"):
+        relay_async_client(str(wsdl), binding=WS2007HttpRelayBinding(security=MESSAGE))
+
+
 def test_client_plugins_per_mode() -> None:
     assert security_plugins(BasicHttpRelayBinding(), None) == []
     assert security_plugins(BasicHttpRelayBinding(security=Mode.NONE), None) == []

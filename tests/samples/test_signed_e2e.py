@@ -240,6 +240,31 @@ def test_a_client_the_service_does_not_trust_gets_a_fault(
     assert signed11.recorder.lines == []
 
 
+async def test_the_async_client_signs_and_verifies_too(
+    signed11: Service, cs: ConnectionString
+) -> None:
+    from bindings.zeep_async import relay_async_client
+
+    entity = cs.with_entity(signed11.entity)
+    # zeep loads the WSDL synchronously; the relay and the host run in their own threads.
+    client = relay_async_client(
+        signed11.wsdl, binding=signed11.binding, connection_string=entity,
+        message_security=client_security(trust=pki().pinned(pki().stranger)),
+    )  # fmt: skip
+    async with client:
+        with pytest.raises(UntrustedResponse, match="not trusted"):
+            await client.service.GetSalary(8)
+    client = relay_async_client(
+        signed11.wsdl, binding=signed11.binding, connection_string=entity,
+        message_security=client_security(),
+    )  # fmt: skip
+    async with client:
+        assert await client.service.GetSalary(7) == Decimal("5120.50")
+    assert signed11.recorder.lines == [
+        f"salary employee=8 {CLIENT_SIGNER}", f"salary employee=7 {CLIENT_SIGNER}"
+    ]
+
+
 # --- a tampering proxy in front of the relay -------------------------------
 
 
