@@ -2,8 +2,8 @@
 
 Each connected listener is one :class:`ListenerConnection`: it owns the control
 WebSocket, the map of requests sent to that listener (so a ``response`` for an
-id it was not given can never reach another sender), the token-expiry timer
-and the send lock that keeps a ``request`` JSON frame and its body adjacent.
+id it was not given can never reach another sender) and the token-expiry timer.
+A ``request`` JSON frame and its body stay adjacent because they leave in one write.
 
 Life of a listener connection::
 
@@ -36,6 +36,7 @@ from relay.messages import (
     ResponseCommand,
     parse_listener_command,
 )
+from relay.rawws import Frame, FrameSink, Opcode
 
 __all__ = ["ListenerConnection", "ListenerState", "PendingRequest", "RelayedReply"]
 
@@ -141,8 +142,8 @@ class ListenerConnection:
         self._clock = clock
         self._last_reply: ResponseCommand | None = None
         self._ws: web.WebSocketResponse | None = None
+        self._sink: FrameSink | None = None
         self._pending: dict[str, PendingRequest] = {}
-        self._send_lock = asyncio.Lock()
         self._violations = 0
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._token_expiry = token_expiry
@@ -173,22 +174,26 @@ class ListenerConnection:
         await self._send(text, None)
 
     async def _send(self, text: str, body: bytes | None) -> None:
-        ws = self._ws
-        if ws is None or self.state is not ListenerState.ONLINE or ws.closed:
+        """A command and its body, if any, in one write: nothing can come between them."""
+        ws, sink = self._ws, self._sink
+        if ws is None or sink is None or self.state is not ListenerState.ONLINE or ws.closed:
             raise ListenerGone("the listener disconnected")
+        frames = [Frame(Opcode.TEXT, text.encode())]
+        if body is not None:
+            frames.append(Frame(Opcode.BINARY, body))
         try:
-            async with self._send_lock:
-                await ws.send_str(text)
-                if body is not None:
-                    await ws.send_bytes(body)
+            await sink.send(*frames)
         except (ConnectionError, RuntimeError) as exc:
             raise ListenerGone("the listener disconnected") from exc
 
     # -- the control channel ---------------------------------------------------------
 
-    async def run(self, ws: web.WebSocketResponse) -> None:
-        """Read commands until the socket closes; then fail whatever is still pending."""
-        self._ws = ws
+    async def run(self, ws: web.WebSocketResponse, sink: FrameSink) -> None:
+        """Read commands until the socket closes; then fail whatever is still pending.
+
+        ``ws`` reads, pings and closes; ``sink`` writes the commands (same connection).
+        """
+        self._ws, self._sink = ws, sink
         self._schedule_expiry(self._token_expiry)
         try:
             await self._read_loop(ws)

@@ -21,7 +21,7 @@ from aiohttp import web
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
-__all__ = ["Frame", "Opcode", "RawWebSocket", "accept_key"]
+__all__ = ["Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key"]
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Frames queued before the relay stops reading from the peer's socket.
@@ -31,6 +31,34 @@ _HIGH_WATER = 8
 def accept_key(key: str) -> str:
     """RFC 6455 §4.2.2: base64(SHA-1(Sec-WebSocket-Key + GUID))."""
     return base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
+
+
+async def _drain(http: web.RequestHandler, transport: asyncio.BaseTransport) -> None:
+    """Wait while the connection's write buffer is over its high-water mark."""
+    if http.writing_paused and not transport.is_closing():
+        await http._drain_helper()
+
+
+class FrameSink:
+    """Writes whole server frames to an aiohttp WebSocket connection, several in one write.
+
+    The control channel is read, pinged and closed by aiohttp's ``WebSocketResponse``;
+    a ``request`` command and its body leave through this sink in ONE write (one
+    syscall, one TCP segment) rather than one per frame.  Every write is whole
+    frames, so aiohttp's own control frames can only fall between messages.
+    """
+
+    def __init__(self, request: web.BaseRequest) -> None:
+        transport = request.transport
+        assert transport is not None
+        self._transport = transport
+        self._http = request.protocol
+
+    async def send(self, *frames: Frame) -> None:
+        if self._transport.is_closing():
+            raise ConnectionResetError("the connection is closing")
+        self._transport.write(b"".join(f.serialize(mask=False) for f in frames))
+        await _drain(self._http, self._transport)
 
 
 class RawWebSocket:
@@ -147,8 +175,7 @@ class RawWebSocket:
         return sent
 
     async def drain(self) -> None:
-        if self._http.writing_paused and not self._transport.is_closing():
-            await self._http._drain_helper()
+        await _drain(self._http, self._transport)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake (or just drop the connection if it is gone)."""

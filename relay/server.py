@@ -43,6 +43,7 @@ from relay.headers import find_token, query_pairs
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
 from relay.namespace import Discovery, EntityKind, NamespaceConfig, Rights
+from relay.rawws import FrameSink
 from relay.routing import (
     EntityRegistry,
     EntityState,
@@ -234,7 +235,7 @@ class RelayServer:
             )
             await ws.prepare(request)
             log.info("listener %s online on %s", connection.id, path)
-            await connection.run(ws)
+            await connection.run(ws, FrameSink(request))
             return ws
         finally:
             state.remove(connection)
