@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bindings.binding import (
     BasicHttpRelayBinding,
+    EndToEndSecurityMode,
     NetEventRelayBinding,
     NetOnewayRelayBinding,
     RelayBinding,
@@ -23,12 +24,16 @@ from bindings.tokens import TokenProvider
 
 if TYPE_CHECKING:
     from bindings.host import RelayServiceHost
+    from bindings.wssecurity import MessageSecurity
+    from bindings.zeep_async import relay_async_client
     from bindings.zeep_transport import relay_client
 
 __all__ = [
     "BasicHttpRelayBinding",
     "ConnectionString",
+    "EndToEndSecurityMode",
     "HostStatus",
+    "MessageSecurity",
     "NetEventRelayBinding",
     "NetOnewayRelayBinding",
     "RelayBinding",
@@ -36,12 +41,18 @@ __all__ = [
     "TokenProvider",
     "WS2007HttpRelayBinding",
     "WebHttpRelayBinding",
+    "relay_async_client",
     "relay_client",
 ]
 
 #: Imported on first use, so that ``import bindings`` (e.g. by the CLI) stays light:
 #: the host pulls in websockets, the client zeep.
-_LAZY = {"RelayServiceHost": "bindings.host", "relay_client": "bindings.zeep_transport"}
+_LAZY = {
+    "MessageSecurity": "bindings.wssecurity",
+    "RelayServiceHost": "bindings.host",
+    "relay_client": "bindings.zeep_transport",
+    "relay_async_client": "bindings.zeep_async",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -5,10 +5,10 @@
     python -m samples.payroll.client --connection-string CS [--credentials DIR]
 
 The client knows only the relay: WSDLs come through it, calls go through it.
-One-way and event entities answer every request ``202``, WSDL fetches too, so
-for those the client uses the shared contract (the WSDL the service would
-publish, rendered from :mod:`samples.payroll.services`), as WCF clients of
-NetOneway/NetEvent bindings share the service contract.
+On one-way and event entities only messages are one-way: a WSDL fetch (a GET)
+is answered by one listener, so those clients load the contract the same way.
+:func:`contract_client` builds a client from the shared contract instead, as WCF
+clients of NetOneway/NetEvent bindings may, for when no listener is online yet.
 
 With ``--credentials DIR`` (:mod:`samples.payroll.credentials`) it also calls
 ``payroll-signed``: a signed ``GetSalary`` whose signed reply it verifies, and
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,7 +39,7 @@ from bindings import (
 from bindings.binding import EndToEndSecurityMode
 from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.spyne_host import spyne_wsgi
-from samples.payroll import credentials, services
+from samples.payroll import credentials
 
 #: The signed service's binding, as the listener has it: WS-Security signatures both ways.
 SIGNED_BINDING = BasicHttpRelayBinding(security=EndToEndSecurityMode.MESSAGE)
@@ -138,28 +137,30 @@ def run(
     if credentials_dir is not None:
         call_signed(cs, credentials_dir, report, say)
 
-    with tempfile.TemporaryDirectory(prefix="payroll-contract-") as tmp:
-        folder = Path(tmp)
-        say("One-way (NetOnewayRelayBinding) -> /timesheet")
-        timesheets = contract_client(
-            services.timesheet_app, NetOnewayRelayBinding(), cs.with_entity("timesheet"), folder
-        )
-        with timesheets.settings(raw_response=True):
-            reply = timesheets.service.SubmitTimesheet(7, Decimal("38.5"))
-        report.timesheet_status = reply.status_code
-        say(f"  SubmitTimesheet(7, 38.5) -> HTTP {reply.status_code}, handled by the listener")
+    say("One-way (NetOnewayRelayBinding) -> /timesheet")
+    timesheets = relay_client(
+        f"{base}/timesheet?wsdl",
+        binding=NetOnewayRelayBinding(),
+        connection_string=cs.with_entity("timesheet"),
+    )
+    with timesheets.settings(raw_response=True):
+        reply = timesheets.service.SubmitTimesheet(7, Decimal("38.5"))
+    report.timesheet_status = reply.status_code
+    say(f"  SubmitTimesheet(7, 38.5) -> HTTP {reply.status_code}, handled by the listener")
 
-        say("Event (NetEventRelayBinding) -> /payroll-events")
-        events = contract_client(
-            services.audit_app, NetEventRelayBinding(), cs.with_entity("payroll-events"), folder
-        )
-        with events.settings(raw_response=True):
-            reply = events.service.PayrollRunCompleted("2026-11", Decimal("15575.75"))
-        report.event_delivered = int(reply.headers.get("Relay-Delivered", "0"))
-        say(
-            f"  PayrollRunCompleted('2026-11', 15575.75) -> HTTP {reply.status_code},"
-            f" delivered to {report.event_delivered} subscribers"
-        )
+    say("Event (NetEventRelayBinding) -> /payroll-events")
+    events = relay_client(
+        f"{base}/payroll-events?wsdl",
+        binding=NetEventRelayBinding(),
+        connection_string=cs.with_entity("payroll-events"),
+    )
+    with events.settings(raw_response=True):
+        reply = events.service.PayrollRunCompleted("2026-11", Decimal("15575.75"))
+    report.event_delivered = int(reply.headers.get("Relay-Delivered", "0"))
+    say(
+        f"  PayrollRunCompleted('2026-11', 15575.75) -> HTTP {reply.status_code},"
+        f" delivered to {report.event_delivered} subscribers"
+    )
     return report
 
 
