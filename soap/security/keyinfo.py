@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from soap import ns
-from soap.exceptions import InvalidSecurityToken
+from soap.exceptions import InvalidSecurity, InvalidSecurityToken
 from soap.security.header import NSMAP, WSU_ID, element_by_id
 from soap.security.trust import SigningIdentity, TrustStore
 
@@ -154,9 +154,9 @@ def signing_chain(
         trust: Where an X509IssuerSerial alone is looked up (pinned only).
 
     Raises:
-        InvalidSecurityToken: No KeyInfo, an unsupported kind of key reference,
-            a reference outside this Security header, or an unreadable token.
-        InvalidSecurity: A reference Id that is missing or used twice.
+        InvalidSecurityToken: No KeyInfo, an unsupported kind of key reference, a
+            reference to a missing or duplicated Id or to a token outside this
+            Security header, or an unreadable token.
     """
     key_info = signature.find(_ds("KeyInfo"))
     if key_info is None:
@@ -177,7 +177,10 @@ def _referenced_token(reference: etree._Element, security: etree._Element) -> Bi
     uri = reference.get("URI") or ""
     if not uri.startswith("#"):
         raise InvalidSecurityToken("only same-message token references are supported")
-    target = element_by_id(security.getroottree().getroot(), uri[1:])
+    try:
+        target = element_by_id(security.getroottree().getroot(), uri[1:])
+    except InvalidSecurity as exc:  # a dangling or ambiguous reference names no token
+        raise InvalidSecurityToken(f"the signature's key reference {uri!r}: {exc}") from None
     if target.getparent() is not security:
         raise InvalidSecurityToken("the referenced token is not in this Security header")
     return BinarySecurityToken.from_element(target)

@@ -347,7 +347,7 @@ BAD_INPUT: dict[str, tuple[Callable[[zeep.Client], bytes], str, str]] = {
     ),
     "dangling-certificate-reference": (
         lambda c: _without(c, ".//{*}BinarySecurityToken"),
-        "InvalidSecurity", "no element has the Id",
+        "InvalidSecurityToken", "key reference",
     ),
     "untrusted-certificate": (
         lambda c: etree.tostring(_signed_request(c, by=pki().stranger)),
