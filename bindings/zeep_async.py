@@ -33,25 +33,15 @@ import logging
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import zeep
 from zeep.transports import AsyncTransport
-from zeep.wsa import WsAddressingPlugin
 
-from bindings.binding import BasicHttpRelayBinding, RelayBinding
+from bindings.binding import RelayBinding
 from bindings.connection_string import ConnectionString
 from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
 from bindings.tokens import TokenProvider
-from bindings.zeep_transport import (
-    AUTH_HEADER,
-    Audience,
-    RelayTokenPlugin,
-    _as_connection_string,
-    _provider_from,
-    _wsdl_entity,
-    security_plugins,
-)
+from bindings.zeep_transport import AUTH_HEADER, Audience, client_parts
 
 if TYPE_CHECKING:
     from bindings.wssecurity import MessageSecurity
@@ -202,30 +192,17 @@ def relay_async_client(
     """
     if "transport" in client_kwargs:
         raise TypeError("relay_async_client makes its own transport; pass timeouts instead")
-    binding = binding or BasicHttpRelayBinding()
-    security = security_plugins(binding, message_security, client_kwargs.get("wsse"))
-    entity_path = _wsdl_entity(wsdl_url)
-    origins = [wsdl_url] if urlsplit(wsdl_url).scheme in ("http", "https") else []
-    if connection_string is not None:
-        cs = _as_connection_string(connection_string)
-        entity_path = cs.entity_path or entity_path
-        token_provider = token_provider or _provider_from(cs)
-        origins.append(cs.http_base)
-    audience = Audience(entity_path, origins or None)
-    in_header = binding.token_in_soap_header and token_provider is not None
+    parts = client_parts(
+        wsdl_url, binding, token_provider, connection_string, message_security, client_kwargs
+    )
     transport = AsyncRelayTransport(
-        token_provider,
-        audience=audience,
-        token_in_soap_header=in_header,
+        parts.token_provider,
+        audience=parts.audience,
+        token_in_soap_header=parts.token_in_soap_header,
         timeout=timeout,
         operation_timeout=operation_timeout,
     )
-    plugins = list(client_kwargs.pop("plugins", None) or [])
-    if binding.addressing:
-        plugins.append(WsAddressingPlugin())
-    if in_header and token_provider is not None:
-        plugins.append(RelayTokenPlugin(token_provider, audience))
-    plugins.extend(security)  # last: it signs what the others added
+    plugins = parts.plugins
     try:
         return zeep.AsyncClient(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
     except BaseException:

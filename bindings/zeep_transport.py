@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import closing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -274,6 +275,43 @@ def relay_client(
     """
     if "transport" in client_kwargs:
         raise TypeError("relay_client makes its own transport; pass timeouts instead")
+    parts = client_parts(
+        wsdl_url, binding, token_provider, connection_string, message_security, client_kwargs
+    )
+    transport = RelayTransport(
+        parts.token_provider,
+        audience=parts.audience,
+        token_in_soap_header=parts.token_in_soap_header,
+        timeout=timeout,
+        operation_timeout=operation_timeout,
+    )
+    return zeep.Client(wsdl_url, transport=transport, plugins=parts.plugins, **client_kwargs)
+
+
+@dataclass(frozen=True)
+class ClientParts:
+    """What the sync and async client factories share: the token and the plugins."""
+
+    token_provider: TokenProvider | None
+    audience: Audience
+    token_in_soap_header: bool
+    plugins: list[Plugin]
+
+
+def client_parts(
+    wsdl_url: str,
+    binding: RelayBinding | None,
+    token_provider: TokenProvider | None,
+    connection_string: ConnectionString | str | None,
+    message_security: MessageSecurity | None,
+    client_kwargs: dict[str, Any],
+) -> ClientParts:
+    """Token source, audience and plugins for a client of ``wsdl_url``.
+
+    Pops ``plugins`` from ``client_kwargs``; the caller's plugins come first, then
+    WS-Addressing, the RelayAccessToken header, and WS-Security last (it signs
+    what the others added).
+    """
     binding = binding or BasicHttpRelayBinding()
     security = security_plugins(binding, message_security, client_kwargs.get("wsse"))
     entity_path = _wsdl_entity(wsdl_url)
@@ -285,20 +323,13 @@ def relay_client(
         origins.append(cs.http_base)
     audience = Audience(entity_path, origins or None)
     in_header = binding.token_in_soap_header and token_provider is not None
-    transport = RelayTransport(
-        token_provider,
-        audience=audience,
-        token_in_soap_header=in_header,
-        timeout=timeout,
-        operation_timeout=operation_timeout,
-    )
     plugins = list(client_kwargs.pop("plugins", None) or [])
     if binding.addressing:
         plugins.append(WsAddressingPlugin())
     if in_header and token_provider is not None:
         plugins.append(RelayTokenPlugin(token_provider, audience))
-    plugins.extend(security)  # last: it signs what the others added
-    return zeep.Client(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
+    plugins.extend(security)
+    return ClientParts(token_provider, audience, in_header, plugins)
 
 
 def security_plugins(
