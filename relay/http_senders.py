@@ -188,11 +188,13 @@ class _Exchange:
                 await listener.send_inline(pending, self.body if self.body else None)
             else:
                 await listener.send_address_only(pending, pending.command.address)
-            reply = await asyncio.wait_for(asyncio.shield(pending.reply), timeout)
+            # A timer on the reply future: cheaper than wait_for(shield(...)) per request.
+            timer = asyncio.get_running_loop().call_later(timeout, _time_out, pending, timeout)
+            try:
+                reply = await pending.reply
+            finally:
+                timer.cancel()
             return pending, reply
-        except TimeoutError:
-            self.done(pending)
-            raise ListenerTimeout(f"the listener did not answer within {timeout:g} s") from None
         except BaseException:
             self.done(pending)
             raise
@@ -252,6 +254,10 @@ class _Exchange:
             return False
         finally:
             self.done(pending)
+
+
+def _time_out(pending: PendingRequest, timeout: float) -> None:
+    pending.fail(ListenerTimeout(f"the listener did not answer within {timeout:g} s"))
 
 
 def _reason(description: str) -> str | None:
