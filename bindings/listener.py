@@ -141,7 +141,8 @@ class HybridConnectionListener:
         """
         options.setdefault("ping_interval", None)
         max_size = max(self.binding.max_message_size, exchange.INLINE_LIMIT) + _SLACK
-        return connect(url, compression=None, max_size=max_size, **options)
+        return connect(url, compression=None, max_size=max_size,
+                       create_connection=exchange.RelayClientConnection, **options)
 
     # -- life ------------------------------------------------------------------------
 
