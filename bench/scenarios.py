@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.s1_hop import run_hop
+from bench.s2_soap import run_soap
 from bench.s6_bodies import ENTITY_MAX, run_bodies
 from bench.stack import Run, start_relay
 
@@ -34,6 +35,8 @@ def run_scenarios(run: Run, chosen: list[str]) -> dict[str, Any]:
         relay, url = start_relay(run, "relay-main", {"entities": _MAIN_ENTITIES})
         if "s1" in chosen or "s3" in chosen:
             results["s1"] = run_hop(run, relay, url, with_hyco="s3" in chosen)
+        if "s2" in chosen:
+            results["s2"] = run_soap(run, relay, url)
         if "s6" in chosen:
             results["s6"] = run_bodies(run, relay, url)
         run.stop_all()
