@@ -121,6 +121,10 @@ class EntityRegistry(Generic[L]):
             self._entities.pop(state.path, None)
 
 
+#: Seconds between sweeps of expired rendezvous ids (``take`` checks expiry itself).
+_SWEEP_EVERY = 1.0
+
+
 @dataclass
 class _Slot(Generic[V]):
     value: V
@@ -143,6 +147,7 @@ class RendezvousTable(Generic[V]):
     ) -> None:
         self._ttl, self._clock, self._new_id = ttl, clock, id_factory
         self._slots: dict[str, _Slot[V]] = {}
+        self._next_sweep = 0.0
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -164,8 +169,11 @@ class RendezvousTable(Generic[V]):
         valid as long as the request may still be answered: hyco-https opens it only
         when its response outgrows 64 KiB.
         """
-        self.expire()
-        self._slots[ident] = _Slot(value, self._clock() + (self._ttl if ttl is None else ttl))
+        now = self._clock()
+        if now >= self._next_sweep:  # at most once a second: a sweep per put is O(n^2) in a burst
+            self._next_sweep = now + _SWEEP_EVERY
+            self.expire()
+        self._slots[ident] = _Slot(value, now + (self._ttl if ttl is None else ttl))
 
     def take(self, ident: str | None) -> V:
         """The value for ``ident``, removing it; raises ``BadRequest``/``RendezvousRejected``."""

@@ -89,6 +89,25 @@ def test_rendezvous_single_use_and_expiry() -> None:
         table.take(None)
 
 
+def test_expired_ids_are_swept_at_most_once_a_second() -> None:
+    clock = Clock()
+    table: RendezvousTable[str] = RendezvousTable(30, clock=clock)
+    table.issue("a")  # sweeps (nothing to do); the next sweep is due a second later
+    clock.now += 0.5
+    b = table.issue("b")
+    clock.now += 29.7  # "a" expired
+    table.issue("c")  # sweeps: "a" goes
+    assert len(table) == 2
+    clock.now += 0.4  # "b" expired, but the next sweep is not due yet
+    table.issue("d")
+    assert len(table) == 3
+    with pytest.raises(RendezvousRejected):  # an expired id is refused all the same
+        table.take(b)
+    clock.now += 0.7
+    table.issue("e")  # sweeps again
+    assert len(table) == 3
+
+
 def test_ids_are_unguessable() -> None:
     table: RendezvousTable[int] = RendezvousTable()
     ids = {table.issue(i) for i in range(1000)}
