@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.s1_hop import run_hop
 from bench.s2_soap import run_soap
+from bench.s4_s5_swarms import run_fanout, run_idle
 from bench.s6_bodies import ENTITY_MAX, run_bodies
 from bench.stack import Run, start_relay
 
@@ -40,4 +41,8 @@ def run_scenarios(run: Run, chosen: list[str]) -> dict[str, Any]:
         if "s6" in chosen:
             results["s6"] = run_bodies(run, relay, url)
         run.stop_all()
+    if "s5" in chosen:
+        results["s5"] = run_fanout(run)
+    if "s4" in chosen:
+        results["s4"] = run_idle(run)
     return results
