@@ -1,9 +1,10 @@
 """``make bench`` / ``python -m bench``: every scenario side by side, one table.
 
-Usage: ``python -m bench [--only s1,s6] [--seconds 5] [--reps 3] [--no-bootstrap]``
+Usage: ``python -m bench [--only s1,s6] [--seconds 5] [--reps 3] [--no-bootstrap] [--no-profile]``
 
 Writes ``bench/results/latest.md`` and ``latest.json`` (only for a full run;
-a partial run writes ``partial.md``/``partial.json``).
+a partial run writes ``partial.md``/``partial.json``), and with S1 the py-spy
+summary ``bench/results/profile-s1.txt``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per load point")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--no-bootstrap", action="store_true", help="skip apt/pip installs")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="skip the py-spy profiles of relay and listener (results/profile-s1.txt)")
     return parser.parse_args(argv)
 
 
@@ -49,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(Path(tmp), seconds=args.seconds, reps=args.reps)
         try:
             results: dict[str, Any] = run_scenarios(run, chosen)
+            if not args.no_profile and "s1" in chosen:
+                from bench.profiles import profile_s1
+
+                RESULTS.mkdir(exist_ok=True)
+                profile_s1(run, RESULTS / "profile-s1.txt")
         finally:
             run.stop_all()
     document = {
