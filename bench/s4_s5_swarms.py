@@ -22,7 +22,7 @@ from statistics import median
 from typing import Any
 
 from bench import keys
-from bench.procs import Proc, python_argv
+from bench.procs import Proc, python_argv, raise_nofile
 from bench.stack import Run, med, start_relay
 from bench.wrk import SOAP_1K
 
@@ -78,6 +78,11 @@ def _idle_once(run: Run, rep: int) -> dict[str, float]:
 
 
 def run_idle(run: Run) -> dict[str, Any]:
+    hard = raise_nofile()  # the children inherit the hard limit and raise to it
+    needed = IDLE_ENTITIES * IDLE_PER_ENTITY + 200
+    if hard < needed:
+        run.log(f"S4 skipped: it needs {needed} open files per process and the hard limit is {hard}")
+        return {}
     reps = []
     for rep in range(run.reps):
         point = _idle_once(run, rep)
