@@ -7,6 +7,8 @@
 // Service PayrollService (SOAP 1.1, document/literal, namespace below):
 //   GetSalary(employeeId:int) -> salary:decimal; unknown id -> soap:Client fault, HTTP 500
 //   Echo(text:string) -> text:string (handy for bodies over 64 KiB)
+//   Repeat(text:string, count:int) -> text:string, text repeated count times (a small
+//     request with a big reply); a negative count or a reply over 16 MiB -> soap:Client fault
 // The WSDL is served at GET /ENTITY?wsdl (node-soap does that itself).
 // Stdout: "READY <wsdl url>" once the control channel is open and node-soap has parsed the
 // WSDL; then {"event":"request",...} per request. SIGTERM/SIGINT: close and exit 0.
@@ -23,6 +25,7 @@ const { parseArgs, RELAY_BOOLEANS, relayConfig, hcUri, httpUri, tokenFactory, wi
 
 const NS = 'http://soap-relay.example/payroll';
 const SALARIES = { 1: 41000.5, 7: 72000, 42: 99999.99 };
+const MAX_REPEAT = 16 * 1024 * 1024; // bytes of UTF-8 a Repeat reply may hold
 
 function wsdlXml(location) {
   return `<?xml version="1.0" encoding="UTF-8"?>
@@ -39,15 +42,23 @@ function wsdlXml(location) {
         <xsd:element name="text" type="xsd:string"/></xsd:sequence></xsd:complexType></xsd:element>
       <xsd:element name="EchoResponse"><xsd:complexType><xsd:sequence>
         <xsd:element name="text" type="xsd:string"/></xsd:sequence></xsd:complexType></xsd:element>
+      <xsd:element name="Repeat"><xsd:complexType><xsd:sequence>
+        <xsd:element name="text" type="xsd:string"/>
+        <xsd:element name="count" type="xsd:int"/></xsd:sequence></xsd:complexType></xsd:element>
+      <xsd:element name="RepeatResponse"><xsd:complexType><xsd:sequence>
+        <xsd:element name="text" type="xsd:string"/></xsd:sequence></xsd:complexType></xsd:element>
     </xsd:schema>
   </types>
   <message name="GetSalaryInput"><part name="parameters" element="tns:GetSalary"/></message>
   <message name="GetSalaryOutput"><part name="parameters" element="tns:GetSalaryResponse"/></message>
   <message name="EchoInput"><part name="parameters" element="tns:Echo"/></message>
   <message name="EchoOutput"><part name="parameters" element="tns:EchoResponse"/></message>
+  <message name="RepeatInput"><part name="parameters" element="tns:Repeat"/></message>
+  <message name="RepeatOutput"><part name="parameters" element="tns:RepeatResponse"/></message>
   <portType name="PayrollPortType">
     <operation name="GetSalary"><input message="tns:GetSalaryInput"/><output message="tns:GetSalaryOutput"/></operation>
     <operation name="Echo"><input message="tns:EchoInput"/><output message="tns:EchoOutput"/></operation>
+    <operation name="Repeat"><input message="tns:RepeatInput"/><output message="tns:RepeatOutput"/></operation>
   </portType>
   <binding name="PayrollBinding" type="tns:PayrollPortType">
     <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
@@ -57,6 +68,10 @@ function wsdlXml(location) {
     </operation>
     <operation name="Echo">
       <soap:operation soapAction="${NS}/Echo"/>
+      <input><soap:body use="literal"/></input><output><soap:body use="literal"/></output>
+    </operation>
+    <operation name="Repeat">
+      <soap:operation soapAction="${NS}/Repeat"/>
       <input><soap:body use="literal"/></input><output><soap:body use="literal"/></output>
     </operation>
   </binding>
@@ -85,6 +100,20 @@ const service = {
       },
       Echo(args) {
         return { text: args.text };
+      },
+      Repeat(args) {
+        const text = String(args.text);
+        const count = Number(args.count);
+        if (!Number.isInteger(count) || count < 0 || Buffer.byteLength(text) * count > MAX_REPEAT) {
+          throw {
+            Fault: {
+              faultcode: 'soap:Client',
+              faultstring: `Repeat count ${args.count} is negative or makes a reply over ${MAX_REPEAT} bytes`,
+              statusCode: 500,
+            },
+          };
+        }
+        return { text: text.repeat(count) };
       },
     },
   },
