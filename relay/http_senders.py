@@ -13,9 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-from multidict import CIMultiDict
-
 from relay.exceptions import (
     BadRequest,
     EntityNotFound,
@@ -39,6 +36,7 @@ from relay.listeners import (
 )
 from relay.messages import Headers, RequestCommand
 from relay.namespace import EntityKind, Rights
+from relay.sender_io import SenderReply, SenderRequest
 from soap.envelope import SoapVersion
 from soap.exceptions import SoapError
 from soap.relay_token import extract_relay_token
@@ -55,8 +53,11 @@ _request_ids = itertools.count(1)
 _METADATA_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def relay_http(server: RelayServer, request: web.Request, tracking: str) -> web.StreamResponse:
-    """Relay one HTTP request to the entity its path names."""
+async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderReply) -> None:
+    """Relay one HTTP request to the entity its path names; the answer goes to ``reply``.
+
+    Raises ``RelayError`` for the relay's own refusals (before anything was answered).
+    """
     if request.method == "CONNECT":
         raise BadRequest("CONNECT is never relayed")
     if request.headers.get("Upgrade"):
@@ -69,7 +70,7 @@ async def relay_http(server: RelayServer, request: web.Request, tracking: str) -
     length = request.content_length
     if length is not None and length > limit:
         raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
-    token, where = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
+    token, where = find_token(query_pairs(request.raw_query), request.headers.items())
     body: bytes | None = None
     if length is None and not request.body_exists:
         # No Content-Length and no Transfer-Encoding: no body (RFC 9112 section 6.3), so a
@@ -88,26 +89,27 @@ async def relay_http(server: RelayServer, request: web.Request, tracking: str) -
         kind = EntityKind.REQUEST_RESPONSE
     if kind is EntityKind.EVENT:
         if body is None:  # every subscriber gets the same bytes: read them once
-            body = b"".join([c async for c in _limited(request.content.iter_any(), limit)])
-        exchange = _Exchange(server, request, where, body, limit)
-        return await exchange.multicast(list(state.listeners), state.config.timeout)
-    exchange = _Exchange(server, request, where, body, limit)
-    reply_to = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
-    pending, reply = await exchange.send(state.choose(server.rng), state.config.timeout)
+            body = b"".join([c async for c in _limited(request.iter_body(), limit)])
+        exchange = _Exchange(server, request, reply, where, body, limit)
+        await exchange.multicast(list(state.listeners), state.config.timeout)
+        return
+    exchange = _Exchange(server, request, reply, where, body, limit)
+    respond = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
+    pending, answer = await exchange.send(state.choose(server.rng), state.config.timeout)
     try:
-        return await reply_to(reply)
+        await respond(answer)
     finally:
         exchange.done(pending)
 
 
-def _wants_soap_scan(request: web.Request, token: str | None) -> bool:
+def _wants_soap_scan(request: SenderRequest, token: str | None) -> bool:
     length = request.content_length or 0
     soap = SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is not None
     return token is None and soap and length <= SOAP_TOKEN_SCAN_LIMIT
 
 
 def _soap_header_token(
-    request: web.Request, body: bytes
+    request: SenderRequest, body: bytes
 ) -> tuple[str | None, TokenLocation | None, bytes]:
     """PROTOCOL.md §6: a RelayAccessToken SOAP header, removed with every other byte kept."""
     if SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is None:
@@ -138,19 +140,19 @@ class _Exchange:
     def __init__(
         self,
         server: RelayServer,
-        request: web.Request,
+        request: SenderRequest,
+        reply: SenderReply,
         where: TokenLocation | None,
         body: bytes | None,
         limit: int,
     ) -> None:
-        self.server, self.request, self.body, self.limit = server, request, body, limit
+        self.server, self.request, self.reply = server, request, reply
+        self.body, self.limit = body, limit
         self.relay_host = request.host
         self.headers: Headers = forwarded_request_headers(
             request.headers.items(), where, self.relay_host
         )
-        self.target = request_target(request.rel_url.raw_path, request.rel_url.raw_query_string)
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        self.remote = (str(peer[0]), int(peer[1])) if peer else None
+        self.target = request_target(request.raw_path, request.raw_query)
         self._tickets: dict[PendingRequest, str] = {}
 
     def _has_body(self) -> bool:
@@ -171,9 +173,9 @@ class _Exchange:
             method=self.request.method,
             request_headers=self.headers,
             body=self._has_body(),
-            remote_endpoint=self.remote,
+            remote_endpoint=self.request.remote,
         )
-        source = self.body if self.body is not None else _limited(self.request.content.iter_any(), self.limit)
+        source = self.body if self.body is not None else _limited(self.request.iter_body(), self.limit)
         return listener.new_request(command, source)
 
     async def send(self, listener: ListenerConnection, timeout: float) -> tuple[PendingRequest, RelayedReply]:
@@ -207,38 +209,33 @@ class _Exchange:
             self.server.rendezvous.discard(ticket)
         pending.finished.set()
 
-    async def respond(self, reply: RelayedReply) -> web.StreamResponse:
+    async def respond(self, answer: RelayedReply) -> None:
         """The listener's reply to the sender: whole if it came inline, else streamed (chunked)."""
-        command = reply.command
+        command = answer.command
         status, reason = command.status_code, _reason(command.status_description)
-        headers = CIMultiDict(forwarded_response_headers(command.response_headers, self.relay_host))
-        if reply.inline is not None:  # headers and body leave in one write
-            return web.Response(status=status, reason=reason, body=reply.inline, headers=headers)
-        response = web.StreamResponse(status=status, reason=reason, headers=headers)
-        await response.prepare(self.request)
+        headers = forwarded_response_headers(command.response_headers, self.relay_host)
+        if answer.inline is not None:  # headers and body leave in one write
+            self.reply.whole(status, reason, headers, answer.inline)
+            return
         try:
-            async for chunk in reply.body:
-                await response.write(chunk)
+            await self.reply.stream(status, reason, headers, answer.body)
         except (ConnectionError, RelayError) as exc:
             log.warning("listener vanished mid-response on %s: %s", self.request.path, exc)
-            if self.request.transport is not None:
-                self.request.transport.close()
-            return response
-        await response.write_eof()
-        return response
+            self.reply.abort()
 
-    async def respond_oneway(self, reply: RelayedReply) -> web.StreamResponse:
+    async def respond_oneway(self, answer: RelayedReply) -> None:
         """PROTOCOL.md §6: 202 once the listener acknowledged; its errors pass through."""
-        if not 200 <= reply.command.status_code < 300:
-            return await self.respond(reply)
-        async for _ in reply.body:
+        if not 200 <= answer.command.status_code < 300:
+            await self.respond(answer)
+            return
+        async for _ in answer.body:
             pass
-        return web.Response(status=202)
+        self.reply.whole(202, None, (), b"")
 
-    async def multicast(self, listeners: list[ListenerConnection], timeout: float) -> web.Response:
+    async def multicast(self, listeners: list[ListenerConnection], timeout: float) -> None:
         """PROTOCOL.md §6 event: every listener concurrently; 202 with ``Relay-Delivered``."""
         results = await asyncio.gather(*(self._deliver(lst, timeout) for lst in listeners))
-        return web.Response(status=202, headers={"Relay-Delivered": str(sum(results))})
+        self.reply.whole(202, None, (("Relay-Delivered", str(sum(results))),), b"")
 
     async def _deliver(self, listener: ListenerConnection, timeout: float) -> bool:
         try:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from relay import http_senders, rendezvous, ws_senders
@@ -39,6 +40,7 @@ from relay.exceptions import (
     RelayError,
     Throttled,
 )
+from relay.front import Front
 from relay.headers import find_token, query_pairs
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
@@ -52,6 +54,7 @@ from relay.routing import (
     normalize_path,
 )
 from relay.sas import Grant, Resource, SasVerifier
+from relay.sender_io import AiohttpReply, AiohttpSender, SenderRequest
 from relay.ws_senders import PendingAccept
 
 __all__ = ["RelayServer", "run"]
@@ -88,6 +91,8 @@ class RelayServer:
         )
         self.limiter = FailureLimiter()
         self._runner: web.AppRunner | None = None
+        self._front: Front | None = None
+        self._listening: asyncio.AbstractServer | None = None
         self._port: int | None = None
         self._scheme = "https" if config.tls_cert else "http"
 
@@ -104,7 +109,11 @@ class RelayServer:
         return f"{self._scheme}://{self.config.host}:{self.port}"
 
     async def start(self) -> None:
-        """Bind and start serving."""
+        """Bind and start serving.
+
+        The listening socket's protocol is ``relay.front``: it serves small HTTP
+        sender requests itself and hands every other connection to aiohttp.
+        """
         app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_shutdown.append(self._on_shutdown)
@@ -117,18 +126,26 @@ class RelayServer:
             shutdown_timeout=5.0,
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context()
+        assert self._runner.server is not None
+        self._front = Front(self, self._runner.server, max_head=self.config.max_header_size)
+        self._listening = await asyncio.get_running_loop().create_server(
+            self._front, self.config.host, self.config.port,
+            ssl=self._ssl_context(), backlog=1024,
         )
-        await site.start()
-        self._port = self._runner.addresses[0][1]  # asyncio's server or uvloop's
+        self._port = self._listening.sockets[0].getsockname()[1]
         log.info("relay listening on %s", self.base_url)
 
     async def stop(self) -> None:
-        """Close every listener with 1001 and stop serving."""
+        """Stop accepting, close every listener with 1001 and every connection."""
+        if self._listening is not None:
+            self._listening.close()
+            self._listening = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._front is not None:
+            self._front.close()
+            self._front = None
 
     async def _on_shutdown(self, app: web.Application) -> None:
         closing = [c.close(1001, "relay shutting down") for s in self.registry for c in s.listeners]
@@ -144,6 +161,7 @@ class RelayServer:
     # -- dispatch ------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp's handler: whatever ``relay.front`` handed over."""
         tracking = new_tracking_id()
         try:
             path = request.path
@@ -151,14 +169,19 @@ class RelayServer:
                 return await self._hybrid_connection(request, path[len(_HC_PREFIX) :], tracking)
             if path == "/" and request.method in ("GET", "HEAD"):
                 return self._feed(request)
-            return await http_senders.relay_http(self, request, tracking)
+            reply = AiohttpReply(request)
+            await http_senders.relay_http(self, AiohttpSender(request), reply)
+            assert reply.response is not None
+            return reply.response
         except RelayError as exc:
             return self.error_response(request, exc, tracking)
 
-    def error_response(
-        self, request: web.BaseRequest, error: RelayError, tracking: str
-    ) -> web.Response:
-        """The relay's own error: SOAP fault or JSON, with a tracking id also logged."""
+    def error_parts(
+        self, request: web.BaseRequest | SenderRequest, error: RelayError, tracking: str = ""
+    ) -> tuple[int, str | None, tuple[tuple[str, str], ...], bytes]:
+        """The relay's own error (PROTOCOL.md §5): status, reason, headers and a SOAP
+        fault or JSON body, with a tracking id that is also logged."""
+        tracking = tracking or new_tracking_id()
         # A throttled client is retrying in a tight loop: one line per refusal would
         # flood the log (hyco-ws makes ~1000 attempts a second), so those are DEBUG.
         log.log(
@@ -168,12 +191,17 @@ class RelayServer:
         )
         rendered = render_error(error, request.headers.get("Content-Type"), tracking)
         reason = str(error).encode("ascii", "replace").decode()[:200].replace("\n", " ")
-        headers = {"Content-Type": rendered.content_type, "X-Relay-Tracking-Id": tracking}
+        headers = [("Content-Type", rendered.content_type), ("X-Relay-Tracking-Id", tracking)]
         if isinstance(error, Throttled):
-            headers["Retry-After"] = "1"
-        return web.Response(
-            status=rendered.status, reason=reason or None, body=rendered.body, headers=headers
-        )
+            headers.append(("Retry-After", "1"))
+        return rendered.status, reason or None, tuple(headers), rendered.body
+
+    def error_response(
+        self, request: web.BaseRequest, error: RelayError, tracking: str
+    ) -> web.Response:
+        """:meth:`error_parts` as an aiohttp response."""
+        status, reason, headers, body = self.error_parts(request, error, tracking)
+        return web.Response(status=status, reason=reason, body=body, headers=CIMultiDict(headers))
 
     async def _hybrid_connection(
         self, request: web.Request, raw_path: str, tracking: str

@@ -1,0 +1,113 @@
+"""What ``relay.http_senders`` needs from an HTTP sender's connection, whoever serves it.
+
+Two I/O shells serve HTTP senders on the relay's one port: ``relay.front`` (a
+lean HTTP/1.1 protocol for the common case: a request with a ``Content-Length``
+body of at most 64 KiB) and aiohttp (everything else: chunked and large
+bodies, HTTP/1.0, ``Expect``, WebSocket upgrades).  Both hand
+``relay_http`` a :class:`SenderRequest` and a :class:`SenderReply`, so the
+relaying logic is written once.  This module also holds the aiohttp side of
+that pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from relay.messages import Headers
+
+__all__ = ["AiohttpReply", "AiohttpSender", "SenderReply", "SenderRequest"]
+
+
+class SenderRequest(Protocol):
+    """One HTTP request from a sender, head parsed, body readable."""
+
+    method: str
+    #: The percent-decoded path, as routing sees it.
+    path: str
+    raw_path: str
+    raw_query: str
+    headers: CIMultiDictProxy[str] | CIMultiDict[str]
+    content_length: int | None
+    #: True when the request has a body (a positive length, or chunked).
+    body_exists: bool
+    secure: bool
+    #: The ``Host`` the sender used (the relay's public name for this request).
+    host: str
+    remote: tuple[str, int] | None
+
+    async def read(self) -> bytes:
+        """The whole body (only called for bodies the caller bounded)."""
+
+    def iter_body(self) -> AsyncIterator[bytes]:
+        """The body in chunks as they arrive."""
+
+
+class SenderReply(Protocol):
+    """Where the answer to a :class:`SenderRequest` goes."""
+
+    def whole(self, status: int, reason: str | None, headers: Headers, body: bytes) -> None:
+        """Answer with a complete response: head and body leave in one write."""
+
+    async def stream(
+        self, status: int, reason: str | None, headers: Headers, chunks: AsyncIterator[bytes]
+    ) -> None:
+        """Answer with a streamed (chunked) body; raises what ``chunks`` raises."""
+
+    def abort(self) -> None:
+        """Drop the connection: a streamed answer broke off and must not look complete."""
+
+
+class AiohttpSender:
+    """A :class:`SenderRequest` over an aiohttp ``web.Request``."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+        self.method = request.method
+        self.path = request.path
+        self.raw_path = request.rel_url.raw_path
+        self.raw_query = request.rel_url.raw_query_string
+        self.headers = request.headers
+        self.content_length = request.content_length
+        self.body_exists = request.body_exists
+        self.secure = request.secure
+        self.host = request.host
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.remote = (str(peer[0]), int(peer[1])) if peer else None
+
+    async def read(self) -> bytes:
+        return await self._request.read()
+
+    def iter_body(self) -> AsyncIterator[bytes]:
+        return self._request.content.iter_any()
+
+
+class AiohttpReply:
+    """A :class:`SenderReply` that leaves the aiohttp response in ``response``."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+        self.response: web.StreamResponse | None = None
+
+    def whole(self, status: int, reason: str | None, headers: Headers, body: bytes) -> None:
+        self.response = web.Response(
+            status=status, reason=reason, body=body, headers=CIMultiDict(headers)
+        )
+
+    async def stream(
+        self, status: int, reason: str | None, headers: Headers, chunks: AsyncIterator[bytes]
+    ) -> None:
+        self.response = response = web.StreamResponse(
+            status=status, reason=reason, headers=CIMultiDict(headers)
+        )
+        await response.prepare(self._request)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+
+    def abort(self) -> None:
+        if self._request.transport is not None:
+            self._request.transport.close()
