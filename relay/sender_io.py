@@ -30,7 +30,6 @@ class SenderRequest(Protocol):
     path: str
     raw_path: str
     raw_query: str
-    headers: CIMultiDictProxy[str] | CIMultiDict[str]
     content_length: int | None
     #: True when the request has a body (a positive length, or chunked).
     body_exists: bool
@@ -38,6 +37,10 @@ class SenderRequest(Protocol):
     #: The ``Host`` the sender used (the relay's public name for this request).
     host: str
     remote: tuple[str, int] | None
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str] | CIMultiDict[str]:
+        """The sender's headers, case-insensitive, repeats kept."""
 
     async def read(self) -> bytes:
         """The whole body (only called for bodies the caller bounded)."""

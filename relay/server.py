@@ -217,11 +217,11 @@ class RelayServer:
 
     # -- authorization -------------------------------------------------------------
 
-    def resource(self, request: web.BaseRequest, path: str) -> Resource:
+    def resource(self, request: web.BaseRequest | SenderRequest, path: str) -> Resource:
         return Resource(_hostname(request.host), "/" + path)
 
     def authorize(
-        self, request: web.BaseRequest, state: EntityState[ListenerConnection],
+        self, request: web.BaseRequest | SenderRequest, state: EntityState[ListenerConnection],
         needed: Rights, token: str | None,
     ) -> Grant | None:
         """Verify ``token`` for ``needed`` on the entity; ``None`` when no token is required."""
