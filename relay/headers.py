@@ -51,8 +51,9 @@ class TokenLocation(enum.Enum):
     SOAP_HEADER = "RelayAccessToken"
 
 
-def _first(headers: Iterable[tuple[str, str]], lowered: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == lowered), None)
+_DROP_FORWARDED = FRAMING_HEADERS | {_SB_AUTH, "via"}
+_DROP_FORWARDED_AUTH = _DROP_FORWARDED | {_AUTHORIZATION}
+_DROP_RESPONSE = FRAMING_HEADERS | {"via"}
 
 
 def find_token(
@@ -64,44 +65,53 @@ def find_token(
     ``Basic`` credential meant for the service behind the relay passes through.
     The SOAP header location is looked at by the caller, only when this finds none.
     """
-    headers = tuple(headers)
     token = next((v for k, v in query if k == _TOKEN_QUERY), None)
     if token:
         return token, TokenLocation.QUERY
-    token = _first(headers, _SB_AUTH)
-    if token:
-        return token, TokenLocation.SERVICE_BUS_HEADER
-    token = _first(headers, _AUTHORIZATION)
-    if token and token.startswith(_SAS_PREFIX):
-        return token, TokenLocation.AUTHORIZATION_HEADER
+    service_bus = authorization = None
+    for name, value in headers:  # one pass: this runs for every relayed request
+        lowered = name.lower()
+        if lowered == _SB_AUTH:
+            service_bus = service_bus or value
+        elif lowered == _AUTHORIZATION and authorization is None:
+            authorization = value
+    if service_bus:
+        return service_bus, TokenLocation.SERVICE_BUS_HEADER
+    if authorization and authorization.startswith(_SAS_PREFIX):
+        return authorization, TokenLocation.AUTHORIZATION_HEADER
     return None, None
 
 
-def _via(headers: Iterable[tuple[str, str]], relay_host: str) -> str:
+def _forward(
+    headers: Iterable[tuple[str, str]], drop: frozenset[str], relay_host: str
+) -> Headers:
+    """``headers`` minus ``drop``, with this relay's hop added to (the first) ``Via``."""
+    kept: list[tuple[str, str]] = []
+    via = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "via" and via is None:
+            via = value
+        if lowered not in drop:
+            kept.append((name, value))
     hop = f"1.1 {relay_host}"
-    existing = _first(headers, "via")
-    return f"{existing}, {hop}" if existing else hop
+    kept.append(("Via", f"{via}, {hop}" if via else hop))
+    return tuple(kept)
 
 
 def forwarded_request_headers(
     headers: Iterable[tuple[str, str]], token_location: TokenLocation | None, relay_host: str
 ) -> Headers:
     """Sender headers as a listener sees them: credentials and framing removed, Via added."""
-    drop = set(FRAMING_HEADERS) | {_SB_AUTH, "via"}
-    if token_location is TokenLocation.AUTHORIZATION_HEADER:
-        drop.add(_AUTHORIZATION)
-    headers = tuple(headers)
-    kept = tuple((k, v) for k, v in headers if k.lower() not in drop)
-    return (*kept, ("Via", _via(headers, relay_host)))
+    by_authorization = token_location is TokenLocation.AUTHORIZATION_HEADER
+    return _forward(
+        headers, _DROP_FORWARDED_AUTH if by_authorization else _DROP_FORWARDED, relay_host
+    )
 
 
 def forwarded_response_headers(headers: Iterable[tuple[str, str]], relay_host: str) -> Headers:
     """Listener response headers as the sender sees them: framing removed, Via added."""
-    headers = tuple(headers)
-    kept = tuple(
-        (k, v) for k, v in headers if k.lower() not in FRAMING_HEADERS and k.lower() != "via"
-    )
-    return (*kept, ("Via", _via(headers, relay_host)))
+    return _forward(headers, _DROP_RESPONSE, relay_host)
 
 
 def request_target(raw_path: str, raw_query: str) -> str:
@@ -112,4 +122,4 @@ def request_target(raw_path: str, raw_query: str) -> str:
 
 def query_pairs(raw_query: str) -> list[tuple[str, str]]:
     """Parse a raw query string keeping blank values and order."""
-    return parse_qsl(raw_query, keep_blank_values=True)
+    return parse_qsl(raw_query, keep_blank_values=True) if raw_query else []

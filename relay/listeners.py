@@ -36,7 +36,7 @@ from relay.messages import (
     ResponseCommand,
     parse_listener_command,
 )
-from relay.rawws import Frame, FrameSink, Opcode
+from relay.rawws import FrameSink, Opcode
 
 __all__ = ["ListenerConnection", "ListenerState", "PendingRequest", "RelayedReply"]
 
@@ -178,9 +178,9 @@ class ListenerConnection:
         ws, sink = self._ws, self._sink
         if ws is None or sink is None or self.state is not ListenerState.ONLINE or ws.closed:
             raise ListenerGone("the listener disconnected")
-        frames = [Frame(Opcode.TEXT, text.encode())]
+        frames = [(Opcode.TEXT, text.encode())]
         if body is not None:
-            frames.append(Frame(Opcode.BINARY, body))
+            frames.append((Opcode.BINARY, body))
         try:
             await sink.send(*frames)
         except (ConnectionError, RuntimeError) as exc:

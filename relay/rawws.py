@@ -21,7 +21,7 @@ from aiohttp import web
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
-__all__ = ["Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key"]
+__all__ = ["Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key", "server_frame"]
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Frames queued before the relay stops reading from the peer's socket.
@@ -39,12 +39,28 @@ async def _drain(http: web.RequestHandler, transport: asyncio.BaseTransport) -> 
         await http._drain_helper()
 
 
+def server_frame(opcode: Opcode, payload: bytes) -> bytes:
+    """One unmasked, unfragmented server frame (RFC 6455 §5.2): what ``Frame.serialize``
+    makes for the relay's own frames, without its general-purpose checks."""
+    length = len(payload)
+    first = 0x80 | opcode.value
+    if length < 126:
+        head = bytes((first, length))
+    elif length < 1 << 16:
+        head = bytes((first, 126)) + length.to_bytes(2, "big")
+    else:
+        head = bytes((first, 127)) + length.to_bytes(8, "big")
+    return head + payload
+
+
 class FrameSink:
-    """Writes whole server frames to an aiohttp WebSocket connection, several in one write.
+    """Writes whole server frames to an aiohttp WebSocket connection, batched.
 
     The control channel is read, pinged and closed by aiohttp's ``WebSocketResponse``;
-    a ``request`` command and its body leave through this sink in ONE write (one
-    syscall, one TCP segment) rather than one per frame.  Every write is whole
+    commands and bodies leave through this sink.  Frames sent during one turn of
+    the event loop go out in ONE write at its end (under load, dozens of requests
+    to the same listener share a syscall and a TCP segment), and a ``request``
+    command and its body are always adjacent in that write.  Every write is whole
     frames, so aiohttp's own control frames can only fall between messages.
     """
 
@@ -53,12 +69,22 @@ class FrameSink:
         assert transport is not None
         self._transport = transport
         self._http = request.protocol
+        self._queued: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
 
-    async def send(self, *frames: Frame) -> None:
+    async def send(self, *frames: tuple[Opcode, bytes]) -> None:
+        """Queue ``(opcode, payload)`` frames for this turn's write; wait if the socket is full."""
         if self._transport.is_closing():
             raise ConnectionResetError("the connection is closing")
-        self._transport.write(b"".join(f.serialize(mask=False) for f in frames))
+        if not self._queued:
+            self._loop.call_soon(self._flush)
+        self._queued.extend(server_frame(opcode, payload) for opcode, payload in frames)
         await _drain(self._http, self._transport)
+
+    def _flush(self) -> None:
+        data, self._queued = b"".join(self._queued), []
+        if not self._transport.is_closing():
+            self._transport.write(data)
 
 
 class RawWebSocket:
