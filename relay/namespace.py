@@ -65,6 +65,13 @@ class Discovery(enum.Enum):
     PRIVATE = "private"
 
 
+class ClientAuthorization(enum.Enum):
+    """``sb-relay-client-auth`` on a dynamic entity's first listener (PROTOCOL.md §6)."""
+
+    REQUIRED = "required"
+    NONE = "none"
+
+
 @dataclass(frozen=True)
 class SasRule:
     """A named shared access key and the rights it grants."""

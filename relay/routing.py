@@ -102,18 +102,22 @@ class EntityRegistry(Generic[L]):
         return None
 
     def create_dynamic(
-        self, path: str, kind: EntityKind, discovery: Discovery = Discovery.PRIVATE
+        self,
+        path: str,
+        kind: EntityKind,
+        discovery: Discovery = Discovery.PRIVATE,
+        *,
+        requires_client_authorization: bool = True,
     ) -> EntityState[L]:
         """An entity made on a Manage listener's connect; gone when its last listener leaves."""
         state = self._entities.get(path)
         if state is None:
-            config = EntityConfig.for_kind(path, kind, discovery=discovery, dynamic=True)
+            config = EntityConfig.for_kind(
+                path, kind, discovery=discovery, dynamic=True,
+                requires_client_authorization=requires_client_authorization,
+            )
             state = self._entities[path] = EntityState(config)
         return state
-
-    def set_discovery(self, state: EntityState[L], discovery: Discovery) -> None:
-        if state.config.dynamic and state.config.discovery is not discovery:
-            state.config = replace(state.config, discovery=discovery)
 
     def release(self, state: EntityState[L]) -> None:
         """Drop a dynamic entity that has no listener left."""

@@ -44,7 +44,7 @@ from relay.front import Front
 from relay.headers import find_token, query_pairs
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
-from relay.namespace import Discovery, EntityKind, NamespaceConfig, Rights
+from relay.namespace import ClientAuthorization, Discovery, EntityKind, NamespaceConfig, Rights
 from relay.rawws import FrameSink
 from relay.routing import (
     EntityRegistry,
@@ -282,7 +282,16 @@ class RelayServer:
     ) -> tuple[EntityState[ListenerConnection], Grant]:
         state = self.registry.get(path)
         if state is not None:
-            return state, self._renewal_grant(request, state, token)
+            grant = self._renewal_grant(request, state, token)
+        else:
+            state, grant = self._create_dynamic(request, path, token)
+        _check_requested_shape(request, state)
+        return state, grant
+
+    def _create_dynamic(
+        self, request: web.Request, path: str, token: str | None
+    ) -> tuple[EntityState[ListenerConnection], Grant]:
+        """PROTOCOL.md §6: a Manage listener creates an unconfigured entity by listening."""
         if not self.config.dynamic_entities:
             raise EntityNotFound(f"no entity {path!r} in this namespace")
         if token is None:
@@ -296,10 +305,10 @@ class RelayServer:
             )
         kind = _enum_query(request, "sb-relay-kind", EntityKind.REQUEST_RESPONSE)
         discovery = _enum_query(request, "sb-relay-discovery", Discovery.PRIVATE)
-        state = self.registry.create_dynamic(path, kind, discovery)
-        if state.config.kind is not kind:
-            raise BadRequest(f"entity {path!r} already exists with kind {state.config.kind.value}")
-        self.registry.set_discovery(state, discovery)
+        auth = _enum_query(request, "sb-relay-client-auth", ClientAuthorization.REQUIRED)
+        state = self.registry.create_dynamic(
+            path, kind, discovery, requires_client_authorization=auth is ClientAuthorization.REQUIRED
+        )
         return state, grant
 
     # -- discovery -----------------------------------------------------------------
@@ -322,6 +331,23 @@ def _hostname(host: str) -> str:
     """The lower-cased host name of a ``Host`` header (``request.url.host``, without
     building the request's URL on every call: senders repeat the same few hosts)."""
     return (URL.build(scheme="http", authority=host).host or "").lower()
+
+
+def _check_requested_shape(request: web.Request, state: EntityState[ListenerConnection]) -> None:
+    """A listener that names a kind or client authorization must get the entity it named."""
+    kind = _enum_query(request, "sb-relay-kind", state.config.kind)
+    if kind is not state.config.kind:
+        raise BadRequest(f"entity {state.path!r} exists with kind {state.config.kind.value}")
+    required = state.config.requires_client_authorization
+    auth = _enum_query(
+        request, "sb-relay-client-auth",
+        ClientAuthorization.REQUIRED if required else ClientAuthorization.NONE,
+    )
+    if (auth is ClientAuthorization.REQUIRED) is not required:
+        raise BadRequest(
+            f"entity {state.path!r} exists with sb-relay-client-auth="
+            f"{'required' if required else 'none'}"
+        )
 
 
 def _enum_query(request: web.Request, name: str, default: _E) -> _E:

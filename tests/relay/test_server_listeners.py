@@ -188,6 +188,28 @@ async def test_dynamic_entities(make_relay: Any) -> None:
     assert relay.server.registry.get("dyn") is None
 
 
+async def test_dynamic_entity_without_client_authorization(make_relay: Any) -> None:
+    relay = await make_relay()
+    assert await handshake_status(relay, "open", relay.token("open"), "&sb-relay-client-auth=maybe") == 400
+    async with RawListener(relay.ws_url, "open", relay.token("open"), query="&sb-relay-client-auth=none") as lst:
+        state = relay.server.registry.get("open")
+        assert state is not None and not state.config.requires_client_authorization
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{relay.base_url}/open", data=b"<x/>") as resp:  # no token
+                assert resp.status == 200 and await resp.read() == b"<x/>"
+        assert [r.body for r in lst.received] == [b"<x/>"]
+        # A second listener must not silently join an entity of another shape.
+        assert await handshake_status(relay, "open", relay.token("open"), "&sb-relay-kind=event") == 400
+        assert await handshake_status(relay, "open", relay.token("open"), "&sb-relay-client-auth=required") == 400
+        async with RawListener(relay.ws_url, "open", relay.token("open"), query="&sb-relay-client-auth=none"):
+            assert len(relay.server.registry.get("open").listeners) == 2  # type: ignore[union-attr]
+    # Without the parameter a dynamic entity requires a token from senders.
+    async with RawListener(relay.ws_url, "closed", relay.token("closed")):
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{relay.base_url}/closed", data=b"<x/>") as resp:
+                assert resp.status == 401
+
+
 async def test_discovery_feed_lists_public_online_entities_only(make_relay: Any) -> None:
     relay = await make_relay(
         EntityConfig("public-online", discovery=Discovery.PUBLIC),
