@@ -3,6 +3,7 @@
 One concept per module:
 
 - :mod:`~soap.security.header`: the ``wsse:Security`` block and ``wsu:Id`` lookup;
+- :mod:`~soap.security.charset`: the HTTP charset must be the document's encoding;
 - :mod:`~soap.security.timestamp`: ``wsu:Timestamp``, freshness, the clock;
 - :mod:`~soap.security.username`: ``wsse:UsernameToken`` (text and digest);
 - :mod:`~soap.security.replay`: the nonce/signature replay cache;
@@ -25,6 +26,7 @@ checks replies::
 
 from __future__ import annotations
 
+from soap.security.charset import check_charset
 from soap.security.faults import security_fault, security_fault_envelope
 from soap.security.keyinfo import BinarySecurityToken, KeyInfoStyle
 from soap.security.policy import SecurityPolicy, SecurityResult, WsSecurityHook, verify_envelope
@@ -53,6 +55,7 @@ __all__ = [
     "UsernameTokenHook",
     "WsSecurityHook",
     "authenticate",
+    "check_charset",
     "security_fault",
     "security_fault_envelope",
     "utc_now",
