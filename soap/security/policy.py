@@ -9,8 +9,9 @@ stateful work only happens for messages that could be genuine:
 2. the ``wsu:Timestamp``: well-formed, fresh (:class:`~soap.security.timestamp.Freshness`);
 3. the ``ds:Signature`` (:func:`~soap.security.signature.verify_signature`):
    a trusted certificate, accepted algorithms, every reference resolving to
-   this envelope's own parts; the Body, the Timestamp and (if required) the
-   WS-Addressing headers must be among them;
+   this envelope's own parts; the Body, the Timestamp and the WS-Addressing
+   headers must be among them (an unsigned header with the name of a signed
+   one is refused even when the policy lets unsigned addressing through);
 4. the ``wsse:UsernameToken`` against the credential lookup, its nonce
    remembered;
 5. the signature remembered, so the same signed message is refused twice.
@@ -91,7 +92,10 @@ class SecurityPolicy:
             (a signature is then ignored, never trusted).
         require_signature: Refuse messages whose Body is not signed.
         require_timestamp: Refuse messages without a Timestamp (it bounds replays).
-        require_signed_addressing: Refuse unsigned WS-Addressing headers.
+        require_signed_addressing: Refuse unsigned WS-Addressing headers in a
+            signed message (the default: an attacker could otherwise add a
+            ``wsa:To`` or ``wsa:ReplyTo``). An unsigned header with the name
+            of a signed one is refused even when this is off.
         credentials: UsernameToken lookup (user name -> password or None).
         require_username_token: Refuse messages without a UsernameToken.
         allow_password_text: Accept PasswordText (clear text) tokens.
@@ -104,7 +108,7 @@ class SecurityPolicy:
     trust: TrustStore | None = None
     require_signature: bool = True
     require_timestamp: bool = True
-    require_signed_addressing: bool = False
+    require_signed_addressing: bool = True
     credentials: Credentials | None = field(default=None, repr=False)
     require_username_token: bool = False
     allow_password_text: bool = True
@@ -212,13 +216,27 @@ def _signature(
     timestamp = find_timestamp(security)
     if timestamp is not None and not parts.covers(timestamp):
         raise InvalidSecurity("the signature does not cover the wsu:Timestamp")
-    if policy.require_signed_addressing:
-        for block in envelope.header_blocks:
-            if etree.QName(block).namespace == ns.WSA and not parts.covers(block):
-                raise InvalidSecurity(
-                    f"the signature does not cover wsa:{etree.QName(block).localname}"
-                )
+    _check_addressing(envelope, parts, policy.require_signed_addressing)
     return parts
+
+
+def _check_addressing(envelope: Envelope, parts: SignedParts, require_signed: bool) -> None:
+    """Refuse unsigned WS-Addressing headers beside a signature.
+
+    An unsigned header with the name of a signed one (a second ``wsa:To``,
+    say) is always refused: which of the two a consumer reads is anyone's
+    guess. Any other unsigned one is refused when ``require_signed``.
+    """
+    blocks = [b for b in envelope.header_blocks if etree.QName(b).namespace == ns.WSA]
+    signed = {block.tag for block in blocks if parts.covers(block)}
+    for block in blocks:
+        if parts.covers(block):
+            continue
+        name = etree.QName(block).localname
+        if block.tag in signed:
+            raise InvalidSecurity(f"an unsigned wsa:{name} stands beside the signed one")
+        if require_signed:
+            raise InvalidSecurity(f"the signature does not cover wsa:{name}")
 
 
 def _username(security: etree._Element, policy: SecurityPolicy, now: datetime) -> str | None:

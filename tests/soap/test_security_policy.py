@@ -209,18 +209,44 @@ def test_replayed_username_nonce_is_refused() -> None:
         verify(data, rules)
 
 
-def test_signed_addressing_can_be_required() -> None:
-    def with_wsa(*, sign_addressing: bool = True) -> bytes:
-        root = build_envelope(ENV12, [payload()])
-        AddressingHook(to="http://relay/payroll", action="urn:a").egress(root, {})
-        client_hook(sign_addressing=sign_addressing).egress(root, {})
-        return bytes(etree.tostring(root))
+def _with_wsa(*, sign_addressing: bool = True) -> etree._Element:
+    root = build_envelope(ENV12, [payload()])
+    AddressingHook(to="http://relay/payroll", action="urn:a").egress(root, {})
+    client_hook(sign_addressing=sign_addressing).egress(root, {})
+    return root
 
-    strict = policy(require_signed_addressing=True)
-    assert len(verify(with_wsa(), strict).signed_parts) == 6
-    with pytest.raises(InvalidSecurity, match="does not cover wsa:"):
-        verify(with_wsa(sign_addressing=False), policy(require_signed_addressing=True))
-    assert verify(with_wsa(sign_addressing=False)).signer is not None
+
+def _add_wsa(root: etree._Element, local: str, text: str) -> bytes:
+    """``root`` with an unsigned ``wsa:<local>`` appended to its Header (after signing)."""
+    header = Envelope.from_element(root).header
+    assert header is not None
+    etree.SubElement(header, f"{{{ns.WSA}}}{local}").text = text
+    return bytes(etree.tostring(root))
+
+
+def test_signed_addressing_is_required_by_default() -> None:
+    assert len(verify(etree.tostring(_with_wsa())).signed_parts) == 6
+    unsigned = etree.tostring(_with_wsa(sign_addressing=False))
+    with pytest.raises(InvalidSecurity, match="does not cover wsa:Action"):
+        verify(unsigned)
+    # Only when asked explicitly: zeep's own Signature signs just Body and Timestamp.
+    assert verify(unsigned, policy(require_signed_addressing=False)).signer is not None
+
+
+def test_an_unsigned_addressing_header_added_to_a_signed_message_is_refused() -> None:
+    # Signed over Body and Timestamp only; an attacker adds where the reply should go.
+    root = build_envelope(ENV11, [payload()])
+    client_hook().egress(root, {})
+    with pytest.raises(InvalidSecurity, match="does not cover wsa:ReplyTo"):
+        verify(_add_wsa(root, "ReplyTo", "http://attacker/"))
+
+
+@pytest.mark.parametrize("local", ["To", "Action", "MessageID"])
+def test_a_second_addressing_header_beside_a_signed_one_is_always_refused(local: str) -> None:
+    data = _add_wsa(_with_wsa(), local, "urn:attacker")
+    for rules in (policy(), policy(require_signed_addressing=False)):
+        with pytest.raises(InvalidSecurity, match=f"unsigned wsa:{local} stands beside"):
+            verify(data, rules)
 
 
 def test_unsigned_timestamp_beside_a_signed_body_is_refused() -> None:
