@@ -6,8 +6,16 @@ sees it. A request that fails gets the WS-Security SOAP fault (HTTP 500) and
 the application never runs; one that passes reaches it with its bytes
 unchanged (the signature stays verifiable further on), the
 :class:`~soap.security.policy.SecurityResult` in ``environ["soaprelay.wssecurity"]``
-(:data:`ENVIRON_KEY`) and a UsernameToken's user in ``REMOTE_USER``. ``GET``,
-``HEAD`` and ``OPTIONS`` (WSDL and XSD fetches) pass through unchecked.
+(:data:`ENVIRON_KEY`) and a UsernameToken's user in ``REMOTE_USER``. Only a
+``GET``, ``HEAD`` or ``OPTIONS`` without a body (WSDL and XSD fetches) passes
+through unchecked, and with an empty ``wsgi.input``: whatever the method, the
+application never reads bytes that were not checked.
+
+The application must read the bytes as they were verified. Spyne decodes a
+request with the ``Content-Type`` charset, XML with its own declaration; a
+request whose charset names another encoding than the document's (UTF-7
+markup hidden in an unsigned header, say) is refused with a Client fault by
+:func:`~soap.security.charset.check_charset` before any signature is checked.
 
 With a signer, SOAP replies get a Timestamp and a signature::
 
@@ -49,6 +57,7 @@ from soap.security import (
     EnvelopeSigner,
     SecurityPolicy,
     TimestampHook,
+    check_charset,
     security_fault,
     verify_envelope,
 )
@@ -112,18 +121,28 @@ class WsSecurityMiddleware:
     def __repr__(self) -> str:
         return f"WsSecurityMiddleware({self.app!r}, signs={self.signer is not None})"
 
+    def close(self) -> None:
+        """Close the wrapped application, if it has ``close()`` (Spyne's one-way pool)."""
+        close = getattr(self.app, "close", None)
+        if callable(close):
+            close()
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD", "GET").upper() in _NO_BODY:
-            return self.app(environ, start_response)
-        version = SoapVersion.from_content_type(environ.get("CONTENT_TYPE", ""))
+        content_type = str(environ.get("CONTENT_TYPE") or "")
+        version = SoapVersion.from_content_type(content_type)
         try:
             body = self._read(environ)
-            envelope = Envelope.from_bytes(body)
-            version = envelope.version
-            result = verify_envelope(envelope, self.policy)
         except _TooLarge:
             text = f"The request body is over this service's limit of {self.max_body} bytes."
             return _fault(start_response, version, Fault(FaultCode.CLIENT, text), "413")
+        if not body and environ.get("REQUEST_METHOD", "GET").upper() in _NO_BODY:
+            # A WSDL or XSD fetch; the input is emptied so that nothing unchecked is read.
+            return self.app(dict(environ, **{"wsgi.input": io.BytesIO()}), start_response)
+        try:
+            envelope = Envelope.from_bytes(body)
+            version = envelope.version
+            check_charset(content_type, body, envelope.root)
+            result = verify_envelope(envelope, self.policy)
         except SecurityFault as exc:
             log.warning("refused a request from %s: %s", _peer(environ), exc)
             return _fault(start_response, version, security_fault(exc))

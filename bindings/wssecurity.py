@@ -6,8 +6,9 @@ decides what the two sides do with the settings in one :class:`MessageSecurity`:
 | mode                              | client (zeep plugin)                      | service (WSGI middleware)                    |
 |-----------------------------------|-------------------------------------------|----------------------------------------------|
 | NONE, TRANSPORT                   | nothing at the message level              | nothing at the message level                 |
-| MESSAGE                           | Timestamp, signature (+ UsernameToken);   | requires a signed Body and Timestamp;        |
-|                                   | verifies signed replies                   | signs replies when it has an identity        |
+| MESSAGE                           | Timestamp, signature (+ UsernameToken);   | requires a signed Body and Timestamp, and    |
+|                                   | verifies signed replies                   | signed WS-Addressing headers; signs replies  |
+|                                   |                                           | when it has an identity                      |
 | TRANSPORT_WITH_MESSAGE_CREDENTIAL | Timestamp + UsernameToken, or signature   | requires that credential; replies unsigned   |
 
 Hosting and clients wire it for you::
@@ -27,6 +28,10 @@ One concept per module: this one holds the settings and the two factories,
 ``WsSecurityPlugin`` and ``UntrustedResponse``, are importable from here too,
 but only imported on first use, so that hosting never loads zeep.
 
+A legacy peer that only speaks RSA-SHA1 is served with ``allow_sha1=True``
+(accept SHA-1) plus ``signature_method=SignatureMethod.RSA_SHA1`` and
+``digest_method=DigestAlgorithm.SHA1`` (sign with it).
+
 Settings given with a mode that has no message security (NONE, TRANSPORT)
 are refused rather than silently ignored: a service meant to check signatures
 must not quietly run without the checks.
@@ -38,9 +43,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+
 from bindings.binding import EndToEndSecurityMode
 from bindings.exceptions import ConfigurationError
 from bindings.wsgi_security import ENVIRON_KEY, WsgiApp, WsSecurityMiddleware
+from soap.exceptions import SecuritySetupError
 from soap.security import (
     EnvelopeSigner,
     Freshness,
@@ -91,8 +99,15 @@ class MessageSecurity:
         verify_replies: Client, MESSAGE mode: require signed replies (needs ``trust``).
         credentials: Service: user name -> password lookup for UsernameTokens.
         key_info: Where signatures put their certificate.
-        allow_sha1: Explicit opt-in to accept RSA-SHA1/SHA-1 from legacy peers.
-        require_signed_addressing: Service: WS-Addressing headers must be signed.
+        allow_sha1: Explicit opt-in to accept RSA-SHA1/SHA-1 from legacy peers,
+            and to sign with them (``signature_method``, ``digest_method``).
+        signature_method: What this side signs with (RSA-SHA256 by default).
+        digest_method: The reference digests this side writes (SHA-256 by default).
+        require_signed_addressing: WS-Addressing headers beside a signature
+            must be signed (the default). ``False`` lets unsigned ones through,
+            for peers such as zeep's own ``Signature`` that sign only the Body
+            and Timestamp; an unsigned header with the name of a signed one is
+            refused either way.
         freshness: Clock skew and maximum message age.
         timestamp_ttl: Lifetime written in outgoing Timestamps.
         clock: The time source.
@@ -108,17 +123,33 @@ class MessageSecurity:
     credentials: Credentials | None = field(default=None, repr=False)
     key_info: KeyInfoStyle = KeyInfoStyle.BINARY_SECURITY_TOKEN
     allow_sha1: bool = False
-    require_signed_addressing: bool = False
+    signature_method: SignatureMethod = SignatureMethod.RSA_SHA256
+    digest_method: DigestAlgorithm = DigestAlgorithm.SHA256
+    require_signed_addressing: bool = True
     freshness: Freshness = field(default_factory=Freshness)
     timestamp_ttl: timedelta = timedelta(minutes=5)
     clock: Clock = field(default=utc_now)
     replay_cache: ReplayCache = field(default_factory=MemoryReplayCache)
 
     def signer(self) -> EnvelopeSigner | None:
-        """The signer for this side's identity, or None without one."""
+        """The signer for this side's identity, or None without one.
+
+        Raises:
+            ConfigurationError: The methods do not fit the key, or name SHA-1
+                without ``allow_sha1``.
+        """
         if self.identity is None:
             return None
-        return EnvelopeSigner(self.identity, key_info=self.key_info)
+        try:
+            return EnvelopeSigner(
+                self.identity,
+                key_info=self.key_info,
+                signature_method=self.signature_method,
+                digest_method=self.digest_method,
+                allow_sha1=self.allow_sha1,
+            )
+        except SecuritySetupError as exc:
+            raise ConfigurationError(f"cannot sign as configured: {exc}") from exc
 
     def policy(self, mode: EndToEndSecurityMode, *, service: bool) -> SecurityPolicy | None:
         """What this side requires of the messages it receives in ``mode``.

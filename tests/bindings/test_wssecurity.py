@@ -7,6 +7,7 @@ application directly. Every clock is the test PKI's ``T0``.
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import requests
 import zeep
 from lxml import etree
 from requests.structures import CaseInsensitiveDict
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from spyne import Application, Integer, ServiceBase, rpc
 from spyne import Decimal as SpyneDecimal
 from spyne.protocol.soap import Soap11, Soap12
@@ -37,7 +39,9 @@ from bindings.wssecurity import (
     security_plugin,
 )
 from soap import ns
+from soap.addressing import AddressingHook
 from soap.envelope import Envelope, SoapVersion
+from soap.exceptions import UnsupportedAlgorithm
 from soap.fault import find_fault
 from soap.security import (
     EnvelopeSigner,
@@ -46,7 +50,9 @@ from soap.security import (
     WsSecurityHook,
     verify_envelope,
 )
+from soap.security.header import WSU_ID
 from tests.soap.test_security_trust import T0, pki
+from tests.support.tampering_proxy import smuggle_utf7
 
 Mode = EndToEndSecurityMode
 TNS = "urn:test:payroll"
@@ -270,14 +276,22 @@ def test_settings_never_show_secrets() -> None:
 # --- the middleware --------------------------------------------------------
 
 
-def signed_request(version: SoapVersion = SoapVersion.SOAP11, *, employee: int = 7) -> bytes:
+def signed_request(
+    version: SoapVersion = SoapVersion.SOAP11,
+    *,
+    employee: int = 7,
+    addressing: bool = False,
+    **settings: Any,
+) -> bytes:
     env = version.namespace
     root = etree.fromstring(
         f'<s:Envelope xmlns:s="{env}" xmlns:p="{TNS}"><s:Body>'
         f"<p:GetSalary><p:employee_id>{employee}</p:employee_id></p:GetSalary>"
         "</s:Body></s:Envelope>"
     )
-    hook = client_settings().client_hook(Mode.MESSAGE)
+    if addressing:
+        AddressingHook(to=ADDRESS, action=f"{TNS}/GetSalary").egress(root, {})
+    hook = client_settings(**settings).client_hook(Mode.MESSAGE)
     assert hook is not None
     hook.egress(root, {})
     return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
@@ -483,6 +497,55 @@ def test_non_soap_replies_are_left_alone() -> None:
         assert call(middleware, body=signed_request()).body == expected
 
 
+LEGACY = {
+    "allow_sha1": True,
+    "signature_method": SignatureMethod.RSA_SHA1,
+    "digest_method": DigestAlgorithm.SHA1,
+}
+RSA_SHA1 = b"http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+
+
+def test_a_legacy_peer_is_served_with_sha1_both_ways() -> None:
+    calls = Calls()
+    request = signed_request(**LEGACY)
+    assert RSA_SHA1 in request
+    strict = call(secured(Calls()), body=request)
+    assert fault_of(strict)[0] == "UnsupportedAlgorithm"
+    reply = call(secured(calls, **LEGACY), body=request)
+    assert reply.status == 200 and calls.salaries == [7]
+    assert RSA_SHA1 in reply.body and b"#sha1" in reply.body
+    envelope = Envelope.from_bytes(reply.body)
+    legacy_client = client_settings(**LEGACY).policy(Mode.MESSAGE, service=False)
+    assert legacy_client is not None
+    assert verify_envelope(envelope, legacy_client).signer == pki().server.cert
+    strict_client = client_settings().policy(Mode.MESSAGE, service=False)
+    assert strict_client is not None
+    with pytest.raises(UnsupportedAlgorithm, match="SHA-1 is refused"):
+        verify_envelope(Envelope.from_bytes(reply.body), strict_client)
+
+
+def test_the_zeep_plugin_signs_with_sha1_for_a_legacy_service(calls: Calls) -> None:
+    plugin = security_plugin(Mode.MESSAGE, client_settings(**LEGACY))
+    assert zeep_client(secured(calls, **LEGACY), plugin).service.GetSalary(3) == Decimal(1003)
+    assert calls.salaries == [3]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({**LEGACY, "allow_sha1": False}, "needs allow_sha1=True"),
+        ({"signature_method": SignatureMethod.ECDSA_SHA256}, "does not fit the key type"),
+    ],
+)
+def test_signing_settings_that_cannot_work_are_configuration_errors(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        secure_service(payroll_service(Calls()), Mode.MESSAGE, service_settings(**changes))
+    with pytest.raises(ConfigurationError, match=message):
+        security_plugin(Mode.MESSAGE, client_settings(**changes))
+
+
 # --- the zeep plugin -------------------------------------------------------
 
 
@@ -544,7 +607,7 @@ def test_plugin_repr_and_hook_passthrough() -> None:
 
 
 def test_zeep_addressing_headers_are_signed_when_our_plugin_comes_last(calls: Calls) -> None:
-    app = secured(calls, require_signed_addressing=True)
+    app = secured(calls)  # signed addressing is required by default
     plugin = security_plugin(Mode.MESSAGE, client_settings())
     assert zeep_client(app, WsAddressingPlugin(), plugin).service.GetSalary(4) == Decimal(1004)
     signed = calls.environs[0][ENVIRON_KEY].signed_parts
@@ -553,3 +616,136 @@ def test_zeep_addressing_headers_are_signed_when_our_plugin_comes_last(calls: Ca
     wrong = zeep_client(app, plugin, WsAddressingPlugin())
     with pytest.raises(zeep.exceptions.Fault, match="does not cover wsa:"):
         wrong.service.GetSalary(4)
+
+
+def test_unsigned_addressing_passes_only_when_allowed_explicitly(calls: Calls) -> None:
+    plugin = security_plugin(Mode.MESSAGE, client_settings())
+    lax = secured(calls, require_signed_addressing=False)
+    # Our plugin first: zeep's WS-Addressing headers are added after signing.
+    assert zeep_client(lax, plugin, WsAddressingPlugin()).service.GetSalary(4) == Decimal(1004)
+    assert calls.salaries == [4]
+
+
+@pytest.mark.parametrize("require_signed_addressing", [True, False])
+def test_a_second_wsa_to_beside_the_signed_one_is_refused(require_signed_addressing: bool) -> None:
+    calls = Calls()
+    app = secured(calls, require_signed_addressing=require_signed_addressing)
+    forged = f'<wsa:To xmlns:wsa="{ns.WSA}">http://attacker.test/</wsa:To>'.encode()
+    data = signed_request(addressing=True).replace(b"</s:Header>", forged + b"</s:Header>", 1)
+    reply = call(app, body=data)
+    subcode, reason = fault_of(reply)
+    assert subcode == "InvalidSecurity"
+    assert reason.endswith("header: an unsigned wsa:To stands beside the signed one")
+    assert calls.salaries == []
+
+
+# --- the bytes the service reads are the bytes that were verified ---------
+
+
+@pytest.mark.parametrize("version", list(SoapVersion))
+def test_a_charset_that_reads_the_signed_bytes_as_another_request_is_refused(
+    version: SoapVersion,
+) -> None:
+    """The auditor's attack: UTF-7 markup in an unsigned header, sent as charset=utf-7."""
+    forged = smuggle_utf7(signed_request(version, employee=7))
+    # The attack is real: read as UTF-7 the bytes hold an unsigned Body for employee 8 ...
+    as_utf7 = Envelope.from_bytes(forged.decode("utf-7").encode())
+    assert as_utf7.body.get(WSU_ID) is None
+    assert as_utf7.body.findtext(f".//{{{TNS}}}employee_id") == "8"
+    # ... and read as UTF-8 (their own encoding), the signed request for 7, which verifies.
+    calls = Calls()
+    honest = call(secured(calls, version), body=forged, content_type=version.content_type)
+    assert honest.status == 200 and calls.salaries == [7]
+    calls = Calls()
+    content_type = f"{version.content_type}; charset=utf-7"
+    reply = call(secured(calls, version), body=forged, content_type=content_type)
+    assert reply.status == 500
+    assert reply.headers["Content-Type"].startswith(version.content_type)
+    subcode, reason = fault_of(reply)
+    assert subcode is None
+    assert "charset 'utf-7' is not the document's encoding (utf-8)" in reason
+    assert calls.salaries == [] and calls.bodies == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("text/xml; charset=UTF-8", 200),
+        ('text/xml; charset="utf-8"', 200),
+        ("text/xml", 200),
+        ("text/xml; charset=iso-8859-1", 500),
+        ("text/xml; charset=utf-8; charset=utf-7", 500),
+        ("text/xml; charset=utf-16", 500),
+    ],
+)
+def test_only_a_charset_naming_the_document_encoding_reaches_the_service(
+    content_type: str, status: int
+) -> None:
+    calls = Calls()
+    reply = call(secured(calls), body=signed_request(), content_type=content_type)
+    assert reply.status == status
+    assert calls.salaries == ([7] if status == 200 else [])
+
+
+def test_a_utf16_request_with_its_charset_reaches_the_service() -> None:
+    root = etree.fromstring(signed_request())
+    data = bytes(etree.tostring(root, xml_declaration=True, encoding="utf-16"))
+    assert data.startswith(codecs.BOM_UTF16_LE)
+    calls = Calls()
+    assert call(secured(calls), body=data, content_type="text/xml; charset=utf-16").status == 200
+    assert calls.salaries == [7]
+    reply = call(secured(Calls()), body=data, content_type="text/xml; charset=utf-8")
+    assert "not the document's encoding (utf-16)" in fault_of(reply)[1]
+
+
+# --- requests with a body are checked, whatever the method -----------------
+
+
+@dataclass
+class PlainApp:
+    """A plain WSGI app that runs whatever it is sent (and can be closed)."""
+
+    bodies: list[bytes] = field(default_factory=list)
+    closed: int = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        self.bodies.append(environ["wsgi.input"].read())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ran"]
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def plain_secured(app: WsgiApp) -> WsSecurityMiddleware:
+    policy = service_settings().policy(Mode.MESSAGE, service=True)
+    assert policy is not None
+    return WsSecurityMiddleware(app, policy)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "POST", "PUT"])
+def test_a_request_with_a_body_is_checked_whatever_its_method(method: str) -> None:
+    app = PlainApp()
+    secured_app = plain_secured(app)
+    for extra in ({}, {"CONTENT_LENGTH": "", "wsgi.input_terminated": True}):
+        reply = call(secured_app, method, body=_unsigned(), extra=extra)
+        assert reply.status == 500 and fault_of(reply)[0] == "InvalidSecurity"
+    assert app.bodies == []
+    body = signed_request()
+    assert call(secured_app, method, body=body).body == b"ran"
+    assert app.bodies == [body]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_a_fetch_without_a_body_passes_with_nothing_to_read(method: str) -> None:
+    app = PlainApp()
+    # No length and no wsgi.input_terminated: the bytes in the stream are not the body.
+    reply = call(plain_secured(app), method, body=_unsigned(), extra={"CONTENT_LENGTH": ""})
+    assert reply.body == b"ran" and app.bodies == [b""]
+
+
+def test_close_reaches_the_wrapped_app() -> None:
+    app = PlainApp()
+    plain_secured(app).close()
+    assert app.closed == 1
+    plain_secured(payroll_service(Calls())).close()  # an app without close(): nothing to do

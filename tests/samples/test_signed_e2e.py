@@ -297,6 +297,22 @@ def test_tampered_messages_get_a_fault_and_never_run(
     assert len(signed.recorder.lines) == 2
 
 
+def test_a_charset_differential_gets_a_fault_and_never_runs(
+    signed: Service, cs: ConnectionString, proxy: TamperingProxy
+) -> None:
+    """The signed GetSalary(7) verifies as UTF-8; sent as charset=utf-7 it reads as GetSalary(8)."""
+    client = client_for(signed, cs, proxy)
+    proxy.mode = Tamper.CHARSET
+    reason = "charset 'utf-7' is not the document's"
+    with pytest.raises(zeep.exceptions.Fault, match=reason) as caught:
+        client.service.GetSalary(7)
+    assert fault_code(caught) == ("Sender" if signed.binding.soap_version == "1.2" else "Client")
+    assert signed.received == [] and signed.recorder.lines == []
+    proxy.mode = Tamper.NONE
+    assert client.service.GetSalary(7) == Decimal("5120.50")
+    assert signed.recorder.lines == [f"salary employee=7 {CLIENT_SIGNER}"]
+
+
 # --- bad input through the relay -------------------------------------------
 
 

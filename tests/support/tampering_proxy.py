@@ -10,7 +10,10 @@ according to :attr:`TamperingProxy.mode`:
 - ``Tamper.BODY_BYTE``: one digit in the SOAP Body's text changed;
 - ``Tamper.REPLAY``: the body of an earlier honest request sent instead;
 - ``Tamper.WRAP_BODY``: signature wrapping (XSW): the signed Body moved into a
-  header wrapper, a forged Body (no Id, another digit) in its place.
+  header wrapper, a forged Body (no Id, another digit) in its place;
+- ``Tamper.CHARSET``: a charset differential (:func:`smuggle_utf7`): as UTF-8 the
+  bytes are the signed message plus unsigned text, as UTF-7 (the
+  ``Content-Type`` charset the proxy sets) a forged Body with another digit.
 
 The transformations are plain functions on bytes, usable without the proxy.
 """
@@ -18,6 +21,7 @@ The transformations are plain functions on bytes, usable without the proxy.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import enum
 import re
@@ -29,10 +33,17 @@ import requests
 from aiohttp import web
 from lxml import etree
 
-from soap.envelope import Envelope
+from soap.envelope import Envelope, SoapVersion
 from soap.security.header import WSU_ID
 
-__all__ = ["Tamper", "TamperingProxy", "change_body_digit", "wrap_body"]
+__all__ = [
+    "Tamper",
+    "TamperingProxy",
+    "change_body_digit",
+    "smuggle_utf7",
+    "with_charset",
+    "wrap_body",
+]
 
 _HOP_BY_HOP = frozenset({
     "connection", "content-length", "host", "keep-alive", "proxy-authorization",
@@ -40,6 +51,8 @@ _HOP_BY_HOP = frozenset({
 })  # fmt: skip
 _BODY_START = re.compile(rb"<(?:[\w.-]+:)?Body[\s>]")
 _DIGIT_TEXT = re.compile(rb">\s*(\d)")
+_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*\?>\s*")
+_CHARSET = re.compile(r";\s*charset\s*=\s*[^;]*", re.IGNORECASE)
 
 
 class Tamper(enum.Enum):
@@ -49,6 +62,7 @@ class Tamper(enum.Enum):
     BODY_BYTE = "body-byte"
     REPLAY = "replay"
     WRAP_BODY = "wrap-body"
+    CHARSET = "charset"
 
 
 def change_body_digit(data: bytes) -> bytes:
@@ -74,6 +88,54 @@ def wrap_body(data: bytes) -> bytes:
     assert header is not None, "a signed message has a Header"
     etree.SubElement(header, "{urn:attacker}Wrapper").append(body)
     return bytes(etree.tostring(envelope.root, xml_declaration=True, encoding="utf-8"))
+
+
+def _utf7(text: str) -> bytes:
+    """``text`` as one UTF-7 base64 run: no ``<``, ``>`` or ``--`` shows as UTF-8."""
+    return b"+" + base64.b64encode(text.encode("utf-16-be")).rstrip(b"=") + b"-"
+
+
+def _tag(element: etree._Element) -> str:
+    qname = etree.QName(element)
+    return qname.localname if element.prefix is None else f"{element.prefix}:{qname.localname}"
+
+
+def smuggle_utf7(data: bytes) -> bytes:
+    """A signed request that reads as another one in UTF-7 (the auditor's charset attack).
+
+    Read as UTF-8 (its own encoding once the XML declaration is gone), the
+    result is ``data``'s signed infoset plus an unsigned header ``x:A`` holding
+    UTF-7 text (and, in SOAP 1.1, a trailing extension element ``x:C``; in SOAP
+    1.2, where nothing may follow the Body, a processing instruction). Read as
+    UTF-7, ``x:A`` closes the Header and opens a forged Body (the first digit
+    changed), then ``<!--`` swallows the real Body up to the ``-->`` at the end::
+
+        UTF-8: ...<x:A>+ADw-/x:A+AD4-...</x:A></s:Header><s:Body wsu:Id=..>7</s:Body>
+               <x:C>+AC0ALQA+-</x:C></s:Envelope>
+        UTF-7: ...<x:A></x:A></s:Header><s:Body>8</s:Body><x:C><!--...the signed
+               Body...--></x:C></s:Envelope>
+    """
+    data = _XML_DECLARATION.sub(b"", data).replace(b"+", b"&#43;")  # same infoset in UTF-8
+    assert b"--" not in data, "a comment swallowing this message would end early"
+    envelope = Envelope.from_bytes(data)
+    assert envelope.header is not None, "a signed message has a Header"
+    header, body = _tag(envelope.header), _tag(envelope.body)
+    payload = b"".join(etree.tostring(child, with_tail=False) for child in envelope.body)
+    forged = change_body_digit(f"<{body}>".encode() + payload + f"</{body}>".encode())
+    if envelope.version is SoapVersion.SOAP11:
+        opener, closer = '<x:C xmlns:x="urn:x"><!--', b'<x:C xmlns:x="urn:x">%b</x:C>'
+    else:
+        opener, closer = "<!--", b"<?x %b ?>"
+    hidden = _utf7(f"</x:A></{header}>{forged.decode()}{opener}")
+    end_header = f"</{header}>".encode()
+    data = data.replace(end_header, b'<x:A xmlns:x="urn:x">' + hidden + b"</x:A>" + end_header, 1)
+    at = data.rindex(f"</{_tag(envelope.root)}>".encode())
+    return data[:at] + closer % _utf7("-->") + data[at:]
+
+
+def with_charset(content_type: str, charset: str) -> str:
+    """``content_type`` with its charset parameter replaced by (or given) ``charset``."""
+    return f"{_CHARSET.sub('', content_type)}; charset={charset}"
 
 
 class TamperingProxy:
@@ -141,6 +203,8 @@ class TamperingProxy:
             return change_body_digit(body)
         if self.mode is Tamper.WRAP_BODY:
             return wrap_body(body)
+        if self.mode is Tamper.CHARSET:
+            return smuggle_utf7(body)
         assert self.captured is not None, "nothing captured to replay"
         return self.captured
 
@@ -151,6 +215,9 @@ class TamperingProxy:
             self.sent.append(body)
             body = self._tamper(body)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if request.method == "POST" and self.mode is Tamper.CHARSET:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            headers["Content-Type"] = with_charset(request.headers.get("Content-Type", ""), "utf-7")
         async with self._session.request(
             request.method, str(request.url), headers=headers, data=body, allow_redirects=False
         ) as upstream:
