@@ -12,6 +12,7 @@ Every error the relay reports to a peer knows the HTTP status it maps to
     ├── ListenerQuotaExceeded          403 on the listener handshake: max_listeners reached
     ├── NoListener                     502: the entity has no listener connected
     ├── ListenerGone                   502: the listener vanished mid-request
+    ├── InvalidListenerResponse        502: the listener's answer cannot be forwarded
     ├── ListenerTimeout                504: the listener did not answer in time
     ├── MessageTooLarge                413: body over the entity's max_message_size
     ├── BadRequest                     400: malformed URL, query or request
@@ -29,6 +30,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "EntityNotFound",
+    "InvalidListenerResponse",
     "ListenerGone",
     "ListenerQuotaExceeded",
     "ListenerTimeout",
@@ -88,6 +90,11 @@ class NoListener(RelayError):
 class ListenerGone(RelayError):
     status = 502
     code = "ListenerGone"
+
+
+class InvalidListenerResponse(RelayError):
+    status = 502
+    code = "InvalidListenerResponse"
 
 
 class ListenerTimeout(RelayError):

@@ -8,6 +8,7 @@ framing headers never cross the relay; ``Via`` names the relay.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
@@ -19,6 +20,8 @@ __all__ = [
     "find_token",
     "forwarded_request_headers",
     "forwarded_response_headers",
+    "query_pairs",
+    "reason_phrase",
     "request_target",
 ]
 
@@ -54,6 +57,9 @@ class TokenLocation(enum.Enum):
 _DROP_FORWARDED = FRAMING_HEADERS | {_SB_AUTH, "via"}
 _DROP_FORWARDED_AUTH = _DROP_FORWARDED | {_AUTHORIZATION}
 _DROP_RESPONSE = FRAMING_HEADERS | {"via"}
+#: RFC 9110 §5.1/§5.5: a field name is a token; a value has no CR, LF or NUL.
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 
 def find_token(
@@ -109,15 +115,34 @@ def forwarded_request_headers(
     )
 
 
-def forwarded_response_headers(headers: Iterable[tuple[str, str]], relay_host: str) -> Headers:
-    """Listener response headers as the sender sees them: framing removed, Via added."""
-    return _forward(headers, _DROP_RESPONSE, relay_host)
+def forwarded_response_headers(
+    headers: Iterable[tuple[str, str]], relay_host: str, dropped: list[str] | None = None
+) -> Headers:
+    """Listener response headers as the sender sees them: framing removed, Via added.
+
+    A listener's header that could not be written as HTTP (a name that is not a
+    token, a value with CR, LF or NUL: response splitting) is left out, and its
+    name added to ``dropped`` for the caller to report.
+    """
+    valid = []
+    for name, value in headers:
+        if _FIELD_NAME.fullmatch(name) and not _BAD_VALUE.search(value):
+            valid.append((name, value))
+        elif dropped is not None:
+            dropped.append(name)
+    return _forward(valid, _DROP_RESPONSE, relay_host)
 
 
 def request_target(raw_path: str, raw_query: str) -> str:
     """Path and query exactly as the sender sent them, minus every ``sb-hc-*`` parameter."""
     kept = [part for part in raw_query.split("&") if part and not part.startswith("sb-hc-")]
     return f"{raw_path}?{'&'.join(kept)}" if kept else raw_path
+
+
+def reason_phrase(text: str) -> str | None:
+    """``text`` as an HTTP reason phrase: printable ASCII only, at most 200 characters."""
+    cleaned = "".join(ch for ch in text if 32 <= ord(ch) < 127)
+    return cleaned[:200] or None
 
 
 def query_pairs(raw_query: str) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from relay.headers import (
     forwarded_request_headers,
     forwarded_response_headers,
     query_pairs,
+    reason_phrase,
     request_target,
 )
 from relay.listeners import (
@@ -51,6 +52,8 @@ log = logging.getLogger("relay.http")
 SOAP_TOKEN_SCAN_LIMIT = 1024 * 1024
 _request_ids = itertools.count(1)
 _METADATA_METHODS = frozenset({"GET", "HEAD"})
+#: A cheap byte test before any XML is looked at: most bodies carry no SOAP token.
+_RELAY_TOKEN_MARK = b"RelayAccessToken"
 
 
 async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderReply) -> None:
@@ -76,10 +79,14 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
         # No Content-Length and no Transfer-Encoding: no body (RFC 9112 section 6.3), so a
         # GET goes inline, not address-only (hyco-https would open a rendezvous for each).
         body = b""
-    elif length is not None and (length <= INLINE_LIMIT or _wants_soap_scan(request, token)):
+    elif length is not None and (length <= INLINE_LIMIT or _soap_to_scan(request)):
         body = await request.read()
-    if token is None and body is not None and state.config.requires_client_authorization:
-        token, where, body = _soap_header_token(request, body)
+    if body is not None and _RELAY_TOKEN_MARK in body:
+        # A RelayAccessToken header is a credential: cut out whenever the body is at
+        # hand, and used only when no token came in the query or the HTTP headers.
+        soap_token, body = _soap_header_token(request, body)
+        if token is None and soap_token is not None:
+            token, where = soap_token, TokenLocation.SOAP_HEADER
     server.authorize(request, state, Rights.SEND, token)
     kind = state.config.kind
     if request.method in _METADATA_METHODS:
@@ -102,26 +109,26 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
         exchange.done(pending)
 
 
-def _wants_soap_scan(request: SenderRequest, token: str | None) -> bool:
+def _soap_to_scan(request: SenderRequest) -> bool:
+    """A SOAP body of known length up to 1 MiB is read whole to look for a RelayAccessToken."""
     length = request.content_length or 0
     soap = SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is not None
-    return token is None and soap and length <= SOAP_TOKEN_SCAN_LIMIT
+    return soap and length <= SOAP_TOKEN_SCAN_LIMIT
 
 
-def _soap_header_token(
-    request: SenderRequest, body: bytes
-) -> tuple[str | None, TokenLocation | None, bytes]:
-    """PROTOCOL.md §6: a RelayAccessToken SOAP header, removed with every other byte kept."""
+def _soap_header_token(request: SenderRequest, body: bytes) -> tuple[str | None, bytes]:
+    """PROTOCOL.md §6: the RelayAccessToken SOAP header's token, and the body without
+    that header element, every other byte kept."""
     if SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is None:
-        return None, None, body
+        return None, body
     try:
         match = extract_relay_token(body)
     except SoapError as exc:
         log.info("no usable RelayAccessToken header: %s", exc)
-        return None, None, body
+        return None, body
     if match is None:
-        return None, None, body
-    return match.token, TokenLocation.SOAP_HEADER, match.strip(body)
+        return None, body
+    return match.token, match.strip(body)
 
 
 async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -212,8 +219,12 @@ class _Exchange:
     async def respond(self, answer: RelayedReply) -> None:
         """The listener's reply to the sender: whole if it came inline, else streamed (chunked)."""
         command = answer.command
-        status, reason = command.status_code, _reason(command.status_description)
-        headers = forwarded_response_headers(command.response_headers, self.relay_host)
+        status, reason = command.status_code, reason_phrase(command.status_description)
+        dropped: list[str] = []
+        headers = forwarded_response_headers(command.response_headers, self.relay_host, dropped)
+        if dropped:
+            log.warning("dropped response headers no HTTP message may carry on %s: %r",
+                        self.request.path, dropped)
         if answer.inline is not None:  # headers and body leave in one write
             self.reply.whole(status, reason, headers, answer.inline)
             return
@@ -257,7 +268,4 @@ def _time_out(pending: PendingRequest, timeout: float) -> None:
     pending.fail(ListenerTimeout(f"the listener did not answer within {timeout:g} s"))
 
 
-def _reason(description: str) -> str | None:
-    cleaned = "".join(ch for ch in description if 32 <= ord(ch) < 127)
-    return cleaned[:200] or None
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from relay.exceptions import (
+    InvalidListenerResponse,
     ListenerGone,
     MalformedMessage,
     ProtocolViolation,
@@ -46,6 +47,9 @@ log = logging.getLogger("relay.listener")
 INLINE_LIMIT = 64 * 1024
 #: Unknown-id responses tolerated before the listener is closed with 1008.
 _MAX_VIOLATIONS = 16
+#: Ids of requests the sender gave up on (timeout, disconnect) whose late answers
+#: are dropped quietly: a slow listener is not a misbehaving one.
+_ABANDONED_KEPT = 1024
 _ids = itertools.count(1)
 
 
@@ -104,6 +108,12 @@ class PendingRequest:
     def id(self) -> str:
         return self.command.id
 
+    @property
+    def answered(self) -> bool:
+        """True once the listener's reply head arrived (not a timeout or failure)."""
+        reply = self.reply
+        return reply.done() and not reply.cancelled() and reply.exception() is None
+
     def resolve(self, reply: RelayedReply) -> bool:
         if self.reply.done():
             return False
@@ -144,6 +154,7 @@ class ListenerConnection:
         self._ws: web.WebSocketResponse | None = None
         self._sink: FrameSink | None = None
         self._pending: dict[str, PendingRequest] = {}
+        self._abandoned: dict[str, None] = {}  # insertion-ordered, bounded
         self._violations = 0
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._token_expiry = token_expiry
@@ -159,7 +170,11 @@ class ListenerConnection:
         return pending
 
     def forget(self, pending: PendingRequest) -> None:
-        self._pending.pop(pending.id, None)
+        """Stop waiting for ``pending``; a late answer to it is then dropped, not counted."""
+        if self._pending.pop(pending.id, None) is not None and not pending.answered:
+            self._abandoned[pending.id] = None
+            if len(self._abandoned) > _ABANDONED_KEPT:
+                del self._abandoned[next(iter(self._abandoned))]
 
     async def send_inline(self, pending: PendingRequest, body: bytes | None) -> None:
         """Send the full request JSON and its body as adjacent messages (PROTOCOL.md §3)."""
@@ -241,11 +256,20 @@ class ListenerConnection:
             self._renew(command.token)
             return None, False, False
         pending = self._pending.get(command.request_id)
+        if pending is None and self._abandoned.pop(command.request_id, 0) is None:
+            log.info("listener %s answered request %s after its sender gave up",
+                     self.id, command.request_id)
+            return None, command.body, not command.body
         if pending is None:
             self._violations += 1
             log.warning("listener %s answered unknown request id %r", self.id, command.request_id)
             if self._violations >= _MAX_VIOLATIONS:
                 raise ProtocolViolation("too many responses for request ids it was not given")
+            return None, command.body, not command.body
+        if command.status_code < 200:  # 1xx is never a final answer; 101 would upgrade
+            pending.fail(InvalidListenerResponse(
+                f"the listener answered with status {command.status_code}, not a final status"
+            ))
             return None, command.body, not command.body
         if command.body:
             self._last_reply = command

@@ -106,6 +106,8 @@ async def _read_response(ws: RawWebSocket, pending: PendingRequest) -> ResponseC
         raise ProtocolViolation(f"malformed response on rendezvous: {exc}") from None
     if not isinstance(command, ResponseCommand) or command.request_id != pending.id:
         raise ProtocolViolation("rendezvous carried a command for another request")
+    if command.status_code < 200:
+        raise ProtocolViolation(f"status {command.status_code} is not a final answer")
     return command
 
 

@@ -41,7 +41,7 @@ from relay.exceptions import (
     Throttled,
 )
 from relay.front import Front
-from relay.headers import find_token, query_pairs
+from relay.headers import find_token, query_pairs, reason_phrase
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
 from relay.namespace import ClientAuthorization, Discovery, EntityKind, NamespaceConfig, Rights
@@ -190,11 +190,11 @@ class RelayServer:
             request.method, request.path, error.status, error.code, error, tracking,
         )
         rendered = render_error(error, request.headers.get("Content-Type"), tracking)
-        reason = str(error).encode("ascii", "replace").decode()[:200].replace("\n", " ")
+        reason = reason_phrase(str(error).replace("\r", " ").replace("\n", " "))
         headers = [("Content-Type", rendered.content_type), ("X-Relay-Tracking-Id", tracking)]
         if isinstance(error, Throttled):
             headers.append(("Retry-After", "1"))
-        return rendered.status, reason or None, tuple(headers), rendered.body
+        return rendered.status, reason, tuple(headers), rendered.body
 
     def error_response(
         self, request: web.BaseRequest, error: RelayError, tracking: str

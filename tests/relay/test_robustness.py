@@ -1,0 +1,134 @@
+"""What a listener or sender controls must never break the relay's answers to others."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+from lxml import etree
+
+from relay.namespace import EntityConfig
+from relay.server import RelayServer
+from relay.ws_senders import ListenerRejected
+from soap.relay_token import relay_token_header
+from tests.support.raw_listener import RawListener, Reply
+from tests.support.relay import RelayHandle, make_namespace
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def answering(status: int, headers: dict[str, str], body: bytes = b"ok") -> Any:
+    async def serve(command: dict[str, Any], received: bytes) -> Reply:
+        return status, headers, body
+    return serve
+
+
+HOSTILE_HEADERS = {
+    "Bad Name": "space in the name",
+    "X-Split": "a\r\nInjected: yes",
+    "X-Nul": "a\x00b",
+    "Caf\u00e9": "non-token name",
+    "X-Fine": "kept",
+}
+
+
+async def test_hostile_response_headers_are_dropped_and_the_reply_is_well_formed(
+    arelay: RelayHandle, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    serve = answering(200, HOSTILE_HEADERS)
+    async with RawListener(arelay.ws_url, "h", arelay.token("h"), serve=serve):
+        for _ in range(2):  # the same listener keeps serving
+            async with http.post(f"{arelay.base_url}/h", data=b"x",
+                                 headers={"ServiceBusAuthorization": arelay.token("h")}) as resp:
+                assert resp.status == 200 and await resp.read() == b"ok"
+                assert resp.headers["X-Fine"] == "kept"
+                assert "Injected" not in resp.headers and "X-Split" not in resp.headers
+                assert "X-Nul" not in resp.headers and "Bad Name" not in resp.headers
+    assert "dropped response headers" in caplog.text
+
+
+@pytest.mark.parametrize("status", [100, 101, 199])
+async def test_a_listener_answering_1xx_gets_the_sender_a_prompt_502(
+    arelay: RelayHandle, http: aiohttp.ClientSession, status: int
+) -> None:
+    async with RawListener(arelay.ws_url, "s", arelay.token("s"), serve=answering(status, {})):
+        token = {"ServiceBusAuthorization": arelay.token("s")}
+        async with http.post(f"{arelay.base_url}/s", data=b"x", headers=token,
+                             timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            assert resp.status == 502
+            assert "InvalidListenerResponse" in await resp.text()
+
+
+async def test_late_answers_after_a_timeout_do_not_get_the_listener_closed(
+    make_relay: Any, http: aiohttp.ClientSession
+) -> None:
+    relay = await make_relay(EntityConfig("slow", timeout=0.1))
+    release = asyncio.Event()
+    calls = itertools.count()
+
+    async def serve(command: dict[str, Any], body: bytes) -> Reply:
+        if next(calls) < 20:
+            await release.wait()  # answer only after the sender got its 504
+        return 200, {}, b"late" if not release.is_set() else b"on time"
+
+    token = {"ServiceBusAuthorization": relay.token("slow")}
+    async with RawListener(relay.ws_url, "slow", relay.token("slow"), serve=serve):
+        for _ in range(20):  # more than the 16 unknown ids that close a listener
+            release.clear()
+            async with http.post(f"{relay.base_url}/slow", data=b"x", headers=token) as resp:
+                assert resp.status == 504
+            release.set()
+        async with http.post(f"{relay.base_url}/slow", data=b"x", headers=token) as resp:
+            assert resp.status == 200
+        state = relay.server.registry.get("slow")
+        assert state is not None and len(state.listeners) == 1
+        assert state.listeners[0]._violations == 0
+
+
+def soap_with_token(token: str) -> tuple[bytes, bytes]:
+    header = etree.tostring(relay_token_header(token))
+    envelope = (
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>'
+        + header + b"</s:Header><s:Body><Ping xmlns='urn:x'/></s:Body></s:Envelope>"
+    )
+    return envelope, header
+
+
+async def test_a_soap_token_never_reaches_the_listener(
+    make_relay: Any, http: aiohttp.ClientSession
+) -> None:
+    relay = await make_relay(EntityConfig("open", requires_client_authorization=False))
+    soap = {"Content-Type": "text/xml; charset=utf-8"}
+    async with RawListener(relay.ws_url, "open", relay.token("open")) as lst:
+        envelope, header = soap_with_token(relay.token("open"))
+        # On an entity that needs no token, and beside a token in the HTTP header.
+        async with http.post(f"{relay.base_url}/open", data=envelope, headers=soap) as resp:
+            assert resp.status == 200
+        both = {**soap, "ServiceBusAuthorization": relay.token("open")}
+        async with http.post(f"{relay.base_url}/open", data=envelope, headers=both) as resp:
+            assert resp.status == 200
+        big = envelope.replace(b"<Ping xmlns='urn:x'/>", b"<Ping xmlns='urn:x'>" + b"x" * 100_000 + b"</Ping>")
+        async with http.post(f"{relay.base_url}/open", data=big, headers=both) as resp:
+            assert resp.status == 200  # over 64 KiB: read for the scan, sent address-only
+    bodies = [r.body for r in lst.received]
+    assert bodies == [envelope.replace(header, b"")] * 2 + [big.replace(header, b"")]
+
+
+def test_error_reason_phrases_carry_no_line_breaks() -> None:
+    server = RelayServer(make_namespace())
+    request = SimpleNamespace(method="GET", path="/$hc/x", headers={})
+    status, reason, _, body = server.error_parts(
+        request, ListenerRejected(418, "no\r\nInjected: yes\tthanks"), "t1"  # type: ignore[arg-type]
+    )
+    assert status == 418
+    assert reason is not None and "\r" not in reason and "\n" not in reason
+    assert b"Injected" in body  # the full text still reaches the sender, escaped in the body
