@@ -8,6 +8,9 @@ with its own ``zeep.wsse`` pieces:
   our service; zeep's default RSA-SHA1 is refused unless the legacy option is on;
 - our signed replies verify in zeep's ``Signature`` (which checks every reply; a
   client that expects unsigned replies uses the sign-only subclass below);
+- zeep's ``Signature`` covers only the Body and Timestamp, never the WS-Addressing
+  headers its ``WsAddressingPlugin`` adds: those unsigned headers are refused by
+  default, and accepted only with ``require_signed_addressing=False``;
 - zeep's ``UsernameToken`` (text and digest) is accepted, a replayed nonce refused;
 - requests our signxml signer makes verify with python-xmlsec directly;
 - zeep's ``BinarySignature`` through the real relay, with the relay token in a
@@ -33,6 +36,7 @@ import pytest
 import zeep
 from lxml import etree
 from zeep.plugins import HistoryPlugin, Plugin
+from zeep.wsa import WsAddressingPlugin
 from zeep.wsse import utils as zeep_wsse_utils
 from zeep.wsse.username import UsernameToken
 
@@ -260,6 +264,37 @@ def test_zeep_signature_from_an_untrusted_key_is_refused(
             api.GetSalary(7)
     assert caught.value.code is not None and caught.value.code.endswith("InvalidSecurityToken")
     assert calls.salaries == []
+
+
+@needs_xmlsec
+def test_zeep_leaves_ws_addressing_unsigned_which_is_refused_unless_allowed(
+    pem_files: Callable[[Party], tuple[str, str]],
+) -> None:
+    """zeep's Signature signs the Body and Timestamp only, not the wsa headers.
+
+    Unsigned WS-Addressing headers beside a signature are refused by default
+    (anyone on the path could add or change ``wsa:To`` or ``wsa:ReplyTo``). A
+    service that must serve zeep's own signer with WS-Addressing says so with
+    ``require_signed_addressing=False``; a second header with the name of a
+    signed one would still be refused (there is none here: zeep signs none).
+    """
+    key, cert = pem_files(pki().leaf)
+    wsse = _sign_only(Signature)(key, cert, **_sha256())
+    plugins: list[Plugin] = [WsAddressingPlugin(), ZeepTimestamp()]
+    strict, lax = Calls(), Calls()
+    with (
+        serve(service(strict, identity=None)) as url,
+        client(url, wsse=wsse, plugins=plugins) as api,
+        pytest.raises(zeep.exceptions.Fault, match="does not cover wsa:") as caught,
+    ):
+        api.GetSalary(7)
+    assert caught.value.code is not None and caught.value.code.endswith("InvalidSecurity")
+    assert strict.salaries == []
+    app = service(lax, identity=None, require_signed_addressing=False)
+    with serve(app) as url, client(url, wsse=wsse, plugins=plugins) as api:
+        assert api.GetSalary(7) == Decimal(1007)
+    assert lax.salaries == [7]
+    assert len(lax.environs[0]["soaprelay.wssecurity"].signed_parts) == 2  # Body, Timestamp
 
 
 # --- zeep UsernameToken ----------------------------------------------------
