@@ -56,6 +56,7 @@ from typing import Any, TypeVar
 from relay.exceptions import ConfigError
 from relay.namespace import (
     DEFAULT_MAX_LISTENERS,
+    MAX_PATH_LENGTH,
     Discovery,
     EntityConfig,
     EntityKind,
@@ -70,7 +71,6 @@ __all__ = ["MAX_RULES", "MIN_KEY_LENGTH", "load_config"]
 MAX_RULES = 12
 MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
-MAX_PATH_LENGTH = 260
 
 _TOP_KEYS = ("namespace", "rule", "entity")
 _NAMESPACE_KEYS = ("name", "host", "port", "dynamic_entities", "ping_interval", "tls")

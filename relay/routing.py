@@ -22,7 +22,7 @@ from relay.exceptions import (
     NoListener,
     RendezvousRejected,
 )
-from relay.namespace import Discovery, EntityConfig, EntityKind, NamespaceConfig
+from relay.namespace import MAX_PATH_LENGTH, Discovery, EntityConfig, EntityKind, NamespaceConfig
 
 __all__ = [
     "EntityRegistry",
@@ -40,6 +40,8 @@ _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._~!'()*+,;=:@%-]+$")
 def normalize_path(path: str) -> str:
     """``/payroll/`` -> ``payroll``; raises ``BadRequest`` for empty or unsafe paths."""
     stripped = path.strip("/")
+    if len(stripped) > MAX_PATH_LENGTH:
+        raise BadRequest(f"entity path is longer than {MAX_PATH_LENGTH} characters")
     segments = stripped.split("/")
     if not stripped or any(s in ("", ".", "..") or not _PATH_SEGMENT.match(s) for s in segments):
         raise BadRequest(f"malformed entity path {path!r}")

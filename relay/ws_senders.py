@@ -114,16 +114,30 @@ async def listener_accepts(request: web.Request, pending: PendingAccept) -> web.
         if not pending.listener_socket.done():
             pending.listener_socket.set_exception(ListenerRejected(code, description))
         return web.Response(status=410, text="rejected\n")
-    offered = _protocols(request.headers.get("Sec-WebSocket-Protocol"))
-    candidates = offered or pending.sender_protocols
-    chosen = candidates[0] if candidates else None
-    ws, response = await RawWebSocket.accept(request, chosen)
+    for_listener, for_sender = _subprotocols(
+        _protocols(request.headers.get("Sec-WebSocket-Protocol")), pending.sender_protocols
+    )
+    ws, response = await RawWebSocket.accept(request, for_listener)
     if pending.listener_socket.done():  # the sender gave up meanwhile
         await ws.close(1001, "the sender went away")
         return response
-    pending.listener_socket.set_result((ws, chosen))
+    pending.listener_socket.set_result((ws, for_sender))
     await pending.finished.wait()
     return response
+
+
+def _subprotocols(listener: list[str], sender: list[str]) -> tuple[str | None, str | None]:
+    """The subprotocol each 101 carries: never one its peer did not offer (RFC 6455 §4.1).
+
+    A listener that names subprotocols gets the first of them the sender offered too,
+    and both sides agree on it (or on none).  A listener that names none leaves the
+    choice to the relay: its own 101 carries none, and the sender's carries the
+    sender's first (ws 1.x clients fail when a requested subprotocol is not echoed).
+    """
+    if listener:
+        common = next((p for p in listener if p in sender), None)
+        return common, common
+    return None, sender[0] if sender else None
 
 
 async def _pump(sender: RawWebSocket, listener: RawWebSocket) -> None:

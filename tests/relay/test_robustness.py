@@ -132,3 +132,52 @@ def test_error_reason_phrases_carry_no_line_breaks() -> None:
     assert status == 418
     assert reason is not None and "\r" not in reason and "\n" not in reason
     assert b"Injected" in body  # the full text still reaches the sender, escaped in the body
+
+
+@pytest.mark.parametrize(
+    ("sender", "listener", "sender_gets", "listener_gets"),
+    [
+        (["chat.v2", "chat.v1"], None, "chat.v2", None),  # the listener leaves it to the relay
+        (["chat.v2", "chat.v1"], ["chat.v1"], "chat.v1", "chat.v1"),
+        (["chat.v2"], ["other"], None, None),  # nothing in common: neither side gets one
+        (None, ["chat.v1"], None, None),  # the sender asked for none
+    ],
+)
+async def test_each_websocket_side_only_gets_a_subprotocol_it_offered(
+    arelay: RelayHandle, sender: list[str] | None, listener: list[str] | None,
+    sender_gets: str | None, listener_gets: str | None,
+) -> None:
+    import json
+
+    import websockets
+
+    control = await websockets.connect(
+        f"{arelay.ws_url}/$hc/chat?sb-hc-action=listen",
+        additional_headers={"ServiceBusAuthorization": arelay.token("chat")},
+    )
+
+    async def accept() -> str | None:
+        address = json.loads(await control.recv())["accept"]["address"]
+        async with websockets.connect(address, subprotocols=listener) as ws:  # type: ignore[arg-type]
+            await ws.send(await ws.recv())
+            return ws.subprotocol
+
+    accepted = asyncio.create_task(accept())
+    async with websockets.connect(
+        f"{arelay.ws_url}/$hc/chat?sb-hc-action=connect", subprotocols=sender,  # type: ignore[arg-type]
+        additional_headers={"ServiceBusAuthorization": arelay.token("chat")},
+    ) as ws:
+        assert ws.subprotocol == sender_gets
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+    assert await asyncio.wait_for(accepted, 5) == listener_gets
+    await control.close()
+
+
+def test_entity_paths_are_at_most_260_characters() -> None:
+    from relay.exceptions import BadRequest
+    from relay.routing import normalize_path
+
+    assert normalize_path("/" + "a" * 260 + "/") == "a" * 260
+    with pytest.raises(BadRequest, match="longer than 260"):
+        normalize_path("a" * 261)
