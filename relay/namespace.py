@@ -27,10 +27,9 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 #: PROTOCOL.md §6: "Default max_message_size 64 KiB for oneway and event".
 DEFAULT_EVENT_MAX_MESSAGE_SIZE = 64 * 1024
-
-
 #: Longest entity path (Azure's limit for a Hybrid Connection name is 260 characters).
 MAX_PATH_LENGTH = 260
+
 
 class Rights(enum.Flag):
     """SAS rights; ``MANAGE`` implies both others (PROTOCOL.md §2)."""
