@@ -76,7 +76,10 @@ async def test_large_bodies_stream_over_rendezvous(arelay: RelayHandle, http: ai
 
         async with http.post(f"{arelay.base_url}/echo", data=chunked(), headers=headers) as resp:
             assert await resp.read() == b"x" * 4000
-    assert all("method" in r.command for r in lst.received)  # fetched at the rendezvous
+    # Both were announced address-only on the control channel...
+    assert [sorted(c) for c in lst.announced] == [["address", "id"], ["address", "id"]]
+    # ...and the full command came at the rendezvous.
+    assert [(r.command["method"], r.command["body"]) for r in lst.received] == [("POST", True)] * 2
 
 
 async def test_address_only_request_has_neither_method_nor_body(arelay: RelayHandle) -> None:
@@ -290,3 +293,175 @@ async def test_a_request_without_a_body_is_sent_inline(arelay: RelayHandle) -> N
         resp = await get
         assert resp.status == 200
         resp.release()
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    """A request body aiohttp sends chunked (no Content-Length)."""
+    for part in parts:
+        yield part
+
+
+async def test_small_chunked_request_is_announced_address_only(
+    arelay: RelayHandle, http: aiohttp.ClientSession
+) -> None:
+    auth = {"ServiceBusAuthorization": arelay.token("echo"), "Content-Type": "text/xml"}
+    async with listener(arelay) as lst:
+        async with http.post(f"{arelay.base_url}/echo", data=_chunks(b"<a/>", b"<b/>"),
+                             headers=auth) as resp:
+            assert resp.status == 200 and await resp.read() == b"<a/><b/>"
+    (announced,) = lst.announced
+    assert set(announced) == {"address", "id"}  # neither method nor body (PROTOCOL.md §3)
+    assert "sb-hc-action=request" in announced["address"]
+    (received,) = lst.received
+    assert received.command["id"] == announced["id"]
+    assert received.command["method"] == "POST" and received.command["body"] is True
+    sent = {k.lower() for k in received.command["requestHeaders"]}
+    assert "transfer-encoding" not in sent and "content-length" not in sent
+    assert received.body == b"<a/><b/>"
+
+
+async def test_chunked_body_over_max_message_size_is_413(
+    make_relay: Any, http: aiohttp.ClientSession
+) -> None:
+    relay = await make_relay(EntityConfig("small", max_message_size=2500))
+    auth = {"ServiceBusAuthorization": relay.token("small")}
+    async with listener(relay, "small") as lst:
+        async with http.post(f"{relay.base_url}/small", data=_chunks(*[b"x" * 1000] * 4),
+                             headers=auth) as resp:
+            assert resp.status == 413
+            assert (await resp.json())["error"]["code"] == "MessageTooLarge"
+        async with http.post(f"{relay.base_url}/small", data=_chunks(b"y" * 2500),
+                             headers=auth) as resp:  # at the limit: relayed
+            assert resp.status == 200 and await resp.read() == b"y" * 2500
+    assert [r.body for r in lst.received] == [b"y" * 2500]
+
+
+async def test_event_body_over_64_kib_is_413(make_relay: Any, http: aiohttp.ClientSession) -> None:
+    relay = await make_relay(EntityConfig.for_kind("news", EntityKind.EVENT))
+    auth = {"ServiceBusAuthorization": relay.token("news")}
+    limit = 64 * 1024
+    async with listener(relay, "news") as lst:
+        async with http.post(f"{relay.base_url}/news", data=b"n" * (limit + 1), headers=auth) as resp:
+            assert resp.status == 413
+        async with http.post(f"{relay.base_url}/news", data=_chunks(b"n" * limit, b"n"),
+                             headers=auth) as resp:
+            assert resp.status == 413
+        async with http.post(f"{relay.base_url}/news", data=b"n" * limit, headers=auth) as resp:
+            assert resp.status == 202 and resp.headers["Relay-Delivered"] == "1"
+    # The control channel is ordered: had an oversized event been announced, it would be first.
+    assert len(lst.announced) == 1
+    assert [len(r.body) for r in lst.received] == [limit]
+
+
+SOAP_VERSIONS = [
+    pytest.param("text/xml; charset=utf-8", id="soap11"),
+    pytest.param("application/soap+xml; charset=utf-8", id="soap12"),
+]
+
+
+def _fault(body: bytes, content_type: str) -> tuple[str, str, str, str]:
+    """(envelope namespace, fault code local name, reason text, detail tracking id)."""
+    from soap import ns
+
+    root = etree.fromstring(body)
+    soap12 = content_type.startswith("application/soap+xml")
+    env = ns.SOAP12_ENV if soap12 else ns.SOAP11_ENV
+    assert root.tag == f"{{{env}}}Envelope"
+    if soap12:
+        code_el = root.find(f".//{{{env}}}Code/{{{env}}}Value")
+        reason = root.findtext(f".//{{{env}}}Reason/{{{env}}}Text")
+    else:
+        code_el = root.find(".//faultcode")
+        reason = root.findtext(".//faultstring")
+    assert code_el is not None and code_el.text is not None
+    prefix, _, local = code_el.text.partition(":")
+    assert code_el.nsmap[prefix] == env  # a QName in the envelope's namespace
+    tracking = root.findtext(f".//{{{ns.RELAY_ERROR}}}TrackingId")
+    assert reason is not None and tracking is not None
+    return env, local, reason, tracking
+
+
+@pytest.mark.parametrize("content_type", SOAP_VERSIONS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_relay_errors_are_soap_faults_server_side_for_5xx_client_side_for_4xx(
+    make_relay: Any, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture,
+    content_type: str, chunked: bool,
+) -> None:
+    caplog.set_level("INFO", logger="relay")
+    relay = await make_relay(EntityConfig("idle"), EntityConfig("slow", timeout=0.2))
+    soap12 = content_type.startswith("application/soap+xml")
+    server_code, client_code = ("Receiver", "Sender") if soap12 else ("Server", "Client")
+    token = relay.token("")
+
+    async def never(command: dict[str, Any], body: bytes) -> Reply:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    cases = [  # (path, token, status, fault code, message part)
+        ("idle", token, 502, server_code, "No service is hosted at the specified address."),
+        ("slow", token, 504, server_code, "did not answer"),
+        ("idle", None, 401, client_code, "token"),
+        ("nowhere", token, 404, client_code, "nowhere"),
+    ]
+    async with listener(relay, "slow", serve=never):
+        for path, tok, status, code, message in cases:
+            headers = {"Content-Type": content_type}
+            if tok is not None:
+                headers["ServiceBusAuthorization"] = tok
+            data: Any = _chunks(b"<x/>") if chunked else b"<x/>"
+            async with http.post(f"{relay.base_url}/{path}", data=data, headers=headers) as resp:
+                assert resp.status == status, path
+                assert resp.headers["Content-Type"].split(";")[0] == content_type.split(";")[0]
+                assert "Via" not in resp.headers  # the relay's own error, not a listener's
+                header_id = resp.headers["X-Relay-Tracking-Id"]
+                _, local, reason, body_id = _fault(await resp.read(), content_type)
+            assert (local, body_id) == (code, header_id), (path, status)
+            assert message in reason and reason.endswith(f"TrackingId:{header_id}")
+            assert header_id in caplog.text  # the same id is in the relay log
+
+
+async def test_json_error_tracking_id_matches_header(arelay: RelayHandle, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{arelay.base_url}/nobody") as resp:
+        assert resp.status == 404 and "Via" not in resp.headers
+        error = (await resp.json())["error"]
+    assert error["trackingId"] == resp.headers["X-Relay-Tracking-Id"]
+
+
+def _soap_with_token(content_type: str, token: str) -> bytes:
+    from soap import ns
+    from soap.relay_token import relay_token_header
+
+    env = ns.SOAP12_ENV if content_type.startswith("application/soap+xml") else ns.SOAP11_ENV
+    header = etree.tostring(relay_token_header(token))
+    return (
+        f'<s:Envelope xmlns:s="{env}"><s:Header>'.encode() + header
+        + b"</s:Header><s:Body><Ping xmlns='urn:x'/></s:Body></s:Envelope>"
+    )
+
+
+@pytest.mark.parametrize("content_type", SOAP_VERSIONS)
+async def test_bad_or_wrong_scope_relay_access_token_header(
+    make_relay: Any, http: aiohttp.ClientSession, content_type: str
+) -> None:
+    relay = await make_relay(EntityConfig("echo"), EntityConfig("other"))
+    soap12 = content_type.startswith("application/soap+xml")
+    cases = [  # (token in the SOAP header, status)
+        ("SharedAccessSignature garbage", 401),
+        (relay.token("echo", key="d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="), 401),
+        (relay.token("echo", ttl=-10), 401),
+        (relay.token("other"), 403),  # valid, but for another entity
+    ]
+    async with listener(relay) as lst:
+        for token, status in cases:
+            envelope = _soap_with_token(content_type, token)
+            async with http.post(f"{relay.base_url}/echo", data=envelope,
+                                 headers={"Content-Type": content_type}) as resp:
+                assert resp.status == status, token
+                _, local, _, _ = _fault(await resp.read(), content_type)
+                assert local == ("Sender" if soap12 else "Client")
+        envelope = _soap_with_token(content_type, relay.token("echo"))
+        async with http.post(f"{relay.base_url}/echo", data=envelope,
+                             headers={"Content-Type": content_type}) as resp:
+            assert resp.status == 200
+    # The control channel is ordered: only the valid request reached the listener.
+    assert len(lst.announced) == 1 and len(lst.received) == 1

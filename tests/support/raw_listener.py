@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 Reply = tuple[int, dict[str, str], bytes]
 Serve = Callable[[dict[str, Any], bytes], Awaitable[Reply]]
@@ -32,15 +33,24 @@ async def echo(command: dict[str, Any], body: bytes) -> Reply:
 
 
 class RawListener:
-    """Connects, serves requests with ``serve`` and records everything it got."""
+    """Connects, serves requests with ``serve`` and records everything it got.
+
+    ``announced`` holds each ``request`` command as it came on the control channel
+    (address-only ones included); ``received`` holds the full commands it served
+    (for an address-only request, the one fetched at the rendezvous) with their
+    bodies; ``failures`` the rendezvous sockets the relay closed on it.
+    """
 
     def __init__(self, ws_base: str, path: str, token: str, serve: Serve = echo,
                  query: str = "") -> None:
         self.url = f"{ws_base}/$hc/{path}?sb-hc-action=listen{query}"
         self.token, self.serve = token, serve
+        self.announced: list[dict[str, Any]] = []
         self.received: list[Received] = []
+        self.failures: list[ConnectionClosed] = []
         self.ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._answers: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
         self.ws = await websockets.connect(
@@ -60,13 +70,19 @@ class RawListener:
             command = json.loads(message)
             if "request" in command:
                 request = command["request"]
+                self.announced.append(request)
                 body = await self.ws.recv() if request.get("body") else b""
-                asyncio.create_task(self._answer(request, body))
+                task = asyncio.create_task(self._answer(request, body))
+                self._answers.add(task)
+                task.add_done_callback(self._answers.discard)
 
     async def _answer(self, request: dict[str, Any], body: bytes) -> None:
         assert self.ws is not None
         if "method" not in request:  # address-only: fetch it at the rendezvous
-            await self._rendezvous(request["address"])
+            try:
+                await self._rendezvous(request["address"])
+            except ConnectionClosed as exc:  # e.g. 1009 when the sender's body is too big
+                self.failures.append(exc)
             return
         self.received.append(Received(request, bytes(body)))
         status, headers, reply = await self.serve(request, bytes(body))
