@@ -202,32 +202,39 @@ class RendezvousTable(Generic[V]):
 
 
 class FailureLimiter:
-    """A token bucket per client address that only failed handshakes drain.
+    """A token bucket per client key that only failed handshakes drain.
 
     hyco-ws 1.0.5 retries a refused listener about 1000 times a second; once a
     client has burnt its bucket the relay answers 429 without verifying anything,
-    and other clients are not affected.
+    and other clients are not affected.  At most ``max_clients`` buckets are kept:
+    the least recently failed are forgotten first (a forgotten client starts full).
     """
 
     def __init__(
-        self, burst: float = 20, per_second: float = 5, *, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: float = 20,
+        per_second: float = 5,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._burst, self._rate, self._clock = burst, per_second, clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._max = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}  # oldest failure first
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def allowed(self, client: str) -> bool:
         return self._level(client) >= 1
 
     def record_failure(self, client: str) -> None:
         level = self._level(client)
+        self._buckets.pop(client, None)  # re-inserted last: most recent failure
         self._buckets[client] = (max(level - 1, 0.0), self._clock())
-        if len(self._buckets) > 10_000:
-            self._forget_full()
+        while len(self._buckets) > self._max:
+            del self._buckets[next(iter(self._buckets))]
 
     def _level(self, client: str) -> float:
         level, since = self._buckets.get(client, (self._burst, self._clock()))
         return min(self._burst, level + (self._clock() - since) * self._rate)
-
-    def _forget_full(self) -> None:
-        for client in [c for c in self._buckets if self._level(c) >= self._burst]:
-            del self._buckets[client]

@@ -89,7 +89,10 @@ class RelayServer:
         self.rendezvous: RendezvousTable[PendingRequest | PendingAccept] = RendezvousTable(
             config.rendezvous_timeout
         )
+        #: Failed listener handshakes per (address, path, token), and per address alone,
+        #: so that a client that changes its token on every attempt is held back too.
         self.limiter = FailureLimiter()
+        self.address_limiter = FailureLimiter(burst=100, per_second=20)
         self._runner: web.AppRunner | None = None
         self._front: Front | None = None
         self._listening: asyncio.AbstractServer | None = None
@@ -238,13 +241,15 @@ class RelayServer:
         path = normalize_path(raw_path)
         token, _ = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
         flood_key = f"{request.remote}|{path}|{token}"
-        if not self.limiter.allowed(flood_key):
+        address = request.remote or ""
+        if not (self.limiter.allowed(flood_key) and self.address_limiter.allowed(address)):
             raise Throttled("too many failed listener connections; slow down")
         try:
             state, grant = self._listener_entity(request, path, token)
         except (AuthError, RelayError) as exc:
             if isinstance(exc, AuthError) or exc.status == 403:
                 self.limiter.record_failure(flood_key)
+                self.address_limiter.record_failure(address)
             raise
         connection = ListenerConnection(
             path,

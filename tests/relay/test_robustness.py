@@ -181,3 +181,41 @@ def test_entity_paths_are_at_most_260_characters() -> None:
     assert normalize_path("/" + "a" * 260 + "/") == "a" * 260
     with pytest.raises(BadRequest, match="longer than 260"):
         normalize_path("a" * 261)
+
+
+def test_failure_limiter_keeps_a_bounded_table_forgetting_the_oldest_first() -> None:
+    from relay.routing import FailureLimiter
+
+    now = [0.0]
+    limiter = FailureLimiter(burst=1, per_second=0.001, max_clients=3, clock=lambda: now[0])
+    for client in ("a", "b", "c", "a", "d"):  # "a" failed again after "b": "b" is the oldest
+        limiter.record_failure(client)
+    assert len(limiter) == 3
+    assert limiter.allowed("b")  # forgotten: starts with a full bucket
+    assert not limiter.allowed("a") and not limiter.allowed("c") and not limiter.allowed("d")
+
+
+async def test_a_client_changing_its_token_on_every_attempt_is_throttled(arelay: RelayHandle) -> None:
+    import websockets
+    from websockets.exceptions import InvalidStatus
+
+    async def status(token: str) -> int:
+        with pytest.raises(InvalidStatus) as info:
+            await websockets.connect(
+                f"{arelay.ws_url}/$hc/flood?sb-hc-action=listen",
+                additional_headers={"ServiceBusAuthorization": token},
+            )
+        return info.value.response.status_code
+
+    from relay.routing import FailureLimiter
+
+    arelay.server.address_limiter = FailureLimiter(burst=100, per_second=0.001)  # no refill
+    statuses = [await status(f"SharedAccessSignature sr=x&sig=bad{n}&se=1&skn=k") for n in range(110)]
+    assert statuses[:100] == [401] * 100  # a fresh token each time: the per-token bucket never runs dry
+    assert set(statuses[100:]) == {429}
+    # Other addresses are not held back.
+    async with websockets.connect(
+        f"{arelay.ws_url}/$hc/flood?sb-hc-action=listen", local_addr=("127.0.0.2", 0),
+        additional_headers={"ServiceBusAuthorization": arelay.token("flood")},
+    ) as ws:
+        assert ws.state.name == "OPEN"
