@@ -2,10 +2,12 @@
 
 :class:`WsSecurityPlugin` runs a :class:`~soap.security.policy.WsSecurityHook`
 as a zeep plugin: on egress it adds the Timestamp (and UsernameToken) and signs,
-on ingress it checks the reply against the client's policy. A reply that fails
-raises :class:`UntrustedResponse`; an unsigned SOAP fault (the service's
-security faults are not signed, as in WCF) is let through, and zeep raises it
-as :class:`zeep.exceptions.Fault`.
+on ingress it checks the reply against the client's policy, and that a signed
+``wsa:RelatesTo``, when the reply has one, names a request this plugin sent
+(:mod:`soap.security.correlation`: a reply the service signed for another call
+is refused). A reply that fails raises :class:`UntrustedResponse`; an unsigned
+SOAP fault (the service's security faults are not signed, as in WCF) is let
+through, and zeep raises it as :class:`zeep.exceptions.Fault`.
 
 zeep applies plugins in list order, and its own ``wsse=`` after all of them,
 so the plugin goes **last** in the list and ``wsse=`` stays unset:

@@ -12,6 +12,7 @@ One concept per module:
 - :mod:`~soap.security.signature`: signing and the XSW-safe verification;
 - :mod:`~soap.security.policy`: :class:`SecurityPolicy`, :func:`verify_envelope`
   and the composed :class:`WsSecurityHook`;
+- :mod:`~soap.security.correlation`: signed replies bound to their requests;
 - :mod:`~soap.security.faults`: the WS-Security SOAP faults.
 
 A service checks requests and signs replies; a client signs requests and
@@ -27,6 +28,7 @@ checks replies::
 from __future__ import annotations
 
 from soap.security.charset import check_charset
+from soap.security.correlation import ReplyCorrelation
 from soap.security.faults import security_fault, security_fault_envelope
 from soap.security.keyinfo import BinarySecurityToken, KeyInfoStyle
 from soap.security.policy import SecurityPolicy, SecurityResult, WsSecurityHook, verify_envelope
@@ -44,6 +46,7 @@ __all__ = [
     "MemoryReplayCache",
     "PasswordType",
     "ReplayCache",
+    "ReplyCorrelation",
     "SecurityPolicy",
     "SecurityResult",
     "SignedParts",

@@ -50,6 +50,7 @@ from lxml import etree
 from soap import ns
 from soap.envelope import Envelope
 from soap.exceptions import InvalidSecurity, SecuritySetupError, UnsupportedAlgorithm
+from soap.security.correlation import ReplyCorrelation
 from soap.security.header import find_security_header
 from soap.security.keyinfo import BINARY_SECURITY_TOKEN
 from soap.security.replay import MemoryReplayCache, ReplayCache
@@ -270,6 +271,10 @@ class WsSecurityHook:
         policy: Checks messages on ingress; None checks nothing.
         unsigned_faults: On ingress, let an unsigned SOAP Fault through (the
             service's security faults are not signed, as in WCF).
+        correlation: With a policy, binds replies to requests: egress
+            remembers each request's ``wsa:MessageID``, ingress refuses a
+            verified reply whose ``wsa:RelatesTo`` names none of them
+            (:mod:`soap.security.correlation`). None checks nothing.
     """
 
     timestamp: TimestampHook | None = field(default_factory=TimestampHook)
@@ -277,6 +282,7 @@ class WsSecurityHook:
     signer: EnvelopeSigner | None = None
     policy: SecurityPolicy | None = None
     unsigned_faults: bool = True
+    correlation: ReplyCorrelation | None = field(default_factory=ReplyCorrelation)
 
     def egress(
         self, envelope: etree._Element, http_headers: dict[str, str]
@@ -285,15 +291,20 @@ class WsSecurityHook:
         for hook in (self.timestamp, self.username_token, self.signer):
             if hook is not None:
                 envelope, http_headers = hook.egress(envelope, http_headers)
+        if self.policy is not None and self.correlation is not None:
+            self.correlation.sent(Envelope.from_element(envelope))
         return envelope, http_headers
 
     def ingress(
         self, envelope: etree._Element, http_headers: dict[str, str]
     ) -> tuple[etree._Element, dict[str, str]]:
-        """Verify the message with :func:`verify_envelope` (the envelope is unchanged).
+        """Verify the message with :func:`verify_envelope`, then its ``wsa:RelatesTo``.
+
+        The envelope is unchanged.
 
         Raises:
-            SecurityFault: The message fails the policy.
+            SecurityFault: The message fails the policy, or answers no request
+                sent through this hook.
         """
         if self.policy is None:
             return envelope, http_headers
@@ -301,6 +312,8 @@ class WsSecurityHook:
         if self.unsigned_faults and _is_unsigned_fault(parsed):
             return envelope, http_headers
         verify_envelope(parsed, self.policy)
+        if self.correlation is not None:
+            self.correlation.check(parsed)
         return envelope, http_headers
 
 

@@ -39,6 +39,7 @@ from bindings.wssecurity import MessageSecurity
 from bindings.zeep_transport import relay_client
 from samples.payroll import client as sample_client
 from samples.payroll import credentials, listener, services
+from soap import ns
 from soap.envelope import Envelope
 from soap.fault import find_fault
 from soap.security import EnvelopeSigner, TimestampHook, verify_envelope
@@ -311,6 +312,26 @@ def test_a_charset_differential_gets_a_fault_and_never_runs(
     proxy.mode = Tamper.NONE
     assert client.service.GetSalary(7) == Decimal("5120.50")
     assert signed.recorder.lines == [f"salary employee=7 {CLIENT_SIGNER}"]
+
+
+def test_a_signed_reply_to_another_call_is_refused(
+    cs: ConnectionString, proxy: TamperingProxy
+) -> None:
+    """WS2007 replies carry a signed wsa:RelatesTo; a client takes only replies to its calls."""
+    with hosted(cs, BINDINGS["ws2007"], "payroll-signed") as service:
+        first = client_for(service, cs, proxy)
+        assert first.service.GetSalary(8) == Decimal("5480.00")
+        stolen = proxy.replies[-1]
+        policy = client_security().policy(MESSAGE, service=False)
+        assert policy is not None
+        signed_parts = verify_envelope(Envelope.from_bytes(stolen), policy).signed_parts
+        assert f"{{{ns.WSA}}}RelatesTo" in signed_parts
+        second = client_for(service, cs, proxy)
+        proxy.reply_with = stolen  # genuinely signed, fresh, and new to this client
+        with pytest.raises(UntrustedResponse, match="names no request this client is waiting"):
+            second.service.GetSalary(7)
+        proxy.reply_with = None
+        assert second.service.GetSalary(7) == Decimal("5120.50")
 
 
 # --- bad input through the relay -------------------------------------------

@@ -15,6 +15,9 @@ according to :attr:`TamperingProxy.mode`:
   bytes are the signed message plus unsigned text, as UTF-7 (the
   ``Content-Type`` charset the proxy sets) a forged Body with another digit.
 
+Replies come back unchanged, unless :attr:`TamperingProxy.reply_with` holds
+bytes to answer with instead (a reply stolen from another call).
+
 The transformations are plain functions on bytes, usable without the proxy.
 """
 
@@ -146,10 +149,12 @@ class TamperingProxy:
         captured: The last POST body forwarded unchanged (what REPLAY sends).
         sent: Every POST body as the client sent it.
         replies: Every reply body as the relay answered it.
+        reply_with: When set, the body every POST is answered with instead.
     """
 
     def __init__(self) -> None:
         self.mode = Tamper.NONE
+        self.reply_with: bytes | None = None
         self.captured: bytes | None = None
         self.sent: list[bytes] = []
         self.replies: list[bytes] = []
@@ -225,4 +230,5 @@ class TamperingProxy:
             kept = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
         if request.method == "POST":
             self.replies.append(content)
+            content = content if self.reply_with is None else self.reply_with
         return web.Response(status=upstream.status, headers=kept, body=content)
