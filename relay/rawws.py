@@ -21,6 +21,8 @@ from aiohttp import web
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
+from relay.wsframes import FrameSplitter
+
 __all__ = ["Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key", "server_frame"]
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -96,6 +98,7 @@ class RawWebSocket:
         self._transport = transport
         self._http = request.protocol
         self._proto = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
+        self._splitter = FrameSplitter()  # so that no frame is held whole (wsframes)
         self._frames: deque[Frame] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._eof = False
@@ -124,7 +127,7 @@ class RawWebSocket:
     # -- the parser interface aiohttp's RequestHandler calls ---------------------------
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self._proto.receive_data(bytes(data))
+        self._proto.receive_data(self._splitter.feed(bytes(data)))
         self._flush()
         self._frames.extend(self._proto.events_received())  # type: ignore[arg-type]
         if len(self._frames) >= _HIGH_WATER and not self._reading_paused:

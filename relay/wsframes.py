@@ -1,0 +1,126 @@
+"""Re-framing a client's WebSocket frames so that none is ever held whole. No I/O.
+
+The websockets library's sans-I/O ``Protocol`` reads a frame in full before it
+yields it, so one 150 MiB frame from a peer would sit in the relay's memory.
+:class:`FrameSplitter` sits in front of it: a frame of up to 256 KiB passes
+through untouched once it has arrived; a longer one leaves as a series of
+smaller frames made of what has arrived, which RFC 6455 §5.4 allows an
+intermediary to do ("... MAY change the fragmentation of a message").
+
+Before, one frame of a 3 MiB binary message, arriving in two reads::
+
+    [FIN BINARY mask=K len=3Mi | 2 MiB ...]  [... 1 MiB]
+
+After: two frames, unmasked here and re-masked with the all-zero key (which is
+the identity, so the payload is not touched again)::
+
+    [BINARY mask=0 len=2Mi | 2 MiB]  [FIN CONT mask=0 len=1Mi | 1 MiB]
+
+Control frames (at most 125 bytes, never fragmented) always pass whole.
+"""
+
+from __future__ import annotations
+
+from websockets.frames import Opcode
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the C extension ships in websockets' wheels
+    from websockets.utils import apply_mask
+
+__all__ = ["FrameSplitter"]
+
+#: A frame at most this long is passed on whole, as it came, once it has arrived.
+PASS_WHOLE = 256 * 1024
+_ZERO_MASK = b"\0\0\0\0"
+
+
+def _header(first_byte: int, length: int) -> bytes:
+    """A masked (zero key) frame header; ``first_byte`` holds FIN, RSV and opcode."""
+    if length < 126:
+        head = bytes((first_byte, 0x80 | length))
+    elif length < 1 << 16:
+        head = bytes((first_byte, 0x80 | 126)) + length.to_bytes(2, "big")
+    else:
+        head = bytes((first_byte, 0x80 | 127)) + length.to_bytes(8, "big")
+    return head + _ZERO_MASK
+
+
+class FrameSplitter:
+    """Client frames in, client frames out, each of them no larger than what has arrived.
+
+    Malformed input (an unmasked frame, a bad length) is passed on unchanged for
+    the ``Protocol`` behind to reject.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._remaining = 0  # payload bytes of the current split frame still to come
+        self._first_byte = 0  # FIN/RSV/opcode of the frame being split
+        self._mask = b""
+        self._offset = 0  # payload bytes of the current split frame already passed on
+        self._broken = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Frames to hand to the parser for ``data`` (possibly empty, never more than whole)."""
+        if self._broken:
+            return data
+        self._buffer += data
+        out: list[bytes] = []
+        while self._buffer:
+            if self._remaining:
+                self._pass_piece(out)
+            elif not self._start_frame(out):
+                break
+        return b"".join(out)
+
+    def _start_frame(self, out: list[bytes]) -> bool:
+        """Parse the next frame's header; False while it has not fully arrived."""
+        buffer = self._buffer
+        if len(buffer) < 2:
+            return False
+        first, second = buffer[0], buffer[1]
+        length, at = second & 0x7F, 2
+        if not second & 0x80:  # unmasked: not ours to fix, let the parser refuse it
+            self._broken = True
+            out.append(bytes(buffer))
+            buffer.clear()
+            return False
+        if length == 126:
+            if len(buffer) < 4:
+                return False
+            length, at = int.from_bytes(buffer[2:4], "big"), 4
+        elif length == 127:
+            if len(buffer) < 10:
+                return False
+            length, at = int.from_bytes(buffer[2:10], "big"), 10
+        if len(buffer) < at + 4:
+            return False
+        total = at + 4 + length
+        if length <= PASS_WHOLE or first & 0x0F >= Opcode.CLOSE.value:
+            if len(buffer) < total:
+                return False
+            out.append(bytes(buffer[:total]))
+            del buffer[:total]
+            return True
+        self._first_byte, self._mask = first, bytes(buffer[at : at + 4])
+        self._remaining, self._offset = length, 0
+        del buffer[: at + 4]
+        return True
+
+    def _pass_piece(self, out: list[bytes]) -> None:
+        """Pass on as much of the split frame's payload as has arrived, as one frame."""
+        take = min(self._remaining, len(self._buffer))
+        rotation = self._offset % 4
+        mask = self._mask[rotation:] + self._mask[:rotation]
+        payload = apply_mask(bytes(self._buffer[:take]), mask)
+        del self._buffer[:take]
+        first_piece = self._offset == 0
+        self._offset += take
+        self._remaining -= take
+        fin = self._first_byte & 0x80 if self._remaining == 0 else 0
+        if first_piece:
+            first_byte = fin | (self._first_byte & 0x7F)  # RSV and opcode as sent
+        else:
+            first_byte = fin | Opcode.CONT.value
+        out.append(_header(first_byte, take) + payload)
