@@ -12,7 +12,9 @@ import websockets
 from lxml import etree
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from relay.listeners import ListenerConnection
 from relay.namespace import Discovery, EntityConfig, Rights, SasRule
+from relay.routing import FailureLimiter
 from relay.sas import create_token
 from tests.support.raw_listener import RawListener
 from tests.support.relay import RelayHandle
@@ -59,19 +61,12 @@ async def test_listener_quota(make_relay: Any) -> None:
     assert info.value.response.status_code == 403
     assert b"at most 3 listeners" in info.value.response.body
     await sockets[0].close()
+    # close() returns once the relay closed the TCP connection, which it does only after
+    # dropping the listener (same event loop): the slot is free now, no retry needed.
     await sockets[0].wait_closed()
-    fourth = await _eventually_connect(relay, "q")
+    fourth = await connect(relay, "q", relay.token("q"))
     for ws in [*sockets[1:], fourth]:
         await ws.close()
-
-
-async def _eventually_connect(relay: RelayHandle, path: str) -> Any:
-    for _ in range(50):  # the relay drops the closed listener right after the close handshake
-        try:
-            return await connect(relay, path, relay.token(path))
-        except InvalidStatus:
-            await asyncio.sleep(0.02)
-    raise AssertionError("slot was never freed")
 
 
 async def test_default_quota_is_25(make_relay: Any) -> None:
@@ -83,9 +78,11 @@ async def test_default_quota_is_25(make_relay: Any) -> None:
 
 async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_relay: Any) -> None:
     relay = await make_relay(EntityConfig("flood"))
+    # A stopped clock: no refill between attempts, however slow the machine is.
+    relay.server.limiter = FailureLimiter(burst=20, per_second=5, clock=lambda: 0.0)
     bad = relay.token("flood", key="wrong-key-wrong-key-wrong")
-    statuses = [await handshake_status(relay, "flood", bad) for _ in range(60)]
-    assert statuses[0] == 401 and statuses[-1] == 429
+    statuses = [await handshake_status(relay, "flood", bad) for _ in range(25)]
+    assert statuses[:20] == [401] * 20 and statuses[20:] == [429] * 5
     good = await connect(relay, "flood", relay.token("flood"))
     await good.close()
 
@@ -152,11 +149,11 @@ async def test_response_for_foreign_request_id_never_reaches_a_sender(make_relay
         forged = {"response": {"requestId": request["id"], "statusCode": 200, "body": True}}
         await other.send(json.dumps(forged))
         await other.send(b"forged")
+        # The relay reads a control channel in order and answers a ping when its read
+        # loop reaches it: once the pong is back, the forgery has been seen (and ignored).
+        await asyncio.wait_for(await other.ping(), 5)
         state = relay.server.registry.get("iso")
-        for _ in range(100):  # wait until the relay has seen (and ignored) the forgery
-            if any(c._violations for c in state.listeners):
-                break
-            await asyncio.sleep(0.01)
+        assert state is not None
         answer = {"response": {"requestId": request["id"], "statusCode": 200, "body": True}}
         await owner.send(json.dumps(answer))
         await owner.send(b"real")
@@ -180,12 +177,12 @@ async def test_dynamic_entities(make_relay: Any) -> None:
     assert state is not None and state.config.kind.value == "event"
     assert state.config.discovery is Discovery.PUBLIC
     await ws.close()
-    await ws.wait_closed()
-    for _ in range(50):
-        if relay.server.registry.get("dyn") is None:
-            break
-        await asyncio.sleep(0.02)
+    await ws.wait_closed()  # the relay closes TCP after it released the entity
     assert relay.server.registry.get("dyn") is None
+    async with aiohttp.ClientSession() as http:
+        auth = {"ServiceBusAuthorization": relay.token("dyn")}
+        async with http.post(f"{relay.base_url}/dyn", data=b"e", headers=auth) as resp:
+            assert resp.status == 404  # gone with its last listener
 
 
 async def test_dynamic_entity_without_client_authorization(make_relay: Any) -> None:
@@ -253,10 +250,74 @@ async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> N
     assert b"101" in await reader.readline()
     state = relay.server.registry.get("dead")
     assert state is not None and len(state.listeners) == 1
-    # this "listener" never answers the relay's pings
-    for _ in range(200):
-        if not state.listeners:
-            break
-        await asyncio.sleep(0.02)
+    # This "listener" never answers the relay's pings: read (pings and all) until the
+    # relay hangs up on it.
+    await asyncio.wait_for(reader.read(), 10)
+    assert reader.at_eof()
     assert state.listeners == []
+    async with aiohttp.ClientSession() as http:
+        auth = {"ServiceBusAuthorization": relay.token("dead")}
+        async with http.post(f"{relay.base_url}/dead", data=b"?", headers=auth) as resp:
+            assert resp.status == 502  # no listener any more
     writer.close()
+
+
+async def test_internal_error_closes_only_that_listener_with_1011(
+    make_relay: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No public input makes the relay fail internally, so one command is made to.
+    original = ListenerConnection._on_command
+
+    def exploding(self: ListenerConnection, text: str) -> Any:
+        if text == "explode":
+            raise RuntimeError("a bug in the relay")
+        return original(self, text)
+
+    monkeypatch.setattr(ListenerConnection, "_on_command", exploding)
+    relay = await make_relay(EntityConfig("err"))
+    auth = {"ServiceBusAuthorization": relay.token("err")}
+    async with RawListener(relay.ws_url, "err", relay.token("err")) as good:
+        ws = await connect(relay, "err", relay.token("err"))
+        await ws.send("explode")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1011, "internal error")
+        async with aiohttp.ClientSession() as http:
+            for _ in range(5):  # every request goes to the listener that is left
+                async with http.post(f"{relay.base_url}/err", data=b"ok", headers=auth) as resp:
+                    assert resp.status == 200 and await resp.read() == b"ok"
+        assert len(good.received) == 5
+    assert "internal error" in caplog.text and "a bug in the relay" in caplog.text
+
+
+async def test_sixteenth_response_for_an_id_never_given_closes_with_1008(make_relay: Any) -> None:
+    relay = await make_relay(EntityConfig("strict"))
+    ws = await connect(relay, "strict", relay.token("strict"))
+
+    async def forge(n: int) -> None:
+        with_body = n % 2 == 0  # both shapes: with a body message, and body:false
+        await ws.send(json.dumps(
+            {"response": {"requestId": f"never-given-{n}", "statusCode": 200, "body": with_body}}
+        ))
+        if with_body:
+            await ws.send(b"forged")
+
+    for n in range(15):
+        await forge(n)
+    # Still served after 15: the answer below is read after the forgeries (one socket, in order).
+    async with aiohttp.ClientSession() as http:
+        auth = {"ServiceBusAuthorization": relay.token("strict")}
+        post = asyncio.create_task(http.post(f"{relay.base_url}/strict", data=b"q", headers=auth))
+        request = json.loads(await asyncio.wait_for(ws.recv(), 5))["request"]
+        assert await ws.recv() == b"q"
+        await ws.send(json.dumps(
+            {"response": {"requestId": request["id"], "statusCode": 200, "body": True}}
+        ))
+        await ws.send(b"real")
+        async with await post as resp:
+            assert resp.status == 200 and await resp.read() == b"real"
+    await forge(15)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008 and "not given" in ws.close_reason
