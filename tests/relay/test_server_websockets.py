@@ -122,6 +122,43 @@ async def test_rendezvous_ids_are_single_use(arelay: RelayHandle) -> None:
     await control.close()
 
 
+async def test_websocket_sender_gets_504_when_the_listener_never_accepts(make_relay: Any) -> None:
+    relay = await make_relay(rendezvous_timeout=0.3)
+    control = await websockets.connect(
+        f"{relay.ws_url}/$hc/shy?sb-hc-action=listen",
+        additional_headers={"ServiceBusAuthorization": relay.token("shy")},
+    )
+
+    async def open_sender() -> Any:
+        return await websockets.connect(
+            f"{relay.ws_url}/$hc/shy?sb-hc-action=connect",
+            additional_headers={"ServiceBusAuthorization": relay.token("shy")},
+        )
+
+    sender = asyncio.create_task(open_sender())
+    accept = json.loads(await asyncio.wait_for(control.recv(), 5))["accept"]  # and never opened
+    with pytest.raises(InvalidStatus) as info:
+        await asyncio.wait_for(sender, 10)
+    response = info.value.response
+    assert response.status_code == 504
+    assert b"did not accept" in response.body and b"ListenerTimeout" in response.body
+    assert response.headers["X-Relay-Tracking-Id"]
+    with pytest.raises(InvalidStatus) as late:
+        await websockets.connect(accept["address"])  # too late: the id has expired
+    assert late.value.response.status_code == 403
+    async with aiohttp.ClientSession() as http:  # the listener is still online
+        get = asyncio.create_task(http.get(
+            f"{relay.base_url}/shy", headers={"ServiceBusAuthorization": relay.token("shy")}
+        ))
+        request = json.loads(await asyncio.wait_for(control.recv(), 5))["request"]
+        await control.send(json.dumps(
+            {"response": {"requestId": request["id"], "statusCode": 204, "body": False}}
+        ))
+        async with await get as resp:
+            assert resp.status == 204
+    await control.close()
+
+
 def _self_signed(tmp_path: Path) -> tuple[str, str]:
     import ipaddress
 
