@@ -71,7 +71,7 @@ class RawListener:
             if "request" in command:
                 request = command["request"]
                 self.announced.append(request)
-                body = await self.ws.recv() if request.get("body") else b""
+                body = await _binary(self.ws) if request.get("body") else b""
                 task = asyncio.create_task(self._answer(request, body))
                 self._answers.add(task)
                 task.add_done_callback(self._answers.discard)
@@ -84,8 +84,8 @@ class RawListener:
             except ConnectionClosed as exc:  # e.g. 1009 when the sender's body is too big
                 self.failures.append(exc)
             return
-        self.received.append(Received(request, bytes(body)))
-        status, headers, reply = await self.serve(request, bytes(body))
+        self.received.append(Received(request, body))
+        status, headers, reply = await self.serve(request, body)
         if len(reply) > 64 * 1024:
             async with websockets.connect(request["address"], max_size=None) as rv:
                 await rv.send(_response(request["id"], status, headers, True))
@@ -97,11 +97,18 @@ class RawListener:
     async def _rendezvous(self, address: str) -> None:
         async with websockets.connect(address, max_size=None) as rv:
             request = json.loads(await rv.recv())["request"]
-            body = await rv.recv() if request.get("body") else b""
-            self.received.append(Received(request, bytes(body)))
-            status, headers, reply = await self.serve(request, bytes(body))
+            body = await _binary(rv) if request.get("body") else b""
+            self.received.append(Received(request, body))
+            status, headers, reply = await self.serve(request, body)
             await rv.send(_response(request["id"], status, headers, True))
             await rv.send(reply)
+
+
+async def _binary(ws: ClientConnection) -> bytes:
+    """The next message, which the protocol says is a binary body."""
+    message = await ws.recv()
+    assert isinstance(message, bytes), f"a text frame where a body was due: {message!r}"
+    return message
 
 
 def _response(request_id: str, status: int, headers: dict[str, str], body: bool) -> str:
