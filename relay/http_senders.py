@@ -185,8 +185,8 @@ class _Exchange:
         source = self.body if self.body is not None else _limited(self.request.iter_body(), self.limit)
         return listener.new_request(command, source)
 
-    async def send(self, listener: ListenerConnection, timeout: float) -> tuple[PendingRequest, RelayedReply]:
-        """Deliver to ``listener`` and wait for its reply head; cleans up on failure."""
+    def post(self, listener: ListenerConnection, timeout: float) -> PendingRequest:
+        """Queue the request on ``listener``'s control channel; no waiting (see :meth:`send`)."""
         table = self.server.rendezvous
         ident = table.new_id()
         pending = self._new_pending(listener, ident)
@@ -194,9 +194,19 @@ class _Exchange:
         self._tickets[pending] = ident
         try:
             if self.body is not None and len(self.body) <= INLINE_LIMIT:
-                await listener.send_inline(pending, self.body if self.body else None)
+                listener.post_inline(pending, self.body if self.body else None)
             else:
-                await listener.send_address_only(pending, pending.command.address)
+                listener.post_address_only(pending)
+        except BaseException:
+            self.done(pending)
+            raise
+        return pending
+
+    async def send(self, listener: ListenerConnection, timeout: float) -> tuple[PendingRequest, RelayedReply]:
+        """Deliver to ``listener`` and wait for its reply head; cleans up on failure."""
+        pending = self.post(listener, timeout)
+        try:
+            await listener.drain()
             # A timer on the reply future: cheaper than wait_for(shield(...)) per request.
             timer = asyncio.get_running_loop().call_later(timeout, _time_out, pending, timeout)
             try:
@@ -244,24 +254,44 @@ class _Exchange:
         self.reply.whole(202, None, (), b"")
 
     async def multicast(self, listeners: list[ListenerConnection], timeout: float) -> None:
-        """PROTOCOL.md §6 event: every listener concurrently; 202 with ``Relay-Delivered``."""
-        results = await asyncio.gather(*(self._deliver(lst, timeout) for lst in listeners))
+        """PROTOCOL.md §6 event: every listener at once; 202 with ``Relay-Delivered``.
+
+        The request is queued on every control channel in one pass (no task per
+        subscriber) and the answers are awaited together.
+        """
+        posted: list[PendingRequest] = []
+        for listener in listeners:
+            try:
+                posted.append(self.post(listener, timeout))
+            except RelayError as exc:
+                log.info("event not delivered to %s: %s", listener.id, exc)
+        try:
+            if posted:
+                await asyncio.wait([p.reply for p in posted], timeout=timeout)
+            results = await asyncio.gather(*(_acknowledged(p) for p in posted))
+        finally:
+            for pending in posted:
+                self.done(pending)
         self.reply.whole(202, None, (("Relay-Delivered", str(sum(results))),), b"")
 
-    async def _deliver(self, listener: ListenerConnection, timeout: float) -> bool:
-        try:
-            pending, reply = await self.send(listener, timeout)
-        except (RelayError, ConnectionError) as exc:
-            log.info("event not delivered to %s: %s", listener.id, exc)
-            return False
-        try:
+
+async def _acknowledged(pending: PendingRequest) -> bool:
+    """True when the listener answered 2xx in time (its body, if streamed, read to the end)."""
+    if not pending.answered:
+        future = pending.reply
+        why = future.exception() if future.done() and not future.cancelled() else "no answer in time"
+        log.info("event not delivered to %s: %s", pending.listener.id, why)
+        pending.fail(ListenerTimeout("no acknowledgement in time"))
+        return False
+    reply = pending.reply.result()
+    try:
+        if reply.inline is None:
             async for _ in reply.body:
                 pass
-            return 200 <= reply.command.status_code < 300
-        except (RelayError, ConnectionError):
-            return False
-        finally:
-            self.done(pending)
+    except (RelayError, ConnectionError) as exc:
+        log.info("event not delivered to %s: %s", pending.listener.id, exc)
+        return False
+    return 200 <= reply.command.status_code < 300
 
 
 def _time_out(pending: PendingRequest, timeout: float) -> None:

@@ -176,19 +176,29 @@ class ListenerConnection:
             if len(self._abandoned) > _ABANDONED_KEPT:
                 del self._abandoned[next(iter(self._abandoned))]
 
-    async def send_inline(self, pending: PendingRequest, body: bytes | None) -> None:
-        """Send the full request JSON and its body as adjacent messages (PROTOCOL.md §3)."""
-        await self._send(pending.command.serialize(), body)
+    def post_inline(self, pending: PendingRequest, body: bytes | None) -> None:
+        """Queue the full request JSON and its body as adjacent messages (PROTOCOL.md §3)."""
+        self._queue(pending.command.serialize(), body)
         pending.delivered = True
 
-    async def send_address_only(self, pending: PendingRequest, address: str) -> None:
-        """Send ``{"request": {"address", "id"}}``; the listener fetches the rest there."""
-        await self._send(RequestCommand(address=address, id=pending.id).serialize(), None)
+    def post_address_only(self, pending: PendingRequest) -> None:
+        """Queue ``{"request": {"address", "id"}}``; the listener fetches the rest there."""
+        command = pending.command
+        self._queue(RequestCommand(address=command.address, id=command.id).serialize(), None)
+
+    async def drain(self) -> None:
+        """Wait while the control channel's write buffer is full."""
+        if self._sink is not None:
+            try:
+                await self._sink.drain()
+            except (ConnectionError, RuntimeError) as exc:
+                raise ListenerGone("the listener disconnected") from exc
 
     async def send_accept(self, text: str) -> None:
-        await self._send(text, None)
+        self._queue(text, None)
+        await self.drain()
 
-    async def _send(self, text: str, body: bytes | None) -> None:
+    def _queue(self, text: str, body: bytes | None) -> None:
         """A command and its body, if any, in one write: nothing can come between them."""
         ws, sink = self._ws, self._sink
         if ws is None or sink is None or self.state is not ListenerState.ONLINE or ws.closed:
@@ -197,8 +207,8 @@ class ListenerConnection:
         if body is not None:
             frames.append((Opcode.BINARY, body))
         try:
-            await sink.send(*frames)
-        except (ConnectionError, RuntimeError) as exc:
+            sink.queue(*frames)
+        except ConnectionError as exc:
             raise ListenerGone("the listener disconnected") from exc
 
     # -- the control channel ---------------------------------------------------------

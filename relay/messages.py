@@ -11,8 +11,9 @@ the listener bindings do the reverse.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,17 @@ def headers_to_json(headers: Headers) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+@functools.lru_cache(maxsize=512)
+def _headers_json(headers: Headers) -> str:
+    """:func:`headers_to_json` as JSON text, once per distinct set of headers: a client
+    sends the same headers call after call, and an event's copies all share them."""
+    return _compact(headers_to_json(headers))
+
+
+#: A JSON string literal, as ``json.dumps(text, ensure_ascii=False)`` writes it.
+_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def headers_from_json(obj: object, what: str) -> Headers:
@@ -112,18 +124,22 @@ class RequestCommand:
         return self.method is None
 
     def serialize(self) -> str:
-        body: dict[str, Any] = {"address": self.address, "id": self.id}
+        # Assembled from pieces, not json.dumps'd whole: this runs for every relayed
+        # request (and for every subscriber of an event), and the headers' JSON is
+        # the same call after call, so it is encoded once (``_headers_json``).
+        parts = ['{"request":{"address":', _string(self.address), ',"id":', _string(self.id)]
         if not self.is_address_only:
-            body["requestTarget"] = self.request_target or "/"
-            body["method"] = self.method
-            body["requestHeaders"] = headers_to_json(self.request_headers)
-            body["body"] = bool(self.body)
+            parts += [
+                ',"requestTarget":', _string(self.request_target or "/"),
+                ',"method":', _string(self.method or ""),
+                ',"requestHeaders":', _headers_json(self.request_headers),
+                ',"body":', "true" if self.body else "false",
+            ]
             if self.remote_endpoint is not None:
-                body["remoteEndpoint"] = {
-                    "address": self.remote_endpoint[0],
-                    "port": self.remote_endpoint[1],
-                }
-        return _compact({"request": body})
+                address, port = self.remote_endpoint
+                parts += [',"remoteEndpoint":{"address":', _string(address), f',"port":{int(port)}}}']
+        parts.append("}}")
+        return "".join(parts)
 
 
 @dataclass(frozen=True)

@@ -74,14 +74,22 @@ class FrameSink:
         self._queued: list[bytes] = []
         self._loop = asyncio.get_running_loop()
 
-    async def send(self, *frames: tuple[Opcode, bytes]) -> None:
-        """Queue ``(opcode, payload)`` frames for this turn's write; wait if the socket is full."""
+    def queue(self, *frames: tuple[Opcode, bytes]) -> None:
+        """Queue ``(opcode, payload)`` frames for this turn's write (adjacent, in order)."""
         if self._transport.is_closing():
             raise ConnectionResetError("the connection is closing")
         if not self._queued:
             self._loop.call_soon(self._flush)
         self._queued.extend(server_frame(opcode, payload) for opcode, payload in frames)
+
+    async def drain(self) -> None:
+        """Wait while the socket's write buffer is full."""
         await _drain(self._http, self._transport)
+
+    async def send(self, *frames: tuple[Opcode, bytes]) -> None:
+        """:meth:`queue`, then :meth:`drain`."""
+        self.queue(*frames)
+        await self.drain()
 
     def _flush(self) -> None:
         data, self._queued = b"".join(self._queued), []
