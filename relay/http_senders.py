@@ -268,15 +268,19 @@ class _Exchange:
         try:
             if posted:
                 await asyncio.wait([p.reply for p in posted], timeout=timeout)
-            results = await asyncio.gather(*(_acknowledged(p) for p in posted))
+            answers = [_answer(p) for p in posted]
+            streamed = [a for a in answers if isinstance(a, RelayedReply)]
+            delivered = sum(1 for a in answers if a is True)
+            if streamed:  # an acknowledgement with a body on a rendezvous: rare
+                delivered += sum(await asyncio.gather(*(_drained_ok(a) for a in streamed)))
         finally:
             for pending in posted:
                 self.done(pending)
-        self.reply.whole(202, None, (("Relay-Delivered", str(sum(results))),), b"")
+        self.reply.whole(202, None, (("Relay-Delivered", str(delivered)),), b"")
 
 
-async def _acknowledged(pending: PendingRequest) -> bool:
-    """True when the listener answered 2xx in time (its body, if streamed, read to the end)."""
+def _answer(pending: PendingRequest) -> bool | RelayedReply:
+    """Whether a subscriber acknowledged (2xx) in time, or its reply if the body streams."""
     if not pending.answered:
         future = pending.reply
         why = future.exception() if future.done() and not future.cancelled() else "no answer in time"
@@ -284,14 +288,19 @@ async def _acknowledged(pending: PendingRequest) -> bool:
         pending.fail(ListenerTimeout("no acknowledgement in time"))
         return False
     reply = pending.reply.result()
-    try:
-        if reply.inline is None:
-            async for _ in reply.body:
-                pass
-    except (RelayError, ConnectionError) as exc:
-        log.info("event not delivered to %s: %s", pending.listener.id, exc)
+    if not 200 <= reply.command.status_code < 300:
         return False
-    return 200 <= reply.command.status_code < 300
+    return True if reply.inline is not None else reply
+
+
+async def _drained_ok(reply: RelayedReply) -> bool:
+    try:
+        async for _ in reply.body:
+            pass
+    except (RelayError, ConnectionError) as exc:
+        log.info("event acknowledgement broke off: %s", exc)
+        return False
+    return True
 
 
 def _time_out(pending: PendingRequest, timeout: float) -> None:

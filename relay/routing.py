@@ -8,6 +8,7 @@ tested with plain values, an injected clock and injected randomness.
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 import secrets
@@ -127,6 +128,25 @@ class EntityRegistry(Generic[L]):
             self._entities.pop(state.path, None)
 
 
+class RandomIds:
+    """Unguessable ids: 192 bits from ``secrets`` each, URL-safe base64 (32 characters).
+
+    The bits come from one ``os.urandom`` call per 64 ids rather than one each: every
+    relayed request needs an id, and on a VM the syscall costs more than the rest.
+    """
+
+    _BYTES, _BATCH = 24, 64
+
+    def __init__(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def __call__(self) -> str:
+        if self._at >= len(self._pool):
+            self._pool, self._at = secrets.token_bytes(self._BYTES * self._BATCH), 0
+        start, self._at = self._at, self._at + self._BYTES
+        return base64.urlsafe_b64encode(self._pool[start : self._at]).decode()
+
+
 #: Seconds between sweeps of expired rendezvous ids (``take`` checks expiry itself).
 _SWEEP_EVERY = 1.0
 
@@ -149,9 +169,10 @@ class RendezvousTable(Generic[V]):
         ttl: float = 30.0,
         *,
         clock: Callable[[], float] = time.monotonic,
-        id_factory: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+        id_factory: Callable[[], str] | None = None,
     ) -> None:
-        self._ttl, self._clock, self._new_id = ttl, clock, id_factory
+        self._ttl, self._clock = ttl, clock
+        self._new_id = id_factory or RandomIds()
         self._slots: dict[str, _Slot[V]] = {}
         self._next_sweep = 0.0
 

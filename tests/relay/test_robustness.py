@@ -219,3 +219,14 @@ async def test_a_client_changing_its_token_on_every_attempt_is_throttled(arelay:
         additional_headers={"ServiceBusAuthorization": arelay.token("flood")},
     ) as ws:
         assert ws.state.name == "OPEN"
+
+
+def test_rendezvous_ids_stay_unique_and_192_bits_across_batches() -> None:
+    import base64
+
+    from relay.routing import RandomIds
+
+    make = RandomIds()
+    ids = [make() for _ in range(64 * 5 + 3)]  # several urandom batches
+    assert len(set(ids)) == len(ids)
+    assert all(len(base64.urlsafe_b64decode(i)) == 24 for i in ids)
