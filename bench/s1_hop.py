@@ -29,7 +29,7 @@ CONCURRENCY = (1, 32)
 _SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"urn:soap-relay:bench/Echo"'}
 
 
-def _point(result: WrkResult, relay_cpu: float | None) -> dict[str, float]:
+def _point(result: WrkResult, relay_cpu: float | None, backend_cpu: float | None = None) -> dict[str, float]:
     point = {
         "rps": result.rps,
         "p50_ms": result.p50_ms,
@@ -39,6 +39,8 @@ def _point(result: WrkResult, relay_cpu: float | None) -> dict[str, float]:
     }
     if relay_cpu is not None and result.requests:
         point["relay_cpu_us_per_req"] = relay_cpu / result.requests * 1e6
+    if backend_cpu is not None and result.requests:
+        point["backend_cpu_us_per_req"] = backend_cpu / result.requests * 1e6
     return point
 
 
@@ -50,7 +52,9 @@ def _summary(points: list[dict[str, float]]) -> dict[str, Any]:
 def run_hop(run: Run, relay: Proc, relay_url: str, with_hyco: bool) -> dict[str, Any]:
     """Run S1 (and S3 when ``with_hyco``) against the started relay."""
     backend_port, nginx_port = free_port(), free_port()
-    run.start(Proc("echo-backend", python_argv("bench.echo_backend", str(backend_port)), logdir=run.workdir))
+    backend = run.start(
+        Proc("echo-backend", python_argv("bench.echo_backend", str(backend_port)), logdir=run.workdir)
+    )
     run.start(start_nginx(run.workdir, nginx_port, backend_port))
     run.start(Proc("py-listener", python_argv("bench.echo_listener", relay_url, "echo"), logdir=run.workdir))
     targets = {
@@ -80,10 +84,12 @@ def run_hop(run: Run, relay: Proc, relay_url: str, with_hyco: bool) -> dict[str,
     for rep in range(run.reps):
         for conns in CONCURRENCY:
             for name, url in targets.items():
-                before = relay.cpu_seconds()
+                before, backend_before = relay.cpu_seconds(), backend.cpu_seconds()
                 result = run_wrk(url, scripts[name], conns, run.seconds)
                 cpu = relay.cpu_seconds() - before if name.startswith("relay") else None
-                points[name][conns].append(_point(result, cpu))
+                # The reference: what one aiohttp server spends per request on its own.
+                backend_cpu = backend.cpu_seconds() - backend_before if name == "direct" else None
+                points[name][conns].append(_point(result, cpu, backend_cpu))
                 run.log(f"S1 rep {rep + 1} c={conns} {name}: {result.rps:,.0f} req/s "
                         f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms"
                         + (f", relay {cpu / max(result.requests, 1) * 1e6:.0f} us/req" if cpu else "")
