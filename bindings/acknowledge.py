@@ -5,8 +5,11 @@ listener "has acknowledged receipt (listener bindings reply 202 before running
 the handler)".  :class:`Acknowledging` wraps any handler that way for
 NetOnewayRelayBinding and NetEventRelayBinding hosts: it reads the whole body
 (the relay caps it at the entity's ``max_message_size``, 64 KiB by default),
-answers 202 with an empty body, and runs the real handler in the background,
-logging what it returns or raises.  ``aclose()`` waits for those runs.
+answers 202 with an empty body, and runs the real handler in the background
+once that 202 was written to the relay (the response's ``after_sent`` hook),
+logging what it returns or raises.  A 202 that could not be written starts
+nothing: the sender saw no acknowledgement and may send the message again, so
+running it anyway could run it twice.  ``aclose()`` waits for those runs.
 
 ``GET`` and ``HEAD`` are not messages but metadata fetches (a WSDL or XSD): the
 relay routes them to one listener like request/response, so they are answered
@@ -19,7 +22,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes
+from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes, settle
 
 __all__ = ["Acknowledging"]
 
@@ -48,10 +51,13 @@ class Acknowledging:
             return await self.handler(request)
         body = await request.read()
         copy = replace(request, body=iter_bytes(body), _read=body)
-        task = asyncio.get_running_loop().create_task(self._run(copy))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return RelayedResponse(202, "Accepted")
+
+        async def start() -> None:
+            task = asyncio.get_running_loop().create_task(self._run(copy))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return RelayedResponse(202, "Accepted", after_sent=start)
 
     async def _run(self, request: RelayedRequest) -> None:
         try:
@@ -64,9 +70,13 @@ class Acknowledging:
                 "one-way handler answered %s %s on %s %s (the sender already has 202)",
                 response.status, response.reason, request.method, request.target,
             )
-        aclose = getattr(response.body, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            aclose = getattr(response.body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await settle(response, sent=True)  # its answer went nowhere, but it is complete
+        except Exception:
+            log.exception("finishing a one-way run failed on %s %s", request.method, request.target)
 
     @property
     def pending(self) -> int:

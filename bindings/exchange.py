@@ -13,6 +13,11 @@ The response travels on the control channel when its body is known and at most
 otherwise on the rendezvous socket, the body streamed as one binary message of
 several frames (PROTOCOL.md: "a streamed body is one message of several frames
 ending with an empty final frame" -- websockets' ``send(async_iterable)``).
+
+Once the response is written (inline: queued on the control channel; by
+rendezvous: written, and the socket closed by the relay with 1000) its ``after_sent`` hook is
+awaited; if writing fails or is cancelled, its ``if_unsent`` hook instead
+(:func:`bindings.handler.settle`).  One-way work starts in ``after_sent``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
 from bindings.address import RelayAddress
-from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes
+from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes, settle
 from relay.exceptions import MalformedMessage
 from relay.headers import FRAMING_HEADERS
 from relay.messages import RequestCommand, ResponseCommand, parse_relay_command
@@ -187,18 +192,26 @@ async def send_response(
     rendezvous: str,
     open_socket: OpenSocket,
 ) -> None:
-    """Send ``response`` inline when small and the channel is open, else by rendezvous."""
+    """Send ``response`` inline when small and the channel is open, else by rendezvous.
+
+    Then await its ``after_sent`` hook, or ``if_unsent`` when sending failed.
+    """
     try:
         head, rest = await _prefetch(response.body, INLINE_LIMIT)
         has_body = bool(head) or rest is not None
         command = _response_command(request_id, response, has_body)
         if rest is None and len(head) <= INLINE_LIMIT and control is not None and control.is_open:
             await control.send(command.serialize(), head if has_body else None)
-            return
-        async with open_socket(rendezvous) as ws:
-            await _write(ws, command, head, rest)
-    finally:
+        else:
+            async with open_socket(rendezvous) as ws:
+                await _write(ws, command, head, rest)
+            _check_taken(ws)
+    except BaseException:
         await _close_body(response.body)
+        await settle(response, sent=False)
+        raise
+    await _close_body(response.body)
+    await settle(response, sent=True)
 
 
 async def serve_rendezvous(
@@ -209,26 +222,58 @@ async def serve_rendezvous(
     open_socket: OpenSocket,
     limiter: asyncio.Semaphore,
 ) -> None:
-    """Serve an address-only request on its rendezvous socket, then close it."""
-    async with open_socket(command.address) as ws:
-        first = await ws.recv()
-        try:
-            full = parse_relay_command(first)
-        except MalformedMessage as exc:
-            log.warning("rendezvous %s: relay sent a malformed request: %s", command.id, exc)
-            return
-        if not isinstance(full, RequestCommand) or full.is_address_only:
-            log.warning("rendezvous %s: expected a full request command", command.id)
-            return
-        body = _binary(ws.recv_streaming()) if full.body else iter_bytes(b"")
-        async with limiter:
-            response = await call_handler(handler, relayed_request(full, body, address))
-            try:
-                head, rest = await _prefetch(response.body, 0)
-                has_body = bool(head) or rest is not None
-                await _write(ws, _response_command(full.id, response, has_body), head, rest)
-            finally:
-                await _close_body(response.body)
+    """Serve an address-only request on its rendezvous socket, then close it.
+
+    The response is settled as sent once the socket closed cleanly after it.
+    """
+    response: RelayedResponse | None = None
+    try:
+        async with open_socket(command.address) as ws:
+            full = await _full_request(ws, command)
+            if full is None:
+                return
+            body = _binary(ws.recv_streaming()) if full.body else iter_bytes(b"")
+            async with limiter:
+                response = await call_handler(handler, relayed_request(full, body, address))
+                try:
+                    head, rest = await _prefetch(response.body, 0)
+                    has_body = bool(head) or rest is not None
+                    await _write(ws, _response_command(full.id, response, has_body), head, rest)
+                finally:
+                    await _close_body(response.body)
+        if response is not None:
+            _check_taken(ws)
+    except BaseException:
+        if response is not None:
+            await settle(response, sent=False)
+        raise
+    if response is not None:
+        await settle(response, sent=True)
+
+
+def _check_taken(ws: ClientConnection) -> None:
+    """Raise unless the relay closed the rendezvous with 1000, as it does once it took the response.
+
+    Raises:
+        ConnectionClosed: the relay closed it otherwise (1008: an unknown id, 1009:
+            too big), so the response did not reach the sender.
+    """
+    if ws.close_code != 1000:
+        raise ws.close_exc
+
+
+async def _full_request(ws: ClientConnection, command: RequestCommand) -> RequestCommand | None:
+    """The full request command the relay sends first on a rendezvous socket."""
+    first = await ws.recv()
+    try:
+        full = parse_relay_command(first)
+    except MalformedMessage as exc:
+        log.warning("rendezvous %s: relay sent a malformed request: %s", command.id, exc)
+        return None
+    if not isinstance(full, RequestCommand) or full.is_address_only:
+        log.warning("rendezvous %s: expected a full request command", command.id)
+        return None
+    return full
 
 
 async def _binary(chunks: AsyncIterator[str | bytes]) -> AsyncIterator[bytes]:

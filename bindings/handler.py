@@ -4,6 +4,12 @@ A listener turns each relayed request into a :class:`RelayedRequest`, awaits a
 :class:`Handler` and sends the :class:`RelayedResponse` back through the relay.
 Handlers: the WSGI adapter (Spyne or any WSGI app), the forwarder to a local
 HTTP service, and the one-way/event wrappers that acknowledge before running.
+
+A response may carry two hooks, and the sender of a response awaits exactly one
+of them (:func:`settle`): ``after_sent`` once the response was written to the
+relay, ``if_unsent`` when writing it failed or it was dropped.  One-way work
+starts in ``after_sent``, so a message whose ``202`` never reached the relay
+(and which the sender may retry) never runs.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 
 from relay.messages import Headers
 
-__all__ = ["Handler", "RelayedRequest", "RelayedResponse", "iter_bytes"]
+__all__ = ["Handler", "Hook", "RelayedRequest", "RelayedResponse", "iter_bytes", "settle"]
 
 
 async def iter_bytes(data: bytes) -> AsyncIterator[bytes]:
@@ -58,14 +64,38 @@ class RelayedRequest:
         return self._read
 
 
+#: A response hook: awaited once, by whoever sends (or drops) the response.
+Hook = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class RelayedResponse:
-    """The response a handler produced; ``body`` may stream."""
+    """The response a handler produced; ``body`` may stream.
+
+    Attributes:
+        after_sent: awaited once the whole response was written to the relay;
+            never when writing it failed.
+        if_unsent: awaited instead of ``after_sent`` when the response could not
+            be written (or was dropped).
+    """
 
     status: int = 200
     reason: str = ""
     headers: Headers = ()
     body: bytes | AsyncIterator[bytes] = b""
+    after_sent: Hook | None = field(default=None, repr=False)
+    if_unsent: Hook | None = field(default=None, repr=False)
+
+
+async def settle(response: RelayedResponse, *, sent: bool) -> None:
+    """Await the response's ``after_sent`` (``sent``) or ``if_unsent`` hook, if it has one.
+
+    Both hooks are cleared first, so a response is settled at most once.
+    """
+    hook = response.after_sent if sent else response.if_unsent
+    response.after_sent = response.if_unsent = None
+    if hook is not None:
+        await hook()
 
 
 Handler = Callable[[RelayedRequest], Awaitable[RelayedResponse]]

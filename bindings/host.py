@@ -23,24 +23,20 @@ CONNECTING otherwise.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import sys
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
-from bindings.acknowledge import Acknowledging
 from bindings.address import RelayAddress
-from bindings.binding import BasicHttpRelayBinding, EndToEndSecurityMode, RelayBinding
+from bindings.app_handler import make_handler
+from bindings.binding import BasicHttpRelayBinding, RelayBinding
 from bindings.connection_string import ConnectionString
 from bindings.exceptions import ConfigurationError, HostError, HostOpenTimeout
-from bindings.handler import Handler
 from bindings.listener import HybridConnectionListener
 from bindings.status import HostStatus, StatusCallback
 from bindings.tokens import TokenProvider
-from bindings.wsgi_host import WsgiApp, WsgiHandler
-from relay.namespace import Discovery, EntityKind
+from relay.namespace import Discovery
 
 if TYPE_CHECKING:
     from bindings.wssecurity import MessageSecurity
@@ -48,90 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["RelayServiceHost", "make_handler"]
 
 log = logging.getLogger("bindings.host")
-
-
-def _is_spyne_application(app: object) -> bool:
-    spyne = sys.modules.get("spyne.application")  # a Spyne app means Spyne is imported
-    return spyne is not None and isinstance(app, spyne.Application)
-
-
-def _spyne_wsgi(app: Any, binding: RelayBinding) -> WsgiApp:
-    try:
-        from bindings.spyne_host import spyne_wsgi
-    except ImportError:  # pragma: no cover - spyne_host ships with the package
-        from spyne.server.wsgi import WsgiApplication
-
-        return WsgiApplication(app)  # type: ignore[no-any-return]
-    return spyne_wsgi(app, binding)
-
-
-def _is_async_handler(app: object) -> bool:
-    if inspect.iscoroutinefunction(app):
-        return True
-    return callable(app) and inspect.iscoroutinefunction(type(app).__call__)
-
-
-_TRANSPORT_ONLY = frozenset({EndToEndSecurityMode.NONE, EndToEndSecurityMode.TRANSPORT})
-
-
-def _secured(
-    wsgi: WsgiApp, binding: RelayBinding, message_security: MessageSecurity | None
-) -> WsgiApp:
-    """``wsgi`` behind the WS-Security middleware when the binding's mode asks for it."""
-    if message_security is None and binding.security in _TRANSPORT_ONLY:
-        return wsgi  # nothing to check: and signxml is not even imported
-    from bindings.wssecurity import secure_service
-
-    return secure_service(
-        wsgi, binding.security, message_security, max_body=binding.max_message_size
-    )
-
-
-def make_handler(
-    app: object, binding: RelayBinding, message_security: MessageSecurity | None = None
-) -> Handler:
-    """The Handler for a Spyne ``Application``, a WSGI callable or an async Handler.
-
-    NetOneway/NetEvent bindings acknowledge with 202 before running it (Spyne's
-    adapter does that itself; anything else is wrapped in :class:`Acknowledging`).
-
-    With a message security mode (``binding.security``), a WSGI app or the Spyne
-    adapter runs behind :class:`~bindings.wsgi_security.WsSecurityMiddleware`:
-    requests are checked before the app sees them, and for Spyne before a
-    one-way operation's 202 too. A plain WSGI app on a one-way binding is
-    acknowledged first; a refused message is then logged, never run.
-
-    Args:
-        app: A Spyne ``Application``, a WSGI callable or an async Handler.
-        binding: The relay binding.
-        message_security: The service's WS-Security settings; required by the
-            MESSAGE and TRANSPORT_WITH_MESSAGE_CREDENTIAL modes, refused by others.
-
-    Raises:
-        ConfigurationError: ``app`` is none of those; message security for an
-            async Handler; settings that do not fit ``binding.security``.
-    """
-    if _is_spyne_application(app):
-        wsgi = _secured(_spyne_wsgi(app, binding), binding, message_security)
-        return WsgiHandler(wsgi, max_body=binding.max_message_size)
-    if _is_async_handler(app):
-        if message_security is not None or binding.security not in _TRANSPORT_ONLY:
-            raise ConfigurationError(
-                f"security mode {binding.security.name} needs a Spyne Application or a WSGI"
-                " callable: an async handler would get unchecked messages"
-            )
-        handler: Handler = app  # type: ignore[assignment]
-    elif callable(app):
-        wsgi = _secured(app, binding, message_security)  # type: ignore[arg-type]
-        handler = WsgiHandler(wsgi, max_body=binding.max_message_size)
-    else:
-        raise ConfigurationError(
-            f"cannot host {type(app).__name__}: give a Spyne Application, a WSGI callable"
-            " or an async handler"
-        )
-    if binding.entity_kind is not EntityKind.REQUEST_RESPONSE:
-        handler = Acknowledging(handler)
-    return handler
 
 
 def _token_provider(connection_string: ConnectionString) -> TokenProvider:
@@ -206,7 +118,7 @@ class RelayServiceHost:
             token_provider = _token_provider(connection_string)
         self.address, self.binding = address, binding or BasicHttpRelayBinding()
         self.token_provider, self.discovery = token_provider, Discovery(discovery)
-        self.handler = make_handler(app, self.binding, message_security)
+        self.handler = make_handler(app, self.binding, message_security, listeners=listeners)
         self.listener_count, self.open_timeout = listeners, open_timeout
         self.close_timeout = close_timeout
         self._callbacks: list[StatusCallback] = [on_status] if on_status else []

@@ -140,9 +140,9 @@ class HybridConnectionListener:
         No compression (the relay pumps frames untouched); proxies from the environment apply.
         """
         options.setdefault("ping_interval", None)
+        options.setdefault("create_connection", exchange.RelayClientConnection)
         max_size = max(self.binding.max_message_size, exchange.INLINE_LIMIT) + _SLACK
-        return connect(url, compression=None, max_size=max_size,
-                       create_connection=exchange.RelayClientConnection, **options)
+        return connect(url, compression=None, max_size=max_size, **options)
 
     # -- life ------------------------------------------------------------------------
 

@@ -307,7 +307,12 @@ _REASONS = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server 
 
 
 class _AfterResponse:
-    """An empty WSGI body whose ``close()`` (called once the response went out) runs a job."""
+    """An empty WSGI body whose ``close()`` (called once the response went out) runs a job.
+
+    ``discard()`` drops the job: the relay host calls it before ``close()`` when
+    the response never reached the relay (:mod:`bindings.wsgi_host`), so a
+    message the sender saw no ``202`` for (and may send again) is not run.
+    """
 
     def __init__(self, job: Callable[[], object]) -> None:
         self._job: Callable[[], object] | None = job
@@ -315,6 +320,10 @@ class _AfterResponse:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(())
+
+    def discard(self) -> None:
+        with self._lock:
+            self._job = None
 
     def close(self) -> None:
         with self._lock:

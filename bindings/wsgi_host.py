@@ -8,9 +8,19 @@ Spyne WSDL's ``soap:address`` points at the relay.  For a sender's
 
     SCRIPT_NAME = "/payroll"    PATH_INFO = "/v2"    QUERY_STRING = "x=1"
 
-The application runs in a worker thread; its result is iterated there too and
-``close()``-d.  An exception becomes a 500: a SOAP Server/Receiver fault for SOAP
-requests, plain text otherwise, never the traceback (that goes to the log).
+The application runs in a thread of the handler's own pool, sized to the
+binding's ``max_concurrent_calls`` (not the event loop's default pool, which
+holds only ``min(32, cpus + 4)`` threads); its result is iterated there too.
+The result's ``close()`` (PEP 3333) is called once the response was written to
+the relay (the response's ``after_sent`` hook): that is where Spyne's one-way
+operations start, after their ``202`` went out.  When the response could not be
+written, a result with a ``discard()`` method (a relay extension) has it called
+first, so work that waits for the response to be sent is dropped, not run.
+An exception becomes a 500: a SOAP Server/Receiver fault for SOAP requests,
+plain text otherwise, never the traceback (that goes to the log).
+
+``aclose()`` calls the application's own ``close()``, if it has one (Spyne's
+adapter then finishes the one-way work it acknowledged), and shuts the pool down.
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ import io
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -116,18 +127,37 @@ class _Collector:
         return self.written.append
 
 
-def _run_app(app: WsgiApp, environ: dict[str, Any]) -> RelayedResponse:
-    """Call the app and drain its result in this (worker) thread."""
+def _run_app(app: WsgiApp, environ: dict[str, Any]) -> tuple[RelayedResponse, object]:
+    """Call the app and drain its result in this (worker) thread.
+
+    Returns the response and the result, to be ``close()``-d once the response
+    was sent; when the app fails while iterating, it is closed here at once.
+    """
     collector = _Collector()
     result = app(environ, collector.start_response)
     try:
         chunks = [*collector.written, *(bytes(c) for c in result if c)]
-    finally:
+    except BaseException:
         close = getattr(result, "close", None)
         if close is not None:
             close()
+        raise
     code, _, reason = collector.status.partition(" ")
-    return RelayedResponse(int(code), reason, tuple(collector.headers), b"".join(chunks))
+    return RelayedResponse(int(code), reason, tuple(collector.headers), b"".join(chunks)), result
+
+
+def _finish(result: object, *, sent: bool) -> None:
+    """``discard()`` (when not ``sent``) and ``close()`` a WSGI result, logging failures."""
+    try:
+        if not sent:
+            discard = getattr(result, "discard", None)
+            if discard is not None:
+                discard()
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    except Exception:
+        log.exception("closing a WSGI result failed")
 
 
 def error_response(request: RelayedRequest, status: int, reason: str, text: str) -> RelayedResponse:
@@ -143,18 +173,29 @@ def error_response(request: RelayedRequest, status: int, reason: str, text: str)
 
 
 class WsgiHandler:
-    """A Handler running a WSGI application in a thread pool.
+    """A Handler running a WSGI application in its own thread pool.
 
     Args:
         app: the WSGI callable.
-        executor: where the app runs; None uses the event loop's default executor.
+        max_workers: threads in the handler's pool: how many app calls run at once.
+        executor: run the app there instead; the handler then makes no pool and
+            leaves this one running on :meth:`aclose`.
         max_body: largest request body accepted; larger ones get 413.
     """
 
     def __init__(
-        self, app: WsgiApp, *, executor: Executor | None = None, max_body: int = 64 * 1024 * 1024
+        self,
+        app: WsgiApp,
+        *,
+        max_workers: int = 16,
+        executor: Executor | None = None,
+        max_body: int = 64 * 1024 * 1024,
     ) -> None:
-        self.app, self.executor, self.max_body = app, executor, max_body
+        self.app, self.max_body = app, max_body
+        self._owns_executor = executor is None
+        self.executor: Executor = executor or ThreadPoolExecutor(
+            max_workers=max(1, max_workers), thread_name_prefix="relay-wsgi"
+        )
 
     def __repr__(self) -> str:
         return f"WsgiHandler({self.app!r})"
@@ -176,7 +217,27 @@ class WsgiHandler:
         environ = build_environ(request, body)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, _run_app, self.app, environ)
+            response, result = await loop.run_in_executor(
+                self.executor, _run_app, self.app, environ
+            )
         except Exception:
             log.exception("WSGI application failed on %s %s", request.method, request.target)
             return error_response(request, 500, "Internal Server Error", _FAULT_REASON)
+        if not hasattr(result, "close") and not hasattr(result, "discard"):
+            return response
+
+        async def after_sent() -> None:
+            await loop.run_in_executor(self.executor, lambda: _finish(result, sent=True))
+
+        async def if_unsent() -> None:
+            await loop.run_in_executor(self.executor, lambda: _finish(result, sent=False))
+
+        return replace(response, after_sent=after_sent, if_unsent=if_unsent)
+
+    async def aclose(self) -> None:
+        """Close the app (its ``close()``, in a thread) and shut the handler's pool down."""
+        close = getattr(self.app, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+        if self._owns_executor:
+            await asyncio.to_thread(self.executor.shutdown, True)

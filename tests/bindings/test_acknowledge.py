@@ -1,4 +1,4 @@
-"""One-way hosting: 202 first, the handler after."""
+"""One-way hosting: 202 first, the handler after (once the 202 was sent)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bindings.acknowledge import Acknowledging
-from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes
+from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes, settle
 
 
 def request(body: bytes = b"<event/>", method: str = "POST") -> RelayedRequest:
@@ -25,6 +25,8 @@ async def test_answers_202_before_the_handler_finishes() -> None:
     handler = Acknowledging(slow)
     response = await handler(request())
     assert (response.status, response.body) == (202, b"")
+    assert handler.pending == 0  # nothing runs before the 202 is sent
+    await settle(response, sent=True)
     assert handler.pending == 1
     release.set()
     assert await asyncio.wait_for(seen.get(), 5) == b"<event/>"  # the body survived
@@ -41,7 +43,9 @@ async def test_failures_are_logged_not_lost(caplog: pytest.LogCaptureFixture) ->
 
     for inner in (broken, refusing):
         handler = Acknowledging(inner)
-        assert (await handler(request())).status == 202
+        response = await handler(request())
+        assert response.status == 202
+        await settle(response, sent=True)
         await handler.aclose()
     assert "handler bug" in caplog.text and "already has 202" in caplog.text
 
@@ -52,9 +56,39 @@ async def test_aclose_cancels_runs_past_the_timeout() -> None:
         raise AssertionError("unreachable")
 
     handler = Acknowledging(forever)
-    await handler(request())
+    await settle(await handler(request()), sent=True)
+    assert handler.pending == 1
     await handler.aclose(timeout=0.01)
     assert handler.pending == 0
+
+
+async def test_a_202_that_was_not_sent_runs_nothing() -> None:
+    ran: list[bytes] = []
+
+    async def record(req: RelayedRequest) -> RelayedResponse:
+        ran.append(await req.read())
+        return RelayedResponse(200)
+
+    handler = Acknowledging(record)
+    response = await handler(request())
+    await settle(response, sent=False)
+    await settle(response, sent=True)  # a response is settled once: this is a no-op
+    await handler.aclose()
+    assert ran == [] and handler.pending == 0
+
+
+async def test_the_inner_responses_hook_runs_when_the_handler_is_done() -> None:
+    finished = asyncio.Event()
+
+    async def with_hook(req: RelayedRequest) -> RelayedResponse:
+        async def after_sent() -> None:
+            finished.set()
+        return RelayedResponse(200, after_sent=after_sent)
+
+    handler = Acknowledging(with_hook)
+    await settle(await handler(request()), sent=True)
+    await asyncio.wait_for(finished.wait(), 5)
+    await handler.aclose()
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])

@@ -10,12 +10,15 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
 import requests
+from spyne import Application, Integer, ServiceBase
+from spyne.protocol.soap import Soap11
 
 from bindings import (
     BasicHttpRelayBinding,
@@ -25,6 +28,7 @@ from bindings import (
 )
 from bindings.exceptions import ListenerRejected
 from bindings.handler import RelayedRequest, RelayedResponse
+from bindings.oneway import oneway
 from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_transport import relay_client
 from relay.namespace import EntityConfig
@@ -178,6 +182,68 @@ def test_close_lets_an_in_flight_call_finish(relay: RelayThread) -> None:
     caller.join(20)
     assert results[0].status_code == 200 and results[0].content == b"finished"
     assert host.status is HostStatus.CLOSED
+
+
+def blocking_oneway_app(started: threading.Event, release: threading.Event,
+                        finished: threading.Event) -> Application:
+    class Work(ServiceBase):  # type: ignore[misc]
+        @oneway(Integer)
+        def DoWork(ctx, n):  # type: ignore[no-untyped-def]
+            started.set()
+            release.wait(20)
+            finished.set()
+
+    return Application([Work], tns="urn:work", in_protocol=Soap11(validator="lxml"),
+                       out_protocol=Soap11())
+
+
+def test_close_waits_for_acknowledged_one_way_work(relay: RelayThread) -> None:
+    started, release, finished, closed = (threading.Event() for _ in range(4))
+    app = blocking_oneway_app(started, release, finished)
+
+    def on_status(status: HostStatus) -> None:
+        if status is HostStatus.CLOSED:
+            closed.set()
+
+    host = host_for(relay, app, entity="work", binding=NetOnewayRelayBinding(),
+                    on_status=on_status)
+    host.open()
+    envelope = ('<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"'
+                ' xmlns:w="urn:work"><s:Body><w:DoWork><w:n>1</w:n></w:DoWork></s:Body>'
+                "</s:Envelope>")
+    response = send(relay, "work", body=envelope.encode(),
+                    headers={"Content-Type": "text/xml; charset=utf-8"})
+    assert response.status_code == 202 and started.wait(10)
+    finished_when_closed: list[bool] = []
+    closer = threading.Thread(target=lambda: (host.close(),
+                                              finished_when_closed.append(finished.is_set())))
+    closer.start()
+    assert closed.wait(10)  # the listeners are closed: only the one-way work is left
+    closer.join(0.5)
+    assert closer.is_alive(), "close() returned while acknowledged one-way work still ran"
+    release.set()
+    closer.join(20)
+    assert finished_when_closed == [True]
+
+
+def test_calls_run_at_once_up_to_max_concurrent_calls(relay: RelayThread) -> None:
+    calls = 10  # more than the event loop's default pool here: min(32, cpus + 4)
+    barrier = threading.Barrier(calls, timeout=10)
+
+    def meet(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            start_response("503 Service Unavailable", [])
+            return [b"not all calls ran at once"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"met"]
+
+    binding = BasicHttpRelayBinding(max_concurrent_calls=calls)
+    with host_for(relay, meet, entity="meet", binding=binding):
+        with ThreadPoolExecutor(calls) as pool:
+            answers = list(pool.map(lambda _: send(relay, "meet", method="GET"), range(calls)))
+    assert [(a.status_code, a.content) for a in answers] == [(200, b"met")] * calls
 
 
 async def test_the_async_face_in_the_tests_loop(arelay: RelayHandle) -> None:

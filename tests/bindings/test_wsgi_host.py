@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from bindings.handler import RelayedRequest, iter_bytes
+from bindings.handler import RelayedRequest, iter_bytes, settle
 from bindings.wsgi_host import WsgiHandler, build_environ
 from soap import ns
 
@@ -100,20 +100,56 @@ async def test_handler_runs_the_app_in_a_worker_thread() -> None:
     assert app.environ["SCRIPT_NAME"] == "/payroll"
 
 
-async def test_the_write_callable_and_close_are_honoured() -> None:
-    closed: list[bool] = []
+class Result(list[bytes]):
+    """A WSGI result recording ``discard()`` and ``close()`` calls and their threads."""
 
-    class Result(list[bytes]):
-        def close(self) -> None:
-            closed.append(True)
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__(chunks)
+        self.calls: list[tuple[str, threading.Thread]] = []
+
+    def discard(self) -> None:
+        self.calls.append(("discard", threading.current_thread()))
+
+    def close(self) -> None:
+        self.calls.append(("close", threading.current_thread()))
+
+
+@pytest.mark.parametrize("sent, calls", [(True, ["close"]), (False, ["discard", "close"])])
+async def test_the_write_callable_and_close_once_the_response_was_sent(
+    sent: bool, calls: list[str]
+) -> None:
+    result = Result([b"", b"body"])
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         write = start_response("200 OK", [])
         write(b"legacy ")
-        return Result([b"", b"body"])
+        return result
 
-    response = await WsgiHandler(app)(relayed())
-    assert response.body == b"legacy body" and closed == [True]
+    handler = WsgiHandler(app)
+    response = await handler(relayed())
+    assert response.body == b"legacy body"
+    assert result.calls == []  # PEP 3333 close() waits until the response went out
+    await settle(response, sent=sent)
+    assert [name for name, _ in result.calls] == calls
+    assert all(thread is not threading.current_thread() for _, thread in result.calls)
+    await handler.aclose()
+
+
+async def test_aclose_closes_the_app_and_the_handlers_own_pool() -> None:
+    class ClosableApp(Recorder):
+        app_closed: threading.Thread | None = None
+
+        def close(self) -> None:
+            self.app_closed = threading.current_thread()
+
+    app = ClosableApp()
+    handler = WsgiHandler(app, max_workers=3)
+    await handler(relayed())
+    assert app.thread is not None and app.thread.name.startswith("relay-wsgi")
+    await handler.aclose()
+    assert app.app_closed is not threading.current_thread()
+    with pytest.raises(RuntimeError):  # the pool is shut down
+        handler.executor.submit(print)
 
 
 def boom(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
