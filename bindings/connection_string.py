@@ -152,7 +152,40 @@ class ConnectionString:
         text = (os.environ if environ is None else environ).get(ENV_VAR, "")
         if not text.strip():
             raise ConfigurationError(f"environment variable {ENV_VAR} is not set")
-        return cls.parse(text)
+        return cls._parse_env(text)
+
+    @classmethod
+    def _parse_env(cls, text: str) -> ConnectionString:
+        try:
+            return cls.parse(text)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"environment variable {ENV_VAR}: {exc}") from None
+
+    @classmethod
+    def env_default(
+        cls, http_base: str | None = None, environ: Mapping[str, str] | None = None
+    ) -> ConnectionString | None:
+        """``SOAPRELAY_CONNECTION_STRING`` as the default credentials for a relay.
+
+        Args:
+            http_base: the relay a host or client talks to, ``http[s]://host:port``;
+                None accepts any relay.
+            environ: the environment to read; ``os.environ`` by default.
+
+        Returns:
+            The parsed variable; None when it is unset or empty, or when it names
+            another relay than ``http_base`` (its key signs tokens for its own relay only).
+
+        Raises:
+            ConfigurationError: the variable is set but invalid.
+        """
+        text = (os.environ if environ is None else environ).get(ENV_VAR, "")
+        if not text.strip():
+            return None
+        parsed = cls._parse_env(text)
+        if http_base is not None and parsed.http_base != http_base.lower().rstrip("/"):
+            return None
+        return parsed
 
     def __str__(self) -> str:
         parts = [(_ENDPOINT, self.endpoint), (_KEY_NAME, self.key_name), (_KEY, self.key)]

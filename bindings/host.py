@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Self
 from bindings.address import RelayAddress
 from bindings.app_handler import make_handler
 from bindings.binding import BasicHttpRelayBinding, RelayBinding
-from bindings.connection_string import ConnectionString
+from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import ConfigurationError, HostError, HostOpenTimeout
 from bindings.listener import HybridConnectionListener
 from bindings.status import HostStatus, StatusCallback
@@ -53,6 +53,36 @@ def _token_provider(connection_string: ConnectionString) -> TokenProvider:
     return TokenProvider.shared_access_key(connection_string.key_name, connection_string.key)
 
 
+def _where_and_who(
+    address: str | RelayAddress | None,
+    connection_string: ConnectionString | str | None,
+    token_provider: TokenProvider | None,
+) -> tuple[RelayAddress, TokenProvider | None]:
+    """The host's address and token provider, ``SOAPRELAY_CONNECTION_STRING`` filling gaps.
+
+    The variable supplies the address (its endpoint and EntityPath) when neither an
+    address nor a connection string is given, and the token provider when neither
+    a provider nor a connection string is given and it names the address's relay.
+    """
+    if isinstance(connection_string, str):
+        connection_string = ConnectionString.parse(connection_string)
+    if isinstance(address, str):
+        address = RelayAddress.parse(address)
+    if connection_string is None and (address is None or token_provider is None):
+        connection_string = ConnectionString.env_default(
+            None if address is None else address.http_base
+        )
+    if address is None:
+        if connection_string is None:
+            raise ConfigurationError(
+                f"give an address or a connection string (or set {ENV_VAR})"
+            )
+        address = RelayAddress.from_connection_string(connection_string)
+    if token_provider is None and connection_string is not None:
+        token_provider = _token_provider(connection_string)
+    return address, token_provider
+
+
 def _aggregate(statuses: list[HostStatus]) -> HostStatus:
     if not statuses or all(s is HostStatus.CLOSED for s in statuses):
         return HostStatus.CLOSED
@@ -71,9 +101,11 @@ class RelayServiceHost:
     Args:
         app: a Spyne ``Application``, any WSGI callable, or an async Handler.
         address: ``sb://host:port/path``, ``http://...`` or ``https://...``; None takes
-            the connection string's endpoint and EntityPath.
+            the connection string's endpoint and EntityPath (``connection_string``,
+            else the ``SOAPRELAY_CONNECTION_STRING`` environment variable).
         binding: the relay binding (default BasicHttpRelayBinding).
-        token_provider: gives the Listen token; default from ``connection_string``.
+        token_provider: gives the Listen token; default from ``connection_string``,
+            else from ``SOAPRELAY_CONNECTION_STRING`` when it names the same relay.
         discovery: ``"public"`` lists the entity in the relay's discovery feed.
         on_status: called with each new host :class:`HostStatus`.
         connection_string: text or parsed; supplies the token (and address if None).
@@ -104,18 +136,9 @@ class RelayServiceHost:
         close_timeout: float = 30.0,
         message_security: MessageSecurity | None = None,
     ) -> None:
-        if isinstance(connection_string, str):
-            connection_string = ConnectionString.parse(connection_string)
-        if isinstance(address, str):
-            address = RelayAddress.parse(address)
-        elif address is None:
-            if connection_string is None:
-                raise ConfigurationError("give an address or a connection string")
-            address = RelayAddress.from_connection_string(connection_string)
+        address, token_provider = _where_and_who(address, connection_string, token_provider)
         if listeners < 1:
             raise ConfigurationError("listeners must be at least 1")
-        if token_provider is None and connection_string is not None:
-            token_provider = _token_provider(connection_string)
         self.address, self.binding = address, binding or BasicHttpRelayBinding()
         self.token_provider, self.discovery = token_provider, Discovery(discovery)
         self.handler = make_handler(app, self.binding, message_security, listeners=listeners)

@@ -127,6 +127,8 @@ class HybridConnectionListener:
             url += f"&sb-relay-kind={self.binding.entity_kind.value}"
         if self.discovery is Discovery.PUBLIC:
             url += "&sb-relay-discovery=public"
+        if not self.binding.requires_client_authorization:
+            url += "&sb-relay-client-auth=none"  # senders need no token (dynamic entities)
         return url
 
     async def _token(self) -> SecurityToken | None:

@@ -14,7 +14,10 @@ header instead, added by a zeep plugin; WSDL/XSD GETs keep the HTTP header.
 The token's audience is the entity URL, ``http[s]://host:port/entity``, and
 it goes only to the relay's host and port (the WSDL URL's, the connection
 string's): an XSD imported from elsewhere or a private address left in a WSDL
-never sees it.
+never sees it.  With neither a token provider nor a connection string, the
+``SOAPRELAY_CONNECTION_STRING`` environment variable supplies the key when it
+names the WSDL URL's relay.  A binding with ``client_authentication="none"``
+sends no token unless given a token provider.
 
 The relay answers its own errors to SOAP requests with a SOAP fault, which zeep
 raises as :class:`zeep.exceptions.Fault`; other failures (a WSDL fetch answered
@@ -248,7 +251,10 @@ def relay_client(
         binding: The relay binding (BasicHttp by default); WS-Addressing is added
             for bindings that use it, and it says where the token goes.
         token_provider: Where tokens come from. Defaults to the connection
-            string's key or signature; None with no connection string sends no token.
+            string's key or signature, else to the ``SOAPRELAY_CONNECTION_STRING``
+            environment variable's when it names the WSDL URL's relay; with none
+            of them, or a binding with ``client_authentication="none"``, no
+            token is sent.
         connection_string: Relay connection string; its ``EntityPath``, when
             present, names the entity tokens are signed for.
         timeout: Seconds allowed for loading the WSDL and XSD documents.
@@ -315,12 +321,21 @@ def client_parts(
     binding = binding or BasicHttpRelayBinding()
     security = security_plugins(binding, message_security, client_kwargs.get("wsse"))
     entity_path = _wsdl_entity(wsdl_url)
-    origins = [wsdl_url] if urlsplit(wsdl_url).scheme in ("http", "https") else []
+    web = urlsplit(wsdl_url).scheme in ("http", "https")
+    origins = [wsdl_url] if web else []
+    tokenless = not binding.requires_client_authorization and token_provider is None
     if connection_string is not None:
         cs = _as_connection_string(connection_string)
         entity_path = cs.entity_path or entity_path
-        token_provider = token_provider or _provider_from(cs)
         origins.append(cs.http_base)
+        if not tokenless:
+            token_provider = token_provider or _provider_from(cs)
+    elif token_provider is None and not tokenless:
+        env = ConnectionString.env_default(_http_base(wsdl_url) if web else None)
+        if env is not None:  # the URL names the entity; the variable gives the key
+            entity_path = entity_path or env.entity_path
+            token_provider = _provider_from(env)
+            origins.append(env.http_base)
     audience = Audience(entity_path, origins or None)
     in_header = binding.token_in_soap_header and token_provider is not None
     plugins = list(client_kwargs.pop("plugins", None) or [])
@@ -357,6 +372,18 @@ def security_plugins(
             " the plugins and would change the signed message"
         )
     return [plugin]
+
+
+def _http_base(url: str) -> str:
+    """``http[s]://host:port`` of an http(s) URL, the default port filled in."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme.lower()}://{host}:{port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def _wsdl_entity(wsdl_url: str) -> str | None:

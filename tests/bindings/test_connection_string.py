@@ -116,6 +116,19 @@ def test_from_env() -> None:
         ConnectionString.from_env({ENV_VAR: "  "})
 
 
+def test_env_default_is_for_its_own_relay_only() -> None:
+    local = "Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=R;SharedAccessKey=k"
+    env = {ENV_VAR: local}
+    assert ConnectionString.env_default(None, env) == ConnectionString.parse(local)
+    assert ConnectionString.env_default("http://127.0.0.1:9350", env) is not None
+    assert ConnectionString.env_default("HTTP://127.0.0.1:9350/", env) is not None
+    assert ConnectionString.env_default("http://127.0.0.1:9351", env) is None
+    assert ConnectionString.env_default("https://127.0.0.1:9350", env) is None
+    assert ConnectionString.env_default(None, {}) is None
+    with pytest.raises(ConfigurationError, match=f"^environment variable {ENV_VAR}: "):
+        ConnectionString.env_default(None, {ENV_VAR: "Endpoint=sb://h/"})
+
+
 def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_VAR, CS)
 

@@ -15,6 +15,7 @@ from bindings import (
     WebHttpRelayBinding,
 )
 from bindings.acknowledge import Acknowledging
+from bindings.connection_string import ENV_VAR
 from bindings.exceptions import ConfigurationError, HostOpenTimeout, RelayUnreachable
 from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.tokens import FixedTokenProvider, SharedAccessKeyTokenProvider
@@ -64,6 +65,40 @@ def test_address_and_token_from_the_connection_string() -> None:
         wsgi, connection_string=f"Endpoint=sb://127.0.0.1:9350/;SharedAccessSignature={token}"
         ";EntityPath=p")
     assert isinstance(signed.token_provider, FixedTokenProvider)
+
+
+def test_the_environment_variable_supplies_address_and_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_VAR, CS)
+    host = RelayServiceHost(wsgi)
+    assert host.public_address == "http://127.0.0.1:9350/payroll"
+    assert isinstance(host.token_provider, SharedAccessKeyTokenProvider)
+    # an address on the variable's relay: the variable gives the key
+    other = RelayServiceHost(wsgi, "sb://127.0.0.1:9350/other")
+    assert other.public_address == "http://127.0.0.1:9350/other"
+    assert isinstance(other.token_provider, SharedAccessKeyTokenProvider)
+    # an address on another relay: that relay never gets a token signed with this key
+    assert RelayServiceHost(wsgi, "sb://127.0.0.1:9351/other").token_provider is None
+    # what is given explicitly wins
+    fixed = FixedTokenProvider(create_token("http://127.0.0.1:9350/payroll", "Root", "k"))
+    assert RelayServiceHost(wsgi, token_provider=fixed).token_provider is fixed
+    cs = CS.replace("EntityPath=payroll", "EntityPath=explicit").replace("9350", "9400")
+    assert RelayServiceHost(wsgi, connection_string=cs).public_address.endswith(":9400/explicit")
+
+
+def test_without_an_address_or_the_variable_the_error_names_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigurationError, match=ENV_VAR):
+        RelayServiceHost(wsgi)
+    monkeypatch.setenv(ENV_VAR, CS.replace(";EntityPath=payroll", ""))
+    with pytest.raises(ConfigurationError, match="EntityPath"):
+        RelayServiceHost(wsgi)
+    monkeypatch.setenv(ENV_VAR, "Endpoint=ftp://x/;SharedAccessKeyName=a;SharedAccessKey=b")
+    for args in ((wsgi,), (wsgi, "sb://127.0.0.1:1/a")):  # also when it would give the token only
+        with pytest.raises(ConfigurationError, match=f"{ENV_VAR}: Endpoint 'ftp://x/'"):
+            RelayServiceHost(*args)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from bindings.binding import (
     NetOnewayRelayBinding,
     WS2007HttpRelayBinding,
 )
+from bindings.connection_string import ENV_VAR
 from bindings.exceptions import BindingError, RelayTransportError
 from bindings.spyne_host import SpyneRelayApp, spyne_wsgi
 from bindings.tokens import SecurityToken, TokenProvider
@@ -121,6 +122,50 @@ def test_no_provider_sends_no_token(relay: FakeRelay) -> None:
     client = relay_client(f"{relay.base_url}/payroll?wsdl")
     client.service.GetSalary(7)
     assert all("Servicebusauthorization" not in r.headers for r in relay.requests)
+
+
+def env_cs(base_url: str) -> str:
+    """A connection string for the relay at ``base_url`` (``sb://`` on loopback: no TLS)."""
+    host = base_url.removeprefix("http://")
+    return f"Endpoint=sb://{host}/;SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY}"
+
+
+def test_the_environment_variable_supplies_the_token(
+    relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cs = env_cs(relay.base_url)
+    monkeypatch.setenv(ENV_VAR, cs + ";EntityPath=payroll12")  # the URL's entity wins
+    client = relay_client(f"{relay.base_url}/payroll?wsdl")
+    assert client.service.GetSalary(12) == Decimal("4975.25")
+    for request in relay.requests:
+        assert audience_of(request.headers["Servicebusauthorization"]) == f"{relay.base_url}/payroll"
+
+
+def test_the_environment_variable_for_another_relay_is_not_used(
+    relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = int(relay.base_url.rpartition(":")[2])
+    monkeypatch.setenv(ENV_VAR, env_cs(f"http://127.0.0.1:{port + 1}"))
+    relay_client(f"{relay.base_url}/payroll?wsdl").service.GetSalary(7)
+    assert all("Servicebusauthorization" not in r.headers for r in relay.requests)
+
+
+def test_client_authentication_none_sends_no_token_unless_given_one(
+    relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cs = env_cs(relay.base_url)
+    monkeypatch.setenv(ENV_VAR, cs)
+    url = f"{relay.base_url}/payroll?wsdl"
+    for in_header in (False, True):
+        binding = BasicHttpRelayBinding(client_authentication="none", token_in_soap_header=in_header)
+        for client in (relay_client(url, binding=binding),
+                       relay_client(url, binding=binding, connection_string=cs)):
+            client.service.GetSalary(7)
+    assert all("Servicebusauthorization" not in r.headers and r.soap_token is None
+               for r in relay.requests)
+    binding = BasicHttpRelayBinding(client_authentication="none")
+    relay_client(url, binding=binding, token_provider=CountingProvider()).service.GetSalary(7)
+    assert "Servicebusauthorization" in relay.requests[-1].headers
 
 
 def test_a_relay_soap_fault_becomes_a_zeep_fault(relay: FakeRelay) -> None:
