@@ -16,16 +16,42 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import Event
 
 Rendezvous = Callable[[ServerConnection], Awaitable[None]]
+
+
+class RelayConnection(ServerConnection):
+    """The relay's end of a WebSocket: puts each ping it gets in ``pings``.
+
+    With ``answer_pings`` False it stops sending pongs, like a relay that hangs.
+    """
+
+    def __init__(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        self.pings: asyncio.Queue[bytes] = asyncio.Queue()
+        self.answer_pings = True
+        send_frame = protocol.send_frame
+
+        def send_unless_muted(frame: Frame) -> None:
+            if frame.opcode is not Opcode.PONG or self.answer_pings:
+                send_frame(frame)
+
+        protocol.send_frame = send_unless_muted
+
+    def process_event(self, event: Event) -> None:
+        if isinstance(event, Frame) and event.opcode is Opcode.PING:
+            self.pings.put_nowait(bytes(event.data))
+        super().process_event(event)
 
 
 class ScriptedRelay:
     """``async with ScriptedRelay() as relay``: ``relay.ws_base``, ``await relay.next_control()``."""
 
     def __init__(self) -> None:
-        self.controls: asyncio.Queue[ServerConnection] = asyncio.Queue()
+        self.controls: asyncio.Queue[RelayConnection] = asyncio.Queue()
         self.handshakes: list[Request] = []
         self.refusals: list[tuple[int, str, bytes]] = []  # consumed one per handshake
         self.rendezvous: dict[str, Rendezvous] = {}
@@ -36,6 +62,7 @@ class ScriptedRelay:
         self._server = await serve(
             self._handle, "127.0.0.1", 0, process_request=self._process,
             compression=None, max_size=None, select_subprotocol=_first_offered,
+            create_connection=RelayConnection,
         )
         return self
 
@@ -61,7 +88,7 @@ class ScriptedRelay:
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
         self.refusals.append((status, code, body))
 
-    async def next_control(self, timeout: float = 5.0) -> ServerConnection:
+    async def next_control(self, timeout: float = 5.0) -> RelayConnection:
         return await asyncio.wait_for(self.controls.get(), timeout)
 
     def _process(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -82,6 +109,7 @@ class ScriptedRelay:
         query = parse_qs(urlsplit(ws.request.path).query)
         action = query.get("sb-hc-action", [""])[0]
         if action == "listen":
+            assert isinstance(ws, RelayConnection)
             await self.controls.put(ws)
             await ws.wait_closed()
         else:

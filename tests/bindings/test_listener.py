@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 from bindings.address import RelayAddress
 from bindings.binding import BasicHttpRelayBinding, NetOnewayRelayBinding
@@ -103,6 +104,18 @@ async def test_handshake_carries_id_token_kind_and_discovery(
     token = SasToken.parse(handshake.headers["ServiceBusAuthorization"])
     assert unquote(token.raw_resource) == f"http://127.0.0.1:{relay.port}/svc"
     await online(listener)
+
+
+async def test_client_authentication_none_is_asked_for_on_the_handshake(
+    relay: ScriptedRelay, listeners: list[HybridConnectionListener]
+) -> None:
+    listener = make(relay, listeners, binding=BasicHttpRelayBinding(client_authentication="none"))
+    await relay.next_control()
+    (handshake,) = relay.handshakes
+    query = parse_qs(urlsplit(handshake.path).query)
+    assert query == {"sb-hc-action": ["listen"], "sb-hc-id": [listener.id],
+                     "sb-relay-client-auth": ["none"]}
+    assert "ServiceBusAuthorization" in handshake.headers  # listening always needs a token
 
 
 async def test_inline_request_gets_an_inline_response(
@@ -314,6 +327,45 @@ async def test_the_token_is_renewed_before_it_expires(
     assert relay.handshakes[0].headers["ServiceBusAuthorization"] == "token-1"
     renewals = [(await recv_json(control))["renewToken"]["token"] for _ in range(2)]
     assert renewals[0] != "token-1" and renewals[0] != renewals[1]
+
+
+async def test_keepalive_pings_go_out_every_interval(
+    relay: ScriptedRelay, listeners: list[HybridConnectionListener]
+) -> None:
+    make(relay, listeners, binding=BasicHttpRelayBinding(keepalive_interval=0.05))
+    control = await relay.next_control()
+    pings = [await asyncio.wait_for(control.pings.get(), 5) for _ in range(3)]
+    assert len(set(pings)) == 3  # three distinct pings, each answered (the channel stays up)
+    assert control.state is State.OPEN and len(relay.handshakes) == 1
+
+
+async def test_a_relay_that_stops_answering_pings_is_left_and_reconnected(
+    relay: ScriptedRelay, listeners: list[HybridConnectionListener]
+) -> None:
+    statuses: list[HostStatus] = []
+    listener = make(relay, listeners, binding=BasicHttpRelayBinding(keepalive_interval=0.1),
+                    on_status=statuses.append)
+    hung = await relay.next_control()
+    await online(listener)
+    hung.answer_pings = False
+    fresh = await relay.next_control()  # the listener gave up on the silent channel
+    await online(listener)
+    await asyncio.wait_for(hung.wait_closed(), 5)
+    error = listener.last_error  # the listener failed the channel: no close handshake
+    assert isinstance(error, ListenerDisconnected) and error.close_code == 1006
+    assert statuses == [HostStatus.ONLINE, HostStatus.CONNECTING, HostStatus.ONLINE]
+    await asyncio.wait_for(fresh.pings.get(), 5)  # and it keeps pinging the new one
+
+
+async def test_no_pings_when_keepalive_is_off(
+    relay: ScriptedRelay, listeners: list[HybridConnectionListener]
+) -> None:
+    listener = make(relay, listeners, binding=BasicHttpRelayBinding(keepalive_interval=0))
+    control = await relay.next_control()
+    await online(listener)
+    await control.send(request_json("r1", relay.address("request", "x"), body=False))
+    assert (await recv_json(control))["response"]["requestId"] == "r1"
+    assert control.pings.empty()
 
 
 async def test_websocket_senders_are_refused_with_501_without_on_accept(

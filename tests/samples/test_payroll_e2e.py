@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -25,10 +26,12 @@ from bindings.connection_string import ConnectionString
 from bindings.exceptions import RelayTransportError
 from samples.payroll import services
 from samples.payroll.client import contract_client
+from soap import ns
 from tests.support.relay import RelayThread
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
+WSA = ns.WSA
 
 
 @pytest.fixture
@@ -80,19 +83,32 @@ def test_basic_http_token_in_either_place(
     assert client.service.GetSalary(12) == Decimal("4975.25")
 
 
+class MessageIds(zeep.Plugin):  # type: ignore[misc]
+    """Records the ``wsa:MessageID`` of each request as it leaves (after WS-Addressing)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def egress(self, envelope: Any, http_headers: Any, operation: Any, binding_options: Any) -> Any:
+        self.sent.append(envelope.findtext(f".//{{{WSA}}}MessageID") or "")
+        return envelope, http_headers
+
+
 def test_soap12_ws_addressing_call(payroll12: RelayServiceHost, cs: ConnectionString) -> None:
+    ids = MessageIds()
     client = relay_client(
         f"{payroll12.public_address}?wsdl",
         binding=WS2007HttpRelayBinding(),
         connection_string=cs.with_entity("payroll12"),
     )
     assert client.service.GetSalary(8) == Decimal("5480.00")
+    client.plugins.append(ids)  # after zeep's WsAddressingPlugin, which adds the MessageID
     with client.settings(raw_response=True):
         reply = client.service.GetSalary(7)
     root = etree.fromstring(reply.content)
-    wsa = "http://www.w3.org/2005/08/addressing"
-    assert root.findtext(f".//{{{wsa}}}RelatesTo", "").startswith("urn:uuid:")
-    assert root.findtext(f".//{{{wsa}}}Action") == "GetSalaryResponse"
+    assert len(ids.sent) == 1 and ids.sent[0].startswith("urn:uuid:")
+    assert root.findtext(f".//{{{WSA}}}RelatesTo") == ids.sent[0]
+    assert root.findtext(f".//{{{WSA}}}Action") == "GetSalaryResponse"
 
 
 def test_wsdl_through_the_relay_shows_the_relay_address(

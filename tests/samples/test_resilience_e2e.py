@@ -21,6 +21,7 @@ from bindings import (
     relay_client,
 )
 from bindings.connection_string import ConnectionString
+from relay.namespace import EntityConfig
 from relay.sas import create_token
 from samples.payroll import services
 from samples.payroll.client import contract_client
@@ -78,6 +79,19 @@ def test_killed_listener_gives_the_client_a_clear_fault_within_2s(relay: RelayTh
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_no_listener_on_a_configured_entity_is_a_fault_at_once(tmp_path: Path) -> None:
+    with RelayThread(make_namespace(EntityConfig("payroll"))) as relay:
+        cs = ConnectionString.parse(relay.connection_string).with_entity("payroll")
+        client = contract_client(services.payroll_app, BasicHttpRelayBinding(), cs, tmp_path)
+        began = time.monotonic()
+        with pytest.raises(zeep.exceptions.Fault) as fault:
+            client.service.GetSalary(7)
+        elapsed = time.monotonic() - began
+    assert "No service is hosted at the specified address." in fault.value.message
+    assert "TrackingId:" in fault.value.message
+    assert elapsed < 1.0, f"the fault took {elapsed:.2f} s"
 
 
 def test_bad_xml_gets_a_fault_and_the_service_keeps_serving(relay: RelayThread) -> None:
