@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   - the payroll demo through a real relay
-#   make test   - the whole test suite (unit, integration, interop)
-# Both bootstrap the venv, pip packages and npm packages from files in this repo.
+#   make demo   - the payroll demo through a real relay (Python only: no Node needed)
+#   make test   - the whole test suite (unit, integration, interop: needs Node 20)
+# Both install the Debian packages in apt-packages.txt that are missing and bootstrap
+# the venv with the pip packages; make test also installs the npm packages (npm ci).
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -15,7 +16,8 @@ bootstrap: apt $(VENV)/.stamp $(NODE_DIR)/node_modules/.stamp
 apt:
 	@scripts/apt-bootstrap apt-packages.txt
 
-$(VENV)/.stamp: setup.cfg pyproject.toml
+# apt is order-only: it runs first (python3.11-venv) but never forces a new venv.
+$(VENV)/.stamp: setup.cfg pyproject.toml | apt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,dev]'
@@ -25,13 +27,13 @@ $(NODE_DIR)/node_modules/.stamp: $(NODE_DIR)/package.json $(NODE_DIR)/package-lo
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: bootstrap
+demo: $(VENV)/.stamp
 	$(PY) -m samples.payroll.demo
 
 test: bootstrap
 	$(PY) -m pytest
 
-check: bootstrap
+check: $(VENV)/.stamp
 	$(VENV)/bin/ruff check relay bindings soap samples tests interop_tests
 	$(VENV)/bin/mypy relay bindings soap
 
