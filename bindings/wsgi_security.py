@@ -33,6 +33,11 @@ With a signer, SOAP replies get a Timestamp and a signature::
       <soap:Body wsu:Id="id-2"><tns:GetSalaryResponse>...</tns:GetSalaryResponse></soap:Body>
     </soap:Envelope>
 
+The application's result is not closed when the reply is signed: the
+returned iterable passes ``close()`` (PEP 3333) and ``discard()`` (the relay
+host's extension, :mod:`bindings.wsgi_host`) on to it, so Spyne's one-way work
+still starts only once the ``202`` was written, and is dropped when it was not.
+
 Security faults are not signed (as in WCF): a request that failed the checks
 has not earned a signed answer. Replies that are not SOAP (no SOAP media type,
 or unreadable) are passed on unchanged.
@@ -46,7 +51,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -180,14 +185,53 @@ class WsSecurityMiddleware:
         result = self.app(environ, captured.start_response)
         try:
             body = b"".join([*captured.chunks, *(bytes(chunk) for chunk in result)])
+            body = _sign(body, captured.headers, self.timestamp, signer)
+            headers = [(k, v) for k, v in captured.headers if k.lower() != "content-length"]
+            start_response(captured.status, [*headers, ("Content-Length", str(len(body)))])
+        except BaseException:
+            _drop(result)  # the app's reply will never go out
+            raise
+        return _SignedReply(body, result)
+
+
+class _SignedReply:
+    """The signed body, with the wrapped app's result kept open until the server is done.
+
+    ``close()`` and ``discard()`` reach that result: the relay host calls them
+    once the response was written (or could not be), and that is when Spyne's
+    one-way work starts (or is dropped) — never while the reply is being signed.
+    """
+
+    def __init__(self, body: bytes, inner: Iterable[bytes]) -> None:
+        self._body, self._inner = body, inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._body,))
+
+    def discard(self) -> None:
+        discard = getattr(self._inner, "discard", None)
+        if discard is not None:
+            discard()
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+def _drop(result: object) -> None:
+    """``discard()`` and ``close()`` a result whose reply will not be sent; failures are logged."""
+    try:
+        try:
+            discard = getattr(result, "discard", None)
+            if discard is not None:
+                discard()
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-        body = _sign(body, captured.headers, self.timestamp, signer)
-        headers = [(k, v) for k, v in captured.headers if k.lower() != "content-length"]
-        start_response(captured.status, [*headers, ("Content-Length", str(len(body)))])
-        return [body]
+    except Exception:
+        log.exception("closing the application's result failed")
 
 
 def _sign(

@@ -118,6 +118,31 @@ def call(
     extra: dict[str, Any] | None = None,
 ) -> Reply:
     """Run one request through a WSGI app."""
+    environ = wsgi_environ(method, body, content_type=content_type, query=query, extra=extra)
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    result = app(environ, start_response)
+    try:
+        data = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return Reply(int(seen["status"].split()[0]), seen["headers"], data)
+
+
+def wsgi_environ(
+    method: str = "POST",
+    body: bytes = b"",
+    *,
+    content_type: str = "text/xml; charset=utf-8",
+    query: str = "",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The environ of one request to ``/payroll`` at ``relay.test``."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "/payroll",
@@ -139,19 +164,7 @@ def call(
         "wsgi.run_once": False,
     }
     environ.update(extra or {})
-    seen: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
-        seen["status"], seen["headers"] = status, dict(headers)
-
-    result = app(environ, start_response)
-    try:
-        data = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return Reply(int(seen["status"].split()[0]), seen["headers"], data)
+    return environ
 
 
 class WsgiTransport(zeep.Transport):  # type: ignore[misc]
@@ -497,7 +510,7 @@ def test_non_soap_replies_are_left_alone() -> None:
         assert call(middleware, body=signed_request()).body == expected
 
 
-LEGACY = {
+LEGACY: dict[str, Any] = {
     "allow_sha1": True,
     "signature_method": SignatureMethod.RSA_SHA1,
     "digest_method": DigestAlgorithm.SHA1,
@@ -749,3 +762,78 @@ def test_close_reaches_the_wrapped_app() -> None:
     plain_secured(app).close()
     assert app.closed == 1
     plain_secured(payroll_service(Calls())).close()  # an app without close(): nothing to do
+
+
+# --- a signed reply keeps the app's result open until the server is done ---
+
+
+@dataclass
+class TrackedResult:
+    """A WSGI result that notes what the server did with it (``close``, ``discard``)."""
+
+    chunks: list[bytes]
+    events: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def discard(self) -> None:
+        self.events.append("discard")
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+def tracked(app: WsgiApp, results: list[TrackedResult]) -> WsgiApp:
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> TrackedResult:
+        results.append(TrackedResult(list(app(environ, start_response))))
+        return results[-1]
+
+    return wrapped
+
+
+def run_signed(results: list[TrackedResult], **changes: Any) -> Any:
+    """The middleware's (signed) result for a signed GetSalary, not closed."""
+    app = secure_service(
+        tracked(payroll_service(Calls()), results), Mode.MESSAGE, service_settings(**changes)
+    )
+    return app(wsgi_environ(body=signed_request()), lambda *_: None)
+
+
+def test_a_signed_reply_closes_the_apps_result_only_when_closed_itself() -> None:
+    results: list[TrackedResult] = []
+    reply = run_signed(results)
+    envelope = Envelope.from_bytes(b"".join(reply))
+    policy = client_settings().policy(Mode.MESSAGE, service=False)
+    assert policy is not None and verify_envelope(envelope, policy).signer == pki().server.cert
+    assert results[0].events == []  # signed, read, and still open
+    reply.close()
+    assert results[0].events == ["close"]
+
+
+def test_a_signed_reply_passes_discard_on() -> None:
+    results: list[TrackedResult] = []
+    reply = run_signed(results)
+    reply.discard()  # the relay host: the response could not be written
+    reply.close()
+    assert results[0].events == ["discard", "close"]
+    plain = run_signed([], identity=None)  # unsigned: the app's own result, as it was
+    assert isinstance(plain, TrackedResult)
+
+
+class FailingSigner(EnvelopeSigner):
+    def sign(self, envelope: Envelope) -> etree._Element:
+        raise UnsupportedAlgorithm("no signing today")
+
+
+def test_a_reply_that_cannot_be_signed_drops_the_apps_result() -> None:
+    results: list[TrackedResult] = []
+    policy = service_settings().policy(Mode.MESSAGE, service=True)
+    assert policy is not None
+    app = WsSecurityMiddleware(
+        tracked(payroll_service(Calls()), results), policy,
+        signer=FailingSigner(pki().server.identity), timestamp=TimestampHook(clock=at(T0)),
+    )
+    with pytest.raises(UnsupportedAlgorithm, match="no signing today"):
+        app(wsgi_environ(body=signed_request()), lambda *_: None)
+    assert results[0].events == ["discard", "close"]

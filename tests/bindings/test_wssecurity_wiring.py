@@ -25,7 +25,7 @@ from bindings.binding import (
     WS2007HttpRelayBinding,
 )
 from bindings.exceptions import ConfigurationError, UntrustedResponse
-from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes
+from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes, settle
 from bindings.host import RelayServiceHost, make_handler
 from bindings.spyne_host import SpyneRelayApp, spyne_wsgi
 from bindings.tokens import TokenProvider
@@ -161,6 +161,8 @@ async def test_one_way_spyne_operations_are_checked_before_the_202(tmp_path: Pat
     assert fault.subcode.localname == "FailedCheck"
     accepted = await handler(relayed(body))
     assert (accepted.status, accepted.body) == (202, b"")
+    assert recorder.lines == []  # the 202 is not written yet: no work
+    await settle(accepted, sent=True)  # what the exchange does once it was written
     assert recorder.wait_for(1, 10)
     assert recorder.lines == ["timesheet employee=7 hours=7.5"]
 
