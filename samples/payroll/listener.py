@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if service.signed and args.credentials is None:
         print(f"listener: {args.service} needs --credentials DIR", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    # SIGTERM/SIGINT are blocked in every thread (the host's threads inherit the mask)
+    # and taken with sigwait() below: a handler would only run in the main thread, and
+    # the kernel may deliver the signal to the host's event-loop thread instead.
+    stopping = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     try:
         cs = ConnectionString.parse(text).with_entity(args.entity or service.entity)
         security = credentials.service_security(args.credentials) if service.signed else None
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"READY {host.public_address}", flush=True)
     try:
-        stop.wait()
+        signal.sigwait(stopping)
     finally:
         host.close()
     return 0
