@@ -208,7 +208,7 @@ class _Exchange:
         try:
             await listener.drain()
             # A timer on the reply future: cheaper than wait_for(shield(...)) per request.
-            timer = asyncio.get_running_loop().call_later(timeout, _time_out, pending, timeout)
+            timer = listener.loop.call_later(timeout, _time_out, pending, timeout)
             try:
                 reply = await pending.reply
             finally:

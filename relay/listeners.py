@@ -99,10 +99,13 @@ class PendingRequest:
     body: bytes | AsyncIterator[bytes] | None
     listener: ListenerConnection
     delivered: bool = False
-    reply: asyncio.Future[RelayedReply] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    reply: asyncio.Future[RelayedReply] = field(init=False)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        # The listener's loop, not get_running_loop(): on Python 3.11 that makes a
+        # getpid() syscall, and this runs for every relayed request.
+        self.reply = self.listener.loop.create_future()
 
     @property
     def id(self) -> str:
@@ -146,6 +149,7 @@ class ListenerConnection:
     ) -> None:
         """``check_renewal(token)`` verifies a renewed token and returns its expiry."""
         self.entity_path = entity_path
+        self.loop = asyncio.get_running_loop()
         self.id = f"L{next(_ids)}"
         self.state = ListenerState.ONLINE
         self._check_renewal = check_renewal
