@@ -153,17 +153,14 @@ class ResponseCommand:
     body: bool = False
 
     def serialize(self) -> str:
-        return _compact(
-            {
-                "response": {
-                    "requestId": self.request_id,
-                    "statusCode": self.status_code,
-                    "statusDescription": self.status_description,
-                    "responseHeaders": headers_to_json(self.response_headers),
-                    "body": self.body,
-                }
-            }
-        )
+        # From pieces, as RequestCommand: a listener sends one for every call.
+        return "".join((
+            '{"response":{"requestId":', _string(self.request_id),
+            ',"statusCode":', str(int(self.status_code)),
+            ',"statusDescription":', _string(self.status_description),
+            ',"responseHeaders":', _headers_json(self.response_headers),
+            ',"body":', "true" if self.body else "false", "}}",
+        ))
 
 
 @dataclass(frozen=True)
