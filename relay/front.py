@@ -40,6 +40,7 @@ import httptools
 from multidict import CIMultiDict
 
 from relay.exceptions import RelayError
+from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
 from relay.messages import Headers
 
@@ -249,17 +250,23 @@ class FrontProtocol(asyncio.Protocol):
         self._front.loop.create_task(self._serve(request))
 
     async def _serve(self, request: FastRequest) -> None:
-        from relay.http_senders import relay_http
-
         server = self._front.server
+        reply = _FastReply(self, request)
         try:
-            await relay_http(server, request, _FastReply(self, request))
+            await relay_http(server, request, reply)
         except RelayError as error:
-            status, reason, headers, body = server.error_parts(request, error)
-            self.write_whole(status, reason, headers, body, request)
+            if reply.started:  # an answer is half out: it must not look complete
+                self.close()
+            else:
+                status, reason, headers, body = server.error_parts(request, error)
+                self.write_whole(status, reason, headers, body, request)
         except Exception:
             log.exception("%s %s: internal error", request.method, request.path)
-            self.write_whole(500, None, (("Content-Type", "text/plain"),), b"internal error\n", request)
+            if reply.started:
+                self.close()
+            else:
+                body = b"internal error\n"
+                self.write_whole(500, None, (("Content-Type", "text/plain"),), body, request)
         finally:
             self._finished(request)
 
@@ -324,12 +331,14 @@ class FrontProtocol(asyncio.Protocol):
 class _FastReply:
     """The :class:`relay.sender_io.SenderReply` of a front connection."""
 
-    __slots__ = ("_conn", "_request")
+    __slots__ = ("_conn", "_request", "started")
 
     def __init__(self, conn: FrontProtocol, request: FastRequest) -> None:
         self._conn, self._request = conn, request
+        self.started = False
 
     def whole(self, status: int, reason: str | None, headers: Headers, body: bytes) -> None:
+        self.started = True
         self._conn.write_whole(status, reason, headers, body, self._request)
 
     async def stream(
@@ -339,12 +348,15 @@ class _FastReply:
         framing = "Transfer-Encoding: chunked\r\n"
         if not request.keep_alive:
             framing += "Connection: close\r\n"
+        self.started = True
         conn.write(_head_bytes(status, reason, headers, framing))
+        head_only = request.method == "HEAD"  # RFC 9110 §9.3.2: no content, not even a last chunk
         async for chunk in chunks:
-            if chunk and request.method != "HEAD":
+            if chunk and not head_only:
                 conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 await conn.drain()
-        conn.write(b"0\r\n\r\n")
+        if not head_only:
+            conn.write(b"0\r\n\r\n")
 
     def abort(self) -> None:
         self._conn.close()
