@@ -21,7 +21,7 @@ from aiohttp import web
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
-from relay.wsframes import FrameSplitter
+from relay.wsframes import FrameSplitter, frame_header
 
 __all__ = ["Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key", "server_frame"]
 
@@ -44,15 +44,7 @@ async def _drain(http: web.RequestHandler, transport: asyncio.BaseTransport) -> 
 def server_frame(opcode: Opcode, payload: bytes) -> bytes:
     """One unmasked, unfragmented server frame (RFC 6455 §5.2): what ``Frame.serialize``
     makes for the relay's own frames, without its general-purpose checks."""
-    length = len(payload)
-    first = 0x80 | opcode.value
-    if length < 126:
-        head = bytes((first, length))
-    elif length < 1 << 16:
-        head = bytes((first, 126)) + length.to_bytes(2, "big")
-    else:
-        head = bytes((first, 127)) + length.to_bytes(8, "big")
-    return head + payload
+    return frame_header(0x80 | opcode.value, len(payload), masked=False) + payload
 
 
 class FrameSink:
@@ -85,11 +77,6 @@ class FrameSink:
     async def drain(self) -> None:
         """Wait while the socket's write buffer is full."""
         await _drain(self._http, self._transport)
-
-    async def send(self, *frames: tuple[Opcode, bytes]) -> None:
-        """:meth:`queue`, then :meth:`drain`."""
-        self.queue(*frames)
-        await self.drain()
 
     def _flush(self) -> None:
         data, self._queued = b"".join(self._queued), []

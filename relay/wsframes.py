@@ -28,22 +28,22 @@ try:
 except ImportError:  # pragma: no cover - the C extension ships in websockets' wheels
     from websockets.utils import apply_mask
 
-__all__ = ["FrameSplitter"]
+__all__ = ["FrameSplitter", "frame_header"]
 
 #: A frame at most this long is passed on whole, as it came, once it has arrived.
 PASS_WHOLE = 256 * 1024
 _ZERO_MASK = b"\0\0\0\0"
 
 
-def _header(first_byte: int, length: int) -> bytes:
-    """A masked (zero key) frame header; ``first_byte`` holds FIN, RSV and opcode."""
+def frame_header(first_byte: int, length: int, *, masked: bool) -> bytes:
+    """A frame's first bytes (RFC 6455 §5.2): ``first_byte`` holds FIN, RSV and opcode;
+    the mask key itself, when ``masked``, is the caller's to append."""
+    flag = 0x80 if masked else 0
     if length < 126:
-        head = bytes((first_byte, 0x80 | length))
-    elif length < 1 << 16:
-        head = bytes((first_byte, 0x80 | 126)) + length.to_bytes(2, "big")
-    else:
-        head = bytes((first_byte, 0x80 | 127)) + length.to_bytes(8, "big")
-    return head + _ZERO_MASK
+        return bytes((first_byte, flag | length))
+    if length < 1 << 16:
+        return bytes((first_byte, flag | 126)) + length.to_bytes(2, "big")
+    return bytes((first_byte, flag | 127)) + length.to_bytes(8, "big")
 
 
 class FrameSplitter:
@@ -123,4 +123,4 @@ class FrameSplitter:
             first_byte = fin | (self._first_byte & 0x7F)  # RSV and opcode as sent
         else:
             first_byte = fin | Opcode.CONT.value
-        out.append(_header(first_byte, take) + payload)
+        out.append(frame_header(first_byte, take, masked=True) + _ZERO_MASK + payload)
