@@ -81,14 +81,6 @@ async def relay() -> AsyncIterator[ScriptedRelay]:
         yield running
 
 
-@pytest.fixture
-async def listeners() -> AsyncIterator[list[HybridConnectionListener]]:
-    made: list[HybridConnectionListener] = []
-    yield made
-    for listener in made:
-        await listener.close(timeout=2)
-
-
 def start(
     relay: ScriptedRelay, made: list[HybridConnectionListener], handler: Handler, gate: Gate
 ) -> HybridConnectionListener:

@@ -54,14 +54,6 @@ async def relay() -> AsyncIterator[ScriptedRelay]:
         yield running
 
 
-@pytest.fixture
-async def listeners() -> AsyncIterator[list[HybridConnectionListener]]:
-    made: list[HybridConnectionListener] = []
-    yield made
-    for listener in made:
-        await listener.close(timeout=2)
-
-
 class Sleeps:
     """An injected sleep that records reconnect delays and returns at once."""
 

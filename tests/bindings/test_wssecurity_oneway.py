@@ -83,14 +83,6 @@ async def relay() -> AsyncIterator[ScriptedRelay]:
 
 
 @pytest.fixture
-async def listeners() -> AsyncIterator[list[HybridConnectionListener]]:
-    made: list[HybridConnectionListener] = []
-    yield made
-    for listener in made:
-        await listener.close(timeout=2)
-
-
-@pytest.fixture
 def client(tmp_path: Path) -> zeep.Client:
     return zeep.Client(str(contract(tmp_path, timesheet_app, BINDING)))
 
