@@ -59,7 +59,10 @@ class RelayBinding:
         token_in_soap_header: clients put the token in a ``RelayAccessToken`` SOAP
             header instead of the ``ServiceBusAuthorization`` HTTP header.
         max_message_size: largest request body the host accepts, in bytes.
-        keepalive_interval: seconds between the listener's WebSocket pings.
+        keepalive_interval: seconds between the listener's WebSocket pings (0: none).
+        keepalive_timeout: seconds a ping may go unanswered before the listener
+            drops the connection and reconnects: with the interval, a silent network
+            cut is noticed within ``keepalive_interval + keepalive_timeout`` (+1 s).
         max_concurrent_calls: requests one listener runs at once.
         security: end-to-end security mode.
     """
@@ -67,7 +70,8 @@ class RelayBinding:
     client_authentication: ClientAuthentication | str = ClientAuthentication.RELAY_ACCESS_TOKEN
     token_in_soap_header: bool = False
     max_message_size: int = 64 * 1024 * 1024
-    keepalive_interval: float = 30.0
+    keepalive_interval: float = 4.0
+    keepalive_timeout: float = 4.0
     max_concurrent_calls: int = 16
     security: EndToEndSecurityMode = EndToEndSecurityMode.TRANSPORT
 

@@ -9,6 +9,7 @@ One root per package (the relay's own errors live in ``relay.exceptions``)::
     │   ├── ListenerRejected           the relay refused the listener handshake (.status, .code)
     │   │   └── ListenerQuotaExceeded  403: the entity already has its maximum of listeners
     │   ├── ListenerDisconnected       the relay closed the control channel (.close_code); retried
+    │   │   └── RelayUnresponsive      the relay stopped answering keep-alive pings; retried
     │   └── HostOpenTimeout            ``open()`` did not reach ONLINE in time
     ├── RelayTransportError            a zeep client's request failed without a SOAP fault (WSDL
     │                                  fetch 401/404/502, JSON error, relay unreachable); also a
@@ -43,6 +44,7 @@ __all__ = [
     "ListenerRejected",
     "RelayTransportError",
     "RelayUnreachable",
+    "RelayUnresponsive",
     "UntrustedResponse",
 ]
 
@@ -108,6 +110,19 @@ class ListenerDisconnected(HostError):
         suffix = f": {reason}" if reason else ""
         super().__init__(f"relay closed the listener connection ({what}){suffix}")
         self.close_code, self.reason = close_code, reason
+
+
+class RelayUnresponsive(ListenerDisconnected):
+    """The relay did not answer a keep-alive ping in time: the link is gone (a network cut,
+    a dead relay), so the listener dropped the connection itself and reconnects."""
+
+    def __init__(self, timeout: float) -> None:
+        HostError.__init__(
+            self,
+            f"the relay did not answer a keep-alive ping within {timeout:g} s"
+            " (connection lost); reconnecting",
+        )
+        self.close_code, self.reason = 1006, "keep-alive ping unanswered"
 
 
 class HostOpenTimeout(HostError):

@@ -32,7 +32,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from bindings import exchange
 from bindings.address import RelayAddress
 from bindings.binding import BasicHttpRelayBinding, RelayBinding
-from bindings.exceptions import HostError, ListenerDisconnected, RelayUnreachable
+from bindings.exceptions import (
+    HostError,
+    ListenerDisconnected,
+    RelayUnreachable,
+    RelayUnresponsive,
+)
 from bindings.handler import Handler, RelayedResponse, iter_bytes
 from bindings.reconnect import ReconnectPolicy, rejection
 from bindings.status import HostStatus, StatusCallback, StatusTracker
@@ -56,12 +61,22 @@ AcceptCallback = Callable[[ClientConnection, AcceptCommand], Awaitable[None]]
 RENEW_AT = 0.8
 #: Slack over ``max_message_size`` for the JSON command on the same socket.
 _SLACK = 256 * 1024
+#: Seconds a closing handshake may take before the socket is dropped: on a cut link
+#: the close frame never leaves, and the default 10 s would delay the reconnect.
+_CLOSE_TIMEOUT = 2.0
 #: Wait before asking the provider again when it handed back the same token.
 _MIN_RENEW_WAIT = 1.0
 _CLOSING_RESPONSE = RelayedResponse(
     503, "Service Unavailable", (("Content-Type", "text/plain; charset=utf-8"),),
     b"The service is shutting down; try again.",
 )
+
+
+def _keepalive_failed(ws: ClientConnection) -> bool:
+    """Whether websockets failed the connection because a keep-alive ping went unanswered
+    (it then sends 1011 itself and never receives the relay's close frame)."""
+    sent = ws.protocol.close_sent
+    return ws.protocol.close_rcvd is None and sent is not None and sent.code == 1011
 
 
 class HybridConnectionListener:
@@ -196,7 +211,8 @@ class HybridConnectionListener:
         try:
             ws = await self._open(
                 self.listen_url(), additional_headers=headers,
-                ping_interval=interval, ping_timeout=interval,
+                ping_interval=interval, ping_timeout=self.binding.keepalive_timeout,
+                close_timeout=_CLOSE_TIMEOUT,
             )
         except InvalidStatus as exc:
             response = exc.response
@@ -218,6 +234,8 @@ class HybridConnectionListener:
             renewer.cancel()
             self._control = None
             await ws.close()
+        if _keepalive_failed(ws):
+            return RelayUnresponsive(self.binding.keepalive_timeout)
         return ListenerDisconnected(ws.close_code, ws.close_reason or "")
 
     async def _read_commands(self, ws: ClientConnection) -> None:

@@ -8,7 +8,9 @@ is optional; the values shown are the defaults where there is one)::
     host = "127.0.0.1"           # listen address
     port = 9350                  # 0 picks a free port
     dynamic_entities = false     # let Manage tokens listen on unconfigured paths
-    ping_interval = 30           # seconds between keep-alive pings to listeners
+    ping_interval = 5            # seconds of silence before the relay pings a listener
+    pong_timeout = 3             # seconds a ping may go unanswered before the listener is dropped
+    shutdown_grace = 30          # seconds calls in flight may take to finish on SIGTERM
 
     [namespace.tls]              # optional; both keys required, paths relative to this file
     cert = "cert.pem"
@@ -73,7 +75,8 @@ MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
 _TOP_KEYS = ("namespace", "rule", "entity")
-_NAMESPACE_KEYS = ("name", "host", "port", "dynamic_entities", "ping_interval", "tls")
+_NAMESPACE_KEYS = ("name", "host", "port", "dynamic_entities", "ping_interval", "pong_timeout",
+                   "shutdown_grace", "tls")
 _TLS_KEYS = ("cert", "key")
 _RULE_KEYS = ("name", "key", "key_env", "rights")
 _ENTITY_KEYS = (
@@ -221,6 +224,8 @@ class _Loader:
             entities=entities,
             dynamic_entities=ns.flag("dynamic_entities", NamespaceConfig.dynamic_entities),
             ping_interval=ns.seconds("ping_interval", NamespaceConfig.ping_interval),
+            pong_timeout=ns.seconds("pong_timeout", NamespaceConfig.pong_timeout),
+            shutdown_grace=ns.seconds("shutdown_grace", NamespaceConfig.shutdown_grace),
         )
 
     def host(self, ns: _Table) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from relay.exceptions import (
     BadRequest,
     EntityNotFound,
+    ListenerGone,
     ListenerTimeout,
     MessageTooLarge,
     RelayError,
@@ -37,6 +38,7 @@ from relay.listeners import (
 )
 from relay.messages import Headers, RequestCommand
 from relay.namespace import EntityKind, Rights
+from relay.routing import EntityState
 from relay.sender_io import SenderReply, SenderRequest
 from soap.envelope import SoapVersion
 from soap.exceptions import SoapError
@@ -102,11 +104,11 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
         return
     exchange = _Exchange(server, request, reply, where, body, limit)
     respond = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
-    pending, answer = await exchange.send(state.choose(server.rng), state.config.timeout)
+    pending, answer = await exchange.send(state, state.config.timeout)
     try:
         await respond(answer)
     finally:
-        exchange.done(pending)
+        await exchange.release(pending)
 
 
 def _soap_to_scan(request: SenderRequest) -> bool:
@@ -202,21 +204,57 @@ class _Exchange:
             raise
         return pending
 
-    async def send(self, listener: ListenerConnection, timeout: float) -> tuple[PendingRequest, RelayedReply]:
-        """Deliver to ``listener`` and wait for its reply head; cleans up on failure."""
-        pending = self.post(listener, timeout)
-        try:
-            await listener.drain()
-            # A timer on the reply future: cheaper than wait_for(shield(...)) per request.
-            timer = listener.loop.call_later(timeout, _time_out, pending, timeout)
+    async def send(
+        self, state: EntityState[ListenerConnection], timeout: float
+    ) -> tuple[PendingRequest, RelayedReply]:
+        """Deliver to one of ``state``'s listeners and wait for its reply head.
+
+        A listener that is dropped before any byte of the request reached it (an
+        address-only request whose rendezvous it never opened) has not seen the
+        call, so the call goes to another listener, within the same ``timeout``.
+        Cleans up on failure.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        tried: list[ListenerConnection] = []
+        while True:
+            now = loop.time()
+            listener = state.choose(self.server.rng, _suspect(now), tried)
+            listener.probe(now)
+            pending = self.post(listener, timeout)
             try:
-                reply = await pending.reply
-            finally:
-                timer.cancel()
-            return pending, reply
-        except BaseException:
-            self.done(pending)
-            raise
+                return pending, await self._answer(listener, pending, deadline - now, timeout)
+            except ListenerGone as gone:
+                await self.release(pending)
+                tried.append(listener)
+                if pending.reached_listener or all(lst in tried for lst in state.listeners):
+                    raise
+                log.info("request %s goes to another listener: %s", pending.id, gone)
+            except BaseException:
+                await self.release(pending)
+                raise
+
+    async def _answer(
+        self, listener: ListenerConnection, pending: PendingRequest, left: float, timeout: float
+    ) -> RelayedReply:
+        """The reply head, within ``left`` seconds (of the entity's ``timeout``)."""
+        await listener.drain()
+        # A timer on the reply future: cheaper than wait_for(shield(...)) per request.
+        timer = listener.loop.call_later(left, _time_out, pending, timeout)
+        try:
+            return await pending.reply
+        finally:
+            timer.cancel()
+
+    async def release(self, pending: PendingRequest) -> None:
+        """:meth:`done`, then wait until the rendezvous stopped reading the sender's body:
+        aiohttp reads what is left of it once the handler returns, and two readers of one
+        stream fail (``readany() called while another coroutine is already waiting``)."""
+        self.done(pending)
+        pump = pending.pump
+        if pump is not None and not pump.done():
+            pump.cancel()
+            await asyncio.wait([pump])
 
     def done(self, pending: PendingRequest) -> None:
         """Forget ``pending`` everywhere and release its rendezvous socket, if any."""
@@ -301,6 +339,11 @@ async def _drained_ok(reply: RelayedReply) -> bool:
         log.info("event acknowledgement broke off: %s", exc)
         return False
     return True
+
+
+def _suspect(now: float) -> Callable[[ListenerConnection], bool]:
+    """Whether a listener left a ping unanswered (``relay.listeners``: liveness)."""
+    return lambda listener: listener.suspect(now)
 
 
 def _time_out(pending: PendingRequest, timeout: float) -> None:

@@ -8,9 +8,20 @@ A ``request`` JSON frame and its body stay adjacent because they leave in one wr
 Life of a listener connection::
 
     ONLINE --close()/token expired/violation--> CLOSING --socket gone--> CLOSED
-    ONLINE --peer vanished / missed pongs-----------------------------> CLOSED
+    ONLINE --peer vanished / ping unanswered--------------------------> CLOSED
 
 Only ONLINE listeners are chosen for new requests.
+
+Liveness: every frame from the listener (pings and pongs included) counts as a
+sign of life.  The relay pings a listener it has not heard from for
+``ping_interval`` seconds (:meth:`ListenerConnection.tick`, called by the
+server's sweep), and also at once when it sends a request to a listener it has
+not heard from for :data:`PROBE_AFTER` seconds.  A ping unanswered for
+:data:`SUSPECT_AFTER` seconds makes the listener *suspect* (new requests go to
+another listener when there is one); unanswered for ``pong_timeout`` seconds,
+the listener is dropped: its connection is aborted and every request it owes
+an answer fails at once.  A silent network cut therefore costs the calls
+already sent to that listener a few seconds, not the 45 s of a 30 s heartbeat.
 """
 
 from __future__ import annotations
@@ -45,6 +56,10 @@ log = logging.getLogger("relay.listener")
 
 #: PROTOCOL.md §3: requests and responses up to 64 KiB travel inline on the control channel.
 INLINE_LIMIT = 64 * 1024
+#: Sending a request to a listener silent for this long also sends it a ping.
+PROBE_AFTER = 1.0
+#: A ping unanswered this long makes a listener the last choice for new requests.
+SUSPECT_AFTER = 0.5
 #: Unknown-id responses tolerated before the listener is closed with 1008.
 _MAX_VIOLATIONS = 16
 #: Ids of requests the sender gave up on (timeout, disconnect) whose late answers
@@ -99,7 +114,11 @@ class PendingRequest:
     body: bytes | AsyncIterator[bytes] | None
     listener: ListenerConnection
     delivered: bool = False
+    #: True once the listener opened this request's rendezvous address.
+    taken: bool = False
     reply: asyncio.Future[RelayedReply] = field(init=False)
+    #: The rendezvous task moving the request and reply, once the listener opened it.
+    pump: asyncio.Task[None] | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -110,6 +129,12 @@ class PendingRequest:
     @property
     def id(self) -> str:
         return self.command.id
+
+    @property
+    def reached_listener(self) -> bool:
+        """False while no byte of the request can have reached the listener: an
+        address-only request whose rendezvous was never opened may be sent elsewhere."""
+        return self.delivered or self.taken
 
     @property
     def answered(self) -> bool:
@@ -162,6 +187,9 @@ class ListenerConnection:
         self._violations = 0
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._token_expiry = token_expiry
+        #: Loop time of the last frame from the listener, and of the ping not yet answered.
+        self.last_heard = self.loop.time()
+        self._ping_sent: float | None = None
 
     def __repr__(self) -> str:
         return f"<ListenerConnection {self.id} {self.entity_path} {self.state.value}>"
@@ -236,14 +264,20 @@ class ListenerConnection:
             self.state = ListenerState.CLOSED
             if self._expiry_timer is not None:
                 self._expiry_timer.cancel()
-            gone = ListenerGone("the listener disconnected before it answered")
-            for pending in list(self._pending.values()):
-                pending.fail(gone)
+            self._fail_pending(ListenerGone("the listener disconnected before it answered"))
 
     async def _read_loop(self, ws: web.WebSocketResponse) -> None:
         awaiting_body: PendingRequest | None = None
         skip_body = discard_empty = False
+        sink = self._sink
+        assert sink is not None
         async for msg in ws:
+            self.heard()
+            if msg.type is WSMsgType.PING:  # autoping is off, so that pongs are seen
+                sink.queue((Opcode.PONG, msg.data))
+                continue
+            if msg.type is WSMsgType.PONG:
+                continue
             if msg.type is WSMsgType.BINARY:
                 if awaiting_body is not None and self._last_reply is not None:
                     awaiting_body.resolve(RelayedReply.whole(self._last_reply, msg.data))
@@ -290,6 +324,54 @@ class ListenerConnection:
             return pending, False, False
         pending.resolve(RelayedReply.whole(command, b""))
         return None, False, True
+
+    # -- liveness --------------------------------------------------------------------
+
+    def heard(self) -> None:
+        """A frame arrived: the listener is alive, and any ping is as good as answered."""
+        self.last_heard = self.loop.time()
+        self._ping_sent = None
+
+    def suspect(self, now: float) -> bool:
+        """True when a ping has gone unanswered for :data:`SUSPECT_AFTER` seconds."""
+        return self._ping_sent is not None and now - self._ping_sent > SUSPECT_AFTER
+
+    def probe(self, now: float) -> None:
+        """Ping the listener unless it was heard from lately or a ping is out already."""
+        if self._ping_sent is None and now - self.last_heard > PROBE_AFTER:
+            self._ping()
+
+    def tick(self, now: float, ping_interval: float, pong_timeout: float) -> None:
+        """The periodic check: ping a quiet listener, drop one whose ping went unanswered."""
+        if self.state is not ListenerState.ONLINE:
+            return
+        if self._ping_sent is not None:
+            if now - self._ping_sent > pong_timeout:
+                self.unresponsive(f"did not answer a ping within {pong_timeout:g} s")
+        elif now - self.last_heard >= ping_interval:
+            self._ping()
+
+    def _ping(self) -> None:
+        sink = self._sink
+        if sink is None or self.state is not ListenerState.ONLINE:
+            return
+        try:
+            sink.queue((Opcode.PING, b""))
+        except ConnectionError:
+            return
+        self._ping_sent = self.loop.time()
+
+    def unresponsive(self, why: str) -> None:
+        """Drop a listener that stopped answering: fail its requests now, abort its socket."""
+        log.warning("listener %s on %s %s: dropped", self.id, self.entity_path, why)
+        self.state = ListenerState.CLOSING
+        self._fail_pending(ListenerGone(f"the listener {why}"))
+        if self._sink is not None:
+            self._sink.abort()
+
+    def _fail_pending(self, error: RelayError) -> None:
+        for pending in list(self._pending.values()):
+            pending.fail(error)
 
     # -- token life ----------------------------------------------------------------
 

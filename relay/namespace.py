@@ -120,7 +120,12 @@ class NamespaceConfig:
     rules: tuple[SasRule, ...] = ()
     entities: tuple[EntityConfig, ...] = ()
     dynamic_entities: bool = False
-    ping_interval: float = 30.0
+    #: Seconds of silence after which the relay pings a listener, and seconds a ping
+    #: may go unanswered before the listener is dropped (``relay.listeners``, Liveness).
+    ping_interval: float = 5.0
+    pong_timeout: float = 3.0
+    #: Seconds ``stop()`` lets calls in flight finish before it closes the listeners.
+    shutdown_grace: float = 30.0
     rendezvous_timeout: float = 30.0
     #: Seconds a listener stays open past its token's expiry: hyco-https sends its
     #: renewToken every 3600 s whatever the token's lifetime, so with the default

@@ -83,6 +83,11 @@ class FrameSink:
         if not self._transport.is_closing():
             self._transport.write(data)
 
+    def abort(self) -> None:
+        """Drop the connection now, unsent frames and all: the peer stopped answering."""
+        self._queued = []
+        self._transport.abort()
+
 
 class RawWebSocket:
     """A server WebSocket whose frames are read and written individually."""

@@ -24,6 +24,7 @@ from relay.exceptions import (
     MalformedMessage,
     MessageTooLarge,
     ProtocolViolation,
+    RelayError,
     RendezvousRejected,
 )
 from relay.listeners import PendingRequest, RelayedReply
@@ -45,6 +46,7 @@ async def handle(server: RelayServer, request: web.Request, action: str) -> web.
     if action == "accept" and isinstance(entry, ws_senders.PendingAccept):
         return await ws_senders.listener_accepts(request, entry)
     if action == "request" and isinstance(entry, PendingRequest):
+        entry.taken = True
         return await _serve_request(request, entry)
     raise RendezvousRejected(f"this id is not a {action} rendezvous")
 
@@ -59,6 +61,10 @@ async def _serve_request(request: web.Request, pending: PendingRequest) -> web.S
     except (ConnectionError, ProtocolViolation) as exc:
         log.info("rendezvous for request %s failed: %s", pending.id, exc)
         pending.fail(ListenerGone(f"the listener's rendezvous connection failed: {exc}"))
+    except RelayError as exc:  # the sender's body broke off (too slow, say): tell the sender
+        log.info("request %s: the sender's body failed: %s", pending.id, exc)
+        pending.fail(exc)
+        await ws.close(1011, "the sender's request failed")
     finally:
         await ws.close(1000)
     return response
@@ -69,7 +75,7 @@ async def _until_finished(pending: PendingRequest, work: Awaitable[None]) -> Non
 
     If the sender gives up first (timeout, disconnect), stop at once.
     """
-    task = asyncio.ensure_future(work)
+    task = pending.pump = asyncio.ensure_future(work)
     finished = asyncio.ensure_future(pending.finished.wait())
     try:
         await asyncio.wait({task, finished}, return_when=asyncio.FIRST_COMPLETED)

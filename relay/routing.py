@@ -13,7 +13,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -73,11 +73,23 @@ class EntityState(Generic[L]):
         if listener in self.listeners:
             self.listeners.remove(listener)
 
-    def choose(self, rng: random.Random) -> L:
-        """One listener at random; raises ``NoListener`` when none is connected."""
-        if not self.listeners:
+    def choose(
+        self, rng: random.Random, avoid: Callable[[L], bool] | None = None,
+        exclude: Collection[L] = (),
+    ) -> L:
+        """One listener at random, never one in ``exclude``, and one for which ``avoid``
+        is true only when there is no other; raises ``NoListener`` when none is left."""
+        listeners = self.listeners
+        if exclude:
+            listeners = [lst for lst in listeners if lst not in exclude]
+        if not listeners:
             raise NoListener("No service is hosted at the specified address.")
-        return self.listeners[rng.randrange(len(self.listeners))]
+        choice = listeners[rng.randrange(len(listeners))]
+        if avoid is not None and avoid(choice):
+            healthy = [lst for lst in listeners if not avoid(lst)]
+            if healthy:
+                choice = healthy[rng.randrange(len(healthy))]
+        return choice
 
 
 class EntityRegistry(Generic[L]):

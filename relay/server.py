@@ -97,6 +97,7 @@ class RelayServer:
         self._runner: web.AppRunner | None = None
         self._front: Front | None = None
         self._listening: asyncio.AbstractServer | None = None
+        self._liveness: asyncio.TimerHandle | None = None
         self._port: int | None = None
         self._scheme = "https" if config.tls_cert else "http"
 
@@ -137,10 +138,14 @@ class RelayServer:
             ssl=self._ssl_context(), backlog=1024,
         )
         self._port = self._listening.sockets[0].getsockname()[1]
+        self._schedule_liveness()
         log.info("relay listening on %s", self.base_url)
 
     async def stop(self) -> None:
         """Stop accepting, close every listener with 1001 and every connection."""
+        if self._liveness is not None:
+            self._liveness.cancel()
+            self._liveness = None
         if self._listening is not None:
             self._listening.close()
             self._listening = None
@@ -150,6 +155,20 @@ class RelayServer:
         if self._front is not None:
             self._front.close()
             self._front = None
+
+    def _schedule_liveness(self) -> None:
+        config = self.config
+        every = min(1.0, config.ping_interval / 2, config.pong_timeout / 2)
+        self._liveness = asyncio.get_running_loop().call_later(every, self._check_liveness)
+
+    def _check_liveness(self) -> None:
+        """Ping quiet listeners and drop the ones that stopped answering (``relay.listeners``)."""
+        now = asyncio.get_running_loop().time()
+        config = self.config
+        for state in self.registry:
+            for listener in list(state.listeners):
+                listener.tick(now, config.ping_interval, config.pong_timeout)
+        self._schedule_liveness()
 
     async def _on_shutdown(self, app: web.Application) -> None:
         closing = [c.close(1001, "relay shutting down") for s in self.registry for c in s.listeners]
@@ -263,7 +282,7 @@ class RelayServer:
         state.add(connection)
         try:
             ws = web.WebSocketResponse(
-                heartbeat=self.config.ping_interval or None,
+                autoping=False,  # the connection answers pings itself and sees pongs (liveness)
                 max_msg_size=4 * INLINE_LIMIT,
                 compress=False,  # small JSON frames: deflate costs more CPU than it saves
             )
