@@ -12,7 +12,7 @@ import base64
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import pytest
@@ -37,7 +37,7 @@ class SilentListener:
         self.relay, self.path = relay, path
         self.writer: asyncio.StreamWriter | None = None
 
-    async def __aenter__(self) -> SilentListener:
+    async def __aenter__(self) -> Self:
         reader, self.writer = await asyncio.open_connection("127.0.0.1", self.relay.port)
         key = base64.b64encode(os.urandom(16)).decode()
         self.writer.write(

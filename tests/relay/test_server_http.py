@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -465,3 +466,36 @@ async def test_bad_or_wrong_scope_relay_access_token_header(
             assert resp.status == 200
     # The control channel is ordered: only the valid request reached the listener.
     assert len(lst.announced) == 1 and len(lst.received) == 1
+
+
+async def test_a_sender_timing_out_while_its_body_streams_leaves_no_error(
+    make_relay: Any, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rendezvous is still reading the sender's body when the sender's call times out:
+    the relay stops that reader before answering 504, so aiohttp's own read of the rest of
+    the body does not collide with it ("readany() called while another coroutine is
+    already waiting for incoming data" was logged with a traceback)."""
+    relay = await make_relay(EntityConfig("slow", timeout=0.5))
+    stalled = asyncio.Event()
+
+    async def dripping() -> AsyncIterator[bytes]:
+        yield b"<a>"
+        stalled.set()
+        await asyncio.Event().wait()  # the rest never comes; the client is closed below
+        yield b""  # pragma: no cover
+
+    auth = {"ServiceBusAuthorization": relay.token("slow")}
+    async with listener(relay, "slow"):
+        async with aiohttp.ClientSession() as slow_client:
+            post = asyncio.create_task(
+                slow_client.post(f"{relay.base_url}/slow", data=dripping(), headers=auth)
+            )
+            await stalled.wait()
+            resp = await asyncio.wait_for(post, 10)
+            assert resp.status == 504
+            resp.release()
+        # the relay still serves the entity
+        async with http.post(f"{relay.base_url}/slow", data=b"next", headers=auth) as ok:
+            assert ok.status == 200 and await ok.read() == b"next"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert errors == []
