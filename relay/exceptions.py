@@ -18,6 +18,7 @@ Every error the relay reports to a peer knows the HTTP status it maps to
     ├── BadRequest                     400: malformed URL, query or request
     ├── RendezvousRejected             403: expired, reused or unknown rendezvous id
     ├── Throttled                      429: too many failed handshakes from one client
+    ├── ShuttingDown                   503: the relay is stopping and takes no new work
     └── ProtocolViolation              the peer broke the control-channel protocol
         └── MalformedMessage           a control frame that is not a valid command
 """
@@ -41,6 +42,7 @@ __all__ = [
     "ProtocolViolation",
     "RelayError",
     "RendezvousRejected",
+    "ShuttingDown",
     "Throttled",
 ]
 
@@ -120,6 +122,11 @@ class RendezvousRejected(RelayError):
 class Throttled(RelayError):
     status = 429
     code = "Throttled"
+
+
+class ShuttingDown(RelayError):
+    status = 503
+    code = "ServiceUnavailable"
 
 
 class ProtocolViolation(RelayError):

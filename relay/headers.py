@@ -20,6 +20,7 @@ __all__ = [
     "find_token",
     "forwarded_request_headers",
     "forwarded_response_headers",
+    "oversized_head",
     "query_pairs",
     "reason_phrase",
     "request_target",
@@ -131,6 +132,26 @@ def forwarded_response_headers(
         elif dropped is not None:
             dropped.append(name)
     return _forward(valid, _DROP_RESPONSE, relay_host)
+
+
+#: A listener's response head larger than this is refused with 502, like nginx's
+#: "upstream sent too big header": clients choke on thousands of fields (Node's
+#: http parser stops at 16 KiB of head, aiohttp's client at 32 KiB per field).
+MAX_RESPONSE_HEADERS = 100
+MAX_RESPONSE_HEAD_BYTES = 32 * 1024
+
+
+def oversized_head(headers: Iterable[tuple[str, str]]) -> str | None:
+    """Why a listener's response headers cannot be forwarded, or None when they can."""
+    count = size = 0
+    for name, value in headers:
+        count += 1
+        size += len(name) + len(value) + 4  # ": " and CRLF
+    if count > MAX_RESPONSE_HEADERS:
+        return f"{count} header fields (at most {MAX_RESPONSE_HEADERS})"
+    if size > MAX_RESPONSE_HEAD_BYTES:
+        return f"{size} bytes of header fields (at most {MAX_RESPONSE_HEAD_BYTES})"
+    return None
 
 
 def request_target(raw_path: str, raw_query: str) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from relay.exceptions import (
     BadRequest,
     EntityNotFound,
+    InvalidListenerResponse,
     ListenerGone,
     ListenerTimeout,
     MessageTooLarge,
@@ -26,6 +27,7 @@ from relay.headers import (
     find_token,
     forwarded_request_headers,
     forwarded_response_headers,
+    oversized_head,
     query_pairs,
     reason_phrase,
     request_target,
@@ -61,8 +63,14 @@ _RELAY_TOKEN_MARK = b"RelayAccessToken"
 async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderReply) -> None:
     """Relay one HTTP request to the entity its path names; the answer goes to ``reply``.
 
+    Counted as a call in flight (``relay.drain``): a stopping relay lets it finish.
     Raises ``RelayError`` for the relay's own refusals (before anything was answered).
     """
+    with server.calls.call():
+        await _relay_http(server, request, reply)
+
+
+async def _relay_http(server: RelayServer, request: SenderRequest, reply: SenderReply) -> None:
     if request.method == "CONNECT":
         raise BadRequest("CONNECT is never relayed")
     if request.headers.get("Upgrade"):
@@ -76,13 +84,7 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
     if length is not None and length > limit:
         raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
     token, where = find_token(query_pairs(request.raw_query), request.headers.items())
-    body: bytes | None = None
-    if length is None and not request.body_exists:
-        # No Content-Length and no Transfer-Encoding: no body (RFC 9112 section 6.3), so a
-        # GET goes inline, not address-only (hyco-https would open a rendezvous for each).
-        body = b""
-    elif length is not None and (length <= INLINE_LIMIT or _soap_to_scan(request)):
-        body = await request.read()
+    body, stream = await _body_at_hand(request, limit)
     if body is not None and _RELAY_TOKEN_MARK in body:
         # A RelayAccessToken header is a credential: cut out whenever the body is at
         # hand, and used only when no token came in the query or the HTTP headers.
@@ -98,11 +100,13 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
         kind = EntityKind.REQUEST_RESPONSE
     if kind is EntityKind.EVENT:
         if body is None:  # every subscriber gets the same bytes: read them once
-            body = b"".join([c async for c in _limited(request.iter_body(), limit)])
+            body = b"".join([c async for c in _limited(stream or request.iter_body(), limit)])
         exchange = _Exchange(server, request, reply, where, body, limit)
         await exchange.multicast(list(state.listeners), state.config.timeout)
         return
-    exchange = _Exchange(server, request, reply, where, body, limit)
+    exchange = _Exchange(server, request, reply, where, body, limit, stream)
+    # PROTOCOL.md §3: a chunked body goes address-only, even one read whole for its token.
+    exchange.inline_ok = request.content_length is not None or not request.body_exists
     respond = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
     pending, answer = await exchange.send(state, state.config.timeout)
     try:
@@ -111,11 +115,48 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
         await exchange.release(pending)
 
 
-def _soap_to_scan(request: SenderRequest) -> bool:
-    """A SOAP body of known length up to 1 MiB is read whole to look for a RelayAccessToken."""
-    length = request.content_length or 0
-    soap = SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is not None
-    return soap and length <= SOAP_TOKEN_SCAN_LIMIT
+async def _body_at_hand(
+    request: SenderRequest, limit: int
+) -> tuple[bytes | None, AsyncIterator[bytes] | None]:
+    """The body when it is read whole before relaying, else None and maybe a stream of it.
+
+    Read whole: no body at all; a body of at most 64 KiB (it travels inline); a SOAP
+    body of at most 1 MiB, chunked or not (it may carry a RelayAccessToken header).
+    A chunked SOAP body found longer than that streams on from what was read.
+    """
+    length = request.content_length
+    if length is None and not request.body_exists:
+        # No Content-Length and no Transfer-Encoding: no body (RFC 9112 section 6.3), so a
+        # GET goes inline, not address-only (hyco-https would open a rendezvous for each).
+        return b"", None
+    if length is not None and length <= INLINE_LIMIT:
+        return await request.read(), None
+    if SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is None:
+        return None, None
+    if length is not None:
+        return (await request.read(), None) if length <= SOAP_TOKEN_SCAN_LIMIT else (None, None)
+    return await _head_of(_limited(request.iter_body(), limit), SOAP_TOKEN_SCAN_LIMIT)
+
+
+async def _head_of(
+    chunks: AsyncIterator[bytes], limit: int
+) -> tuple[bytes | None, AsyncIterator[bytes] | None]:
+    """The whole of ``chunks`` if it ends within ``limit`` bytes, else a stream of it all."""
+    head: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None, _chained(head, chunks)
+    return b"".join(head), None
+
+
+async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 def _soap_header_token(request: SenderRequest, body: bytes) -> tuple[str | None, bytes]:
@@ -154,9 +195,11 @@ class _Exchange:
         where: TokenLocation | None,
         body: bytes | None,
         limit: int,
+        stream: AsyncIterator[bytes] | None = None,
     ) -> None:
         self.server, self.request, self.reply = server, request, reply
-        self.body, self.limit = body, limit
+        self.body, self.limit, self.stream = body, limit, stream
+        self.inline_ok = True
         self.relay_host = request.host
         self.headers: Headers = forwarded_request_headers(
             request.headers.items(), where, self.relay_host
@@ -184,7 +227,9 @@ class _Exchange:
             body=self._has_body(),
             remote_endpoint=self.request.remote,
         )
-        source = self.body if self.body is not None else _limited(self.request.iter_body(), self.limit)
+        source = self.body
+        if source is None:
+            source = _limited(self.stream or self.request.iter_body(), self.limit)
         return listener.new_request(command, source)
 
     def post(self, listener: ListenerConnection, timeout: float) -> PendingRequest:
@@ -195,7 +240,7 @@ class _Exchange:
         table.put(ident, pending, ttl=max(timeout, self.server.config.rendezvous_timeout))
         self._tickets[pending] = ident
         try:
-            if self.body is not None and len(self.body) <= INLINE_LIMIT:
+            if self.inline_ok and self.body is not None and len(self.body) <= INLINE_LIMIT:
                 listener.post_inline(pending, self.body if self.body else None)
             else:
                 listener.post_address_only(pending)
@@ -267,6 +312,9 @@ class _Exchange:
     async def respond(self, answer: RelayedReply) -> None:
         """The listener's reply to the sender: whole if it came inline, else streamed (chunked)."""
         command = answer.command
+        too_big = oversized_head(command.response_headers)
+        if too_big is not None:
+            raise InvalidListenerResponse(f"the listener's response has {too_big}")
         status, reason = command.status_code, reason_phrase(command.status_description)
         dropped: list[str] = []
         headers = forwarded_response_headers(command.response_headers, self.relay_host, dropped)

@@ -33,6 +33,7 @@ from yarl import URL
 
 from relay import http_senders, rendezvous, ws_senders
 from relay.discovery import FeedEntry, render_feed
+from relay.drain import CallGate, GateState
 from relay.error_body import new_tracking_id, render_error
 from relay.exceptions import (
     AuthError,
@@ -94,6 +95,8 @@ class RelayServer:
         #: so that a client that changes its token on every attempt is held back too.
         self.limiter = FailureLimiter()
         self.address_limiter = FailureLimiter(burst=100, per_second=20)
+        #: Calls in flight, and whether new ones are taken (graceful shutdown).
+        self.calls = CallGate()
         self._runner: web.AppRunner | None = None
         self._front: Front | None = None
         self._listening: asyncio.AbstractServer | None = None
@@ -141,8 +144,13 @@ class RelayServer:
         self._schedule_liveness()
         log.info("relay listening on %s", self.base_url)
 
-    async def stop(self) -> None:
-        """Stop accepting, close every listener with 1001 and every connection."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop gracefully: refuse new calls and listeners (503) while the calls in flight
+        finish, for at most ``grace`` seconds (default: the config's ``shutdown_grace``),
+        then close every listener with 1001 and every connection.
+        """
+        if self.calls.state is GateState.OPEN:
+            await self._drain(self.config.shutdown_grace if grace is None else grace)
         if self._liveness is not None:
             self._liveness.cancel()
             self._liveness = None
@@ -169,6 +177,22 @@ class RelayServer:
             for listener in list(state.listeners):
                 listener.tick(now, config.ping_interval, config.pong_timeout)
         self._schedule_liveness()
+
+    async def _drain(self, grace: float) -> None:
+        # The port stays open meanwhile: a listener may still open the rendezvous of a call
+        # in flight.  New calls there are answered 503; idle keep-alive connections close.
+        if self._front is not None:
+            self._front.close()
+        if self.calls.in_flight:
+            log.info("relay stopping: %d calls in flight, waiting up to %g s",
+                     self.calls.in_flight, grace)
+        left = await self.calls.drain(grace)
+        if left:
+            log.warning("relay stopping: %d calls cut off after the grace period", left)
+
+    def hurry(self) -> None:
+        """Cut a graceful stop short (a second SIGTERM)."""
+        self.calls.cut_short()
 
     async def _on_shutdown(self, app: web.Application) -> None:
         closing = [c.close(1001, "relay shutting down") for s in self.registry for c in s.listeners]
@@ -231,8 +255,10 @@ class RelayServer:
     ) -> web.StreamResponse:
         action = request.query.get("sb-hc-action")
         if action == "listen":
+            self.calls.check()  # a stopping relay takes no new listener...
             return await self._listen(request, raw_path)
         if action == "connect":
+            self.calls.check()  # ...nor WebSocket sender (rendezvous: yes, for calls in flight)
             return await ws_senders.connect(self, request, raw_path, tracking)
         if action in ("accept", "request"):
             return await rendezvous.handle(self, request, action)
@@ -409,8 +435,15 @@ def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) 
         gc.set_threshold(50_000, 10, 10)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                log.info("relay stopping now (second signal)")
+                server.hurry()
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         if ready is not None:
             ready(server.base_url)
         await stop.wait()

@@ -56,6 +56,28 @@ async def test_hostile_response_headers_are_dropped_and_the_reply_is_well_formed
     assert "dropped response headers" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({f"X-H{i}": "v" for i in range(5_000)}, b"5000 header fields (at most 100)"),
+        ({"X-Big": "v" * 40_000}, b"bytes of header fields (at most 32768)"),
+    ],
+)
+async def test_a_listener_response_head_too_big_for_clients_is_a_502(
+    arelay: RelayHandle, http: aiohttp.ClientSession, headers: dict[str, str], why: bytes
+) -> None:
+    token = {"ServiceBusAuthorization": arelay.token("big")}
+    async with RawListener(arelay.ws_url, "big", arelay.token("big"), serve=answering(200, headers)):
+        async with http.post(f"{arelay.base_url}/big", data=b"x", headers=token) as resp:
+            assert resp.status == 502
+            body = await resp.read()
+            assert b"InvalidListenerResponse" in body and why in body
+    fine = {f"X-H{i}": "v" for i in range(99)}  # 99 + the relay's Via: still forwarded
+    async with RawListener(arelay.ws_url, "big", arelay.token("big"), serve=answering(200, fine)):
+        async with http.post(f"{arelay.base_url}/big", data=b"x", headers=token) as resp:
+            assert resp.status == 200 and resp.headers["X-H98"] == "v"
+
+
 @pytest.mark.parametrize("status", [100, 101, 199])
 async def test_a_listener_answering_1xx_gets_the_sender_a_prompt_502(
     arelay: RelayHandle, http: aiohttp.ClientSession, status: int

@@ -217,6 +217,41 @@ async def test_relay_access_token_soap_header_is_removed_byte_exact(arelay: Rela
     assert lst.received[0].body == envelope.replace(header, b"")
 
 
+async def test_a_chunked_soap_body_is_scanned_for_its_relay_access_token(
+    arelay: RelayHandle, http: aiohttp.ClientSession
+) -> None:
+    """Chunked (no Content-Length) SOAP bodies up to 1 MiB are read for the token too: the
+    entity needs one, so without the scan this was a 401 (and on an open entity the token
+    reached the listener)."""
+    from soap.relay_token import relay_token_header
+
+    header = etree.tostring(relay_token_header(arelay.token("echo")))
+    envelope = (
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>' + header
+        + b"</s:Header><s:Body><Ping xmlns='urn:x'>" + b"p" * 200_000 + b"</Ping></s:Body></s:Envelope>"
+    )
+    pieces = [envelope[i : i + 8192] for i in range(0, len(envelope), 8192)]
+    async with listener(arelay) as lst:
+        async with http.post(f"{arelay.base_url}/echo", data=_chunks(*pieces),
+                             headers={"Content-Type": "text/xml"}) as resp:
+            assert resp.status == 200
+            assert await resp.read() == envelope.replace(header, b"")
+    assert [r.body for r in lst.received] == [envelope.replace(header, b"")]
+
+
+async def test_a_chunked_soap_body_over_the_scan_limit_still_streams(
+    make_relay: Any, http: aiohttp.ClientSession
+) -> None:
+    relay = await make_relay(EntityConfig("open", requires_client_authorization=False))
+    body = b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body>" + b"x" * (1 << 21)
+    pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    async with listener(relay, "open") as lst:
+        async with http.post(f"{relay.base_url}/open", data=_chunks(*pieces),
+                             headers={"Content-Type": "text/xml"}) as resp:
+            assert resp.status == 200 and await resp.read() == body
+    assert [r.body for r in lst.received] == [body]
+
+
 async def test_sender_token_scope_and_rights(make_relay: Any, http: aiohttp.ClientSession) -> None:
     rule = SasRule("a-send", SEND_KEY, Rights.SEND)
     relay = await make_relay(EntityConfig("a", rules=(rule,)), EntityConfig("b"))

@@ -239,7 +239,7 @@ async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> N
     import base64
     import os
 
-    relay = await make_relay(EntityConfig("dead"), ping_interval=0.2)
+    relay = await make_relay(EntityConfig("dead"), ping_interval=0.2, pong_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write(

@@ -26,6 +26,7 @@ def make_namespace(*entities: EntityConfig, **options: object) -> NamespaceConfi
         rules=(SasRule(TEST_KEY_NAME, TEST_KEY, Rights.MANAGE | Rights.LISTEN | Rights.SEND),),
         entities=entities,
         dynamic_entities=True,
+        shutdown_grace=2.0,  # a test that leaves a call hanging must not wait 30 s at teardown
     )
     return replace(config, **options)  # type: ignore[arg-type]
 

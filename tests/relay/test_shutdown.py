@@ -1,0 +1,100 @@
+"""Graceful shutdown: calls in flight get their answers, new work gets 503, then 1001."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from relay.namespace import EntityConfig
+from tests.relay.test_serve_process import Served, _serve
+from tests.support.raw_listener import RawListener, Reply
+from tests.support.relay import RelayHandle
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Gated:
+    """A listener's service that answers only once the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def __call__(self, command: dict[str, Any], body: bytes) -> Reply:
+        self.arrived.set()
+        await self.gate.wait()
+        return 200, {}, b"answered: " + body
+
+
+async def call(http: aiohttp.ClientSession, relay: RelayHandle | Served, path: str,
+               body: bytes) -> tuple[int, bytes]:
+    headers = {"ServiceBusAuthorization": relay.token(path)}
+    async with http.post(f"{relay.base_url}/{path}", data=body, headers=headers) as resp:
+        return resp.status, await resp.read()
+
+
+async def test_a_call_in_flight_gets_its_answer_and_new_calls_get_503(
+    make_relay: Any, http: aiohttp.ClientSession
+) -> None:
+    relay = await make_relay(EntityConfig("pay"), shutdown_grace=30.0)
+    service = Gated()
+    async with RawListener(relay.ws_url, "pay", relay.token("pay"), serve=service) as lst:
+        in_flight = asyncio.create_task(call(http, relay, "pay", b"big" * 30_000))  # rendezvous too
+        await service.arrived.wait()
+        stopping = asyncio.create_task(relay.server.stop())
+        while relay.server.calls.state.value == "open":
+            await asyncio.sleep(0)  # stop() has not run up to its drain yet
+        async with aiohttp.ClientSession() as fresh:  # a new connection: the port still answers
+            status, body = await call(fresh, relay, "pay", b"late")
+        assert status == 503 and b"shutting down" in body
+        assert not stopping.done()
+        service.gate.set()
+        assert await in_flight == (200, b"answered: " + b"big" * 30_000)
+        await asyncio.wait_for(stopping, 10)
+        assert lst.ws is not None
+        await asyncio.wait_for(lst.ws.wait_closed(), 10)
+        assert lst.ws.close_code == 1001
+
+
+async def test_calls_past_the_grace_period_are_cut_off(
+    make_relay: Any, http: aiohttp.ClientSession
+) -> None:
+    relay = await make_relay(EntityConfig("pay"))
+    service = Gated()
+    async with RawListener(relay.ws_url, "pay", relay.token("pay"), serve=service):
+        in_flight = asyncio.create_task(call(http, relay, "pay", b"x"))
+        await service.arrived.wait()
+        await asyncio.wait_for(relay.server.stop(grace=0.2), 10)
+        status, _ = await asyncio.wait_for(in_flight, 10)
+        assert status == 502  # the listener was closed under it
+
+
+async def test_soaprelay_serve_drains_on_sigterm(tmp_path: Any, http: aiohttp.ClientSession) -> None:
+    served = await _serve(tmp_path, tmp_path / "state", "drain")
+    try:
+        service = Gated()
+        ws_base = served.base_url.replace("http", "ws", 1)
+        async with RawListener(ws_base, "pay", served.token("pay"), serve=service):
+            in_flight = asyncio.create_task(call(http, served, "pay", b"salary run"))
+            await service.arrived.wait()
+            served.proc.terminate()
+            # the relay waits for the call; the listener still answers it
+            log = served.log
+            while "calls in flight" not in log.read_text():
+                await asyncio.sleep(0.02)
+            service.gate.set()
+            assert await in_flight == (200, b"answered: salary run")
+            assert await asyncio.wait_for(served.proc.wait(), 20) == 0
+        assert "Traceback" not in served.log.read_text()
+    finally:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
