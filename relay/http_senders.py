@@ -227,10 +227,11 @@ class _Exchange:
             body=self._has_body(),
             remote_endpoint=self.request.remote,
         )
-        source = self.body
-        if source is None:
-            source = _limited(self.stream or self.request.iter_body(), self.limit)
-        return listener.new_request(command, source)
+        if self.body is not None:
+            return listener.new_request(command, self.body)
+        return listener.new_request(
+            command, _limited(self.stream or self.request.iter_body(), self.limit)
+        )
 
     def post(self, listener: ListenerConnection, timeout: float) -> PendingRequest:
         """Queue the request on ``listener``'s control channel; no waiting (see :meth:`send`)."""
