@@ -5,7 +5,7 @@ calls, with a namespace built in Python (so that S5 can configure an event
 entity with more than the 25 listeners a config file allows).  Prints
 ``READY <base url> <event loop class>`` once listening; stops on SIGTERM.
 
-SPEC_JSON: ``{"port": 0, "ping_interval": 30, "entities": [{"path": "echo",
+SPEC_JSON: ``{"port": 0, "ping_interval": 5, "pong_timeout": 3, "entities": [{"path": "echo",
 "kind": "request-response", "max_listeners": 25, "max_message_size": N}]}``.
 """
 
@@ -39,7 +39,8 @@ def namespace(spec: dict[str, Any]) -> NamespaceConfig:
         rules=(SasRule(KEY_NAME, KEY, Rights.MANAGE | Rights.LISTEN | Rights.SEND),),
         entities=entities,
         dynamic_entities=True,
-        ping_interval=float(spec.get("ping_interval", 30.0)),
+        ping_interval=float(spec.get("ping_interval", NamespaceConfig.ping_interval)),
+        pong_timeout=float(spec.get("pong_timeout", NamespaceConfig.pong_timeout)),
     )
 
 
