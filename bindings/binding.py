@@ -62,7 +62,7 @@ class RelayBinding:
         keepalive_interval: seconds between the listener's WebSocket pings (0: none).
         keepalive_timeout: seconds a ping may go unanswered before the listener
             drops the connection and reconnects: with the interval, a silent network
-            cut is noticed within ``keepalive_interval + keepalive_timeout`` (+1 s).
+            cut is noticed within ``keepalive_interval + keepalive_timeout`` + 1 s.
         max_concurrent_calls: requests one listener runs at once.
         security: end-to-end security mode.
     """

@@ -63,7 +63,7 @@ RENEW_AT = 0.8
 _SLACK = 256 * 1024
 #: Seconds a closing handshake may take before the socket is dropped: on a cut link
 #: the close frame never leaves, and the default 10 s would delay the reconnect.
-_CLOSE_TIMEOUT = 2.0
+_CLOSE_TIMEOUT = 1.0
 #: Wait before asking the provider again when it handed back the same token.
 _MIN_RENEW_WAIT = 1.0
 _CLOSING_RESPONSE = RelayedResponse(
