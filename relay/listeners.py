@@ -190,6 +190,8 @@ class ListenerConnection:
         #: Loop time of the last frame from the listener, and of the ping not yet answered.
         self.last_heard = self.loop.time()
         self._ping_sent: float | None = None
+        #: Done once the control channel is closed (or the listener was dropped).
+        self.gone: asyncio.Future[None] = self.loop.create_future()
 
     def __repr__(self) -> str:
         return f"<ListenerConnection {self.id} {self.entity_path} {self.state.value}>"
@@ -370,6 +372,8 @@ class ListenerConnection:
             self._sink.abort()
 
     def _fail_pending(self, error: RelayError) -> None:
+        if not self.gone.done():
+            self.gone.set_result(None)
         for pending in list(self._pending.values()):
             pending.fail(error)
 

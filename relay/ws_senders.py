@@ -14,15 +14,23 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from relay.exceptions import BadRequest, EntityNotFound, ListenerTimeout, RelayError
+from relay.exceptions import (
+    BadRequest,
+    EntityNotFound,
+    ListenerGone,
+    ListenerTimeout,
+    RelayError,
+)
 from relay.headers import TokenLocation, find_token, query_pairs
+from relay.listeners import ListenerConnection
 from relay.messages import AcceptCommand
 from relay.namespace import Rights
 from relay.rawws import Opcode, RawWebSocket, close_of
+from relay.routing import EntityState
 
 if TYPE_CHECKING:
     from relay.server import RelayServer
@@ -69,26 +77,56 @@ async def connect(
     server.authorize(request, state, Rights.SEND, token)
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise BadRequest("sb-hc-action=connect needs a WebSocket upgrade request")
-    listener = state.choose(server.rng)
-    pending = PendingAccept(_protocols(request.headers.get("Sec-WebSocket-Protocol")))
-    ident = server.rendezvous.issue(pending)
-    try:
-        await listener.send_accept(_accept_command(request, state.path, ident, where).serialize())
-        timeout = server.config.rendezvous_timeout
+    timeout = server.config.rendezvous_timeout
+    deadline = asyncio.get_running_loop().time() + timeout
+    tried: list[ListenerConnection] = []
+    while True:
+        pending = PendingAccept(_protocols(request.headers.get("Sec-WebSocket-Protocol")))
+        ident = server.rendezvous.issue(pending)
         try:
-            listener_ws, subprotocol = await asyncio.wait_for(
-                asyncio.shield(pending.listener_socket), timeout
-            )
-        except TimeoutError:
-            raise ListenerTimeout(
-                f"the listener did not accept the connection within {timeout:g} s"
-            ) from None
-        sender_ws, response = await RawWebSocket.accept(request, subprotocol)
-        await _pump(sender_ws, listener_ws)
-        return response
-    finally:
-        server.rendezvous.discard(ident)
-        pending.finished.set()
+            listener = _choose(server, state, tried)
+            await listener.send_accept(_accept_command(request, state.path, ident, where).serialize())
+            try:
+                listener_ws, subprotocol = await _accepted(pending, listener, deadline, timeout)
+            except ListenerGone as gone:
+                # Dropped before it opened the accept address: the sender's session never
+                # started there, so another listener may take it.
+                tried.append(listener)
+                if all(lst in tried for lst in state.listeners):
+                    raise
+                log.info("WebSocket sender goes to another listener: %s", gone)
+                continue
+            sender_ws, response = await RawWebSocket.accept(request, subprotocol)
+            await _pump(sender_ws, listener_ws)
+            return response
+        finally:
+            server.rendezvous.discard(ident)
+            pending.finished.set()
+
+
+def _choose(
+    server: RelayServer, state: EntityState[ListenerConnection], tried: list[ListenerConnection]
+) -> ListenerConnection:
+    """A listener not tried yet, one without an unanswered ping if there is one."""
+    now = asyncio.get_running_loop().time()
+    listener = state.choose(server.rng, lambda lst: lst.suspect(now), tried)
+    listener.probe(now)
+    return listener
+
+
+async def _accepted(
+    pending: PendingAccept, listener: ListenerConnection, deadline: float, timeout: float
+) -> tuple[RawWebSocket, str | None]:
+    """The listener's accept socket, once it opens it; ``ListenerGone`` if it goes first."""
+    accepted = pending.listener_socket
+    left = deadline - asyncio.get_running_loop().time()
+    either: set[asyncio.Future[Any]] = {accepted, listener.gone}
+    await asyncio.wait(either, timeout=max(left, 0), return_when=asyncio.FIRST_COMPLETED)
+    if accepted.done():
+        return accepted.result()
+    if listener.gone.done():
+        raise ListenerGone("the listener disconnected before it accepted the connection")
+    raise ListenerTimeout(f"the listener did not accept the connection within {timeout:g} s")
 
 
 def _accept_command(

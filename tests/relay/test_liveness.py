@@ -147,3 +147,27 @@ async def test_the_relay_answers_a_listeners_ping(make_relay: Any) -> None:
     async with websockets.connect(url, additional_headers={"ServiceBusAuthorization": relay.token("p")}) as ws:
         latency = await asyncio.wait_for(await ws.ping(), 5)
         assert latency >= 0
+
+
+async def test_a_websocket_sender_meant_for_a_silent_listener_is_accepted_by_another(
+    make_relay: Any,
+) -> None:
+    import websockets
+
+    from tests.relay.test_server_websockets import accepting_listener
+
+    relay = await make_relay(EntityConfig("chat"), ping_interval=1.0, pong_timeout=1.0)
+    relay.server.rng = FirstListener()
+    async with SilentListener(relay, "chat"):
+        task, seen = await accepting_listener(relay, "chat")
+        await wait_until(lambda: len(listeners(relay, "chat")) == 2)
+        started = time.monotonic()
+        url = f"{relay.ws_url}/$hc/chat?sb-hc-action=connect"
+        async with websockets.connect(
+            url, additional_headers={"ServiceBusAuthorization": relay.token("chat")}
+        ) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+        assert time.monotonic() - started < 5.0  # not the 30 s rendezvous timeout
+        await asyncio.wait_for(task, 10)
+        assert "accept" in seen
