@@ -10,6 +10,12 @@ Quirk (suds-community ``client.py``, ``process_reply``): suds reads a SOAP fault
 but suds raises a bare ``Exception((status, reason))`` for them; the relay puts its message
 in the HTTP reason phrase, so it still reaches the user, and a ``MessagePlugin`` sees the
 whole fault. Service faults (500) are ``suds.WebFault`` as usual.
+
+Quirk (urllib's ``AbstractBasicAuthHandler``, which suds' default ``HttpAuthenticated``
+transport installs): a 401 whose ``WWW-Authenticate`` names any scheme but Basic raises
+``ValueError("... does not support the following scheme: 'SharedAccessSignature'")``
+instead of the HTTP error. The relay's 401 must carry its challenge (RFC 9110), so a suds
+user who wants the status and message passes ``transport=HttpTransport()``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from lxml import etree
 from suds import WebFault
 from suds.client import Client
 from suds.plugin import MessagePlugin
+from suds.transport.http import HttpTransport
 
 from interop_tests.payroll_site import TIMEOUT, PayrollSite
 from soap import ns
@@ -74,9 +81,17 @@ def test_oneway_and_event_calls(payroll: PayrollSite) -> None:
         assert recorder.lines.count(line) == 1
 
 
+def test_the_default_transport_refuses_the_relays_401_challenge(payroll: PayrollSite) -> None:
+    client = _client(payroll, "payroll")
+
+    client.set_options(headers={})
+    with pytest.raises(ValueError, match="'SharedAccessSignature'"):  # the quirk: see above
+        client.service.GetSalary(7)
+
+
 def test_relay_errors_reach_suds_with_status_and_message(payroll: PayrollSite) -> None:
     reply = LastReply()
-    client = _client(payroll, "payroll", plugins=[reply])
+    client = _client(payroll, "payroll", plugins=[reply], transport=HttpTransport())
 
     client.set_options(headers={})  # the WSDL came with a token; the call goes without
     with pytest.raises(Exception) as unauthorised:

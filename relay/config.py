@@ -29,6 +29,7 @@ is optional; the values shown are the defaults where there is one)::
     max_listeners = 25           # 1..25
     max_message_size = 67108864  # bytes; 64 MiB for request-response, 64 KiB for oneway/event
     timeout = 60                 # seconds a listener has to answer
+    cors_origins = []            # e.g. ["https://app.example.com"] or ["*"]: see relay.cors
 
     [[entity.rule]]              # entity rules, at most 12, same keys as [[rule]]
     name = "payroll-send"
@@ -55,6 +56,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from relay.cors import normalize_origin
 from relay.exceptions import ConfigError
 from relay.namespace import (
     DEFAULT_MAX_LISTENERS,
@@ -88,6 +90,7 @@ _ENTITY_KEYS = (
     "max_message_size",
     "timeout",
     "rule",
+    "cors_origins",
 )
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -311,10 +314,27 @@ class _Loader:
             ),
             "timeout": table.seconds("timeout", EntityConfig.timeout),
             "rules": self.rules(table.tables("rule", _RULE_KEYS), table.path("rule")),
+            "cors_origins": self.cors_origins(table),
         }
         if "max_message_size" in table.data:
             options["max_message_size"] = table.integer("max_message_size", 0, 1)
         return EntityConfig.for_kind(self.entity_path(table), kind, **options)
+
+    def cors_origins(self, table: _Table) -> tuple[str, ...]:
+        """``cors_origins``: origins as browsers send them (``scheme://host[:port]``) or ``*``."""
+        values = table.get("cors_origins", list, 'an array of origins (["https://app.example.com"])')
+        origins: list[str] = []
+        for index, value in enumerate(values or ()):
+            where = f"cors_origins[{index}]"
+            if not isinstance(value, str):
+                raise table.error(where, f"must be a string, not {_type_name(value)}")
+            try:
+                origin = normalize_origin(value)
+            except ValueError as exc:
+                raise table.error(where, str(exc)) from None
+            if origin not in origins:
+                origins.append(origin)
+        return tuple(origins)
 
     def entity_path(self, table: _Table) -> str:
         path = table.text("path").strip("/")

@@ -99,6 +99,9 @@ class EntityConfig:
     timeout: float = DEFAULT_TIMEOUT
     rules: tuple[SasRule, ...] = ()
     dynamic: bool = False
+    #: Origins (``https://app.example.com``, or ``*``) whose pages may read the relay's
+    #: own answers on this entity (``relay.cors``); config only, never dynamic.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def for_kind(cls, path: str, kind: EntityKind, **options: object) -> EntityConfig:

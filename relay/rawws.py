@@ -23,11 +23,14 @@ from websockets.protocol import Protocol, Side, State
 
 from relay.wsframes import FrameSplitter, frame_header
 
-__all__ = ["Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key", "server_frame"]
+__all__ = ["CLOSE_TIMEOUT", "Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key", "server_frame"]
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Frames queued before the relay stops reading from the peer's socket.
 _HIGH_WATER = 8
+#: Seconds :meth:`RawWebSocket.close` waits for the peer's Close frame before it drops
+#: the connection (RFC 6455 §7.1.1 leaves the bound to the server).
+CLOSE_TIMEOUT = 5.0
 
 
 def accept_key(key: str) -> str:
@@ -90,7 +93,13 @@ class FrameSink:
 
 
 class RawWebSocket:
-    """A server WebSocket whose frames are read and written individually."""
+    """A server WebSocket whose frames are read and written individually.
+
+    Closing is the full handshake of RFC 6455 §5.5.1 and §7.1.1: whichever side
+    sends the first Close, the relay closes the TCP connection only once both Close
+    frames have crossed (the peer's wait is bounded by ``CLOSE_TIMEOUT``).  Dropping
+    it right after its own Close made browsers report ``wasClean = false``.
+    """
 
     def __init__(self, request: web.BaseRequest) -> None:
         transport = request.transport
@@ -100,9 +109,10 @@ class RawWebSocket:
         self._proto = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
         self._splitter = FrameSplitter()  # so that no frame is held whole (wsframes)
         self._frames: deque[Frame] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._eof = False
         self._reading_paused = False
+        self._close_started = False  # the relay sent the first Close
 
     @classmethod
     async def accept(
@@ -129,7 +139,12 @@ class RawWebSocket:
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         self._proto.receive_data(self._splitter.feed(bytes(data)))
         self._flush()
-        self._frames.extend(self._proto.events_received())  # type: ignore[arg-type]
+        events: list[Frame] = self._proto.events_received()  # type: ignore[assignment]
+        if self._close_started:
+            # Our Close is out: only the peer's Close matters now (§1.4: further
+            # data is discarded), and reading never pauses while we wait for it.
+            events = [e for e in events if e.opcode is Opcode.CLOSE]
+        self._frames.extend(events)
         if len(self._frames) >= _HIGH_WATER and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()
@@ -157,12 +172,10 @@ class RawWebSocket:
         while not self._frames:
             if self.closed:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            await self._changed()
         frame = self._frames.popleft()
-        if self._reading_paused and len(self._frames) < _HIGH_WATER // 2:
-            self._reading_paused = False
-            self._transport.resume_reading()
+        if len(self._frames) < _HIGH_WATER // 2:
+            self._resume()
         return frame
 
     async def recv_message_frames(self) -> AsyncIterator[Frame]:
@@ -206,18 +219,35 @@ class RawWebSocket:
     async def drain(self) -> None:
         await _drain(self._http, self._transport)
 
+    @property
+    def open(self) -> bool:
+        """Whether data frames may still be sent (no Close sent or received)."""
+        return self._proto.state is State.OPEN and not self._transport.is_closing()
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the closing handshake (or just drop the connection if it is gone)."""
-        if self._proto.state is State.OPEN:
+        """The closing handshake: send Close (unless one crossed already), wait for
+        the peer's Close, then close TCP; after ``CLOSE_TIMEOUT`` s, drop it.
+
+        Never hangs, whatever the peer does; cancelling it closes the connection.
+        """
+        if self.open:
+            self._close_started = True
             self._proto.send_close(code, reason)
             self._flush()
-        if not self._transport.is_closing():
-            self._transport.close()
+            self._frames = deque(f for f in self._frames if f.opcode is Opcode.CLOSE)
+            self._resume()
+        try:
+            await asyncio.wait_for(self.wait_closed(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self._transport.abort()  # no Close in time: no FIN either, nothing is flushed
+        finally:
+            if not self._transport.is_closing():
+                self._transport.close()
 
     async def wait_closed(self) -> None:
+        """Wait until the connection is closed or closing on the relay's side."""
         while not self.closed:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            await self._changed()
 
     # -- internals -----------------------------------------------------------------
 
@@ -228,9 +258,26 @@ class RawWebSocket:
             elif not self._transport.is_closing():
                 self._transport.close()
 
+    def _resume(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    async def _changed(self) -> None:
+        """Wait for the next frame, end of stream or closing (several tasks may wait)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def close_of(frame: Frame) -> Close:

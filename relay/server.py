@@ -20,6 +20,7 @@ import functools
 import gc
 import logging
 import random
+import re
 import signal
 import ssl
 import time
@@ -31,7 +32,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from relay import http_senders, rendezvous, ws_senders
+from relay import cors, http_senders, rendezvous, ws_senders
 from relay.discovery import FeedEntry, render_feed
 from relay.drain import CallGate, GateState
 from relay.error_body import new_tracking_id, render_error
@@ -65,6 +66,7 @@ _E = TypeVar("_E", bound=enum.Enum)
 
 log = logging.getLogger("relay")
 _HC_PREFIX = "/$hc/"
+_REALM = re.compile(r"[A-Za-z0-9.:-]+")
 
 
 class RelayServer:
@@ -227,7 +229,14 @@ class RelayServer:
         self, request: web.BaseRequest | SenderRequest, error: RelayError, tracking: str = ""
     ) -> tuple[int, str | None, tuple[tuple[str, str], ...], bytes]:
         """The relay's own error (PROTOCOL.md §5): status, reason, headers and a SOAP
-        fault or JSON body, with a tracking id that is also logged."""
+        fault or JSON body, with a tracking id that is also logged.
+
+        A 401 carries its ``WWW-Authenticate`` challenge; a request from one of the
+        entity's ``cors_origins`` gets the CORS headers that let its page read the
+        error, and a preflight from one is answered here (``relay.cors``).
+        """
+        if isinstance(error, cors.CorsPreflight):
+            return 204, None, cors.preflight_headers(error.origin, request.headers), b""
         tracking = tracking or new_tracking_id()
         # A throttled client is retrying in a tight loop: one line per refusal would
         # flood the log (hyco-ws makes ~1000 attempts a second), so those are DEBUG.
@@ -241,7 +250,28 @@ class RelayServer:
         headers = [("Content-Type", rendered.content_type), ("X-Relay-Tracking-Id", tracking)]
         if isinstance(error, Throttled):
             headers.append(("Retry-After", "1"))
+        if rendered.status == 401:  # RFC 9110 §11.6.1: a 401 MUST carry a challenge
+            headers.append(("WWW-Authenticate", f'SharedAccessSignature realm="{self._realm(request)}"'))
+        origins = self._cors_origins(request.path)
+        if origins:
+            headers.append(("Vary", "Origin"))
+            origin = cors.allowed_origin(origins, request.headers.get("Origin"))
+            if origin is not None:
+                headers.extend(cors.error_headers(origin))
         return rendered.status, reason, tuple(headers), rendered.body
+
+    def _realm(self, request: web.BaseRequest | SenderRequest) -> str:
+        """The host name SAS tokens for this request are scoped to (the challenge's realm)."""
+        try:
+            host = _hostname(request.host)
+        except ValueError:  # a Host the relay refuses anyway
+            host = ""
+        return host if _REALM.fullmatch(host) else self.config.host
+
+    def _cors_origins(self, path: str) -> tuple[str, ...]:
+        """The ``cors_origins`` of the entity ``path`` names; none when there is no entity."""
+        resolved = self.registry.resolve(path.removeprefix(_HC_PREFIX))
+        return resolved[0].config.cors_origins if resolved is not None else ()
 
     def error_response(
         self, request: web.BaseRequest, error: RelayError, tracking: str
@@ -273,7 +303,15 @@ class RelayServer:
         self, request: web.BaseRequest | SenderRequest, state: EntityState[ListenerConnection],
         needed: Rights, token: str | None,
     ) -> Grant | None:
-        """Verify ``token`` for ``needed`` on the entity; ``None`` when no token is required."""
+        """Verify ``token`` for ``needed`` on the entity; ``None`` when no token is required.
+
+        A CORS preflight from one of the entity's ``cors_origins`` is answered by the
+        relay (it raises :class:`relay.cors.CorsPreflight`) and never reaches a listener.
+        """
+        if needed is Rights.SEND and cors.is_preflight(request.method, request.headers):
+            origin = cors.allowed_origin(state.config.cors_origins, request.headers.get("Origin"))
+            if origin is not None:
+                raise cors.CorsPreflight(origin)
         if token is None:
             if needed is Rights.SEND and not state.config.requires_client_authorization:
                 return None

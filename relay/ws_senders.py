@@ -179,10 +179,15 @@ def _subprotocols(listener: list[str], sender: list[str]) -> tuple[str | None, s
 
 
 async def _pump(sender: RawWebSocket, listener: RawWebSocket) -> None:
-    """Copy frames both ways until either side closes; close codes pass through."""
+    """Copy frames both ways until both sides are closed; close codes pass through.
+
+    The side that closes first gets its Close answered by the relay; its code and
+    reason go on to the other side, whose closing handshake the relay completes too
+    (``RawWebSocket.close``), so neither peer sees its TCP connection dropped early.
+    """
     tasks = [asyncio.ensure_future(_copy(sender, listener)), asyncio.ensure_future(_copy(listener, sender))]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.gather(*tasks)
     finally:
         for task in tasks:
             task.cancel()
@@ -198,6 +203,10 @@ def _sendable(code: int) -> int:
 
 
 async def _copy(source: RawWebSocket, sink: RawWebSocket) -> None:
+    """Forward ``source``'s frames to ``sink`` until ``source`` closes, then close ``sink``.
+
+    Frames that arrive once ``sink`` is closing have nowhere to go and are dropped.
+    """
     while True:
         frame = await source.recv_frame()
         if frame is None:
@@ -207,5 +216,5 @@ async def _copy(source: RawWebSocket, sink: RawWebSocket) -> None:
             close = close_of(frame)
             await sink.close(_sendable(close.code), close.reason)
             return
-        if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT) and sink.open:
             await sink.send_frame(frame.opcode, bytes(frame.data), frame.fin)

@@ -286,6 +286,36 @@ BAD = {
         "entity[1].path",
         "nest",
     ),
+    "cors-not-a-list": (
+        '[[entity]]\npath = "p"\ncors_origins = "https://a.example"\n',
+        "entity[0].cors_origins",
+        "must be an array of origins",
+    ),
+    "cors-not-a-string": (
+        '[[entity]]\npath = "p"\ncors_origins = [443]\n',
+        "entity[0].cors_origins[0]",
+        "must be a string, not an integer",
+    ),
+    "cors-path": (
+        '[[entity]]\npath = "p"\ncors_origins = ["https://a.example", "https://b.example/app"]\n',
+        "entity[0].cors_origins[1]",
+        "no path",
+    ),
+    "cors-trailing-slash": (
+        '[[entity]]\npath = "p"\ncors_origins = ["https://a.example/"]\n',
+        "entity[0].cors_origins[0]",
+        "drop the trailing '/'",
+    ),
+    "cors-no-scheme": (
+        '[[entity]]\npath = "p"\ncors_origins = ["a.example"]\n',
+        "entity[0].cors_origins[0]",
+        "expected scheme://host[:port]",
+    ),
+    "cors-port": (
+        '[[entity]]\npath = "p"\ncors_origins = ["http://a.example:70000"]\n',
+        "entity[0].cors_origins[0]",
+        "port out of range",
+    ),
     "tls-missing-key": ('[namespace.tls]\ncert = "c.pem"\n', "namespace.tls.key", "is required"),
     "tls-no-file": (
         '[namespace.tls]\ncert = "nope.pem"\nkey = "nope.pem"\n',
@@ -313,6 +343,17 @@ def test_bad_config_names_file_key_and_reason(
     assert message.startswith(f"{path}: {where}: "), message
     assert reason in message, message
     assert KEY not in message
+
+
+def test_cors_origins_are_stored_as_browsers_send_them(tmp_path: Path) -> None:
+    text = (
+        '[[entity]]\npath = "a"\ncors_origins = ["HTTPS://App.Example.com:443", "http://[::1]:8080",'
+        ' "https://app.example.com", "*"]\n[[entity]]\npath = "b"\n'
+    )
+    config = load_config(_write(tmp_path, text))
+
+    assert config.entities[0].cors_origins == ("https://app.example.com", "http://[::1]:8080", "*")
+    assert config.entities[1].cors_origins == ()
 
 
 def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
