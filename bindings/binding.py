@@ -65,7 +65,7 @@ class RelayBinding:
         token_in_soap_header: clients put the token in a ``RelayAccessToken`` SOAP
             header instead of the ``ServiceBusAuthorization`` HTTP header.
         max_received_message_size: largest request body the host accepts, in
-            bytes (WCF's name; default 4 MiB, WCF's is 64 KiB: see
+            bytes (WCF's name; default 2 MiB, WCF's is 64 KiB: see
             :mod:`soap.quotas`).  The body is read chunk by chunk and the read
             stops at the first byte over it: the caller gets 413 with a SOAP
             fault.  A listener advertises it to the relay, so a dynamic entity

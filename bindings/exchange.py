@@ -68,6 +68,8 @@ log = logging.getLogger("bindings.listener")
 INLINE_LIMIT = 64 * 1024
 #: Largest frame of a streamed body.
 FRAME_SIZE = 64 * 1024
+#: Seconds spent dropping the rest of a body that was answered before its end.
+DISCARD_TIMEOUT = 30.0
 
 #: Opens a rendezvous WebSocket (no token: the one-time id is the credential).
 OpenSocket = Callable[[str], AbstractAsyncContextManager[ClientConnection]]
@@ -280,6 +282,9 @@ async def serve_rendezvous(
             full = await _full_request(ws, command)
             if full is None:
                 return
+            # The handler bounds the body itself (prepare: max_received_message_size), and
+            # an answered body's rest is discarded: no 1009 from websockets' own cap.
+            ws.protocol.max_message_size = None
             body = _binary(ws.recv_streaming()) if full.body else iter_bytes(b"")
             request = relayed_request(full, body, address)
             try:
@@ -293,6 +298,7 @@ async def serve_rendezvous(
                 await _write(ws, _response_command(full.id, response, has_body), head, rest)
             finally:
                 await _close_body(response.body)
+            await _discard_rest(ws, body, full.id)
         if response is not None:
             _check_taken(ws)
     except BaseException:
@@ -301,6 +307,25 @@ async def serve_rendezvous(
         raise
     if response is not None:
         await settle(response, sent=True)
+
+
+async def _discard_rest(ws: ClientConnection, body: AsyncIterator[bytes], request_id: str) -> None:
+    """Read and drop what is left of a body the handler answered early (413, a quota fault).
+
+    The relay reads the response only once it has sent the whole body, so the
+    rest is read here (nothing is kept: no memory, no slot) for at most
+    DISCARD_TIMEOUT seconds; then the socket is closed and the sender gets the
+    relay's error instead.
+    """
+    dropped = 0
+    try:
+        async with asyncio.timeout(DISCARD_TIMEOUT):
+            async for chunk in body:
+                dropped += len(chunk)
+    except (BodyBroken, TimeoutError):
+        pass
+    if dropped:
+        log.info("rendezvous %s: dropped %d bytes of a body answered early", request_id, dropped)
 
 
 def _check_taken(ws: ClientConnection) -> None:

@@ -52,7 +52,11 @@ from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes
 from soap.envelope import Envelope, SoapVersion
 from soap.exceptions import MalformedXml, NotAnEnvelope
 from soap.fault import Fault, FaultCode, fault_envelope
-from soap.quotas import DtdRefused, MessageTooLarge, QuotaExceeded, QuotaParser, ReaderQuotas
+from soap.quotas import (
+    DEFAULT_MAX_RECEIVED_MESSAGE_SIZE,
+    DtdRefused, MessageTooLarge, QuotaExceeded, QuotaParser,
+    ReaderQuotas,
+)
 
 __all__ = ["ENVELOPE_KEY", "ReadRequest", "WsgiApp", "WsgiHandler", "XmlCheck", "build_environ"]
 
@@ -241,7 +245,7 @@ class WsgiHandler:
         *,
         max_workers: int = 16,
         executor: Executor | None = None,
-        max_body: int = 4 * 1024 * 1024,
+        max_body: int = DEFAULT_MAX_RECEIVED_MESSAGE_SIZE,
         quotas: ReaderQuotas | None = None,
         xml_check: XmlCheck = XmlCheck.XML_MEDIA_TYPE,
         soap_version: SoapVersion | None = None,

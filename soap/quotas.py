@@ -13,7 +13,7 @@ The defaults, beside WCF's (``BasicHttpBinding``, ``XmlDictionaryReaderQuotas``)
 =================================  ===========  =========  ==========================
 quota                              ours         WCF        label in the fault
 =================================  ===========  =========  ==========================
-``max_received_message_size``      4 MiB        64 KiB     MaxReceivedMessageSize
+``max_received_message_size``      2 MiB        64 KiB     MaxReceivedMessageSize
 ``max_depth``                      32           32         MaxDepth
 ``max_string_content_length``      1 MiB        8,192      MaxStringContentLength
 ``max_array_length``               16,384       16,384     MaxArrayLength
@@ -22,9 +22,11 @@ quota                              ours         WCF        label in the fault
 =================================  ===========  =========  ==========================
 
 Why: WCF's 64 KiB message and 8 KiB string are the two quotas every WCF user
-raises first (a few employees with photos, a PDF in base64); 4 MiB and 1 MiB
-carry those while one call's memory stays near 60 MiB at worst (the README's
-"Limits" section has the measurement).  Depth, array and name-table keep WCF's
+raises first (a few employees with photos, a PDF in base64).  2 MiB is what
+Spyne itself accepts by default (``max_content_length``), so a Spyne service
+behind the relay takes what it would take on its own, and a 1 MiB string carries
+a 768 KB attachment in base64; one call's memory stays bounded (the README's
+"Limits" section has the measurement).  Larger messages: raise both on the binding.  Depth, array and name-table keep WCF's
 values: real SOAP contracts stay far below them and the error names the same
 quota a WCF user knows.  ``max_elements`` is ours: an element costs far more as
 an lxml node and then as a Spyne object than as bytes on the wire, so the
@@ -52,8 +54,8 @@ __all__ = [
     "ReaderQuotas",
 ]
 
-#: Ours: 4 MiB (WCF: 64 KiB); see the module docstring.
-DEFAULT_MAX_RECEIVED_MESSAGE_SIZE = 4 * 1024 * 1024
+#: Ours: 2 MiB, Spyne's own default (WCF: 64 KiB); see the module docstring.
+DEFAULT_MAX_RECEIVED_MESSAGE_SIZE = 2 * 1024 * 1024
 #: Chunks are fed to libxml2 in pieces of at most this size, so one feed is short.
 _FEED = 64 * 1024
 _DOCTYPE = b"<!DOCTYPE"
@@ -146,7 +148,7 @@ class QuotaParser:
 
     ``feed`` each chunk as it arrives, then ``close`` for the root element::
 
-        parser = QuotaParser(ReaderQuotas(), max_size=4 * 1024 * 1024)
+        parser = QuotaParser(ReaderQuotas(), max_size=2 * 1024 * 1024)
         for chunk in chunks:
             parser.feed(chunk)     # raises at the first excess
         root = parser.close()

@@ -108,7 +108,7 @@ async def test_client_authentication_none_is_asked_for_on_the_handshake(
     query = parse_qs(urlsplit(handshake.path).query)
     assert query == {"sb-hc-action": ["listen"], "sb-hc-id": [listener.id],
                      "sb-relay-client-auth": ["none"],
-                     "sb-relay-max-message-size": [str(4 * 1024 * 1024)]}
+                     "sb-relay-max-message-size": [str(2 * 1024 * 1024)]}
     assert "ServiceBusAuthorization" in handshake.headers  # listening always needs a token
 
 
