@@ -18,7 +18,7 @@ TNS = "urn:soap-relay:notes"
 
 class Notes(ServiceBase):  # type: ignore[misc]
     @rpc(Array(Unicode), _returns=Integer)  # type: ignore[misc]
-    def Count(ctx, notes):  # type: ignore[no-untyped-def]  # noqa: N802, N805
+    def Count(ctx, notes):  # type: ignore[no-untyped-def]
         """Total characters of the notes."""
         return sum(len(note or "") for note in notes or ())
 
