@@ -367,8 +367,8 @@ def _check_requested_shape(request: web.Request, state: EntityState[ListenerConn
 
 
 def _positive_int(text: str) -> bool:
-    """Whether ``text`` is a positive decimal integer of at most 18 ASCII digits."""
-    return 0 < len(text) <= 18 and text.isascii() and text.isdigit() and int(text) > 0
+    """Whether ``text`` is a positive decimal integer of at most 19 ASCII digits."""
+    return 0 < len(text) <= 19 and text.isascii() and text.isdigit() and int(text) > 0
 
 
 def _enum_query(request: web.Request, name: str, default: _E) -> _E:
