@@ -54,7 +54,10 @@ from soap.exceptions import MalformedXml, NotAnEnvelope
 from soap.fault import Fault, FaultCode, fault_envelope
 from soap.quotas import (
     DEFAULT_MAX_RECEIVED_MESSAGE_SIZE,
-    DtdRefused, MessageTooLarge, QuotaExceeded, QuotaParser,
+    DtdRefused,
+    MessageTooLarge,
+    QuotaExceeded,
+    QuotaParser,
     ReaderQuotas,
 )
 
