@@ -14,6 +14,11 @@ running it anyway could run it twice.  ``aclose()`` waits for those runs.
 ``GET`` and ``HEAD`` are not messages but metadata fetches (a WSDL or XSD): the
 relay routes them to one listener like request/response, so they are answered
 by the handler directly.
+
+When the wrapped handler reads bodies in a ``prepare`` step (a
+:class:`~bindings.wsgi_host.WsgiHandler`: bounded, quota-checked, before a call
+slot is taken), :meth:`Acknowledging.prepare` is that step: a body over a limit
+gets its 413 or fault instead of a 202.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ class Acknowledging:
 
     def __repr__(self) -> str:
         return f"Acknowledging({self.handler!r})"
+
+    async def prepare(self, request: RelayedRequest) -> RelayedRequest | RelayedResponse:
+        """The wrapped handler's ``prepare`` (reads and checks the body), if it has one."""
+        prepare = getattr(self.handler, "prepare", None)
+        if prepare is None:
+            return request
+        prepared: RelayedRequest | RelayedResponse = await prepare(request)
+        return prepared
 
     async def __call__(self, request: RelayedRequest) -> RelayedResponse:
         if request.method.upper() in METADATA_METHODS:

@@ -9,6 +9,11 @@
 - on NetOneway/NetEvent bindings, all but Spyne are wrapped in
   :class:`~bindings.acknowledge.Acknowledging` (202 first, the handler after);
 - a message security mode puts the WSGI app behind the WS-Security middleware.
+
+Every WSGI handler reads the body before it takes a call slot, held to the
+binding's ``max_received_message_size`` and, for bodies the app will parse,
+its ``reader_quotas`` (:mod:`bindings.wsgi_host`): Spyne and the WS-Security
+middleware parse every body, any other WSGI app only XML ones.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from bindings.acknowledge import Acknowledging
 from bindings.binding import EndToEndSecurityMode, RelayBinding
 from bindings.exceptions import ConfigurationError
 from bindings.handler import Handler
-from bindings.wsgi_host import WsgiApp, WsgiHandler
+from bindings.wsgi_host import WsgiApp, WsgiHandler, XmlCheck
 from relay.namespace import EntityKind
+from soap.envelope import SoapVersion
 
 if TYPE_CHECKING:
     from bindings.wssecurity import MessageSecurity
@@ -63,7 +69,15 @@ def _secured(
     from bindings.wssecurity import secure_service
 
     return secure_service(
-        wsgi, binding.security, message_security, max_body=binding.max_message_size
+        wsgi, binding.security, message_security, max_body=binding.max_received_message_size
+    )
+
+
+def _wsgi_handler(wsgi: WsgiApp, binding: RelayBinding, workers: int, check: XmlCheck) -> WsgiHandler:
+    version = {"1.1": SoapVersion.SOAP11, "1.2": SoapVersion.SOAP12}.get(binding.soap_version or "")
+    return WsgiHandler(
+        wsgi, max_workers=workers, max_body=binding.max_received_message_size,
+        quotas=binding.reader_quotas, xml_check=check, soap_version=version,
     )
 
 
@@ -103,7 +117,7 @@ def make_handler(
     workers = max(1, binding.max_concurrent_calls) * max(1, listeners)
     if _is_spyne_application(app):
         wsgi = _secured(_spyne_wsgi(app, binding), binding, message_security)
-        return WsgiHandler(wsgi, max_workers=workers, max_body=binding.max_message_size)
+        return _wsgi_handler(wsgi, binding, workers, XmlCheck.ALWAYS)
     if _is_async_handler(app):
         if message_security is not None or binding.security not in _TRANSPORT_ONLY:
             raise ConfigurationError(
@@ -112,8 +126,9 @@ def make_handler(
             )
         handler: Handler = app  # type: ignore[assignment]
     elif callable(app):
-        wsgi = _secured(app, binding, message_security)  # type: ignore[arg-type]
-        handler = WsgiHandler(wsgi, max_workers=workers, max_body=binding.max_message_size)
+        secured = _secured(app, binding, message_security)  # type: ignore[arg-type]
+        check = XmlCheck.XML_MEDIA_TYPE if secured is app else XmlCheck.ALWAYS
+        handler = _wsgi_handler(secured, binding, workers, check)
     else:
         raise ConfigurationError(
             f"cannot host {type(app).__name__}: give a Spyne Application, a WSGI callable"

@@ -20,13 +20,19 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from relay.namespace import EntityKind
+from soap.quotas import DEFAULT_MAX_RECEIVED_MESSAGE_SIZE, ReaderQuotas
+
+#: Every binding's quotas unless it is given others (:mod:`soap.quotas` says why these).
+DEFAULT_READER_QUOTAS = ReaderQuotas()
 
 __all__ = [
+    "STREAMED",
     "BasicHttpRelayBinding",
     "ClientAuthentication",
     "EndToEndSecurityMode",
     "NetEventRelayBinding",
     "NetOnewayRelayBinding",
+    "ReaderQuotas",
     "RelayBinding",
     "WS2007HttpRelayBinding",
     "WebHttpRelayBinding",
@@ -58,7 +64,14 @@ class RelayBinding:
             without a token (``requires_client_authorization = false``).
         token_in_soap_header: clients put the token in a ``RelayAccessToken`` SOAP
             header instead of the ``ServiceBusAuthorization`` HTTP header.
-        max_message_size: largest request body the host accepts, in bytes.
+        max_received_message_size: largest request body the host accepts, in
+            bytes (WCF's name; default 2 MiB, WCF's is 64 KiB: see
+            :mod:`soap.quotas`).  The body is read chunk by chunk and the read
+            stops at the first byte over it: the caller gets 413 with a SOAP
+            fault.  A listener advertises it to the relay, so a dynamic entity
+            refuses larger bodies at the edge already.
+        reader_quotas: depth, string, array, name-table and element limits,
+            checked while a SOAP (or XML) request is parsed (:class:`ReaderQuotas`).
         keepalive_interval: seconds between the listener's WebSocket pings (0: none).
         keepalive_timeout: seconds a ping may go unanswered before the listener
             drops the connection and reconnects: with the interval, a silent network
@@ -69,7 +82,8 @@ class RelayBinding:
 
     client_authentication: ClientAuthentication | str = ClientAuthentication.RELAY_ACCESS_TOKEN
     token_in_soap_header: bool = False
-    max_message_size: int = 64 * 1024 * 1024
+    max_received_message_size: int = DEFAULT_MAX_RECEIVED_MESSAGE_SIZE
+    reader_quotas: ReaderQuotas = DEFAULT_READER_QUOTAS
     keepalive_interval: float = 4.0
     keepalive_timeout: float = 4.0
     max_concurrent_calls: int = 16
@@ -83,6 +97,13 @@ class RelayBinding:
     def __post_init__(self) -> None:
         auth = ClientAuthentication(self.client_authentication)
         object.__setattr__(self, "client_authentication", auth)
+        if self.max_received_message_size < 1:
+            raise ValueError("max_received_message_size must be a positive number of bytes")
+
+    @property
+    def max_message_size(self) -> int:
+        """The old name of :attr:`max_received_message_size` (read-only alias)."""
+        return self.max_received_message_size
 
     @property
     def requires_client_authorization(self) -> bool:
@@ -105,16 +126,26 @@ class WS2007HttpRelayBinding(RelayBinding):
 
 @dataclass(frozen=True)
 class WebHttpRelayBinding(RelayBinding):
-    """Plain HTTP: REST, WSDL fetches, any WSGI app."""
+    """Plain HTTP: REST, WSDL fetches, any WSGI app.
+
+    Reader quotas apply to requests with an XML media type; other bodies are
+    only held to ``max_received_message_size``.  ``soaprelay forward`` streams
+    bodies of any size: it uses :data:`STREAMED` (WCF's ``TransferMode.Streamed``).
+    """
 
     soap_version: ClassVar[str | None] = None
+
+
+#: The message size of a streamed binding (the forwarder): bodies are passed through,
+#: never buffered or parsed, so only the relay's entity limit applies.
+STREAMED = 1 << 62
 
 
 @dataclass(frozen=True)
 class NetOnewayRelayBinding(RelayBinding):
     """One-way calls to one listener; the sender gets 202 once it acknowledged."""
 
-    max_message_size: int = 64 * 1024
+    max_received_message_size: int = 64 * 1024
     entity_kind: ClassVar[EntityKind] = EntityKind.ONEWAY
 
 
@@ -122,5 +153,5 @@ class NetOnewayRelayBinding(RelayBinding):
 class NetEventRelayBinding(RelayBinding):
     """One-way multicast to every listener; 202 with ``Relay-Delivered: <n>``."""
 
-    max_message_size: int = 64 * 1024
+    max_received_message_size: int = 64 * 1024
     entity_kind: ClassVar[EntityKind] = EntityKind.EVENT

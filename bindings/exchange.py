@@ -18,6 +18,14 @@ Once the response is written (inline: queued on the control channel; by
 rendezvous: written, and the socket closed by the relay with 1000) its ``after_sent`` hook is
 awaited; if writing fails or is cancelled, its ``if_unsent`` hook instead
 (:func:`bindings.handler.settle`).  One-way work starts in ``after_sent``.
+
+Call slots (``binding.max_concurrent_calls``, the listener's ``limiter``) are
+taken only once the body is there: a handler with a ``prepare(request)``
+coroutine (:class:`~bindings.wsgi_host.WsgiHandler`) reads and checks the body
+in it, outside the slot (:func:`call_in_slot`), so senders that trickle their
+bodies cannot hold every slot.  A rendezvous body that breaks off (the relay
+closed the socket: the sender went away or was too slow) ends the call with one
+INFO line, no response and no traceback (:class:`BodyBroken`).
 """
 
 from __future__ import annotations
@@ -26,11 +34,12 @@ import asyncio
 import contextlib
 import http
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from bindings.address import RelayAddress
@@ -41,10 +50,13 @@ from relay.messages import RequestCommand, ResponseCommand, parse_relay_command
 
 __all__ = [
     "INLINE_LIMIT",
+    "BodyBroken",
     "ControlChannel",
     "OpenSocket",
+    "Prepare",
     "RelayClientConnection",
     "call_handler",
+    "call_in_slot",
     "relayed_request",
     "send_response",
     "serve_rendezvous",
@@ -56,9 +68,17 @@ log = logging.getLogger("bindings.listener")
 INLINE_LIMIT = 64 * 1024
 #: Largest frame of a streamed body.
 FRAME_SIZE = 64 * 1024
+#: Seconds spent dropping the rest of a body that was answered before its end.
+DISCARD_TIMEOUT = 30.0
 
 #: Opens a rendezvous WebSocket (no token: the one-time id is the credential).
 OpenSocket = Callable[[str], AbstractAsyncContextManager[ClientConnection]]
+#: A handler's ``prepare``: reads the body before a slot is taken; a response ends the call.
+Prepare = Callable[[RelayedRequest], Awaitable[RelayedRequest | RelayedResponse]]
+
+
+class BodyBroken(ConnectionError):
+    """The request body broke off: the relay closed the rendezvous before its end."""
 
 
 class RelayClientConnection(ClientConnection):
@@ -121,9 +141,15 @@ def relayed_request(
 
 
 async def call_handler(handler: Handler, request: RelayedRequest) -> RelayedResponse:
-    """Await ``handler``; an exception becomes a plain 500 (logged, never sent)."""
+    """Await ``handler``; an exception becomes a plain 500 (logged, never sent).
+
+    Raises:
+        BodyBroken: the body broke off while the handler read it (nobody to answer).
+    """
     try:
         return await handler(request)
+    except BodyBroken:
+        raise
     except Exception:
         log.exception("handler failed on %s %s", request.method, request.target)
         return RelayedResponse(
@@ -132,6 +158,28 @@ async def call_handler(handler: Handler, request: RelayedRequest) -> RelayedResp
             (("Content-Type", "text/plain; charset=utf-8"),),
             b"The service failed to process the request.",
         )
+
+
+async def call_in_slot(
+    handler: Handler,
+    request: RelayedRequest,
+    limiter: asyncio.Semaphore,
+    prepare: Prepare | None = None,
+) -> RelayedResponse:
+    """``prepare`` the request outside a call slot, then call ``handler`` in one.
+
+    A response from ``prepare`` (413, a quota fault) is the answer: no slot is taken.
+
+    Raises:
+        BodyBroken: the body broke off before its end.
+    """
+    if prepare is not None:
+        prepared = await call_handler(prepare, request)  # type: ignore[arg-type]
+        if isinstance(prepared, RelayedResponse):
+            return prepared
+        request = prepared
+    async with limiter:
+        return await call_handler(handler, request)
 
 
 def _response_command(request_id: str, response: RelayedResponse, has_body: bool) -> ResponseCommand:
@@ -221,10 +269,12 @@ async def serve_rendezvous(
     address: RelayAddress,
     open_socket: OpenSocket,
     limiter: asyncio.Semaphore,
+    prepare: Prepare | None = None,
 ) -> None:
     """Serve an address-only request on its rendezvous socket, then close it.
 
-    The response is settled as sent once the socket closed cleanly after it.
+    The body is read by ``prepare`` (when given) before a slot of ``limiter`` is
+    taken.  The response is settled as sent once the socket closed cleanly after it.
     """
     response: RelayedResponse | None = None
     try:
@@ -232,15 +282,23 @@ async def serve_rendezvous(
             full = await _full_request(ws, command)
             if full is None:
                 return
+            # The handler bounds the body itself (prepare: max_received_message_size), and
+            # an answered body's rest is discarded: no 1009 from websockets' own cap.
+            ws.protocol.max_message_size = None
             body = _binary(ws.recv_streaming()) if full.body else iter_bytes(b"")
-            async with limiter:
-                response = await call_handler(handler, relayed_request(full, body, address))
-                try:
-                    head, rest = await _prefetch(response.body, 0)
-                    has_body = bool(head) or rest is not None
-                    await _write(ws, _response_command(full.id, response, has_body), head, rest)
-                finally:
-                    await _close_body(response.body)
+            request = relayed_request(full, body, address)
+            try:
+                response = await call_in_slot(handler, request, limiter, prepare)
+            except BodyBroken as exc:
+                log.info("rendezvous %s: %s; the call is dropped", full.id, exc)
+                return
+            try:
+                head, rest = await _prefetch(response.body, 0)
+                has_body = bool(head) or rest is not None
+                await _write(ws, _response_command(full.id, response, has_body), head, rest)
+            finally:
+                await _close_body(response.body)
+            await _discard_rest(ws, body, full.id)
         if response is not None:
             _check_taken(ws)
     except BaseException:
@@ -249,6 +307,25 @@ async def serve_rendezvous(
         raise
     if response is not None:
         await settle(response, sent=True)
+
+
+async def _discard_rest(ws: ClientConnection, body: AsyncIterator[bytes], request_id: str) -> None:
+    """Read and drop what is left of a body the handler answered early (413, a quota fault).
+
+    The relay reads the response only once it has sent the whole body, so the
+    rest is read here (nothing is kept: no memory, no slot) for at most
+    DISCARD_TIMEOUT seconds; then the socket is closed and the sender gets the
+    relay's error instead.
+    """
+    dropped = 0
+    try:
+        async with asyncio.timeout(DISCARD_TIMEOUT):
+            async for chunk in body:
+                dropped += len(chunk)
+    except (BodyBroken, TimeoutError):
+        pass
+    if dropped:
+        log.info("rendezvous %s: dropped %d bytes of a body answered early", request_id, dropped)
 
 
 def _check_taken(ws: ClientConnection) -> None:
@@ -277,5 +354,15 @@ async def _full_request(ws: ClientConnection, command: RequestCommand) -> Reques
 
 
 async def _binary(chunks: AsyncIterator[str | bytes]) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        yield chunk.encode() if isinstance(chunk, str) else chunk
+    """The body's frames as bytes; :class:`BodyBroken` when the socket closes before its end."""
+    size = 0
+    try:
+        async for chunk in chunks:
+            data = chunk.encode() if isinstance(chunk, str) else chunk
+            size += len(data)
+            yield data
+    except ConnectionClosed as exc:
+        raise BodyBroken(
+            f"the request body broke off after {size} bytes (relay closed the rendezvous:"
+            f" {exc.rcvd.code if exc.rcvd else 1006})"
+        ) from exc

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 
 from bindings.address import RelayAddress
-from bindings.binding import WebHttpRelayBinding
+from bindings.binding import STREAMED, WebHttpRelayBinding
 from bindings.connection_string import ConnectionString
 from bindings.exceptions import ConfigurationError, HostError
 from bindings.handler import RelayedRequest, RelayedResponse
@@ -247,7 +247,10 @@ async def _forward(connection_string: ConnectionString, entity: str, target: str
     forwarder = Forwarder(target)
     host = RelayServiceHost(
         forwarder, RelayAddress.from_connection_string(connection_string, entity),
-        binding=WebHttpRelayBinding(), connection_string=connection_string,
+        # Streamed (WCF's TransferMode.Streamed): bodies pass through unparsed, of any
+        # size; the relay's entity limit is the only one.
+        binding=WebHttpRelayBinding(max_received_message_size=STREAMED),
+        connection_string=connection_string,
     )
     stop = asyncio.Event()
     host.add_status_callback(lambda status: stop.set() if status is HostStatus.OFFLINE else None)

@@ -138,6 +138,7 @@ class HybridConnectionListener:
     def listen_url(self) -> str:
         """The control-channel URL (PROTOCOL.md §1, plus the §6 dynamic-entity options)."""
         url = f"{self.address.control_url}?sb-hc-action=listen&sb-hc-id={self.id}"
+        url += f"&sb-relay-max-message-size={self.binding.max_message_size}"
         if self.binding.entity_kind is not EntityKind.REQUEST_RESPONSE:
             url += f"&sb-relay-kind={self.binding.entity_kind.value}"
         if self.discovery is Discovery.PUBLIC:
@@ -280,8 +281,9 @@ class HybridConnectionListener:
             response = _CLOSING_RESPONSE
         else:
             request = exchange.relayed_request(command, iter_bytes(body), self.address)
-            async with self._limiter:
-                response = await exchange.call_handler(self.handler, request)
+            response = await exchange.call_in_slot(
+                self.handler, request, self._limiter, getattr(self.handler, "prepare", None)
+            )
         await exchange.send_response(
             command.id, response, control=control, rendezvous=command.address,
             open_socket=self._open,
@@ -291,6 +293,7 @@ class HybridConnectionListener:
         await exchange.serve_rendezvous(
             command, handler=self._handler_or_closing, address=self.address,
             open_socket=self._open, limiter=self._limiter,
+            prepare=getattr(self.handler, "prepare", None),
         )
 
     async def _handler_or_closing(self, request: Any) -> RelayedResponse:

@@ -14,7 +14,16 @@ an environ whose host is the relay's public origin and ``SCRIPT_NAME=/entity``:
   relay address, and replies carry ``RelatesTo`` and ``Action``;
 - malformed XML or a DTD gets a Client/Sender fault; an unhandled exception in a
   service gets ``Internal server error TrackingId:<id>`` (the traceback is
-  logged with that id, never sent).
+  logged with that id, never sent);
+- Spyne's own ``max_content_length`` (2 MiB by default) is the binding's
+  ``max_received_message_size``, so the two never contradict each other; the
+  envelope the relay host parsed under the reader quotas
+  (``environ["soaprelay.envelope"]``) is used instead of parsing the body again
+  (Spyne still parses the bytes for itself);
+- one ``Application`` may be hosted by several adapters (two hosts, two
+  entities): Spyne keeps its WSDL builder on the Application and a second build
+  there loses the service and portType elements, so each adapter builds its WSDL
+  with a builder of its own.
 """
 
 from __future__ import annotations
@@ -33,11 +42,13 @@ import spyne.application
 import spyne.server.wsgi
 from spyne import Application
 from spyne import Fault as SpyneFault
+from spyne.interface.wsdl.wsdl11 import Wsdl11
 from spyne.protocol.soap import Soap12
 from spyne.server.wsgi import WsgiApplication
 
 from bindings.binding import RelayBinding
 from bindings.oneway import oneway_operations, oneway_request_tags
+from bindings.wsgi_host import ENVELOPE_KEY
 from relay.namespace import EntityKind
 from soap import addressing, wsdl
 from soap.envelope import Envelope, SoapVersion
@@ -73,9 +84,9 @@ def spyne_wsgi(app: Application, binding: RelayBinding) -> SpyneRelayApp:
 class _SanitisingWsgiApplication(WsgiApplication):  # type: ignore[misc]
     """Spyne's WSGI server, with unhandled exceptions hidden from clients."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, max_content_length: int) -> None:
         app.event_manager.add_listener("method_exception_object", _sanitise_unhandled)
-        super().__init__(app)
+        super().__init__(app, max_content_length=max_content_length)
 
     def handle_error(
         self, p_ctx: Any, others: Any, error: Any, start_response: StartResponse
@@ -133,7 +144,8 @@ class SpyneRelayApp:
         self.version = (
             SoapVersion.SOAP12 if isinstance(app.in_protocol, Soap12) else SoapVersion.SOAP11
         )
-        self._spyne = _SanitisingWsgiApplication(app)
+        self._app = app
+        self._spyne = _SanitisingWsgiApplication(app, binding.max_received_message_size)
         if binding.entity_kind in (EntityKind.ONEWAY, EntityKind.EVENT):
             self._oneway_ops, self._oneway_tags = _all_operations(app), _all_request_tags(app)
         else:
@@ -154,11 +166,11 @@ class SpyneRelayApp:
         if environ.get("REQUEST_METHOD", "GET").upper() != "POST":
             return list(self._spyne(environ, start_response))
         try:
-            body = _read_body(environ, self.binding.max_message_size)
+            body = _read_body(environ, self.binding.max_received_message_size)
         except _TooLarge:
             return self._fault(start_response, "Request body is too large", status=413)
         try:
-            envelope = Envelope.from_bytes(body)
+            envelope = environ.get(ENVELOPE_KEY) or Envelope.from_bytes(body)
         except SoapError as exc:
             return self._fault(start_response, f"Malformed SOAP request: {exc}")
         request_wsa = None
@@ -193,10 +205,15 @@ class SpyneRelayApp:
         return [document]
 
     def _wsdl_template(self) -> bytes:
-        """Spyne's WSDL built once for a placeholder address, one-way outputs dropped."""
+        """Spyne's WSDL built once for a placeholder address, one-way outputs dropped.
+
+        Built with a Wsdl11 of this adapter's own: the one Spyne keeps on the
+        Application (``app.interface.docs``) keeps the elements of its first
+        build, and a second build there has no service and no portType.
+        """
         with self._wsdl_lock:
             if self._wsdl is None:
-                document = self._spyne.doc.wsdl11
+                document = Wsdl11(self._app.interface)
                 document.build_interface_document(_PLACEHOLDER)
                 self._wsdl = wsdl.drop_outputs(
                     document.get_interface_document(), self._oneway_ops

@@ -19,6 +19,15 @@ first, so work that waits for the response to be sent is dropped, not run.
 An exception becomes a 500: a SOAP Server/Receiver fault for SOAP requests,
 plain text otherwise, never the traceback (that goes to the log).
 
+The body is read by :meth:`WsgiHandler.prepare`, which the listener awaits
+*before* it takes a call slot, so a body trickling in holds no slot and no
+thread.  The read is bounded: over ``max_body`` it stops at once (413, with a
+SOAP fault for SOAP requests), and XML bodies are fed chunk by chunk to a
+:class:`~soap.quotas.QuotaParser` that stops at the first reader quota
+exceeded (a Client/Sender fault naming the quota).  The checked tree is handed
+on in ``environ["soaprelay.envelope"]`` (:data:`ENVELOPE_KEY`) when it is a SOAP
+envelope, so the adapters need not parse it again.
+
 ``aclose()`` calls the application's own ``close()``, if it has one (Spyne's
 adapter then finishes the one-way work it acknowledged), and shuts the pool down.
 """
@@ -26,27 +35,68 @@ adapter then finishes the one-way work it acknowledged), and shuts the pool down
 from __future__ import annotations
 
 import asyncio
+import enum
 import io
 import logging
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from bindings.handler import RelayedRequest, RelayedResponse
-from soap.envelope import SoapVersion
-from soap.fault import Fault, FaultCode, fault_envelope
+from lxml import etree
 
-__all__ = ["WsgiApp", "WsgiHandler", "build_environ"]
+from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes
+from soap.envelope import Envelope, SoapVersion
+from soap.exceptions import MalformedXml, NotAnEnvelope
+from soap.fault import Fault, FaultCode, fault_envelope
+from soap.quotas import (
+    DEFAULT_MAX_RECEIVED_MESSAGE_SIZE,
+    DtdRefused,
+    MessageTooLarge,
+    QuotaExceeded,
+    QuotaParser,
+    ReaderQuotas,
+)
+
+__all__ = ["ENVELOPE_KEY", "ReadRequest", "WsgiApp", "WsgiHandler", "XmlCheck", "build_environ"]
 
 log = logging.getLogger("bindings.wsgi")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 _FAULT_REASON = "The server was unable to process the request due to an internal error."
+#: The environ key of the request's checked :class:`~soap.envelope.Envelope`, when it is one.
+ENVELOPE_KEY = "soaprelay.envelope"
+
+
+class XmlCheck(enum.Enum):
+    """Which request bodies a :class:`WsgiHandler` parses under its reader quotas."""
+
+    #: Every non-empty body: the app parses them all (Spyne, WS-Security).
+    ALWAYS = "always"
+    #: Bodies with an XML media type (``text/xml``, ``application/soap+xml``, ``*+xml``).
+    XML_MEDIA_TYPE = "xml_media_type"
+    #: None: only the size limit applies.
+    NEVER = "never"
+
+
+@dataclass
+class ReadRequest(RelayedRequest):
+    """A request whose body was read (and checked) before it took a call slot.
+
+    Attributes:
+        envelope: the checked SOAP envelope, when the body was parsed and is one.
+    """
+
+    envelope: Envelope | None = None
+
+
+def _is_xml(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("text/xml", "application/xml") or media.endswith("+xml")
 
 
 def _latin1(text: str) -> str:
@@ -160,9 +210,15 @@ def _finish(result: object, *, sent: bool) -> None:
         log.exception("closing a WSGI result failed")
 
 
-def error_response(request: RelayedRequest, status: int, reason: str, text: str) -> RelayedResponse:
-    """A SOAP fault (of the request's SOAP version) or plain text error response."""
-    version = SoapVersion.from_content_type(request.header("Content-Type") or "")
+def error_response(
+    request: RelayedRequest,
+    status: int,
+    reason: str,
+    text: str,
+    default: SoapVersion | None = None,
+) -> RelayedResponse:
+    """A SOAP fault (of the request's SOAP version, else ``default``) or a plain text one."""
+    version = SoapVersion.from_content_type(request.header("Content-Type") or "") or default
     if version is None:
         headers = (("Content-Type", "text/plain; charset=utf-8"),)
         return RelayedResponse(status, reason, headers, text.encode())
@@ -181,6 +237,9 @@ class WsgiHandler:
         executor: run the app there instead; the handler then makes no pool and
             leaves this one running on :meth:`aclose`.
         max_body: largest request body accepted; larger ones get 413.
+        quotas: reader quotas for the bodies ``xml_check`` selects.
+        xml_check: which bodies are parsed under ``quotas``.
+        soap_version: the version of faults for requests without a SOAP media type.
     """
 
     def __init__(
@@ -189,9 +248,14 @@ class WsgiHandler:
         *,
         max_workers: int = 16,
         executor: Executor | None = None,
-        max_body: int = 64 * 1024 * 1024,
+        max_body: int = DEFAULT_MAX_RECEIVED_MESSAGE_SIZE,
+        quotas: ReaderQuotas | None = None,
+        xml_check: XmlCheck = XmlCheck.XML_MEDIA_TYPE,
+        soap_version: SoapVersion | None = None,
     ) -> None:
         self.app, self.max_body = app, max_body
+        self.quotas = quotas or ReaderQuotas()
+        self.xml_check, self.soap_version = xml_check, soap_version
         self._owns_executor = executor is None
         self.executor: Executor = executor or ThreadPoolExecutor(
             max_workers=max(1, max_workers), thread_name_prefix="relay-wsgi"
@@ -200,21 +264,66 @@ class WsgiHandler:
     def __repr__(self) -> str:
         return f"WsgiHandler({self.app!r})"
 
-    async def _read(self, request: RelayedRequest) -> bytes | None:
-        """The body, or None when it is over ``max_body``."""
+    def _parses(self, request: RelayedRequest) -> bool:
+        if self.xml_check is XmlCheck.ALWAYS:
+            return True
+        return self.xml_check is XmlCheck.XML_MEDIA_TYPE and _is_xml(
+            request.header("Content-Type") or ""
+        )
+
+    async def prepare(self, request: RelayedRequest) -> ReadRequest | RelayedResponse:
+        """Read and check the body; the listener awaits this before taking a call slot.
+
+        Returns:
+            The request with its body read, or the error response when the body
+            is over ``max_body`` (413), over a reader quota or not well-formed XML.
+        """
+        if isinstance(request, ReadRequest):
+            return request
+        parser = QuotaParser(self.quotas, max_size=self.max_body) if self._parses(request) else None
         buffer = bytearray()
-        async for chunk in request.body:
-            buffer += chunk
-            if len(buffer) > self.max_body:
-                return None
-        return bytes(buffer)
+        try:
+            async for chunk in request.body:
+                if len(buffer) + len(chunk) > self.max_body:
+                    raise MessageTooLarge(self.max_body)
+                buffer += chunk
+                parser = _fed(parser, chunk)
+            root = _closed(parser) if buffer else None
+        except (MessageTooLarge, QuotaExceeded, DtdRefused) as exc:
+            return self._refuse(request, exc)
+        body = bytes(buffer)
+        values = {f.name: getattr(request, f.name) for f in fields(request)}
+        values.update(body=iter_bytes(body), _read=body, envelope=_envelope(root))
+        return ReadRequest(**values)
+
+    def _refuse(self, request: RelayedRequest, exc: Exception) -> RelayedResponse:
+        """413 for size; a Client/Sender fault (500 in SOAP 1.1, else 400) for the rest."""
+        log.info("refused %s %s from %s: %s", request.method, request.target,
+                 request.remote[0] if request.remote else "?", exc)
+        if isinstance(exc, MessageTooLarge):
+            return error_response(request, 413, "Payload Too Large", str(exc), self.soap_version)
+        version = (
+            SoapVersion.from_content_type(request.header("Content-Type") or "")
+            or self.soap_version
+        )
+        text = str(exc) if isinstance(exc, QuotaExceeded) else f"Malformed SOAP request: {exc}"
+        if version is None:
+            headers = (("Content-Type", "text/plain; charset=utf-8"),)
+            return RelayedResponse(400, "Bad Request", headers, text.encode())
+        status, reason = (500, "Internal Server Error") if version is SoapVersion.SOAP11 else (
+            400, "Bad Request")
+        headers = (("Content-Type", f"{version.content_type}; charset=utf-8"),)
+        return RelayedResponse(status, reason, headers,
+                               fault_envelope(version, Fault(FaultCode.CLIENT, text)))
 
     async def __call__(self, request: RelayedRequest) -> RelayedResponse:
-        body = await self._read(request)
-        if body is None:
-            text = f"The request body is over this service's limit of {self.max_body} bytes."
-            return error_response(request, 413, "Payload Too Large", text)
-        environ = build_environ(request, body)
+        prepared = await self.prepare(request)
+        if isinstance(prepared, RelayedResponse):
+            return prepared
+        body = prepared._read or b""
+        environ = build_environ(prepared, body)
+        if prepared.envelope is not None:
+            environ[ENVELOPE_KEY] = prepared.envelope
         loop = asyncio.get_running_loop()
         try:
             response, result = await loop.run_in_executor(
@@ -241,3 +350,41 @@ class WsgiHandler:
             await asyncio.to_thread(close)
         if self._owns_executor:
             await asyncio.to_thread(self.executor.shutdown, True)
+
+
+def _fed(parser: QuotaParser | None, chunk: bytes) -> QuotaParser | None:
+    """``parser`` after ``chunk``; None once the XML turned out not well-formed.
+
+    A body that is not XML is the application's to refuse, in its own words
+    (Spyne's adapter answers a Client fault); it is still held to ``max_body``.
+    """
+    if parser is None:
+        return None
+    try:
+        parser.feed(chunk)
+    except DtdRefused:
+        raise
+    except MalformedXml:
+        return None
+    return parser
+
+
+def _closed(parser: QuotaParser | None) -> etree._Element | None:
+    if parser is None:
+        return None
+    try:
+        return parser.close()
+    except DtdRefused:
+        raise
+    except MalformedXml:
+        return None
+
+
+def _envelope(root: etree._Element | None) -> Envelope | None:
+    """``root`` as a checked Envelope, or None (the app will say what is wrong with it)."""
+    if root is None:
+        return None
+    try:
+        return Envelope.from_element(root)
+    except NotAnEnvelope:
+        return None

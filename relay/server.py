@@ -15,6 +15,7 @@ error_body); this module only moves bytes between them and the sockets.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import functools
 import gc
@@ -395,9 +396,18 @@ class RelayServer:
         kind = _enum_query(request, "sb-relay-kind", EntityKind.REQUEST_RESPONSE)
         discovery = _enum_query(request, "sb-relay-discovery", Discovery.PRIVATE)
         auth = _enum_query(request, "sb-relay-client-auth", ClientAuthorization.REQUIRED)
+        advertised = request.query.get("sb-relay-max-message-size")
+        if advertised is not None and not _positive_int(advertised):
+            raise BadRequest(
+                f"sb-relay-max-message-size={advertised[:40]!r} is not a positive number of bytes"
+            )
         state = self.registry.create_dynamic(
             path, kind, discovery, requires_client_authorization=auth is ClientAuthorization.REQUIRED
         )
+        if advertised is not None and not state.listeners:
+            # A new entity refuses, at the edge, what its listener's binding would refuse.
+            limit = min(state.config.max_message_size, int(advertised))
+            state.config = dataclasses.replace(state.config, max_message_size=limit)
         return state, grant
 
     # -- discovery -----------------------------------------------------------------
@@ -437,6 +447,11 @@ def _check_requested_shape(request: web.Request, state: EntityState[ListenerConn
             f"entity {state.path!r} exists with sb-relay-client-auth="
             f"{'required' if required else 'none'}"
         )
+
+
+def _positive_int(text: str) -> bool:
+    """Whether ``text`` is a positive decimal integer of at most 19 ASCII digits."""
+    return 0 < len(text) <= 19 and text.isascii() and text.isdigit() and int(text) > 0
 
 
 def _enum_query(request: web.Request, name: str, default: _E) -> _E:

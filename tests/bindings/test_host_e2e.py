@@ -363,3 +363,29 @@ async def test_renewed_tokens_keep_the_listener_online(strict_relay: RelayHandle
         assert (response.status, await response.read()) == (200, b"still")
     assert statuses[:2] == [HostStatus.CONNECTING, HostStatus.ONLINE]
     assert HostStatus.CONNECTING not in statuses[2:]  # never dropped for an expired token
+
+
+def test_one_spyne_application_behind_two_hosts_has_two_whole_wsdls(relay: RelayThread) -> None:
+    app = payroll_app()  # one Application object: Spyne keeps its WSDL builder on it
+    cs = relay.connection_string
+    with RelayServiceHost(app, connection_string=cs + ";EntityPath=first"), \
+            RelayServiceHost(app, connection_string=cs + ";EntityPath=second"):
+        salaries = []
+        for entity in ("first", "second"):
+            wsdl = send(relay, f"{entity}?wsdl", method="GET")
+            assert wsdl.status_code == 200
+            assert b"<wsdl:service" in wsdl.content and b"<wsdl:portType" in wsdl.content
+            assert f'location="{relay.base_url}/{entity}"'.encode() in wsdl.content
+            client = relay_client(f"{relay.base_url}/{entity}?wsdl", token_provider=provider())
+            salaries.append(client.service.GetSalary(7))
+    assert salaries == [Decimal("5120.50"), Decimal("5120.50")]
+
+
+def test_a_listener_advertising_a_bad_size_is_refused_with_400(relay: RelayThread) -> None:
+    url = (f"{relay.ws_url}/$hc/sizes?sb-hc-action=listen&sb-hc-id=1"
+           "&sb-relay-max-message-size=12abc")
+    response = requests.get(url.replace("ws", "http", 1), timeout=10, headers={
+        "ServiceBusAuthorization": relay.token("sizes"), "Connection": "Upgrade",
+        "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert response.status_code == 400 and b"sb-relay-max-message-size" in response.content

@@ -93,7 +93,8 @@ async def test_handshake_carries_id_token_kind_and_discovery(
     query = parse_qs(urlsplit(handshake.path).query)
     assert urlsplit(handshake.path).path == "/$hc/svc"
     assert query == {"sb-hc-action": ["listen"], "sb-hc-id": [listener.id],
-                     "sb-relay-kind": ["oneway"], "sb-relay-discovery": ["public"]}
+                     "sb-relay-kind": ["oneway"], "sb-relay-discovery": ["public"],
+                     "sb-relay-max-message-size": ["65536"]}
     token = SasToken.parse(handshake.headers["ServiceBusAuthorization"])
     assert unquote(token.raw_resource) == f"http://127.0.0.1:{relay.port}/svc"
     await online(listener)
@@ -107,7 +108,8 @@ async def test_client_authentication_none_is_asked_for_on_the_handshake(
     (handshake,) = relay.handshakes
     query = parse_qs(urlsplit(handshake.path).query)
     assert query == {"sb-hc-action": ["listen"], "sb-hc-id": [listener.id],
-                     "sb-relay-client-auth": ["none"]}
+                     "sb-relay-client-auth": ["none"],
+                     "sb-relay-max-message-size": [str(2 * 1024 * 1024)]}
     assert "ServiceBusAuthorization" in handshake.headers  # listening always needs a token
 
 

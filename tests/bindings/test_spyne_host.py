@@ -305,7 +305,7 @@ def test_bad_xml_in_soap12_is_a_sender_fault_with_400(payroll12: SpyneRelayApp) 
 
 
 def test_an_oversized_body_is_refused() -> None:
-    app = spyne_wsgi(timesheet_app(), NetOnewayRelayBinding(max_message_size=100))
+    app = spyne_wsgi(timesheet_app(), NetOnewayRelayBinding(max_received_message_size=100))
     response = call_wsgi(app, "POST", body=_submit() + b" " * 200)
     assert response.status == 413
     app.close()

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from bindings.handler import RelayedRequest, iter_bytes, settle
-from bindings.wsgi_host import WsgiHandler, build_environ
+from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes, settle
+from bindings.wsgi_host import ENVELOPE_KEY, WsgiHandler, XmlCheck, build_environ
 from soap import ns
+from soap.envelope import Envelope, SoapVersion
 
 
 def relayed(
@@ -204,3 +205,60 @@ async def test_a_body_over_max_body_is_413() -> None:
     assert response.status == 413
     ok = await WsgiHandler(Recorder(), max_body=8)(relayed(body=b"12345678"))
     assert ok.status == 201
+
+
+async def chunks_counted(parts: list[bytes], served: list[int]) -> Any:
+    for part in parts:
+        served.append(len(part))
+        yield part
+
+
+async def test_prepare_stops_reading_at_the_first_byte_over_the_limit() -> None:
+    served: list[int] = []
+    request = relayed(body=b"")
+    request.body = chunks_counted([b"<a>", b"x" * 60, b"x" * 60, b"x" * 60, b"</a>"], served)
+    response = await WsgiHandler(Recorder(), max_body=100).prepare(request)
+    assert isinstance(response, RelayedResponse) and response.status == 413
+    assert served == [3, 60, 60]  # the third chunk went over: no more was read
+    assert b"(100 bytes) was exceeded (MaxReceivedMessageSize)" in bytes(response.body)
+    assert b"<faultcode>soap:Client</faultcode>" in bytes(response.body)
+
+
+@pytest.mark.parametrize(("content_type", "status", "envelope_ns"), [
+    ("text/xml", 500, ns.SOAP11_ENV), ("application/soap+xml", 400, ns.SOAP12_ENV),
+])
+async def test_a_quota_excess_is_a_client_fault_of_the_requests_version(
+    content_type: str, status: int, envelope_ns: str
+) -> None:
+    deep = b"<a>" * 40 + b"</a>" * 40
+    handler = WsgiHandler(Recorder())
+    response = await handler(relayed(headers=(("Content-Type", content_type),), body=deep))
+    assert response.status == status
+    root = etree.fromstring(bytes(response.body))
+    assert root.tag == f"{{{envelope_ns}}}Envelope"
+    assert "The maximum depth (32) was exceeded while reading XML (reader quota MaxDepth)" in (
+        "".join(root.itertext()))
+
+
+async def test_bodies_that_are_not_xml_are_held_to_the_size_only() -> None:
+    deep = b"<a>" * 40 + b"</a>" * 40
+    app = Recorder()
+    plain = await WsgiHandler(app)(relayed(headers=(("Content-Type", "text/plain"),), body=deep))
+    assert plain.status == 201  # the Recorder's answer: the app saw it
+    always = WsgiHandler(app, xml_check=XmlCheck.ALWAYS, soap_version=SoapVersion.SOAP12)
+    refused = await always(relayed(headers=(("Content-Type", "text/plain"),), body=deep))
+    assert refused.status == 400 and b"MaxDepth" in bytes(refused.body)
+
+
+async def test_the_checked_envelope_is_handed_to_the_app() -> None:
+    seen: list[object] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        seen.append(environ.get(ENVELOPE_KEY))
+        start_response("200 OK", [])
+        return []
+
+    body = b'<s:Envelope xmlns:s="%s"><s:Body><x/></s:Body></s:Envelope>' % ns.SOAP11_ENV.encode()
+    await WsgiHandler(app)(relayed(body=body))
+    (envelope,) = seen
+    assert isinstance(envelope, Envelope) and envelope.body_payload.tag == "x"

@@ -61,7 +61,7 @@ def inner_app(handler: object) -> object:
 
 
 def test_message_mode_puts_the_middleware_outside_the_spyne_adapter() -> None:
-    binding = BasicHttpRelayBinding(security=MESSAGE, max_message_size=1234)
+    binding = BasicHttpRelayBinding(security=MESSAGE, max_received_message_size=1234)
     app = inner_app(make_handler(services.payroll_app(), binding, service_settings()))
     assert isinstance(app, WsSecurityMiddleware)
     assert isinstance(app.app, SpyneRelayApp)
