@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -88,14 +88,60 @@ async def _until_finished(pending: PendingRequest, work: Awaitable[None]) -> Non
 
 
 async def _exchange(ws: RawWebSocket, pending: PendingRequest) -> None:
+    body_task: asyncio.Future[int] | None = None
     if not pending.delivered:
         await ws.send_text(pending.command.serialize())
-        if pending.command.body:
-            await ws.send_stream(pending.body_chunks())
         pending.delivered = True
-    command = await _read_response(ws, pending)
+        if pending.command.body:
+            body_task = asyncio.ensure_future(ws.send_stream(pending.body_chunks()))
+    command = await _response_while_sending(ws, pending, body_task)
     body = _body(ws) if command.body else _empty()
     pending.resolve(RelayedReply(command, body))
+
+
+async def _response_while_sending(
+    ws: RawWebSocket, pending: PendingRequest, body_task: asyncio.Future[int] | None
+) -> ResponseCommand:
+    """The listener's response, read while the request body is still being sent.
+
+    A listener may answer before the body ended (413, a reader-quota fault): the rest
+    of the body is then not sent (the message stays unfinished: the relay closes the
+    socket after the reply), and the sender gets the answer at once.  An error of the
+    sender's body (too large, too slow) ends the exchange.
+    """
+    reading = asyncio.ensure_future(_read_response(ws, pending))
+    try:
+        while True:
+            waiting: set[asyncio.Future[Any]] = {reading}
+            if body_task is not None and not body_task.done():
+                waiting.add(body_task)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if body_task is not None and body_task.done():
+                body_task.result()  # the sender's body failed: raise why
+            if reading.done():
+                return reading.result()
+    finally:
+        await _cancel_and_wait(reading, body_task)
+
+
+async def _cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
+    """Cancel ``tasks`` and wait until they have ended, even if cancelled meanwhile.
+
+    The body task reads the sender's stream: it must be gone before the sender's
+    handler returns (aiohttp then reads the rest of that stream itself).
+    """
+    left = {t for t in tasks if t is not None and not t.done()}
+    for task in left:
+        task.cancel()
+    interrupted = False
+    while left:
+        try:
+            await asyncio.wait(left)
+        except asyncio.CancelledError:
+            interrupted = True
+        left = {t for t in left if not t.done()}
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 async def _read_response(ws: RawWebSocket, pending: PendingRequest) -> ResponseCommand:

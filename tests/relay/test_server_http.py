@@ -534,3 +534,31 @@ async def test_a_sender_timing_out_while_its_body_streams_leaves_no_error(
             assert ok.status == 200 and await ok.read() == b"next"
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert errors == []
+
+
+async def test_a_listener_answering_before_the_body_ended_is_heard_at_once(
+    arelay: RelayHandle,
+) -> None:
+    """A listener may refuse a body early (413, a reader quota): the relay reads the
+    answer while it is still sending the body, stops sending, and the sender gets the
+    answer although its upload never finished."""
+    import websockets
+
+    url = f"{arelay.ws_url}/$hc/early?sb-hc-action=listen"
+    auth = {"ServiceBusAuthorization": arelay.token("early")}
+    async with websockets.connect(url, additional_headers=auth) as control:
+        reader, writer = await asyncio.open_connection("127.0.0.1", arelay.port)
+        writer.write(
+            (f"POST /early HTTP/1.1\r\nHost: 127.0.0.1:{arelay.port}\r\n"
+             f"ServiceBusAuthorization: {arelay.token('early')}\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n4000\r\n").encode() + b"x" * 0x4000 + b"\r\n"
+        )  # the first 16 KiB of a body that never ends
+        announced = json.loads(await asyncio.wait_for(control.recv(), 5))["request"]
+        async with websockets.connect(announced["address"]) as rendezvous:
+            request = json.loads(await rendezvous.recv())["request"]
+            await rendezvous.send(json.dumps({"response": {
+                "requestId": request["id"], "statusCode": 413,
+                "statusDescription": "Too Large", "body": False}}))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 413 ")
+        writer.close()
