@@ -9,6 +9,11 @@ is optional; the values shown are the defaults where there is one)::
     port = 9350                  # 0 picks a free port
     dynamic_entities = false     # let Manage tokens listen on unconfigured paths
     ping_interval = 30           # seconds between keep-alive pings to listeners
+    header_timeout = 10          # seconds from connection open / first byte to a complete head
+    idle_timeout = 15            # seconds a keep-alive connection may wait for its next request
+    body_timeout = 10            # seconds a request body may take, plus 1 s per min_body_rate bytes
+    min_body_rate = 1000         # bytes/s a request body must keep up, on average
+    max_headers = 100            # header fields per request head (more: 431)
 
     [namespace.tls]              # optional; both keys required, paths relative to this file
     cert = "cert.pem"
@@ -73,7 +78,21 @@ MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
 _TOP_KEYS = ("namespace", "rule", "entity")
-_NAMESPACE_KEYS = ("name", "host", "port", "dynamic_entities", "ping_interval", "tls")
+_NAMESPACE_KEYS = (
+    "name",
+    "host",
+    "port",
+    "dynamic_entities",
+    "ping_interval",
+    "header_timeout",
+    "idle_timeout",
+    "body_timeout",
+    "min_body_rate",
+    "max_headers",
+    "tls",
+)
+#: Upper bounds of the client timeouts: past an hour a slow client is not bounded.
+_MAX_CLIENT_TIMEOUT = 3600.0
 _TLS_KEYS = ("cert", "key")
 _RULE_KEYS = ("name", "key", "key_env", "rights")
 _ENTITY_KEYS = (
@@ -221,7 +240,19 @@ class _Loader:
             entities=entities,
             dynamic_entities=ns.flag("dynamic_entities", NamespaceConfig.dynamic_entities),
             ping_interval=ns.seconds("ping_interval", NamespaceConfig.ping_interval),
+            header_timeout=self.client_timeout(ns, "header_timeout"),
+            idle_timeout=self.client_timeout(ns, "idle_timeout"),
+            body_timeout=self.client_timeout(ns, "body_timeout"),
+            min_body_rate=ns.integer("min_body_rate", NamespaceConfig.min_body_rate, 1),
+            max_headers=ns.integer("max_headers", NamespaceConfig.max_headers, 1, 10_000),
         )
+
+    def client_timeout(self, ns: _Table, key: str) -> float:
+        """A client timeout in seconds, positive and at most an hour."""
+        value = ns.seconds(key, getattr(NamespaceConfig, key))
+        if value > _MAX_CLIENT_TIMEOUT:
+            raise ns.error(key, f"must be at most {_MAX_CLIENT_TIMEOUT:g} seconds, not {value:g}")
+        return value
 
     def host(self, ns: _Table) -> str:
         host = ns.text("host", NamespaceConfig.host)
