@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from relay.namespace import NamespaceConfig
     from relay.server import RelayServer
 
-__all__ = ["Front", "FrontLimits", "FrontProtocol"]
+__all__ = ["Front", "FrontLimits", "FrontProtocol", "refusal"]
 
 log = logging.getLogger("relay.front")
 
@@ -193,6 +193,14 @@ def _head_bytes(status: int, reason: str | None, headers: Headers, framing: str)
         lines.append(f"{name}: {value}\r\n")
     lines.append(framing)
     return "".join(lines).encode("latin-1", "replace") + _date_header() + b"\r\n"
+
+
+def refusal(error: RelayError, tracking: str) -> bytes:
+    """A whole HTTP/1.1 answer to a request refused before it was understood (JSON body)."""
+    rendered = render_error(error, None, tracking)
+    headers = (("Content-Type", rendered.content_type), ("X-Relay-Tracking-Id", tracking))
+    framing = f"Content-Length: {len(rendered.body)}\r\nConnection: close\r\n"
+    return _head_bytes(rendered.status, None, headers, framing) + rendered.body
 
 
 class FrontProtocol(asyncio.Protocol):
@@ -379,10 +387,7 @@ class FrontProtocol(asyncio.Protocol):
         self._front.client_errors.warning(
             "refused a request from %s: %d %s [tracking %s]", peer, error.status, error, tracking
         )
-        rendered = render_error(error, None, tracking)
-        headers = (("Content-Type", rendered.content_type), ("X-Relay-Tracking-Id", tracking))
-        framing = f"Content-Length: {len(rendered.body)}\r\nConnection: close\r\n"
-        self.write(_head_bytes(rendered.status, None, headers, framing) + rendered.body)
+        self.write(refusal(error, tracking))
         self._linger()
 
     def _linger(self) -> None:

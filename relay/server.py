@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from multidict import CIMultiDict
 
 from relay import http_senders, rendezvous, ws_senders
@@ -40,8 +40,9 @@ from relay.exceptions import (
     RelayError,
     RequestTimeout,
     Throttled,
+    VersionNotSupported,
 )
-from relay.front import Front, FrontLimits
+from relay.front import Front, FrontLimits, refusal
 from relay.headers import find_token, query_pairs, reason_phrase
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
@@ -65,6 +66,7 @@ _E = TypeVar("_E", bound=enum.Enum)
 
 log = logging.getLogger("relay")
 _HC_PREFIX = "/$hc/"
+_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
 
 
 class RelayServer:
@@ -181,6 +183,8 @@ class RelayServer:
         """aiohttp's handler: whatever ``relay.front`` handed over, and every later
         request on those connections (whose heads the front never saw)."""
         tracking = new_tracking_id()
+        if request.version not in _VERSIONS:
+            return self._refuse_version(request, tracking)
         try:
             host = _checked_host(request)
             path = request.path
@@ -198,6 +202,18 @@ class RelayServer:
             if isinstance(exc, RequestTimeout):
                 response.force_close()  # the rest of a slow body is not waited for
             return response
+
+    def _refuse_version(self, request: web.Request, tracking: str) -> web.Response:
+        """505 for HTTP/0.9 or 2.0 on a connection aiohttp parses, written as HTTP/1.1
+        (aiohttp would echo the request's version in the status line)."""
+        error = VersionNotSupported(f"HTTP/{request.version.major}.{request.version.minor}"
+                                    " is not supported (use HTTP/1.1)")
+        self.client_errors.warning("refused a request from %s: %d %s [tracking %s]",
+                                   request.remote, error.status, error, tracking)
+        if request.transport is not None:
+            request.transport.write(refusal(error, tracking))
+            request.transport.close()
+        return web.Response(status=error.status)  # not written: the connection is closed
 
     def error_parts(
         self, request: web.BaseRequest | SenderRequest, error: RelayError, tracking: str = ""
