@@ -78,8 +78,11 @@ class AiohttpLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             return
         _forget_traceback(error)
         remote = args[0] if args else "?"
-        reason = " ".join(str(error.message).split())[:200]
-        self.client_errors.warning("bad request from %s: %d %s", remote, error.code, reason)
+        if isinstance(error, HttpProcessingError):
+            reason = " ".join(str(error.message).split())[:200]
+            self.client_errors.warning("bad request from %s: %d %s", remote, error.code, reason)
+        else:
+            self.client_errors.warning("client %s went away mid-request: %s", remote, error)
 
     def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
         error = _client_error(kwargs.get("exc_info"))
@@ -89,13 +92,14 @@ class AiohttpLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.logger.debug(msg, *args, **kwargs)
 
 
-def _client_error(exc_info: Any) -> HttpProcessingError | None:
-    """The aiohttp parse error ``exc_info`` names, if it is one."""
+def _client_error(exc_info: Any) -> BaseException | None:
+    """The client's error ``exc_info`` names, if it is one: a request aiohttp's parser
+    refused, or a connection the client dropped while its request was handled."""
     if exc_info is True:
         exc_info = sys.exc_info()[1]
     if isinstance(exc_info, tuple):
         exc_info = exc_info[1]
-    return exc_info if isinstance(exc_info, HttpProcessingError) else None
+    return exc_info if isinstance(exc_info, (HttpProcessingError, ConnectionError)) else None
 
 
 def _forget_traceback(error: BaseException) -> None:

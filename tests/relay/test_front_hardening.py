@@ -35,8 +35,9 @@ async def echo(arelay: RelayHandle) -> AsyncIterator[RelayHandle]:
 def head(relay: RelayHandle, *lines: str, target: str = "/echo", method: str = "POST",
          host: str | None = None, body: bytes = b"") -> bytes:
     """A request with a valid token; ``host`` replaces the Host header ("" omits none)."""
+    entity = target.strip("/") if target.startswith("/") and "?" not in target else "echo"
     fields = [f"Host: {host if host is not None else f'127.0.0.1:{relay.port}'}",
-              f"ServiceBusAuthorization: {relay.token('echo')}", *lines]
+              f"ServiceBusAuthorization: {relay.token(entity)}", *lines]
     if method == "POST" and not any(line.lower().startswith("transfer-encoding") for line in lines):
         fields.append(f"Content-Length: {len(body)}")
     return (f"{method} {target} HTTP/1.1\r\n" + "\r\n".join(fields) + "\r\n\r\n").encode() + body
