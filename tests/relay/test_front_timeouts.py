@@ -190,6 +190,6 @@ async def test_an_aiohttp_connection_idle_mid_head_is_closed(make_relay: RelayFa
     status, _, _ = await read_response(reader)
     assert status == 200
     writer.write(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-    data, took = await timed_reply(reader, 10)
+    _, took = await timed_reply(reader, 10)
     assert took < 1.0 + 2.5
     writer.close()
