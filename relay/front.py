@@ -48,18 +48,18 @@ from urllib.parse import unquote
 from multidict import CIMultiDict
 
 from relay.client_errors import ClientErrorLog
-from relay.error_body import new_tracking_id, render_error
+from relay.error_body import new_tracking_id
 from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout
 from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
 from relay.messages import Headers
-from relay.request_head import ParsedHead, PartialHead, parse_head
+from relay.request_head import ParsedHead, PartialHead, parse_head, refusal
 
 if TYPE_CHECKING:
     from relay.namespace import NamespaceConfig
     from relay.server import RelayServer
 
-__all__ = ["Front", "FrontLimits", "FrontProtocol", "refusal"]
+__all__ = ["Front", "FrontLimits", "FrontProtocol"]
 
 log = logging.getLogger("relay.front")
 
@@ -193,14 +193,6 @@ def _head_bytes(status: int, reason: str | None, headers: Headers, framing: str)
         lines.append(f"{name}: {value}\r\n")
     lines.append(framing)
     return "".join(lines).encode("latin-1", "replace") + _date_header() + b"\r\n"
-
-
-def refusal(error: RelayError, tracking: str) -> bytes:
-    """A whole HTTP/1.1 answer to a request refused before it was understood (JSON body)."""
-    rendered = render_error(error, None, tracking)
-    headers = (("Content-Type", rendered.content_type), ("X-Relay-Tracking-Id", tracking))
-    framing = f"Content-Length: {len(rendered.body)}\r\nConnection: close\r\n"
-    return _head_bytes(rendered.status, None, headers, framing) + rendered.body
 
 
 class FrontProtocol(asyncio.Protocol):

@@ -25,11 +25,14 @@ import functools
 import ipaddress
 import re
 from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import httptools
 
-from relay.exceptions import BadRequest, HeaderFieldsTooLarge, VersionNotSupported
+from relay.error_body import render_error
+from relay.exceptions import BadRequest, HeaderFieldsTooLarge, RelayError, VersionNotSupported
 
 __all__ = [
     "HeadCollector",
@@ -38,6 +41,7 @@ __all__ = [
     "check_absolute_target",
     "host_name",
     "parse_head",
+    "refusal",
 ]
 
 #: RFC 3986 reg-name as DNS names use it (letters, digits, '-', '.', '_'), or an IPv4 address.
@@ -199,3 +203,16 @@ class PartialHead:
             pass  # the head is complete: the caller parses it whole
         except httptools.HttpParserError as exc:
             raise BadRequest(f"malformed request: {exc}") from None
+
+
+def refusal(error: RelayError, tracking: str) -> bytes:
+    """The whole HTTP/1.1 answer to a request refused before it was understood:
+    status, ``Connection: close`` and the JSON error body (PROTOCOL.md §5)."""
+    rendered = render_error(error, None, tracking)
+    head = (
+        f"HTTP/1.1 {rendered.status} {HTTPStatus(rendered.status).phrase}\r\n"
+        f"Content-Type: {rendered.content_type}\r\nX-Relay-Tracking-Id: {tracking}\r\n"
+        f"Content-Length: {len(rendered.body)}\r\nConnection: close\r\n"
+        f"Date: {formatdate(usegmt=True)}\r\n\r\n"
+    )
+    return head.encode("ascii") + rendered.body

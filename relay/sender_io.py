@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from relay.error_body import new_tracking_id
 from relay.exceptions import RequestTimeout
 from relay.messages import Headers
+from relay.request_head import refusal
 
 if TYPE_CHECKING:
     from relay.front import FrontLimits
@@ -112,14 +114,30 @@ class AiohttpSender:
                 async with asyncio.timeout_at(deadline):
                     chunk = await content.readany()
             except TimeoutError:
-                raise RequestTimeout(
+                error = RequestTimeout(
                     f"the request body arrived slower than {limits.min_body_rate} bytes/s"
                     f" ({received} bytes in {self._loop.time() - self._start:.0f} s)"
-                ) from None
+                )
+                self._cut(error)
+                raise error from None
             if not chunk:
                 return
             received += len(chunk)
             yield chunk
+
+
+    def _cut(self, error: RequestTimeout) -> None:
+        """End the sender's connection now, with a 408 if nothing was answered yet.
+
+        Whoever reads the body (the relay itself, or a listener's rendezvous) gets
+        the error raised; the sender must not wait for that reader to pass it on.
+        """
+        transport = self._request.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._request.writer.output_size == 0:
+            transport.write(refusal(error, new_tracking_id()))
+        transport.close()
 
 
 class AiohttpReply:

@@ -42,13 +42,13 @@ from relay.exceptions import (
     Throttled,
     VersionNotSupported,
 )
-from relay.front import Front, FrontLimits, refusal
+from relay.front import Front, FrontLimits
 from relay.headers import find_token, query_pairs, reason_phrase
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
 from relay.namespace import ClientAuthorization, Discovery, EntityKind, NamespaceConfig, Rights
 from relay.rawws import FrameSink
-from relay.request_head import check_absolute_target, host_name
+from relay.request_head import check_absolute_target, host_name, refusal
 from relay.routing import (
     EntityRegistry,
     EntityState,
