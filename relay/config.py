@@ -11,6 +11,11 @@ is optional; the values shown are the defaults where there is one)::
     ping_interval = 5            # seconds of silence before the relay pings a listener
     pong_timeout = 3             # seconds a ping may go unanswered before the listener is dropped
     shutdown_grace = 30          # seconds calls in flight may take to finish on SIGTERM
+    header_timeout = 10          # seconds from connection open / first byte to a complete head
+    idle_timeout = 15            # seconds a keep-alive connection may wait for its next request
+    body_timeout = 10            # seconds a request body may take, plus 1 s per min_body_rate bytes
+    min_body_rate = 1000         # bytes/s a request body must keep up, on average
+    max_headers = 100            # header fields per request head (more: 431)
 
     [namespace.tls]              # optional; both keys required, paths relative to this file
     cert = "cert.pem"
@@ -77,8 +82,23 @@ MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
 _TOP_KEYS = ("namespace", "rule", "entity")
-_NAMESPACE_KEYS = ("name", "host", "port", "dynamic_entities", "ping_interval", "pong_timeout",
-                   "shutdown_grace", "tls")
+_NAMESPACE_KEYS = (
+    "name",
+    "host",
+    "port",
+    "dynamic_entities",
+    "ping_interval",
+    "pong_timeout",
+    "shutdown_grace",
+    "header_timeout",
+    "idle_timeout",
+    "body_timeout",
+    "min_body_rate",
+    "max_headers",
+    "tls",
+)
+#: Upper bounds of the client timeouts: past an hour a slow client is not bounded.
+_MAX_CLIENT_TIMEOUT = 3600.0
 _TLS_KEYS = ("cert", "key")
 _RULE_KEYS = ("name", "key", "key_env", "rights")
 _ENTITY_KEYS = (
@@ -229,7 +249,19 @@ class _Loader:
             ping_interval=ns.seconds("ping_interval", NamespaceConfig.ping_interval),
             pong_timeout=ns.seconds("pong_timeout", NamespaceConfig.pong_timeout),
             shutdown_grace=ns.seconds("shutdown_grace", NamespaceConfig.shutdown_grace),
+            header_timeout=self.client_timeout(ns, "header_timeout"),
+            idle_timeout=self.client_timeout(ns, "idle_timeout"),
+            body_timeout=self.client_timeout(ns, "body_timeout"),
+            min_body_rate=ns.integer("min_body_rate", NamespaceConfig.min_body_rate, 1),
+            max_headers=ns.integer("max_headers", NamespaceConfig.max_headers, 1, 10_000),
         )
+
+    def client_timeout(self, ns: _Table, key: str) -> float:
+        """A client timeout in seconds, positive and at most an hour."""
+        value = ns.seconds(key, getattr(NamespaceConfig, key))
+        if value > _MAX_CLIENT_TIMEOUT:
+            raise ns.error(key, f"must be at most {_MAX_CLIENT_TIMEOUT:g} seconds, not {value:g}")
+        return value
 
     def host(self, ns: _Table) -> str:
         host = ns.text("host", NamespaceConfig.host)

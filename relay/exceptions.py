@@ -16,6 +16,9 @@ Every error the relay reports to a peer knows the HTTP status it maps to
     ├── ListenerTimeout                504: the listener did not answer in time
     ├── MessageTooLarge                413: body over the entity's max_message_size
     ├── BadRequest                     400: malformed URL, query or request
+    ├── RequestTimeout                 408: a request head or body arrived too slowly
+    ├── HeaderFieldsTooLarge           431: request head over max_header_size or max_headers
+    ├── VersionNotSupported            505: a request line not HTTP/1.1 or HTTP/1.0
     ├── RendezvousRejected             403: expired, reused or unknown rendezvous id
     ├── Throttled                      429: too many failed handshakes from one client
     ├── ShuttingDown                   503: the relay is stopping and takes no new work
@@ -31,6 +34,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "EntityNotFound",
+    "HeaderFieldsTooLarge",
     "InvalidListenerResponse",
     "ListenerGone",
     "ListenerQuotaExceeded",
@@ -42,8 +46,10 @@ __all__ = [
     "ProtocolViolation",
     "RelayError",
     "RendezvousRejected",
+    "RequestTimeout",
     "ShuttingDown",
     "Throttled",
+    "VersionNotSupported",
 ]
 
 
@@ -112,6 +118,23 @@ class MessageTooLarge(RelayError):
 class BadRequest(RelayError):
     status = 400
     code = "BadRequest"
+
+
+class RequestTimeout(RelayError):
+    """The sender's head or body arrived slower than the namespace's timeouts allow."""
+
+    status = 408
+    code = "RequestTimeout"
+
+
+class HeaderFieldsTooLarge(RelayError):
+    status = 431
+    code = "RequestHeaderFieldsTooLarge"
+
+
+class VersionNotSupported(RelayError):
+    status = 505
+    code = "HttpVersionNotSupported"
 
 
 class RendezvousRejected(RelayError):

@@ -6,22 +6,30 @@ protocol serves those itself (head parsed by llhttp through ``httptools``, the
 answer written as one buffer), because aiohttp's web layer costs more CPU per
 request than the rest of the relay put together (``make bench``, S1).
 
-Anything else is handed to aiohttp, at a request boundary, with the bytes not
-yet consumed, and aiohttp keeps that connection for the rest of its life::
+It also judges every first head itself (``relay.request_head``): what is
+malformed, too large or too slow is refused here with a status, one
+rate-limited WARNING line and ``Connection: close``, buffering at most
+``max_header_size`` plus one read.  Only a head llhttp parsed and the checks
+passed is handed to aiohttp, at a request boundary, with the bytes not yet
+consumed, and aiohttp keeps that connection for the rest of its life::
 
     WebSocket upgrades (listeners, rendezvous, WebSocket senders), /$hc/ paths
     GET / (the discovery feed)
     chunked or > 64 KiB bodies, Expect, HTTP/1.0, absolute-form targets
-    anything llhttp refuses (aiohttp answers it 400 with its reason)
 
 Both paths relay through the same ``relay.http_senders.relay_http``.
 
-Life of a front connection::
+Life of a front connection (every state but BUSY has a deadline, checked
+once a second)::
 
-    IDLE --head and body buffered--> BUSY --answer written--> IDLE (keep-alive)
+    IDLE --first byte--> HEAD --head complete, body buffering--> BODY --body in--> BUSY
+    HEAD --head complete, no body--> BUSY --answer written--> IDLE (keep-alive)
     BUSY --answer written, "Connection: close"--> CLOSED
-    IDLE --request for aiohttp--> HANDED_OFF (this protocol is out of the picture)
-    IDLE --idle past keepalive_timeout, or relay stopping--> CLOSED
+    HEAD --head for aiohttp--> HANDED_OFF (this protocol is out of the picture)
+    HEAD|BODY --malformed, too large, or past header_timeout / body rate--> LINGERING
+    LINGERING --peer's FIN, or 2 s--> CLOSED (the refusal was written, then our FIN)
+    IDLE --no byte within header_timeout of opening, idle_timeout after an answer,
+           or relay stopping--> CLOSED (silently: no request was started)
 """
 
 from __future__ import annotations
@@ -31,29 +39,35 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote
 
-import httptools
 from multidict import CIMultiDict
 
-from relay.exceptions import RelayError
+from relay.client_errors import ClientErrorLog
+from relay.error_body import new_tracking_id
+from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout
 from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
 from relay.messages import Headers
+from relay.request_head import ParsedHead, PartialHead, parse_head, refusal
 
 if TYPE_CHECKING:
+    from relay.namespace import NamespaceConfig
     from relay.server import RelayServer
 
-__all__ = ["Front", "FrontProtocol"]
+__all__ = ["Front", "FrontLimits", "FrontProtocol"]
 
 log = logging.getLogger("relay.front")
 
-#: Seconds an idle keep-alive connection stays open (aiohttp's default too).
-KEEPALIVE_TIMEOUT = 75.0
-_SWEEP_EVERY = 10.0
+_SWEEP_EVERY = 1.0
+#: Seconds a refused connection keeps reading (and dropping) what the client
+#: still sends, so that closing does not reset the connection before the client
+#: has read the refusal.
+_LINGER = 2.0
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _HEAD_END = b"\r\n\r\n"
 #: Buffered bytes past which a busy connection stops reading (pipelined requests).
@@ -62,25 +76,43 @@ _READ_HIGH_WATER = 4 * INLINE_LIMIT
 
 class ConnState(enum.Enum):
     IDLE = "idle"
+    HEAD = "head"
+    BODY = "body"
     BUSY = "busy"
+    LINGERING = "lingering"
     HANDED_OFF = "handed-off"
     CLOSED = "closed"
 
 
-class _Head:
-    """httptools callbacks collecting one request head."""
+@dataclass(frozen=True, slots=True)
+class FrontLimits:
+    """What a client may send, and how slowly (the ``[namespace]`` keys of the same names)."""
 
-    __slots__ = ("pairs", "url")
+    max_head: int = 16 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    body_timeout: float = 10.0
+    min_body_rate: int = 1000
 
-    def __init__(self) -> None:
-        self.url = b""
-        self.pairs: list[tuple[str, str]] = []
+    @classmethod
+    def of(cls, config: NamespaceConfig) -> FrontLimits:
+        return cls(
+            max_head=config.max_header_size,
+            max_headers=config.max_headers,
+            header_timeout=config.header_timeout,
+            idle_timeout=config.idle_timeout,
+            body_timeout=config.body_timeout,
+            min_body_rate=config.min_body_rate,
+        )
 
-    def on_url(self, url: bytes) -> None:
-        self.url += url
+    def body_deadline(self, start: float, received: int) -> float:
+        """When a body begun at ``start`` with ``received`` bytes in must have more.
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.pairs.append((name.decode("latin-1"), value.decode("latin-1")))
+        ``body_timeout`` seconds, plus one second per ``min_body_rate`` bytes received
+        (Apache mod_reqtimeout's ``body=10,MinRate=1000``).
+        """
+        return start + self.body_timeout + received / self.min_body_rate
 
 
 class FastRequest:
@@ -102,18 +134,18 @@ class FastRequest:
     )
 
     def __init__(
-        self, method: str, url: str, headers: CIMultiDict[str], length: int,
+        self, head: ParsedHead, headers: CIMultiDict[str], length: int,
         secure: bool, remote: tuple[str, int] | None,
     ) -> None:
-        raw_path, _, raw_query = url.partition("?")
-        self.method = method
+        raw_path, _, raw_query = head.url.partition("?")
+        self.method = head.method
         self.raw_path, self.raw_query = raw_path, raw_query
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self.headers = headers
         self.content_length = length if "Content-Length" in headers else None
         self.body_exists = length > 0
         self.secure = secure
-        self.host = headers.get("Host", "")
+        self.host = head.host
         self.remote = remote
         self.body = b""
         self.keep_alive = "close" not in headers.get("Connection", "").lower()
@@ -126,29 +158,20 @@ class FastRequest:
             yield self.body
 
 
-def _parse(head: bytes, protocol: FrontProtocol) -> FastRequest | None:
-    """The request in ``head`` if the front serves it, else None (aiohttp will)."""
-    collected = _Head()
-    parser = httptools.HttpRequestParser(collected)
-    try:
-        parser.feed_data(head)
-    except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # upgrades: aiohttp's
-        return None
-    url = collected.url.decode("latin-1")
-    if parser.get_http_version() != "1.1" or not url.startswith("/"):
+def _fast_request(head: ParsedHead, protocol: FrontProtocol) -> FastRequest | None:
+    """The request the front serves itself, or None (aiohttp will)."""
+    url = head.url
+    if head.upgrade or head.version != "1.1" or not url.startswith("/"):
         return None
     if url.startswith(("/$hc/", "/?")) or url == "/":
         return None
-    headers = CIMultiDict(collected.pairs)
+    headers = CIMultiDict(head.pairs)
     if "Transfer-Encoding" in headers or "Upgrade" in headers or "Expect" in headers:
         return None
-    if "Host" not in headers or len(headers.getall("Content-Length", ())) > 1:
+    length = int(headers.get("Content-Length", "0"))  # llhttp checked it: one number
+    if length > INLINE_LIMIT or head.method == "CONNECT":
         return None
-    length = int(headers.get("Content-Length", "0"))  # llhttp checked it is a number
-    method = parser.get_method().decode("ascii")
-    if length > INLINE_LIMIT or method == "CONNECT":
-        return None
-    return FastRequest(method, url, headers, length, protocol.secure, protocol.remote)
+    return FastRequest(head, headers, length, protocol.secure, protocol.remote)
 
 
 _date_cache: tuple[int, bytes] = (0, b"")
@@ -182,9 +205,14 @@ class FrontProtocol(asyncio.Protocol):
         self.state = ConnState.IDLE
         self.secure = False
         self.remote: tuple[str, int] | None = None
-        self.last_active = 0.0
+        #: Loop time past which the sweep ends this connection's current state.
+        self.deadline = float("inf")
+        self._answered = 0
+        self._scanned = 0
+        self._partial: PartialHead | None = None
         self._request: FastRequest | None = None
         self._body_end = 0
+        self._body_start = 0.0
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -196,12 +224,21 @@ class FrontProtocol(asyncio.Protocol):
         self.secure = transport.get_extra_info("sslcontext") is not None
         peer = transport.get_extra_info("peername")
         self.remote = (str(peer[0]), int(peer[1])) if peer else None
-        self.last_active = self._front.loop.time()
+        # header_timeout counts from the connection's opening for its first request.
+        self.deadline = self._front.loop.time() + self._front.limits.header_timeout
         self._front.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state is ConnState.LINGERING or state is ConnState.CLOSED:
+            return  # a refused connection: what still comes is dropped
         self._buffer += data
-        if self.state is ConnState.IDLE:
+        if state is ConnState.IDLE:
+            self.state = ConnState.HEAD
+            if self._answered:  # keep-alive: the head's time starts with its first byte
+                self.deadline = self._front.loop.time() + self._front.limits.header_timeout
+            self._next_request()
+        elif state is ConnState.HEAD or state is ConnState.BODY:
             self._next_request()
         elif len(self._buffer) > _READ_HIGH_WATER and not self._reading_paused:
             assert self._transport is not None
@@ -215,6 +252,7 @@ class FrontProtocol(asyncio.Protocol):
         self._front.connections.discard(self)
         if self.state is not ConnState.HANDED_OFF:
             self.state = ConnState.CLOSED
+        self._buffer = bytearray()
         self._wake_writer()
 
     def pause_writing(self) -> None:
@@ -227,27 +265,59 @@ class FrontProtocol(asyncio.Protocol):
     # -- requests --------------------------------------------------------------------
 
     def _next_request(self) -> None:
-        """Start the next buffered request, if it is complete, or hand the connection off."""
+        """Start the next buffered request once its head and body are in, or hand off."""
         request = self._request
         if request is None:
-            end = self._buffer.find(_HEAD_END)
-            if end < 0 and len(self._buffer) <= self._front.max_head:
-                return  # the head is still arriving
-            # A long head goes to aiohttp, which applies the header size limits.
-            request = None if end < 0 or end > self._front.max_head else _parse(
-                bytes(self._buffer[: end + 4]), self
-            )
+            request = self._read_head()
             if request is None:
-                self._hand_off()
                 return
-            self._request, self._body_end = request, end + 4 + (request.content_length or 0)
-        if len(self._buffer) < self._body_end:
-            return  # the body (at most 64 KiB) is still arriving
-        request.body = bytes(self._buffer[self._body_end - (request.content_length or 0) : self._body_end])
+        if len(self._buffer) < self._body_end:  # the body (at most 64 KiB) is still arriving
+            received = len(self._buffer) - (self._body_end - (request.content_length or 0))
+            self.deadline = self._front.limits.body_deadline(self._body_start, received)
+            return
+        length = request.content_length or 0
+        request.body = bytes(self._buffer[self._body_end - length : self._body_end])
         del self._buffer[: self._body_end]
         self._request = None
-        self.state = ConnState.BUSY
+        self.state, self.deadline = ConnState.BUSY, float("inf")
         self._front.loop.create_task(self._serve(request))
+
+    def _read_head(self) -> FastRequest | None:
+        """The request whose head is complete in the buffer, if the front serves it.
+
+        Refuses what is malformed or too large, and hands the connection to
+        aiohttp when the head is fine but not for the front; None in all three
+        cases, and while the head is still arriving.
+        """
+        buffer, limits = self._buffer, self._front.limits
+        end = buffer.find(_HEAD_END, max(0, self._scanned - 3))
+        try:
+            if end < 0:
+                if len(buffer) > limits.max_head:
+                    raise HeaderFieldsTooLarge(f"the request head is over {limits.max_head} bytes")
+                self._check_partial()
+                return None
+            if end + 4 > limits.max_head:
+                raise HeaderFieldsTooLarge(f"the request head is over {limits.max_head} bytes")
+            head = parse_head(bytes(buffer[: end + 4]), limits.max_headers)
+        except RelayError as error:
+            self.refuse(error)
+            return None
+        self._scanned, self._partial = 0, None
+        request = _fast_request(head, self)
+        if request is None:
+            self._hand_off()
+            return None
+        self._request, self._body_end = request, end + 4 + (request.content_length or 0)
+        self.state, self._body_start = ConnState.BODY, self._front.loop.time()
+        return request
+
+    def _check_partial(self) -> None:
+        """Feed llhttp the head's new bytes: a syntax error is refused before the head ends."""
+        if self._partial is None:
+            self._partial = PartialHead()
+        self._partial.feed(bytes(self._buffer[self._scanned :]))
+        self._scanned = len(self._buffer)
 
     async def _serve(self, request: FastRequest) -> None:
         server = self._front.server
@@ -276,12 +346,15 @@ class FrontProtocol(asyncio.Protocol):
         if not request.keep_alive or self._front.stopping:
             self.close()
             return
+        self._answered += 1
         self.state = ConnState.IDLE
-        self.last_active = self._front.loop.time()
+        self.deadline = self._front.loop.time() + self._front.limits.idle_timeout
         if self._reading_paused and self._transport is not None:
             self._reading_paused = False
             self._transport.resume_reading()
         if self._buffer:
+            self.state = ConnState.HEAD
+            self.deadline = self._front.loop.time() + self._front.limits.header_timeout
             self._next_request()
 
     def _hand_off(self) -> None:
@@ -296,6 +369,44 @@ class FrontProtocol(asyncio.Protocol):
         data, self._buffer = bytes(self._buffer), bytearray()
         if data:
             handler.data_received(data)
+
+    # -- refusing --------------------------------------------------------------------
+
+    def refuse(self, error: RelayError) -> None:
+        """Answer ``error`` with ``Connection: close`` and stop reading requests."""
+        tracking = new_tracking_id()
+        peer = self.remote[0] if self.remote else "?"
+        self._front.client_errors.warning(
+            "refused a request from %s: %d %s [tracking %s]", peer, error.status, error, tracking
+        )
+        self.write(refusal(error, tracking))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Send our FIN after the refusal and drop what the client still sends, a while."""
+        self._buffer, self._request, self._partial = bytearray(), None, None
+        transport = self._transport
+        if transport is None or not transport.can_write_eof():
+            self.close()
+            return
+        self.state = ConnState.LINGERING
+        self.deadline = self._front.loop.time() + _LINGER
+        transport.write_eof()
+
+    def expire(self) -> None:
+        """The sweep found this connection past its deadline."""
+        state = self.state
+        limits = self._front.limits
+        if state is ConnState.HEAD:
+            self.refuse(RequestTimeout(
+                f"the request head did not arrive within {limits.header_timeout:g} s"
+            ))
+        elif state is ConnState.BODY:
+            self.refuse(RequestTimeout(
+                f"the request body arrived slower than {limits.min_body_rate} bytes/s"
+            ))
+        elif state is not ConnState.BUSY:
+            self.close()
 
     # -- writing ---------------------------------------------------------------------
 
@@ -324,6 +435,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         self.state = ConnState.CLOSED
+        self._buffer = bytearray()
         if self._transport is not None:
             self._transport.close()
 
@@ -366,11 +478,16 @@ class Front:
     """The protocol factory for the relay's listening socket, and its connections."""
 
     def __init__(
-        self, server: RelayServer, fallback: Callable[[], asyncio.Protocol], *, max_head: int
+        self,
+        server: RelayServer,
+        fallback: Callable[[], asyncio.Protocol],
+        limits: FrontLimits,
+        client_errors: ClientErrorLog,
     ) -> None:
         self.server = server
         self.fallback = fallback
-        self.max_head = max_head
+        self.limits = limits
+        self.client_errors = client_errors
         self.loop = asyncio.get_running_loop()
         self.connections: set[FrontProtocol] = set()
         self.stopping = False
@@ -380,11 +497,10 @@ class Front:
         return FrontProtocol(self)
 
     def _sweep(self) -> None:
-        """Close keep-alive connections idle for longer than ``KEEPALIVE_TIMEOUT``."""
-        deadline = self.loop.time() - KEEPALIVE_TIMEOUT
-        for conn in list(self.connections):
-            if conn.state is ConnState.IDLE and conn.last_active < deadline:
-                conn.close()
+        """End the connections past their deadline (idle, slow head, slow body, lingering)."""
+        now = self.loop.time()
+        for conn in [c for c in self.connections if c.deadline <= now]:
+            conn.expire()
         self._sweeper = self.loop.call_later(_SWEEP_EVERY, self._sweep)
 
     def close(self) -> None:

@@ -135,4 +135,14 @@ class NamespaceConfig:
     #: one-hour token it arrives just after ``se``.
     token_grace: float = 10.0
     max_header_size: int = 16 * 1024
+    #: Most header fields in a request head (more: 431).
+    max_headers: int = 100
+    #: Seconds from a connection's opening, or a request's first byte, to its complete head.
+    header_timeout: float = 10.0
+    #: Seconds a keep-alive connection may wait for its next request.
+    idle_timeout: float = 15.0
+    #: Seconds a request body may take, plus one per ``min_body_rate`` bytes received.
+    body_timeout: float = 10.0
+    #: Bytes per second a request body must keep up (on average) beyond ``body_timeout``.
+    min_body_rate: int = 1000
     extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)

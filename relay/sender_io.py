@@ -7,17 +7,29 @@ bodies, HTTP/1.0, ``Expect``, WebSocket upgrades).  Both hand
 ``relay_http`` a :class:`SenderRequest` and a :class:`SenderReply`, so the
 relaying logic is written once.  This module also holds the aiohttp side of
 that pair.
+
+A body the relay reads must keep up a minimum rate (nginx's
+``client_body_timeout``, Apache mod_reqtimeout's ``body=10,MinRate=1000``): the
+front enforces it while it buffers a small body, :class:`AiohttpSender` while
+the relay reads or streams one; too slow raises ``RequestTimeout`` (408).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from relay.error_body import new_tracking_id
+from relay.exceptions import RequestTimeout
 from relay.messages import Headers
+from relay.request_head import refusal
+
+if TYPE_CHECKING:
+    from relay.front import FrontLimits
 
 __all__ = ["AiohttpReply", "AiohttpSender", "SenderReply", "SenderRequest"]
 
@@ -65,10 +77,19 @@ class SenderReply(Protocol):
 
 
 class AiohttpSender:
-    """A :class:`SenderRequest` over an aiohttp ``web.Request``."""
+    """A :class:`SenderRequest` over an aiohttp ``web.Request``.
 
-    def __init__(self, request: web.Request) -> None:
+    Args:
+        request: the request, its head parsed and checked (``relay.request_head``).
+        host: its validated ``Host`` header.
+        limits: the body timeout and minimum rate, counted from now (the head's end).
+    """
+
+    def __init__(self, request: web.Request, host: str, limits: FrontLimits) -> None:
         self._request = request
+        self._limits = limits
+        self._loop = asyncio.get_running_loop()
+        self._start = self._loop.time()
         self.method = request.method
         self.path = request.path
         self.raw_path = request.rel_url.raw_path
@@ -77,15 +98,46 @@ class AiohttpSender:
         self.content_length = request.content_length
         self.body_exists = request.body_exists
         self.secure = request.secure
-        self.host = request.host
+        self.host = host
         peer = request.transport.get_extra_info("peername") if request.transport else None
         self.remote = (str(peer[0]), int(peer[1])) if peer else None
 
     async def read(self) -> bytes:
-        return await self._request.read()
+        return b"".join([chunk async for chunk in self.iter_body()])
 
-    def iter_body(self) -> AsyncIterator[bytes]:
-        return self._request.content.iter_any()
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; raises ``RequestTimeout`` when it falls behind."""
+        content, limits, received = self._request.content, self._limits, 0
+        while True:
+            deadline = limits.body_deadline(self._start, received)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await content.readany()
+            except TimeoutError:
+                error = RequestTimeout(
+                    f"the request body arrived slower than {limits.min_body_rate} bytes/s"
+                    f" ({received} bytes in {self._loop.time() - self._start:.0f} s)"
+                )
+                self._cut(error)
+                raise error from None
+            if not chunk:
+                return
+            received += len(chunk)
+            yield chunk
+
+
+    def _cut(self, error: RequestTimeout) -> None:
+        """End the sender's connection now, with a 408 if nothing was answered yet.
+
+        Whoever reads the body (the relay itself, or a listener's rendezvous) gets
+        the error raised; the sender must not wait for that reader to pass it on.
+        """
+        transport = self._request.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._request.writer.output_size == 0:
+            transport.write(refusal(error, new_tracking_id()))
+        transport.close()
 
 
 class AiohttpReply:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import functools
 import gc
 import logging
 import random
@@ -27,13 +26,13 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from multidict import CIMultiDict
-from yarl import URL
 
 from relay import cors, http_senders, rendezvous, ws_senders
+from relay.client_errors import AiohttpLogger, ClientErrorLog, GuardedHandler
 from relay.discovery import FeedEntry, render_feed
 from relay.drain import CallGate, GateState
 from relay.error_body import new_tracking_id, render_error
@@ -42,14 +41,17 @@ from relay.exceptions import (
     BadRequest,
     EntityNotFound,
     RelayError,
+    RequestTimeout,
     Throttled,
+    VersionNotSupported,
 )
-from relay.front import Front
+from relay.front import Front, FrontLimits
 from relay.headers import find_token, query_pairs, reason_phrase
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
 from relay.namespace import ClientAuthorization, Discovery, EntityKind, NamespaceConfig, Rights
 from relay.rawws import FrameSink
+from relay.request_head import check_absolute_target, host_name, refusal
 from relay.routing import (
     EntityRegistry,
     EntityState,
@@ -68,6 +70,7 @@ _E = TypeVar("_E", bound=enum.Enum)
 log = logging.getLogger("relay")
 _HC_PREFIX = "/$hc/"
 _REALM = re.compile(r"[A-Za-z0-9.:-]+")
+_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
 
 
 class RelayServer:
@@ -106,6 +109,8 @@ class RelayServer:
         self._liveness: asyncio.TimerHandle | None = None
         self._port: int | None = None
         self._scheme = "https" if config.tls_cert else "http"
+        self.limits = FrontLimits.of(config)
+        self.client_errors = ClientErrorLog(log)
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -128,17 +133,27 @@ class RelayServer:
         app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_shutdown.append(self._on_shutdown)
+        # The same limits as the front's: a connection keeps them when it is handed over.
+        options: dict[str, Any] = {
+            "max_line_size": self.config.max_header_size,
+            "max_field_size": self.config.max_header_size,
+            "max_headers": self.config.max_headers,
+            "keepalive_timeout": self.config.idle_timeout,
+            "lingering_time": self.config.body_timeout,
+            "logger": AiohttpLogger(logging.getLogger("aiohttp.server"), self.client_errors),
+        }
         self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            max_line_size=self.config.max_header_size,
-            max_field_size=self.config.max_header_size,
-            shutdown_timeout=5.0,
+            app, access_log=None, handle_signals=False, shutdown_timeout=5.0, **options
         )
         await self._runner.setup()
-        assert self._runner.server is not None
-        self._front = Front(self, self._runner.server, max_head=self.config.max_header_size)
+        server, loop = self._runner.server, asyncio.get_running_loop()
+        assert server is not None
+        self._front = Front(
+            self,
+            lambda: GuardedHandler(server, loop=loop, access_log=None, **options),
+            self.limits,
+            self.client_errors,
+        )
         self._listening = await asyncio.get_running_loop().create_server(
             self._front, self.config.host, self.config.port,
             ssl=self._ssl_context(), backlog=1024,
@@ -211,20 +226,40 @@ class RelayServer:
     # -- dispatch ------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        """aiohttp's handler: whatever ``relay.front`` handed over."""
+        """aiohttp's handler: whatever ``relay.front`` handed over, and every later
+        request on those connections (whose heads the front never saw)."""
         tracking = new_tracking_id()
+        if request.version not in _VERSIONS:
+            return self._refuse_version(request, tracking)
         try:
+            host = _checked_host(request)
             path = request.path
             if path.startswith(_HC_PREFIX):
                 return await self._hybrid_connection(request, path[len(_HC_PREFIX) :], tracking)
             if path == "/" and request.method in ("GET", "HEAD"):
-                return self._feed(request)
+                return self._feed(request, host)
             reply = AiohttpReply(request)
-            await http_senders.relay_http(self, AiohttpSender(request), reply)
+            sender = AiohttpSender(request, host, self.limits)
+            await http_senders.relay_http(self, sender, reply)
             assert reply.response is not None
             return reply.response
         except RelayError as exc:
-            return self.error_response(request, exc, tracking)
+            response = self.error_response(request, exc, tracking)
+            if isinstance(exc, RequestTimeout):
+                response.force_close()  # the rest of a slow body is not waited for
+            return response
+
+    def _refuse_version(self, request: web.Request, tracking: str) -> web.Response:
+        """505 for HTTP/0.9 or 2.0 on a connection aiohttp parses, written as HTTP/1.1
+        (aiohttp would echo the request's version in the status line)."""
+        error = VersionNotSupported(f"HTTP/{request.version.major}.{request.version.minor}"
+                                    " is not supported (use HTTP/1.1)")
+        self.client_errors.warning("refused a request from %s: %d %s [tracking %s]",
+                                   request.remote, error.status, error, tracking)
+        if request.transport is not None:
+            request.transport.write(refusal(error, tracking))
+            request.transport.close()
+        return web.Response(status=error.status)  # not written: the connection is closed
 
     def error_parts(
         self, request: web.BaseRequest | SenderRequest, error: RelayError, tracking: str = ""
@@ -412,24 +447,38 @@ class RelayServer:
 
     # -- discovery -----------------------------------------------------------------
 
-    def _feed(self, request: web.Request) -> web.Response:
+    def _feed(self, request: web.Request, host: str) -> web.Response:
         entries = [
             FeedEntry(state.path, state.config.kind)
             for state in self.registry
             if state.config.discovery is Discovery.PUBLIC and state.listeners
         ]
-        base = f"{request.scheme}://{request.host}"
+        base = f"{request.scheme}://{host or self.config.host}"  # "": HTTP/1.0 without Host
         body = render_feed(
             entries, namespace=self.config.name, base_url=base, updated=datetime.now(UTC)
         )
         return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 
 
-@functools.lru_cache(maxsize=256)
 def _hostname(host: str) -> str:
-    """The lower-cased host name of a ``Host`` header (``request.url.host``, without
-    building the request's URL on every call: senders repeat the same few hosts)."""
-    return (URL.build(scheme="http", authority=host).host or "").lower()
+    """The lower-cased host name of a ``Host`` header (validated where the request entered)."""
+    return host_name(host)
+
+
+def _checked_host(request: web.BaseRequest) -> str:
+    """The request's ``Host`` header, refused with 400 unless it is one valid ``host[:port]``
+    (``relay.request_head``), and the target's authority if it is in absolute form."""
+    hosts = request.headers.getall("Host", ())
+    if len(hosts) > 1:
+        raise BadRequest("malformed Host header: more than one Host header")
+    if not hosts:
+        if request.version >= (1, 1):
+            raise BadRequest("malformed Host header: HTTP/1.1 requires a Host header")
+        return ""
+    host_name(hosts[0])
+    if not request.raw_path.startswith("/"):
+        check_absolute_target(request.raw_path, hosts[0])
+    return hosts[0]
 
 
 def _check_requested_shape(request: web.Request, state: EntityState[ListenerConnection]) -> None:
@@ -505,6 +554,8 @@ def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) 
     try:
         import uvloop
     except ImportError:
+        uvloop = None  # the loop starts outside this block: no ImportError context on tracebacks
+    if uvloop is None:
         asyncio.run(main())
     else:
         uvloop.run(main())
