@@ -70,6 +70,8 @@ _SWEEP_EVERY = 1.0
 _LINGER = 2.0
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _HEAD_END = b"\r\n\r\n"
+#: Statuses whose response has no content and no framing header (RFC 9110 §8.6, §15.3.5).
+_NO_CONTENT = frozenset({204, 304})
 #: Buffered bytes past which a busy connection stops reading (pipelined requests).
 _READ_HIGH_WATER = 4 * INLINE_LIMIT
 
@@ -418,11 +420,12 @@ class FrontProtocol(asyncio.Protocol):
     def write_whole(
         self, status: int, reason: str | None, headers: Headers, body: bytes, request: FastRequest
     ) -> None:
-        framing = f"Content-Length: {len(body)}\r\n"
+        bodiless = status in _NO_CONTENT
+        framing = "" if bodiless else f"Content-Length: {len(body)}\r\n"
         if not request.keep_alive:
             framing += "Connection: close\r\n"
         head = _head_bytes(status, reason, headers, framing)
-        self.write(head if request.method == "HEAD" else head + body)
+        self.write(head if request.method == "HEAD" or bodiless else head + body)
 
     async def drain(self) -> None:
         while self._write_paused and self.state is not ConnState.CLOSED:
@@ -457,12 +460,13 @@ class _FastReply:
         self, status: int, reason: str | None, headers: Headers, chunks: AsyncIterator[bytes]
     ) -> None:
         conn, request = self._conn, self._request
-        framing = "Transfer-Encoding: chunked\r\n"
+        # RFC 9110 §9.3.2, §15.3.5, §15.4.5: no content for HEAD, 204 and 304, not even a last chunk
+        head_only = request.method == "HEAD" or status in _NO_CONTENT
+        framing = "" if status in _NO_CONTENT else "Transfer-Encoding: chunked\r\n"
         if not request.keep_alive:
             framing += "Connection: close\r\n"
         self.started = True
         conn.write(_head_bytes(status, reason, headers, framing))
-        head_only = request.method == "HEAD"  # RFC 9110 §9.3.2: no content, not even a last chunk
         async for chunk in chunks:
             if chunk and not head_only:
                 conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))

@@ -131,3 +131,23 @@ async def test_an_answer_from_the_front_carries_date_via_and_a_length(echo: Rela
     assert headers["content-length"] == "1000" and "date" in headers
     assert headers["via"].startswith("1.1 127.0.0.1:")
     writer.close()
+
+
+@pytest.mark.parametrize("status", [204, 304])
+async def test_a_204_or_304_carries_no_framing_and_keeps_the_connection(
+    arelay: RelayHandle, status: int
+) -> None:
+    """RFC 9110 §8.6, §15.3.5: no Content-Length on a 204, no content after either; a
+    listener's body there is dropped so that the next response is read right."""
+
+    async def answer(command: object, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        return (status, {}, b"") if body != b"two" else (200, {}, b"two")
+
+    async with RawListener(arelay.ws_url, "echo", arelay.token("echo"), serve=answer):
+        reader, writer = await connect(arelay)
+        writer.write(post(arelay, b"one") + post(arelay, b"two"))
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status)
+        assert b"content-length" not in head.lower() and b"transfer-encoding" not in head.lower()
+        assert (await read_response(reader))[::2] == (200, b"two")
+        writer.close()
