@@ -84,8 +84,8 @@ class RelayBinding:
     token_in_soap_header: bool = False
     max_received_message_size: int = DEFAULT_MAX_RECEIVED_MESSAGE_SIZE
     reader_quotas: ReaderQuotas = DEFAULT_READER_QUOTAS
-    keepalive_interval: float = 4.0
-    keepalive_timeout: float = 4.0
+    keepalive_interval: float = 5.0
+    keepalive_timeout: float = 3.0
     max_concurrent_calls: int = 16
     security: EndToEndSecurityMode = EndToEndSecurityMode.TRANSPORT
 

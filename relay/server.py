@@ -184,7 +184,7 @@ class RelayServer:
 
     def _schedule_liveness(self) -> None:
         config = self.config
-        every = min(1.0, config.ping_interval / 2, config.pong_timeout / 2)
+        every = min(0.5, config.ping_interval / 2, config.pong_timeout / 2)
         self._liveness = asyncio.get_running_loop().call_later(every, self._check_liveness)
 
     def _check_liveness(self) -> None:
