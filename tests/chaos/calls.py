@@ -25,6 +25,7 @@ __all__ = ["CallResult", "Ledger", "call", "envelope", "new_id", "percentile", "
 
 SOAP11 = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"Echo"'}
 _ANSWER = re.compile(rb"<(?:\w+:)?EchoResult>([^<]*)</")
+_REASON = re.compile(rb"<(?:\w+:)?(?:faultstring|Text)[^>]*>([^<]*)</")
 _IDS = itertools.count(1)
 
 
@@ -75,10 +76,15 @@ async def call(session: aiohttp.ClientSession, url: str, token: str, call_id: st
     elapsed = time.monotonic() - started
     found = _ANSWER.search(body)
     if status != 200 or found is None:
-        return CallResult(call_id, status, None, None, started, elapsed, body[:300].decode(
-            "utf-8", "replace"))
+        return CallResult(call_id, status, None, None, started, elapsed, _reason(body))
     listener, _, answered = found.group(1).decode().partition("|")
     return CallResult(call_id, status, listener, answered, started, elapsed)
+
+
+def _reason(body: bytes) -> str:
+    """A fault's reason text, else the start of the body."""
+    fault = _REASON.search(body)
+    return (fault.group(1) if fault else body[:200]).decode("utf-8", "replace")
 
 
 def percentile(values: list[float], fraction: float) -> float:
