@@ -8,9 +8,11 @@ minutes on two cores); its figures are only printed in the summary.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import time
@@ -126,3 +128,20 @@ def _machine() -> str:
     except OSError:
         pass
     return f"{cpus} cores {model}, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def write_config(folder: Path, entity_lines: str = f'path = "{ENTITY}"') -> tuple[Path, dict[str, str]]:
+    """A TOML namespace with one Manage rule (a fresh key) and one entity.
+
+    Returns:
+        The file and the rule as ``SharedAccessKeyName`` / ``SharedAccessKey``.
+    """
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    path = folder / "relay.toml"
+    path.write_text(
+        '[namespace]\nname = "chaos"\n\n'
+        f'[[rule]]\nname = "RootManageSharedAccessKey"\nkey = "{key}"\n'
+        'rights = ["Manage", "Listen", "Send"]\n\n'
+        f"[[entity]]\n{entity_lines}\n"
+    )
+    return path, {"SharedAccessKeyName": "RootManageSharedAccessKey", "SharedAccessKey": key}
