@@ -11,6 +11,7 @@ afterwards.
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from pathlib import Path
 
@@ -66,7 +67,7 @@ async def _attack(session: aiohttp.ClientSession, relay: RelayProcess, body: byt
 
     async def one() -> tuple[int, bytes, float]:
         started = time.monotonic()
-        async with session.post(url, data=body, headers={**SOAP11, "ServiceBusAuthorization":
+        async with session.post(url, data=io.BytesIO(body), headers={**SOAP11, "ServiceBusAuthorization":
                                                          token}) as resp:
             return resp.status, await resp.read(), time.monotonic() - started
 
