@@ -167,17 +167,22 @@ class Child:
 
 
 class RelayProcess(Child):
-    """``soaprelay serve`` on port 0 (or ``port``); ready once :meth:`read_banner` returned."""
+    """``soaprelay serve`` on port 0 (or ``port``); ready once :meth:`read_banner` returned.
+
+    With a ``config`` file, ``keys`` gives the rule to sign tokens with
+    (``SharedAccessKeyName`` and ``SharedAccessKey``, as in a connection string).
+    """
 
     def __init__(self, name: str, folder: Path, *, host: str = "127.0.0.1", port: int = 0,
-                 config: Path | None = None, log_level: str = "INFO") -> None:
+                 config: Path | None = None, keys: dict[str, str] | None = None,
+                 log_level: str = "INFO") -> None:
         where = ["--config", str(config)] if config else ["--state-dir", str(folder / "state")]
         argv = [*SOAPRELAY, "serve", "--host", host, "--port", str(port), *where,
                 "--log-level", log_level]
         super().__init__(name, argv, folder)
         self.host, self.dev = host, config is None
         self.base_url, self.port = "", 0
-        self.keys: dict[str, str] = {}
+        self.keys: dict[str, str] = dict(keys or {})
 
     def read_banner(self, timeout: float = 30.0) -> None:
         """Wait for the address (and the development connection string) on stdout."""
