@@ -57,6 +57,8 @@ _GONE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*listener \S+ on \
 
 @pytest.fixture
 def namespace() -> Iterator[Namespace]:
+    """The test's own namespace; tests ask for it before ``children``, so the processes
+    inside are stopped before it is removed."""
     reason = netns_unavailable()
     if reason is not None:
         if os.geteuid() != 0:
@@ -68,7 +70,7 @@ def namespace() -> Iterator[Namespace]:
 
 @pytest.mark.timeout(pick(120, 200))
 async def test_silent_cut_is_detected_on_both_sides_and_calls_go_to_the_healthy_listener(
-    children: Children, namespace: Namespace, tmp_path: Path
+    namespace: Namespace, children: Children, tmp_path: Path
 ) -> None:
     relay, inside = _site(children, namespace, tmp_path)
     url, token = f"{relay.base_url}/{ENTITY}", relay.token(ENTITY)
@@ -87,7 +89,7 @@ async def test_silent_cut_is_detected_on_both_sides_and_calls_go_to_the_healthy_
 
 @pytest.mark.timeout(pick(90, 200))
 async def test_30_percent_loss_calls_end_in_time_with_the_right_body_or_a_clear_status(
-    children: Children, namespace: Namespace, tmp_path: Path
+    namespace: Namespace, children: Children, tmp_path: Path
 ) -> None:
     relay, _ = _site(children, namespace, tmp_path)
     url, token = f"{relay.base_url}/{ENTITY}", relay.token(ENTITY)
