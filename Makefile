@@ -41,7 +41,7 @@ bench: bootstrap
 	$(PY) -m bench
 
 # The chaos suite in full (SOAPRELAY_CHAOS=full: 200-client 3-minute soak, 2,000-connection
-# floods, 300 fuzz cases; about 15 minutes, needs root for the network-namespace scenario).
+# floods, 300 + 2,000 fuzz cases; about 10 minutes; root for the network-namespace scenario).
 # Writes tests/chaos/results/latest.json and latest.md. make test runs its bounded form.
 chaos: bootstrap
 	SOAPRELAY_CHAOS=full $(PY) -m pytest tests/chaos -p no:cacheprovider -v

@@ -113,8 +113,12 @@ def _write_results(started: float) -> None:
              f"Machine: {document['machine']}", "", "| scenario | figure | value |",
              "|---|---|--:|"]
     for scenario, figures in sorted(_FIGURES.items()):
-        lines += [f"| {scenario} | {key} | {value} |" for key, value in figures.items()]
+        lines += [f"| {scenario} | {key} | {_cell(value)} |" for key, value in figures.items()]
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _machine() -> str:
