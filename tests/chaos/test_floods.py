@@ -104,7 +104,9 @@ async def test_idle_slowloris_and_slow_body_floods_are_cut_and_calls_still_pass(
     _check_probes(probes, "5 idle/slowloris/slow-body floods")
     _check_cut(idle_done, HEADER_TIMEOUT + SLACK, "idle connections", (0, 408))
     _check_cut(loris_done, HEADER_TIMEOUT + SLACK, "slowloris heads", (0, 408))
-    _check_cut(bodies_done, BODY_CUT, "slow bodies", (408,))
+    _check_cut(bodies_done, BODY_CUT, "slow bodies", (0, 408))
+    answered = sum(e.status == 408 for e in bodies_done)
+    assert answered * 2 >= len(bodies_done), f"only {answered} slow bodies were answered 408"
     assert peak - baseline < RSS_BOUND_MIB
     await assert_serving(relay)
     assert_no_traceback(relay)
