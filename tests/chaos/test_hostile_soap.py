@@ -67,9 +67,12 @@ async def _attack(session: aiohttp.ClientSession, relay: RelayProcess, body: byt
 
     async def one() -> tuple[int, bytes, float]:
         started = time.monotonic()
-        async with session.post(url, data=io.BytesIO(body), headers={**SOAP11, "ServiceBusAuthorization":
-                                                         token}) as resp:
-            return resp.status, await resp.read(), time.monotonic() - started
+        headers = {**SOAP11, "ServiceBusAuthorization": token}
+        try:
+            async with session.post(url, data=io.BytesIO(body), headers=headers) as resp:
+                return resp.status, await resp.read(), time.monotonic() - started
+        except (TimeoutError, aiohttp.ClientError) as exc:  # judged: no clear refusal
+            return 0, repr(exc).encode(), time.monotonic() - started
 
     return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(copies))),
                                   ANSWER_WITHIN + 30)
