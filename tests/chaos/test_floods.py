@@ -165,7 +165,7 @@ async def _settle(relay: RelayProcess, baseline: float, timeout: float) -> float
 
 
 @pytest.mark.timeout(pick(90, 180))
-async def test_body_flood_without_token_gets_401_at_once_and_memory_stays_bounded(
+async def test_body_flood_without_token_is_refused_at_once_and_memory_stays_bounded(
     probed: RelayProcess
 ) -> None:
     relay = probed
@@ -186,8 +186,10 @@ async def test_body_flood_without_token_gets_401_at_once_and_memory_stays_bounde
            slowest_answer_s=round(slowest, 2), relay_rss_baseline_mib=round(baseline, 1),
            relay_rss_peak_mib=round(peak, 1))
     _check_probes(probes, "5 body flood")
-    assert statuses == {401: len(endings)}, statuses
-    assert slowest < PROMPT, f"a 401 took {slowest:.1f} s"
+    # 401 (no token), or 413 when the entity's limit is below the body (the host's
+    # 2 MiB binding made the dynamic entity): either way refused before any body is read.
+    assert set(statuses) <= {401, 413} and sum(statuses.values()) == len(endings), statuses
+    assert slowest < PROMPT, f"a refusal took {slowest:.1f} s"
     assert peak - baseline < RSS_BOUND_MIB, f"relay RSS {baseline:.0f} -> {peak:.0f} MiB"
     await assert_serving(relay)
     assert_no_traceback(relay)

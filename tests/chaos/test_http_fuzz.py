@@ -99,7 +99,8 @@ def _judge(name: str, reply: bytes, seconds: float, limit: float) -> list[str]:
     # An absolute-form target is valid HTTP/1.1 (RFC 9112 §3.2.2): it may be served.
     lowest = 200 if name.startswith("absolute-form") else 400
     problems = []
-    if status >= 500 or (status and status < lowest):
+    # 505 is the right refusal of a request line with no or another HTTP version.
+    if (status >= 500 and status != 505) or (status and status < lowest):
         problems.append(f"{name}: {status_line!r}")
     if reply and not reply.startswith(b"HTTP/1."):
         problems.append(f"{name}: reply starts {reply[:20]!r}")

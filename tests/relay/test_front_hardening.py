@@ -220,7 +220,7 @@ async def test_an_absolute_form_target_naming_another_host_is_refused_and_never_
         status_line, rest = await exchange(
             echo, head(echo, method="GET", target="http://evil.example/"), first=first
         )
-        assert status_of(status_line) == 400 and b"evil.example" in rest
+        assert status_of(status_line) == 400 and b"evil" not in rest
         assert b"<link" not in rest
     # The same authority as Host is accepted, and the feed's self link is the Host's.
     own = f"http://127.0.0.1:{echo.port}/"
