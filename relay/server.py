@@ -2,7 +2,7 @@
 
 Routing (PROTOCOL.md §1)::
 
-    /$hc/P?sb-hc-action=listen        listener control channel      -> _listen
+    /$hc/P?sb-hc-action=listen        listener control channel      -> relay.listen
     /$hc/P?sb-hc-action=connect       WebSocket sender              -> relay.ws_senders
     /$hc/P?sb-hc-action=accept|request one-time rendezvous          -> relay.rendezvous
     GET /                             Atom discovery feed           -> _feed
@@ -15,8 +15,6 @@ error_body); this module only moves bytes between them and the sockets.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import enum
 import gc
 import logging
 import random
@@ -26,12 +24,12 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import HttpVersion10, HttpVersion11, web
 from multidict import CIMultiDict
 
-from relay import cors, http_senders, rendezvous, ws_senders
+from relay import cors, http_senders, listen, rendezvous, ws_senders
 from relay.client_errors import AiohttpLogger, ClientErrorLog, GuardedHandler
 from relay.discovery import FeedEntry, render_feed
 from relay.drain import CallGate, GateState
@@ -39,25 +37,22 @@ from relay.error_body import new_tracking_id, render_error
 from relay.exceptions import (
     AuthError,
     BadRequest,
-    EntityNotFound,
     RelayError,
     RequestTimeout,
     Throttled,
     VersionNotSupported,
 )
 from relay.front import Front, FrontLimits
-from relay.headers import find_token, query_pairs, reason_phrase
+from relay.headers import reason_phrase
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
-from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest
-from relay.namespace import ClientAuthorization, Discovery, EntityKind, NamespaceConfig, Rights
-from relay.rawws import FrameSink
+from relay.listeners import ListenerConnection, PendingRequest
+from relay.namespace import Discovery, NamespaceConfig, Rights
 from relay.request_head import check_absolute_target, host_name, refusal
 from relay.routing import (
     EntityRegistry,
     EntityState,
     FailureLimiter,
     RendezvousTable,
-    normalize_path,
 )
 from relay.sas import Grant, Resource, SasVerifier
 from relay.sender_io import AiohttpReply, AiohttpSender, SenderRequest
@@ -65,7 +60,6 @@ from relay.ws_senders import PendingAccept
 
 __all__ = ["RelayServer", "run"]
 
-_E = TypeVar("_E", bound=enum.Enum)
 
 log = logging.getLogger("relay")
 _HC_PREFIX = "/$hc/"
@@ -322,7 +316,7 @@ class RelayServer:
         action = request.query.get("sb-hc-action")
         if action == "listen":
             self.calls.check()  # a stopping relay takes no new listener...
-            return await self._listen(request, raw_path)
+            return await listen.serve(self, request, raw_path)
         if action == "connect":
             self.calls.check()  # ...nor WebSocket sender (rendezvous: yes, for calls in flight)
             return await ws_senders.connect(self, request, raw_path, tracking)
@@ -354,96 +348,6 @@ class RelayServer:
             raise AuthError("a SAS token is required (ServiceBusAuthorization header or sb-hc-token)")
         rules = (*state.config.rules, *self.config.rules)
         return self.verifier.verify(token, self.resource(request, state.path), needed, rules)
-
-    # -- listeners -----------------------------------------------------------------
-
-    async def _listen(self, request: web.Request, raw_path: str) -> web.StreamResponse:
-        path = normalize_path(raw_path)
-        token, _ = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
-        flood_key = f"{request.remote}|{path}|{token}"
-        address = request.remote or ""
-        if not (self.limiter.allowed(flood_key) and self.address_limiter.allowed(address)):
-            raise Throttled("too many failed listener connections; slow down")
-        try:
-            state, grant = self._listener_entity(request, path, token)
-        except (AuthError, RelayError) as exc:
-            if isinstance(exc, AuthError) or exc.status == 403:
-                self.limiter.record_failure(flood_key)
-                self.address_limiter.record_failure(address)
-            raise
-        connection = ListenerConnection(
-            path,
-            token_expiry=float(grant.expiry) + self.config.token_grace,
-            check_renewal=lambda t: (
-                float(self._renewal_grant(request, state, t).expiry) + self.config.token_grace
-            ),
-            clock=self.clock,
-        )
-        state.add(connection)
-        try:
-            ws = web.WebSocketResponse(
-                autoping=False,  # the connection answers pings itself and sees pongs (liveness)
-                max_msg_size=4 * INLINE_LIMIT,
-                compress=False,  # small JSON frames: deflate costs more CPU than it saves
-            )
-            await ws.prepare(request)
-            log.info("listener %s online on %s", connection.id, path)
-            await connection.run(ws, FrameSink(request))
-            return ws
-        finally:
-            state.remove(connection)
-            self.registry.release(state)
-            log.info("listener %s on %s gone", connection.id, path)
-
-    def _renewal_grant(
-        self, request: web.BaseRequest, state: EntityState[ListenerConnection], token: str | None
-    ) -> Grant:
-        grant = self.authorize(request, state, Rights.LISTEN, token)
-        assert grant is not None
-        return grant
-
-    def _listener_entity(
-        self, request: web.Request, path: str, token: str | None
-    ) -> tuple[EntityState[ListenerConnection], Grant]:
-        state = self.registry.get(path)
-        if state is not None:
-            grant = self._renewal_grant(request, state, token)
-        else:
-            state, grant = self._create_dynamic(request, path, token)
-        _check_requested_shape(request, state)
-        return state, grant
-
-    def _create_dynamic(
-        self, request: web.Request, path: str, token: str | None
-    ) -> tuple[EntityState[ListenerConnection], Grant]:
-        """PROTOCOL.md §6: a Manage listener creates an unconfigured entity by listening."""
-        if not self.config.dynamic_entities:
-            raise EntityNotFound(f"no entity {path!r} in this namespace")
-        if token is None:
-            raise AuthError("a SAS token is required to listen")
-        grant = self.verifier.verify(
-            token, self.resource(request, path), Rights.LISTEN, self.config.rules
-        )
-        if Rights.MANAGE not in grant.rights:
-            raise EntityNotFound(
-                f"no entity {path!r} in this namespace (a Manage token may create it by listening)"
-            )
-        kind = _enum_query(request, "sb-relay-kind", EntityKind.REQUEST_RESPONSE)
-        discovery = _enum_query(request, "sb-relay-discovery", Discovery.PRIVATE)
-        auth = _enum_query(request, "sb-relay-client-auth", ClientAuthorization.REQUIRED)
-        advertised = request.query.get("sb-relay-max-message-size")
-        if advertised is not None and not _positive_int(advertised):
-            raise BadRequest(
-                f"sb-relay-max-message-size={advertised[:40]!r} is not a positive number of bytes"
-            )
-        state = self.registry.create_dynamic(
-            path, kind, discovery, requires_client_authorization=auth is ClientAuthorization.REQUIRED
-        )
-        if advertised is not None and not state.listeners:
-            # A new entity refuses, at the edge, what its listener's binding would refuse.
-            limit = min(state.config.max_message_size, int(advertised))
-            state.config = dataclasses.replace(state.config, max_message_size=limit)
-        return state, grant
 
     # -- discovery -----------------------------------------------------------------
 
@@ -479,41 +383,6 @@ def _checked_host(request: web.BaseRequest) -> str:
     if not request.raw_path.startswith("/"):
         check_absolute_target(request.raw_path, hosts[0])
     return hosts[0]
-
-
-def _check_requested_shape(request: web.Request, state: EntityState[ListenerConnection]) -> None:
-    """A listener that names a kind or client authorization must get the entity it named."""
-    kind = _enum_query(request, "sb-relay-kind", state.config.kind)
-    if kind is not state.config.kind:
-        raise BadRequest(f"entity {state.path!r} exists with kind {state.config.kind.value}")
-    required = state.config.requires_client_authorization
-    auth = _enum_query(
-        request, "sb-relay-client-auth",
-        ClientAuthorization.REQUIRED if required else ClientAuthorization.NONE,
-    )
-    if (auth is ClientAuthorization.REQUIRED) is not required:
-        raise BadRequest(
-            f"entity {state.path!r} exists with sb-relay-client-auth="
-            f"{'required' if required else 'none'}"
-        )
-
-
-def _positive_int(text: str) -> bool:
-    """Whether ``text`` is a positive decimal integer of at most 19 ASCII digits."""
-    return 0 < len(text) <= 19 and text.isascii() and text.isdigit() and int(text) > 0
-
-
-def _enum_query(request: web.Request, name: str, default: _E) -> _E:
-    """An enum value from the query (``sb-relay-kind=oneway``), or ``default``."""
-    value = request.query.get(name)
-    if value is None:
-        return default
-    enum_type = type(default)
-    try:
-        return enum_type(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum_type)
-        raise BadRequest(f"{name}={value!r} is not one of {allowed}") from None
 
 
 def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) -> None:
