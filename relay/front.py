@@ -37,29 +37,22 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
-from urllib.parse import unquote
-
-from multidict import CIMultiDict
 
 from relay.client_errors import ClientErrorLog
 from relay.error_body import new_tracking_id
 from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout
+from relay.front_wire import FastRequest, FrontLimits, fast_request, head_bytes
 from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
 from relay.messages import Headers
-from relay.request_head import ParsedHead, PartialHead, parse_head, refusal
+from relay.request_head import PartialHead, parse_head, refusal
 
 if TYPE_CHECKING:
-    from relay.namespace import NamespaceConfig
     from relay.server import RelayServer
 
-__all__ = ["Front", "FrontLimits", "FrontProtocol"]
+__all__ = ["Front", "FrontProtocol"]
 
 log = logging.getLogger("relay.front")
 
@@ -68,7 +61,6 @@ _SWEEP_EVERY = 1.0
 #: still sends, so that closing does not reset the connection before the client
 #: has read the refusal.
 _LINGER = 2.0
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
 _HEAD_END = b"\r\n\r\n"
 #: Statuses whose response has no content and no framing header (RFC 9110 §8.6, §15.3.5).
 _NO_CONTENT = frozenset({204, 304})
@@ -84,117 +76,6 @@ class ConnState(enum.Enum):
     LINGERING = "lingering"
     HANDED_OFF = "handed-off"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class FrontLimits:
-    """What a client may send, and how slowly (the ``[namespace]`` keys of the same names)."""
-
-    max_head: int = 16 * 1024
-    max_headers: int = 100
-    header_timeout: float = 10.0
-    idle_timeout: float = 15.0
-    body_timeout: float = 10.0
-    min_body_rate: int = 1000
-
-    @classmethod
-    def of(cls, config: NamespaceConfig) -> FrontLimits:
-        return cls(
-            max_head=config.max_header_size,
-            max_headers=config.max_headers,
-            header_timeout=config.header_timeout,
-            idle_timeout=config.idle_timeout,
-            body_timeout=config.body_timeout,
-            min_body_rate=config.min_body_rate,
-        )
-
-    def body_deadline(self, start: float, received: int) -> float:
-        """When a body begun at ``start`` with ``received`` bytes in must have more.
-
-        ``body_timeout`` seconds, plus one second per ``min_body_rate`` bytes received
-        (Apache mod_reqtimeout's ``body=10,MinRate=1000``).
-        """
-        return start + self.body_timeout + received / self.min_body_rate
-
-
-class FastRequest:
-    """A :class:`relay.sender_io.SenderRequest` whose body is already in memory."""
-
-    __slots__ = (
-        "body",
-        "body_exists",
-        "content_length",
-        "headers",
-        "host",
-        "keep_alive",
-        "method",
-        "path",
-        "raw_path",
-        "raw_query",
-        "remote",
-        "secure",
-    )
-
-    def __init__(
-        self, head: ParsedHead, headers: CIMultiDict[str], length: int,
-        secure: bool, remote: tuple[str, int] | None,
-    ) -> None:
-        raw_path, _, raw_query = head.url.partition("?")
-        self.method = head.method
-        self.raw_path, self.raw_query = raw_path, raw_query
-        self.path = unquote(raw_path) if "%" in raw_path else raw_path
-        self.headers = headers
-        self.content_length = length if "Content-Length" in headers else None
-        self.body_exists = length > 0
-        self.secure = secure
-        self.host = head.host
-        self.remote = remote
-        self.body = b""
-        self.keep_alive = "close" not in headers.get("Connection", "").lower()
-
-    async def read(self) -> bytes:
-        return self.body
-
-    async def iter_body(self) -> AsyncIterator[bytes]:
-        if self.body:
-            yield self.body
-
-
-def _fast_request(head: ParsedHead, protocol: FrontProtocol) -> FastRequest | None:
-    """The request the front serves itself, or None (aiohttp will)."""
-    url = head.url
-    if head.upgrade or head.version != "1.1" or not url.startswith("/"):
-        return None
-    if url.startswith(("/$hc/", "/?")) or url == "/":
-        return None
-    headers = CIMultiDict(head.pairs)
-    if "Transfer-Encoding" in headers or "Upgrade" in headers or "Expect" in headers:
-        return None
-    length = int(headers.get("Content-Length", "0"))  # llhttp checked it: one number
-    if length > INLINE_LIMIT or head.method == "CONNECT":
-        return None
-    return FastRequest(head, headers, length, protocol.secure, protocol.remote)
-
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def _date_header() -> bytes:
-    """``Date: ...`` for this second, formatted once a second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode())
-    return _date_cache[1]
-
-
-def _head_bytes(status: int, reason: str | None, headers: Headers, framing: str) -> bytes:
-    """The status line and headers (already valid: see ``forwarded_response_headers``)."""
-    lines = [f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n"]
-    for name, value in headers:
-        lines.append(f"{name}: {value}\r\n")
-    lines.append(framing)
-    return "".join(lines).encode("latin-1", "replace") + _date_header() + b"\r\n"
 
 
 class FrontProtocol(asyncio.Protocol):
@@ -306,7 +187,7 @@ class FrontProtocol(asyncio.Protocol):
             self.refuse(error)
             return None
         self._scanned, self._partial = 0, None
-        request = _fast_request(head, self)
+        request = fast_request(head, self.secure, self.remote)
         if request is None:
             self._hand_off()
             return None
@@ -424,7 +305,7 @@ class FrontProtocol(asyncio.Protocol):
         framing = "" if bodiless else f"Content-Length: {len(body)}\r\n"
         if not request.keep_alive:
             framing += "Connection: close\r\n"
-        head = _head_bytes(status, reason, headers, framing)
+        head = head_bytes(status, reason, headers, framing)
         self.write(head if request.method == "HEAD" or bodiless else head + body)
 
     async def drain(self) -> None:
@@ -466,7 +347,7 @@ class _FastReply:
         if not request.keep_alive:
             framing += "Connection: close\r\n"
         self.started = True
-        conn.write(_head_bytes(status, reason, headers, framing))
+        conn.write(head_bytes(status, reason, headers, framing))
         async for chunk in chunks:
             if chunk and not head_only:
                 conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))

@@ -29,7 +29,7 @@ from relay.messages import Headers
 from relay.request_head import refusal
 
 if TYPE_CHECKING:
-    from relay.front import FrontLimits
+    from relay.front_wire import FrontLimits
 
 __all__ = ["AiohttpReply", "AiohttpSender", "SenderReply", "SenderRequest"]
 

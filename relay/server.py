@@ -42,7 +42,8 @@ from relay.exceptions import (
     Throttled,
     VersionNotSupported,
 )
-from relay.front import Front, FrontLimits
+from relay.front import Front
+from relay.front_wire import FrontLimits
 from relay.headers import reason_phrase
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import ListenerConnection, PendingRequest
