@@ -269,12 +269,15 @@ class FrontProtocol(asyncio.Protocol):
         """Send our FIN after the refusal and drop what the client still sends, a while."""
         self._buffer, self._request, self._partial = bytearray(), None, None
         transport = self._transport
-        if transport is None or not transport.can_write_eof():
+        if transport is None or transport.is_closing() or not transport.can_write_eof():
             self.close()
             return
         self.state = ConnState.LINGERING
         self.deadline = self._front.loop.time() + _LINGER
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError):  # reset by the peer already (uvloop: RuntimeError)
+            self.close()
 
     def expire(self) -> None:
         """The sweep found this connection past its deadline."""

@@ -341,3 +341,49 @@ async def test_a_flood_of_bad_requests_logs_a_bounded_number_of_lines(
             await exchange(echo, b"NOT HTTP\r\n\r\n")
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert 1 <= len(lines) <= 10
+
+
+class _ResetTransport(asyncio.Transport):
+    """A connection the peer has already reset: half-closing it fails as on Linux."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 40000)}.get(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def test_refusing_a_connection_the_peer_already_reset_is_quiet(arelay: RelayHandle) -> None:
+    """Found by the chaos suite: the front half-closes after a refusal, and on a connection
+    the client had just reset that raised, as an unretrieved task exception."""
+    front = arelay.server._front
+    assert front is not None
+    protocol = front()
+    transport = _ResetTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(b"\x00BAD / HTTP/1.1\r\n\r\n")  # refused at once: a 400, then the FIN
+    assert transport.written.startswith(b"HTTP/1.1 400 ")
+    assert transport.closed
