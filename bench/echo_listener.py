@@ -50,7 +50,7 @@ async def main(relay_base: str, entity: str, max_size: int) -> None:
     host = RelayServiceHost(
         handler,
         f"{relay_base}/{entity}",
-        binding=WebHttpRelayBinding(max_message_size=max_size),
+        binding=WebHttpRelayBinding(max_received_message_size=max_size),
         token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY),
     )
     async with host:
