@@ -34,8 +34,8 @@ from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 from bindings.exceptions import ConfigurationError
-from relay.exceptions import MalformedToken
-from relay.sas import SasToken
+from hc.exceptions import MalformedToken
+from hc.sas import SasToken
 
 __all__ = ["ENV_VAR", "ConnectionString"]
 

@@ -33,7 +33,7 @@ from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.host import RelayServiceHost
 from bindings.status import HostStatus
 from bindings.wsgi_host import error_response
-from relay.headers import FRAMING_HEADERS
+from hc.headers import FRAMING_HEADERS
 from soap import ns
 from soap.envelope import parse_xml
 from soap.exceptions import SoapError

@@ -36,7 +36,7 @@ from bindings.exceptions import ConfigurationError, HostError, HostOpenTimeout
 from bindings.listener import HybridConnectionListener
 from bindings.status import HostStatus, StatusCallback
 from bindings.tokens import TokenProvider
-from relay.namespace import Discovery
+from hc.entities import Discovery
 
 if TYPE_CHECKING:
     from bindings.wssecurity import MessageSecurity

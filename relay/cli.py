@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import BindingError, ConfigurationError
+from hc.sas import create_token
 from relay import __version__
 from relay.config import load_config
 from relay.devspace import dev_connection_string, dev_namespace
 from relay.exceptions import ConfigError
 from relay.namespace import NamespaceConfig
-from relay.sas import create_token
 
 __all__ = ["build_parser", "main"]
 

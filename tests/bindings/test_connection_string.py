@@ -6,7 +6,7 @@ import pytest
 
 from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import BindingError, ConfigurationError
-from relay.sas import create_token
+from hc.sas import create_token
 
 KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY0o="
 TOKEN = create_token("http://relay.example.com/payroll", "Root", KEY, now=1_700_000_000)

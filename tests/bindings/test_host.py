@@ -20,7 +20,7 @@ from bindings.exceptions import ConfigurationError, HostOpenTimeout, RelayUnreac
 from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.tokens import FixedTokenProvider, SharedAccessKeyTokenProvider
 from bindings.wsgi_host import WsgiHandler
-from relay.sas import create_token
+from hc.sas import create_token
 from samples.payroll.services import payroll_app
 
 CS = "Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=Root;SharedAccessKey=k;EntityPath=payroll"

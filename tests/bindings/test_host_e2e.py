@@ -31,8 +31,8 @@ from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.oneway import oneway
 from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_transport import relay_client
+from hc.sas import SasToken, create_token
 from relay.namespace import EntityConfig
-from relay.sas import SasToken, create_token
 from relay.server import RelayServer
 from samples.payroll.services import payroll_app
 from tests.support.relay import (

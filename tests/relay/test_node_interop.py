@@ -16,8 +16,9 @@ import sys
 import pytest
 import websockets
 
-from relay.namespace import Rights, SasRule
-from relay.sas import Resource, SasVerifier
+from hc.entities import Rights
+from hc.sas import Resource, SasVerifier
+from relay.namespace import SasRule
 from tests.relay.test_server_websockets import accepting_listener
 from tests.support.node import NODE_DIR, NODE_SKIP_REASON, node_available, run_node
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayHandle

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from relay.sas import create_token
+from hc.sas import create_token
 from tests.support.raw_listener import RawListener
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,8 +21,8 @@ from bindings import (
     relay_client,
 )
 from bindings.connection_string import ConnectionString
+from hc.sas import create_token
 from relay.namespace import EntityConfig
-from relay.sas import create_token
 from samples.payroll import services
 from samples.payroll.client import contract_client
 from tests.support.relay import RelayThread, make_namespace

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from relay.sas import create_token
+from hc.sas import create_token
 
 __all__ = ["Child", "Children", "RelayProcess", "child_env"]
 
