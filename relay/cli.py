@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import BindingError, ConfigurationError
+from bindings.settings import ENV_VAR, connection_string_from_env, parse_connection_string
+from hc.connection_string import ConnectionString
 from hc.sas import create_token
 from relay import __version__
 from relay.config import load_config
@@ -255,10 +256,10 @@ def _forward(args: argparse.Namespace) -> int:
 
 def _connection_string(args: argparse.Namespace) -> ConnectionString:
     if args.connection_string is not None:
-        return ConnectionString.parse(args.connection_string)
+        return parse_connection_string(args.connection_string)
     if not os.environ.get(ENV_VAR, "").strip():
         raise _UsageError(f"no connection string: pass --connection-string or set {ENV_VAR}")
-    return ConnectionString.from_env()
+    return connection_string_from_env()
 
 
 def _port(text: str) -> int:

@@ -15,9 +15,9 @@ from bindings import (
     WebHttpRelayBinding,
 )
 from bindings.acknowledge import Acknowledging
-from bindings.connection_string import ENV_VAR
 from bindings.exceptions import ConfigurationError, HostOpenTimeout, RelayUnreachable
 from bindings.handler import RelayedRequest, RelayedResponse
+from bindings.settings import ENV_VAR
 from bindings.tokens import FixedTokenProvider, SharedAccessKeyTokenProvider
 from bindings.wsgi_host import WsgiHandler
 from hc.sas import create_token

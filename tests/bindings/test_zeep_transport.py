@@ -19,8 +19,8 @@ from bindings.binding import (
     NetOnewayRelayBinding,
     WS2007HttpRelayBinding,
 )
-from bindings.connection_string import ENV_VAR
 from bindings.exceptions import BindingError, RelayTransportError
+from bindings.settings import ENV_VAR
 from bindings.spyne_host import SpyneRelayApp, spyne_wsgi
 from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_transport import Audience, relay_client

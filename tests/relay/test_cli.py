@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bindings.connection_string import ENV_VAR, ConnectionString
+from bindings.settings import ENV_VAR
+from hc.connection_string import ConnectionString
 from hc.entities import Rights
 from hc.exceptions import AccessDenied
 from hc.sas import Resource, SasToken, SasVerifier, create_token

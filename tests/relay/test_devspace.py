@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bindings.connection_string import ConnectionString
+from hc.connection_string import ConnectionString
 from hc.entities import Rights
 from relay.devspace import (
     KEYS_FILE,

@@ -20,7 +20,7 @@ from bindings import (
     TokenProvider,
     relay_client,
 )
-from bindings.connection_string import ConnectionString
+from hc.connection_string import ConnectionString
 from hc.sas import create_token
 from relay.namespace import EntityConfig
 from samples.payroll import services
