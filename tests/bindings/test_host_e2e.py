@@ -291,7 +291,7 @@ def test_the_forwarder_hosts_a_local_service(relay: RelayThread, local_service: 
 
 
 def test_soaprelay_forward_runs_until_sigint(relay: RelayThread, local_service: str) -> None:
-    command = [sys.executable, "-m", "relay", "forward", "--connection-string",
+    command = [sys.executable, "-m", "soaprelay", "forward", "--connection-string",
                relay.connection_string, "--entity", "legacy", "--to", local_service]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as process:

@@ -3,6 +3,10 @@
 Exit codes: 0 success, 1 the command failed at run time (e.g. the port is in
 use), 2 bad arguments or config, 130 interrupted.  User errors print one line,
 ``soaprelay: error: ...``, on stderr and never a traceback.
+
+This package sits above the two sides: ``serve`` runs the relay
+(:func:`relay.server.run`), ``forward`` runs an on-premises forwarder from
+:mod:`bindings`.  Neither of those imports the other, nor this package.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from hc.entities import Rights
 from hc.exceptions import AccessDenied
 from hc.sas import Resource, SasToken, SasVerifier, create_token
 from relay import __version__
-from relay.cli import main
 from relay.namespace import NamespaceConfig, SasRule
+from soaprelay.cli import main
 
 KEY = "c2VjcmV0LWtleS1mb3ItdGhlLWNsaS10ZXN0cy0wMDAwMA=="
 CS = f"Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=Root;SharedAccessKey={KEY}"
