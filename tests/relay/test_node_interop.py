@@ -1,7 +1,7 @@
 """The relay against Microsoft's unmodified npm packages, run with node.
 
 hyco-https listeners are covered in interop_tests/node; here: a hyco-ws sender
-talking to a Python listener, createRelayToken tokens verified by ``relay.sas``,
+talking to a Python listener, createRelayToken tokens verified by ``hc.sas``,
 and hyco-ws's reconnect storm against a refused token.
 """
 
