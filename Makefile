@@ -34,8 +34,8 @@ test: bootstrap
 	$(PY) -m pytest
 
 check: $(VENV)/.stamp
-	$(VENV)/bin/ruff check relay bindings soap samples tests interop_tests
-	$(VENV)/bin/mypy relay bindings soap
+	$(VENV)/bin/ruff check hc relay bindings soap soaprelay samples tests interop_tests
+	$(VENV)/bin/mypy hc relay bindings soap soaprelay
 
 bench: bootstrap
 	$(PY) -m bench

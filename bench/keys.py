@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.sas import create_token
+from hc.sas import create_token
 
 KEY_NAME = "RootManageSharedAccessKey"
 KEY = "YmVuY2gta2V5LW5vdC1hLXNlY3JldC0wMDAwMDAwMDAw"

@@ -19,7 +19,8 @@ from typing import Any
 
 from bench.keys import KEY, KEY_NAME
 from bench.procs import raise_nofile
-from relay.namespace import EntityConfig, EntityKind, NamespaceConfig, Rights, SasRule
+from hc.entities import EntityKind, Rights
+from relay.namespace import EntityConfig, NamespaceConfig, SasRule
 from relay.server import run
 
 

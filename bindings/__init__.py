@@ -2,7 +2,9 @@
 
 WCF relay binding names in Python manners (see DESIGN.md): ``RelayServiceHost``,
 the ``*RelayBinding`` classes, ``TokenProvider``, ``relay_client``; connection
-strings in :mod:`bindings.connection_string`, errors in :mod:`bindings.exceptions`.
+strings are the core's :class:`hc.connection_string.ConnectionString` (also exported
+here), read from the environment by :mod:`bindings.settings`; errors in
+:mod:`bindings.exceptions`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from bindings.binding import (
     WebHttpRelayBinding,
     WS2007HttpRelayBinding,
 )
-from bindings.connection_string import ConnectionString
 from bindings.status import HostStatus
 from bindings.tokens import TokenProvider
+from hc.connection_string import ConnectionString
 
 if TYPE_CHECKING:
     from bindings.host import RelayServiceHost

@@ -7,7 +7,7 @@ A host is given its address the way WCF users write it::
     ('http://127.0.0.1:9350', 'ws://127.0.0.1:9350', 'payroll', 'http://127.0.0.1:9350/payroll')
 
 ``http://`` means no TLS, ``https://`` TLS, and ``sb://`` TLS except on a loopback
-host: the same rule as :attr:`bindings.connection_string.ConnectionString.use_tls`,
+host: the same rule as :attr:`hc.connection_string.ConnectionString.use_tls`,
 so the address a development relay prints works as is.
 """
 
@@ -17,8 +17,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-from bindings.connection_string import ConnectionString
 from bindings.exceptions import ConfigurationError
+from hc.connection_string import ConnectionString
 
 __all__ = ["RelayAddress"]
 

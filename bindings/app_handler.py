@@ -27,7 +27,7 @@ from bindings.binding import EndToEndSecurityMode, RelayBinding
 from bindings.exceptions import ConfigurationError
 from bindings.handler import Handler
 from bindings.wsgi_host import WsgiApp, WsgiHandler, XmlCheck
-from relay.namespace import EntityKind
+from hc.entities import EntityKind
 from soap.envelope import SoapVersion
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
-from relay.namespace import EntityKind
+from hc.entities import EntityKind
 from soap.quotas import DEFAULT_MAX_RECEIVED_MESSAGE_SIZE, ReaderQuotas
 
 #: Every binding's quotas unless it is given others (:mod:`soap.quotas` says why these).

@@ -44,9 +44,9 @@ from websockets.protocol import State
 
 from bindings.address import RelayAddress
 from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes, settle
-from relay.exceptions import MalformedMessage
-from relay.headers import FRAMING_HEADERS
-from relay.messages import RequestCommand, ResponseCommand, parse_relay_command
+from hc.exceptions import MalformedMessage
+from hc.headers import FRAMING_HEADERS
+from hc.messages import RequestCommand, ResponseCommand, parse_relay_command
 
 __all__ = [
     "INLINE_LIMIT",

@@ -27,13 +27,13 @@ import aiohttp
 
 from bindings.address import RelayAddress
 from bindings.binding import STREAMED, WebHttpRelayBinding
-from bindings.connection_string import ConnectionString
 from bindings.exceptions import ConfigurationError, HostError
 from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.host import RelayServiceHost
 from bindings.status import HostStatus
 from bindings.wsgi_host import error_response
-from relay.headers import FRAMING_HEADERS
+from hc.connection_string import ConnectionString
+from hc.headers import FRAMING_HEADERS
 from soap import ns
 from soap.envelope import parse_xml
 from soap.exceptions import SoapError

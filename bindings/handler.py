@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from relay.messages import Headers
+from hc.messages import Headers
 
 __all__ = ["Handler", "Hook", "RelayedRequest", "RelayedResponse", "iter_bytes", "settle"]
 

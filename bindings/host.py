@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Self
 from bindings.address import RelayAddress
 from bindings.app_handler import make_handler
 from bindings.binding import BasicHttpRelayBinding, RelayBinding
-from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import ConfigurationError, HostError, HostOpenTimeout
 from bindings.listener import HybridConnectionListener
+from bindings.settings import ENV_VAR, default_connection_string, parse_connection_string
 from bindings.status import HostStatus, StatusCallback
 from bindings.tokens import TokenProvider
-from relay.namespace import Discovery
+from hc.connection_string import ConnectionString
+from hc.entities import Discovery
 
 if TYPE_CHECKING:
     from bindings.wssecurity import MessageSecurity
@@ -65,11 +66,11 @@ def _where_and_who(
     a provider nor a connection string is given and it names the address's relay.
     """
     if isinstance(connection_string, str):
-        connection_string = ConnectionString.parse(connection_string)
+        connection_string = parse_connection_string(connection_string)
     if isinstance(address, str):
         address = RelayAddress.parse(address)
     if connection_string is None and (address is None or token_provider is None):
-        connection_string = ConnectionString.env_default(
+        connection_string = default_connection_string(
             None if address is None else address.http_base
         )
     if address is None:

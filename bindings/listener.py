@@ -42,14 +42,14 @@ from bindings.handler import Handler, RelayedResponse, iter_bytes
 from bindings.reconnect import ReconnectPolicy, rejection
 from bindings.status import HostStatus, StatusCallback, StatusTracker
 from bindings.tokens import SecurityToken, TokenProvider
-from relay.exceptions import MalformedMessage
-from relay.messages import (
+from hc.entities import Discovery, EntityKind
+from hc.exceptions import MalformedMessage
+from hc.messages import (
     AcceptCommand,
     RenewTokenCommand,
     RequestCommand,
     parse_relay_command,
 )
-from relay.namespace import Discovery, EntityKind
 
 __all__ = ["AcceptCallback", "HybridConnectionListener"]
 

@@ -49,7 +49,7 @@ from spyne.server.wsgi import WsgiApplication
 from bindings.binding import RelayBinding
 from bindings.oneway import oneway_operations, oneway_request_tags
 from bindings.wsgi_host import ENVELOPE_KEY
-from relay.namespace import EntityKind
+from hc.entities import EntityKind
 from soap import addressing, wsdl
 from soap.envelope import Envelope, SoapVersion
 from soap.exceptions import InvalidHeader, SoapError

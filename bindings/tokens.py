@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from relay.sas import SasToken, create_token
+from hc.sas import SasToken, create_token
 
 __all__ = ["SecurityToken", "TokenProvider"]
 

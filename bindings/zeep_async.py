@@ -38,10 +38,10 @@ import zeep
 from zeep.transports import AsyncTransport
 
 from bindings.binding import RelayBinding
-from bindings.connection_string import ConnectionString
 from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
 from bindings.tokens import TokenProvider
 from bindings.zeep_transport import AUTH_HEADER, Audience, client_parts
+from hc.connection_string import ConnectionString
 
 if TYPE_CHECKING:
     from bindings.wssecurity import MessageSecurity

@@ -48,10 +48,11 @@ from zeep.plugins import Plugin
 from zeep.wsa import WsAddressingPlugin
 
 from bindings.binding import BasicHttpRelayBinding, EndToEndSecurityMode, RelayBinding
-from bindings.connection_string import ConnectionString
 from bindings.exceptions import ConfigurationError
 from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
+from bindings.settings import default_connection_string, parse_connection_string
 from bindings.tokens import TokenProvider
+from hc.connection_string import ConnectionString
 from soap.relay_token import RelayTokenHook
 
 if TYPE_CHECKING:
@@ -325,13 +326,13 @@ def client_parts(
     origins = [wsdl_url] if web else []
     tokenless = not binding.requires_client_authorization and token_provider is None
     if connection_string is not None:
-        cs = _as_connection_string(connection_string)
+        cs = parse_connection_string(connection_string)
         entity_path = cs.entity_path or entity_path
         origins.append(cs.http_base)
         if not tokenless:
             token_provider = token_provider or _provider_from(cs)
     elif token_provider is None and not tokenless:
-        env = ConnectionString.env_default(_http_base(wsdl_url) if web else None)
+        env = default_connection_string(_http_base(wsdl_url) if web else None)
         if env is not None:  # the URL names the entity; the variable gives the key
             entity_path = entity_path or env.entity_path
             token_provider = _provider_from(env)
@@ -395,10 +396,6 @@ def _wsdl_entity(wsdl_url: str) -> str | None:
     if parts.scheme not in ("http", "https"):
         return None
     return parts.path.strip("/").removesuffix(".wsdl") or None
-
-
-def _as_connection_string(value: ConnectionString | str) -> ConnectionString:
-    return value if isinstance(value, ConnectionString) else ConnectionString.parse(value)
 
 
 def _provider_from(cs: ConnectionString) -> TokenProvider:

@@ -26,7 +26,7 @@ from bindings import (
     RelayServiceHost,
     WS2007HttpRelayBinding,
 )
-from bindings.connection_string import ConnectionString
+from hc.connection_string import ConnectionString
 from samples.payroll import services
 from tests.support.relay import RelayThread, relay_thread
 

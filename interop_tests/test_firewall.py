@@ -125,7 +125,7 @@ def onprem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnPremises]:
         site = OnPremises(namespace, relay, int(service.wait_for("READY ", TIMEOUT)))
         cs = site.connection_string
         forward = _start("forward", namespace.command(
-            [*python, "relay", "forward", "--connection-string", cs, "--entity", "legacy-payroll",
+            [*python, "soaprelay", "forward", "--connection-string", cs, "--entity", "legacy-payroll",
              "--to", f"http://127.0.0.1:{site.service_port}"]), folder, stack)
         forward.wait_for("soaprelay: forwarding ", TIMEOUT)
         listener = _start("payroll12", namespace.command(

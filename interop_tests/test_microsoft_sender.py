@@ -28,8 +28,8 @@ from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.listener import HybridConnectionListener
 from bindings.status import HostStatus
 from bindings.tokens import TokenProvider
+from hc.messages import AcceptCommand
 from interop_tests.payroll_site import TIMEOUT
-from relay.messages import AcceptCommand
 from tests.support.node import NODE_SKIP_REASON, node_available, run_node
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread, relay_thread
 

@@ -1,9 +1,11 @@
 """soap-relay's relay service: a self-hosted, Azure-Relay-compatible rendezvous.
 
-Pure cores (no I/O): :mod:`relay.namespace` (the config model), :mod:`relay.config`
-(TOML loading), :mod:`relay.sas` (tokens), :mod:`relay.messages` (control-channel
-commands), :mod:`relay.discovery` (the Atom feed).  The aiohttp shell is
-:mod:`relay.server`; the command line is :mod:`relay.cli` (``soaprelay``).
+The protocol's rules (tokens, control-channel commands, header rules, frame
+splitting, entity kinds) come from the sans-I/O core :mod:`hc`.  Pure parts of
+its own (no I/O): :mod:`relay.namespace` (the config model), :mod:`relay.config`
+(TOML loading), :mod:`relay.discovery` (the Atom feed).  The aiohttp shell is
+:mod:`relay.server`.  ``relay`` never imports :mod:`bindings`; the ``soaprelay``
+command line that runs either is the package above both, :mod:`soaprelay`.
 
 Importing this package imports nothing heavy.
 """

@@ -61,16 +61,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hc.entities import Discovery, EntityKind, Rights
 from relay.cors import normalize_origin
 from relay.exceptions import ConfigError
 from relay.namespace import (
     DEFAULT_MAX_LISTENERS,
     MAX_PATH_LENGTH,
-    Discovery,
     EntityConfig,
-    EntityKind,
     NamespaceConfig,
-    Rights,
     SasRule,
 )
 

@@ -19,8 +19,9 @@ import os
 import secrets
 from pathlib import Path
 
+from hc.entities import Rights
 from relay.exceptions import ConfigError
-from relay.namespace import NamespaceConfig, Rights, SasRule
+from relay.namespace import NamespaceConfig, SasRule
 
 __all__ = ["KEYS_FILE", "ROOT_RULE_NAME", "dev_connection_string", "dev_namespace"]
 

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from lxml import etree
 
-from relay.namespace import EntityKind
+from hc.entities import EntityKind
 
 __all__ = ["ATOM_NS", "KIND_SCHEME", "MEDIA_TYPE", "FeedEntry", "render_feed"]
 

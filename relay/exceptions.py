@@ -24,9 +24,19 @@ Every error the relay reports to a peer knows the HTTP status it maps to
     ├── ShuttingDown                   503: the relay is stopping and takes no new work
     └── ProtocolViolation              the peer broke the control-channel protocol
         └── MalformedMessage           a control frame that is not a valid command
+
+The protocol rules themselves live in the sans-I/O core, which raises
+:mod:`hc.exceptions`.  Three classes here are also the core's, so that an
+``except`` written against either tree catches them: ``ProtocolViolation`` is an
+``hc.exceptions.RemoteProtocolError``, ``MalformedMessage`` and ``MalformedToken``
+are ``hc.exceptions.MalformedMessage`` and ``hc.exceptions.MalformedToken``.
+What the core raises becomes a relay error at the boundary, where the relay
+calls it: :func:`from_hc` (same message, the relay's status and code).
 """
 
 from __future__ import annotations
+
+from hc import exceptions as hc_errors
 
 __all__ = [
     "AccessDenied",
@@ -50,6 +60,7 @@ __all__ = [
     "ShuttingDown",
     "Throttled",
     "VersionNotSupported",
+    "from_hc",
 ]
 
 
@@ -71,7 +82,7 @@ class AuthError(RelayError):
     code = "Unauthorized"
 
 
-class MalformedToken(AuthError):
+class MalformedToken(AuthError, hc_errors.MalformedToken):
     code = "MalformedToken"
 
 
@@ -152,12 +163,37 @@ class ShuttingDown(RelayError):
     code = "ServiceUnavailable"
 
 
-class ProtocolViolation(RelayError):
+class ProtocolViolation(RelayError, hc_errors.RemoteProtocolError):
     """The peer (a listener) broke the control-channel protocol."""
 
     status = 400
     code = "ProtocolViolation"
 
 
-class MalformedMessage(ProtocolViolation):
+class MalformedMessage(ProtocolViolation, hc_errors.MalformedMessage):
     code = "MalformedMessage"
+
+
+#: The core's errors and the relay's for them, most specific first.
+_FROM_HC: tuple[tuple[type[hc_errors.HcError], type[RelayError]], ...] = (
+    (hc_errors.MalformedToken, MalformedToken),
+    (hc_errors.TokenRejected, AuthError),
+    (hc_errors.AccessDenied, AccessDenied),
+    (hc_errors.MalformedMessage, MalformedMessage),
+    (hc_errors.RemoteProtocolError, ProtocolViolation),
+    (hc_errors.InvalidConnectionString, BadRequest),
+)
+
+
+def from_hc(error: hc_errors.HcError) -> RelayError:
+    """The relay's error for one the core raised; the relay's own errors pass unchanged.
+
+    Anything unmapped (a ``LocalProtocolError``: a bug of ours) is a plain 500.
+    Raise it ``from`` the original so that the cause stays in the chain.
+    """
+    if isinstance(error, RelayError):
+        return error
+    for core, relay in _FROM_HC:
+        if isinstance(error, core):
+            return relay(str(error))
+    return RelayError(str(error))

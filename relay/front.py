@@ -40,13 +40,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, cast
 
+from hc.messages import Headers
 from relay.client_errors import ClientErrorLog
 from relay.error_body import new_tracking_id
 from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout
 from relay.front_wire import FastRequest, FrontLimits, fast_request, head_bytes
 from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
-from relay.messages import Headers
 from relay.request_head import PartialHead, parse_head, refusal
 
 if TYPE_CHECKING:

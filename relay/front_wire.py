@@ -17,8 +17,8 @@ from urllib.parse import unquote
 
 from multidict import CIMultiDict
 
+from hc.messages import Headers
 from relay.listeners import INLINE_LIMIT
-from relay.messages import Headers
 from relay.request_head import ParsedHead
 
 if TYPE_CHECKING:

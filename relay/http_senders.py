@@ -13,16 +13,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from relay.exceptions import (
-    BadRequest,
-    EntityNotFound,
-    InvalidListenerResponse,
-    ListenerGone,
-    ListenerTimeout,
-    MessageTooLarge,
-    RelayError,
-)
-from relay.headers import (
+from hc.entities import EntityKind, Rights
+from hc.headers import (
     TokenLocation,
     find_token,
     forwarded_request_headers,
@@ -32,14 +24,22 @@ from relay.headers import (
     reason_phrase,
     request_target,
 )
+from hc.messages import Headers, RequestCommand
+from relay.exceptions import (
+    BadRequest,
+    EntityNotFound,
+    InvalidListenerResponse,
+    ListenerGone,
+    ListenerTimeout,
+    MessageTooLarge,
+    RelayError,
+)
 from relay.listeners import (
     INLINE_LIMIT,
     ListenerConnection,
     PendingRequest,
     RelayedReply,
 )
-from relay.messages import Headers, RequestCommand
-from relay.namespace import EntityKind, Rights
 from relay.routing import EntityState
 from relay.sender_io import SenderReply, SenderRequest
 from soap.envelope import SoapVersion

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
+from hc.entities import ClientAuthorization, Discovery, EntityKind, Rights
+from hc.headers import find_token, query_pairs
+from hc.sas import Grant
 from relay.exceptions import AuthError, BadRequest, EntityNotFound, RelayError, Throttled
-from relay.headers import find_token, query_pairs
 from relay.listeners import INLINE_LIMIT, ListenerConnection
-from relay.namespace import ClientAuthorization, Discovery, EntityKind, Rights
 from relay.rawws import FrameSink
 from relay.routing import EntityState, normalize_path
-from relay.sas import Grant
 
 if TYPE_CHECKING:
     from relay.server import RelayServer
@@ -97,7 +97,7 @@ def _create_dynamic(
         raise EntityNotFound(f"no entity {path!r} in this namespace")
     if token is None:
         raise AuthError("a SAS token is required to listen")
-    grant = server.verifier.verify(
+    grant = server.verify(
         token, server.resource(request, path), Rights.LISTEN, server.config.rules
     )
     if Rights.MANAGE not in grant.rights:

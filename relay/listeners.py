@@ -35,18 +35,18 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from relay.exceptions import (
-    InvalidListenerResponse,
-    ListenerGone,
-    MalformedMessage,
-    ProtocolViolation,
-    RelayError,
-)
-from relay.messages import (
+from hc.exceptions import MalformedMessage
+from hc.messages import (
     RenewTokenCommand,
     RequestCommand,
     ResponseCommand,
     parse_listener_command,
+)
+from relay.exceptions import (
+    InvalidListenerResponse,
+    ListenerGone,
+    ProtocolViolation,
+    RelayError,
 )
 from relay.rawws import FrameSink, Opcode
 

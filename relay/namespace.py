@@ -1,24 +1,23 @@
 """The namespace model: SAS rules, entities and the namespace that holds them.
 
 Plain frozen dataclasses with no I/O; ``relay.config`` builds them from TOML and
-the server consults them on every connection.
+the server consults them on every connection.  The words they are written in
+(entity kinds, discovery, rights) are the protocol's and live in :mod:`hc.entities`.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
+
+from hc.entities import Discovery, EntityKind, Rights
 
 __all__ = [
     "DEFAULT_EVENT_MAX_MESSAGE_SIZE",
     "DEFAULT_MAX_LISTENERS",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_TIMEOUT",
-    "Discovery",
     "EntityConfig",
-    "EntityKind",
     "NamespaceConfig",
-    "Rights",
     "SasRule",
 ]
 
@@ -29,49 +28,6 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 DEFAULT_EVENT_MAX_MESSAGE_SIZE = 64 * 1024
 #: Longest entity path (Azure's limit for a Hybrid Connection name is 260 characters).
 MAX_PATH_LENGTH = 260
-
-
-class Rights(enum.Flag):
-    """SAS rights; ``MANAGE`` implies both others (PROTOCOL.md §2)."""
-
-    NONE = 0
-    LISTEN = enum.auto()
-    SEND = enum.auto()
-    MANAGE = enum.auto()
-
-    @classmethod
-    def parse(cls, names: list[str] | tuple[str, ...]) -> Rights:
-        """``["Listen", "Send"]`` -> ``LISTEN | SEND``; raises ``ValueError`` on unknown names."""
-        rights = cls.NONE
-        for name in names:
-            member = cls.__members__.get(name.strip().upper(), cls.NONE)
-            if member is cls.NONE:  # "None" is not a right a rule can grant
-                raise ValueError(f"unknown right {name!r} (expected Listen, Send or Manage)")
-            rights |= member
-        return rights
-
-    def grants(self, needed: Rights) -> bool:
-        """True when these rights include ``needed`` (Manage counts as Listen and Send)."""
-        effective = self | (Rights.LISTEN | Rights.SEND) if Rights.MANAGE in self else self
-        return needed in effective
-
-
-class EntityKind(enum.Enum):
-    REQUEST_RESPONSE = "request-response"
-    ONEWAY = "oneway"
-    EVENT = "event"
-
-
-class Discovery(enum.Enum):
-    PUBLIC = "public"
-    PRIVATE = "private"
-
-
-class ClientAuthorization(enum.Enum):
-    """``sb-relay-client-auth`` on a dynamic entity's first listener (PROTOCOL.md §6)."""
-
-    REQUIRED = "required"
-    NONE = "none"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,12 @@ from aiohttp import web
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
-from relay.wsframes import FrameSplitter, frame_header
+from hc.frames import FrameSplitter, frame_header
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the C extension ships in websockets' wheels
+    from websockets.utils import apply_mask
 
 __all__ = ["CLOSE_TIMEOUT", "Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key", "server_frame"]
 
@@ -107,7 +112,7 @@ class RawWebSocket:
         self._transport = transport
         self._http = request.protocol
         self._proto = Protocol(Side.SERVER, state=State.OPEN, max_size=None)
-        self._splitter = FrameSplitter()  # so that no frame is held whole (wsframes)
+        self._splitter = FrameSplitter(apply_mask)  # no frame held whole (hc.frames)
         self._frames: deque[Frame] = deque()
         self._waiters: list[asyncio.Future[None]] = []
         self._eof = False

@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from hc.exceptions import MalformedMessage
+from hc.messages import ResponseCommand, parse_listener_command
 from relay import ws_senders
 from relay.exceptions import (
     ListenerGone,
-    MalformedMessage,
     MessageTooLarge,
     ProtocolViolation,
     RelayError,
     RendezvousRejected,
 )
 from relay.listeners import PendingRequest, RelayedReply
-from relay.messages import ResponseCommand, parse_listener_command
 from relay.rawws import Opcode, RawWebSocket
 
 if TYPE_CHECKING:

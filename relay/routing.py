@@ -17,13 +17,14 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from hc.entities import Discovery, EntityKind
 from relay.exceptions import (
     BadRequest,
     ListenerQuotaExceeded,
     NoListener,
     RendezvousRejected,
 )
-from relay.namespace import MAX_PATH_LENGTH, Discovery, EntityConfig, EntityKind, NamespaceConfig
+from relay.namespace import MAX_PATH_LENGTH, EntityConfig, NamespaceConfig
 
 __all__ = [
     "EntityRegistry",

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from hc.messages import Headers
 from relay.error_body import new_tracking_id
 from relay.exceptions import RequestTimeout
-from relay.messages import Headers
 from relay.request_head import refusal
 
 if TYPE_CHECKING:

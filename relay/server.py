@@ -29,6 +29,10 @@ from typing import Any
 from aiohttp import HttpVersion10, HttpVersion11, web
 from multidict import CIMultiDict
 
+from hc.entities import Discovery, Rights
+from hc.exceptions import HcError
+from hc.headers import reason_phrase
+from hc.sas import Grant, Resource, SasVerifier
 from relay import cors, http_senders, listen, rendezvous, ws_senders
 from relay.client_errors import AiohttpLogger, ClientErrorLog, GuardedHandler
 from relay.discovery import FeedEntry, render_feed
@@ -41,13 +45,13 @@ from relay.exceptions import (
     RequestTimeout,
     Throttled,
     VersionNotSupported,
+    from_hc,
 )
 from relay.front import Front
 from relay.front_wire import FrontLimits
-from relay.headers import reason_phrase
 from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import ListenerConnection, PendingRequest
-from relay.namespace import Discovery, NamespaceConfig, Rights
+from relay.namespace import NamespaceConfig, SasRule
 from relay.request_head import check_absolute_target, host_name, refusal
 from relay.routing import (
     EntityRegistry,
@@ -55,7 +59,6 @@ from relay.routing import (
     FailureLimiter,
     RendezvousTable,
 )
-from relay.sas import Grant, Resource, SasVerifier
 from relay.sender_io import AiohttpReply, AiohttpSender, SenderRequest
 from relay.ws_senders import PendingAccept
 
@@ -348,7 +351,16 @@ class RelayServer:
                 return None
             raise AuthError("a SAS token is required (ServiceBusAuthorization header or sb-hc-token)")
         rules = (*state.config.rules, *self.config.rules)
-        return self.verifier.verify(token, self.resource(request, state.path), needed, rules)
+        return self.verify(token, self.resource(request, state.path), needed, rules)
+
+    def verify(
+        self, token: str, target: Resource, needed: Rights, rules: tuple[SasRule, ...]
+    ) -> Grant:
+        """``hc.sas`` verification, its errors as the relay's (401 or 403, with their codes)."""
+        try:
+            return self.verifier.verify(token, target, needed, rules)
+        except HcError as exc:
+            raise from_hc(exc) from exc
 
     # -- discovery -----------------------------------------------------------------
 

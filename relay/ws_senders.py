@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from hc.entities import Rights
+from hc.headers import TokenLocation, find_token, query_pairs
+from hc.messages import AcceptCommand
 from relay.exceptions import (
     BadRequest,
     EntityNotFound,
@@ -25,10 +28,7 @@ from relay.exceptions import (
     ListenerTimeout,
     RelayError,
 )
-from relay.headers import TokenLocation, find_token, query_pairs
 from relay.listeners import ListenerConnection
-from relay.messages import AcceptCommand
-from relay.namespace import Rights
 from relay.rawws import Opcode, RawWebSocket, close_of
 from relay.routing import EntityState
 

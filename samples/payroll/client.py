@@ -37,8 +37,9 @@ from bindings import (
     relay_client,
 )
 from bindings.binding import EndToEndSecurityMode
-from bindings.connection_string import ENV_VAR, ConnectionString
+from bindings.settings import ENV_VAR
 from bindings.spyne_host import spyne_wsgi
+from hc.connection_string import ConnectionString
 from samples.payroll import credentials
 
 #: The signed service's binding, as the listener has it: WS-Security signatures both ways.

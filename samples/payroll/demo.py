@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bindings.connection_string import ENV_VAR, ConnectionString
+from bindings.settings import ENV_VAR
+from hc.connection_string import ConnectionString
 from samples.payroll import client, credentials
 from samples.payroll.processes import DemoFailure, Processes
 

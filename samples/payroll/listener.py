@@ -35,8 +35,9 @@ from bindings import (
     WS2007HttpRelayBinding,
 )
 from bindings.binding import EndToEndSecurityMode
-from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import BindingError
+from bindings.settings import ENV_VAR
+from hc.connection_string import ConnectionString
 from samples.payroll import credentials, services
 from soap.exceptions import SoapError
 

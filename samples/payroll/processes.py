@@ -82,8 +82,8 @@ class Processes:
             raise DemoFailure("; ".join(failures))
 
     def start_relay(self, config: Path) -> str:
-        """Start ``python -m relay serve`` on a free port; return its base URL."""
-        argv = ["-m", "relay", "serve", "--config", str(config), "--log-level", "WARNING"]
+        """Start ``python -m soaprelay serve`` on a free port; return its base URL."""
+        argv = ["-m", "soaprelay", "serve", "--config", str(config), "--log-level", "WARNING"]
         return self._start("relay", argv, {}).wait_for("soaprelay: listening on ")
 
     def start_listener(self, service: str, args: list[str], env: dict[str, str]) -> str:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bindings.connection_string import ENV_VAR
 from bindings.listener import HybridConnectionListener
+from bindings.settings import ENV_VAR
 
 
 @pytest.fixture(autouse=True)

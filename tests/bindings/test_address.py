@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bindings.address import RelayAddress
-from bindings.connection_string import ConnectionString
 from bindings.exceptions import ConfigurationError
+from hc.connection_string import ConnectionString
 
 
 @pytest.mark.parametrize(

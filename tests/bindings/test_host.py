@@ -15,12 +15,12 @@ from bindings import (
     WebHttpRelayBinding,
 )
 from bindings.acknowledge import Acknowledging
-from bindings.connection_string import ENV_VAR
 from bindings.exceptions import ConfigurationError, HostOpenTimeout, RelayUnreachable
 from bindings.handler import RelayedRequest, RelayedResponse
+from bindings.settings import ENV_VAR
 from bindings.tokens import FixedTokenProvider, SharedAccessKeyTokenProvider
 from bindings.wsgi_host import WsgiHandler
-from relay.sas import create_token
+from hc.sas import create_token
 from samples.payroll.services import payroll_app
 
 CS = "Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=Root;SharedAccessKey=k;EntityPath=payroll"

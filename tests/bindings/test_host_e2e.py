@@ -31,8 +31,8 @@ from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.oneway import oneway
 from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_transport import relay_client
+from hc.sas import SasToken, create_token
 from relay.namespace import EntityConfig
-from relay.sas import SasToken, create_token
 from relay.server import RelayServer
 from samples.payroll.services import payroll_app
 from tests.support.relay import (
@@ -291,7 +291,7 @@ def test_the_forwarder_hosts_a_local_service(relay: RelayThread, local_service: 
 
 
 def test_soaprelay_forward_runs_until_sigint(relay: RelayThread, local_service: str) -> None:
-    command = [sys.executable, "-m", "relay", "forward", "--connection-string",
+    command = [sys.executable, "-m", "soaprelay", "forward", "--connection-string",
                relay.connection_string, "--entity", "legacy", "--to", local_service]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as process:

@@ -9,7 +9,7 @@ import requests
 from lxml import etree
 
 from bindings import BasicHttpRelayBinding, RelayServiceHost, TokenProvider, relay_client
-from bindings.connection_string import ENV_VAR
+from bindings.settings import ENV_VAR
 from relay.discovery import ATOM_NS
 from samples.payroll.services import payroll_app
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread

@@ -28,8 +28,8 @@ from bindings.listener import HybridConnectionListener
 from bindings.reconnect import Backoff, ReconnectPolicy
 from bindings.status import HostStatus
 from bindings.tokens import SecurityToken, TokenProvider
-from relay.messages import AcceptCommand
-from relay.sas import SasToken
+from hc.messages import AcceptCommand
+from hc.sas import SasToken
 from tests.bindings.fake_hc_relay import (
     ScriptedRelay,
     recv_bytes,

@@ -12,8 +12,8 @@ from bindings.tokens import (
     SharedAccessKeyTokenProvider,
     TokenProvider,
 )
-from relay.exceptions import MalformedToken
-from relay.sas import SasToken, create_token
+from hc.exceptions import MalformedToken
+from hc.sas import SasToken, create_token
 
 KEY_NAME, KEY = "Root", "dGVzdGtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAwMA=="
 PAYROLL, TIMESHEET = "http://127.0.0.1:9350/payroll", "http://127.0.0.1:9350/timesheet"

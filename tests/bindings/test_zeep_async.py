@@ -19,7 +19,7 @@ from bindings.exceptions import RelayTransportError
 from bindings.spyne_host import SpyneRelayApp, spyne_wsgi
 from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_async import relay_async_client
-from relay.sas import SasToken
+from hc.sas import SasToken
 from samples.payroll.services import Recorder, payroll12_app, payroll_app, timesheet_app
 from tests.bindings.http_fake_relay import Canned, FakeRelay, fake_relay
 

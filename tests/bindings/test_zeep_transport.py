@@ -19,12 +19,12 @@ from bindings.binding import (
     NetOnewayRelayBinding,
     WS2007HttpRelayBinding,
 )
-from bindings.connection_string import ENV_VAR
 from bindings.exceptions import BindingError, RelayTransportError
+from bindings.settings import ENV_VAR
 from bindings.spyne_host import SpyneRelayApp, spyne_wsgi
 from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_transport import Audience, relay_client
-from relay.sas import SasToken
+from hc.sas import SasToken
 from samples.payroll.services import Recorder, payroll12_app, payroll_app, timesheet_app
 from soap import ns
 from soap.envelope import SoapVersion

@@ -26,8 +26,8 @@ from spyne import Application, Double, ServiceBase, Unicode, rpc
 from spyne.protocol.soap import Soap11
 
 from bindings import BasicHttpRelayBinding, RelayServiceHost
-from bindings.connection_string import ConnectionString
 from bindings.status import HostStatus
+from hc.connection_string import ConnectionString
 
 TNS = "urn:soap-relay:chaos"
 

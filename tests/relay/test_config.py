@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from hc.entities import Discovery, EntityKind, Rights
 from relay.config import load_config
 from relay.exceptions import ConfigError
 from relay.namespace import (
     DEFAULT_EVENT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
-    Discovery,
-    EntityKind,
     NamespaceConfig,
-    Rights,
 )
 
 KEY = "k" * 44

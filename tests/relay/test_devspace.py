@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bindings.connection_string import ConnectionString
+from hc.connection_string import ConnectionString
+from hc.entities import Rights
 from relay.devspace import (
     KEYS_FILE,
     ROOT_RULE_NAME,
@@ -18,7 +19,6 @@ from relay.devspace import (
     dev_namespace,
 )
 from relay.exceptions import ConfigError
-from relay.namespace import Rights
 
 
 def _mode(path: Path) -> int:

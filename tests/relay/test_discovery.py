@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from lxml import etree
 
+from hc.entities import EntityKind
 from relay.discovery import ATOM_NS, KIND_SCHEME, MEDIA_TYPE, FeedEntry, render_feed
-from relay.namespace import EntityKind
 
 A = {"a": ATOM_NS}
 WHEN = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from hc.entities import EntityKind
 from relay.config import load_config
 from relay.exceptions import ConfigError
-from relay.namespace import EntityConfig, EntityKind
+from relay.namespace import EntityConfig
 from tests.conftest import RelayFactory
 from tests.relay.test_front import read_response
 from tests.relay.test_front_hardening import head, status_of

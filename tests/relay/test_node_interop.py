@@ -1,7 +1,7 @@
 """The relay against Microsoft's unmodified npm packages, run with node.
 
 hyco-https listeners are covered in interop_tests/node; here: a hyco-ws sender
-talking to a Python listener, createRelayToken tokens verified by ``relay.sas``,
+talking to a Python listener, createRelayToken tokens verified by ``hc.sas``,
 and hyco-ws's reconnect storm against a refused token.
 """
 
@@ -16,8 +16,9 @@ import sys
 import pytest
 import websockets
 
-from relay.namespace import Rights, SasRule
-from relay.sas import Resource, SasVerifier
+from hc.entities import Rights
+from hc.sas import Resource, SasVerifier
+from relay.namespace import SasRule
 from tests.relay.test_server_websockets import accepting_listener
 from tests.support.node import NODE_DIR, NODE_SKIP_REASON, node_available, run_node
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayHandle

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
+from hc.entities import EntityKind
 from relay.exceptions import BadRequest, ListenerQuotaExceeded, NoListener, RendezvousRejected
-from relay.namespace import EntityConfig, EntityKind, NamespaceConfig
+from relay.namespace import EntityConfig, NamespaceConfig
 from relay.routing import EntityRegistry, FailureLimiter, RendezvousTable, normalize_path
 
 

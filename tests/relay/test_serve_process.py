@@ -16,12 +16,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from relay.sas import create_token
+from hc.sas import create_token
 from tests.support.raw_listener import RawListener
 
 ROOT = Path(__file__).resolve().parents[2]
-_SCRIPT = Path(sys.executable).with_name("soaprelay")
-SOAPRELAY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "relay"]
+#: ``python -m soaprelay`` rather than the console script: an installed ``soaprelay``
+#: script may belong to another checkout, and PYTHONPATH picks this one.
+SOAPRELAY = [sys.executable, "-m", "soaprelay"]
 LISTENING = "soaprelay: listening on "
 CONNECTION_STRING = "soaprelay: connection string: "
 

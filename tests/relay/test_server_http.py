@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from relay.namespace import EntityConfig, EntityKind, Rights, SasRule
-from relay.sas import create_token
+from hc.entities import EntityKind, Rights
+from hc.sas import create_token
+from relay.namespace import EntityConfig, SasRule
 from tests.support.raw_listener import RawListener, Reply
 from tests.support.relay import RelayHandle
 

@@ -12,10 +12,11 @@ import websockets
 from lxml import etree
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from hc.entities import Discovery, Rights
+from hc.sas import create_token
 from relay.listeners import ListenerConnection
-from relay.namespace import Discovery, EntityConfig, Rights, SasRule
+from relay.namespace import EntityConfig, SasRule
 from relay.routing import FailureLimiter
-from relay.sas import create_token
 from tests.support.raw_listener import RawListener
 from tests.support.relay import RelayHandle
 

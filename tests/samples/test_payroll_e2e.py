@@ -22,8 +22,8 @@ from bindings import (
     WS2007HttpRelayBinding,
     relay_client,
 )
-from bindings.connection_string import ConnectionString
 from bindings.exceptions import RelayTransportError
+from hc.connection_string import ConnectionString
 from samples.payroll import services
 from samples.payroll.client import contract_client
 from soap import ns

@@ -20,9 +20,9 @@ from bindings import (
     TokenProvider,
     relay_client,
 )
-from bindings.connection_string import ConnectionString
+from hc.connection_string import ConnectionString
+from hc.sas import create_token
 from relay.namespace import EntityConfig
-from relay.sas import create_token
 from samples.payroll import services
 from samples.payroll.client import contract_client
 from tests.support.relay import RelayThread, make_namespace

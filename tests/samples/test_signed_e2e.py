@@ -31,12 +31,12 @@ from bindings.binding import (
     RelayBinding,
     WS2007HttpRelayBinding,
 )
-from bindings.connection_string import ConnectionString
 from bindings.exceptions import UntrustedResponse
 from bindings.host import RelayServiceHost
 from bindings.spyne_host import spyne_wsgi
 from bindings.wssecurity import MessageSecurity
 from bindings.zeep_transport import relay_client
+from hc.connection_string import ConnectionString
 from samples.payroll import client as sample_client
 from samples.payroll import credentials, listener, services
 from soap import ns

@@ -25,13 +25,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from relay.sas import create_token
+from hc.sas import create_token
 
 __all__ = ["Child", "Children", "RelayProcess", "child_env"]
 
 ROOT = Path(__file__).resolve().parents[2]
-_SCRIPT = Path(sys.executable).with_name("soaprelay")
-SOAPRELAY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "relay"]
+#: ``python -m soaprelay`` rather than the console script: an installed ``soaprelay``
+#: script may belong to another checkout, and PYTHONPATH picks this one.
+SOAPRELAY = [sys.executable, "-m", "soaprelay"]
 LISTENING = "soaprelay: listening on "
 CONNECTION_STRING = "soaprelay: connection string: "
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")

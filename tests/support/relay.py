@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Self
 
-from relay.namespace import EntityConfig, NamespaceConfig, Rights, SasRule
-from relay.sas import create_token
+from hc.entities import Rights
+from hc.sas import create_token
+from relay.namespace import EntityConfig, NamespaceConfig, SasRule
 from relay.server import RelayServer
 
 TEST_KEY_NAME = "RootManageSharedAccessKey"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.exceptions import MalformedMessage
+from hc.exceptions import MalformedMessage
 
 __all__ = [
     "AcceptCommand",

@@ -1,12 +1,12 @@
-"""Connection strings in Azure's format, plus UseTls and the loopback rule."""
+"""hc.connection_string: Azure's format, plus UseTls and the loopback rule. No I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from bindings.connection_string import ENV_VAR, ConnectionString
-from bindings.exceptions import BindingError, ConfigurationError
-from relay.sas import create_token
+from hc.connection_string import ConnectionString
+from hc.exceptions import HcError, InvalidConnectionString
+from hc.sas import create_token
 
 KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY0o="
 TOKEN = create_token("http://relay.example.com/payroll", "Root", KEY, now=1_700_000_000)
@@ -108,33 +108,6 @@ def test_with_entity_and_audience() -> None:
     assert local.audience("payroll") == "http://127.0.0.1:9350/payroll"
 
 
-def test_from_env() -> None:
-    assert ConnectionString.from_env({ENV_VAR: CS}) == ConnectionString.parse(CS)
-    with pytest.raises(ConfigurationError, match=f"{ENV_VAR} is not set"):
-        ConnectionString.from_env({})
-    with pytest.raises(ConfigurationError, match="is not set"):
-        ConnectionString.from_env({ENV_VAR: "  "})
-
-
-def test_env_default_is_for_its_own_relay_only() -> None:
-    local = "Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=R;SharedAccessKey=k"
-    env = {ENV_VAR: local}
-    assert ConnectionString.env_default(None, env) == ConnectionString.parse(local)
-    assert ConnectionString.env_default("http://127.0.0.1:9350", env) is not None
-    assert ConnectionString.env_default("HTTP://127.0.0.1:9350/", env) is not None
-    assert ConnectionString.env_default("http://127.0.0.1:9351", env) is None
-    assert ConnectionString.env_default("https://127.0.0.1:9350", env) is None
-    assert ConnectionString.env_default(None, {}) is None
-    with pytest.raises(ConfigurationError, match=f"^environment variable {ENV_VAR}: "):
-        ConnectionString.env_default(None, {ENV_VAR: "Endpoint=sb://h/"})
-
-
-def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_VAR, CS)
-
-    assert ConnectionString.from_env().key == KEY
-
-
 BAD = {
     "empty": ("", "lacks Endpoint"),
     "no-endpoint": (f"SharedAccessKeyName=R;SharedAccessKey={KEY}", "lacks Endpoint"),
@@ -171,16 +144,16 @@ BAD = {
 
 @pytest.mark.parametrize(("text", "reason"), BAD.values(), ids=BAD.keys())
 def test_bad_connection_strings(text: str, reason: str) -> None:
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(InvalidConnectionString) as caught:
         ConnectionString.parse(text)
 
     assert reason in str(caught.value)
     assert KEY not in str(caught.value)
-    assert isinstance(caught.value, BindingError)
+    assert isinstance(caught.value, HcError) and isinstance(caught.value, ValueError)
 
 
 def test_direct_construction_is_validated() -> None:
-    with pytest.raises(ConfigurationError, match="';'"):
+    with pytest.raises(InvalidConnectionString, match="';'"):
         ConnectionString("sb://h/", key_name="R", key="a;b")
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidConnectionString):
         ConnectionString.parse(CS).with_entity("a#b")

@@ -19,13 +19,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from relay.exceptions import AccessDenied, AuthError, MalformedToken
-from relay.namespace import Rights, SasRule
+from hc.entities import Rights
+from hc.exceptions import AccessDenied, MalformedToken, TokenRejected
 
 __all__ = [
     "Grant",
+    "KeyRule",
     "Resource",
     "SasToken",
     "SasVerifier",
@@ -121,6 +123,23 @@ class Resource:
         return other.path.startswith(self.path + "/")
 
 
+class KeyRule(Protocol):
+    """What the verifier needs of a rule: a named key and the rights it grants.
+
+    The relay's configured rules (``relay.namespace.SasRule``) are one such type;
+    rules compare by value: a changed rule invalidates the caches.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def rights(self) -> Rights: ...
+
+
 @dataclass(frozen=True)
 class Grant:
     """What a verified token allows."""
@@ -144,14 +163,16 @@ class SasVerifier:
 
     def __init__(self, clock: Callable[[], float] = time.time, cache_size: int = 4096) -> None:
         self._clock = clock
-        self._cache: OrderedDict[str, tuple[SasToken, SasRule]] = OrderedDict()
-        self._grants: dict[tuple[str, Resource, Rights], tuple[Grant, SasRule]] = {}
+        self._cache: OrderedDict[str, tuple[SasToken, KeyRule]] = OrderedDict()
+        self._grants: dict[tuple[str, Resource, Rights], tuple[Grant, KeyRule]] = {}
         self._cache_size = cache_size
 
     def verify(
-        self, text: str, target: Resource, needed: Rights, rules: Iterable[SasRule]
+        self, text: str, target: Resource, needed: Rights, rules: Iterable[KeyRule]
     ) -> Grant:
-        """Check ``text`` grants ``needed`` on ``target``; raise ``AuthError``/``AccessDenied``."""
+        """Check ``text`` grants ``needed`` on ``target``; raise ``TokenRejected``/``AccessDenied``
+
+        A token that cannot be parsed raises ``MalformedToken``.."""
         rules = tuple(rules)
         key = (text, target, needed)
         known = self._grants.get(key)
@@ -159,7 +180,7 @@ class SasVerifier:
             return known[0]
         token, rule = self._authenticate(text, rules)
         if token.expiry <= self._clock():
-            raise AuthError("SAS token has expired")
+            raise TokenRejected("SAS token has expired")
         resource = token.resource
         if not resource.covers(target):
             raise AccessDenied(f"token is not valid for {target.path}")
@@ -171,7 +192,7 @@ class SasVerifier:
         self._grants[key] = (grant, rule)
         return grant
 
-    def _authenticate(self, text: str, rules: tuple[SasRule, ...]) -> tuple[SasToken, SasRule]:
+    def _authenticate(self, text: str, rules: tuple[KeyRule, ...]) -> tuple[SasToken, KeyRule]:
         cached = self._cache.get(text)
         if cached is not None and cached[1] in rules:
             self._cache.move_to_end(text)
@@ -182,10 +203,10 @@ class SasVerifier:
                 self._remember(text, token, rule)
                 return token, rule
         if not any(rule.name == token.key_name for rule in rules):
-            raise AuthError(f"unknown key name {token.key_name!r}")
-        raise AuthError("SAS token signature does not match")
+            raise TokenRejected(f"unknown key name {token.key_name!r}")
+        raise TokenRejected("SAS token signature does not match")
 
-    def _remember(self, text: str, token: SasToken, rule: SasRule) -> None:
+    def _remember(self, text: str, token: SasToken, rule: KeyRule) -> None:
         self._cache[text] = (token, rule)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

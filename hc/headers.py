@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
-from relay.messages import Headers
+from hc.messages import Headers
 
 __all__ = [
     "FRAMING_HEADERS",

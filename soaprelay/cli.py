@@ -3,6 +3,10 @@
 Exit codes: 0 success, 1 the command failed at run time (e.g. the port is in
 use), 2 bad arguments or config, 130 interrupted.  User errors print one line,
 ``soaprelay: error: ...``, on stderr and never a traceback.
+
+This package sits above the two sides: ``serve`` runs the relay
+(:func:`relay.server.run`), ``forward`` runs an on-premises forwarder from
+:mod:`bindings`.  Neither of those imports the other, nor this package.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from bindings.connection_string import ENV_VAR, ConnectionString
 from bindings.exceptions import BindingError, ConfigurationError
+from bindings.settings import ENV_VAR, connection_string_from_env, parse_connection_string
+from hc.connection_string import ConnectionString
+from hc.sas import create_token
 from relay import __version__
 from relay.config import load_config
 from relay.devspace import dev_connection_string, dev_namespace
 from relay.exceptions import ConfigError
 from relay.namespace import NamespaceConfig
-from relay.sas import create_token
 
 __all__ = ["build_parser", "main"]
 
@@ -255,10 +260,10 @@ def _forward(args: argparse.Namespace) -> int:
 
 def _connection_string(args: argparse.Namespace) -> ConnectionString:
     if args.connection_string is not None:
-        return ConnectionString.parse(args.connection_string)
+        return parse_connection_string(args.connection_string)
     if not os.environ.get(ENV_VAR, "").strip():
         raise _UsageError(f"no connection string: pass --connection-string or set {ENV_VAR}")
-    return ConnectionString.from_env()
+    return connection_string_from_env()
 
 
 def _port(text: str) -> int:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.exceptions import MalformedMessage
-from relay.messages import (
+from hc.exceptions import MalformedMessage
+from hc.messages import (
     AcceptCommand,
     RenewTokenCommand,
     RequestCommand,

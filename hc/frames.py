@@ -17,22 +17,38 @@ the identity, so the payload is not touched again)::
     [BINARY mask=0 len=2Mi | 2 MiB]  [FIN CONT mask=0 len=1Mi | 1 MiB]
 
 Control frames (at most 125 bytes, never fragmented) always pass whole.
+
+Unmasking is the only work on the payload.  The module's own :func:`apply_mask`
+is pure Python (one big-integer XOR per piece); a shell with a faster one at
+hand (websockets' C ``speedups``) passes it to :class:`FrameSplitter`.
 """
 
 from __future__ import annotations
 
-from websockets.frames import Opcode
+from collections.abc import Callable
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - the C extension ships in websockets' wheels
-    from websockets.utils import apply_mask
+__all__ = ["FrameSplitter", "Mask", "apply_mask", "frame_header"]
 
-__all__ = ["FrameSplitter", "frame_header"]
+#: ``apply_mask(data, key)``: ``data`` XOR the 4-byte ``key`` repeated (RFC 6455 §5.3).
+Mask = Callable[[bytes, bytes], bytes]
 
 #: A frame at most this long is passed on whole, as it came, once it has arrived.
 PASS_WHOLE = 256 * 1024
 _ZERO_MASK = b"\0\0\0\0"
+#: Opcodes (RFC 6455 §5.2): continuation, and the first control one (Close).
+OP_CONT = 0x0
+OP_CLOSE = 0x8
+
+
+def apply_mask(data: bytes, key: bytes) -> bytes:
+    """``data`` XOR ``key`` repeated over its length: masks and unmasks alike."""
+    size = len(data)
+    if not size:
+        return b""
+    stream = (key * (size // 4 + 1))[:size]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        size, "little"
+    )
 
 
 def frame_header(first_byte: int, length: int, *, masked: bool) -> bytes:
@@ -51,9 +67,13 @@ class FrameSplitter:
 
     Malformed input (an unmasked frame, a bad length) is passed on unchanged for
     the ``Protocol`` behind to reject.
+
+    Args:
+        unmask: the masking function; :func:`apply_mask` by default.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, unmask: Mask = apply_mask) -> None:
+        self._unmask = unmask
         self._buffer = bytearray()
         self._remaining = 0  # payload bytes of the current split frame still to come
         self._first_byte = 0  # FIN/RSV/opcode of the frame being split
@@ -97,7 +117,7 @@ class FrameSplitter:
         if len(buffer) < at + 4:
             return False
         total = at + 4 + length
-        if length <= PASS_WHOLE or first & 0x0F >= Opcode.CLOSE.value:
+        if length <= PASS_WHOLE or first & 0x0F >= OP_CLOSE:
             if len(buffer) < total:
                 return False
             out.append(bytes(buffer[:total]))
@@ -113,7 +133,7 @@ class FrameSplitter:
         take = min(self._remaining, len(self._buffer))
         rotation = self._offset % 4
         mask = self._mask[rotation:] + self._mask[:rotation]
-        payload = apply_mask(bytes(self._buffer[:take]), mask)
+        payload = self._unmask(bytes(self._buffer[:take]), mask)
         del self._buffer[:take]
         first_piece = self._offset == 0
         self._offset += take
@@ -122,5 +142,5 @@ class FrameSplitter:
         if first_piece:
             first_byte = fin | (self._first_byte & 0x7F)  # RSV and opcode as sent
         else:
-            first_byte = fin | Opcode.CONT.value
+            first_byte = fin | OP_CONT
         out.append(frame_header(first_byte, take, masked=True) + _ZERO_MASK + payload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.headers import (
+from hc.headers import (
     TokenLocation,
     find_token,
     forwarded_request_headers,

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from bindings.connection_string import ENV_VAR, ConnectionString
+from bindings.settings import ENV_VAR
+from hc.connection_string import ConnectionString
+from hc.entities import Rights
+from hc.exceptions import AccessDenied
+from hc.sas import Resource, SasToken, SasVerifier, create_token
 from relay import __version__
-from relay.cli import main
-from relay.exceptions import AccessDenied
-from relay.namespace import NamespaceConfig, Rights, SasRule
-from relay.sas import Resource, SasToken, SasVerifier, create_token
+from relay.namespace import NamespaceConfig, SasRule
+from soaprelay.cli import main
 
 KEY = "c2VjcmV0LWtleS1mb3ItdGhlLWNsaS10ZXN0cy0wMDAwMA=="
 CS = f"Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=Root;SharedAccessKey={KEY}"

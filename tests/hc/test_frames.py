@@ -1,4 +1,4 @@
-"""relay.wsframes: re-framing keeps every message and never holds a frame whole. No sockets."""
+"""hc.frames: re-framing keeps every message and never holds a frame whole. No sockets."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 from websockets.streams import StreamReader
 
-from relay import wsframes
-from relay.wsframes import FrameSplitter
+import hc.frames
+from hc.frames import FrameSplitter
 
 
 def client_bytes(frames: list[Frame]) -> bytes:
@@ -92,12 +92,12 @@ def test_messages_survive_any_reads_and_any_pass_whole_limit(
         reads.append(original[at : at + cut])
         at += cut
     reads.append(original[at:])
-    saved, wsframes.PASS_WHOLE = wsframes.PASS_WHOLE, pass_whole
+    saved, hc.frames.PASS_WHOLE = hc.frames.PASS_WHOLE, pass_whole
     try:
         splitter = FrameSplitter()
         out = [splitter.feed(chunk) for chunk in reads]
     finally:
-        wsframes.PASS_WHOLE = saved
+        hc.frames.PASS_WHOLE = saved
     assert messages(parse(out)) == messages(frames)
     for chunk, produced in zip(reads, out, strict=True):  # nothing bigger than a read + the held head
         assert all(size <= max(pass_whole, len(chunk)) or size <= 125 for size in frame_sizes(produced))
@@ -122,3 +122,25 @@ def test_unmasked_input_is_left_for_the_parser_to_refuse() -> None:
     splitter = FrameSplitter()
     assert splitter.feed(data) == data
     assert splitter.feed(b"more") == b"more"
+
+
+@given(st.binary(max_size=300), st.binary(min_size=4, max_size=4))
+def test_the_pure_mask_is_websockets_mask(data: bytes, key: bytes) -> None:
+    from websockets.utils import apply_mask as reference
+
+    assert hc.frames.apply_mask(data, key) == reference(data, key)
+    assert hc.frames.apply_mask(hc.frames.apply_mask(data, key), key) == data
+
+
+def test_the_splitter_uses_the_mask_it_is_given() -> None:
+    calls: list[int] = []
+
+    def counting(data: bytes, key: bytes) -> bytes:
+        calls.append(len(data))
+        return hc.frames.apply_mask(data, key)
+
+    payload = os.urandom(hc.frames.PASS_WHOLE + 10)
+    data = Frame(Opcode.BINARY, payload).serialize(mask=True)
+    out = FrameSplitter(counting).feed(data)
+    assert messages(parse([out])) == [(Opcode.BINARY, payload)]
+    assert sum(calls) == len(payload)

@@ -1,4 +1,4 @@
-"""Relay connection strings in Azure's format.
+"""Relay connection strings in Azure's format. No I/O.
 
 ::
 
@@ -19,28 +19,23 @@ development relay prints works as is::
     ('http://127.0.0.1:9350', 'payroll')
 
 ``str()`` gives the connection string back, key included; ``repr()`` never shows
-the key or the signature.
+the key or the signature.  Reading one from the environment is the bindings'
+business (``bindings.environment``): this module never looks at ``os.environ``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
-from bindings.exceptions import ConfigurationError
-from relay.exceptions import MalformedToken
-from relay.sas import SasToken
+from hc.exceptions import InvalidConnectionString, MalformedToken
+from hc.sas import SasToken
 
-__all__ = ["ENV_VAR", "ConnectionString"]
-
-#: The environment variable :meth:`ConnectionString.from_env` reads.
-ENV_VAR = "SOAPRELAY_CONNECTION_STRING"
+__all__ = ["ConnectionString"]
 
 _ENDPOINT = "Endpoint"
 _KEY_NAME = "SharedAccessKeyName"
@@ -73,7 +68,7 @@ class ConnectionString:
         explicit_use_tls: the ``UseTls`` value, or None when absent.
 
     Raises:
-        ConfigurationError: on any invalid part; the message never contains secrets.
+        InvalidConnectionString: on any invalid part; the message never contains secrets.
     """
 
     endpoint: str
@@ -87,14 +82,14 @@ class ConnectionString:
         self._split_endpoint()
         for label, value in self._text_fields():
             if value is not None and (not value or _BAD_VALUE_CHARS.search(value)):
-                raise ConfigurationError(
+                raise InvalidConnectionString(
                     f"{label} must be non-empty, without ';' or control characters"
                 )
         self._check_credentials()
         if self.entity_path is not None:
             path = self.entity_path.strip("/")
             if not path or _BAD_PATH_CHARS.search(path) or "//" in path:
-                raise ConfigurationError(
+                raise InvalidConnectionString(
                     f"{_ENTITY_PATH} {self.entity_path!r} is not a valid entity path"
                 )
             object.__setattr__(self, "entity_path", path)
@@ -110,7 +105,7 @@ class ConnectionString:
             The parsed connection string.
 
         Raises:
-            ConfigurationError: unknown, duplicate, empty or missing parts, a bad
+            InvalidConnectionString: unknown, duplicate, empty or missing parts, a bad
                 endpoint, or an incomplete credential.
         """
         values: dict[str, str] = {}
@@ -119,17 +114,17 @@ class ConnectionString:
                 continue
             name, sep, value = part.partition("=")
             if not sep:  # do not echo the part: it may be a piece of a key
-                raise ConfigurationError(f"connection string part {position} is not Name=Value")
+                raise InvalidConnectionString(f"connection string part {position} is not Name=Value")
             canonical = _NAMES.get(name.strip().lower())
             if canonical is None:
-                raise ConfigurationError(f"unknown connection string key {name.strip()[:40]!r}")
+                raise InvalidConnectionString(f"unknown connection string key {name.strip()[:40]!r}")
             if canonical in values:
-                raise ConfigurationError(f"connection string has {canonical} twice")
+                raise InvalidConnectionString(f"connection string has {canonical} twice")
             if not value.strip():
-                raise ConfigurationError(f"connection string {canonical} is empty")
+                raise InvalidConnectionString(f"connection string {canonical} is empty")
             values[canonical] = value.strip()
         if _ENDPOINT not in values:
-            raise ConfigurationError("connection string lacks Endpoint=sb://HOST[:PORT]/")
+            raise InvalidConnectionString("connection string lacks Endpoint=sb://HOST[:PORT]/")
         return cls(
             endpoint=values[_ENDPOINT],
             key_name=values.get(_KEY_NAME),
@@ -138,54 +133,6 @@ class ConnectionString:
             entity_path=values.get(_ENTITY_PATH),
             explicit_use_tls=_parse_bool(values[_USE_TLS]) if _USE_TLS in values else None,
         )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionString:
-        """Parse the ``SOAPRELAY_CONNECTION_STRING`` environment variable.
-
-        Args:
-            environ: the environment to read; ``os.environ`` by default.
-
-        Raises:
-            ConfigurationError: the variable is unset, empty or invalid.
-        """
-        text = (os.environ if environ is None else environ).get(ENV_VAR, "")
-        if not text.strip():
-            raise ConfigurationError(f"environment variable {ENV_VAR} is not set")
-        return cls._parse_env(text)
-
-    @classmethod
-    def _parse_env(cls, text: str) -> ConnectionString:
-        try:
-            return cls.parse(text)
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"environment variable {ENV_VAR}: {exc}") from None
-
-    @classmethod
-    def env_default(
-        cls, http_base: str | None = None, environ: Mapping[str, str] | None = None
-    ) -> ConnectionString | None:
-        """``SOAPRELAY_CONNECTION_STRING`` as the default credentials for a relay.
-
-        Args:
-            http_base: the relay a host or client talks to, ``http[s]://host:port``;
-                None accepts any relay.
-            environ: the environment to read; ``os.environ`` by default.
-
-        Returns:
-            The parsed variable; None when it is unset or empty, or when it names
-            another relay than ``http_base`` (its key signs tokens for its own relay only).
-
-        Raises:
-            ConfigurationError: the variable is set but invalid.
-        """
-        text = (os.environ if environ is None else environ).get(ENV_VAR, "")
-        if not text.strip():
-            return None
-        parsed = cls._parse_env(text)
-        if http_base is not None and parsed.http_base != http_base.lower().rstrip("/"):
-            return None
-        return parsed
 
     def __str__(self) -> str:
         parts = [(_ENDPOINT, self.endpoint), (_KEY_NAME, self.key_name), (_KEY, self.key)]
@@ -264,17 +211,17 @@ class ConnectionString:
         parts = _urlsplit(self.endpoint)
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
-            raise ConfigurationError(
+            raise InvalidConnectionString(
                 f"{_ENDPOINT} {self.endpoint!r} must start with sb://, http:// or https://"
             )
         try:
             host, port = parts.hostname, parts.port
         except ValueError:
-            raise ConfigurationError(f"{_ENDPOINT} {self.endpoint!r} has an invalid port") from None
+            raise InvalidConnectionString(f"{_ENDPOINT} {self.endpoint!r} has an invalid port") from None
         if not host or port == 0 or parts.username is not None:
-            raise ConfigurationError(f"{_ENDPOINT} {self.endpoint!r} must be scheme://HOST[:PORT]/")
+            raise InvalidConnectionString(f"{_ENDPOINT} {self.endpoint!r} must be scheme://HOST[:PORT]/")
         if parts.path.strip("/") or parts.query or parts.fragment:
-            raise ConfigurationError(
+            raise InvalidConnectionString(
                 f"{_ENDPOINT} {self.endpoint!r} must be the namespace root;"
                 f" put the entity in {_ENTITY_PATH}"
             )
@@ -283,15 +230,15 @@ class ConnectionString:
     def _check_credentials(self) -> None:
         if self.signature is not None:
             if self.key_name is not None or self.key is not None:
-                raise ConfigurationError(
+                raise InvalidConnectionString(
                     f"use either {_SIGNATURE} or {_KEY_NAME} and {_KEY}, not both"
                 )
             try:
                 SasToken.parse(self.signature)
             except MalformedToken as exc:
-                raise ConfigurationError(f"{_SIGNATURE} is not a valid SAS token: {exc}") from None
+                raise InvalidConnectionString(f"{_SIGNATURE} is not a valid SAS token: {exc}") from None
         elif self.key_name is None or self.key is None:
-            raise ConfigurationError(
+            raise InvalidConnectionString(
                 f"connection string needs {_KEY_NAME} and {_KEY} (or {_SIGNATURE})"
             )
 
@@ -300,13 +247,13 @@ def _urlsplit(url: str) -> SplitResult:
     try:
         return urlsplit(url.strip())
     except ValueError:  # e.g. an unclosed '[' of an IPv6 address
-        raise ConfigurationError(f"{_ENDPOINT} {url!r} is not a URL") from None
+        raise InvalidConnectionString(f"{_ENDPOINT} {url!r} is not a URL") from None
 
 
 def _parse_bool(text: str) -> bool:
     lowered = text.lower()
     if lowered not in ("true", "false"):
-        raise ConfigurationError(f"{_USE_TLS} must be true or false, not {text[:20]!r}")
+        raise InvalidConnectionString(f"{_USE_TLS} must be true or false, not {text[:20]!r}")
     return lowered == "true"
 
 

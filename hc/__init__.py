@@ -1,0 +1,15 @@
+"""soap-relay's Hybrid Connections core: the protocol's rules with no I/O.
+
+Both sides of the wire import this package and nothing else of each other: the
+relay server (:mod:`relay`) and the on-premises bindings (:mod:`bindings`).  It
+holds :mod:`hc.sas` (SAS tokens: create, parse, verify, ``sr`` scopes),
+:mod:`hc.connection_string` (Azure's connection strings), :mod:`hc.entities`
+(entity kinds, discovery, client authorization, rights), :mod:`hc.messages`
+(the control-channel commands), :mod:`hc.headers` (what crosses the relay and
+what does not), :mod:`hc.frames` (WebSocket frame splitting) and
+:mod:`hc.exceptions` (protocol errors with a status hint).
+
+Nothing here opens a socket, starts a task or reads the environment: the
+package imports no asyncio, aiohttp, websockets or socket, and no other package
+of ours (``tests/test_layers.py`` holds it to that).
+"""
