@@ -23,9 +23,9 @@ DRIPPERS = 48
 async def _drip(port: int, request: bytes, cut: list[float], start: float) -> None:
     """Send the head, then one byte of chunked body a second until the relay cuts us."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    closed = asyncio.ensure_future(reader.read())
     try:
         writer.write(request)
-        closed = asyncio.ensure_future(reader.read())
         while not closed.done():
             writer.write(b"1\r\nx\r\n")
             await asyncio.wait([closed], timeout=1.0)  # the drip's pace, and the cut's wait
@@ -34,6 +34,11 @@ async def _drip(port: int, request: bytes, cut: list[float], start: float) -> No
         cut.append(time.monotonic() - start)
     finally:
         writer.close()
+        # the relay's close may reach us as a reset: that is the cut, not an error
+        await asyncio.wait([closed], timeout=5.0)
+        if closed.done() and not closed.cancelled():
+            closed.exception()
+        closed.cancel()
 
 
 async def test_slow_bodies_are_cut_and_normal_calls_stay_fast(
