@@ -15,9 +15,7 @@ Life of the gate::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
-from collections.abc import Iterator
 
 from relay.exceptions import ShuttingDown
 
@@ -45,18 +43,21 @@ class CallGate:
         if self.state is not GateState.OPEN:
             raise ShuttingDown("the relay is shutting down; try again")
 
-    @contextlib.contextmanager
-    def call(self) -> Iterator[None]:
-        """Count one call for as long as the block runs (refused once stopping)."""
-        self.check()
+    def enter(self) -> None:
+        """Count one call in flight (refused once stopping); :meth:`leave` ends it.
+
+        Plain methods, not a context manager: this runs for every relayed request.
+        """
+        if self.state is not GateState.OPEN:
+            raise ShuttingDown("the relay is shutting down; try again")
+        if not self.in_flight:
+            self._idle.clear()
         self.in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self._idle.set()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if not self.in_flight:
+            self._idle.set()
 
     async def drain(self, grace: float) -> int:
         """Refuse new calls and wait up to ``grace`` seconds for the others to end.

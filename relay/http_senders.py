@@ -66,8 +66,12 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
     Counted as a call in flight (``relay.drain``): a stopping relay lets it finish.
     Raises ``RelayError`` for the relay's own refusals (before anything was answered).
     """
-    with server.calls.call():
+    calls = server.calls
+    calls.enter()
+    try:
         await _relay_http(server, request, reply)
+    finally:
+        calls.leave()
 
 
 async def _relay_http(server: RelayServer, request: SenderRequest, reply: SenderReply) -> None:
@@ -260,7 +264,7 @@ class _Exchange:
         call, so the call goes to another listener, within the same ``timeout``.
         Cleans up on failure.
         """
-        loop = asyncio.get_running_loop()
+        loop = self.server.loop  # not get_running_loop(): a getpid() per call on Python 3.11
         deadline = loop.time() + timeout
         tried: list[ListenerConnection] = []
         while True:

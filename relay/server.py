@@ -80,6 +80,9 @@ class RelayServer:
         rng: randomness for choosing among listeners.
     """
 
+    #: The event loop it serves on (set by :meth:`start`).
+    loop: asyncio.AbstractEventLoop
+
     def __init__(
         self,
         config: NamespaceConfig,
@@ -128,6 +131,7 @@ class RelayServer:
         The listening socket's protocol is ``relay.front``: it serves small HTTP
         sender requests itself and hands every other connection to aiohttp.
         """
+        self.loop = asyncio.get_running_loop()
         app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_shutdown.append(self._on_shutdown)
