@@ -25,7 +25,9 @@ from hc.headers import (
     request_target,
 )
 from hc.messages import Headers, RequestCommand
+from relay.budget import Reservation
 from relay.exceptions import (
+    AuthError,
     BadRequest,
     EntityNotFound,
     InvalidListenerResponse,
@@ -54,6 +56,8 @@ __all__ = ["relay_http"]
 log = logging.getLogger("relay.http")
 #: Largest body the relay reads to look for a RelayAccessToken SOAP header.
 SOAP_TOKEN_SCAN_LIMIT = 1024 * 1024
+#: Bytes of such bodies held at once across all senders (``relay.budget``): 64 scans.
+SOAP_TOKEN_SCAN_BUDGET = 64 * SOAP_TOKEN_SCAN_LIMIT
 _request_ids = itertools.count(1)
 _METADATA_METHODS = frozenset({"GET", "HEAD"})
 #: A cheap byte test before any XML is looked at: most bodies carry no SOAP token.
@@ -68,13 +72,17 @@ async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderR
     """
     calls = server.calls
     calls.enter()
+    scan = Reservation(server.scan_budget)
     try:
-        await _relay_http(server, request, reply)
+        await _relay_http(server, request, reply, scan)
     finally:
+        scan.release()
         calls.leave()
 
 
-async def _relay_http(server: RelayServer, request: SenderRequest, reply: SenderReply) -> None:
+async def _relay_http(
+    server: RelayServer, request: SenderRequest, reply: SenderReply, scan: Reservation
+) -> None:
     if request.method == "CONNECT":
         raise BadRequest("CONNECT is never relayed")
     if request.headers.get("Upgrade"):
@@ -88,13 +96,18 @@ async def _relay_http(server: RelayServer, request: SenderRequest, reply: Sender
     if length is not None and length > limit:
         raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
     token, where = find_token(query_pairs(request.raw_query), request.headers.items())
-    body, stream = await _body_at_hand(request, limit)
+    body, stream = await _body_at_hand(request, limit, scan)
     if body is not None and _RELAY_TOKEN_MARK in body:
         # A RelayAccessToken header is a credential: cut out whenever the body is at
         # hand, and used only when no token came in the query or the HTTP headers.
         soap_token, body = _soap_header_token(request, body)
         if token is None and soap_token is not None:
             token, where = soap_token, TokenLocation.SOAP_HEADER
+    if token is None and scan.refused and state.config.requires_client_authorization:
+        raise AuthError(
+            "a SAS token is required; the relay is too busy to look for a RelayAccessToken"
+            " in a body this large now: send it in the ServiceBusAuthorization header"
+        )
     server.authorize(request, state, Rights.SEND, token)
     kind = state.config.kind
     if request.method in _METADATA_METHODS:
@@ -120,13 +133,14 @@ async def _relay_http(server: RelayServer, request: SenderRequest, reply: Sender
 
 
 async def _body_at_hand(
-    request: SenderRequest, limit: int
+    request: SenderRequest, limit: int, scan: Reservation
 ) -> tuple[bytes | None, AsyncIterator[bytes] | None]:
     """The body when it is read whole before relaying, else None and maybe a stream of it.
 
     Read whole: no body at all; a body of at most 64 KiB (it travels inline); a SOAP
-    body of at most 1 MiB, chunked or not (it may carry a RelayAccessToken header).
-    A chunked SOAP body found longer than that streams on from what was read.
+    body of at most 1 MiB, chunked or not (it may carry a RelayAccessToken header),
+    while the relay's scan budget (``relay.budget``) has room for it.  A chunked SOAP
+    body found longer than that streams on from what was read.
     """
     length = request.content_length
     if length is None and not request.body_exists:
@@ -137,8 +151,12 @@ async def _body_at_hand(
         return await request.read(), None
     if SoapVersion.from_content_type(request.headers.get("Content-Type", "")) is None:
         return None, None
+    if length is not None and length > SOAP_TOKEN_SCAN_LIMIT:
+        return None, None
+    if not scan.take(SOAP_TOKEN_SCAN_LIMIT if length is None else length):
+        return None, None
     if length is not None:
-        return (await request.read(), None) if length <= SOAP_TOKEN_SCAN_LIMIT else (None, None)
+        return await request.read(), None
     return await _head_of(_limited(request.iter_body(), limit), SOAP_TOKEN_SCAN_LIMIT)
 
 

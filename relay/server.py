@@ -34,6 +34,7 @@ from hc.exceptions import HcError
 from hc.headers import reason_phrase
 from hc.sas import Grant, Resource, SasVerifier
 from relay import cors, http_senders, listen, rendezvous, ws_senders
+from relay.budget import ByteBudget
 from relay.client_errors import AiohttpLogger, ClientErrorLog, GuardedHandler
 from relay.discovery import FeedEntry, render_feed
 from relay.drain import CallGate, GateState
@@ -49,7 +50,7 @@ from relay.exceptions import (
 )
 from relay.front import Front
 from relay.front_wire import FrontLimits
-from relay.http_senders import SOAP_TOKEN_SCAN_LIMIT
+from relay.http_senders import SOAP_TOKEN_SCAN_BUDGET, SOAP_TOKEN_SCAN_LIMIT
 from relay.listeners import ListenerConnection, PendingRequest
 from relay.namespace import NamespaceConfig, SasRule
 from relay.request_head import check_absolute_target, host_name, refusal
@@ -104,6 +105,8 @@ class RelayServer:
         self.address_limiter = FailureLimiter(burst=100, per_second=20)
         #: Calls in flight, and whether new ones are taken (graceful shutdown).
         self.calls = CallGate()
+        #: Bytes of SOAP bodies read to look for a RelayAccessToken, across all senders.
+        self.scan_budget = ByteBudget(SOAP_TOKEN_SCAN_BUDGET)
         self._runner: web.AppRunner | None = None
         self._front: Front | None = None
         self._listening: asyncio.AbstractServer | None = None
