@@ -182,8 +182,9 @@ class ControlChannel:
         self._inbound = _Inbound.COMMAND
         try:
             command = (parse_listener_command if self.role is Role.RELAY else parse_relay_command)(text)
-        except MalformedMessage as exc:
-            raise self._ws.fail(POLICY_VIOLATION, str(exc)) from exc
+        except MalformedMessage as exc:  # its close_code is 1008 already
+            self._ws.fail(exc.close_code, exc.reason)
+            raise
         if isinstance(command, RenewTokenCommand):
             self._events.append(RenewTokenReceived(command.token))
         elif isinstance(command, AcceptCommand):

@@ -266,10 +266,11 @@ LIMIT = 200
 
 
 @settings(max_examples=150, deadline=None)
-@given(side=st.sampled_from(list(Side)), chunks=st.lists(st.binary(max_size=300), max_size=8))
-def test_random_bytes_raise_only_remote_protocol_error_and_stay_bounded(
-    side: Side, chunks: list[bytes]
-) -> None:
+@given(side=st.sampled_from(list(Side)), data=st.data())
+def test_random_bytes_raise_only_remote_protocol_error_and_stay_bounded(side: Side, data: st.DataObject) -> None:
+    starts = [frame_for(side, Opcode.BINARY, b"y" * 150, fin=False), frame_for(side, Opcode.CONT, b"z" * 10),
+              frame_for(side, Opcode.TEXT, b"big" * 400)[:100], frame_for(side, Opcode.PING, b"p")]
+    chunks = data.draw(st.lists(st.one_of(st.binary(max_size=300), st.sampled_from(starts)), max_size=8))
     endpoint = WebSocketEndpoint(side, max_message_size=LIMIT)
     for chunk in chunks:
         try:
