@@ -20,7 +20,10 @@ States and transitions::
 In CLOSING the endpoint still reads frames, looking for the peer's Close, but
 drops data messages, Pings and Pongs (RFC 6455 §1.4: after sending a Close
 "the endpoint ... MUST NOT send any more data frames").  After bad input it
-reads nothing more: the stream cannot be trusted to be in step.
+reads nothing more: the stream cannot be trusted to be in step.  Once CLOSED
+(or after bad input, once the Close is written) the shell closes the transport;
+RFC 6455 §7.1.1 wants the server to do so first, and a client to wait a little
+for the server's EOF.
 
 Each rejection raises :class:`~hc.exceptions.RemoteProtocolError` with
 ``close_code`` 1002 (framing), 1007 (invalid UTF-8) or 1009 (too big), after
@@ -94,8 +97,14 @@ def _is_valid_close_code(code: int) -> bool:
     return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
-def serialize_frame(opcode: Opcode, payload: bytes, *, fin: bool = True, mask_key: bytes | None = None,
-                    mask: Mask = apply_mask) -> bytes:
+def serialize_frame(
+    opcode: Opcode,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    mask_key: bytes | None = None,
+    mask: Mask = apply_mask,
+) -> bytes:
     """One frame's bytes: masked with ``mask_key`` when it is given (a client's frame)."""
     first = (0x80 if fin else 0) | opcode
     if mask_key is None:
@@ -175,8 +184,8 @@ class WebSocketEndpoint:
 
     @property
     def buffered(self) -> int:
-        """Bytes held for frames and messages not yet complete: at most about
-        ``max_message_size`` twice over (a message's fragments and one frame)."""
+        """Bytes held for frames and messages not yet complete: at most
+        ``max_message_size`` plus one frame header (14 bytes), or one control frame."""
         return len(self._buffer) + self._message_size
 
     # -- input -------------------------------------------------------------------------
