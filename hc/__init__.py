@@ -6,8 +6,11 @@ holds :mod:`hc.sas` (SAS tokens: create, parse, verify, ``sr`` scopes),
 :mod:`hc.connection_string` (Azure's connection strings), :mod:`hc.entities`
 (entity kinds, discovery, client authorization, rights), :mod:`hc.messages`
 (the control-channel commands), :mod:`hc.headers` (what crosses the relay and
-what does not), :mod:`hc.frames` (WebSocket frame splitting) and
-:mod:`hc.exceptions` (protocol errors with a status hint).
+what does not), :mod:`hc.frames` (WebSocket frame splitting),
+:mod:`hc.exceptions` (protocol errors with a status hint), and the sans-I/O
+control channel for both roles: :mod:`hc.framing` (a minimal RFC 6455
+endpoint), :mod:`hc.protocol` (the control-channel rules on it) and
+:mod:`hc.events` (what they report).
 
 Nothing here opens a socket, starts a task or reads the environment: the
 package imports no asyncio, aiohttp, websockets or socket, and no other package

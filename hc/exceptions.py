@@ -6,7 +6,7 @@ with, as h11's errors do.  Who broke the rules decides the branch::
     HcError                            root of everything raised by ``hc``
     ├── ProtocolError                  a rule of the protocol was broken
     │   ├── LocalProtocolError         we broke it (500: a bug on this side)
-    │   └── RemoteProtocolError        the peer broke it (400)
+    │   └── RemoteProtocolError        the peer broke it (400; a WebSocket close code)
     │       ├── MalformedMessage       a control frame that is not a valid command
     │       └── MalformedToken         401: SAS token text that cannot be parsed
     ├── TokenRejected                  401: a well-formed token that does not verify
@@ -64,9 +64,31 @@ class LocalProtocolError(ProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer broke the rules: what it sent cannot be accepted."""
+    """The peer broke the rules: what it sent cannot be accepted.
+
+    Args:
+        message: what went wrong; on a WebSocket, also the close frame's reason.
+        status: overrides the class's HTTP status hint for this one error.
+        close_code: the WebSocket close code to answer with (RFC 6455 §7.4.1):
+            1002 for broken framing, 1007 for invalid UTF-8, 1009 for a message
+            over the limit, 1008 (the default) for a control-channel rule broken
+            (PROTOCOL.md §3: "1008 policy (... protocol violation)").
+    """
 
     status = 400
+    close_code: int = 1008
+
+    def __init__(
+        self, message: str = "", *, status: int | None = None, close_code: int | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        if close_code is not None:
+            self.close_code = close_code
+
+    @property
+    def reason(self) -> str:
+        """The message, as a close frame's reason carries it."""
+        return str(self)
 
 
 class MalformedMessage(RemoteProtocolError):

@@ -1,0 +1,375 @@
+"""A minimal RFC 6455 endpoint: WebSocket frames and messages, sans-I/O.
+
+Bytes go in (:meth:`WebSocketEndpoint.receive_data`, :meth:`~WebSocketEndpoint.receive_eof`),
+events come out (:meth:`~WebSocketEndpoint.events_received`), and the bytes to
+write are collected by :meth:`~WebSocketEndpoint.data_to_send`.  Fragmented
+messages are joined (up to ``max_message_size``), Pings are answered with a
+Pong, the closing handshake is tracked.  The handshake (HTTP Upgrade) and
+extensions are not this module's: the endpoint starts OPEN, with no
+permessage-deflate (PROTOCOL.md §3: control channels do not negotiate it).
+
+States and transitions::
+
+    OPEN    --send_close()-------------------------> CLOSING
+    OPEN    --peer's Close (answered at once)-------> CLOSED   ConnectionClosed(code)
+    OPEN    --bad input (our Close queued, raise)---> CLOSING
+    CLOSING --peer's Close-------------------------> CLOSED   ConnectionClosed(code)
+    any     --receive_eof()------------------------> CLOSED   ConnectionClosed(1006)
+                                                               (unless already CLOSED)
+
+In CLOSING the endpoint still reads frames, looking for the peer's Close, but
+drops data messages, Pings and Pongs (RFC 6455 §1.4: after sending a Close
+"the endpoint ... MUST NOT send any more data frames").  After bad input it
+reads nothing more: the stream cannot be trusted to be in step.  Once CLOSED
+(or after bad input, once the Close is written) the shell closes the transport;
+RFC 6455 §7.1.1 wants the server to do so first, and a client to wait a little
+for the server's EOF.
+
+Each rejection raises :class:`~hc.exceptions.RemoteProtocolError` with
+``close_code`` 1002 (framing), 1007 (invalid UTF-8) or 1009 (too big), after
+queueing the Close frame that says so; events parsed before the bad frame stay
+in :meth:`~WebSocketEndpoint.events_received`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from enum import Enum, IntEnum
+
+from hc.events import (
+    BinaryReceived,
+    ConnectionClosed,
+    PingReceived,
+    PongReceived,
+    TextReceived,
+    WebSocketEvent,
+)
+from hc.exceptions import LocalProtocolError, RemoteProtocolError
+from hc.frames import Mask, apply_mask, frame_header
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "Opcode",
+    "Side",
+    "State",
+    "WebSocketEndpoint",
+    "close_payload",
+    "parse_close",
+    "serialize_frame",
+]
+
+#: The largest message (all fragments together) an endpoint accepts unless told otherwise.
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+PROTOCOL_ERROR, NO_STATUS, ABNORMAL, INVALID_DATA, TOO_BIG = 1002, 1005, 1006, 1007, 1009
+_MAX_CONTROL = 125  # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less"
+_MAX_REASON = _MAX_CONTROL - 2
+
+
+class Opcode(IntEnum):
+    """Frame opcodes (RFC 6455 §5.2); 0x3-0x7 and 0xB-0xF are reserved."""
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class Side(Enum):
+    """Which end: a client masks what it sends (RFC 6455 §5.3), a server must not."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(Enum):
+    """The endpoint's life; the transitions are in the module docstring."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+def _is_valid_close_code(code: int) -> bool:
+    """Codes that may appear in a Close frame (RFC 6455 §7.4; 1004-1006 and 1015 may not)."""
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def serialize_frame(
+    opcode: Opcode,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    mask_key: bytes | None = None,
+    mask: Mask = apply_mask,
+) -> bytes:
+    """One frame's bytes: masked with ``mask_key`` when it is given (a client's frame)."""
+    first = (0x80 if fin else 0) | opcode
+    if mask_key is None:
+        return frame_header(first, len(payload), masked=False) + payload
+    return frame_header(first, len(payload), masked=True) + mask_key + mask(payload, mask_key)
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    """A Close frame's payload: the code, two bytes big-endian, then the UTF-8 reason."""
+    return code.to_bytes(2, "big") + reason.encode()
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """A Close frame's (code, reason); (1005, "") when it has no payload.
+
+    Raises:
+        RemoteProtocolError: 1002 for a 1-byte payload or a code no one may send,
+            1007 for a reason that is not UTF-8.
+    """
+    if not payload:
+        return NO_STATUS, ""
+    if len(payload) == 1:
+        raise RemoteProtocolError("close frame with a 1-byte payload", close_code=PROTOCOL_ERROR)
+    code = int.from_bytes(payload[:2], "big")
+    if not _is_valid_close_code(code):
+        raise RemoteProtocolError(f"invalid close code {code}", close_code=PROTOCOL_ERROR)
+    try:
+        return code, payload[2:].decode()
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("invalid UTF-8 in a close reason", close_code=INVALID_DATA) from None
+
+
+def _truncate(reason: str) -> str:
+    """``reason`` cut to fit a Close frame (123 bytes of UTF-8), never mid-character."""
+    return reason.encode()[:_MAX_REASON].decode(errors="ignore")
+
+
+class WebSocketEndpoint:
+    """One end of a WebSocket connection, from the OPEN state on.
+
+    Args:
+        side: CLIENT masks its frames and refuses masked ones; SERVER the reverse.
+        max_message_size: the largest message accepted, fragments together (1009 beyond).
+        mask_key: a fresh 4-byte masking key per client frame (``os.urandom(4)`` by default).
+        mask: the masking function; :func:`hc.frames.apply_mask` by default.
+        on_event: when given, each event is passed to it as it is parsed instead of
+            being kept for :meth:`events_received`; it may raise what :meth:`fail` returns.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        mask_key: Callable[[], bytes] = lambda: os.urandom(4),
+        mask: Mask = apply_mask,
+        on_event: Callable[[WebSocketEvent], None] | None = None,
+    ) -> None:
+        self.side = side
+        self.max_message_size = max_message_size
+        self._mask_key = mask_key
+        self._mask = mask
+        self._events: list[WebSocketEvent] = []
+        self._outgoing: list[bytes] = []
+        self._on_event = on_event or self._events.append
+        self._state = State.OPEN
+        self._failed = False
+        self._buffer = bytearray()
+        self._message: list[bytes] | None = None  # fragments of the data message in progress
+        self._message_opcode = Opcode.BINARY
+        self._message_size = 0
+
+    @property
+    def state(self) -> State:
+        """OPEN, CLOSING or CLOSED."""
+        return self._state
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for frames and messages not yet complete: at most
+        ``max_message_size`` plus one frame header (14 bytes), or one control frame."""
+        return len(self._buffer) + self._message_size
+
+    # -- input -------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Parse ``data``, the next bytes from the peer.
+
+        Raises:
+            RemoteProtocolError: the peer broke RFC 6455; the Close is queued, state CLOSING.
+        """
+        if self._failed or self._state is State.CLOSED:
+            return
+        self._buffer += data
+        while not self._failed and self._state is not State.CLOSED and self._next_frame():
+            pass
+
+    def receive_eof(self) -> None:
+        """The peer's end of the stream: CLOSED, with ConnectionClosed(1006) unless it was."""
+        if self._state is State.CLOSED:
+            return
+        self._state = State.CLOSED
+        self._buffer.clear()
+        self._message, self._message_size = None, 0
+        self._on_event(ConnectionClosed(ABNORMAL))
+
+    def events_received(self) -> list[WebSocketEvent]:
+        """The events parsed since the last call, in order (none when ``on_event`` is set)."""
+        events = self._events[:]
+        self._events.clear()
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """The bytes to write, in order, since the last call."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def fail(self, code: int, reason: str) -> RemoteProtocolError:
+        """Queue a Close(``code``, ``reason``), stop reading, and return the error to raise."""
+        if not self._failed and self._state is State.OPEN:
+            self._send_frame(Opcode.CLOSE, close_payload(code, _truncate(reason)))
+            self._state = State.CLOSING
+        self._failed = True
+        self._buffer.clear()
+        self._message, self._message_size = None, 0
+        return RemoteProtocolError(reason, close_code=code)
+
+    def _next_frame(self) -> bool:
+        """Parse and handle one frame from the buffer; False while none is complete."""
+        buf = self._buffer
+        if len(buf) < 2:
+            return False
+        first, second = buf[0], buf[1]
+        opcode = self._check_first_byte(first)
+        fin, masked, length, at = bool(first & 0x80), bool(second & 0x80), second & 0x7F, 2
+        if masked != (self.side is Side.SERVER):
+            raise self.fail(PROTOCOL_ERROR, "unmasked frame from a client" if not masked
+                            else "masked frame from a server")
+        if opcode >= Opcode.CLOSE and (not fin or length > _MAX_CONTROL):
+            raise self.fail(PROTOCOL_ERROR, "fragmented control frame" if not fin
+                            else "control frame longer than 125 bytes")
+        if length >= 126:
+            at = 4 if length == 126 else 10
+            if len(buf) < at:
+                return False
+            length = int.from_bytes(buf[2:at], "big")
+        if opcode < Opcode.CLOSE and self._message_size + length > self.max_message_size:
+            raise self.fail(TOO_BIG, f"message longer than {self.max_message_size} bytes")
+        end = at + (4 if masked else 0) + length
+        if len(buf) < end:
+            return False
+        payload = bytes(buf[end - length : end])
+        if masked:
+            payload = self._mask(payload, bytes(buf[at : at + 4]))
+        del buf[:end]
+        self._handle(opcode, fin, payload)
+        return True
+
+    def _check_first_byte(self, first: int) -> Opcode:
+        if first & 0x70:
+            raise self.fail(PROTOCOL_ERROR, "reserved bits set without an extension")
+        try:
+            return Opcode(first & 0x0F)
+        except ValueError:
+            raise self.fail(PROTOCOL_ERROR, f"unknown opcode {first & 0x0F:#x}") from None
+
+    def _handle(self, opcode: Opcode, fin: bool, payload: bytes) -> None:
+        if opcode is Opcode.CLOSE:
+            self._handle_close(payload)
+        elif opcode is Opcode.PING:
+            if self._state is State.OPEN:
+                self._send_frame(Opcode.PONG, payload)
+                self._on_event(PingReceived(payload))
+        elif opcode is Opcode.PONG:
+            if self._state is State.OPEN:
+                self._on_event(PongReceived(payload))
+        else:
+            self._handle_data(opcode, fin, payload)
+
+    def _handle_data(self, opcode: Opcode, fin: bool, payload: bytes) -> None:
+        """Join fragments (RFC 6455 §5.4); control frames may come between them."""
+        if opcode is Opcode.CONT:
+            if self._message is None:
+                raise self.fail(PROTOCOL_ERROR, "continuation frame with no message to continue")
+        elif self._message is not None:
+            raise self.fail(PROTOCOL_ERROR, "new data frame before the previous message ended")
+        else:
+            self._message, self._message_opcode = [], opcode
+        self._message.append(payload)
+        self._message_size += len(payload)
+        if not fin:
+            return
+        data = b"".join(self._message)
+        self._message, self._message_size = None, 0
+        if self._state is not State.OPEN:
+            return
+        if self._message_opcode is Opcode.BINARY:
+            self._on_event(BinaryReceived(data))
+            return
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            raise self.fail(INVALID_DATA, "invalid UTF-8 in a text message") from None
+        self._on_event(TextReceived(text))
+
+    def _handle_close(self, payload: bytes) -> None:
+        try:
+            code, reason = parse_close(payload)
+        except RemoteProtocolError as exc:
+            raise self.fail(exc.close_code, exc.reason) from exc
+        if self._state is State.OPEN:  # echo it: RFC 6455 §5.5.1
+            self._send_frame(Opcode.CLOSE, b"" if code == NO_STATUS else payload[:2])
+        self._state = State.CLOSED
+        self._buffer.clear()
+        self._on_event(ConnectionClosed(code, reason))
+
+    # -- output ------------------------------------------------------------------------
+
+    def send_text(self, text: str) -> None:
+        """Queue a text message, as one frame."""
+        self._send_data(Opcode.TEXT, text.encode(), "a text message")
+
+    def send_binary(self, data: bytes) -> None:
+        """Queue a binary message, as one frame."""
+        self._send_data(Opcode.BINARY, data, "a binary message")
+
+    def send_ping(self, data: bytes = b"") -> None:
+        """Queue a Ping (at most 125 bytes of payload)."""
+        self._send_control(Opcode.PING, data, "a ping")
+
+    def send_pong(self, data: bytes = b"") -> None:
+        """Queue an unsolicited Pong, a heartbeat (received Pings are answered already)."""
+        self._send_control(Opcode.PONG, data, "a pong")
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake: OPEN -> CLOSING.
+
+        Raises:
+            LocalProtocolError: not OPEN, a code no one may send, a reason over 123 bytes.
+        """
+        if not _is_valid_close_code(code):
+            raise LocalProtocolError(f"close code {code} may not be sent")
+        if len(reason.encode()) > _MAX_REASON:
+            raise LocalProtocolError("a close reason is at most 123 bytes of UTF-8")
+        self._send_control(Opcode.CLOSE, close_payload(code, reason), "a close frame")
+        self._state = State.CLOSING
+
+    def _send_data(self, opcode: Opcode, payload: bytes, what: str) -> None:
+        self._check_open(what)
+        self._send_frame(opcode, payload)
+
+    def _send_control(self, opcode: Opcode, payload: bytes, what: str) -> None:
+        self._check_open(what)
+        if len(payload) > _MAX_CONTROL:
+            raise LocalProtocolError(f"{what} carries at most 125 bytes")
+        self._send_frame(opcode, payload)
+
+    def _check_open(self, what: str) -> None:
+        if self._state is not State.OPEN:
+            raise LocalProtocolError(f"cannot send {what}: the connection is {self._state.value}")
+
+    def _send_frame(self, opcode: Opcode, payload: bytes) -> None:
+        key = None
+        if self.side is Side.CLIENT:
+            key = self._mask_key()
+            if len(key) != 4:
+                raise LocalProtocolError("a masking key is 4 bytes")
+        self._outgoing.append(serialize_frame(opcode, payload, mask_key=key, mask=self._mask))
