@@ -111,11 +111,13 @@ def _forget_traceback(error: BaseException) -> None:
 class GuardedHandler(web.RequestHandler):
     """aiohttp's connection handler, deaf after a request its parser refused."""
 
-    __slots__ = ("_refused",)
+    __slots__ = ("_refused", "on_lost")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._refused = False
+        #: Called once when the connection is lost (``relay.front`` counts connections).
+        self.on_lost: Callable[[], None] | None = None
 
     def data_received(self, data: bytes) -> None:
         if not self._refused:  # past a parse error every read would queue another one
@@ -140,4 +142,7 @@ class GuardedHandler(web.RequestHandler):
             error = getattr(message, "exc", None)
             if isinstance(error, BaseException):
                 _forget_traceback(error)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
         super().connection_lost(exc)

@@ -16,6 +16,7 @@ is optional; the values shown are the defaults where there is one)::
     body_timeout = 10            # seconds a request body may take, plus 1 s per min_body_rate bytes
     min_body_rate = 1000         # bytes/s a request body must keep up, on average
     max_headers = 100            # header fields per request head (more: 431)
+    max_connections = 20000      # open connections at once (more: 503 and close)
 
     [namespace.tls]              # optional; both keys required, paths relative to this file
     cert = "cert.pem"
@@ -93,6 +94,7 @@ _NAMESPACE_KEYS = (
     "body_timeout",
     "min_body_rate",
     "max_headers",
+    "max_connections",
     "tls",
 )
 #: Upper bounds of the client timeouts: past an hour a slow client is not bounded.
@@ -252,6 +254,9 @@ class _Loader:
             body_timeout=self.client_timeout(ns, "body_timeout"),
             min_body_rate=ns.integer("min_body_rate", NamespaceConfig.min_body_rate, 1),
             max_headers=ns.integer("max_headers", NamespaceConfig.max_headers, 1, 10_000),
+            max_connections=ns.integer(
+                "max_connections", NamespaceConfig.max_connections, 1, 1_000_000
+            ),
         )
 
     def client_timeout(self, ns: _Table, key: str) -> float:

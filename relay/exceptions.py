@@ -22,6 +22,7 @@ Every error the relay reports to a peer knows the HTTP status it maps to
     ├── RendezvousRejected             403: expired, reused or unknown rendezvous id
     ├── Throttled                      429: too many failed handshakes from one client
     ├── ShuttingDown                   503: the relay is stopping and takes no new work
+    ├── TooManyConnections             503: max_connections are open; the new one is closed
     └── ProtocolViolation              the peer broke the control-channel protocol
         └── MalformedMessage           a control frame that is not a valid command
 
@@ -59,6 +60,7 @@ __all__ = [
     "RequestTimeout",
     "ShuttingDown",
     "Throttled",
+    "TooManyConnections",
     "VersionNotSupported",
     "from_hc",
 ]
@@ -156,6 +158,11 @@ class RendezvousRejected(RelayError):
 class Throttled(RelayError):
     status = 429
     code = "Throttled"
+
+
+class TooManyConnections(RelayError):
+    status = 503
+    code = "ServerBusy"
 
 
 class ShuttingDown(RelayError):

@@ -41,9 +41,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, cast
 
 from hc.messages import Headers
-from relay.client_errors import ClientErrorLog
+from relay.client_errors import ClientErrorLog, GuardedHandler
 from relay.error_body import new_tracking_id
-from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout
+from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout, TooManyConnections
 from relay.front_wire import FastRequest, FrontLimits, fast_request, head_bytes
 from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
@@ -99,6 +99,9 @@ class FrontProtocol(asyncio.Protocol):
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
         self._reading_paused = False
+        #: Whether this connection counts against ``max_connections`` (until handed off,
+        #: when aiohttp's handler releases it: ``relay.client_errors.GuardedHandler``).
+        self._counted = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -107,9 +110,17 @@ class FrontProtocol(asyncio.Protocol):
         self.secure = transport.get_extra_info("sslcontext") is not None
         peer = transport.get_extra_info("peername")
         self.remote = (str(peer[0]), int(peer[1])) if peer else None
+        front = self._front
+        front.connections.add(self)  # the sweep ends it, refused (lingering) or not
+        if front.open_connections >= front.limits.max_connections:
+            self.refuse(TooManyConnections(
+                f"the relay has {front.limits.max_connections} connections open; try again"
+            ))
+            return
+        front.open_connections += 1
+        self._counted = True
         # header_timeout counts from the connection's opening for its first request.
-        self.deadline = self._front.loop.time() + self._front.limits.header_timeout
-        self._front.connections.add(self)
+        self.deadline = front.loop.time() + front.limits.header_timeout
 
     def data_received(self, data: bytes) -> None:
         state = self.state
@@ -133,6 +144,9 @@ class FrontProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._front.connections.discard(self)
+        if self._counted:
+            self._counted = False
+            self._front.open_connections -= 1
         if self.state is not ConnState.HANDED_OFF:
             self.state = ConnState.CLOSED
         self._buffer = bytearray()
@@ -247,6 +261,9 @@ class FrontProtocol(asyncio.Protocol):
         self.state = ConnState.HANDED_OFF
         self._front.connections.discard(self)
         handler = self._front.fallback()
+        if self._counted and isinstance(handler, GuardedHandler):
+            self._counted = False  # aiohttp's handler gives the place back when it is lost
+            handler.on_lost = self._front.release_connection
         transport.set_protocol(handler)
         handler.connection_made(transport)
         data, self._buffer = bytes(self._buffer), bytearray()
@@ -379,7 +396,13 @@ class Front:
         self.loop = asyncio.get_running_loop()
         self.connections: set[FrontProtocol] = set()
         self.stopping = False
+        #: Connections open on the port, the ones handed to aiohttp included.
+        self.open_connections = 0
         self._sweeper = self.loop.call_later(_SWEEP_EVERY, self._sweep)
+
+    def release_connection(self) -> None:
+        """A connection handed to aiohttp was lost: its place is free again."""
+        self.open_connections -= 1
 
     def __call__(self) -> FrontProtocol:
         return FrontProtocol(self)

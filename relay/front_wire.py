@@ -39,6 +39,7 @@ class FrontLimits:
     idle_timeout: float = 15.0
     body_timeout: float = 10.0
     min_body_rate: int = 1000
+    max_connections: int = 20_000
 
     @classmethod
     def of(cls, config: NamespaceConfig) -> FrontLimits:
@@ -49,6 +50,7 @@ class FrontLimits:
             idle_timeout=config.idle_timeout,
             body_timeout=config.body_timeout,
             min_body_rate=config.min_body_rate,
+            max_connections=config.max_connections,
         )
 
     def body_deadline(self, start: float, received: int) -> float:

@@ -93,6 +93,10 @@ class NamespaceConfig:
     max_header_size: int = 16 * 1024
     #: Most header fields in a request head (more: 431).
     max_headers: int = 100
+    #: Open TCP connections at once (listeners, senders, rendezvous); past it a new one
+    #: is answered 503 and closed.  Each is bounded (head, body, timeouts): this bounds
+    #: their number, and so what a flood of them can make the relay hold.
+    max_connections: int = 20_000
     #: Seconds from a connection's opening, or a request's first byte, to its complete head.
     header_timeout: float = 10.0
     #: Seconds a keep-alive connection may wait for its next request.

@@ -188,6 +188,11 @@ BAD = {
     ),
     "ping-zero": ("[namespace]\nping_interval = 0\n", "namespace.ping_interval", "positive"),
     "ping-inf": ("[namespace]\nping_interval = inf\n", "namespace.ping_interval", "positive"),
+    "pong-zero": ("[namespace]\npong_timeout = 0\n", "namespace.pong_timeout", "positive"),
+    "grace-neg": ("[namespace]\nshutdown_grace = -1\n", "namespace.shutdown_grace", "positive"),
+    "connections-0": (
+        "[namespace]\nmax_connections = 0\n", "namespace.max_connections", "between 1 and"
+    ),
     "namespace-array": ("namespace = [1]\n", "namespace", "must be a table"),
     "listeners-26": (
         '[[entity]]\npath = "a"\nmax_listeners = 26\n',

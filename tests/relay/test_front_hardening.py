@@ -387,3 +387,31 @@ async def test_refusing_a_connection_the_peer_already_reset_is_quiet(arelay: Rel
     protocol.data_received(b"\x00BAD / HTTP/1.1\r\n\r\n")  # refused at once: a 400, then the FIN
     assert transport.written.startswith(b"HTTP/1.1 400 ")
     assert transport.closed
+
+
+async def test_connections_past_max_connections_get_503_and_a_freed_place_is_taken_again(
+    make_relay: RelayFactory,
+) -> None:
+    """Each connection is bounded; max_connections bounds how many, listeners (handed to
+    aiohttp) included, so a flood of them cannot make the relay hold without limit."""
+    relay = await make_relay(max_connections=3)
+    async with RawListener(relay.ws_url, "echo", relay.token("echo")):  # one, via aiohttp
+        idle = [await asyncio.open_connection("127.0.0.1", relay.port) for _ in range(2)]
+        front = relay.server._front
+        assert front is not None
+        while front.open_connections < 3:  # the server side has taken them
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        refused = await asyncio.wait_for(reader.read(), 5)
+        assert refused.startswith(b"HTTP/1.1 503 ") and b"ServerBusy" in refused
+        writer.close()
+        idle[0][1].close()  # a place frees up
+        while front.open_connections > 2:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        writer.write(head(relay, method="GET", target="/echo"))
+        assert status_of(await reader.readuntil(b"\r\n")) == 200
+        writer.close()
+        idle[1][1].close()
+    while front.open_connections:  # the listener's place too, once aiohttp lost it
+        await asyncio.sleep(0.01)
