@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from hc.entities import EntityKind, Rights
@@ -41,6 +41,7 @@ from relay.listeners import (
     ListenerConnection,
     PendingRequest,
     RelayedReply,
+    choose_live,
 )
 from relay.routing import EntityState
 from relay.sender_io import SenderReply, SenderRequest
@@ -121,9 +122,9 @@ async def _relay_http(
         exchange = _Exchange(server, request, reply, where, body, limit)
         await exchange.multicast(list(state.listeners), state.config.timeout)
         return
-    exchange = _Exchange(server, request, reply, where, body, limit, stream)
     # PROTOCOL.md §3: a chunked body goes address-only, even one read whole for its token.
-    exchange.inline_ok = request.content_length is not None or not request.body_exists
+    inline_ok = request.content_length is not None or not request.body_exists
+    exchange = _Exchange(server, request, reply, where, body, limit, stream, inline_ok=inline_ok)
     respond = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
     pending, answer = await exchange.send(state, state.config.timeout)
     try:
@@ -218,10 +219,12 @@ class _Exchange:
         body: bytes | None,
         limit: int,
         stream: AsyncIterator[bytes] | None = None,
+        *,
+        inline_ok: bool = True,
     ) -> None:
         self.server, self.request, self.reply = server, request, reply
         self.body, self.limit, self.stream = body, limit, stream
-        self.inline_ok = True
+        self.inline_ok = inline_ok
         self.relay_host = request.host
         self.headers: Headers = forwarded_request_headers(
             request.headers.items(), where, self.relay_host
@@ -287,8 +290,7 @@ class _Exchange:
         tried: list[ListenerConnection] = []
         while True:
             now = loop.time()
-            listener = state.choose(self.server.rng, _suspect(now), tried)
-            listener.probe(now)
+            listener = choose_live(state, self.server.rng, now, tried)
             pending = self.post(listener, timeout)
             try:
                 return pending, await self._answer(listener, pending, deadline - now, timeout)
@@ -410,11 +412,6 @@ async def _drained_ok(reply: RelayedReply) -> bool:
         log.info("event acknowledgement broke off: %s", exc)
         return False
     return True
-
-
-def _suspect(now: float) -> Callable[[ListenerConnection], bool]:
-    """Whether a listener left a ping unanswered (``relay.listeners``: liveness)."""
-    return lambda listener: listener.suspect(now)
 
 
 def _time_out(pending: PendingRequest, timeout: float) -> None:

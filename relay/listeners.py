@@ -30,6 +30,7 @@ import asyncio
 import enum
 import itertools
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -49,8 +50,15 @@ from relay.exceptions import (
     RelayError,
 )
 from relay.rawws import FrameSink, Opcode
+from relay.routing import EntityState
 
-__all__ = ["ListenerConnection", "ListenerState", "PendingRequest", "RelayedReply"]
+__all__ = [
+    "ListenerConnection",
+    "ListenerState",
+    "PendingRequest",
+    "RelayedReply",
+    "choose_live",
+]
 
 log = logging.getLogger("relay.listener")
 
@@ -266,7 +274,7 @@ class ListenerConnection:
             self.state = ListenerState.CLOSED
             if self._expiry_timer is not None:
                 self._expiry_timer.cancel()
-            self._fail_pending(ListenerGone("the listener disconnected before it answered"))
+            self._gone(ListenerGone("the listener disconnected before it answered"))
 
     async def _read_loop(self, ws: web.WebSocketResponse) -> None:
         awaiting_body: PendingRequest | None = None
@@ -367,11 +375,12 @@ class ListenerConnection:
         """Drop a listener that stopped answering: fail its requests now, abort its socket."""
         log.warning("listener %s on %s %s: dropped", self.id, self.entity_path, why)
         self.state = ListenerState.CLOSING
-        self._fail_pending(ListenerGone(f"the listener {why}"))
+        self._gone(ListenerGone(f"the listener {why}"))
         if self._sink is not None:
             self._sink.abort()
 
-    def _fail_pending(self, error: RelayError) -> None:
+    def _gone(self, error: RelayError) -> None:
+        """The listener is of no more use: say so (``gone``) and fail what it owed."""
         if not self.gone.done():
             self.gone.set_result(None)
         for pending in list(self._pending.values()):
@@ -403,3 +412,18 @@ class ListenerConnection:
             self.state = ListenerState.CLOSING
         if self._ws is not None and not self._ws.closed:
             await self._ws.close(code=code, message=reason.encode()[:120])
+
+
+def choose_live(
+    state: EntityState[ListenerConnection], rng: random.Random, now: float,
+    tried: list[ListenerConnection],
+) -> ListenerConnection:
+    """One of ``state``'s listeners not in ``tried``, one without an unanswered ping when
+    there is one, and pinged now if it has been silent (see Liveness above).
+
+    Raises:
+        NoListener: none is left.
+    """
+    listener = state.choose(rng, lambda lst: lst.suspect(now), tried)
+    listener.probe(now)
+    return listener

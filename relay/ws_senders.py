@@ -28,9 +28,8 @@ from relay.exceptions import (
     ListenerTimeout,
     RelayError,
 )
-from relay.listeners import ListenerConnection
+from relay.listeners import ListenerConnection, choose_live
 from relay.rawws import Opcode, RawWebSocket, close_of
-from relay.routing import EntityState
 
 if TYPE_CHECKING:
     from relay.server import RelayServer
@@ -78,13 +77,13 @@ async def connect(
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise BadRequest("sb-hc-action=connect needs a WebSocket upgrade request")
     timeout = server.config.rendezvous_timeout
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = server.loop.time() + timeout
     tried: list[ListenerConnection] = []
     while True:
         pending = PendingAccept(_protocols(request.headers.get("Sec-WebSocket-Protocol")))
         ident = server.rendezvous.issue(pending)
         try:
-            listener = _choose(server, state, tried)
+            listener = choose_live(state, server.rng, server.loop.time(), tried)
             await listener.send_accept(_accept_command(request, state.path, ident, where).serialize())
             try:
                 listener_ws, subprotocol = await _accepted(pending, listener, deadline, timeout)
@@ -102,16 +101,6 @@ async def connect(
         finally:
             server.rendezvous.discard(ident)
             pending.finished.set()
-
-
-def _choose(
-    server: RelayServer, state: EntityState[ListenerConnection], tried: list[ListenerConnection]
-) -> ListenerConnection:
-    """A listener not tried yet, one without an unanswered ping if there is one."""
-    now = asyncio.get_running_loop().time()
-    listener = state.choose(server.rng, lambda lst: lst.suspect(now), tried)
-    listener.probe(now)
-    return listener
 
 
 async def _accepted(
