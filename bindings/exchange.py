@@ -312,10 +312,10 @@ async def serve_rendezvous(
 async def _discard_rest(ws: ClientConnection, body: AsyncIterator[bytes], request_id: str) -> None:
     """Read and drop what is left of a body the handler answered early (413, a quota fault).
 
-    The relay reads the response only once it has sent the whole body, so the
-    rest is read here (nothing is kept: no memory, no slot) for at most
-    DISCARD_TIMEOUT seconds; then the socket is closed and the sender gets the
-    relay's error instead.
+    Our relay stops sending the body once it has the answer and closes the socket
+    when the sender is served, so this ends promptly; a relay that reads answers
+    only after the whole body (as ours did) gets it read here.  Nothing is kept
+    (no memory, no slot), for at most DISCARD_TIMEOUT seconds.
     """
     dropped = 0
     try:
