@@ -80,7 +80,7 @@ async def test_default_quota_is_25(make_relay: Any) -> None:
 async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_relay: Any) -> None:
     relay = await make_relay(EntityConfig("flood"))
     # A stopped clock: no refill between attempts, however slow the machine is.
-    relay.server.limiter = FailureLimiter(burst=20, per_second=5, clock=lambda: 0.0)
+    relay.server.state.limiter = FailureLimiter(burst=20, per_second=5, clock=lambda: 0.0)
     bad = relay.token("flood", key="wrong-key-wrong-key-wrong")
     statuses = [await handshake_status(relay, "flood", bad) for _ in range(25)]
     assert statuses[:20] == [401] * 20 and statuses[20:] == [429] * 5
@@ -153,7 +153,7 @@ async def test_response_for_foreign_request_id_never_reaches_a_sender(make_relay
         # The relay reads a control channel in order and answers a ping when its read
         # loop reaches it: once the pong is back, the forgery has been seen (and ignored).
         await asyncio.wait_for(await other.ping(), 5)
-        state = relay.server.registry.get("iso")
+        state = relay.server.state.registry.get("iso")
         assert state is not None
         answer = {"response": {"requestId": request["id"], "statusCode": 200, "body": True}}
         await owner.send(json.dumps(answer))
@@ -174,12 +174,12 @@ async def test_dynamic_entities(make_relay: Any) -> None:
     assert await handshake_status(relay, "dyn", listen_only) == 404
     assert await handshake_status(relay, "dyn", relay.token("dyn"), "&sb-relay-kind=bogus") == 400
     ws = await connect(relay, "dyn", relay.token("dyn"), "&sb-relay-kind=event&sb-relay-discovery=public")
-    state = relay.server.registry.get("dyn")
+    state = relay.server.state.registry.get("dyn")
     assert state is not None and state.config.kind.value == "event"
     assert state.config.discovery is Discovery.PUBLIC
     await ws.close()
     await ws.wait_closed()  # the relay closes TCP after it released the entity
-    assert relay.server.registry.get("dyn") is None
+    assert relay.server.state.registry.get("dyn") is None
     async with aiohttp.ClientSession() as http:
         auth = {"ServiceBusAuthorization": relay.token("dyn")}
         async with http.post(f"{relay.base_url}/dyn", data=b"e", headers=auth) as resp:
@@ -190,7 +190,7 @@ async def test_dynamic_entity_without_client_authorization(make_relay: Any) -> N
     relay = await make_relay()
     assert await handshake_status(relay, "open", relay.token("open"), "&sb-relay-client-auth=maybe") == 400
     async with RawListener(relay.ws_url, "open", relay.token("open"), query="&sb-relay-client-auth=none") as lst:
-        state = relay.server.registry.get("open")
+        state = relay.server.state.registry.get("open")
         assert state is not None and not state.config.requires_client_authorization
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{relay.base_url}/open", data=b"<x/>") as resp:  # no token
@@ -200,7 +200,7 @@ async def test_dynamic_entity_without_client_authorization(make_relay: Any) -> N
         assert await handshake_status(relay, "open", relay.token("open"), "&sb-relay-kind=event") == 400
         assert await handshake_status(relay, "open", relay.token("open"), "&sb-relay-client-auth=required") == 400
         async with RawListener(relay.ws_url, "open", relay.token("open"), query="&sb-relay-client-auth=none"):
-            assert len(relay.server.registry.get("open").listeners) == 2  # type: ignore[union-attr]
+            assert len(relay.server.state.registry.get("open").listeners) == 2  # type: ignore[union-attr]
     # Without the parameter a dynamic entity requires a token from senders.
     async with RawListener(relay.ws_url, "closed", relay.token("closed")):
         async with aiohttp.ClientSession() as http:
@@ -249,7 +249,7 @@ async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> N
          f"Sec-WebSocket-Version: 13\r\nServiceBusAuthorization: {relay.token('dead')}\r\n\r\n").encode()
     )
     assert b"101" in await reader.readline()
-    state = relay.server.registry.get("dead")
+    state = relay.server.state.registry.get("dead")
     assert state is not None and len(state.listeners) == 1
     # This "listener" never answers the relay's pings: read (pings and all) until the
     # relay hangs up on it.
