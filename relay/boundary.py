@@ -25,7 +25,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hc.exceptions import HcError
 from hc.headers import reason_phrase
@@ -33,7 +33,9 @@ from relay import cors
 from relay.error_body import new_tracking_id, render_error
 from relay.exceptions import ListenerGone, RelayError, RequestTimeout, Throttled, from_hc
 from relay.request_head import host_name
-from relay.state import RelayState
+
+if TYPE_CHECKING:
+    from relay.state import RelayState
 
 __all__ = ["TRACKING_HEADER", "ErrorAnswer", "ErrorRequest", "error_answer"]
 
