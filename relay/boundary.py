@@ -7,8 +7,9 @@ body whichever served it (PROTOCOL.md §5)::
 
     RelayError                 its status and code; INFO line (DEBUG when throttled)
     CorsPreflight              204 with the CORS preflight headers (relay.cors)
-    hc ProtocolError/HcError   the relay's error for it (relay.exceptions.from_hc),
-                               or its status hint
+    hc ProtocolError/HcError   the relay's error for it (relay.exceptions.from_hc)
+                               with the core's status hint; a hint of 500 (a
+                               LocalProtocolError: we broke the rules) is a bug
     ConnectionError            502 ListenerGone: a peer's socket broke off
     anything else              500 InternalError: a bug of ours, so ONE ERROR line
                                with the traceback and the tracking id
@@ -120,11 +121,12 @@ def error_answer(
 
 def _relay_error(exc: BaseException, request: ErrorRequest, tracking: str) -> RelayError:
     """The relay's error for ``exc``, logged: one line, a traceback only for a bug."""
-    if isinstance(exc, HcError) and not isinstance(exc, RelayError):
-        error = from_hc(exc)
-        if type(error) is RelayError and exc.status < 500:  # unmapped: its status hint
-            error.status, error.code = exc.status, type(exc).__name__
-        exc = error if error.status < 500 else exc
+    if isinstance(exc, HcError) and not isinstance(exc, RelayError) and exc.status < 500:
+        error = from_hc(exc)  # the relay's code for it, and the core's status hint
+        error.status = exc.status
+        if type(error) is RelayError:  # no relay error of its own
+            error.code = type(exc).__name__
+        exc = error
     elif isinstance(exc, ConnectionError):
         exc = ListenerGone(f"a connection broke off: {exc or type(exc).__name__}")
     if isinstance(exc, RelayError):
@@ -138,7 +140,7 @@ def _relay_error(exc: BaseException, request: ErrorRequest, tracking: str) -> Re
         return exc
     log.error("%s %s -> 500: internal error [tracking %s]", request.method, request.path,
               tracking, exc_info=exc)
-    return RelayError(f"internal error (tracking id {tracking})")
+    return RelayError("internal error")
 
 
 def _realm(host: str, default: str) -> str:

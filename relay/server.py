@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict
 
 from relay import access, http_senders, listen, rendezvous, ws_senders
@@ -105,6 +106,7 @@ class RelayServer:
         app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_shutdown.append(self._on_shutdown)
+        app.on_response_prepare.append(_without_default_server)
         # The same limits as the front's: a connection keeps them when it is handed over.
         options: dict[str, Any] = {
             "max_line_size": self.config.max_header_size,
@@ -258,6 +260,14 @@ class RelayServer:
             entries, namespace=self.config.name, base_url=base, updated=datetime.now(UTC)
         )
         return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
+
+
+async def _without_default_server(request: web.Request, response: web.StreamResponse) -> None:
+    """Drop the ``Server`` header aiohttp adds by default: the front's answers carry none,
+    and the same answer must not differ by which shell wrote it (nor name our versions).
+    A listener's own ``Server`` header passes (unless it is that very default)."""
+    if response.headers.get("Server") == SERVER_SOFTWARE:
+        del response.headers["Server"]
 
 
 def _error_response(answer: ErrorAnswer) -> web.Response:
