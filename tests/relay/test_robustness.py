@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -92,8 +93,9 @@ async def test_a_listener_answering_1xx_gets_the_sender_a_prompt_502(
 
 
 async def test_late_answers_after_a_timeout_do_not_get_the_listener_closed(
-    make_relay: Any, http: aiohttp.ClientSession
+    make_relay: Any, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "relay.listener")
     relay = await make_relay(EntityConfig("slow", timeout=0.1))
     release = asyncio.Event()
     calls = itertools.count()
@@ -114,7 +116,9 @@ async def test_late_answers_after_a_timeout_do_not_get_the_listener_closed(
             assert resp.status == 200
         state = relay.server.state.registry.get("slow")
         assert state is not None and len(state.listeners) == 1
-        assert state.listeners[0]._violations == 0
+        late = [r for r in caplog.records if "after its sender gave up" in r.getMessage()]
+        assert late and all(r.levelno == logging.INFO for r in late)  # dropped quietly...
+        assert "answered unknown request id" not in caplog.text  # ...not held against it
 
 
 def soap_with_token(token: str) -> tuple[bytes, bytes]:
