@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -15,7 +17,7 @@ from lxml import etree
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hc.entities import Discovery, Rights
-from hc.sas import create_token
+from hc.sas import SasToken, create_token
 from relay.namespace import EntityConfig, SasRule
 from relay.routing import FailureLimiter
 from relay.server import RelayServer
@@ -90,24 +92,52 @@ async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_r
     await good.close()
 
 
-async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("exp"), token_grace=0.2)
-    ws = await connect(relay, "exp", relay.token("exp", ttl=1))
-    with pytest.raises(ConnectionClosed):
-        await asyncio.wait_for(ws.recv(), 10)
-    assert ws.close_code == 1008 and "expired" in ws.close_reason
+class LateClock:
+    """The relay's wall clock, set ahead so that a token has only moments left."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+    def leave(self, token: str, seconds: float) -> str:
+        """Move ahead until ``token`` expires in ``seconds``; returns the token."""
+        self.ahead = SasToken.parse(token).expiry - seconds - time.time()
+        return token
 
 
-async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("renew"), token_grace=0.2)
-    ws = await connect(relay, "renew", relay.token("renew", ttl=1))
-    await ws.send(json.dumps({"renewToken": {"token": relay.token("renew", ttl=3600)}}))
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), 2.5)  # past the first token's expiry: still open
-    await ws.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
-    with pytest.raises(ConnectionClosed):
-        await asyncio.wait_for(ws.recv(), 5)
-    assert ws.close_code == 1008
+@asynccontextmanager
+async def relay_with_clock(clock: Callable[[], float], *entities: EntityConfig,
+                           **options: object) -> AsyncIterator[RelayHandle]:
+    server = RelayServer(make_namespace(*entities, **options), clock=clock)
+    await server.start()
+    try:
+        yield RelayHandle(server)
+    finally:
+        await server.stop()
+
+
+async def test_expiring_listener_is_closed_with_1008() -> None:
+    clock = LateClock()
+    async with relay_with_clock(clock, EntityConfig("exp"), token_grace=0.2) as relay:
+        ws = await connect(relay, "exp", clock.leave(relay.token("exp"), 0.3))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 1008 and "expired" in ws.close_reason
+
+
+async def test_renew_token_keeps_listener_open() -> None:
+    clock = LateClock()
+    async with relay_with_clock(clock, EntityConfig("renew"), token_grace=0.2) as relay:
+        ws = await connect(relay, "renew", clock.leave(relay.token("renew"), 0.3))
+        await ws.send(json.dumps({"renewToken": {"token": relay.token("renew", ttl=7200)}}))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 1.0)  # past the first token's expiry: still open
+        await ws.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1008
 
 
 @pytest.mark.parametrize(
@@ -287,11 +317,8 @@ async def test_internal_error_closes_only_that_listener_with_1011(
     # A renewToken reads the relay's clock (an injected one here): when that fails, the
     # relay meets an error of its own, and only that listener may pay for it.
     clock = FailingClock()
-    server = RelayServer(make_namespace(EntityConfig("err", requires_client_authorization=False)),
-                         clock=clock)
-    await server.start()
-    relay = RelayHandle(server)
-    try:
+    entity = EntityConfig("err", requires_client_authorization=False)
+    async with relay_with_clock(clock, entity) as relay:
         async with RawListener(relay.ws_url, "err", relay.token("err")) as good:
             ws = await connect(relay, "err", relay.token("err"))
             clock.failing = True
@@ -306,8 +333,6 @@ async def test_internal_error_closes_only_that_listener_with_1011(
                         assert resp.status == 200 and await resp.read() == b"ok"
             assert len(good.received) == 5
             clock.failing = False
-    finally:
-        await server.stop()
     assert "internal error" in caplog.text and "a bug in the relay" in caplog.text
 
 
