@@ -219,9 +219,9 @@ class RelayServer:
             raise  # aiohttp's own answer (a WebSocket handshake it refused)
         except Exception as exc:  # noqa: BLE001 - the one boundary (relay.boundary)
             answer = error_answer(exc, request, self.state, tracking)
-            if reply.response is not None and reply.response.prepared:
-                reply.abort()  # an answer is half out: it must not look complete
-                return reply.response
+            started = reply.response is not None and reply.response.prepared
+            if started or request.writer.output_size:  # a streamed head, a 101: out already
+                reply.abort()  # the connection ends: what is out must not look complete
             return _error_response(answer)
 
     def _refuse_version(self, request: web.Request, tracking: str) -> web.Response:
