@@ -79,7 +79,7 @@ class Opened:
 @pytest.fixture
 def rendezvous(node_service: NodeService, monkeypatch: pytest.MonkeyPatch) -> list[Opened]:
     """The request rendezvous addresses the listener opens during the test."""
-    table = node_service.relay.server.rendezvous
+    table = node_service.relay.server.state.rendezvous
     opened: list[Opened] = []
     take = table.take
 

@@ -38,19 +38,18 @@ import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from hc.messages import Headers
-from relay.client_errors import ClientErrorLog, GuardedHandler
+from relay.boundary import error_answer
+from relay.client_errors import GuardedHandler
 from relay.error_body import new_tracking_id
 from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout, TooManyConnections
-from relay.front_wire import FastRequest, FrontLimits, fast_request, head_bytes
+from relay.front_wire import FastRequest, fast_request, head_bytes
 from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
 from relay.request_head import PartialHead, parse_head, refusal
-
-if TYPE_CHECKING:
-    from relay.server import RelayServer
+from relay.state import RelayState
 
 __all__ = ["Front", "FrontProtocol"]
 
@@ -217,25 +216,26 @@ class FrontProtocol(asyncio.Protocol):
         self._scanned = len(self._buffer)
 
     async def _serve(self, request: FastRequest) -> None:
-        server = self._front.server
+        state = self._front.state
         reply = _FastReply(self, request)
         try:
-            await relay_http(server, request, reply)
-        except RelayError as error:
+            await relay_http(state, request, reply)
+        except Exception as exc:  # noqa: BLE001 - the one boundary (relay.boundary)
+            answer = error_answer(exc, request, state)
             if reply.started:  # an answer is half out: it must not look complete
                 self.close()
             else:
-                status, reason, headers, body = server.error_parts(request, error)
-                self.write_whole(status, reason, headers, body, request)
-        except Exception:
-            log.exception("%s %s: internal error", request.method, request.path)
-            if reply.started:
-                self.close()
-            else:
-                body = b"internal error\n"
-                self.write_whole(500, None, (("Content-Type", "text/plain"),), body, request)
+                self.write_whole(answer.status, answer.reason, answer.headers, answer.body,
+                                 request)
+                if answer.close:
+                    self.close()
         finally:
             self._finished(request)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed."""
+        return len(self._buffer)
 
     def _finished(self, request: FastRequest) -> None:
         if self.state is not ConnState.BUSY:
@@ -382,17 +382,11 @@ class _FastReply:
 class Front:
     """The protocol factory for the relay's listening socket, and its connections."""
 
-    def __init__(
-        self,
-        server: RelayServer,
-        fallback: Callable[[], asyncio.Protocol],
-        limits: FrontLimits,
-        client_errors: ClientErrorLog,
-    ) -> None:
-        self.server = server
+    def __init__(self, state: RelayState, fallback: Callable[[], asyncio.Protocol]) -> None:
+        self.state = state
         self.fallback = fallback
-        self.limits = limits
-        self.client_errors = client_errors
+        self.limits = state.limits
+        self.client_errors = state.client_errors
         self.loop = asyncio.get_running_loop()
         self.connections: set[FrontProtocol] = set()
         self.stopping = False

@@ -11,12 +11,10 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
-from hc.entities import EntityKind, Rights
+from hc.entities import EntityKind
 from hc.headers import (
     TokenLocation,
-    find_token,
     forwarded_request_headers,
     forwarded_response_headers,
     oversized_head,
@@ -25,9 +23,9 @@ from hc.headers import (
     request_target,
 )
 from hc.messages import Headers, RequestCommand
+from relay import access
 from relay.budget import Reservation
 from relay.exceptions import (
-    AuthError,
     BadRequest,
     EntityNotFound,
     InvalidListenerResponse,
@@ -45,50 +43,44 @@ from relay.listeners import (
 )
 from relay.routing import EntityState
 from relay.sender_io import SenderReply, SenderRequest
+from relay.state import SOAP_TOKEN_SCAN_LIMIT, RelayState
 from soap.envelope import SoapVersion
 from soap.exceptions import SoapError
 from soap.relay_token import extract_relay_token
 
-if TYPE_CHECKING:
-    from relay.server import RelayServer
-
 __all__ = ["relay_http"]
 
 log = logging.getLogger("relay.http")
-#: Largest body the relay reads to look for a RelayAccessToken SOAP header.
-SOAP_TOKEN_SCAN_LIMIT = 1024 * 1024
-#: Bytes of such bodies held at once across all senders (``relay.budget``): 64 scans.
-SOAP_TOKEN_SCAN_BUDGET = 64 * SOAP_TOKEN_SCAN_LIMIT
 _request_ids = itertools.count(1)
 _METADATA_METHODS = frozenset({"GET", "HEAD"})
 #: A cheap byte test before any XML is looked at: most bodies carry no SOAP token.
 _RELAY_TOKEN_MARK = b"RelayAccessToken"
 
 
-async def relay_http(server: RelayServer, request: SenderRequest, reply: SenderReply) -> None:
+async def relay_http(state: RelayState, request: SenderRequest, reply: SenderReply) -> None:
     """Relay one HTTP request to the entity its path names; the answer goes to ``reply``.
 
     Counted as a call in flight (``relay.drain``): a stopping relay lets it finish.
     Raises ``RelayError`` for the relay's own refusals (before anything was answered).
     """
-    calls = server.calls
+    calls = state.calls
     calls.enter()
-    scan = Reservation(server.scan_budget)
+    scan = Reservation(state.scan_budget)
     try:
-        await _relay_http(server, request, reply, scan)
+        await _relay_http(state, request, reply, scan)
     finally:
         scan.release()
         calls.leave()
 
 
 async def _relay_http(
-    server: RelayServer, request: SenderRequest, reply: SenderReply, scan: Reservation
+    relay: RelayState, request: SenderRequest, reply: SenderReply, scan: Reservation
 ) -> None:
     if request.method == "CONNECT":
         raise BadRequest("CONNECT is never relayed")
     if request.headers.get("Upgrade"):
         raise BadRequest("WebSocket senders connect to /$hc/<entity>?sb-hc-action=connect")
-    resolved = server.registry.resolve(request.path)
+    resolved = relay.registry.resolve(request.path)
     if resolved is None:
         raise EntityNotFound(f"no entity at {request.path!r}")
     state, _ = resolved
@@ -96,20 +88,20 @@ async def _relay_http(
     length = request.content_length
     if length is not None and length > limit:
         raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
-    token, where = find_token(query_pairs(request.raw_query), request.headers.items())
     body, stream = await _body_at_hand(request, limit, scan)
+    soap_token = None
     if body is not None and _RELAY_TOKEN_MARK in body:
         # A RelayAccessToken header is a credential: cut out whenever the body is at
         # hand, and used only when no token came in the query or the HTTP headers.
         soap_token, body = _soap_header_token(request, body)
-        if token is None and soap_token is not None:
-            token, where = soap_token, TokenLocation.SOAP_HEADER
-    if token is None and scan.refused and state.config.requires_client_authorization:
-        raise AuthError(
-            "a SAS token is required; the relay is too busy to look for a RelayAccessToken"
-            " in a body this large now: send it in the ServiceBusAuthorization header"
-        )
-    server.authorize(request, state, Rights.SEND, token)
+    asked = access.AccessRequest(
+        request.method, request.host, query_pairs(request.raw_query), request.headers.items(),
+    )
+    decision = access.send(
+        asked, state, relay.config, relay.verifier, soap_token=soap_token,
+        scan_refused=scan.refused,
+    ).check()
+    where = decision.token_location
     kind = state.config.kind
     if request.method in _METADATA_METHODS:
         # Extension: a GET (a WSDL or XSD fetch) on a oneway or event entity is answered
@@ -119,12 +111,12 @@ async def _relay_http(
     if kind is EntityKind.EVENT:
         if body is None:  # every subscriber gets the same bytes: read them once
             body = b"".join([c async for c in _limited(stream or request.iter_body(), limit)])
-        exchange = _Exchange(server, request, reply, where, body, limit)
+        exchange = _Exchange(relay, request, reply, where, body, limit)
         await exchange.multicast(list(state.listeners), state.config.timeout)
         return
     # PROTOCOL.md §3: a chunked body goes address-only, even one read whole for its token.
     inline_ok = request.content_length is not None or not request.body_exists
-    exchange = _Exchange(server, request, reply, where, body, limit, stream, inline_ok=inline_ok)
+    exchange = _Exchange(relay, request, reply, where, body, limit, stream, inline_ok=inline_ok)
     respond = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
     pending, answer = await exchange.send(state, state.config.timeout)
     try:
@@ -212,7 +204,7 @@ class _Exchange:
 
     def __init__(
         self,
-        server: RelayServer,
+        relay: RelayState,
         request: SenderRequest,
         reply: SenderReply,
         where: TokenLocation | None,
@@ -222,7 +214,7 @@ class _Exchange:
         *,
         inline_ok: bool = True,
     ) -> None:
-        self.server, self.request, self.reply = server, request, reply
+        self.relay, self.request, self.reply = relay, request, reply
         self.body, self.limit, self.stream = body, limit, stream
         self.inline_ok = inline_ok
         self.relay_host = request.host
@@ -260,10 +252,10 @@ class _Exchange:
 
     def post(self, listener: ListenerConnection, timeout: float) -> PendingRequest:
         """Queue the request on ``listener``'s control channel; no waiting (see :meth:`send`)."""
-        table = self.server.rendezvous
+        table = self.relay.rendezvous
         ident = table.new_id()
         pending = self._new_pending(listener, ident)
-        table.put(ident, pending, ttl=max(timeout, self.server.config.rendezvous_timeout))
+        table.put(ident, pending, ttl=max(timeout, self.relay.config.rendezvous_timeout))
         self._tickets[pending] = ident
         try:
             if self.inline_ok and self.body is not None and len(self.body) <= INLINE_LIMIT:
@@ -285,12 +277,12 @@ class _Exchange:
         call, so the call goes to another listener, within the same ``timeout``.
         Cleans up on failure.
         """
-        loop = self.server.loop  # not get_running_loop(): a getpid() per call on Python 3.11
+        loop = self.relay.running_loop
         deadline = loop.time() + timeout
         tried: list[ListenerConnection] = []
         while True:
             now = loop.time()
-            listener = choose_live(state, self.server.rng, now, tried)
+            listener = choose_live(state, self.relay.rng, now, tried)
             pending = self.post(listener, timeout)
             try:
                 return pending, await self._answer(listener, pending, deadline - now, timeout)
@@ -331,7 +323,7 @@ class _Exchange:
         pending.listener.forget(pending)
         ticket = self._tickets.pop(pending, None)
         if ticket is not None:
-            self.server.rendezvous.discard(ticket)
+            self.relay.rendezvous.discard(ticket)
         pending.finished.set()
 
     async def respond(self, answer: RelayedReply) -> None:

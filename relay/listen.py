@@ -8,54 +8,52 @@ closes.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import logging
-from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
-from hc.entities import ClientAuthorization, Discovery, EntityKind, Rights
 from hc.headers import find_token, query_pairs
-from hc.sas import Grant
-from relay.exceptions import AuthError, BadRequest, EntityNotFound, RelayError, Throttled
+from relay import access
+from relay.exceptions import AuthError, ListenerQuotaExceeded, RelayError, Throttled
 from relay.listeners import INLINE_LIMIT, ListenerConnection
+from relay.namespace import EntityConfig
 from relay.rawws import FrameSink
 from relay.routing import EntityState, normalize_path
-
-if TYPE_CHECKING:
-    from relay.server import RelayServer
+from relay.state import RelayState
 
 __all__ = ["serve"]
 
-_E = TypeVar("_E", bound=enum.Enum)
 log = logging.getLogger("relay")
 
 
-async def serve(server: RelayServer, request: web.Request, raw_path: str) -> web.StreamResponse:
+async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.StreamResponse:
     """Serve a listener's control channel (``sb-hc-action=listen``) until it closes."""
     path = normalize_path(raw_path)
-    token, _ = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
+    asked = access.AccessRequest(
+        request.method, request.host, query_pairs(request.rel_url.raw_query_string),
+        request.headers.items(), request.remote,
+    )
+    token, _ = find_token(asked.query, asked.headers)
     flood_key = f"{request.remote}|{path}|{token}"
     address = request.remote or ""
-    if not (server.limiter.allowed(flood_key) and server.address_limiter.allowed(address)):
+    if not (relay.limiter.allowed(flood_key) and relay.address_limiter.allowed(address)):
         raise Throttled("too many failed listener connections; slow down")
-    try:
-        state, grant = _listener_entity(server, request, path, token)
-    except (AuthError, RelayError) as exc:
-        if isinstance(exc, AuthError) or exc.status == 403:
-            server.limiter.record_failure(flood_key)
-            server.address_limiter.record_failure(address)
-        raise
+    state = relay.registry.get(path)
+    decision = access.listen(asked, path, state, relay.config, relay.verifier)
+    if _counts_as_failure(decision.error):
+        relay.limiter.record_failure(flood_key)
+        relay.address_limiter.record_failure(address)
+    decision.check()
+    entity = state if state is not None else relay.registry.create_dynamic(_created(decision))
+    assert decision.expiry is not None
+    grace = relay.config.token_grace
     connection = ListenerConnection(
         path,
-        token_expiry=float(grant.expiry) + server.config.token_grace,
-        check_renewal=lambda t: (
-            float(_renewal_grant(server, request, state, t).expiry) + server.config.token_grace
-        ),
-        clock=server.clock,
+        token_expiry=float(decision.expiry) + grace,
+        check_renewal=lambda t: _renewed_expiry(relay, asked.host, entity, t) + grace,
+        clock=relay.clock,
     )
-    state.add(connection)
+    entity.add(connection)
     try:
         ws = web.WebSocketResponse(
             autoping=False,  # the connection answers pings itself and sees pongs (liveness)
@@ -67,91 +65,29 @@ async def serve(server: RelayServer, request: web.Request, raw_path: str) -> web
         await connection.run(ws, FrameSink(request))
         return ws
     finally:
-        state.remove(connection)
-        server.registry.release(state)
+        entity.remove(connection)
+        relay.registry.release(entity)
         log.info("listener %s on %s gone", connection.id, path)
 
-def _renewal_grant(
-    server: RelayServer, request: web.BaseRequest, state: EntityState[ListenerConnection], token: str | None
-) -> Grant:
-    grant = server.authorize(request, state, Rights.LISTEN, token)
-    assert grant is not None
-    return grant
 
-def _listener_entity(
-    server: RelayServer, request: web.Request, path: str, token: str | None
-) -> tuple[EntityState[ListenerConnection], Grant]:
-    state = server.registry.get(path)
-    if state is not None:
-        grant = _renewal_grant(server, request, state, token)
-    else:
-        state, grant = _create_dynamic(server, request, path, token)
-    _check_requested_shape(request, state)
-    return state, grant
-
-def _create_dynamic(
-    server: RelayServer, request: web.Request, path: str, token: str | None
-) -> tuple[EntityState[ListenerConnection], Grant]:
-    """PROTOCOL.md §6: a Manage listener creates an unconfigured entity by listening."""
-    if not server.config.dynamic_entities:
-        raise EntityNotFound(f"no entity {path!r} in this namespace")
-    if token is None:
-        raise AuthError("a SAS token is required to listen")
-    grant = server.verify(
-        token, server.resource(request, path), Rights.LISTEN, server.config.rules
-    )
-    if Rights.MANAGE not in grant.rights:
-        raise EntityNotFound(
-            f"no entity {path!r} in this namespace (a Manage token may create it by listening)"
-        )
-    kind = _enum_query(request, "sb-relay-kind", EntityKind.REQUEST_RESPONSE)
-    discovery = _enum_query(request, "sb-relay-discovery", Discovery.PRIVATE)
-    auth = _enum_query(request, "sb-relay-client-auth", ClientAuthorization.REQUIRED)
-    advertised = request.query.get("sb-relay-max-message-size")
-    if advertised is not None and not _positive_int(advertised):
-        raise BadRequest(
-            f"sb-relay-max-message-size={advertised[:40]!r} is not a positive number of bytes"
-        )
-    state = server.registry.create_dynamic(
-        path, kind, discovery, requires_client_authorization=auth is ClientAuthorization.REQUIRED
-    )
-    if advertised is not None and not state.listeners:
-        # A new entity refuses, at the edge, what its listener's binding would refuse.
-        limit = min(state.config.max_message_size, int(advertised))
-        state.config = dataclasses.replace(state.config, max_message_size=limit)
-    return state, grant
+def _counts_as_failure(error: RelayError | None) -> bool:
+    """A refused handshake that drains the client's bucket: a bad token or a 403, not
+    a full entity (its listeners are not the client's mistake)."""
+    if error is None or isinstance(error, ListenerQuotaExceeded):
+        return False
+    return isinstance(error, AuthError) or error.status == 403
 
 
-def _check_requested_shape(request: web.Request, state: EntityState[ListenerConnection]) -> None:
-    """A listener that names a kind or client authorization must get the entity it named."""
-    kind = _enum_query(request, "sb-relay-kind", state.config.kind)
-    if kind is not state.config.kind:
-        raise BadRequest(f"entity {state.path!r} exists with kind {state.config.kind.value}")
-    required = state.config.requires_client_authorization
-    auth = _enum_query(
-        request, "sb-relay-client-auth",
-        ClientAuthorization.REQUIRED if required else ClientAuthorization.NONE,
-    )
-    if (auth is ClientAuthorization.REQUIRED) is not required:
-        raise BadRequest(
-            f"entity {state.path!r} exists with sb-relay-client-auth="
-            f"{'required' if required else 'none'}"
-        )
+def _created(decision: access.Decision) -> EntityConfig:
+    if decision.create is None:
+        raise RuntimeError("allowed on a path with no entity, yet no entity to create")
+    return decision.create
 
 
-def _positive_int(text: str) -> bool:
-    """Whether ``text`` is a positive decimal integer of at most 19 ASCII digits."""
-    return 0 < len(text) <= 19 and text.isascii() and text.isdigit() and int(text) > 0
-
-
-def _enum_query(request: web.Request, name: str, default: _E) -> _E:
-    """An enum value from the query (``sb-relay-kind=oneway``), or ``default``."""
-    value = request.query.get(name)
-    if value is None:
-        return default
-    enum_type = type(default)
-    try:
-        return enum_type(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum_type)
-        raise BadRequest(f"{name}={value!r} is not one of {allowed}") from None
+def _renewed_expiry(
+    relay: RelayState, host: str, state: EntityState[ListenerConnection], token: str
+) -> float:
+    """The renewed token's expiry; raises why it does not grant Listen on the entity now."""
+    decision = access.renew(token, host, state, relay.config, relay.verifier).check()
+    assert decision.expiry is not None
+    return float(decision.expiry)

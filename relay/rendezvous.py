@@ -32,7 +32,7 @@ from relay.listeners import PendingRequest, RelayedReply
 from relay.rawws import Opcode, RawWebSocket
 
 if TYPE_CHECKING:
-    from relay.server import RelayServer
+    from relay.state import RelayState
 
 __all__ = ["handle"]
 
@@ -40,7 +40,7 @@ log = logging.getLogger("relay.rendezvous")
 _MAX_COMMAND = 256 * 1024
 
 
-async def handle(server: RelayServer, request: web.Request, action: str) -> web.StreamResponse:
+async def handle(server: RelayState, request: web.Request, action: str) -> web.StreamResponse:
     """Serve a listener opening a rendezvous ``address``; the id is its only credential."""
     entry = server.rendezvous.take(request.query.get("sb-hc-id"))
     if action == "accept" and isinstance(entry, ws_senders.PendingAccept):

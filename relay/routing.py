@@ -17,7 +17,6 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from hc.entities import Discovery, EntityKind
 from relay.exceptions import (
     BadRequest,
     ListenerQuotaExceeded,
@@ -61,13 +60,20 @@ class EntityState(Generic[L]):
     def path(self) -> str:
         return self.config.path
 
+    def quota_exceeded(self) -> ListenerQuotaExceeded | None:
+        """Why one more listener is refused (``max_listeners`` reached), or ``None``."""
+        limit = self.config.max_listeners
+        if len(self.listeners) < limit:
+            return None
+        return ListenerQuotaExceeded(
+            f"listener quota exceeded: entity {self.path!r} allows at most {limit} listeners"
+        )
+
     def add(self, listener: L) -> None:
         """Register a listener, refusing the one past ``max_listeners``."""
-        limit = self.config.max_listeners
-        if len(self.listeners) >= limit:
-            raise ListenerQuotaExceeded(
-                f"listener quota exceeded: entity {self.path!r} allows at most {limit} listeners"
-            )
+        error = self.quota_exceeded()
+        if error is not None:
+            raise error
         self.listeners.append(listener)
 
     def remove(self, listener: L) -> None:
@@ -117,22 +123,13 @@ class EntityRegistry(Generic[L]):
                 return state, "/".join(segments[end:])
         return None
 
-    def create_dynamic(
-        self,
-        path: str,
-        kind: EntityKind,
-        discovery: Discovery = Discovery.PRIVATE,
-        *,
-        requires_client_authorization: bool = True,
-    ) -> EntityState[L]:
-        """An entity made on a Manage listener's connect; gone when its last listener leaves."""
-        state = self._entities.get(path)
+    def create_dynamic(self, config: EntityConfig) -> EntityState[L]:
+        """The entity ``config`` describes, made on a Manage listener's connect (the one
+        already there if another listener made it first); gone when its last listener
+        leaves."""
+        state = self._entities.get(config.path)
         if state is None:
-            config = EntityConfig.for_kind(
-                path, kind, discovery=discovery, dynamic=True,
-                requires_client_authorization=requires_client_authorization,
-            )
-            state = self._entities[path] = EntityState(config)
+            state = self._entities[config.path] = EntityState(config)
         return state
 
     def release(self, state: EntityState[L]) -> None:

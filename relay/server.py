@@ -8,8 +8,10 @@ Routing (PROTOCOL.md §1)::
     GET /                             Atom discovery feed           -> _feed
     anything else                     HTTP sender                   -> relay.http_senders
 
-Decisions live in the pure modules (sas, routing, headers, messages,
-error_body); this module only moves bytes between them and the sockets.
+Decisions live in the pure modules (``hc``, ``relay.access``, ``relay.routing``,
+``relay.boundary``); the handlers share one ``relay.state.RelayState``, never the
+server.  This module owns the life cycle (sockets, sweeps, start and stop) and
+only moves bytes between the pure parts and the sockets.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import asyncio
 import gc
 import logging
 import random
-import re
 import signal
 import ssl
 import time
@@ -27,48 +28,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict
 
-from hc.entities import Discovery, Rights
-from hc.exceptions import HcError
-from hc.headers import reason_phrase
-from hc.sas import Grant, Resource, SasVerifier
-from relay import cors, http_senders, listen, rendezvous, ws_senders
-from relay.budget import ByteBudget
-from relay.client_errors import AiohttpLogger, ClientErrorLog, GuardedHandler
+from relay import access, http_senders, listen, rendezvous, ws_senders
+from relay.boundary import ErrorAnswer, error_answer
+from relay.client_errors import AiohttpLogger, GuardedHandler
 from relay.discovery import FeedEntry, render_feed
-from relay.drain import CallGate, GateState
-from relay.error_body import new_tracking_id, render_error
-from relay.exceptions import (
-    AuthError,
-    BadRequest,
-    RelayError,
-    RequestTimeout,
-    Throttled,
-    VersionNotSupported,
-    from_hc,
-)
+from relay.drain import GateState
+from relay.error_body import new_tracking_id
+from relay.exceptions import BadRequest, VersionNotSupported
 from relay.front import Front
-from relay.front_wire import FrontLimits
-from relay.http_senders import SOAP_TOKEN_SCAN_BUDGET, SOAP_TOKEN_SCAN_LIMIT
-from relay.listeners import ListenerConnection, PendingRequest
-from relay.namespace import NamespaceConfig, SasRule
+from relay.namespace import NamespaceConfig
 from relay.request_head import check_absolute_target, host_name, refusal
-from relay.routing import (
-    EntityRegistry,
-    EntityState,
-    FailureLimiter,
-    RendezvousTable,
-)
-from relay.sender_io import AiohttpReply, AiohttpSender, SenderRequest
-from relay.ws_senders import PendingAccept
+from relay.sender_io import AiohttpReply, AiohttpSender
+from relay.state import SOAP_TOKEN_SCAN_LIMIT, RelayState
 
 __all__ = ["RelayServer", "run"]
 
 
 log = logging.getLogger("relay")
 _HC_PREFIX = "/$hc/"
-_REALM = re.compile(r"[A-Za-z0-9.:-]+")
 _VERSIONS = frozenset({HttpVersion10, HttpVersion11})
 
 
@@ -81,9 +61,6 @@ class RelayServer:
         rng: randomness for choosing among listeners.
     """
 
-    #: The event loop it serves on (set by :meth:`start`).
-    loop: asyncio.AbstractEventLoop
-
     def __init__(
         self,
         config: NamespaceConfig,
@@ -92,29 +69,14 @@ class RelayServer:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self.clock = clock
-        self.rng = rng or random.Random()
-        self.registry: EntityRegistry[ListenerConnection] = EntityRegistry(config)
-        self.verifier = SasVerifier(clock)
-        self.rendezvous: RendezvousTable[PendingRequest | PendingAccept] = RendezvousTable(
-            config.rendezvous_timeout
-        )
-        #: Failed listener handshakes per (address, path, token), and per address alone,
-        #: so that a client that changes its token on every attempt is held back too.
-        self.limiter = FailureLimiter()
-        self.address_limiter = FailureLimiter(burst=100, per_second=20)
-        #: Calls in flight, and whether new ones are taken (graceful shutdown).
-        self.calls = CallGate()
-        #: Bytes of SOAP bodies read to look for a RelayAccessToken, across all senders.
-        self.scan_budget = ByteBudget(SOAP_TOKEN_SCAN_BUDGET)
+        #: What the handlers read and share (``relay.state``); they never see the server.
+        self.state = RelayState.of(config, clock=clock, rng=rng)
         self._runner: web.AppRunner | None = None
         self._front: Front | None = None
         self._listening: asyncio.AbstractServer | None = None
         self._liveness: asyncio.TimerHandle | None = None
         self._port: int | None = None
         self._scheme = "https" if config.tls_cert else "http"
-        self.limits = FrontLimits.of(config)
-        self.client_errors = ClientErrorLog(log)
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -128,16 +90,23 @@ class RelayServer:
     def base_url(self) -> str:
         return f"{self._scheme}://{self.config.host}:{self.port}"
 
+    @property
+    def front(self) -> Front | None:
+        """The protocol factory of the listening socket and its connections, while serving."""
+        return self._front
+
     async def start(self) -> None:
         """Bind and start serving.
 
         The listening socket's protocol is ``relay.front``: it serves small HTTP
         sender requests itself and hands every other connection to aiohttp.
         """
-        self.loop = asyncio.get_running_loop()
+        state = self.state
+        state.loop = asyncio.get_running_loop()
         app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_shutdown.append(self._on_shutdown)
+        app.on_response_prepare.append(_without_default_server)
         # The same limits as the front's: a connection keeps them when it is handed over.
         options: dict[str, Any] = {
             "max_line_size": self.config.max_header_size,
@@ -145,7 +114,7 @@ class RelayServer:
             "max_headers": self.config.max_headers,
             "keepalive_timeout": self.config.idle_timeout,
             "lingering_time": self.config.body_timeout,
-            "logger": AiohttpLogger(logging.getLogger("aiohttp.server"), self.client_errors),
+            "logger": AiohttpLogger(logging.getLogger("aiohttp.server"), state.client_errors),
         }
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=5.0, **options
@@ -154,10 +123,7 @@ class RelayServer:
         server, loop = self._runner.server, asyncio.get_running_loop()
         assert server is not None
         self._front = Front(
-            self,
-            lambda: GuardedHandler(server, loop=loop, access_log=None, **options),
-            self.limits,
-            self.client_errors,
+            state, lambda: GuardedHandler(server, loop=loop, access_log=None, **options)
         )
         self._listening = await asyncio.get_running_loop().create_server(
             self._front, self.config.host, self.config.port,
@@ -172,7 +138,7 @@ class RelayServer:
         finish, for at most ``grace`` seconds (default: the config's ``shutdown_grace``),
         then close every listener with 1001 and every connection.
         """
-        if self.calls.state is GateState.OPEN:
+        if self.state.calls.state is GateState.OPEN:
             await self._drain(self.config.shutdown_grace if grace is None else grace)
         if self._liveness is not None:
             self._liveness.cancel()
@@ -196,7 +162,7 @@ class RelayServer:
         """Ping quiet listeners and drop the ones that stopped answering (``relay.listeners``)."""
         now = asyncio.get_running_loop().time()
         config = self.config
-        for state in self.registry:
+        for state in self.state.registry:
             for listener in list(state.listeners):
                 listener.tick(now, config.ping_interval, config.pong_timeout)
         self._schedule_liveness()
@@ -206,19 +172,20 @@ class RelayServer:
         # in flight.  New calls there are answered 503; idle keep-alive connections close.
         if self._front is not None:
             self._front.close()
-        if self.calls.in_flight:
+        calls = self.state.calls
+        if calls.in_flight:
             log.info("relay stopping: %d calls in flight, waiting up to %g s",
-                     self.calls.in_flight, grace)
-        left = await self.calls.drain(grace)
+                     calls.in_flight, grace)
+        left = await calls.drain(grace)
         if left:
             log.warning("relay stopping: %d calls cut off after the grace period", left)
 
     def hurry(self) -> None:
         """Cut a graceful stop short (a second SIGTERM)."""
-        self.calls.cut_short()
+        self.state.calls.cut_short()
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        closing = [c.close(1001, "relay shutting down") for s in self.registry for c in s.listeners]
+        closing = [c.close(1001, "relay shutting down") for s in self.state.registry for c in s.listeners]
         await asyncio.gather(*closing, return_exceptions=True)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -236,6 +203,7 @@ class RelayServer:
         tracking = new_tracking_id()
         if request.version not in _VERSIONS:
             return self._refuse_version(request, tracking)
+        reply = AiohttpReply(request)
         try:
             host = _checked_host(request)
             path = request.path
@@ -243,140 +211,50 @@ class RelayServer:
                 return await self._hybrid_connection(request, path[len(_HC_PREFIX) :], tracking)
             if path == "/" and request.method in ("GET", "HEAD"):
                 return self._feed(request, host)
-            reply = AiohttpReply(request)
-            sender = AiohttpSender(request, host, self.limits)
-            await http_senders.relay_http(self, sender, reply)
+            sender = AiohttpSender(request, host, self.state.limits)
+            await http_senders.relay_http(self.state, sender, reply)
             assert reply.response is not None
             return reply.response
-        except RelayError as exc:
-            response = self.error_response(request, exc, tracking)
-            if isinstance(exc, RequestTimeout):
-                response.force_close()  # the rest of a slow body is not waited for
-            return response
+        except web.HTTPException:
+            raise  # aiohttp's own answer (a WebSocket handshake it refused)
+        except Exception as exc:  # noqa: BLE001 - the one boundary (relay.boundary)
+            answer = error_answer(exc, request, self.state, tracking)
+            started = reply.response is not None and reply.response.prepared
+            if started or request.writer.output_size:  # a streamed head, a 101: out already
+                reply.abort()  # the connection ends: what is out must not look complete
+            return _error_response(answer)
 
     def _refuse_version(self, request: web.Request, tracking: str) -> web.Response:
         """505 for HTTP/0.9 or 2.0 on a connection aiohttp parses, written as HTTP/1.1
         (aiohttp would echo the request's version in the status line)."""
         error = VersionNotSupported(f"HTTP/{request.version.major}.{request.version.minor}"
                                     " is not supported (use HTTP/1.1)")
-        self.client_errors.warning("refused a request from %s: %d %s [tracking %s]",
-                                   request.remote, error.status, error, tracking)
+        self.state.client_errors.warning("refused a request from %s: %d %s [tracking %s]",
+                                         request.remote, error.status, error, tracking)
         if request.transport is not None:
             request.transport.write(refusal(error, tracking))
             request.transport.close()
         return web.Response(status=error.status)  # not written: the connection is closed
 
-    def error_parts(
-        self, request: web.BaseRequest | SenderRequest, error: RelayError, tracking: str = ""
-    ) -> tuple[int, str | None, tuple[tuple[str, str], ...], bytes]:
-        """The relay's own error (PROTOCOL.md §5): status, reason, headers and a SOAP
-        fault or JSON body, with a tracking id that is also logged.
-
-        A 401 carries its ``WWW-Authenticate`` challenge; a request from one of the
-        entity's ``cors_origins`` gets the CORS headers that let its page read the
-        error, and a preflight from one is answered here (``relay.cors``).
-        """
-        if isinstance(error, cors.CorsPreflight):
-            return 204, None, cors.preflight_headers(error.origin, request.headers), b""
-        tracking = tracking or new_tracking_id()
-        # A throttled client is retrying in a tight loop: one line per refusal would
-        # flood the log (hyco-ws makes ~1000 attempts a second), so those are DEBUG.
-        log.log(
-            logging.DEBUG if isinstance(error, Throttled) else logging.INFO,
-            "%s %s -> %d %s: %s [tracking %s]",
-            request.method, request.path, error.status, error.code, error, tracking,
-        )
-        rendered = render_error(error, request.headers.get("Content-Type"), tracking)
-        reason = reason_phrase(str(error).replace("\r", " ").replace("\n", " "))
-        headers = [("Content-Type", rendered.content_type), ("X-Relay-Tracking-Id", tracking)]
-        if isinstance(error, Throttled):
-            headers.append(("Retry-After", "1"))
-        if rendered.status == 401:  # RFC 9110 §11.6.1: a 401 MUST carry a challenge
-            headers.append(("WWW-Authenticate", f'SharedAccessSignature realm="{self._realm(request)}"'))
-        origins = self._cors_origins(request.path)
-        if origins:
-            headers.append(("Vary", "Origin"))
-            origin = cors.allowed_origin(origins, request.headers.get("Origin"))
-            if origin is not None:
-                headers.extend(cors.error_headers(origin))
-        return rendered.status, reason, tuple(headers), rendered.body
-
-    def _realm(self, request: web.BaseRequest | SenderRequest) -> str:
-        """The host name SAS tokens for this request are scoped to (the challenge's realm)."""
-        try:
-            host = _hostname(request.host)
-        except ValueError:  # a Host the relay refuses anyway
-            host = ""
-        return host if _REALM.fullmatch(host) else self.config.host
-
-    def _cors_origins(self, path: str) -> tuple[str, ...]:
-        """The ``cors_origins`` of the entity ``path`` names; none when there is no entity."""
-        resolved = self.registry.resolve(path.removeprefix(_HC_PREFIX))
-        return resolved[0].config.cors_origins if resolved is not None else ()
-
-    def error_response(
-        self, request: web.BaseRequest, error: RelayError, tracking: str
-    ) -> web.Response:
-        """:meth:`error_parts` as an aiohttp response."""
-        status, reason, headers, body = self.error_parts(request, error, tracking)
-        return web.Response(status=status, reason=reason, body=body, headers=CIMultiDict(headers))
-
     async def _hybrid_connection(
         self, request: web.Request, raw_path: str, tracking: str
     ) -> web.StreamResponse:
         action = request.query.get("sb-hc-action")
+        state = self.state
         if action == "listen":
-            self.calls.check()  # a stopping relay takes no new listener...
-            return await listen.serve(self, request, raw_path)
+            state.calls.check()  # a stopping relay takes no new listener...
+            return await listen.serve(state, request, raw_path)
         if action == "connect":
-            self.calls.check()  # ...nor WebSocket sender (rendezvous: yes, for calls in flight)
-            return await ws_senders.connect(self, request, raw_path, tracking)
+            state.calls.check()  # ...nor WebSocket sender (rendezvous: yes, for calls in flight)
+            return await ws_senders.connect(state, request, raw_path, tracking)
         if action in ("accept", "request"):
-            return await rendezvous.handle(self, request, action)
+            return await rendezvous.handle(state, request, action)
         raise BadRequest(f"unknown sb-hc-action {action!r}")
-
-    # -- authorization -------------------------------------------------------------
-
-    def resource(self, request: web.BaseRequest | SenderRequest, path: str) -> Resource:
-        return Resource(_hostname(request.host), "/" + path)
-
-    def authorize(
-        self, request: web.BaseRequest | SenderRequest, state: EntityState[ListenerConnection],
-        needed: Rights, token: str | None,
-    ) -> Grant | None:
-        """Verify ``token`` for ``needed`` on the entity; ``None`` when no token is required.
-
-        A CORS preflight from one of the entity's ``cors_origins`` is answered by the
-        relay (it raises :class:`relay.cors.CorsPreflight`) and never reaches a listener.
-        """
-        if needed is Rights.SEND and cors.is_preflight(request.method, request.headers):
-            origin = cors.allowed_origin(state.config.cors_origins, request.headers.get("Origin"))
-            if origin is not None:
-                raise cors.CorsPreflight(origin)
-        if token is None:
-            if needed is Rights.SEND and not state.config.requires_client_authorization:
-                return None
-            raise AuthError("a SAS token is required (ServiceBusAuthorization header or sb-hc-token)")
-        rules = (*state.config.rules, *self.config.rules)
-        return self.verify(token, self.resource(request, state.path), needed, rules)
-
-    def verify(
-        self, token: str, target: Resource, needed: Rights, rules: tuple[SasRule, ...]
-    ) -> Grant:
-        """``hc.sas`` verification, its errors as the relay's (401 or 403, with their codes)."""
-        try:
-            return self.verifier.verify(token, target, needed, rules)
-        except HcError as exc:
-            raise from_hc(exc) from exc
 
     # -- discovery -----------------------------------------------------------------
 
     def _feed(self, request: web.Request, host: str) -> web.Response:
-        entries = [
-            FeedEntry(state.path, state.config.kind)
-            for state in self.registry
-            if state.config.discovery is Discovery.PUBLIC and state.listeners
-        ]
+        entries = [FeedEntry(c.path, c.kind) for c in access.feed(self.state.registry)]
         base = f"{request.scheme}://{host or self.config.host}"  # "": HTTP/1.0 without Host
         body = render_feed(
             entries, namespace=self.config.name, base_url=base, updated=datetime.now(UTC)
@@ -384,9 +262,23 @@ class RelayServer:
         return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 
 
-def _hostname(host: str) -> str:
-    """The lower-cased host name of a ``Host`` header (validated where the request entered)."""
-    return host_name(host)
+async def _without_default_server(request: web.Request, response: web.StreamResponse) -> None:
+    """Drop the ``Server`` header aiohttp adds by default: the front's answers carry none,
+    and the same answer must not differ by which shell wrote it (nor name our versions).
+    A listener's own ``Server`` header passes (unless it is that very default)."""
+    if response.headers.get("Server") == SERVER_SOFTWARE:
+        del response.headers["Server"]
+
+
+def _error_response(answer: ErrorAnswer) -> web.Response:
+    """The boundary's answer as an aiohttp response."""
+    response = web.Response(
+        status=answer.status, reason=answer.reason, body=answer.body,
+        headers=CIMultiDict(answer.headers),
+    )
+    if answer.close:
+        response.force_close()
+    return response
 
 
 def _checked_host(request: web.BaseRequest) -> str:

@@ -13,51 +13,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from hc.entities import Rights
-from hc.headers import TokenLocation, find_token, query_pairs
+from hc.headers import TokenLocation, query_pairs
 from hc.messages import AcceptCommand
-from relay.exceptions import (
-    BadRequest,
-    EntityNotFound,
-    ListenerGone,
-    ListenerTimeout,
-    RelayError,
-)
+from relay import access
+from relay.accepts import ListenerRejected, PendingAccept
+from relay.exceptions import BadRequest, EntityNotFound, ListenerGone, ListenerTimeout
 from relay.listeners import ListenerConnection, choose_live
 from relay.rawws import Opcode, RawWebSocket, close_of
+from relay.state import RelayState
 
-if TYPE_CHECKING:
-    from relay.server import RelayServer
-
-__all__ = ["PendingAccept", "connect", "listener_accepts"]
+__all__ = ["ListenerRejected", "PendingAccept", "connect", "listener_accepts"]
 
 log = logging.getLogger("relay.ws")
 _CREDENTIALS = {"servicebusauthorization"}
-
-
-class ListenerRejected(RelayError):
-    """The listener declined the WebSocket sender; status and text are the listener's."""
-
-    def __init__(self, status: int, description: str) -> None:
-        super().__init__(description or "the listener rejected the connection")
-        self.status = status if 400 <= status <= 599 else 502
-        self.code = "ListenerRejected"
-
-
-@dataclass(eq=False)
-class PendingAccept:
-    """A sender waiting for a listener to open its accept address."""
-
-    sender_protocols: list[str]
-    listener_socket: asyncio.Future[tuple[RawWebSocket, str | None]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _protocols(header: str | None) -> list[str]:
@@ -65,25 +37,29 @@ def _protocols(header: str | None) -> list[str]:
 
 
 async def connect(
-    server: RelayServer, request: web.Request, raw_path: str, tracking: str
+    relay: RelayState, request: web.Request, raw_path: str, tracking: str
 ) -> web.StreamResponse:
     """Serve a WebSocket sender's ``sb-hc-action=connect`` upgrade."""
-    resolved = server.registry.resolve(raw_path)
+    resolved = relay.registry.resolve(raw_path)
     if resolved is None:
         raise EntityNotFound(f"no entity at {raw_path!r}")
     state, _ = resolved
-    token, where = find_token(query_pairs(request.rel_url.raw_query_string), request.headers.items())
-    server.authorize(request, state, Rights.SEND, token)
+    asked = access.AccessRequest(
+        request.method, request.host, query_pairs(request.rel_url.raw_query_string),
+        request.headers.items(), request.remote,
+    )
+    where = access.send(asked, state, relay.config, relay.verifier).check().token_location
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise BadRequest("sb-hc-action=connect needs a WebSocket upgrade request")
-    timeout = server.config.rendezvous_timeout
-    deadline = server.loop.time() + timeout
+    timeout = relay.config.rendezvous_timeout
+    loop = relay.running_loop
+    deadline = loop.time() + timeout
     tried: list[ListenerConnection] = []
     while True:
         pending = PendingAccept(_protocols(request.headers.get("Sec-WebSocket-Protocol")))
-        ident = server.rendezvous.issue(pending)
+        ident = relay.rendezvous.issue(pending)
         try:
-            listener = choose_live(state, server.rng, server.loop.time(), tried)
+            listener = choose_live(state, relay.rng, loop.time(), tried)
             await listener.send_accept(_accept_command(request, state.path, ident, where).serialize())
             try:
                 listener_ws, subprotocol = await _accepted(pending, listener, deadline, timeout)
@@ -99,7 +75,7 @@ async def connect(
             await _pump(sender_ws, listener_ws)
             return response
         finally:
-            server.rendezvous.discard(ident)
+            relay.rendezvous.discard(ident)
             pending.finished.set()
 
 

@@ -49,8 +49,8 @@ async def test_a_spent_scan_budget_is_a_clear_401_and_the_header_token_still_wor
     async with RawListener(arelay.ws_url, "echo", arelay.token("echo")) as lst:
         async with http.post(f"{arelay.base_url}/echo", data=body, headers=soap) as resp:
             assert resp.status == 200  # scanned: the token in the SOAP header is used
-        assert arelay.server.scan_budget.used == 0  # given back once the call ended
-        arelay.server.scan_budget.limit = 100_000  # as if other senders held the rest
+        assert arelay.server.state.scan_budget.used == 0  # given back once the call ended
+        arelay.server.state.scan_budget.limit = 100_000  # as if other senders held the rest
         async with http.post(f"{arelay.base_url}/echo", data=body, headers=soap) as resp:
             assert resp.status == 401
             assert "too busy to look for a RelayAccessToken" in await resp.text()

@@ -63,7 +63,7 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
 
 
 def listeners(relay: RelayHandle, path: str) -> list[ListenerConnection]:
-    state = relay.server.registry.get(path)
+    state = relay.server.state.registry.get(path)
     assert state is not None
     return list(state.listeners)
 
@@ -100,7 +100,7 @@ async def test_a_rendezvous_never_opened_is_retried_on_a_healthy_listener(
     make_relay: Any, http: aiohttp.ClientSession
 ) -> None:
     relay = await make_relay(EntityConfig("cut"), ping_interval=1.0, pong_timeout=1.0)
-    relay.server.rng = FirstListener()
+    relay.server.state.rng = FirstListener()
     big = os.urandom(100_000)  # over 64 KiB: announced address-only, no byte sent yet
     async with SilentListener(relay, "cut"), RawListener(relay.ws_url, "cut", relay.token("cut")) as healthy:
         await wait_until(lambda: len(listeners(relay, "cut")) == 2)
@@ -116,7 +116,7 @@ async def test_new_calls_avoid_a_listener_with_an_unanswered_ping(
 ) -> None:
     # A long pong_timeout: the silent listener stays connected, but suspect.
     relay = await make_relay(EntityConfig("cut"), ping_interval=0.2, pong_timeout=60.0)
-    relay.server.rng = FirstListener()
+    relay.server.state.rng = FirstListener()
     async with SilentListener(relay, "cut"), RawListener(relay.ws_url, "cut", relay.token("cut")) as healthy:
         await wait_until(lambda: len(listeners(relay, "cut")) == 2)
         silent = listeners(relay, "cut")[0]
@@ -157,7 +157,7 @@ async def test_a_websocket_sender_meant_for_a_silent_listener_is_accepted_by_ano
     from tests.relay.test_server_websockets import accepting_listener
 
     relay = await make_relay(EntityConfig("chat"), ping_interval=1.0, pong_timeout=1.0)
-    relay.server.rng = FirstListener()
+    relay.server.state.rng = FirstListener()
     async with SilentListener(relay, "chat"):
         task, seen = await accepting_listener(relay, "chat")
         await wait_until(lambda: len(listeners(relay, "chat")) == 2)

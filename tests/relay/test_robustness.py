@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -12,9 +13,10 @@ import aiohttp
 import pytest
 from lxml import etree
 
+from relay.accepts import ListenerRejected
+from relay.boundary import error_answer
 from relay.namespace import EntityConfig
-from relay.server import RelayServer
-from relay.ws_senders import ListenerRejected
+from relay.state import RelayState
 from soap.relay_token import relay_token_header
 from tests.support.raw_listener import RawListener, Reply
 from tests.support.relay import RelayHandle, make_namespace
@@ -91,8 +93,9 @@ async def test_a_listener_answering_1xx_gets_the_sender_a_prompt_502(
 
 
 async def test_late_answers_after_a_timeout_do_not_get_the_listener_closed(
-    make_relay: Any, http: aiohttp.ClientSession
+    make_relay: Any, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "relay.listener")
     relay = await make_relay(EntityConfig("slow", timeout=0.1))
     release = asyncio.Event()
     calls = itertools.count()
@@ -111,9 +114,11 @@ async def test_late_answers_after_a_timeout_do_not_get_the_listener_closed(
             release.set()
         async with http.post(f"{relay.base_url}/slow", data=b"x", headers=token) as resp:
             assert resp.status == 200
-        state = relay.server.registry.get("slow")
+        state = relay.server.state.registry.get("slow")
         assert state is not None and len(state.listeners) == 1
-        assert state.listeners[0]._violations == 0
+        late = [r for r in caplog.records if "after its sender gave up" in r.getMessage()]
+        assert late and all(r.levelno == logging.INFO for r in late)  # dropped quietly...
+        assert "answered unknown request id" not in caplog.text  # ...not held against it
 
 
 def soap_with_token(token: str) -> tuple[bytes, bytes]:
@@ -146,11 +151,10 @@ async def test_a_soap_token_never_reaches_the_listener(
 
 
 def test_error_reason_phrases_carry_no_line_breaks() -> None:
-    server = RelayServer(make_namespace())
-    request = SimpleNamespace(method="GET", path="/$hc/x", headers={})
-    status, reason, _, body = server.error_parts(
-        request, ListenerRejected(418, "no\r\nInjected: yes\tthanks"), "t1"  # type: ignore[arg-type]
-    )
+    state = RelayState.of(make_namespace())
+    request = SimpleNamespace(method="GET", path="/$hc/x", host="127.0.0.1", headers={})
+    answer = error_answer(ListenerRejected(418, "no\r\nInjected: yes\tthanks"), request, state, "t1")
+    status, reason, body = answer.status, answer.reason, answer.body
     assert status == 418
     assert reason is not None and "\r" not in reason and "\n" not in reason
     assert b"Injected" in body  # the full text still reaches the sender, escaped in the body
@@ -231,7 +235,7 @@ async def test_a_client_changing_its_token_on_every_attempt_is_throttled(arelay:
 
     from relay.routing import FailureLimiter
 
-    arelay.server.address_limiter = FailureLimiter(burst=100, per_second=0.001)  # no refill
+    arelay.server.state.address_limiter = FailureLimiter(burst=100, per_second=0.001)  # no refill
     statuses = [await status(f"SharedAccessSignature sr=x&sig=bad{n}&se=1&skn=k") for n in range(110)]
     assert statuses[:100] == [401] * 100  # a fresh token each time: the per-token bucket never runs dry
     assert set(statuses[100:]) == {429}

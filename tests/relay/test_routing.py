@@ -62,7 +62,7 @@ def test_quota_and_random_choice() -> None:
 
 def test_dynamic_entity_lives_while_it_has_listeners() -> None:
     reg: EntityRegistry[str] = registry()
-    state = reg.create_dynamic("dyn", EntityKind.ONEWAY)
+    state = reg.create_dynamic(EntityConfig.for_kind("dyn", EntityKind.ONEWAY, dynamic=True))
     assert state.config.max_message_size == 64 * 1024
     state.add("l1")
     reg.release(state)

@@ -50,7 +50,7 @@ async def test_a_call_in_flight_gets_its_answer_and_new_calls_get_503(
         in_flight = asyncio.create_task(call(http, relay, "pay", b"big" * 30_000))  # rendezvous too
         await service.arrived.wait()
         stopping = asyncio.create_task(relay.server.stop())
-        while relay.server.calls.state.value == "open":
+        while relay.server.state.calls.state.value == "open":
             await asyncio.sleep(0)  # stop() has not run up to its drain yet
         async with aiohttp.ClientSession() as fresh:  # a new connection: the port still answers
             status, body = await call(fresh, relay, "pay", b"late")
