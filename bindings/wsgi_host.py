@@ -61,7 +61,15 @@ from soap.quotas import (
     ReaderQuotas,
 )
 
-__all__ = ["ENVELOPE_KEY", "ReadRequest", "WsgiApp", "WsgiHandler", "XmlCheck", "build_environ"]
+__all__ = [
+    "ENVELOPE_KEY",
+    "ReadRequest",
+    "WsgiApp",
+    "WsgiHandler",
+    "XmlCheck",
+    "build_environ",
+    "request_envelope",
+]
 
 log = logging.getLogger("bindings.wsgi")
 
@@ -157,6 +165,21 @@ def build_environ(request: RelayedRequest, body: bytes) -> dict[str, Any]:
     host = f"[{host}]" if ":" in host else host
     environ["HTTP_HOST"] = host if port == default_port else f"{host}:{port}"
     return environ
+
+
+def request_envelope(environ: dict[str, Any], body: bytes) -> Envelope:
+    """The request's tree: the one :class:`WsgiHandler` parsed, else ``body`` parsed now.
+
+    Under the relay host the body was parsed once, under the reader quotas, as
+    it arrived; a bare WSGI server (tests, a local run) has not parsed it.
+
+    Raises:
+        SoapError: The body is not a SOAP envelope.
+    """
+    parsed = environ.get(ENVELOPE_KEY)
+    if isinstance(parsed, Envelope):
+        return parsed
+    return Envelope.from_bytes(body)
 
 
 class _Collector:
