@@ -151,8 +151,12 @@ def _header_element(version: SoapVersion, local: str, value: str) -> etree._Elem
 
 
 def _set_headers(envelope: Envelope, headers: AddressingHeaders) -> None:
-    """Replace the envelope's WS-Addressing headers named in ``headers``."""
-    header = ensure_header(envelope)
+    """Replace the envelope's WS-Addressing headers named in ``headers``.
+
+    The Header is looked up again: a Header added since ``envelope`` was read
+    (by an earlier stamp) is reused, never doubled.
+    """
+    header = ensure_header(Envelope.from_element(envelope.root))
     present = {f"{{{ns.WSA}}}{local}" for local in _NAMES}
     for block in list(header):
         if block.tag in present:
