@@ -25,7 +25,7 @@ from spyne import Application, Integer, ServiceBase, rpc
 from spyne import Decimal as SpyneDecimal
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
-from zeep.wsa import WsAddressingPlugin
+from bindings.zeep_addressing import AddressingPlugin
 
 from bindings.binding import EndToEndSecurityMode
 from bindings.exceptions import BindingError, ConfigurationError
@@ -622,11 +622,11 @@ def test_plugin_repr_and_hook_passthrough() -> None:
 def test_zeep_addressing_headers_are_signed_when_our_plugin_comes_last(calls: Calls) -> None:
     app = secured(calls)  # signed addressing is required by default
     plugin = security_plugin(Mode.MESSAGE, client_settings())
-    assert zeep_client(app, WsAddressingPlugin(), plugin).service.GetSalary(4) == Decimal(1004)
+    assert zeep_client(app, AddressingPlugin(), plugin).service.GetSalary(4) == Decimal(1004)
     signed = calls.environs[0][ENVIRON_KEY].signed_parts
     assert {f"{{{ns.WSA}}}{name}" for name in ("Action", "MessageID", "To")} <= set(signed)
     # In the wrong order the addressing headers are added after signing: refused.
-    wrong = zeep_client(app, plugin, WsAddressingPlugin())
+    wrong = zeep_client(app, plugin, AddressingPlugin())
     with pytest.raises(zeep.exceptions.Fault, match="does not cover wsa:"):
         wrong.service.GetSalary(4)
 
@@ -635,7 +635,7 @@ def test_unsigned_addressing_passes_only_when_allowed_explicitly(calls: Calls) -
     plugin = security_plugin(Mode.MESSAGE, client_settings())
     lax = secured(calls, require_signed_addressing=False)
     # Our plugin first: zeep's WS-Addressing headers are added after signing.
-    assert zeep_client(lax, plugin, WsAddressingPlugin()).service.GetSalary(4) == Decimal(1004)
+    assert zeep_client(lax, plugin, AddressingPlugin()).service.GetSalary(4) == Decimal(1004)
     assert calls.salaries == [4]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import zeep
 from lxml import etree
-from zeep.wsa import WsAddressingPlugin
+from bindings.zeep_addressing import AddressingPlugin
 
 from bindings.binding import (
     BasicHttpRelayBinding,
@@ -184,7 +184,7 @@ def test_client_plugin_comes_after_addressing_and_the_relay_token(tmp_path: Path
         message_security=client_settings(),
     )
     kinds = [type(plugin) for plugin in client.plugins]
-    assert kinds == [WsAddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
+    assert kinds == [AddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
 
 
 def test_async_client_plugin_comes_last_too(tmp_path: Path) -> None:
@@ -198,7 +198,7 @@ def test_async_client_plugin_comes_last_too(tmp_path: Path) -> None:
         message_security=client_settings(),
     )
     kinds = [type(plugin) for plugin in client.plugins]
-    assert kinds == [WsAddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
+    assert kinds == [AddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
     with pytest.raises(ConfigurationError, match="needs MessageSecurity"):
         relay_async_client(str(wsdl), binding=WS2007HttpRelayBinding(security=MESSAGE))
 
