@@ -25,7 +25,6 @@ from spyne import Application, Integer, ServiceBase, rpc
 from spyne import Decimal as SpyneDecimal
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
-from bindings.zeep_addressing import AddressingPlugin
 
 from bindings.binding import EndToEndSecurityMode
 from bindings.exceptions import BindingError, ConfigurationError
@@ -38,6 +37,7 @@ from bindings.wssecurity import (
     secure_service,
     security_plugin,
 )
+from bindings.zeep_addressing import AddressingPlugin
 from soap import ns
 from soap.addressing import AddressingHook
 from soap.envelope import Envelope, SoapVersion

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import zeep
 from lxml import etree
-from bindings.zeep_addressing import AddressingPlugin
 
 from bindings.binding import (
     BasicHttpRelayBinding,
@@ -36,6 +35,7 @@ from bindings.wssecurity import (
     WsSecurityMiddleware,
     WsSecurityPlugin,
 )
+from bindings.zeep_addressing import AddressingPlugin
 from bindings.zeep_transport import RelayTokenPlugin, relay_client, security_plugins
 from samples.payroll import services
 from soap.envelope import Envelope
