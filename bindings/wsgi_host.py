@@ -42,12 +42,10 @@ from dataclasses import dataclass, fields, replace
 from types import TracebackType
 from typing import Any
 
-from lxml import etree
-
 from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes
 from bindings.wsgi_environ import build_environ
 from soap.envelope import Envelope, SoapVersion
-from soap.exceptions import MalformedXml, NotAnEnvelope
+from soap.exceptions import MalformedXml, NotAnEnvelope, SoapError
 from soap.fault import Fault, FaultCode, fault_envelope
 from soap.quotas import (
     DEFAULT_MAX_RECEIVED_MESSAGE_SIZE,
@@ -59,6 +57,7 @@ from soap.quotas import (
 )
 
 __all__ = [
+    "ENVELOPE_ERROR_KEY",
     "ENVELOPE_KEY",
     "ReadRequest",
     "WsgiApp",
@@ -75,6 +74,8 @@ _ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 _FAULT_REASON = "The server was unable to process the request due to an internal error."
 #: The environ key of the request's checked :class:`~soap.envelope.Envelope`, when it is one.
 ENVELOPE_KEY = "soaprelay.envelope"
+#: The environ key of the error that made a parsed body no envelope (a SoapError).
+ENVELOPE_ERROR_KEY = "soaprelay.envelope_error"
 
 
 class XmlCheck(enum.Enum):
@@ -94,9 +95,11 @@ class ReadRequest(RelayedRequest):
 
     Attributes:
         envelope: the checked SOAP envelope, when the body was parsed and is one.
+        envelope_error: why a parsed body is no SOAP envelope (not XML, not an Envelope).
     """
 
     envelope: Envelope | None = None
+    envelope_error: SoapError | None = None
 
 
 def _is_xml(content_type: str) -> bool:
@@ -108,7 +111,8 @@ def request_envelope(environ: dict[str, Any], body: bytes) -> Envelope:
     """The request's tree: the one :class:`WsgiHandler` parsed, else ``body`` parsed now.
 
     Under the relay host the body was parsed once, under the reader quotas, as
-    it arrived; a bare WSGI server (tests, a local run) has not parsed it.
+    it arrived (and when it is no envelope, the error that parse found is
+    raised again); a bare WSGI server (tests, a local run) has not parsed it.
 
     Raises:
         SoapError: The body is not a SOAP envelope.
@@ -116,6 +120,9 @@ def request_envelope(environ: dict[str, Any], body: bytes) -> Envelope:
     parsed = environ.get(ENVELOPE_KEY)
     if isinstance(parsed, Envelope):
         return parsed
+    error = environ.get(ENVELOPE_ERROR_KEY)
+    if isinstance(error, SoapError):
+        raise error
     return Envelope.from_bytes(body)
 
 
@@ -240,20 +247,23 @@ class WsgiHandler:
         """
         if isinstance(request, ReadRequest):
             return request
-        parser = QuotaParser(self.quotas, max_size=self.max_body) if self._parses(request) else None
+        parse = _BodyParse(
+            QuotaParser(self.quotas, max_size=self.max_body) if self._parses(request) else None
+        )
         buffer = bytearray()
         try:
             async for chunk in request.body:
                 if len(buffer) + len(chunk) > self.max_body:
                     raise MessageTooLarge(self.max_body)
                 buffer += chunk
-                parser = _fed(parser, chunk)
-            root = _closed(parser) if buffer else None
+                parse.feed(chunk)
+            envelope = parse.close() if buffer else None
         except (MessageTooLarge, QuotaExceeded, DtdRefused) as exc:
             return self._refuse(request, exc)
         body = bytes(buffer)
         values = {f.name: getattr(request, f.name) for f in fields(request)}
-        values.update(body=iter_bytes(body), _read=body, envelope=_envelope(root))
+        values.update(body=iter_bytes(body), _read=body, envelope=envelope,
+                      envelope_error=parse.error)
         return ReadRequest(**values)
 
     def _refuse(self, request: RelayedRequest, exc: Exception) -> RelayedResponse:
@@ -284,6 +294,8 @@ class WsgiHandler:
         environ = build_environ(prepared, body)
         if prepared.envelope is not None:
             environ[ENVELOPE_KEY] = prepared.envelope
+        elif prepared.envelope_error is not None:
+            environ[ENVELOPE_ERROR_KEY] = prepared.envelope_error
         loop = asyncio.get_running_loop()
         try:
             response, result = await loop.run_in_executor(
@@ -312,39 +324,37 @@ class WsgiHandler:
             await asyncio.to_thread(self.executor.shutdown, True)
 
 
-def _fed(parser: QuotaParser | None, chunk: bytes) -> QuotaParser | None:
-    """``parser`` after ``chunk``; None once the XML turned out not well-formed.
+class _BodyParse:
+    """The quota parse of one body, fed as it arrives; what it found, tree or error.
 
-    A body that is not XML is the application's to refuse, in its own words
-    (Spyne's adapter answers a Client fault); it is still held to ``max_body``.
+    A body that is not XML (or not a SOAP envelope) is the application's to
+    refuse, in its own words (Spyne's adapter answers a Client fault): the
+    error is kept for it, so that it need not parse the body again to find it.
+    The body is still held to ``max_body``; a DTD is refused here, at once.
     """
-    if parser is None:
-        return None
-    try:
-        parser.feed(chunk)
-    except DtdRefused:
-        raise
-    except MalformedXml:
-        return None
-    return parser
 
+    def __init__(self, parser: QuotaParser | None) -> None:
+        self.parser = parser
+        self.error: SoapError | None = None
 
-def _closed(parser: QuotaParser | None) -> etree._Element | None:
-    if parser is None:
-        return None
-    try:
-        return parser.close()
-    except DtdRefused:
-        raise
-    except MalformedXml:
-        return None
+    def feed(self, chunk: bytes) -> None:
+        if self.parser is None:
+            return
+        try:
+            self.parser.feed(chunk)
+        except DtdRefused:
+            raise
+        except MalformedXml as exc:
+            self.parser, self.error = None, exc
 
-
-def _envelope(root: etree._Element | None) -> Envelope | None:
-    """``root`` as a checked Envelope, or None (the app will say what is wrong with it)."""
-    if root is None:
-        return None
-    try:
-        return Envelope.from_element(root)
-    except NotAnEnvelope:
-        return None
+    def close(self) -> Envelope | None:
+        """The body's envelope, or None (no parse, or ``error`` says why)."""
+        if self.parser is None:
+            return None
+        try:
+            return Envelope.from_element(self.parser.close())
+        except DtdRefused:
+            raise
+        except (MalformedXml, NotAnEnvelope) as exc:
+            self.error = exc
+            return None

@@ -193,6 +193,24 @@ async def test_a_refused_request_is_parsed_once(parses: list[str]) -> None:
     assert response.status == 500 and fault is not None and "Security" in fault.reason
 
 
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [(b"<s:Envelope><s:Body>", "not well-formed"), (b"<hello/>", "not a SOAP 1.1/1.2 Envelope")],
+)
+async def test_a_body_that_is_no_envelope_is_parsed_once(
+    parses: list[str], body: bytes, why: str
+) -> None:
+    handler = make_handler(payroll_app(), BasicHttpRelayBinding())
+    headers = (("Content-Type", "text/xml; charset=utf-8"),)
+    request = RelayedRequest("POST", "/payroll", headers, iter_bytes(body), RELAY, "payroll")
+    response = await run(handler, request, parses)
+    assert parses == ["XMLPullParser"]  # the adapter's fault reuses what that parse found
+    await handler.aclose()
+    fault = find_fault(reply_of(response))
+    assert response.status == 500 and fault is not None
+    assert fault.reason.startswith("Malformed SOAP request") and why in fault.reason
+
+
 # -- MESSAGE mode: our parses counted (signxml copies the tree for itself) ----
 
 
