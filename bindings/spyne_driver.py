@@ -16,6 +16,11 @@ reply tree (WS-Addressing, a signature) before it serialises it, once.  Spyne
 never sees the request bytes: it cannot read them with another charset than
 the one they were checked with.
 
+Spyne's events fire as under its WSGI server (``wsgi_call``, the
+``method_*`` ones, ``wsgi_close``), except those of the byte stage it no
+longer runs: ``method_return_string``/``method_exception_string``,
+``wsgi_return`` and ``wsgi_exception`` (the host serialises the reply).
+
 Unhandled exceptions in a service become ``Internal server error
 TrackingId:<id>`` (the traceback is logged with that id, never sent): Spyne
 would put ``get_fault_string_from_exception(exc)``, a full traceback once
