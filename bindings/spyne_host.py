@@ -175,16 +175,26 @@ class SpyneRelayApp:
         try:
             body = b""
             if reply.document is not None:
-                out = Envelope.from_element(reply.document)
-                if request_wsa is not None and request_wsa.action is not None:
-                    addressing.stamp_reply(out, request_wsa, f"{request_wsa.action}Response")
-                if self.security is not None:
-                    self.security.sign(out)
+                self._stamp(reply.document, request_wsa)
                 body = etree.tostring(reply.document, xml_declaration=True, encoding=self._encoding)
         finally:
             reply.close()
         start_response(reply.status, [*reply.headers, ("Content-Length", str(len(body)))])
         return [body]
+
+    def _stamp(
+        self, document: etree._Element, request_wsa: addressing.AddressingHeaders | None
+    ) -> None:
+        """Reply addressing (``RelatesTo``, ``Action``), then the signature, in place."""
+        try:
+            out = Envelope.from_element(document)
+        except SoapError:
+            log.error("Spyne's reply is not a SOAP envelope; sent as it is")
+            return
+        if request_wsa is not None and request_wsa.action is not None:
+            addressing.stamp_reply(out, request_wsa, f"{request_wsa.action}Response")
+        if self.security is not None:
+            self.security.sign(out)
 
     @property
     def _encoding(self) -> str:
