@@ -95,7 +95,8 @@ def test_oneway_operations_have_no_output_and_zeep_loads_the_wsdl(tmp_path: Path
     path = tmp_path / "timesheet.wsdl"
     path.write_bytes(wsdl)
     client = zeep.Client(str(path))
-    operation = client.service._binding._operations["SubmitTimesheet"]
+    [binding] = client.wsdl.bindings.values()
+    operation = binding.get("SubmitTimesheet")
     assert operation.output is None
     app.close()
 

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 import zeep
 from lxml import etree
 from requests.structures import CaseInsensitiveDict
@@ -182,12 +181,17 @@ class WsgiTransport(zeep.Transport):  # type: ignore[misc]
         content_type = headers.get("Content-Type", "text/xml; charset=utf-8")
         extra = {"HTTP_SOAPACTION": headers.get("SOAPAction", "")}
         reply = call(self.app, body=data, content_type=content_type, extra=extra)
-        response = requests.Response()
-        response.status_code = reply.status
-        response.headers = CaseInsensitiveDict(reply.headers)
-        response._content = reply.body
-        response.encoding = "utf-8"
-        return response
+        return ZeepReply(reply.status, CaseInsensitiveDict(reply.headers), reply.body)
+
+
+@dataclass
+class ZeepReply:
+    """What zeep's ``process_reply`` reads of a transport's answer."""
+
+    status_code: int
+    headers: CaseInsensitiveDict[str]
+    content: bytes
+    encoding: str = "utf-8"
 
 
 def zeep_client(app: WsgiApp, *plugins: zeep.Plugin | None) -> zeep.Client:
