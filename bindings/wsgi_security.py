@@ -192,6 +192,10 @@ class WsSecurityMiddleware:
     def signer(self) -> EnvelopeSigner | None:
         return self.stage.signer
 
+    @property
+    def timestamp(self) -> TimestampHook:
+        return self.stage.timestamp
+
     def __repr__(self) -> str:
         return f"WsSecurityMiddleware({self.app!r}, signs={self.signer is not None})"
 

@@ -3,7 +3,7 @@
 ``EndToEndSecurityMode`` (WCF's name, the ``security`` field of every binding)
 decides what the two sides do with the settings in one :class:`MessageSecurity`:
 
-| mode                              | client (zeep plugin)                      | service (WSGI middleware)                    |
+| mode                              | client (zeep plugin)                      | service (pipeline step / WSGI middleware)    |
 |-----------------------------------|-------------------------------------------|----------------------------------------------|
 | NONE, TRANSPORT                   | nothing at the message level              | nothing at the message level                 |
 | MESSAGE                           | Timestamp, signature (+ UsernameToken);   | requires a signed Body and Timestamp, and    |

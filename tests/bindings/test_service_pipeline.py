@@ -25,7 +25,7 @@ from bindings.binding import (
     WS2007HttpRelayBinding,
 )
 from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes, settle
-from bindings.wssecurity import MessageSecurity
+from bindings.wssecurity import ENVIRON_KEY, MessageSecurity
 from samples.payroll.services import (
     TNS,
     Recorder,
@@ -179,6 +179,30 @@ async def test_username_token_request_is_parsed_once(parses: list[str]) -> None:
     assert parses == ["XMLPullParser"]
     assert response.status == 200
     await handler.aclose()
+
+
+async def test_a_wsgi_app_behind_the_middleware_gets_the_hosts_tree(parses: list[str]) -> None:
+    seen: list[object] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        seen.append(environ[ENVIRON_KEY].username)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["wsgi.input"].read()]  # the bytes that were checked
+
+    binding = BasicHttpRelayBinding(security=EndToEndSecurityMode.TRANSPORT_WITH_MESSAGE_CREDENTIAL)
+    settings = MessageSecurity(credentials={"alice": "s3cret"}.get, clock=lambda: T0)
+    handler = make_handler(app, binding, settings)
+    root = request_envelope("GetSalary")
+    client = MessageSecurity(username="alice", password="s3cret", clock=lambda: T0)
+    hook = client.client_hook(EndToEndSecurityMode.TRANSPORT_WITH_MESSAGE_CREDENTIAL)
+    assert hook is not None
+    hook.egress(root, {})
+    request = relayed(root, "payroll", SoapVersion.SOAP11)
+    response = await run(handler, request, parses)
+    assert parses == ["XMLPullParser"]
+    await handler.aclose()
+    assert response.status == 200 and seen == ["alice"]
+    assert response.body == etree.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
 async def test_a_refused_request_is_parsed_once(parses: list[str]) -> None:
