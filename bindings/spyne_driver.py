@@ -65,15 +65,19 @@ class SpyneReply:
     Attributes:
         status: The HTTP status line, e.g. ``"200 OK"``.
         headers: Spyne's response headers (no ``Content-Length``: the body is not made yet).
-        document: The reply envelope tree; None when Spyne has no body to send.
+        document: The reply envelope tree; None when Spyne has no body to send,
+            or its output protocol is not XML.
         close: Ends the method context (Spyne's ``wsgi_close``); call it once the
             reply was serialised.
+        body: The reply bytes Spyne made itself, for an output protocol that is
+            not XML (JSON, say); None otherwise.
     """
 
     status: str
     headers: list[tuple[str, str]]
     document: etree._Element | None
     close: Callable[[], None]
+    body: bytes | None = None
 
 
 class SpyneDriver(WsgiApplication):  # type: ignore[misc]
@@ -125,8 +129,12 @@ class SpyneDriver(WsgiApplication):  # type: ignore[misc]
             log.exception("a Spyne auxiliary method failed")
         headers = [(k, v) for k, v in p_ctx.transport.resp_headers.items()
                    if k.lower() != "content-length"]
-        return SpyneReply(str(p_ctx.transport.resp_code), headers, document,
-                          lambda: self._finish(p_ctx))
+        status, close = str(p_ctx.transport.resp_code), lambda: self._finish(p_ctx)
+        if document is None or isinstance(document, etree._Element):
+            return SpyneReply(status, headers, document, close)
+        # Not an XML tree (a JSON output protocol): Spyne makes the bytes, as it would.
+        p_ctx.out_protocol.create_out_string(p_ctx)
+        return SpyneReply(status, headers, None, close, b"".join(p_ctx.out_string or ()))
 
     def _contexts(
         self, ctx: WsgiMethodContext, environ: dict[str, Any], envelope: Envelope
@@ -146,8 +154,8 @@ class SpyneDriver(WsgiApplication):  # type: ignore[misc]
             ctx.fire_event("method_exception_object")
             return (ctx,)
 
-    def _serialize(self, p_ctx: Any, error: Any) -> etree._Element | None:
-        """Spyne's reply tree (``ctx.out_document``), or the fault's when that fails."""
+    def _serialize(self, p_ctx: Any, error: Any) -> Any:
+        """Spyne's reply document (``ctx.out_document``: a tree for SOAP), or the fault's."""
         if error is not None and p_ctx.transport.resp_code is None:
             p_ctx.transport.resp_code = p_ctx.out_protocol.fault_to_http_response_code(error)
         try:
@@ -161,7 +169,7 @@ class SpyneDriver(WsgiApplication):  # type: ignore[misc]
                 p_ctx.out_error
             )
             self._to_document(p_ctx)
-        document: etree._Element | None = p_ctx.out_document
+        document: Any = p_ctx.out_document
         return document
 
     def _to_document(self, p_ctx: Any) -> None:

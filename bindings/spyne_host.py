@@ -173,7 +173,7 @@ class SpyneRelayApp:
     ) -> WsgiResult:
         """Stamp Spyne's reply tree (addressing, then signature) and serialise it once."""
         try:
-            body = b""
+            body = reply.body or b""
             if reply.document is not None:
                 self._stamp(reply.document, request_wsa)
                 body = etree.tostring(reply.document, xml_declaration=True, encoding=self._encoding)
