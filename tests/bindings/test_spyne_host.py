@@ -348,3 +348,18 @@ def test_the_driver_answers_what_spynes_own_server_answers(body: str) -> None:
     alone = call_wsgi(WsgiApplication(spyne_app), "POST", body=envelope(body))
     assert (ours.status, ours.body) == (alone.status, alone.body)
     assert ours.headers["Content-Type"] == alone.headers["Content-Type"]
+
+
+@pytest.mark.parametrize(
+    "body", [GET_SALARY_7, "<p:GetSalary><p:employee_id>99</p:employee_id></p:GetSalary>"]
+)
+def test_the_driver_answers_soap12_as_spyne_does_without_addressing(body: str) -> None:
+    from spyne.server.wsgi import WsgiApplication
+
+    spyne_app = payroll12_app()
+    app = spyne_wsgi(spyne_app, WS2007HttpRelayBinding())
+    ours = call_wsgi(app, "POST", body=envelope(body, version=S12), content_type=SOAP12_CT)
+    app.close()
+    alone = call_wsgi(WsgiApplication(spyne_app), "POST", body=envelope(body, version=S12),
+                      content_type=SOAP12_CT)
+    assert (ours.status, ours.body) == (alone.status, alone.body)
