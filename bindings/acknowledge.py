@@ -11,9 +11,10 @@ logging what it returns or raises.  A 202 that could not be written starts
 nothing: the sender saw no acknowledgement and may send the message again, so
 running it anyway could run it twice.  ``aclose()`` waits for those runs.
 
-``GET`` and ``HEAD`` are not messages but metadata fetches (a WSDL or XSD): the
-relay routes them to one listener like request/response, so they are answered
-by the handler directly.
+Which requests are acknowledged is :class:`~bindings.oneway.OnewayRule`'s
+decision (every message, by default): ``GET`` and ``HEAD`` are not messages
+but metadata fetches (a WSDL or XSD), which the relay routes to one listener
+like request/response, so they are answered by the handler directly.
 
 When the wrapped handler reads bodies in a ``prepare`` step (a
 :class:`~bindings.wsgi_host.WsgiHandler`: bounded, quota-checked, before a call
@@ -28,11 +29,12 @@ import logging
 from dataclasses import replace
 
 from bindings.handler import Handler, RelayedRequest, RelayedResponse, iter_bytes, settle
+from bindings.oneway import METADATA_METHODS, Delivery, OnewayRule
 
-__all__ = ["Acknowledging"]
+__all__ = ["METADATA_METHODS", "Acknowledging"]
 
-#: Not one-way messages: the relay expects the handler's own answer (PROTOCOL.md §6 extension).
-METADATA_METHODS = frozenset({"GET", "HEAD"})
+#: A NetOneway/NetEvent binding: every message but a metadata fetch.
+_EVERY_MESSAGE = OnewayRule(every_message=True)
 
 log = logging.getLogger("bindings.oneway")
 
@@ -42,10 +44,12 @@ class Acknowledging:
 
     Args:
         handler: the real handler; its response is discarded (errors are logged).
+        rule: which requests are one-way messages (the others get the handler's
+            answer); every message but ``GET``/``HEAD`` by default.
     """
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, handler: Handler, rule: OnewayRule = _EVERY_MESSAGE) -> None:
+        self.handler, self.rule = handler, rule
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -60,7 +64,7 @@ class Acknowledging:
         return prepared
 
     async def __call__(self, request: RelayedRequest) -> RelayedResponse:
-        if request.method.upper() in METADATA_METHODS:
+        if self.rule.delivery(request.method) is Delivery.REPLY:
             return await self.handler(request)
         body = await request.read()
         copy = replace(request, body=iter_bytes(body), _read=body)

@@ -2,18 +2,21 @@
 
 :func:`make_handler` is what :class:`~bindings.host.RelayServiceHost` hosts:
 
-- a Spyne ``Application`` runs through :func:`bindings.spyne_host.spyne_wsgi` in a
-  :class:`~bindings.wsgi_host.WsgiHandler` (Spyne answers one-way operations 202 itself);
+- a Spyne ``Application`` runs through :func:`bindings.spyne_host.spyne_wsgi` (the
+  service pipeline: WS-Security, WS-Addressing, the one-way decision and Spyne on
+  the tree parsed once) in a :class:`~bindings.wsgi_host.WsgiHandler`;
 - any other WSGI callable runs in a ``WsgiHandler`` too;
 - an async Handler is awaited as it is;
 - on NetOneway/NetEvent bindings, all but Spyne are wrapped in
   :class:`~bindings.acknowledge.Acknowledging` (202 first, the handler after);
-- a message security mode puts the WSGI app behind the WS-Security middleware.
+- a message security mode gives the Spyne pipeline its WS-Security step, and puts
+  any other WSGI app behind the WS-Security middleware.
 
 Every WSGI handler reads the body before it takes a call slot, held to the
 binding's ``max_received_message_size`` and, for bodies the app will parse,
-its ``reader_quotas`` (:mod:`bindings.wsgi_host`): Spyne and the WS-Security
-middleware parse every body, any other WSGI app only XML ones.
+its ``reader_quotas`` (:mod:`bindings.wsgi_host`): that is the one parse of a
+request; the Spyne pipeline and the WS-Security middleware take its tree. Spyne
+and the middleware parse every body, any other WSGI app only XML ones.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from bindings.acknowledge import Acknowledging
 from bindings.binding import EndToEndSecurityMode, RelayBinding
 from bindings.exceptions import ConfigurationError
 from bindings.handler import Handler
+from bindings.oneway import OnewayRule
 from bindings.wsgi_host import WsgiApp, WsgiHandler, XmlCheck
 from hc.entities import EntityKind
 from soap.envelope import SoapVersion
@@ -41,14 +45,18 @@ def _is_spyne_application(app: object) -> bool:
     return spyne is not None and isinstance(app, spyne.Application)
 
 
-def _spyne_wsgi(app: Any, binding: RelayBinding) -> WsgiApp:
-    try:
-        from bindings.spyne_host import spyne_wsgi
-    except ImportError:  # pragma: no cover - spyne_host ships with the package
-        from spyne.server.wsgi import WsgiApplication
+def _spyne_wsgi(
+    app: Any, binding: RelayBinding, message_security: MessageSecurity | None
+) -> WsgiApp:
+    """The Spyne pipeline, with its WS-Security step when the binding's mode asks for one."""
+    from bindings.spyne_host import spyne_wsgi
 
-        return WsgiApplication(app)  # type: ignore[no-any-return]
-    return spyne_wsgi(app, binding)
+    stage = None
+    if message_security is not None or binding.security not in _TRANSPORT_ONLY:
+        from bindings.wssecurity import security_stage
+
+        stage = security_stage(binding.security, message_security)
+    return spyne_wsgi(app, binding, stage)
 
 
 def _is_async_handler(app: object) -> bool:
@@ -93,10 +101,10 @@ def make_handler(
     NetOneway/NetEvent bindings acknowledge with 202 before running it (Spyne's
     adapter does that itself; anything else is wrapped in :class:`Acknowledging`).
 
-    With a message security mode (``binding.security``), a WSGI app or the Spyne
-    adapter runs behind :class:`~bindings.wsgi_security.WsSecurityMiddleware`:
-    requests are checked before the app sees them, and for Spyne before a
-    one-way operation's 202 too. A plain WSGI app on a one-way binding is
+    With a message security mode (``binding.security``), requests are checked
+    before the app sees them: by the Spyne pipeline's first step (before a
+    one-way operation's 202 too), or for a WSGI app by
+    :class:`~bindings.wsgi_security.WsSecurityMiddleware`. A plain WSGI app on a one-way binding is
     acknowledged first; a refused message is then logged, never run.
 
     A Spyne or WSGI app runs in the handler's own thread pool of
@@ -116,8 +124,9 @@ def make_handler(
     """
     workers = max(1, binding.max_concurrent_calls) * max(1, listeners)
     if _is_spyne_application(app):
-        wsgi = _secured(_spyne_wsgi(app, binding), binding, message_security)
-        return _wsgi_handler(wsgi, binding, workers, XmlCheck.ALWAYS)
+        return _wsgi_handler(
+            _spyne_wsgi(app, binding, message_security), binding, workers, XmlCheck.ALWAYS
+        )
     if _is_async_handler(app):
         if message_security is not None or binding.security not in _TRANSPORT_ONLY:
             raise ConfigurationError(
@@ -135,5 +144,5 @@ def make_handler(
             " or an async handler"
         )
     if binding.entity_kind is not EntityKind.REQUEST_RESPONSE:
-        handler = Acknowledging(handler)
+        handler = Acknowledging(handler, OnewayRule.for_binding(binding))
     return handler

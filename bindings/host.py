@@ -166,7 +166,12 @@ class RelayServiceHost:
 
     @property
     def status(self) -> HostStatus:
-        return _aggregate([listener.status for listener in self._listeners])
+        return _aggregate(list(self.listener_statuses))
+
+    @property
+    def listener_statuses(self) -> tuple[HostStatus, ...]:
+        """Each control channel's own status, in the order they were opened (none before)."""
+        return tuple(listener.status for listener in self._listeners)
 
     @property
     def last_error(self) -> BaseException | None:

@@ -1,25 +1,34 @@
-"""A thin WSGI adapter that serves a Spyne application through the relay.
+"""The service pipeline for a Spyne application hosted through the relay.
 
-:func:`spyne_wsgi` wraps :class:`spyne.server.wsgi.WsgiApplication` and adds
-what relaying needs; the hosting layer runs the result like any WSGI app, with
-an environ whose host is the relay's public origin and ``SCRIPT_NAME=/entity``:
+:func:`spyne_wsgi` returns a WSGI callable that the hosting layer runs like any
+WSGI app, with an environ whose host is the relay's public origin and
+``SCRIPT_NAME=/entity``. A SOAP POST goes through one pipeline, on the tree the
+relay host parsed once under the reader quotas (``environ["soaprelay.envelope"]``;
+parsed here only when called by a bare WSGI server)::
 
+    request tree ─► WS-Security ─► WS-Addressing ─► one-way? ─► Spyne (tree in, tree out)
+                    (check)        (wsa:To)          │ yes: 202, run after
+    reply bytes ◄── serialise once ◄── sign ◄── RelatesTo/Action ◄──┘ no: the reply tree
+
+- WS-Security (:class:`~bindings.wsgi_security.SecurityStage`, given by the
+  binding's message security mode) checks the request before anything else, so
+  a one-way operation is checked before its ``202``; its reply tree is signed;
+- with WS-Addressing (the WS2007 binding) the request's ``To`` must be the
+  relay address, and replies carry ``RelatesTo`` and ``Action``;
+- a one-way request (:class:`~bindings.oneway.OnewayRule`: an ``@oneway``
+  operation, or any operation of a ``NetOneway``/``NetEvent`` binding) is
+  answered ``202`` with an empty body, and Spyne runs it in a thread pool once
+  that answer has been sent;
+- Spyne is driven by :class:`~bindings.spyne_driver.SpyneDriver`, fed the tree
+  and returning the reply tree, which is serialised once, after it was stamped;
 - ``?wsdl`` shows the address the client used (built from the environ on every
   request; Spyne's own cache holds only a placeholder address) and has no
   outputs for one-way operations, so zeep loads it and returns ``None``;
-- a one-way request (see :mod:`bindings.oneway`, and every request of a
-  ``NetOneway``/``NetEvent`` binding) is answered ``202`` with an empty body,
-  and Spyne runs it in a thread pool once that answer has been sent;
-- with WS-Addressing (the WS2007 binding) the request's ``To`` must be the
-  relay address, and replies carry ``RelatesTo`` and ``Action``;
 - malformed XML or a DTD gets a Client/Sender fault; an unhandled exception in a
   service gets ``Internal server error TrackingId:<id>`` (the traceback is
   logged with that id, never sent);
 - Spyne's own ``max_content_length`` (2 MiB by default) is the binding's
-  ``max_received_message_size``, so the two never contradict each other; the
-  envelope the relay host parsed under the reader quotas
-  (``environ["soaprelay.envelope"]``) is used instead of parsing the body again
-  (Spyne still parses the bytes for itself);
+  ``max_received_message_size``, so the two never contradict each other;
 - one ``Application`` may be hosted by several adapters (two hosts, two
   entities): Spyne keeps its WSDL builder on the Application and a second build
   there loses the service and portType elements, so each adapter builds its WSDL
@@ -30,29 +39,26 @@ from __future__ import annotations
 
 import io
 import logging
-import sys
 import threading
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import spyne.application
-import spyne.server.wsgi
+from lxml import etree
 from spyne import Application
-from spyne import Fault as SpyneFault
 from spyne.interface.wsdl.wsdl11 import Wsdl11
 from spyne.protocol.soap import Soap12
-from spyne.server.wsgi import WsgiApplication
 
 from bindings.binding import RelayBinding
-from bindings.oneway import oneway_operations, oneway_request_tags
-from bindings.wsgi_host import ENVELOPE_KEY
+from bindings.oneway import AfterResponse, Delivery, OnewayRule, oneway_operations
+from bindings.spyne_driver import SpyneDriver, SpyneReply
+from bindings.wsgi_host import request_envelope
+from bindings.wsgi_security import SecurityStage
 from hc.entities import EntityKind
 from soap import addressing, wsdl
 from soap.envelope import Envelope, SoapVersion
-from soap.exceptions import InvalidHeader, SoapError
+from soap.exceptions import InvalidHeader, SecurityFault, SoapError
 from soap.fault import Fault, FaultCode, fault_envelope
 
 __all__ = ["SpyneRelayApp", "spyne_wsgi"]
@@ -65,70 +71,23 @@ WsgiResult = Iterable[bytes]
 
 #: The address Spyne's cached WSDL is built with; every answer rewrites it.
 _PLACEHOLDER = "http://soap-relay.invalid/placeholder"
-_INTERNAL_ERROR = "Internal server error"
 
 
-def spyne_wsgi(app: Application, binding: RelayBinding) -> SpyneRelayApp:
+def spyne_wsgi(
+    app: Application, binding: RelayBinding, security: SecurityStage | None = None
+) -> SpyneRelayApp:
     """The WSGI callable serving ``app`` through the relay with ``binding``.
 
     Args:
         app: The Spyne application (SOAP 1.1 or 1.2 protocol).
         binding: The relay binding it is hosted with.
+        security: The WS-Security step, for a binding with message security
+            (:func:`bindings.wssecurity.secure_service` makes it).
 
     Returns:
         A WSGI application; call :meth:`SpyneRelayApp.close` when done.
     """
-    return SpyneRelayApp(app, binding)
-
-
-class _SanitisingWsgiApplication(WsgiApplication):  # type: ignore[misc]
-    """Spyne's WSGI server, with unhandled exceptions hidden from clients."""
-
-    def __init__(self, app: Application, max_content_length: int) -> None:
-        app.event_manager.add_listener("method_exception_object", _sanitise_unhandled)
-        super().__init__(app, max_content_length=max_content_length)
-
-    def handle_error(
-        self, p_ctx: Any, others: Any, error: Any, start_response: StartResponse
-    ) -> Any:
-        # Spyne calls this from inside its ``except`` block when serialising a
-        # response failed; the fault it made from the exception may hold a traceback.
-        if _made_from_unhandled(error):
-            error = p_ctx.out_error = _internal_error_fault(p_ctx)
-        return super().handle_error(p_ctx, others, error, start_response)
-
-
-def _made_from_unhandled(error: Any) -> bool:
-    """Whether ``error`` is the fault Spyne made from the exception being handled.
-
-    Spyne answers an exception that is not a :class:`spyne.Fault` with
-    ``Fault("Server", get_fault_string_from_exception(exc))``, and that string
-    is the full traceback once ``return_traceback_in_unhandled_exceptions()``
-    was called.
-    """
-    exc = sys.exc_info()[1]
-    if exc is None or isinstance(exc, SpyneFault) or not isinstance(error, SpyneFault):
-        return False
-    made = {
-        spyne.application.get_fault_string_from_exception(exc),
-        spyne.server.wsgi.get_fault_string_from_exception(exc),
-    }
-    return str(error.faultcode) == "Server" and error.faultstring in made
-
-
-def _sanitise_unhandled(ctx: Any) -> None:
-    """Spyne event listener: replace the fault made from an unhandled exception."""
-    if _made_from_unhandled(ctx.out_error):
-        ctx.out_error = _internal_error_fault(ctx)
-
-
-def _internal_error_fault(ctx: Any) -> SpyneFault:
-    tracking_id = uuid.uuid4().hex
-    method = getattr(ctx, "method_request_string", None)
-    log.error(
-        "unhandled error in %s TrackingId:%s", method, tracking_id, exc_info=sys.exc_info()
-    )
-    return SpyneFault("Server", f"{_INTERNAL_ERROR} TrackingId:{tracking_id}")
+    return SpyneRelayApp(app, binding, security)
 
 
 class SpyneRelayApp:
@@ -137,19 +96,23 @@ class SpyneRelayApp:
     Args:
         app: The Spyne application.
         binding: The relay binding it is hosted with.
+        security: The WS-Security step, or None.
     """
 
-    def __init__(self, app: Application, binding: RelayBinding) -> None:
-        self.binding = binding
+    def __init__(
+        self, app: Application, binding: RelayBinding, security: SecurityStage | None = None
+    ) -> None:
+        self.binding, self.security = binding, security
         self.version = (
             SoapVersion.SOAP12 if isinstance(app.in_protocol, Soap12) else SoapVersion.SOAP11
         )
         self._app = app
-        self._spyne = _SanitisingWsgiApplication(app, binding.max_received_message_size)
+        self.driver = SpyneDriver(app, binding.max_received_message_size)
+        self.oneway = OnewayRule.for_spyne(app, binding)
         if binding.entity_kind in (EntityKind.ONEWAY, EntityKind.EVENT):
-            self._oneway_ops, self._oneway_tags = _all_operations(app), _all_request_tags(app)
+            self._oneway_ops = _all_operations(app)
         else:
-            self._oneway_ops, self._oneway_tags = oneway_operations(app), oneway_request_tags(app)
+            self._oneway_ops = oneway_operations(app)
         self._executor = ThreadPoolExecutor(
             max_workers=max(1, binding.max_concurrent_calls), thread_name_prefix="relay-oneway"
         )
@@ -161,18 +124,34 @@ class SpyneRelayApp:
         self._executor.shutdown(wait=wait)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> WsgiResult:
-        if self._spyne.is_wsdl_request(environ):
+        if self.driver.is_wsdl_request(environ):
             return self._serve_wsdl(environ, start_response)
         if environ.get("REQUEST_METHOD", "GET").upper() != "POST":
-            return list(self._spyne(environ, start_response))
+            # Spyne answers (405); the body, never checked, is not passed on.
+            bare = dict(environ, **{"wsgi.input": io.BytesIO(), "CONTENT_LENGTH": "0"})
+            return list(self.driver(bare, start_response))
         try:
             body = _read_body(environ, self.binding.max_received_message_size)
         except _TooLarge:
             return self._fault(start_response, "Request body is too large", status=413)
+        environ = dict(environ)  # the stages note their results in it
         try:
-            envelope = environ.get(ENVELOPE_KEY) or Envelope.from_bytes(body)
+            envelope = request_envelope(environ, body)
         except SoapError as exc:
-            return self._fault(start_response, f"Malformed SOAP request: {exc}")
+            return self._refuse(environ, start_response, exc)
+        return self._pipeline(environ, body, envelope, start_response)
+
+    # -- the pipeline -------------------------------------------------------
+
+    def _pipeline(
+        self, environ: Environ, body: bytes, envelope: Envelope, start_response: StartResponse
+    ) -> WsgiResult:
+        """WS-Security, WS-Addressing, the one-way decision, then Spyne and the reply."""
+        if self.security is not None:
+            try:
+                self.security.check(environ, envelope, body)
+            except SecurityFault as exc:
+                return self._refuse(environ, start_response, exc)
         request_wsa = None
         if self.binding.addressing:
             try:
@@ -180,9 +159,53 @@ class SpyneRelayApp:
             except SoapError as exc:
                 return self._fault(start_response, str(exc))
         payload = envelope.body_payload
-        if payload is not None and payload.tag in self._oneway_tags:
-            return self._acknowledge(environ, body, start_response)
-        return self._call_spyne(environ, body, start_response, request_wsa)
+        tag = None if payload is None else str(payload.tag)
+        if self.oneway.delivery("POST", tag) is Delivery.ACKNOWLEDGE:
+            return self._acknowledge(environ, envelope, start_response)
+        reply = self.driver.call(environ, envelope)
+        return self._reply(reply, request_wsa, start_response)
+
+    def _reply(
+        self,
+        reply: SpyneReply,
+        request_wsa: addressing.AddressingHeaders | None,
+        start_response: StartResponse,
+    ) -> WsgiResult:
+        """Stamp Spyne's reply tree (addressing, then signature) and serialise it once."""
+        try:
+            body = reply.body or b""
+            if reply.document is not None:
+                self._stamp(reply.document, request_wsa)
+                body = etree.tostring(reply.document, xml_declaration=True, encoding=self._encoding)
+        finally:
+            reply.close()
+        start_response(reply.status, [*reply.headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _stamp(
+        self, document: etree._Element, request_wsa: addressing.AddressingHeaders | None
+    ) -> None:
+        """Reply addressing (``RelatesTo``, ``Action``), then the signature, in place."""
+        try:
+            out = Envelope.from_element(document)
+        except SoapError:
+            log.error("Spyne's reply is not a SOAP envelope; sent as it is")
+            return
+        if request_wsa is not None and request_wsa.action is not None:
+            addressing.stamp_reply(out, request_wsa, f"{request_wsa.action}Response")
+        if self.security is not None:
+            self.security.sign(out)
+
+    @property
+    def _encoding(self) -> str:
+        return str(getattr(self._app.out_protocol, "encoding", None) or "UTF-8")
+
+    def _refuse(self, environ: Environ, start_response: StartResponse, exc: SoapError) -> WsgiResult:
+        """The answer to a request that is no SOAP envelope, or fails the security checks."""
+        if self.security is None:
+            return self._fault(start_response, f"Malformed SOAP request: {exc}")
+        fault = self.security.refusal(environ, exc)
+        return self._fault(start_response, fault=fault, status=500)
 
     # -- WSDL ---------------------------------------------------------------
 
@@ -223,51 +246,20 @@ class SpyneRelayApp:
     # -- one-way ------------------------------------------------------------
 
     def _acknowledge(
-        self, environ: Environ, body: bytes, start_response: StartResponse
+        self, environ: Environ, envelope: Envelope, start_response: StartResponse
     ) -> WsgiResult:
         start_response("202 Accepted", [("Content-Length", "0")])
-        job_environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
-        return _AfterResponse(lambda: self._executor.submit(self._run_oneway, job_environ))
+        return AfterResponse(lambda: self._executor.submit(self._run_oneway, environ, envelope))
 
-    def _run_oneway(self, environ: Environ) -> None:
-        captured: dict[str, str] = {}
-
-        def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
-            captured["status"] = status
-
+    def _run_oneway(self, environ: Environ, envelope: Envelope) -> None:
         try:
-            result = b"".join(self._spyne(environ, start_response))
+            reply = self.driver.call(environ, envelope)
+            reply.close()
         except Exception:
             log.exception("one-way operation failed")
             return
-        status = captured.get("status", "500")
-        if not status.startswith("2"):
-            log.error("one-way operation failed with %s: %s", status, _fault_reason(result))
-
-    # -- request/response ---------------------------------------------------
-
-    def _call_spyne(
-        self,
-        environ: Environ,
-        body: bytes,
-        start_response: StartResponse,
-        request_wsa: addressing.AddressingHeaders | None,
-    ) -> WsgiResult:
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
-            captured["status"], captured["headers"] = status, headers
-
-        result = b"".join(
-            self._spyne(dict(environ, **{"wsgi.input": io.BytesIO(body)}), capture)
-        )
-        headers: list[tuple[str, str]] = list(captured["headers"])
-        if request_wsa is not None and request_wsa.action is not None and result:
-            result = self._add_reply_addressing(result, request_wsa)
-            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-            headers.append(("Content-Length", str(len(result))))
-        start_response(captured["status"], headers)
-        return [result]
+        if not reply.status.startswith("2"):
+            log.error("one-way operation failed with %s: %s", reply.status, _fault_reason(reply))
 
     # -- WS-Addressing ------------------------------------------------------
 
@@ -287,29 +279,20 @@ class SpyneRelayApp:
             )
         return headers
 
-    def _add_reply_addressing(
-        self, reply: bytes, request_wsa: addressing.AddressingHeaders
-    ) -> bytes:
-        """``RelatesTo`` = the request's MessageID, ``Action`` = its Action + ``Response``.
-
-        A request without ``wsa:Action`` did not use WS-Addressing: its reply gets none.
-        """
-        action = f"{request_wsa.action}Response"
-        try:
-            return addressing.add_reply_addressing(reply, request_wsa, action)
-        except SoapError:
-            log.error("Spyne's reply is not a SOAP envelope; sent without WS-Addressing")
-            return reply
-
     # -- faults -------------------------------------------------------------
 
     def _fault(
-        self, start_response: StartResponse, reason: str, *, status: int | None = None
+        self,
+        start_response: StartResponse,
+        reason: str = "",
+        *,
+        fault: Fault | None = None,
+        status: int | None = None,
     ) -> WsgiResult:
-        """A Client/Sender fault: 500 in SOAP 1.1, 400 in SOAP 1.2 (their HTTP bindings)."""
+        """A fault, by default a Client/Sender one: 500 in SOAP 1.1, 400 in SOAP 1.2."""
         if status is None:
             status = 500 if self.version is SoapVersion.SOAP11 else 400
-        body = fault_envelope(self.version, Fault(FaultCode.CLIENT, reason))
+        body = fault_envelope(self.version, fault or Fault(FaultCode.CLIENT, reason))
         start_response(
             f"{status} {_REASONS.get(status, 'Error')}",
             [
@@ -321,32 +304,6 @@ class SpyneRelayApp:
 
 
 _REASONS = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error"}
-
-
-class _AfterResponse:
-    """An empty WSGI body whose ``close()`` (called once the response went out) runs a job.
-
-    ``discard()`` drops the job: the relay host calls it before ``close()`` when
-    the response never reached the relay (:mod:`bindings.wsgi_host`), so a
-    message the sender saw no ``202`` for (and may send again) is not run.
-    """
-
-    def __init__(self, job: Callable[[], object]) -> None:
-        self._job: Callable[[], object] | None = job
-        self._lock = threading.Lock()
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(())
-
-    def discard(self) -> None:
-        with self._lock:
-            self._job = None
-
-    def close(self) -> None:
-        with self._lock:
-            job, self._job = self._job, None
-        if job is not None:
-            job()
 
 
 class _TooLarge(Exception):
@@ -380,16 +337,6 @@ def _normalise(url: str) -> str:
     return f"{scheme.lower()}://{host.lower()}{slash}{path}".rstrip("/")
 
 
-def _fault_reason(body: bytes) -> str:
-    try:
-        payload = Envelope.from_bytes(body).body_payload
-    except SoapError:
-        return "(no SOAP fault)"
-    if payload is None:
-        return "(empty body)"
-    return " ".join(t.strip() for t in payload.itertext() if t.strip())[:500]
-
-
 def _all_operations(app: Application) -> set[str]:
     return {
         str(descriptor.operation_name)
@@ -398,5 +345,13 @@ def _all_operations(app: Application) -> set[str]:
     }
 
 
-def _all_request_tags(app: Application) -> set[str]:
-    return {str(tag) for tag in app.interface.service_method_map}
+def _fault_reason(reply: SpyneReply) -> str:
+    if reply.document is None:
+        return "(no SOAP fault)"
+    try:
+        payload = Envelope.from_element(reply.document).body_payload
+    except SoapError:
+        return "(no SOAP fault)"
+    if payload is None:
+        return "(empty body)"
+    return " ".join(t.strip() for t in payload.itertext() if t.strip())[:500]

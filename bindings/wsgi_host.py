@@ -1,12 +1,10 @@
 """Run any WSGI application (Spyne's included) as a relay :data:`~bindings.handler.Handler`.
 
-The environ is built from the relayed request as PEP 3333 asks, with one rule
-that matters for SOAP: the server name, port and scheme are the **relay's**
-public origin (``RelayedRequest.public_base``), never this machine's, so a
-Spyne WSDL's ``soap:address`` points at the relay.  For a sender's
-``POST /payroll/v2?x=1`` on entity ``payroll``::
-
-    SCRIPT_NAME = "/payroll"    PATH_INFO = "/v2"    QUERY_STRING = "x=1"
+The environ is built from the relayed request as PEP 3333 asks
+(:func:`bindings.wsgi_environ.build_environ`, also importable from here), with
+one rule that matters for SOAP: the server name, port and scheme are the
+**relay's** public origin, never this machine's, so a Spyne WSDL's
+``soap:address`` points at the relay.
 
 The application runs in a thread of the handler's own pool, sized to the
 binding's ``max_concurrent_calls`` (not the event loop's default pool, which
@@ -26,7 +24,8 @@ SOAP fault for SOAP requests), and XML bodies are fed chunk by chunk to a
 :class:`~soap.quotas.QuotaParser` that stops at the first reader quota
 exceeded (a Client/Sender fault naming the quota).  The checked tree is handed
 on in ``environ["soaprelay.envelope"]`` (:data:`ENVELOPE_KEY`) when it is a SOAP
-envelope, so the adapters need not parse it again.
+envelope: that is the one parse of a request, which the Spyne pipeline and the
+WS-Security middleware take (:func:`request_envelope`) instead of parsing again.
 
 ``aclose()`` calls the application's own ``close()``, if it has one (Spyne's
 adapter then finishes the one-way work it acknowledged), and shuts the pool down.
@@ -36,21 +35,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import io
 import logging
-import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlsplit
-
-from lxml import etree
 
 from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes
+from bindings.wsgi_environ import build_environ
 from soap.envelope import Envelope, SoapVersion
-from soap.exceptions import MalformedXml, NotAnEnvelope
+from soap.exceptions import MalformedXml, NotAnEnvelope, SoapError
 from soap.fault import Fault, FaultCode, fault_envelope
 from soap.quotas import (
     DEFAULT_MAX_RECEIVED_MESSAGE_SIZE,
@@ -61,7 +56,16 @@ from soap.quotas import (
     ReaderQuotas,
 )
 
-__all__ = ["ENVELOPE_KEY", "ReadRequest", "WsgiApp", "WsgiHandler", "XmlCheck", "build_environ"]
+__all__ = [
+    "ENVELOPE_ERROR_KEY",
+    "ENVELOPE_KEY",
+    "ReadRequest",
+    "WsgiApp",
+    "WsgiHandler",
+    "XmlCheck",
+    "build_environ",
+    "request_envelope",
+]
 
 log = logging.getLogger("bindings.wsgi")
 
@@ -70,6 +74,8 @@ _ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 _FAULT_REASON = "The server was unable to process the request due to an internal error."
 #: The environ key of the request's checked :class:`~soap.envelope.Envelope`, when it is one.
 ENVELOPE_KEY = "soaprelay.envelope"
+#: The environ key of the error that made a parsed body no envelope (a SoapError).
+ENVELOPE_ERROR_KEY = "soaprelay.envelope_error"
 
 
 class XmlCheck(enum.Enum):
@@ -89,9 +95,11 @@ class ReadRequest(RelayedRequest):
 
     Attributes:
         envelope: the checked SOAP envelope, when the body was parsed and is one.
+        envelope_error: why a parsed body is no SOAP envelope (not XML, not an Envelope).
     """
 
     envelope: Envelope | None = None
+    envelope_error: SoapError | None = None
 
 
 def _is_xml(content_type: str) -> bool:
@@ -99,64 +107,23 @@ def _is_xml(content_type: str) -> bool:
     return media in ("text/xml", "application/xml") or media.endswith("+xml")
 
 
-def _latin1(text: str) -> str:
-    """A URL path percent-decoded to bytes, as a PEP 3333 "bytes-as-latin-1" string."""
-    return unquote_to_bytes(text).decode("latin-1")
+def request_envelope(environ: dict[str, Any], body: bytes) -> Envelope:
+    """The request's tree: the one :class:`WsgiHandler` parsed, else ``body`` parsed now.
 
+    Under the relay host the body was parsed once, under the reader quotas, as
+    it arrived (and when it is no envelope, the error that parse found is
+    raised again); a bare WSGI server (tests, a local run) has not parsed it.
 
-def _split_target(target: str, entity_path: str) -> tuple[str, str, str]:
-    """``/payroll/v2?x=1`` -> (``/payroll``, ``/v2``, ``x=1``); entity matched case-insensitively."""
-    parts = urlsplit(target if target.startswith("/") else "/" + target)
-    path = _latin1(parts.path)
-    prefix = "/" + entity_path.encode().decode("latin-1")
-    head = path[: len(prefix)]
-    if head.lower() == prefix.lower() and path[len(prefix) : len(prefix) + 1] in ("", "/"):
-        return head, path[len(prefix) :], parts.query
-    return "", path, parts.query
-
-
-def build_environ(request: RelayedRequest, body: bytes) -> dict[str, Any]:
-    """The PEP 3333 environ for ``request`` with ``body`` as ``wsgi.input``."""
-    origin = urlsplit(request.public_base)
-    scheme = origin.scheme or "http"
-    port = origin.port or (443 if scheme == "https" else 80)
-    script, path_info, query = _split_target(request.target, request.entity_path)
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method.upper(),
-        "SCRIPT_NAME": script,
-        "PATH_INFO": path_info,
-        "QUERY_STRING": query,
-        "SERVER_NAME": origin.hostname or "localhost",
-        "SERVER_PORT": str(port),
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "CONTENT_LENGTH": str(len(body)),
-        "REMOTE_ADDR": request.remote[0] if request.remote else "",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scheme,
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if request.remote:
-        environ["REMOTE_PORT"] = str(request.remote[1])
-    for name, value in request.headers:
-        key = name.upper().replace("-", "_")
-        if "_" in name or not key.replace("_", "").isalnum():
-            continue  # "X_Forwarded_For" would pass for X-Forwarded-For: drop, as gunicorn does
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if key == "CONTENT_TYPE":
-                environ[key] = value
-            continue
-        key = "HTTP_" + key
-        environ[key] = f"{environ[key]}, {value}" if key in environ else value
-    # The relay's public host, whatever Host the listener-side stack would have seen.
-    default_port = 443 if scheme == "https" else 80
-    host = origin.hostname or "localhost"
-    host = f"[{host}]" if ":" in host else host
-    environ["HTTP_HOST"] = host if port == default_port else f"{host}:{port}"
-    return environ
+    Raises:
+        SoapError: The body is not a SOAP envelope.
+    """
+    parsed = environ.get(ENVELOPE_KEY)
+    if isinstance(parsed, Envelope):
+        return parsed
+    error = environ.get(ENVELOPE_ERROR_KEY)
+    if isinstance(error, SoapError):
+        raise error
+    return Envelope.from_bytes(body)
 
 
 class _Collector:
@@ -280,20 +247,23 @@ class WsgiHandler:
         """
         if isinstance(request, ReadRequest):
             return request
-        parser = QuotaParser(self.quotas, max_size=self.max_body) if self._parses(request) else None
+        parse = _BodyParse(
+            QuotaParser(self.quotas, max_size=self.max_body) if self._parses(request) else None
+        )
         buffer = bytearray()
         try:
             async for chunk in request.body:
                 if len(buffer) + len(chunk) > self.max_body:
                     raise MessageTooLarge(self.max_body)
                 buffer += chunk
-                parser = _fed(parser, chunk)
-            root = _closed(parser) if buffer else None
+                parse.feed(chunk)
+            envelope = parse.close() if buffer else None
         except (MessageTooLarge, QuotaExceeded, DtdRefused) as exc:
             return self._refuse(request, exc)
         body = bytes(buffer)
         values = {f.name: getattr(request, f.name) for f in fields(request)}
-        values.update(body=iter_bytes(body), _read=body, envelope=_envelope(root))
+        values.update(body=iter_bytes(body), _read=body, envelope=envelope,
+                      envelope_error=parse.error)
         return ReadRequest(**values)
 
     def _refuse(self, request: RelayedRequest, exc: Exception) -> RelayedResponse:
@@ -324,6 +294,8 @@ class WsgiHandler:
         environ = build_environ(prepared, body)
         if prepared.envelope is not None:
             environ[ENVELOPE_KEY] = prepared.envelope
+        elif prepared.envelope_error is not None:
+            environ[ENVELOPE_ERROR_KEY] = prepared.envelope_error
         loop = asyncio.get_running_loop()
         try:
             response, result = await loop.run_in_executor(
@@ -352,39 +324,37 @@ class WsgiHandler:
             await asyncio.to_thread(self.executor.shutdown, True)
 
 
-def _fed(parser: QuotaParser | None, chunk: bytes) -> QuotaParser | None:
-    """``parser`` after ``chunk``; None once the XML turned out not well-formed.
+class _BodyParse:
+    """The quota parse of one body, fed as it arrives; what it found, tree or error.
 
-    A body that is not XML is the application's to refuse, in its own words
-    (Spyne's adapter answers a Client fault); it is still held to ``max_body``.
+    A body that is not XML (or not a SOAP envelope) is the application's to
+    refuse, in its own words (Spyne's adapter answers a Client fault): the
+    error is kept for it, so that it need not parse the body again to find it.
+    The body is still held to ``max_body``; a DTD is refused here, at once.
     """
-    if parser is None:
-        return None
-    try:
-        parser.feed(chunk)
-    except DtdRefused:
-        raise
-    except MalformedXml:
-        return None
-    return parser
 
+    def __init__(self, parser: QuotaParser | None) -> None:
+        self.parser = parser
+        self.error: SoapError | None = None
 
-def _closed(parser: QuotaParser | None) -> etree._Element | None:
-    if parser is None:
-        return None
-    try:
-        return parser.close()
-    except DtdRefused:
-        raise
-    except MalformedXml:
-        return None
+    def feed(self, chunk: bytes) -> None:
+        if self.parser is None:
+            return
+        try:
+            self.parser.feed(chunk)
+        except DtdRefused:
+            raise
+        except MalformedXml as exc:
+            self.parser, self.error = None, exc
 
-
-def _envelope(root: etree._Element | None) -> Envelope | None:
-    """``root`` as a checked Envelope, or None (the app will say what is wrong with it)."""
-    if root is None:
-        return None
-    try:
-        return Envelope.from_element(root)
-    except NotAnEnvelope:
-        return None
+    def close(self) -> Envelope | None:
+        """The body's envelope, or None (no parse, or ``error`` says why)."""
+        if self.parser is None:
+            return None
+        try:
+            return Envelope.from_element(self.parser.close())
+        except DtdRefused:
+            raise
+        except (MalformedXml, NotAnEnvelope) as exc:
+            self.error = exc
+            return None

@@ -42,9 +42,13 @@ Security faults are not signed (as in WCF): a request that failed the checks
 has not earned a signed answer. Replies that are not SOAP (no SOAP media type,
 or unreadable) are passed on unchanged.
 
-Hosting puts this middleware *outside* the Spyne adapter
-(:func:`bindings.wssecurity.secure_service`), so that for one-way operations
-the check runs before the ``202 Accepted`` too.
+The checks and the signing are :class:`SecurityStage`, which the Spyne
+pipeline (:mod:`bindings.spyne_host`) runs as its first step on the tree the
+host parsed, before the one-way decision (so a one-way operation is checked
+before its ``202 Accepted``), and whose reply tree it signs before serialising
+it. This middleware is the same stage for any other WSGI application: it takes
+the tree the relay host parsed (``environ["soaprelay.envelope"]``) instead of
+parsing the body again, and it parses the application's reply to sign it.
 """
 
 from __future__ import annotations
@@ -55,19 +59,21 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from bindings.wsgi_host import request_envelope
 from soap.envelope import Envelope, SoapVersion
 from soap.exceptions import RemoteSoapError, SecurityFault, SoapError
 from soap.fault import Fault, FaultCode, fault_envelope
 from soap.security import (
     EnvelopeSigner,
     SecurityPolicy,
+    SecurityResult,
     TimestampHook,
     check_charset,
     security_fault,
     verify_envelope,
 )
 
-__all__ = ["ENVIRON_KEY", "WsSecurityMiddleware"]
+__all__ = ["ENVIRON_KEY", "SecurityStage", "WsSecurityMiddleware"]
 
 log = logging.getLogger("bindings.wssecurity")
 
@@ -100,6 +106,61 @@ class _TooLarge(Exception):
     pass
 
 
+class SecurityStage:
+    """The WS-Security step of a service pipeline: check requests, sign replies.
+
+    Args:
+        policy: What requests must carry.
+        signer: Signs SOAP replies when given.
+        timestamp: Adds the reply's Timestamp before signing.
+    """
+
+    def __init__(
+        self,
+        policy: SecurityPolicy,
+        *,
+        signer: EnvelopeSigner | None = None,
+        timestamp: TimestampHook | None = None,
+    ) -> None:
+        self.policy, self.signer = policy, signer
+        self.timestamp = timestamp or TimestampHook(clock=policy.clock)
+
+    def __repr__(self) -> str:
+        return f"SecurityStage(signs={self.signer is not None})"
+
+    def check(self, environ: Environ, envelope: Envelope, body: bytes) -> SecurityResult:
+        """Verify a request's tree; on success note the result in ``environ`` (in place).
+
+        ``environ`` gets the result under :data:`ENVIRON_KEY` and a
+        UsernameToken's user as ``REMOTE_USER``.
+
+        Raises:
+            SecurityFault: The request fails the policy or its charset is ambiguous.
+        """
+        check_charset(str(environ.get("CONTENT_TYPE") or ""), body, envelope.root)
+        result = verify_envelope(envelope, self.policy)
+        environ[ENVIRON_KEY] = result
+        if result.username is not None:
+            environ["REMOTE_USER"] = result.username
+        return result
+
+    def refusal(self, environ: Environ, exc: SoapError) -> Fault:
+        """The fault answering a request :meth:`check` (or parsing) refused, logged once."""
+        if isinstance(exc, SecurityFault):
+            log.warning("refused a request from %s: %s", _peer(environ), exc)
+            return security_fault(exc)
+        log.info("refused a malformed request from %s: %s", _peer(environ), exc)
+        reason = f"The request is not a readable SOAP envelope: {exc}"
+        return Fault(FaultCode.CLIENT, reason)
+
+    def sign(self, reply: Envelope) -> None:
+        """Add a fresh Timestamp to a reply tree and sign it (in place); no-op without a signer."""
+        if self.signer is None:
+            return
+        self.timestamp.egress(reply.root, {})
+        self.signer.sign(Envelope.from_element(reply.root))
+
+
 class WsSecurityMiddleware:
     """WSGI middleware: verify requests before ``app`` runs; optionally sign its replies.
 
@@ -120,8 +181,20 @@ class WsSecurityMiddleware:
         timestamp: TimestampHook | None = None,
         max_body: int = 64 * 1024 * 1024,
     ) -> None:
-        self.app, self.policy, self.signer, self.max_body = app, policy, signer, max_body
-        self.timestamp = timestamp or TimestampHook(clock=policy.clock)
+        self.app, self.max_body = app, max_body
+        self.stage = SecurityStage(policy, signer=signer, timestamp=timestamp)
+
+    @property
+    def policy(self) -> SecurityPolicy:
+        return self.stage.policy
+
+    @property
+    def signer(self) -> EnvelopeSigner | None:
+        return self.stage.signer
+
+    @property
+    def timestamp(self) -> TimestampHook:
+        return self.stage.timestamp
 
     def __repr__(self) -> str:
         return f"WsSecurityMiddleware({self.app!r}, signs={self.signer is not None})"
@@ -143,25 +216,17 @@ class WsSecurityMiddleware:
         if not body and environ.get("REQUEST_METHOD", "GET").upper() in _NO_BODY:
             # A WSDL or XSD fetch; the input is emptied so that nothing unchecked is read.
             return self.app(dict(environ, **{"wsgi.input": io.BytesIO()}), start_response)
-        try:
-            envelope = Envelope.from_bytes(body)
-            version = envelope.version
-            check_charset(content_type, body, envelope.root)
-            result = verify_envelope(envelope, self.policy)
-        except SecurityFault as exc:
-            log.warning("refused a request from %s: %s", _peer(environ), exc)
-            return _fault(start_response, version, security_fault(exc))
-        except RemoteSoapError as exc:
-            log.info("refused a malformed request from %s: %s", _peer(environ), exc)
-            reason = f"The request is not a readable SOAP envelope: {exc}"
-            return _fault(start_response, version, Fault(FaultCode.CLIENT, reason))
-        inner = dict(environ, **{"wsgi.input": io.BytesIO(body), ENVIRON_KEY: result})
+        inner = dict(environ, **{"wsgi.input": io.BytesIO(body)})
         inner["CONTENT_LENGTH"] = str(len(body))
-        if result.username is not None:
-            inner["REMOTE_USER"] = result.username
+        try:
+            envelope = request_envelope(environ, body)
+            version = envelope.version
+            self.stage.check(inner, envelope, body)
+        except (SecurityFault, RemoteSoapError) as exc:
+            return _fault(start_response, version, self.stage.refusal(environ, exc))
         if self.signer is None:
             return self.app(inner, start_response)
-        return self._signed_reply(inner, start_response, self.signer)
+        return self._signed_reply(inner, start_response)
 
     def _read(self, environ: Environ) -> bytes:
         stream = environ.get("wsgi.input") or io.BytesIO()
@@ -178,14 +243,12 @@ class WsSecurityMiddleware:
             raise _TooLarge
         return body
 
-    def _signed_reply(
-        self, environ: Environ, start_response: StartResponse, signer: EnvelopeSigner
-    ) -> Iterable[bytes]:
+    def _signed_reply(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         captured = _Captured()
         result = self.app(environ, captured.start_response)
         try:
             body = b"".join([*captured.chunks, *(bytes(chunk) for chunk in result)])
-            body = _sign(body, captured.headers, self.timestamp, signer)
+            body = _sign(body, captured.headers, self.stage)
             headers = [(k, v) for k, v in captured.headers if k.lower() != "content-length"]
             start_response(captured.status, [*headers, ("Content-Length", str(len(body)))])
         except BaseException:
@@ -234,10 +297,11 @@ def _drop(result: object) -> None:
         log.exception("closing the application's result failed")
 
 
-def _sign(
-    body: bytes, headers: list[tuple[str, str]], timestamp: TimestampHook, signer: EnvelopeSigner
-) -> bytes:
-    """A SOAP reply with a fresh Timestamp and a signature; other replies unchanged."""
+def _sign(body: bytes, headers: list[tuple[str, str]], stage: SecurityStage) -> bytes:
+    """A SOAP reply with a fresh Timestamp and a signature; other replies unchanged.
+
+    The application gave bytes: they are parsed here, the one reply parse of this path.
+    """
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
     if not body or SoapVersion.from_content_type(content_type) is None:
         return body
@@ -246,8 +310,7 @@ def _sign(
     except SoapError:
         log.warning("left a reply unsigned: it is not a SOAP envelope")
         return body
-    timestamp.egress(envelope.root, {})
-    signer.sign(Envelope.from_element(envelope.root))
+    stage.sign(envelope)
     return envelope.to_bytes()
 
 

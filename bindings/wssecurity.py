@@ -3,7 +3,7 @@
 ``EndToEndSecurityMode`` (WCF's name, the ``security`` field of every binding)
 decides what the two sides do with the settings in one :class:`MessageSecurity`:
 
-| mode                              | client (zeep plugin)                      | service (WSGI middleware)                    |
+| mode                              | client (zeep plugin)                      | service (pipeline step / WSGI middleware)    |
 |-----------------------------------|-------------------------------------------|----------------------------------------------|
 | NONE, TRANSPORT                   | nothing at the message level              | nothing at the message level                 |
 | MESSAGE                           | Timestamp, signature (+ UsernameToken);   | requires a signed Body and Timestamp, and    |
@@ -21,7 +21,9 @@ Hosting and clients wire it for you::
                                                            trust=service_cert))
 
 One concept per module: this one holds the settings and the two factories,
-:func:`secure_service` (the service side,
+:func:`security_stage` (the service side: the Spyne pipeline's step,
+:class:`~bindings.wsgi_security.SecurityStage`), :func:`secure_service` (the
+same step around any other WSGI app,
 :class:`~bindings.wsgi_security.WsSecurityMiddleware`) and
 :func:`security_plugin` (the client side,
 :class:`~bindings.zeep_security.WsSecurityPlugin`). The zeep pieces,
@@ -47,7 +49,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
 from bindings.binding import EndToEndSecurityMode
 from bindings.exceptions import ConfigurationError
-from bindings.wsgi_security import ENVIRON_KEY, WsgiApp, WsSecurityMiddleware
+from bindings.wsgi_security import ENVIRON_KEY, SecurityStage, WsgiApp, WsSecurityMiddleware
 from soap.exceptions import SecuritySetupError
 from soap.security import (
     EnvelopeSigner,
@@ -73,11 +75,13 @@ __all__ = [
     "ENVIRON_KEY",
     "MESSAGE_MODES",
     "MessageSecurity",
+    "SecurityStage",
     "UntrustedResponse",
     "WsSecurityMiddleware",
     "WsSecurityPlugin",
     "secure_service",
     "security_plugin",
+    "security_stage",
 ]
 
 #: The modes with message-level security (the others leave it to the transport).
@@ -270,6 +274,28 @@ def security_plugin(
     return None if hook is None else WsSecurityPlugin(hook)
 
 
+def security_stage(
+    mode: EndToEndSecurityMode, security: MessageSecurity | None
+) -> SecurityStage | None:
+    """The service's WS-Security step for ``mode``, or None when it has none.
+
+    The Spyne pipeline runs it on the parsed request (:mod:`bindings.spyne_host`);
+    :func:`secure_service` wraps any other WSGI app in it.
+
+    Raises:
+        ConfigurationError: A message mode without settings, settings without a
+            message mode, or settings that cannot meet the mode.
+    """
+    if not _check_settings(mode, security):
+        return None
+    assert security is not None  # checked above
+    policy = security.policy(mode, service=True)
+    assert policy is not None  # a service in a message mode always has one
+    signer = security.signer() if mode is EndToEndSecurityMode.MESSAGE else None
+    timestamp = TimestampHook(ttl=security.timestamp_ttl, clock=security.clock)
+    return SecurityStage(policy, signer=signer, timestamp=timestamp)
+
+
 def secure_service(
     app: WsgiApp,
     mode: EndToEndSecurityMode,
@@ -280,7 +306,7 @@ def secure_service(
     """``app`` behind a :class:`WsSecurityMiddleware` when ``mode`` asks for one.
 
     Args:
-        app: The WSGI application (for Spyne, the relay adapter around it).
+        app: The WSGI application.
         mode: The binding's security mode; NONE and TRANSPORT return ``app``.
         security: The service's settings (required in the message modes).
         max_body: Largest request body the middleware reads, in bytes.
@@ -289,19 +315,11 @@ def secure_service(
         ConfigurationError: A message mode without settings, settings without a
             message mode, or settings that cannot meet the mode.
     """
-    if not _check_settings(mode, security):
+    stage = security_stage(mode, security)
+    if stage is None:
         return app
-    assert security is not None  # checked above
-    policy = security.policy(mode, service=True)
-    assert policy is not None  # a service in a message mode always has one
-    signer = security.signer() if mode is EndToEndSecurityMode.MESSAGE else None
-    ttl = security.timestamp_ttl
     return WsSecurityMiddleware(
-        app,
-        policy,
-        signer=signer,
-        timestamp=TimestampHook(ttl=ttl, clock=security.clock),
-        max_body=max_body,
+        app, stage.policy, signer=stage.signer, timestamp=stage.timestamp, max_body=max_body
     )
 
 

@@ -12,19 +12,20 @@ zeep's :class:`~zeep.transports.AsyncTransport` runs on httpx, which is an
 optional dependency here: it is imported when a client is made, and a missing
 httpx raises :class:`ImportError` saying what to install.
 
-Tokens go where :mod:`bindings.zeep_transport` puts them, with the same
-:class:`~bindings.zeep_transport.Audience` (entity URL, relay host and port
-only): the ``ServiceBusAuthorization`` HTTP header on every request, asked of
-the token provider each time, or for bindings with ``token_in_soap_header``
+Tokens go where :mod:`bindings.zeep_transport` puts them, by the same auth
+callable (:class:`~bindings.client_auth.RelayAuth`, with its
+:class:`~bindings.client_auth.Audience`: entity URL, relay host and port only):
+the ``ServiceBusAuthorization`` HTTP header on every request, asked of the
+token provider each time, or for bindings with ``token_in_soap_header``
 the ``RelayAccessToken`` SOAP header on POSTs
 (:class:`~bindings.zeep_transport.RelayTokenPlugin`) and the HTTP header on
 WSDL/XSD GETs only.
 
 zeep loads the WSDL synchronously, in the constructor, even for the async
 client: make the client before the event loop has other work to do, or in a
-worker thread. Relay errors surface as with the sync client:
-:class:`zeep.exceptions.Fault` for SOAP faults, :class:`RelayTransportError`
-for the rest.
+worker thread. Relay errors surface as with the sync client, by the same
+mapping (:mod:`bindings.client_errors`): :class:`zeep.exceptions.Fault` for
+SOAP faults, :class:`RelayTransportError` for the rest.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ import zeep
 from zeep.transports import AsyncTransport
 
 from bindings.binding import RelayBinding
-from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
+from bindings.client_auth import Audience, RelayAuth
+from bindings.client_errors import RequestKind, library_errors, raise_for_answer
 from bindings.tokens import TokenProvider
-from bindings.zeep_transport import AUTH_HEADER, Audience, client_parts
+from bindings.zeep_transport import client_parts
 from hc.connection_string import ConnectionString
 
 if TYPE_CHECKING:
@@ -63,34 +65,8 @@ def _httpx() -> ModuleType:
     return httpx
 
 
-class HttpxRelayAuth:
-    """httpx auth callable: a fresh token in ``ServiceBusAuthorization`` on each request.
-
-    Args:
-        token_provider: Asked for a token on every request (it caches and renews).
-        audience: Maps the request URL to the token's audience (None: send no token).
-        skip_posts: Leave POSTs alone (their token is in the SOAP header).
-    """
-
-    def __init__(
-        self,
-        token_provider: TokenProvider,
-        audience: Callable[[str], str | None],
-        *,
-        skip_posts: bool = False,
-    ) -> None:
-        self._provider, self._audience, self._skip_posts = token_provider, audience, skip_posts
-
-    def __repr__(self) -> str:
-        return f"HttpxRelayAuth({self._provider!r}, skip_posts={self._skip_posts})"
-
-    def __call__(self, request: Any) -> Any:
-        if self._skip_posts and request.method == "POST":
-            return request
-        audience = self._audience(str(request.url))
-        if audience is not None:
-            request.headers[AUTH_HEADER] = self._provider.get_token(audience).text
-        return request
+#: The auth callable of both transports (httpx takes it as a ``FunctionAuth``).
+HttpxRelayAuth = RelayAuth
 
 
 class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
@@ -119,7 +95,7 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
         httpx = _httpx()
         auth = None
         if token_provider is not None:
-            auth = HttpxRelayAuth(
+            auth = RelayAuth(
                 token_provider, audience or Audience(None), skip_posts=token_in_soap_header
             )
         super().__init__(
@@ -135,13 +111,10 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
 
     def _load_remote_data(self, url: str) -> bytes:
         """GET a WSDL/XSD document; relay errors raise :class:`RelayTransportError`."""
-        try:
+        with library_errors(RequestKind.FETCH, url, self._httpx.HTTPError):
             response = self.wsdl_client.get(url)
-        except self._httpx.HTTPError as exc:
-            raise RelayTransportError(f"cannot fetch {url}: {exc}") from exc
-        if response.status_code >= 400:
-            content_type = response.headers.get("Content-Type")
-            raise relay_transport_error(url, response.status_code, content_type, response.content)
+        raise_for_answer(RequestKind.FETCH, url, response.status_code,
+                         response.headers.get("Content-Type"), lambda: response.content)
         return bytes(response.content)
 
     async def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
@@ -153,16 +126,11 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
         Non-SOAP error answers (JSON) raise :class:`RelayTransportError`; SOAP
         faults are left to zeep, which raises :class:`zeep.exceptions.Fault`.
         """
-        try:
+        with library_errors(RequestKind.CALL, address, self._httpx.HTTPError):
             response = await self.client.post(address, content=message, headers=headers)
-        except self._httpx.HTTPError as exc:
-            raise RelayTransportError(f"cannot reach {address}: {exc}") from exc
         log.debug("POST %s -> %s", address, response.status_code)
-        content_type = response.headers.get("Content-Type", "")
-        if response.status_code >= 400 and is_json(content_type):
-            raise relay_transport_error(
-                address, response.status_code, content_type, response.content
-            )
+        raise_for_answer(RequestKind.CALL, address, response.status_code,
+                         response.headers.get("Content-Type"), lambda: response.content)
         return response
 
 

@@ -7,10 +7,11 @@ A zeep client pointed at a relay address calls the service as if it were local::
     client.service.GetSalary(7)
 
 The sender's SAS token travels (PROTOCOL.md section 2) in the
-``ServiceBusAuthorization`` HTTP header, asked of the token provider for every
-request so renewal is automatic. With ``binding.token_in_soap_header`` (the
-WS2007 binding's default) SOAP POSTs carry it in a ``RelayAccessToken`` SOAP
-header instead, added by a zeep plugin; WSDL/XSD GETs keep the HTTP header.
+``ServiceBusAuthorization`` HTTP header (:class:`~bindings.client_auth.RelayAuth`,
+the auth callable the async transport shares), asked of the token provider for
+every request so renewal is automatic. With ``binding.token_in_soap_header``
+(the WS2007 binding's default) SOAP POSTs carry it in a ``RelayAccessToken``
+SOAP header instead, added by a zeep plugin; WSDL/XSD GETs keep the HTTP header.
 The token's audience is the entity URL, ``http[s]://host:port/entity``, and
 it goes only to the relay's host and port (the WSDL URL's, the connection
 string's): an XSD imported from elsewhere or a private address left in a WSDL
@@ -22,8 +23,13 @@ sends no token unless given a token provider.
 The relay answers its own errors to SOAP requests with a SOAP fault, which zeep
 raises as :class:`zeep.exceptions.Fault`; other failures (a WSDL fetch answered
 401/404/502, a JSON error body) raise :class:`RelayTransportError` with the
-status, the relay's error code, message and tracking id. ``202 Accepted`` with
-an empty body (one-way and event calls) makes zeep return ``None``.
+status, the relay's error code, message and tracking id (one mapping for both
+transports, :mod:`bindings.client_errors`). ``202 Accepted`` with an empty body
+(one-way and event calls) makes zeep return ``None``.
+
+Bindings with WS-Addressing get the project's own plugin
+(:class:`~bindings.zeep_addressing.AddressingPlugin`, on :mod:`soap.addressing`):
+``To``, ``Action``, ``MessageID`` and ``ReplyTo`` on every request.
 
 With a message security mode (``binding.security``) and ``message_security=``,
 a :class:`~bindings.zeep_security.WsSecurityPlugin` runs after every other
@@ -35,7 +41,7 @@ byte, so the signature still verifies at the service), and checks the replies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,13 +51,15 @@ import requests
 import zeep
 from lxml import etree
 from zeep.plugins import Plugin
-from zeep.wsa import WsAddressingPlugin
 
 from bindings.binding import BasicHttpRelayBinding, EndToEndSecurityMode, RelayBinding
+from bindings.client_auth import AUTH_HEADER, Audience, RelayAuth
+from bindings.client_errors import RequestKind, library_errors, raise_for_answer
 from bindings.exceptions import ConfigurationError
-from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
+from bindings.relay_errors import RelayTransportError, relay_transport_error
 from bindings.settings import default_connection_string, parse_connection_string
 from bindings.tokens import TokenProvider
+from bindings.zeep_addressing import AddressingPlugin
 from hc.connection_string import ConnectionString
 from soap.relay_token import RelayTokenHook
 
@@ -60,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_HEADER",
+    "Audience",
     "RelayAuth",
     "RelayTokenPlugin",
     "RelayTransport",
@@ -71,76 +80,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The HTTP header a sender's token travels in (PROTOCOL.md section 2, place 2).
-AUTH_HEADER = "ServiceBusAuthorization"
 _TRANSPORT_ONLY = frozenset({EndToEndSecurityMode.NONE, EndToEndSecurityMode.TRANSPORT})
-
-
-class Audience:
-    """Maps a request URL to the entity URL a token must be signed for.
-
-    Args:
-        entity_path: The entity the client talks to (e.g. ``payroll``); requests
-            to any path go with a token for ``<origin>/<entity_path>``. When
-            None, the request URL's own path (without query) is the audience.
-        relay_origins: URLs of the relay; requests to any other host and port
-            (an XSD imported from elsewhere, a private address in a WSDL) get
-            no token at all. None sends tokens everywhere.
-    """
-
-    def __init__(self, entity_path: str | None, relay_origins: Iterable[str] | None = None) -> None:
-        self._entity = entity_path.strip("/") if entity_path else None
-        self._origins = None if relay_origins is None else {_origin(u) for u in relay_origins}
-
-    def __call__(self, url: str) -> str | None:
-        """The audience for a request to ``url``, or None when it is not for the relay."""
-        if self._origins is not None and _origin(url) not in self._origins:
-            return None
-        parts = urlsplit(url)
-        path = self._entity if self._entity is not None else parts.path.strip("/")
-        scheme = "https" if parts.scheme in ("https", "wss", "sb") else "http"
-        return f"{scheme}://{parts.netloc}/{path}"
-
-
-def _origin(url: str) -> str:
-    """``host:port`` of a URL, lower-cased, with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    default = 443 if parts.scheme in ("https", "wss") else 80
-    return f"{(parts.hostname or '').lower()}:{port or default}"
-
-
-class RelayAuth(requests.auth.AuthBase):
-    """Puts a fresh token in the ``ServiceBusAuthorization`` header of each request.
-
-    Args:
-        token_provider: Asked for a token on every request (it caches and renews).
-        audience: Maps the request URL to the token's audience.
-        skip_posts: Leave POSTs alone (their token is in the SOAP header).
-    """
-
-    def __init__(
-        self,
-        token_provider: TokenProvider,
-        audience: Callable[[str], str | None],
-        *,
-        skip_posts: bool = False,
-    ) -> None:
-        self._provider, self._audience, self._skip_posts = token_provider, audience, skip_posts
-
-    def __repr__(self) -> str:
-        return f"RelayAuth({self._provider!r}, skip_posts={self._skip_posts})"
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._skip_posts and request.method == "POST":
-            return request
-        audience = self._audience(request.url or "")
-        if audience is not None:
-            request.headers[AUTH_HEADER] = self._provider.get_token(audience).text
-        return request
 
 
 class RelayTokenPlugin(Plugin):  # type: ignore[misc]
@@ -201,16 +141,11 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
 
     def _load_remote_data(self, url: str) -> bytes:
         """GET a WSDL/XSD document; relay errors raise :class:`RelayTransportError`."""
-        try:
+        with library_errors(RequestKind.FETCH, url, requests.RequestException):
             response = self.session.get(url, timeout=self.load_timeout)
-        except requests.RequestException as exc:
-            raise RelayTransportError(f"cannot fetch {url}: {exc}") from exc
         with closing(response):
-            if response.status_code >= 400:
-                content_type = response.headers.get("Content-Type")
-                raise relay_transport_error(
-                    url, response.status_code, content_type, response.content
-                )
+            raise_for_answer(RequestKind.FETCH, url, response.status_code,
+                             response.headers.get("Content-Type"), lambda: response.content)
             return bytes(response.content)
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
@@ -219,18 +154,13 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
         Non-SOAP error answers (JSON) raise :class:`RelayTransportError`; SOAP
         faults are left to zeep, which raises :class:`zeep.exceptions.Fault`.
         """
-        try:
+        with library_errors(RequestKind.CALL, address, requests.RequestException):
             response = self.session.post(
                 address, data=message, headers=headers, timeout=self.operation_timeout
             )
-        except requests.RequestException as exc:
-            raise RelayTransportError(f"cannot reach {address}: {exc}") from exc
         log.debug("POST %s -> %s", address, response.status_code)
-        content_type = response.headers.get("Content-Type", "")
-        if response.status_code >= 400 and is_json(content_type):
-            raise relay_transport_error(
-                address, response.status_code, content_type, response.content
-            )
+        raise_for_answer(RequestKind.CALL, address, response.status_code,
+                         response.headers.get("Content-Type"), lambda: response.content)
         return response
 
 
@@ -341,7 +271,7 @@ def client_parts(
     in_header = binding.token_in_soap_header and token_provider is not None
     plugins = list(client_kwargs.pop("plugins", None) or [])
     if binding.addressing:
-        plugins.append(WsAddressingPlugin())
+        plugins.append(AddressingPlugin())
     if in_header and token_provider is not None:
         plugins.append(RelayTokenPlugin(token_provider, audience))
     plugins.extend(security)

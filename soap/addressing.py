@@ -1,8 +1,10 @@
 """WS-Addressing 1.0 message headers (the subset WS2007HttpRelayBinding uses).
 
-Client side, :class:`AddressingHook` is a composable ``egress``/``ingress`` hook
-(zeep plugin style). Service side, :func:`add_reply_addressing` stamps the
-response Spyne produced. A request leaving the client::
+Client side, :func:`stamp_request` (and :class:`AddressingHook`, a composable
+``egress``/``ingress`` hook in zeep plugin style) stamps a request's tree.
+Service side, :func:`stamp_reply` stamps the reply tree the service produced
+(:func:`add_reply_addressing` does it on bytes). Both work on the parsed tree:
+nothing here parses or serialises a message. A request leaving the client::
 
     before:
     <soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope">
@@ -50,6 +52,8 @@ __all__ = [
     "add_reply_addressing",
     "new_message_id",
     "reply_headers",
+    "stamp_reply",
+    "stamp_request",
 ]
 
 #: The anonymous address: "reply on the HTTP back-channel".
@@ -147,8 +151,12 @@ def _header_element(version: SoapVersion, local: str, value: str) -> etree._Elem
 
 
 def _set_headers(envelope: Envelope, headers: AddressingHeaders) -> None:
-    """Replace the envelope's WS-Addressing headers named in ``headers``."""
-    header = ensure_header(envelope)
+    """Replace the envelope's WS-Addressing headers named in ``headers``.
+
+    The Header is looked up again: a Header added since ``envelope`` was read
+    (by an earlier stamp) is reused, never doubled.
+    """
+    header = ensure_header(Envelope.from_element(envelope.root))
     present = {f"{{{ns.WSA}}}{local}" for local in _NAMES}
     for block in list(header):
         if block.tag in present:
@@ -180,13 +188,27 @@ def reply_headers(request: AddressingHeaders, action: str) -> AddressingHeaders:
     return AddressingHeaders(to=ANONYMOUS, action=action, relates_to=request.message_id)
 
 
+def stamp_reply(reply: Envelope, request_headers: AddressingHeaders, action: str) -> None:
+    """Set a reply tree's ``Action``, ``RelatesTo`` and ``To`` (in place).
+
+    Args:
+        reply: The reply envelope (e.g. the tree Spyne built).
+        request_headers: The request's headers (:meth:`AddressingHeaders.from_header`).
+        action: Action of a normal reply; a Fault reply gets :data:`FAULT_ACTION`.
+    """
+    payload = reply.body_payload
+    if payload is not None and payload.tag == reply.version.qname("Fault"):
+        action = FAULT_ACTION
+    _set_headers(reply, reply_headers(request_headers, action))
+
+
 def add_reply_addressing(
     response_envelope: bytes, request_headers: AddressingHeaders, action: str
 ) -> bytes:
-    """Stamp a service's response with reply addressing headers.
+    """:func:`stamp_reply` on a response given as bytes (parsed here, serialised again).
 
     Args:
-        response_envelope: The response envelope bytes (e.g. from Spyne).
+        response_envelope: The response envelope bytes (e.g. from a WSGI app).
         request_headers: The request's headers (:meth:`AddressingHeaders.from_header`).
         action: Action of a normal reply; a Fault reply gets :data:`FAULT_ACTION`.
 
@@ -198,11 +220,18 @@ def add_reply_addressing(
         NotAnEnvelope: The response is not a SOAP envelope.
     """
     envelope = Envelope.from_bytes(response_envelope)
-    payload = envelope.body_payload
-    if payload is not None and payload.tag == envelope.version.qname("Fault"):
-        action = FAULT_ACTION
-    _set_headers(envelope, reply_headers(request_headers, action))
+    stamp_reply(envelope, request_headers, action)
     return envelope.to_bytes()
+
+
+def stamp_request(envelope: Envelope, *, to: str, action: str, message_id: str) -> None:
+    """Set a request tree's ``To``, ``Action``, ``MessageID`` and ``ReplyTo`` (anonymous).
+
+    Headers of those names already present are replaced, so stamping twice
+    leaves one of each.
+    """
+    headers = AddressingHeaders(to=to, action=action, message_id=message_id, reply_to=ANONYMOUS)
+    _set_headers(envelope, headers)
 
 
 @dataclass(frozen=True)
@@ -233,10 +262,7 @@ class AddressingHook:
             raise MissingAction(
                 "no SOAP action for the WS-Addressing wsa:Action header"
             )
-        headers = AddressingHeaders(
-            to=self.to, action=action, message_id=self.id_factory(), reply_to=ANONYMOUS
-        )
-        _set_headers(parsed, headers)
+        stamp_request(parsed, to=self.to, action=action, message_id=self.id_factory())
         return envelope, http_headers
 
     def ingress(

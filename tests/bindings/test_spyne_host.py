@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Iterator
@@ -95,7 +96,8 @@ def test_oneway_operations_have_no_output_and_zeep_loads_the_wsdl(tmp_path: Path
     path = tmp_path / "timesheet.wsdl"
     path.write_bytes(wsdl)
     client = zeep.Client(str(path))
-    operation = client.service._binding._operations["SubmitTimesheet"]
+    [binding] = client.wsdl.bindings.values()
+    operation = binding.get("SubmitTimesheet")
     assert operation.output is None
     app.close()
 
@@ -309,3 +311,55 @@ def test_an_oversized_body_is_refused() -> None:
     response = call_wsgi(app, "POST", body=_submit() + b" " * 200)
     assert response.status == 413
     app.close()
+
+
+def test_an_output_protocol_that_is_not_xml_is_serialised_by_spyne() -> None:
+    from spyne.protocol.json import JsonDocument
+    from spyne.server.wsgi import WsgiApplication
+
+    class Salaries(ServiceBase):  # type: ignore[misc]
+        @rpc(Integer, _returns=Integer)  # type: ignore[misc]
+        def GetSalary(ctx: object, employee_id: int) -> int:
+            return 1000 + employee_id
+
+    spyne_app = Application([Salaries], tns=TNS, in_protocol=Soap11(), out_protocol=JsonDocument())
+    app = spyne_wsgi(spyne_app, BasicHttpRelayBinding())
+    response = call_wsgi(app, "POST", body=envelope(GET_SALARY_7))
+    app.close()
+    assert response.status == 200, response.body
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert json.loads(response.body) == 1007
+    alone = call_wsgi(WsgiApplication(spyne_app), "POST", body=envelope(GET_SALARY_7))
+    assert (alone.status, alone.body) == (response.status, response.body)  # as Spyne answers
+
+
+@pytest.mark.parametrize(
+    "body",
+    [GET_SALARY_7, "<p:ListEmployees/>", "<p:GetSalary><p:employee_id>99</p:employee_id></p:GetSalary>",
+     "<p:NoSuchOperation/>"],
+)
+def test_the_driver_answers_what_spynes_own_server_answers(body: str) -> None:
+    from spyne.server.wsgi import WsgiApplication
+
+    spyne_app = payroll_app()
+    app = spyne_wsgi(spyne_app, BasicHttpRelayBinding())
+    ours = call_wsgi(app, "POST", body=envelope(body))
+    app.close()
+    alone = call_wsgi(WsgiApplication(spyne_app), "POST", body=envelope(body))
+    assert (ours.status, ours.body) == (alone.status, alone.body)
+    assert ours.headers["Content-Type"] == alone.headers["Content-Type"]
+
+
+@pytest.mark.parametrize(
+    "body", [GET_SALARY_7, "<p:GetSalary><p:employee_id>99</p:employee_id></p:GetSalary>"]
+)
+def test_the_driver_answers_soap12_as_spyne_does_without_addressing(body: str) -> None:
+    from spyne.server.wsgi import WsgiApplication
+
+    spyne_app = payroll12_app()
+    app = spyne_wsgi(spyne_app, WS2007HttpRelayBinding())
+    ours = call_wsgi(app, "POST", body=envelope(body, version=S12), content_type=SOAP12_CT)
+    app.close()
+    alone = call_wsgi(WsgiApplication(spyne_app), "POST", body=envelope(body, version=S12),
+                      content_type=SOAP12_CT)
+    assert (ours.status, ours.body) == (alone.status, alone.body)

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 import zeep
 from lxml import etree
 from requests.structures import CaseInsensitiveDict
@@ -25,7 +24,6 @@ from spyne import Application, Integer, ServiceBase, rpc
 from spyne import Decimal as SpyneDecimal
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server.wsgi import WsgiApplication
-from zeep.wsa import WsAddressingPlugin
 
 from bindings.binding import EndToEndSecurityMode
 from bindings.exceptions import BindingError, ConfigurationError
@@ -38,6 +36,7 @@ from bindings.wssecurity import (
     secure_service,
     security_plugin,
 )
+from bindings.zeep_addressing import AddressingPlugin
 from soap import ns
 from soap.addressing import AddressingHook
 from soap.envelope import Envelope, SoapVersion
@@ -182,12 +181,17 @@ class WsgiTransport(zeep.Transport):  # type: ignore[misc]
         content_type = headers.get("Content-Type", "text/xml; charset=utf-8")
         extra = {"HTTP_SOAPACTION": headers.get("SOAPAction", "")}
         reply = call(self.app, body=data, content_type=content_type, extra=extra)
-        response = requests.Response()
-        response.status_code = reply.status
-        response.headers = CaseInsensitiveDict(reply.headers)
-        response._content = reply.body
-        response.encoding = "utf-8"
-        return response
+        return ZeepReply(reply.status, CaseInsensitiveDict(reply.headers), reply.body)
+
+
+@dataclass
+class ZeepReply:
+    """What zeep's ``process_reply`` reads of a transport's answer."""
+
+    status_code: int
+    headers: CaseInsensitiveDict[str]
+    content: bytes
+    encoding: str = "utf-8"
 
 
 def zeep_client(app: WsgiApp, *plugins: zeep.Plugin | None) -> zeep.Client:
@@ -622,11 +626,11 @@ def test_plugin_repr_and_hook_passthrough() -> None:
 def test_zeep_addressing_headers_are_signed_when_our_plugin_comes_last(calls: Calls) -> None:
     app = secured(calls)  # signed addressing is required by default
     plugin = security_plugin(Mode.MESSAGE, client_settings())
-    assert zeep_client(app, WsAddressingPlugin(), plugin).service.GetSalary(4) == Decimal(1004)
+    assert zeep_client(app, AddressingPlugin(), plugin).service.GetSalary(4) == Decimal(1004)
     signed = calls.environs[0][ENVIRON_KEY].signed_parts
     assert {f"{{{ns.WSA}}}{name}" for name in ("Action", "MessageID", "To")} <= set(signed)
     # In the wrong order the addressing headers are added after signing: refused.
-    wrong = zeep_client(app, plugin, WsAddressingPlugin())
+    wrong = zeep_client(app, plugin, AddressingPlugin())
     with pytest.raises(zeep.exceptions.Fault, match="does not cover wsa:"):
         wrong.service.GetSalary(4)
 
@@ -635,7 +639,7 @@ def test_unsigned_addressing_passes_only_when_allowed_explicitly(calls: Calls) -
     plugin = security_plugin(Mode.MESSAGE, client_settings())
     lax = secured(calls, require_signed_addressing=False)
     # Our plugin first: zeep's WS-Addressing headers are added after signing.
-    assert zeep_client(lax, plugin, WsAddressingPlugin()).service.GetSalary(4) == Decimal(1004)
+    assert zeep_client(lax, plugin, AddressingPlugin()).service.GetSalary(4) == Decimal(1004)
     assert calls.salaries == [4]
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import zeep
 from lxml import etree
-from zeep.wsa import WsAddressingPlugin
 
 from bindings.binding import (
     BasicHttpRelayBinding,
@@ -30,7 +29,13 @@ from bindings.host import RelayServiceHost, make_handler
 from bindings.spyne_host import SpyneRelayApp, spyne_wsgi
 from bindings.tokens import TokenProvider
 from bindings.wsgi_host import WsgiHandler
-from bindings.wssecurity import MessageSecurity, WsSecurityMiddleware, WsSecurityPlugin
+from bindings.wssecurity import (
+    MessageSecurity,
+    SecurityStage,
+    WsSecurityMiddleware,
+    WsSecurityPlugin,
+)
+from bindings.zeep_addressing import AddressingPlugin
 from bindings.zeep_transport import RelayTokenPlugin, relay_client, security_plugins
 from samples.payroll import services
 from soap.envelope import Envelope
@@ -60,12 +65,11 @@ def inner_app(handler: object) -> object:
 # --- the service side ------------------------------------------------------
 
 
-def test_message_mode_puts_the_middleware_outside_the_spyne_adapter() -> None:
+def test_message_mode_gives_the_spyne_pipeline_its_security_step() -> None:
     binding = BasicHttpRelayBinding(security=MESSAGE, max_received_message_size=1234)
     app = inner_app(make_handler(services.payroll_app(), binding, service_settings()))
-    assert isinstance(app, WsSecurityMiddleware)
-    assert isinstance(app.app, SpyneRelayApp)
-    assert app.signer is not None and app.max_body == 1234
+    assert isinstance(app, SpyneRelayApp)  # no middleware around it: one pipeline, one parse
+    assert isinstance(app.security, SecurityStage) and app.security.signer is not None
 
 
 def test_message_mode_wraps_a_plain_wsgi_app() -> None:
@@ -80,7 +84,7 @@ def test_transport_modes_leave_the_app_alone(mode: Mode) -> None:
     binding = BasicHttpRelayBinding(security=mode)
     assert inner_app(make_handler(wsgi_app, binding)) is wsgi_app
     spyne = inner_app(make_handler(services.payroll_app(), binding))
-    assert isinstance(spyne, SpyneRelayApp)
+    assert isinstance(spyne, SpyneRelayApp) and spyne.security is None
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,8 @@ def test_relay_service_host_takes_message_security() -> None:
         binding=BasicHttpRelayBinding(security=MESSAGE),
         message_security=service_settings(),
     )
-    assert isinstance(inner_app(host.handler), WsSecurityMiddleware)
+    hosted = inner_app(host.handler)
+    assert isinstance(hosted, SpyneRelayApp) and hosted.security is not None
     with pytest.raises(ConfigurationError, match="needs MessageSecurity"):
         RelayServiceHost(
             services.payroll_app(), "sb://127.0.0.1:9/p", binding=WS2007HttpRelayBinding(
@@ -179,7 +184,7 @@ def test_client_plugin_comes_after_addressing_and_the_relay_token(tmp_path: Path
         message_security=client_settings(),
     )
     kinds = [type(plugin) for plugin in client.plugins]
-    assert kinds == [WsAddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
+    assert kinds == [AddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
 
 
 def test_async_client_plugin_comes_last_too(tmp_path: Path) -> None:
@@ -193,7 +198,7 @@ def test_async_client_plugin_comes_last_too(tmp_path: Path) -> None:
         message_security=client_settings(),
     )
     kinds = [type(plugin) for plugin in client.plugins]
-    assert kinds == [WsAddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
+    assert kinds == [AddressingPlugin, RelayTokenPlugin, WsSecurityPlugin]
     with pytest.raises(ConfigurationError, match="needs MessageSecurity"):
         relay_async_client(str(wsdl), binding=WS2007HttpRelayBinding(security=MESSAGE))
 

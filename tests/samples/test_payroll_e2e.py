@@ -102,7 +102,7 @@ def test_soap12_ws_addressing_call(payroll12: RelayServiceHost, cs: ConnectionSt
         connection_string=cs.with_entity("payroll12"),
     )
     assert client.service.GetSalary(8) == Decimal("5480.00")
-    client.plugins.append(ids)  # after zeep's WsAddressingPlugin, which adds the MessageID
+    client.plugins.append(ids)  # after our AddressingPlugin, which adds the MessageID
     with client.settings(raw_response=True):
         reply = client.service.GetSalary(7)
     root = etree.fromstring(reply.content)

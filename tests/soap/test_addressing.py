@@ -17,6 +17,8 @@ from soap.addressing import (
     action_from_http,
     add_reply_addressing,
     reply_headers,
+    stamp_reply,
+    stamp_request,
 )
 from soap.envelope import Envelope, SoapVersion, build_envelope
 from soap.exceptions import InvalidHeader, MissingAction
@@ -184,3 +186,22 @@ def test_add_reply_addressing_fault_and_no_message_id() -> None:
     out = add_reply_addressing(response, AddressingHeaders(), "urn:ignored")
     read = AddressingHeaders.from_header(Envelope.from_bytes(out).header)
     assert read == AddressingHeaders(to=ANONYMOUS, action=FAULT_ACTION)
+
+
+def test_stamp_reply_works_on_the_tree_in_place() -> None:
+    reply = Envelope.from_element(build_envelope(
+        SoapVersion.SOAP12, [etree.Element("{urn:payroll}R", nsmap={"m": "urn:payroll"})]
+    ))
+    request = AddressingHeaders(action="urn:payroll/GetSalary", message_id="urn:uuid:42")
+    stamp_reply(reply, request, "urn:payroll/GetSalaryResponse")
+    assert _compact(etree.tostring(reply.root)) == _compact(
+        REPLY_GOLDEN.replace("env:", "soap:").replace("xmlns:env", "xmlns:soap")
+    )
+
+
+def test_stamp_request_replaces_what_is_there() -> None:
+    request = Envelope.from_element(_request())
+    for message_id in ("urn:uuid:1", "urn:uuid:42"):
+        stamp_request(request, to="http://relay/payroll", action="urn:payroll/GetSalary",
+                      message_id=message_id)
+    assert _compact(etree.tostring(request.root)) == _compact(EGRESS_GOLDEN)

@@ -1,0 +1,226 @@
+"""A thin driver of Spyne's server pipeline, fed the envelope tree the host already parsed.
+
+Spyne's WSGI server reads bytes (``ctx.in_string``), parses them
+(``in_protocol.create_in_document`` sets ``ctx.in_document``), runs the method
+and serialises the reply tree (``ctx.out_document``) to bytes
+(``out_protocol.create_out_string``). :class:`SpyneDriver` enters that pipeline
+one stage later and leaves it one stage earlier, as ``spyne.server.zeromq``
+drives :class:`~spyne.server._base.ServerBase`::
+
+    request tree ─► ctx.in_document ─► decompose ─► deserialize ─► method
+                                                                      │
+    SpyneReply(status, headers, document) ◄─ serialize (ctx.out_document)
+
+so the host parses each request once (under its reader quotas) and stamps the
+reply tree (WS-Addressing, a signature) before it serialises it, once.  Spyne
+never sees the request bytes: it cannot read them with another charset than
+the one they were checked with.
+
+Spyne's events fire as under its WSGI server (``wsgi_call``, the
+``method_*`` ones, ``wsgi_close``), except those of the byte stage it no
+longer runs: ``method_return_string``/``method_exception_string``,
+``wsgi_return`` and ``wsgi_exception`` (the host serialises the reply).
+
+Unhandled exceptions in a service become ``Internal server error
+TrackingId:<id>`` (the traceback is logged with that id, never sent): Spyne
+would put ``get_fault_string_from_exception(exc)``, a full traceback once
+``return_traceback_in_unhandled_exceptions()`` was called, in the fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from inspect import isgenerator
+from typing import Any
+
+import spyne.application
+import spyne.server.wsgi
+from lxml import etree
+from spyne import Application
+from spyne import Fault as SpyneFault
+from spyne.auxproc import process_contexts
+from spyne.const.http import HTTP_200, HTTP_405
+from spyne.error import RequestNotAllowed
+from spyne.protocol import ProtocolBase
+from spyne.server.wsgi import WsgiApplication, WsgiMethodContext
+
+from soap.envelope import Envelope
+
+__all__ = ["SpyneDriver", "SpyneReply"]
+
+log = logging.getLogger("bindings.spyne_host")
+
+_INTERNAL_ERROR = "Internal server error"
+_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+
+
+@dataclass
+class SpyneReply:
+    """What Spyne answered, before serialisation.
+
+    Attributes:
+        status: The HTTP status line, e.g. ``"200 OK"``.
+        headers: Spyne's response headers (no ``Content-Length``: the body is not made yet).
+        document: The reply envelope tree; None when Spyne has no body to send,
+            or its output protocol is not XML.
+        close: Ends the method context (Spyne's ``wsgi_close``); call it once the
+            reply was serialised.
+        body: The reply bytes Spyne made itself, for an output protocol that is
+            not XML (JSON, say); None otherwise.
+    """
+
+    status: str
+    headers: list[tuple[str, str]]
+    document: etree._Element | None
+    close: Callable[[], None]
+    body: bytes | None = None
+
+
+class SpyneDriver(WsgiApplication):  # type: ignore[misc]
+    """Spyne's WSGI server with a tree-in, tree-out entry point (:meth:`call`).
+
+    Still a WSGI application for what is not a SOAP POST (Spyne's own answers
+    to other methods), with unhandled exceptions hidden from clients there too.
+
+    Args:
+        app: The Spyne application.
+        max_content_length: Spyne's own body limit, for its byte path.
+    """
+
+    def __init__(self, app: Application, max_content_length: int) -> None:
+        app.event_manager.add_listener("method_exception_object", _sanitise_unhandled)
+        super().__init__(app, max_content_length=max_content_length)
+
+    def handle_error(
+        self, p_ctx: Any, others: Any, error: Any, start_response: Callable[..., Any]
+    ) -> Any:
+        # Spyne calls this from inside its ``except`` block when serialising a
+        # response failed; the fault it made from the exception may hold a traceback.
+        if _made_from_unhandled(error):
+            error = p_ctx.out_error = _internal_error_fault(p_ctx)
+        return super().handle_error(p_ctx, others, error, start_response)
+
+    def call(self, environ: dict[str, Any], envelope: Envelope) -> SpyneReply:
+        """Run the request ``envelope`` (a POST with ``environ``) through Spyne.
+
+        Services see ``environ`` as ``ctx.transport.req_env``, as under Spyne's
+        own WSGI server.
+        """
+        initial = WsgiMethodContext(self, environ, self.app.out_protocol.mime_type)
+        self.event_manager.fire_event("wsgi_call", initial)
+        contexts = self._contexts(initial, environ, envelope)
+        p_ctx, others = contexts[0], contexts[1:]
+        p_ctx.active = True
+        if p_ctx.in_error is None:
+            self.get_in_object(p_ctx)
+        if p_ctx.in_error is None:
+            self.get_out_object(p_ctx)
+        error = p_ctx.in_error or p_ctx.out_error
+        if error is None and p_ctx.transport.resp_code is None:
+            p_ctx.transport.resp_code = HTTP_200
+        document = self._serialize(p_ctx, error)
+        try:
+            process_contexts(self, others, p_ctx, error=p_ctx.out_error)
+        except Exception:
+            log.exception("a Spyne auxiliary method failed")
+        headers = [(k, v) for k, v in p_ctx.transport.resp_headers.items()
+                   if k.lower() != "content-length"]
+        status, close = str(p_ctx.transport.resp_code), lambda: self._finish(p_ctx)
+        if document is None or isinstance(document, etree._Element):
+            return SpyneReply(status, headers, document, close)
+        # Not an XML tree (a JSON output protocol): Spyne makes the bytes, as it would.
+        p_ctx.out_protocol.create_out_string(p_ctx)
+        return SpyneReply(status, headers, None, close, b"".join(p_ctx.out_string or ()))
+
+    def _contexts(
+        self, ctx: WsgiMethodContext, environ: dict[str, Any], envelope: Envelope
+    ) -> Any:
+        """Spyne's ``generate_contexts``, from ``envelope`` instead of ``ctx.in_string``."""
+        try:
+            if not environ.get("CONTENT_TYPE"):
+                ctx.transport.resp_code = HTTP_405
+                raise RequestNotAllowed(
+                    "You must issue a POST request with the Content-Type header properly set."
+                )
+            ctx.in_document = (envelope.root, _xml_ids(envelope.root))
+            self.app.in_protocol.decompose_incoming_envelope(ctx, ProtocolBase.REQUEST)
+            return self.app.in_protocol.generate_method_contexts(ctx)
+        except SpyneFault as exc:
+            ctx.in_object, ctx.in_error, ctx.out_error = None, exc, exc
+            ctx.fire_event("method_exception_object")
+            return (ctx,)
+
+    def _serialize(self, p_ctx: Any, error: Any) -> Any:
+        """Spyne's reply document (``ctx.out_document``: a tree for SOAP), or the fault's."""
+        if error is not None and p_ctx.transport.resp_code is None:
+            p_ctx.transport.resp_code = p_ctx.out_protocol.fault_to_http_response_code(error)
+        try:
+            self._to_document(p_ctx)
+        except Exception:
+            if p_ctx.out_error is not None:
+                raise  # serialising a fault failed: a bug of ours or Spyne's
+            p_ctx.out_error = _internal_error_fault(p_ctx)
+            p_ctx.out_document = None
+            p_ctx.transport.resp_code = p_ctx.out_protocol.fault_to_http_response_code(
+                p_ctx.out_error
+            )
+            self._to_document(p_ctx)
+        document: Any = p_ctx.out_document
+        return document
+
+    def _to_document(self, p_ctx: Any) -> None:
+        if p_ctx.out_document is None:
+            made = p_ctx.out_protocol.serialize(p_ctx, message=ProtocolBase.RESPONSE)
+            if isgenerator(made):
+                made.close()
+                raise TypeError("push (streaming) serialisation is not supported by the relay host")
+        event = "method_return_document" if p_ctx.out_error is None else "method_exception_document"
+        p_ctx.fire_event(event)
+
+    def _finish(self, p_ctx: Any) -> None:
+        p_ctx.close()
+        self.event_manager.fire_event("wsgi_close", p_ctx)
+
+
+def _xml_ids(root: etree._Element) -> dict[str, etree._Element]:
+    """What ``etree.XMLID`` gives Spyne beside the root: the ``xml:id`` elements."""
+    found = root.xpath("//*[@xml:id]")
+    assert isinstance(found, list)
+    return {str(element.get(_XML_ID)): element for element in found}
+
+
+def _made_from_unhandled(error: Any) -> bool:
+    """Whether ``error`` is the fault Spyne made from the exception being handled.
+
+    Spyne answers an exception that is not a :class:`spyne.Fault` with
+    ``Fault("Server", get_fault_string_from_exception(exc))``, and that string
+    is the full traceback once ``return_traceback_in_unhandled_exceptions()``
+    was called.
+    """
+    exc = sys.exc_info()[1]
+    if exc is None or isinstance(exc, SpyneFault) or not isinstance(error, SpyneFault):
+        return False
+    made = {
+        spyne.application.get_fault_string_from_exception(exc),
+        spyne.server.wsgi.get_fault_string_from_exception(exc),
+    }
+    return str(error.faultcode) == "Server" and error.faultstring in made
+
+
+def _sanitise_unhandled(ctx: Any) -> None:
+    """Spyne event listener: replace the fault made from an unhandled exception."""
+    if _made_from_unhandled(ctx.out_error):
+        ctx.out_error = _internal_error_fault(ctx)
+
+
+def _internal_error_fault(ctx: Any) -> SpyneFault:
+    tracking_id = uuid.uuid4().hex
+    method = getattr(ctx, "method_request_string", None)
+    log.error(
+        "unhandled error in %s TrackingId:%s", method, tracking_id, exc_info=sys.exc_info()
+    )
+    return SpyneFault("Server", f"{_INTERNAL_ERROR} TrackingId:{tracking_id}")
