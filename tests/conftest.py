@@ -8,7 +8,18 @@ import pytest
 
 from relay.namespace import EntityConfig
 from relay.server import RelayServer
+from tests.support.no_sockets import refuse_sockets
 from tests.support.relay import RelayHandle, RelayThread, make_namespace
+
+
+@pytest.fixture
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pure tier's guard: any network socket, connect or name lookup fails the test.
+
+    ``tests/hc`` and ``tests/soap`` use it for every test (their conftest); a pure module
+    elsewhere says ``pytestmark = pytest.mark.usefixtures("no_sockets")``.
+    """
+    refuse_sockets(monkeypatch)
 
 
 @pytest.fixture
