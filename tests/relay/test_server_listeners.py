@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -15,9 +16,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hc.entities import Discovery, Rights
 from hc.sas import create_token
-from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig, SasRule
 from relay.routing import FailureLimiter
+from tests.support.clock import T0, ManualClock
 from tests.support.raw_listener import RawListener
 from tests.support.relay import RelayHandle
 
@@ -90,23 +91,32 @@ async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_r
 
 
 async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("exp"), token_grace=0.2)
-    ws = await connect(relay, "exp", relay.token("exp", ttl=1))
+    # The relay's clock reads 100 ms before the token's expiry (plus 200 ms of grace).
+    clock = ManualClock(T0 + 60 - 0.1)
+    relay = await make_relay(EntityConfig("exp"), token_grace=0.2, clock=clock)
+    ws = await connect(relay, "exp", relay.token("exp", ttl=60, now=T0))
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 10)
     assert ws.close_code == 1008 and "expired" in ws.close_reason
 
 
 async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("renew"), token_grace=0.2)
-    ws = await connect(relay, "renew", relay.token("renew", ttl=1))
-    await ws.send(json.dumps({"renewToken": {"token": relay.token("renew", ttl=3600)}}))
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), 2.5)  # past the first token's expiry: still open
-    await ws.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
+    # The relay's clock reads 1 s before the first tokens' expiry (plus 200 ms of grace).
+    clock = ManualClock(T0 + 60 - 1)
+    relay = await make_relay(EntityConfig("renew"), token_grace=0.2, clock=clock)
+    first = relay.token("renew", ttl=60, now=T0)
+    renewed = await connect(relay, "renew", first)
+    await renewed.send(json.dumps({"renewToken": {"token": relay.token("renew", now=T0)}}))
+    await asyncio.wait_for(await renewed.ping(), 5)  # read in order: the renewal is in
+    unrenewed = await connect(relay, "renew", first)  # the same token, connected later
     with pytest.raises(ConnectionClosed):
-        await asyncio.wait_for(ws.recv(), 5)
-    assert ws.close_code == 1008
+        await asyncio.wait_for(unrenewed.recv(), 10)
+    assert unrenewed.close_code == 1008 and "expired" in unrenewed.close_reason
+    await asyncio.wait_for(await renewed.ping(), 5)  # past the first token's expiry: still open
+    await renewed.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(renewed.recv(), 5)
+    assert renewed.close_code == 1008
 
 
 @pytest.mark.parametrize(
@@ -268,26 +278,22 @@ async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> N
 
 
 async def test_internal_error_closes_only_that_listener_with_1011(
-    make_relay: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    make_relay: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # No public input makes the relay fail internally, so one command is made to.
-    original = ListenerConnection._on_command
-
-    def exploding(self: ListenerConnection, text: str) -> Any:
-        if text == "explode":
-            raise RuntimeError("a bug in the relay")
-        return original(self, text)
-
-    monkeypatch.setattr(ListenerConnection, "_on_command", exploding)
-    relay = await make_relay(EntityConfig("err"))
+    # No public input makes the relay fail internally: its injected clock is made to,
+    # while it checks one listener's renewed token.
+    clock = ManualClock(time.time())
+    relay = await make_relay(EntityConfig("err"), clock=clock)
     auth = {"ServiceBusAuthorization": relay.token("err")}
     async with RawListener(relay.ws_url, "err", relay.token("err")) as good:
         ws = await connect(relay, "err", relay.token("err"))
-        await ws.send("explode")
+        clock.failure = LookupError("a bug in the relay")
+        await ws.send(json.dumps({"renewToken": {"token": relay.token("err")}}))
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
         await ws.wait_closed()
         assert (ws.close_code, ws.close_reason) == (1011, "internal error")
+        clock.failure = None
         async with aiohttp.ClientSession() as http:
             for _ in range(5):  # every request goes to the listener that is left
                 async with http.post(f"{relay.base_url}/err", data=b"ok", headers=auth) as resp:
