@@ -103,6 +103,11 @@ class FrontProtocol(asyncio.Protocol):
         #: when aiohttp's handler releases it: ``relay.client_errors.GuardedHandler``).
         self._counted = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed (bounded by the head and body limits)."""
+        return len(self._buffer)
+
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

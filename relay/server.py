@@ -128,6 +128,11 @@ class RelayServer:
     def base_url(self) -> str:
         return f"{self._scheme}://{self.config.host}:{self.port}"
 
+    @property
+    def front(self) -> Front | None:
+        """The listening socket's protocol factory and its open connections (while started)."""
+        return self._front
+
     async def start(self) -> None:
         """Bind and start serving.
 

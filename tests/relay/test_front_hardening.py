@@ -102,9 +102,9 @@ async def test_an_oversized_head_gets_431_and_close_without_reading_it_all(
     status_line, rest = await exchange(echo, big)
     assert status_of(status_line) == 431
     assert b"Connection: close" in rest and b"over 16384 bytes" in rest
-    assert not echo.server._front or all(  # nothing left buffered on the front
-        len(c._buffer) <= limit + 256 * 1024 for c in echo.server._front.connections
-    )
+    front = echo.server.front
+    assert front is not None  # nothing left buffered on the front:
+    assert all(c.buffered <= limit + 256 * 1024 for c in front.connections)
     no_tracebacks(caplog)
 
 
@@ -379,7 +379,7 @@ class _ResetTransport(asyncio.Transport):
 async def test_refusing_a_connection_the_peer_already_reset_is_quiet(arelay: RelayHandle) -> None:
     """Found by the chaos suite: the front half-closes after a refusal, and on a connection
     the client had just reset that raised, as an unretrieved task exception."""
-    front = arelay.server._front
+    front = arelay.server.front
     assert front is not None
     protocol = front()
     transport = _ResetTransport()
@@ -397,7 +397,7 @@ async def test_connections_past_max_connections_get_503_and_a_freed_place_is_tak
     relay = await make_relay(max_connections=3)
     async with RawListener(relay.ws_url, "echo", relay.token("echo")):  # one, via aiohttp
         idle = [await asyncio.open_connection("127.0.0.1", relay.port) for _ in range(2)]
-        front = relay.server._front
+        front = relay.server.front
         assert front is not None
         while front.open_connections < 3:  # the server side has taken them
             await asyncio.sleep(0.01)
