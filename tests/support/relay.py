@@ -149,7 +149,19 @@ class Relays:
                 **options: object) -> RelayProcess:
         """``soaprelay serve``, ready (its banner read); see :class:`RelayProcess` for the
         options.  With ``children``, it stops with them (newest first), else with this."""
-        return (children or self._own_children()).relay(name, **options)
+        owner = children or self._own_children()
+        relay = RelayProcess(name, owner.folder, **options)  # type: ignore[arg-type]
+        owner.add(relay)
+        relay.read_banner()
+        return relay
+
+    def stop(self, relay: RelayThread | RelayProcess) -> None:
+        """Stop one thread or process relay before the end (a restart, a relay gone)."""
+        if isinstance(relay, RelayThread):
+            self._threads.remove(relay)
+            relay.__exit__(None, None, None)
+        else:
+            relay.stop()
 
     # -- the end ---------------------------------------------------------------------
 
