@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -33,14 +33,13 @@ from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_transport import relay_client
 from hc.sas import SasToken, create_token
 from relay.namespace import EntityConfig
-from relay.server import RelayServer
 from samples.payroll.services import payroll_app
 from tests.support.relay import (
     TEST_KEY,
     TEST_KEY_NAME,
     RelayHandle,
+    Relays,
     RelayThread,
-    make_namespace,
     relay_thread,
 )
 
@@ -108,7 +107,7 @@ def test_two_listeners_share_the_load(relay: RelayThread) -> None:
             return [tag]
         return app
 
-    with host_for(relay, tagged(b"A"), listeners=2) as first, host_for(relay, tagged(b"B")):
+    with host_for(relay, tagged(b"A"), listeners=2), host_for(relay, tagged(b"B")):
         echo = relay.server.registry.get("echo")
         assert echo is not None and len(echo.listeners) == 3  # two from the first host
         answers = {send(relay, "echo", method="GET").content for _ in range(40)}
@@ -343,14 +342,9 @@ class ShortTokens(TokenProvider):
 
 
 @pytest.fixture
-async def strict_relay() -> AsyncIterator[RelayHandle]:
+async def strict_relay(relays: Relays) -> RelayHandle:
     """A relay that closes a listener (1008) the moment its token expires: no grace."""
-    server = RelayServer(make_namespace(token_grace=0.0))
-    await server.start()
-    try:
-        yield RelayHandle(server)
-    finally:
-        await server.stop()
+    return await relays.in_loop(token_grace=0.0)
 
 
 async def test_renewed_tokens_keep_the_listener_online(strict_relay: RelayHandle) -> None:
