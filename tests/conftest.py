@@ -3,12 +3,14 @@ and the pure tier's socket guard."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.support.no_sockets import refuse_sockets
-from tests.support.relay import RelayHandle, Relays, RelayThread
+from tests.support.relay import RelayFactory, RelayHandle, Relays, RelayThread
+
+__all__ = ["RelayFactory"]  # re-exported: test modules annotate make_relay with it
 
 
 @pytest.fixture
@@ -42,9 +44,6 @@ def relay(relays: Relays) -> RelayThread:
 async def arelay(relays: Relays) -> RelayHandle:
     """A relay in the test's own event loop, for asyncio tests."""
     return await relays.in_loop()
-
-
-RelayFactory = Callable[..., Awaitable[RelayHandle]]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -38,13 +38,15 @@ from relay.server import RelayServer
 from tests.support.procs import Children, RelayProcess
 
 __all__ = [
-    "TEST_KEY", "TEST_KEY_NAME", "RelayHandle", "RelayThread", "Relays", "make_namespace",
-    "relay_thread",
+    "TEST_KEY", "TEST_KEY_NAME", "RelayFactory", "RelayHandle", "RelayThread", "Relays",
+    "make_namespace", "relay_thread",
 ]
 
 TEST_KEY_NAME = "RootManageSharedAccessKey"
 TEST_KEY = "dGVzdGtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAwMA=="
 Clock = Callable[[], float]
+#: What ``relays.in_loop`` (the ``make_relay`` fixture) is: ``await make_relay(*entities, **options)``.
+RelayFactory = Callable[..., Awaitable["RelayHandle"]]
 
 
 def make_namespace(*entities: EntityConfig, **options: object) -> NamespaceConfig:
