@@ -13,11 +13,10 @@ import pytest
 from lxml import etree
 
 from relay.namespace import EntityConfig
-from relay.server import RelayServer
 from relay.ws_senders import ListenerRejected
 from soap.relay_token import relay_token_header
 from tests.support.raw_listener import RawListener, Reply
-from tests.support.relay import RelayHandle, make_namespace
+from tests.support.relay import RelayHandle
 
 
 @pytest.fixture
@@ -146,10 +145,9 @@ async def test_a_soap_token_never_reaches_the_listener(
     assert bodies == [envelope.replace(header, b"")] * 2 + [big.replace(header, b"")]
 
 
-def test_error_reason_phrases_carry_no_line_breaks() -> None:
-    server = RelayServer(make_namespace())
+async def test_error_reason_phrases_carry_no_line_breaks(arelay: RelayHandle) -> None:
     request = SimpleNamespace(method="GET", path="/$hc/x", headers={})
-    status, reason, _, body = server.error_parts(
+    status, reason, _, body = arelay.server.error_parts(
         request, ListenerRejected(418, "no\r\nInjected: yes\tthanks"), "t1"  # type: ignore[arg-type]
     )
     assert status == 418
