@@ -173,3 +173,23 @@ def test_the_allow_list_holds_only_what_is_still_used() -> None:
     stale = sorted((path, name) for path, names in ALLOWED.items() for name in names
                    if (path, name) not in used)
     assert not stale, f"no longer used: remove from ALLOWED: {stale}"
+
+
+#: The one place that builds relays for tests (``Relays``: in a loop, a thread, a process).
+RELAY_FACTORY = "tests/support/relay.py"
+RELAY_CLASSES = frozenset({"RelayServer", "RelayThread", "RelayProcess"})
+
+
+def test_relays_are_built_only_by_the_factory() -> None:
+    """A test that needs a relay asks ``relays`` (or ``relay``, ``arelay``, ``make_relay``,
+    ``relay_thread``), so that start-up, port 0 and teardown are written once."""
+    built = []
+    for path in _python_files(*TEST_TREES):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative == RELAY_FACTORY:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), relative)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in RELAY_CLASSES):
+                built.append(f"{relative}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert not built, "relays built outside tests.support.relay.Relays:\n" + "\n".join(built)
