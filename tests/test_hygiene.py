@@ -68,8 +68,6 @@ def _defined_private_names(tree: ast.AST) -> Iterator[str]:
             yield node.attr
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             yield node.id
-        elif isinstance(node, ast.arg):
-            continue
 
 
 def private_names() -> frozenset[str]:
@@ -123,9 +121,10 @@ def private_uses(source: str, relative: str, ours: frozenset[str]) -> Iterator[U
             found = list(_string_arguments(node))
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
             found = [alias.name for alias in node.names]
+        line = getattr(node, "lineno", 0)  # each node found above is a statement or expression
         for name in found:
             if name in ours:
-                yield Use(relative, node.lineno, name, ast.unparse(node).splitlines()[0][:100])
+                yield Use(relative, line, name, ast.unparse(node).splitlines()[0][:100])
 
 
 def all_private_uses() -> list[Use]:

@@ -212,4 +212,4 @@ class Relays:
 def relay_thread(*entities: EntityConfig, **options: object) -> Iterator[RelayThread]:
     """One thread relay for a ``with`` block (module-scoped fixtures, helpers)."""
     with Relays() as relays:
-        yield relays.in_thread(*entities, **options)
+        yield relays.in_thread(*entities, **options)  # type: ignore[arg-type]
