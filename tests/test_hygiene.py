@@ -16,6 +16,7 @@ ours and not looked at.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,11 +71,12 @@ def _defined_private_names(tree: ast.AST) -> Iterator[str]:
             yield node.id
 
 
+@functools.cache
 def private_names() -> frozenset[str]:
     """Every single-underscore name our packages define."""
     names: set[str] = set()
     for path in _python_files(*PACKAGES):
-        for name in _defined_private_names(ast.parse(path.read_text(), str(path))):
+        for name in _defined_private_names(_tree(path)):
             if name.startswith("_") and not name.startswith("__"):
                 names.add(name)
     return frozenset(names)
@@ -106,9 +108,14 @@ def _base_name(base: ast.expr) -> str:
     return base.id if isinstance(base, ast.Name) else ""
 
 
-def private_uses(source: str, relative: str, ours: frozenset[str]) -> Iterator[Use]:
-    """The uses of ``ours`` in one test file's ``source``, outside its classes' ``self``."""
-    tree = ast.parse(source, relative)
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+def private_uses(source: str | ast.Module, relative: str, ours: frozenset[str]) -> Iterator[Use]:
+    """The uses of ``ours`` in one test file (its source or tree), outside its classes' ``self``."""
+    tree = ast.parse(source, relative) if isinstance(source, str) else source
     imported = _imported_from_ours(tree)
     for node in ast.walk(tree):
         found: list[str] = []
@@ -127,10 +134,11 @@ def private_uses(source: str, relative: str, ours: frozenset[str]) -> Iterator[U
                 yield Use(relative, line, name, ast.unparse(node).splitlines()[0][:100])
 
 
-def all_private_uses() -> list[Use]:
+@functools.cache
+def all_private_uses() -> tuple[Use, ...]:
     ours = private_names()
-    return [use for path in _python_files(*TEST_TREES)
-            for use in private_uses(path.read_text(), path.relative_to(ROOT).as_posix(), ours)]
+    return tuple(use for path in _python_files(*TEST_TREES)
+                 for use in private_uses(_tree(path), path.relative_to(ROOT).as_posix(), ours))
 
 
 def test_the_scan_sees_reads_patches_and_imports_but_not_a_helpers_own_attributes() -> None:
@@ -187,7 +195,7 @@ def test_relays_are_built_only_by_the_factory() -> None:
         relative = path.relative_to(ROOT).as_posix()
         if relative == RELAY_FACTORY:
             continue
-        for node in ast.walk(ast.parse(path.read_text(), relative)):
+        for node in ast.walk(_tree(path)):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                     and node.func.id in RELAY_CLASSES):
                 built.append(f"{relative}:{node.lineno}: {ast.unparse(node)[:80]}")
