@@ -88,13 +88,17 @@ def _own(node: ast.expr) -> bool:
 
 
 def _string_arguments(node: ast.Call) -> Iterator[str]:
-    """``setattr(obj, "_x", ...)``, ``getattr(obj, "_x")``, ``monkeypatch.setattr(obj, "_x", ...)``."""
+    """``setattr(obj, "_x", ...)``, ``getattr(obj, "_x")``, ``monkeypatch.setattr(obj, "_x",
+    ...)`` and ``monkeypatch.setattr("relay.server._x", ...)``."""
     func = node.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    if name in ("setattr", "getattr", "delattr", "hasattr", "delitem") and len(node.args) >= 2:
-        argument = node.args[1]
-        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
-            yield argument.value.rpartition(".")[2]
+    if name not in ("setattr", "getattr", "delattr", "hasattr"):
+        return
+    first, second = (node.args + [ast.Constant(None), ast.Constant(None)])[:2]
+    if isinstance(second, ast.Constant) and isinstance(second.value, str):
+        yield second.value  # setattr(obj, "_x", value)
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        yield first.value.rpartition(".")[2]  # monkeypatch.setattr("relay.server._x", value)
 
 
 def _imported_from_ours(tree: ast.AST) -> set[str]:
@@ -152,6 +156,7 @@ class Helper(Base):
         self._front = server._front
         monkeypatch.setattr(Connection, "_on_command", boom)
         getattr(server, "_listeners")
+        monkeypatch.setattr("relay.server._run", fake)
         super()._open()
         return etree._Element, server.front
 """
@@ -159,7 +164,7 @@ class Helper(Base):
                       "_open", "_run"})
     found = [(use.line, use.name) for use in private_uses(source, "t.py", ours)]
     assert sorted(found) == [(2, "_private_helper"), (3, "_serve"), (8, "_front"),
-                             (9, "_on_command"), (10, "_listeners"), (11, "_open")]
+                             (9, "_on_command"), (10, "_listeners"), (11, "_run"), (12, "_open")]
 
 
 def test_the_private_names_of_ours_are_found() -> None:
