@@ -9,6 +9,9 @@ import pytest
 from interop_tests.payroll_site import PayrollSite, payroll_site
 from interop_tests.versions import peer_versions
 
+# The relay factory and its thread shorthand, the same fixtures as in tests/ (re-exported).
+from tests.conftest import relay, relays  # noqa: F401
+
 
 def pytest_report_header() -> list[str]:
     versions = ", ".join(f"{name} {found}" for name, found in peer_versions().items())

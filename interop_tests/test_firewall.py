@@ -39,7 +39,7 @@ from bindings import WS2007HttpRelayBinding, relay_client
 from interop_tests.netns import Namespace, firewalled_namespace, netns_unavailable
 from interop_tests.payroll_site import TIMEOUT
 from samples.payroll.processes import ROOT, Child
-from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread, make_namespace
+from tests.support.relay import TEST_KEY, TEST_KEY_NAME, Relays, RelayThread
 
 pytestmark = pytest.mark.root
 
@@ -118,7 +118,7 @@ def onprem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnPremises]:
             patch.delenv(variable, raising=False)
             patch.delenv(variable.upper(), raising=False)
         namespace = stack.enter_context(firewalled_namespace())
-        relay = stack.enter_context(RelayThread(make_namespace(host=namespace.outside)))
+        relay = stack.enter_context(Relays()).in_thread(host=namespace.outside)
         python = [sys.executable, "-m"]
         service = _start("legacy-service", namespace.command(
             [*python, "interop_tests.legacy_service", "--host", "0.0.0.0"]), folder, stack)

@@ -102,6 +102,11 @@ class FrontProtocol(asyncio.Protocol):
         #: when aiohttp's handler releases it: ``relay.client_errors.GuardedHandler``).
         self._counted = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed (bounded by the head and body limits)."""
+        return len(self._buffer)
+
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -231,11 +236,6 @@ class FrontProtocol(asyncio.Protocol):
                     self.close()
         finally:
             self._finished(request)
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received and not yet consumed."""
-        return len(self._buffer)
 
     def _finished(self, request: FastRequest) -> None:
         if self.state is not ConnState.BUSY:

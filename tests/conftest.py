@@ -1,48 +1,52 @@
-"""Fixtures shared by every test tier: a real relay on 127.0.0.1, port 0."""
+"""Fixtures shared by every test tier: real relays on 127.0.0.1, port 0, from one factory,
+and the pure tier's socket guard."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from relay.namespace import EntityConfig
-from relay.server import RelayServer
-from tests.support.relay import RelayHandle, RelayThread, make_namespace
+from tests.support.no_sockets import refuse_sockets
+from tests.support.relay import RelayFactory, RelayHandle, Relays, RelayThread
+
+__all__ = ["RelayFactory"]  # re-exported: test modules annotate make_relay with it
 
 
 @pytest.fixture
-def relay() -> Iterator[RelayThread]:
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pure tier's guard: any network socket, connect or name lookup fails the test.
+
+    ``tests/hc`` and ``tests/soap`` use it for every test (their conftest); a pure module
+    elsewhere says ``pytestmark = pytest.mark.usefixtures("no_sockets")``.
+    """
+    refuse_sockets(monkeypatch)
+
+
+@pytest.fixture
+async def relays(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Relays]:
+    """The relay factory (``tests.support.relay.Relays``): ``await relays.in_loop(...)``,
+    ``relays.in_thread(...)`` or ``relays.process(...)``; all stopped when the test ends."""
+    async with Relays(tmp_path_factory.mktemp("relays")) as factory:
+        yield factory
+
+
+# The shorthands below are the factory's commonest calls, kept under the names the
+# test modules have always used.
+
+@pytest.fixture
+def relay(relays: Relays) -> RelayThread:
     """A relay in a background thread, for sync tests (zeep, requests, hosts)."""
-    with RelayThread(make_namespace()) as handle:
-        yield handle
+    return relays.in_thread()
 
 
 @pytest.fixture
-async def arelay() -> AsyncIterator[RelayHandle]:
+async def arelay(relays: Relays) -> RelayHandle:
     """A relay in the test's own event loop, for asyncio tests."""
-    server = RelayServer(make_namespace())
-    await server.start()
-    try:
-        yield RelayHandle(server)
-    finally:
-        await server.stop()
-
-
-RelayFactory = Callable[..., Awaitable[RelayHandle]]
+    return await relays.in_loop()
 
 
 @pytest.fixture
-async def make_relay() -> AsyncIterator[RelayFactory]:
+def make_relay(relays: Relays) -> RelayFactory:
     """Start relays with given entities/options in the test's loop: ``await make_relay(...)``."""
-    servers: list[RelayServer] = []
-
-    async def start(*entities: EntityConfig, **options: object) -> RelayHandle:
-        server = RelayServer(make_namespace(*entities, **options))
-        await server.start()
-        servers.append(server)
-        return RelayHandle(server)
-
-    yield start
-    for server in servers:
-        await server.stop()
+    return relays.in_loop

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Top-level packages that are ours.
 OURS = frozenset({"hc", "soap", "relay", "bindings", "soaprelay"})

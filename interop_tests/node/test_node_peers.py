@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from tests.support.node import NODE_SKIP_REASON, NodeProcess, node_available, run_node
-from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread, relay_thread
+from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread
 
 pytestmark = [
     pytest.mark.node,
     pytest.mark.skipif(not node_available(), reason=NODE_SKIP_REASON),
 ]
-
-
-@pytest.fixture
-def relay() -> Iterator[RelayThread]:
-    with relay_thread() as handle:
-        yield handle
 
 
 def _args(relay: RelayThread, path: str) -> list[str]:

@@ -9,6 +9,8 @@ import pytest
 from bindings.acknowledge import Acknowledging
 from bindings.handler import RelayedRequest, RelayedResponse, iter_bytes, settle
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 def request(body: bytes = b"<event/>", method: str = "POST") -> RelayedRequest:
     return RelayedRequest(method, "/events", (), iter_bytes(body), "http://relay:1", "events")

@@ -8,6 +8,8 @@ from bindings.address import RelayAddress
 from bindings.exceptions import ConfigurationError
 from hc.connection_string import ConnectionString
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 @pytest.mark.parametrize(
     "text, tls, port",

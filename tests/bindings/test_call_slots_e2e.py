@@ -19,7 +19,7 @@ import requests
 from bindings import BasicHttpRelayBinding, RelayServiceHost
 from bindings.tokens import TokenProvider
 from relay.namespace import EntityConfig
-from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread, relay_thread
+from tests.support.relay import TEST_KEY, TEST_KEY_NAME, Relays, RelayThread
 
 TRICKLERS = 6
 CHUNKS = 12
@@ -33,9 +33,8 @@ def echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
 
 
 @pytest.fixture
-def relay() -> Iterator[RelayThread]:
-    with relay_thread(EntityConfig("slots")) as handle:
-        yield handle
+def relay(relays: Relays) -> RelayThread:
+    return relays.in_thread(EntityConfig("slots"))
 
 
 @pytest.fixture

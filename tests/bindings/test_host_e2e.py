@@ -9,7 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -31,16 +32,16 @@ from bindings.handler import RelayedRequest, RelayedResponse
 from bindings.oneway import oneway
 from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_transport import relay_client
-from hc.sas import SasToken, create_token
+from hc.sas import create_token
 from relay.namespace import EntityConfig
-from relay.server import RelayServer
 from samples.payroll.services import payroll_app
+from tests.support.clock import T0, ManualClock
 from tests.support.relay import (
     TEST_KEY,
     TEST_KEY_NAME,
     RelayHandle,
+    Relays,
     RelayThread,
-    make_namespace,
     relay_thread,
 )
 
@@ -324,42 +325,39 @@ async def test_a_permanent_refusal_ends_serve_and_stays_offline(arelay: RelayHan
 
 
 class ShortTokens(TokenProvider):
-    """Real SAS tokens that live at most two seconds (``se`` is whole seconds).
+    """Real SAS tokens that the relay checks :data:`LIFE` seconds before they expire.
 
-    ``renewed`` is set at the fourth: three renewals, each at 80% of a life over
-    one second, take more than two seconds, so the first token has expired.
+    Each token is signed 100 s after the last, on the relay's :class:`ManualClock`,
+    which is set :data:`LIFE` seconds before the new token's expiry as it is issued;
+    the host is told the same life.  ``renewed`` is set at the third token: two
+    renewals, each at 80% of LIFE, take longer than LIFE, so the first has expired.
     """
 
-    def __init__(self) -> None:
-        self.issued, self.renewed = 0, asyncio.Event()
+    LIFE = 1.0
+
+    def __init__(self, relay_clock: ManualClock) -> None:
+        self.relay_clock, self.issued, self.renewed = relay_clock, 0, asyncio.Event()
 
     def get_token(self, audience: str) -> SecurityToken:
         self.issued += 1
-        if self.issued >= 4:
+        if self.issued >= 3:
             self.renewed.set()
-        text = create_token(audience, TEST_KEY_NAME, TEST_KEY, ttl=2)
-        return SecurityToken(text, float(SasToken.parse(text).expiry))
+        signed_at = T0 + 100 * self.issued
+        text = create_token(audience, TEST_KEY_NAME, TEST_KEY, ttl=100, now=signed_at)
+        self.relay_clock.now = signed_at + 100 - self.LIFE
+        return SecurityToken(text, time.time() + self.LIFE)
 
 
-@pytest.fixture
-async def strict_relay() -> AsyncIterator[RelayHandle]:
-    """A relay that closes a listener (1008) the moment its token expires: no grace."""
-    server = RelayServer(make_namespace(token_grace=0.0))
-    await server.start()
-    try:
-        yield RelayHandle(server)
-    finally:
-        await server.stop()
-
-
-async def test_renewed_tokens_keep_the_listener_online(strict_relay: RelayHandle) -> None:
-    tokens, statuses = ShortTokens(), []
-    host = host_for(strict_relay, environ_app, token_provider=tokens, on_status=statuses.append)
+async def test_renewed_tokens_keep_the_listener_online(relays: Relays) -> None:
+    clock = ManualClock()
+    # No grace: the relay closes a listener (1008) the moment its token expires.
+    relay = await relays.in_loop(token_grace=0.0, clock=clock)
+    tokens, statuses = ShortTokens(clock), []
+    host = host_for(relay, environ_app, token_provider=tokens, on_status=statuses.append)
     async with host, aiohttp.ClientSession() as session:
         await asyncio.wait_for(tokens.renewed.wait(), 10)
-        headers = {"ServiceBusAuthorization": strict_relay.token("echo")}
-        url = f"{strict_relay.base_url}/echo"
-        response = await session.post(url, data=b"still", headers=headers)
+        headers = {"ServiceBusAuthorization": relay.token("echo")}
+        response = await session.post(f"{relay.base_url}/echo", data=b"still", headers=headers)
         assert (response.status, await response.read()) == (200, b"still")
     assert statuses[:2] == [HostStatus.CONNECTING, HostStatus.ONLINE]
     assert HostStatus.CONNECTING not in statuses[2:]  # never dropped for an expired token

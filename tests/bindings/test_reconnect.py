@@ -13,6 +13,8 @@ from bindings.exceptions import (
 )
 from bindings.reconnect import Backoff, ReconnectPolicy, rejection
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 def test_backoff_is_capped_exponential_with_full_jitter() -> None:
     top = Backoff(base=0.5, cap=30.0, rng=lambda: 0.999999)

@@ -13,6 +13,8 @@ from bindings.settings import (
 )
 from hc.connection_string import ConnectionString
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY0o="
 CS = f"Endpoint=sb://relay.example.com/;SharedAccessKeyName=Root;SharedAccessKey={KEY}"
 

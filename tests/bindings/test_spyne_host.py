@@ -33,6 +33,8 @@ from samples.payroll.services import (
 from soap import ns
 from tests.bindings.wsgi_helpers import RELAY_ORIGIN, call_wsgi
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 S11 = ns.SOAP11_ENV
 S12 = ns.SOAP12_ENV
 WSA = ns.WSA

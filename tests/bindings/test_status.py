@@ -8,6 +8,8 @@ import pytest
 
 from bindings.status import HostStatus, StatusTracker
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 def test_transitions_follow_the_table_and_notify_on_change() -> None:
     seen: list[HostStatus] = []

@@ -15,6 +15,8 @@ from bindings.tokens import (
 from hc.exceptions import MalformedToken
 from hc.sas import SasToken, create_token
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 KEY_NAME, KEY = "Root", "dGVzdGtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAwMA=="
 PAYROLL, TIMESHEET = "http://127.0.0.1:9350/payroll", "http://127.0.0.1:9350/timesheet"
 

@@ -14,6 +14,8 @@ from bindings.wsgi_host import ENVELOPE_KEY, WsgiHandler, XmlCheck, build_enviro
 from soap import ns
 from soap.envelope import Envelope, SoapVersion
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 def relayed(
     target: str = "/payroll/v2/run?x=1&y=%20z",

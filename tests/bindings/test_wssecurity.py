@@ -53,6 +53,8 @@ from soap.security.header import WSU_ID
 from tests.soap.test_security_trust import T0, pki
 from tests.support.tampering_proxy import smuggle_utf7
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 Mode = EndToEndSecurityMode
 TNS = "urn:test:payroll"
 ADDRESS = "http://relay.test/payroll"

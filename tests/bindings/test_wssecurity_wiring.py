@@ -43,6 +43,8 @@ from soap.fault import find_fault
 from tests.bindings.test_wssecurity import at, client_settings, service_settings
 from tests.soap.test_security_trust import T0, pki
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 Mode = EndToEndSecurityMode
 MESSAGE = Mode.MESSAGE
 TWMC = Mode.TRANSPORT_WITH_MESSAGE_CREDENTIAL

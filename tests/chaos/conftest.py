@@ -25,6 +25,7 @@ import pytest
 
 from tests.chaos.calls import call, new_id
 from tests.support.procs import Child, Children, RelayProcess
+from tests.support.relay import Relays
 
 FULL = os.environ.get("SOAPRELAY_CHAOS", "").strip().lower() == "full"
 MODE = "full" if FULL else "bounded"
@@ -52,9 +53,10 @@ def children(tmp_path: Path) -> Iterator[Children]:
 
 
 @pytest.fixture
-def relay(children: Children) -> RelayProcess:
-    """``soaprelay serve`` (development namespace) on 127.0.0.1, port 0, log level INFO."""
-    return children.relay()
+def relay(relays: Relays, children: Children) -> RelayProcess:
+    """``soaprelay serve`` (development namespace) on 127.0.0.1, port 0, log level INFO,
+    stopped with the test's other processes (``relays.process``)."""
+    return relays.process(children=children)
 
 
 def start_echo(children: Children, relay: RelayProcess, name: str, *,

@@ -43,6 +43,7 @@ from tests.chaos.conftest import (
     write_config,
 )
 from tests.support.procs import Child, Children, RelayProcess
+from tests.support.relay import Relays
 
 pytestmark = pytest.mark.root
 
@@ -70,9 +71,9 @@ def namespace() -> Iterator[Namespace]:
 
 @pytest.mark.timeout(pick(120, 200))
 async def test_silent_cut_is_detected_on_both_sides_and_calls_go_to_the_healthy_listener(
-    namespace: Namespace, children: Children, tmp_path: Path
+    namespace: Namespace, relays: Relays, children: Children, tmp_path: Path
 ) -> None:
-    relay, inside = _site(children, namespace, tmp_path)
+    relay, inside = _site(relays, children, namespace, tmp_path)
     url, token = f"{relay.base_url}/{ENTITY}", relay.token(ENTITY)
     async with aiohttp.ClientSession() as session:
         await _both_serve(session, url, token)
@@ -89,9 +90,9 @@ async def test_silent_cut_is_detected_on_both_sides_and_calls_go_to_the_healthy_
 
 @pytest.mark.timeout(pick(90, 200))
 async def test_30_percent_loss_calls_end_in_time_with_the_right_body_or_a_clear_status(
-    namespace: Namespace, children: Children, tmp_path: Path
+    namespace: Namespace, relays: Relays, children: Children, tmp_path: Path
 ) -> None:
-    relay, _ = _site(children, namespace, tmp_path)
+    relay, _ = _site(relays, children, namespace, tmp_path)
     url, token = f"{relay.base_url}/{ENTITY}", relay.token(ENTITY)
     async with aiohttp.ClientSession() as session:
         await _both_serve(session, url, token)
@@ -103,10 +104,11 @@ async def test_30_percent_loss_calls_end_in_time_with_the_right_body_or_a_clear_
     assert_no_traceback(relay)
 
 
-def _site(children: Children, namespace: Namespace, folder: Path) -> tuple[RelayProcess, Child]:
+def _site(relays: Relays, children: Children, namespace: Namespace,
+          folder: Path) -> tuple[RelayProcess, Child]:
     """The relay on the veth's outer end, CUT in the namespace and OK beside the relay."""
     config, keys = write_config(folder, f'path = "{ENTITY}"\ntimeout = {ENTITY_TIMEOUT}')
-    relay = children.relay(host=namespace.outside, config=config, keys=keys)
+    relay = relays.process(children=children, host=namespace.outside, config=config, keys=keys)
     inside = start_echo(children, relay, "CUT", prefix=tuple(namespace.command([])))
     start_echo(children, relay, "OK")
     return relay, inside

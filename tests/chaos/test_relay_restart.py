@@ -29,6 +29,7 @@ from tests.chaos.conftest import (
     start_echo,
 )
 from tests.support.procs import Child, Children, RelayProcess
+from tests.support.relay import Relays
 
 SHUTDOWN_GRACE = 30.0   # the relay's default shutdown_grace
 RECONNECT = 30.0        # hosts are back ONLINE within this after the relay is back
@@ -37,7 +38,7 @@ IN_FLIGHT_DELAY = 3.0
 
 @pytest.mark.timeout(pick(120, 180))
 async def test_sigterm_drains_in_flight_calls_then_hosts_return_to_a_new_relay(
-    children: Children, relay: RelayProcess, tmp_path: Path
+    relays: Relays, children: Children, relay: RelayProcess, tmp_path: Path
 ) -> None:
     records = {name: tmp_path / f"{name}.calls" for name in ("A", "B")}
     hosts = [start_echo(children, relay, name, record_to=path) for name, path in records.items()]
@@ -71,7 +72,7 @@ async def test_sigterm_drains_in_flight_calls_then_hosts_return_to_a_new_relay(
 
     for host in hosts:
         await asyncio.to_thread(host.wait_for, "STATUS CONNECTING", 15)
-    again = children.relay(name="relay2", port=relay.port)
+    again = relays.process("relay2", children=children, port=relay.port)
     back = await _reconnected(hosts, again, RECONNECT)
     await _calls_resume(again, pick(20, 100))
     assert_no_traceback(again)
@@ -80,7 +81,7 @@ async def test_sigterm_drains_in_flight_calls_then_hosts_return_to_a_new_relay(
 
 @pytest.mark.timeout(pick(90, 150))
 async def test_sigkill_then_restart_on_the_same_port_brings_hosts_and_calls_back(
-    children: Children, relay: RelayProcess
+    relays: Relays, children: Children, relay: RelayProcess
 ) -> None:
     hosts = [start_echo(children, relay, name) for name in ("A", "B")]
     await assert_serving(relay)
@@ -88,7 +89,7 @@ async def test_sigkill_then_restart_on_the_same_port_brings_hosts_and_calls_back
     assert await asyncio.to_thread(relay.wait, 10) == -signal.SIGKILL
     for host in hosts:  # the kernel closed the relay's sockets: hosts see it at once
         await asyncio.to_thread(host.wait_for, "STATUS CONNECTING", 15)
-    again = children.relay(name="relay2", port=relay.port)
+    again = relays.process("relay2", children=children, port=relay.port)
     started = time.monotonic()
     back = await _reconnected(hosts, again, RECONNECT)
     await _calls_resume(again, pick(20, 100))

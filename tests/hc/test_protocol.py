@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,6 +21,8 @@ from hc.exceptions import LocalProtocolError, MalformedMessage, RemoteProtocolEr
 from hc.framing import Opcode, Side, WebSocketEndpoint, serialize_frame
 from hc.messages import AcceptCommand, RequestCommand, ResponseCommand
 from hc.protocol import ControlChannel, Role, State
+from tests.support.control_pair import MASK_KEY, deliver, split
+from tests.support.control_pair import ControlPair as Pair
 
 ADDRESS = "ws://relay.test/$hc/p?sb-hc-action=request&sb-hc-id=abc"
 POST = RequestCommand(ADDRESS, "r1", "/p/x?q=1", "POST", (("Content-Type", "text/xml"),), body=True)
@@ -33,35 +31,7 @@ ADDRESS_ONLY = RequestCommand(ADDRESS, "r3")
 ACCEPT = AcceptCommand(ADDRESS, "c1", (("Sec-WebSocket-Key", "k"),), ("127.0.0.1", 5000))
 OK = ResponseCommand("r1", 200, "OK", (("Content-Type", "text/xml"),), body=True)
 EMPTY = ResponseCommand("r2", 204, "No Content")
-KEY = b"\x01\x02\x03\x04"
-
-
-def split(data: bytes, cuts: Sequence[int]) -> list[bytes]:
-    """``data`` cut at the given offsets (taken modulo its length)."""
-    points = sorted({cut % (len(data) + 1) for cut in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in itertools.pairwise(points)]
-
-
-@dataclass
-class Pair:
-    """A RELAY and a LISTENER machine wired back to back in memory."""
-
-    relay: ControlChannel = field(default_factory=lambda: ControlChannel(Role.RELAY))
-    listener: ControlChannel = field(
-        default_factory=lambda: ControlChannel(Role.LISTENER, mask_key=lambda: KEY)
-    )
-
-    def to_listener(self, cuts: Sequence[int] = ()) -> list[Event]:
-        return _move(self.relay, self.listener, cuts)
-
-    def to_relay(self, cuts: Sequence[int] = ()) -> list[Event]:
-        return _move(self.listener, self.relay, cuts)
-
-
-def _move(source: ControlChannel, target: ControlChannel, cuts: Sequence[int]) -> list[Event]:
-    for chunk in split(b"".join(source.data_to_send()), cuts):
-        target.receive_data(chunk)
-    return target.events_received()
+KEY = MASK_KEY
 
 
 def raw(receiver: Role, opcode: Opcode, payload: bytes, *, fin: bool = True) -> bytes:
@@ -164,9 +134,9 @@ def test_close_handshake_either_way(first: str) -> None:
     closer, other = (pair.relay, pair.listener) if first == "relay" else (pair.listener, pair.relay)
     closer.send_close(1001, "shutting down")
     assert closer.state is State.CLOSING
-    assert _move(closer, other, ()) == [ConnectionClosed(1001, "shutting down")]
+    assert deliver(closer, other, ()) == [ConnectionClosed(1001, "shutting down")]
     assert other.state is State.CLOSED
-    assert _move(other, closer, ()) == [ConnectionClosed(1001, "")]
+    assert deliver(other, closer, ()) == [ConnectionClosed(1001, "")]
     assert closer.state is State.CLOSED
 
 

@@ -15,6 +15,8 @@ from relay.namespace import (
     NamespaceConfig,
 )
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 KEY = "k" * 44
 ENV = {"ROOT_KEY": "r" * 44}
 

@@ -20,6 +20,8 @@ from relay.devspace import (
 )
 from relay.exceptions import ConfigError
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

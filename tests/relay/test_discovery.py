@@ -10,6 +10,8 @@ from lxml import etree
 from hc.entities import EntityKind
 from relay.discovery import ATOM_NS, KIND_SCHEME, MEDIA_TYPE, FeedEntry, render_feed
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 A = {"a": ATOM_NS}
 WHEN = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 BASE = "http://127.0.0.1:9350"

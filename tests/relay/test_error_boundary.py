@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +26,6 @@ from relay.exceptions import (
     Throttled,
 )
 from relay.namespace import EntityConfig
-from relay.server import RelayServer
 from relay.state import RelayState
 from tests.conftest import RelayFactory
 from tests.support.relay import RelayHandle, make_namespace
@@ -139,13 +137,8 @@ class BrokenClock:
 
 
 @pytest.fixture
-async def broken() -> AsyncIterator[RelayHandle]:
-    server = RelayServer(make_namespace(EntityConfig("guarded")), clock=BrokenClock())
-    await server.start()
-    try:
-        yield RelayHandle(server)
-    finally:
-        await server.stop()
+async def broken(make_relay: RelayFactory) -> RelayHandle:
+    return await make_relay(EntityConfig("guarded"), clock=BrokenClock())
 
 
 async def post(relay: RelayHandle, path: str, body: bytes, *, chunked: bool,

@@ -7,6 +7,8 @@ import pytest
 from hc import exceptions as hc_errors
 from relay import exceptions as relay_errors
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 @pytest.mark.parametrize(
     ("core", "relay", "status", "code"),

@@ -9,13 +9,13 @@ raises the cyclic GC's threshold) from 44 to 853 MiB, and it stayed there.
 from __future__ import annotations
 
 import asyncio
-import re
+import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.relay.test_serve_process import Served, _serve
+from tests.support.procs import RelayProcess
+from tests.support.relay import Relays
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,13 +24,6 @@ FLOOD_SECONDS = 4.0
 PEAK_BOUND_MIB = 40
 AFTER_BOUND_MIB = 20
 BIG = b"X-Big: " + b"a" * (1024 * 1024) + b"\r\n"
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    assert match is not None
-    return int(match.group(1)) / 1024
 
 
 async def _flood_one(port: int, deadline: float, handed_off: bool, statuses: list[int]) -> None:
@@ -58,37 +51,33 @@ async def _skip_response(reader: asyncio.StreamReader) -> None:
     await reader.readexactly(length)
 
 
-async def _flood(served: Served, handed_off: bool) -> tuple[list[int], float]:
-    port = int(served.base_url.rsplit(":", 1)[1])
+async def _flood(relay: RelayProcess, handed_off: bool) -> tuple[list[int], float]:
+    port = relay.port
     statuses: list[int] = []
     deadline = time.monotonic() + FLOOD_SECONDS
     flood = asyncio.gather(*(_flood_one(port, deadline, handed_off, statuses) for _ in range(6)))
     peak = 0.0
     while not flood.done():
-        peak = max(peak, rss_mib(served.proc.pid))
+        peak = max(peak, relay.rss_mib())
         await asyncio.sleep(0.1)  # sampling RSS, not waiting for readiness
     await flood
     return statuses, peak
 
 
-async def test_a_flood_of_oversized_heads_keeps_rss_bounded(tmp_path: Path) -> None:
-    served = await _serve(tmp_path, tmp_path / "state", "flood")
-    try:
-        baseline = rss_mib(served.proc.pid)
-        for handed_off in (False, True):
-            statuses, peak = await _flood(served, handed_off)
-            answered = [s for s in statuses if s]
-            assert len(answered) > 100, statuses[:20]  # the flood really flowed
-            assert set(answered) <= {400, 431}
-            assert peak - baseline < PEAK_BOUND_MIB, (handed_off, baseline, peak)
-        after = rss_mib(served.proc.pid)
-        assert after - baseline < AFTER_BOUND_MIB, (baseline, after)
-        assert await served.terminate() == 0
-    finally:
-        if served.proc.returncode is None:
-            served.proc.kill()
-            await served.proc.wait()
-    log = served.log.read_text()
+async def test_a_flood_of_oversized_heads_keeps_rss_bounded(relays: Relays) -> None:
+    relay = relays.process("flood")
+    baseline = relay.rss_mib()
+    for handed_off in (False, True):
+        statuses, peak = await _flood(relay, handed_off)
+        answered = [s for s in statuses if s]
+        assert len(answered) > 100, statuses[:20]  # the flood really flowed
+        assert set(answered) <= {400, 431}
+        assert peak - baseline < PEAK_BOUND_MIB, (handed_off, baseline, peak)
+    after = relay.rss_mib()
+    assert after - baseline < AFTER_BOUND_MIB, (baseline, after)
+    relay.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(relay.wait, 30) == 0
+    log = relay.stderr_text()
     assert "Traceback" not in log and " ERROR " not in log
     # Rate-limited: at most 10 lines per 10 s, whatever the number of refusals.
     refusals = [line for line in log.splitlines() if " WARNING " in line]

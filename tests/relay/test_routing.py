@@ -11,6 +11,8 @@ from relay.exceptions import BadRequest, ListenerQuotaExceeded, NoListener, Rend
 from relay.namespace import EntityConfig, NamespaceConfig
 from relay.routing import EntityRegistry, FailureLimiter, RendezvousTable, normalize_path
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 
 class Clock:
     def __init__(self) -> None:

@@ -6,8 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -17,12 +15,12 @@ from lxml import etree
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hc.entities import Discovery, Rights
-from hc.sas import SasToken, create_token
+from hc.sas import create_token
 from relay.namespace import EntityConfig, SasRule
 from relay.routing import FailureLimiter
-from relay.server import RelayServer
+from tests.support.clock import T0, ManualClock
 from tests.support.raw_listener import RawListener
-from tests.support.relay import RelayHandle, make_namespace
+from tests.support.relay import RelayHandle
 
 LISTEN_KEY = "bGlzdGVuLWtleS1mb3ItdGVzdHMtMDAwMDAwMDAwMDA="
 SEND_KEY = "c2VuZC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMA=="
@@ -92,52 +90,33 @@ async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_r
     await good.close()
 
 
-class LateClock:
-    """The relay's wall clock, set ahead so that a token has only moments left."""
-
-    def __init__(self) -> None:
-        self.ahead = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.ahead
-
-    def leave(self, token: str, seconds: float) -> str:
-        """Move ahead until ``token`` expires in ``seconds``; returns the token."""
-        self.ahead = SasToken.parse(token).expiry - seconds - time.time()
-        return token
+async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
+    # The relay's clock reads 100 ms before the token's expiry (plus 200 ms of grace).
+    clock = ManualClock(T0 + 60 - 0.1)
+    relay = await make_relay(EntityConfig("exp"), token_grace=0.2, clock=clock)
+    ws = await connect(relay, "exp", relay.token("exp", ttl=60, now=T0))
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 10)
+    assert ws.close_code == 1008 and "expired" in ws.close_reason
 
 
-@asynccontextmanager
-async def relay_with_clock(clock: Callable[[], float], *entities: EntityConfig,
-                           **options: object) -> AsyncIterator[RelayHandle]:
-    server = RelayServer(make_namespace(*entities, **options), clock=clock)
-    await server.start()
-    try:
-        yield RelayHandle(server)
-    finally:
-        await server.stop()
-
-
-async def test_expiring_listener_is_closed_with_1008() -> None:
-    clock = LateClock()
-    async with relay_with_clock(clock, EntityConfig("exp"), token_grace=0.2) as relay:
-        ws = await connect(relay, "exp", clock.leave(relay.token("exp"), 0.3))
-        with pytest.raises(ConnectionClosed):
-            await asyncio.wait_for(ws.recv(), 10)
-        assert ws.close_code == 1008 and "expired" in ws.close_reason
-
-
-async def test_renew_token_keeps_listener_open() -> None:
-    clock = LateClock()
-    async with relay_with_clock(clock, EntityConfig("renew"), token_grace=0.2) as relay:
-        ws = await connect(relay, "renew", clock.leave(relay.token("renew"), 0.3))
-        await ws.send(json.dumps({"renewToken": {"token": relay.token("renew", ttl=7200)}}))
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(ws.recv(), 1.0)  # past the first token's expiry: still open
-        await ws.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
-        with pytest.raises(ConnectionClosed):
-            await asyncio.wait_for(ws.recv(), 5)
-        assert ws.close_code == 1008
+async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
+    # The relay's clock reads 1 s before the first tokens' expiry (plus 200 ms of grace).
+    clock = ManualClock(T0 + 60 - 1)
+    relay = await make_relay(EntityConfig("renew"), token_grace=0.2, clock=clock)
+    first = relay.token("renew", ttl=60, now=T0)
+    renewed = await connect(relay, "renew", first)
+    await renewed.send(json.dumps({"renewToken": {"token": relay.token("renew", now=T0)}}))
+    await asyncio.wait_for(await renewed.ping(), 5)  # read in order: the renewal is in
+    unrenewed = await connect(relay, "renew", first)  # the same token, connected later
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(unrenewed.recv(), 10)
+    assert unrenewed.close_code == 1008 and "expired" in unrenewed.close_reason
+    await asyncio.wait_for(await renewed.ping(), 5)  # past the first token's expiry: still open
+    await renewed.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(renewed.recv(), 5)
+    assert renewed.close_code == 1008
 
 
 @pytest.mark.parametrize(
@@ -299,40 +278,28 @@ async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> N
     writer.close()
 
 
-class FailingClock:
-    """The wall clock, until told to fail: then what reads it meets an error nobody expects."""
-
-    def __init__(self) -> None:
-        self.failing = False
-
-    def __call__(self) -> float:
-        if self.failing:
-            raise RuntimeError("a bug in the relay")
-        return time.time()
-
-
 async def test_internal_error_closes_only_that_listener_with_1011(
-    caplog: pytest.LogCaptureFixture,
+    make_relay: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A renewToken reads the relay's clock (an injected one here): when that fails, the
-    # relay meets an error of its own, and only that listener may pay for it.
-    clock = FailingClock()
-    entity = EntityConfig("err", requires_client_authorization=False)
-    async with relay_with_clock(clock, entity) as relay:
-        async with RawListener(relay.ws_url, "err", relay.token("err")) as good:
-            ws = await connect(relay, "err", relay.token("err"))
-            clock.failing = True
-            await ws.send(json.dumps({"renewToken": {"token": relay.token("err")}}))
-            with pytest.raises(ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), 5)
-            await ws.wait_closed()
-            assert (ws.close_code, ws.close_reason) == (1011, "internal error")
-            async with aiohttp.ClientSession() as http:
-                for _ in range(5):  # every request goes to the listener that is left
-                    async with http.post(f"{relay.base_url}/err", data=b"ok") as resp:
-                        assert resp.status == 200 and await resp.read() == b"ok"
-            assert len(good.received) == 5
-            clock.failing = False
+    # No public input makes the relay fail internally: its injected clock is made to,
+    # while it checks one listener's renewed token.
+    clock = ManualClock(time.time())
+    relay = await make_relay(EntityConfig("err"), clock=clock)
+    auth = {"ServiceBusAuthorization": relay.token("err")}
+    async with RawListener(relay.ws_url, "err", relay.token("err")) as good:
+        ws = await connect(relay, "err", relay.token("err"))
+        clock.failure = LookupError("a bug in the relay")
+        await ws.send(json.dumps({"renewToken": {"token": relay.token("err")}}))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        await ws.wait_closed()
+        assert (ws.close_code, ws.close_reason) == (1011, "internal error")
+        clock.failure = None
+        async with aiohttp.ClientSession() as http:
+            for _ in range(5):  # every request goes to the listener that is left
+                async with http.post(f"{relay.base_url}/err", data=b"ok", headers=auth) as resp:
+                    assert resp.status == 200 and await resp.read() == b"ok"
+        assert len(good.received) == 5
     assert "internal error" in caplog.text and "a bug in the relay" in caplog.text
 
 

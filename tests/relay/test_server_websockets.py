@@ -15,8 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from relay.server import RelayServer
-from tests.support.relay import RelayHandle, make_namespace
+from tests.support.relay import RelayHandle, Relays
 
 
 async def accepting_listener(relay: RelayHandle, path: str, *, reject: str = "") -> Any:
@@ -184,31 +183,26 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
-async def test_tls_serves_https_and_wss_on_one_port(tmp_path: Path) -> None:
+async def test_tls_serves_https_and_wss_on_one_port(tmp_path: Path, relays: Relays) -> None:
     cert, key = _self_signed(tmp_path)
-    server = RelayServer(make_namespace(tls_cert=cert, tls_key=key))
-    await server.start()
-    relay = RelayHandle(server)
+    relay = await relays.in_loop(tls_cert=cert, tls_key=key)
     assert relay.base_url.startswith("https://")
     context = ssl.create_default_context(cafile=cert)
-    try:
-        control = await websockets.connect(
-            f"wss://127.0.0.1:{relay.port}/$hc/secure?sb-hc-action=listen",
-            additional_headers={"ServiceBusAuthorization": relay.token("secure")}, ssl=context,
-        )
+    control = await websockets.connect(
+        f"wss://127.0.0.1:{relay.port}/$hc/secure?sb-hc-action=listen",
+        additional_headers={"ServiceBusAuthorization": relay.token("secure")}, ssl=context,
+    )
 
-        async def answer() -> None:
-            request = json.loads(await control.recv())["request"]
-            assert request["address"].startswith("wss://")
-            await control.send(json.dumps({"response": {"requestId": request["id"], "statusCode": 200, "body": True}}))
-            await control.send(b"over tls")
+    async def answer() -> None:
+        request = json.loads(await control.recv())["request"]
+        assert request["address"].startswith("wss://")
+        await control.send(json.dumps({"response": {"requestId": request["id"], "statusCode": 200, "body": True}}))
+        await control.send(b"over tls")
 
-        task = asyncio.create_task(answer())
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{relay.base_url}/secure", ssl=context,
-                                headers={"ServiceBusAuthorization": relay.token("secure")}) as resp:
-                assert await resp.read() == b"over tls"
-        await task
-        await control.close()
-    finally:
-        await server.stop()
+    task = asyncio.create_task(answer())
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{relay.base_url}/secure", ssl=context,
+                            headers={"ServiceBusAuthorization": relay.token("secure")}) as resp:
+            assert await resp.read() == b"over tls"
+    await task
+    await control.close()

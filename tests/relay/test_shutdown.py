@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,9 +11,9 @@ import aiohttp
 import pytest
 
 from relay.namespace import EntityConfig
-from tests.relay.test_serve_process import Served, _serve
+from tests.support.procs import RelayProcess
 from tests.support.raw_listener import RawListener, Reply
-from tests.support.relay import RelayHandle
+from tests.support.relay import RelayHandle, Relays
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ class Gated:
         return 200, {}, b"answered: " + body
 
 
-async def call(http: aiohttp.ClientSession, relay: RelayHandle | Served, path: str,
+async def call(http: aiohttp.ClientSession, relay: RelayHandle | RelayProcess, path: str,
                body: bytes) -> tuple[int, bytes]:
     headers = {"ServiceBusAuthorization": relay.token(path)}
     async with http.post(f"{relay.base_url}/{path}", data=body, headers=headers) as resp:
@@ -77,24 +78,17 @@ async def test_calls_past_the_grace_period_are_cut_off(
         assert status == 502  # the listener was closed under it
 
 
-async def test_soaprelay_serve_drains_on_sigterm(tmp_path: Any, http: aiohttp.ClientSession) -> None:
-    served = await _serve(tmp_path, tmp_path / "state", "drain")
-    try:
-        service = Gated()
-        ws_base = served.base_url.replace("http", "ws", 1)
-        async with RawListener(ws_base, "pay", served.token("pay"), serve=service):
-            in_flight = asyncio.create_task(call(http, served, "pay", b"salary run"))
-            await service.arrived.wait()
-            served.proc.terminate()
-            # the relay waits for the call; the listener still answers it
-            log = served.log
-            while "calls in flight" not in log.read_text():
-                await asyncio.sleep(0.02)
-            service.gate.set()
-            assert await in_flight == (200, b"answered: salary run")
-            assert await asyncio.wait_for(served.proc.wait(), 20) == 0
-        assert "Traceback" not in served.log.read_text()
-    finally:
-        if served.proc.returncode is None:
-            served.proc.kill()
-            await served.proc.wait()
+async def test_soaprelay_serve_drains_on_sigterm(relays: Relays, http: aiohttp.ClientSession) -> None:
+    served = relays.process("drain")
+    service = Gated()
+    async with RawListener(served.ws_url, "pay", served.token("pay"), serve=service):
+        in_flight = asyncio.create_task(call(http, served, "pay", b"salary run"))
+        await service.arrived.wait()
+        served.signal(signal.SIGTERM)
+        # the relay waits for the call; the listener still answers it
+        while "calls in flight" not in served.stderr_text():
+            await asyncio.sleep(0.02)
+        service.gate.set()
+        assert await in_flight == (200, b"answered: salary run")
+        assert await asyncio.to_thread(served.wait, 20) == 0
+    assert "Traceback" not in served.stderr_text()

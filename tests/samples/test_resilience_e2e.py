@@ -25,7 +25,7 @@ from hc.sas import create_token
 from relay.namespace import EntityConfig
 from samples.payroll import services
 from samples.payroll.client import contract_client
-from tests.support.relay import RelayThread, make_namespace
+from tests.support.relay import Relays, RelayThread
 
 ROOT = Path(__file__).resolve().parents[2]
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -33,8 +33,8 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>&lol2;</soap:Body></soap:Envelope>"""
 
 
-def test_listeners_come_back_by_themselves_after_a_relay_restart() -> None:
-    first = RelayThread(make_namespace()).__enter__()
+def test_listeners_come_back_by_themselves_after_a_relay_restart(relays: Relays) -> None:
+    first = relays.in_thread()
     port = first.port
     cs = ConnectionString.parse(first.connection_string).with_entity("payroll")
     back_online = threading.Event()
@@ -50,10 +50,10 @@ def test_listeners_come_back_by_themselves_after_a_relay_restart() -> None:
         assert client.service.GetSalary(7) is not None
         seen.clear()
         back_online.clear()
-        first.__exit__(None, None, None)
-        with RelayThread(make_namespace(port=port)):
-            assert back_online.wait(30), f"host never came back online: {seen}"
-            assert client.service.GetSalary(7) is not None
+        relays.stop(first)
+        relays.in_thread(port=port)
+        assert back_online.wait(30), f"host never came back online: {seen}"
+        assert client.service.GetSalary(7) is not None
 
 
 def test_killed_listener_gives_the_client_a_clear_fault_within_2s(relay: RelayThread, tmp_path: Path) -> None:
@@ -81,14 +81,16 @@ def test_killed_listener_gives_the_client_a_clear_fault_within_2s(relay: RelayTh
             proc.stdout.close()
 
 
-def test_no_listener_on_a_configured_entity_is_a_fault_at_once(tmp_path: Path) -> None:
-    with RelayThread(make_namespace(EntityConfig("payroll"))) as relay:
-        cs = ConnectionString.parse(relay.connection_string).with_entity("payroll")
-        client = contract_client(services.payroll_app, BasicHttpRelayBinding(), cs, tmp_path)
-        began = time.monotonic()
-        with pytest.raises(zeep.exceptions.Fault) as fault:
-            client.service.GetSalary(7)
-        elapsed = time.monotonic() - began
+def test_no_listener_on_a_configured_entity_is_a_fault_at_once(
+    relays: Relays, tmp_path: Path
+) -> None:
+    relay = relays.in_thread(EntityConfig("payroll"))
+    cs = ConnectionString.parse(relay.connection_string).with_entity("payroll")
+    client = contract_client(services.payroll_app, BasicHttpRelayBinding(), cs, tmp_path)
+    began = time.monotonic()
+    with pytest.raises(zeep.exceptions.Fault) as fault:
+        client.service.GetSalary(7)
+    elapsed = time.monotonic() - began
     assert "No service is hosted at the specified address." in fault.value.message
     assert "TrackingId:" in fault.value.message
     assert elapsed < 1.0, f"the fault took {elapsed:.2f} s"

@@ -1,4 +1,4 @@
-"""Shared helpers for the pure ``soap`` tests."""
+"""Shared helpers for the pure ``soap`` tests, and the guard that keeps them pure."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ def c14n(xml: bytes | etree._Element) -> bytes:
     if isinstance(xml, bytes):
         xml = etree.fromstring(xml)
     return bytes(etree.tostring(xml, method="c14n"))
+
+
+@pytest.fixture(autouse=True)
+def _pure_tier(no_sockets: None) -> None:
+    """Every test here runs with network sockets refused (``tests.support.no_sockets``)."""
 
 
 @pytest.fixture

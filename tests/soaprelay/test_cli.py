@@ -24,6 +24,8 @@ from relay import __version__
 from relay.namespace import NamespaceConfig, SasRule
 from soaprelay.cli import main
 
+pytestmark = pytest.mark.usefixtures("no_sockets")  # the pure tier: no network
+
 KEY = "c2VjcmV0LWtleS1mb3ItdGhlLWNsaS10ZXN0cy0wMDAwMA=="
 CS = f"Endpoint=sb://127.0.0.1:9350/;SharedAccessKeyName=Root;SharedAccessKey={KEY}"
 ROOT = SasRule("Root", KEY, Rights.MANAGE | Rights.LISTEN | Rights.SEND)

@@ -7,7 +7,7 @@ sleep; stderr goes to ``NAME.err`` in the test's folder, where a test can look f
 tracebacks.  Memory comes from ``/proc/PID/status`` (``VmRSS``, ``VmHWM``).
 
 :class:`RelayProcess` is ``soaprelay serve`` (the development namespace, or a TOML
-config): it parses the banner (``soaprelay: listening on URL`` and the connection
+config), started by ``tests.support.relay.Relays.process``: it parses the banner (``soaprelay: listening on URL`` and the connection
 string) and signs tokens with the printed key.
 """
 
@@ -56,15 +56,16 @@ class Child:
         argv: the command.
         folder: where the stderr file goes.
         env: the whole environment (default :func:`child_env`).
+        cwd: its working directory (default: this checkout).
     """
 
     def __init__(self, name: str, argv: Sequence[str], folder: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.name, self.argv = name, list(argv)
         self.stderr_path = folder / f"{name}.err"
         with self.stderr_path.open("ab") as err:
             self.popen = subprocess.Popen(
-                self.argv, cwd=ROOT, env=env or child_env(), stdin=subprocess.DEVNULL,
+                self.argv, cwd=cwd, env=env or child_env(), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=err, start_new_session=True,
             )
         self.pid = self.popen.pid
@@ -170,17 +171,22 @@ class Child:
 class RelayProcess(Child):
     """``soaprelay serve`` on port 0 (or ``port``); ready once :meth:`read_banner` returned.
 
-    With a ``config`` file, ``keys`` gives the rule to sign tokens with
-    (``SharedAccessKeyName`` and ``SharedAccessKey``, as in a connection string).
+    Made by ``tests.support.relay.Relays.process``.  With a ``config`` file, ``keys``
+    gives the rule to sign tokens with (``SharedAccessKeyName`` and ``SharedAccessKey``,
+    as in a connection string); without one it serves the development namespace, its
+    key kept in ``state_dir`` (default ``FOLDER/state``).  ``env`` and ``cwd`` are the
+    child's (see :class:`Child`).
     """
 
     def __init__(self, name: str, folder: Path, *, host: str = "127.0.0.1", port: int = 0,
                  config: Path | None = None, keys: dict[str, str] | None = None,
-                 log_level: str = "INFO") -> None:
-        where = ["--config", str(config)] if config else ["--state-dir", str(folder / "state")]
+                 state_dir: Path | None = None, log_level: str = "INFO",
+                 env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+        where = (["--config", str(config)] if config
+                 else ["--state-dir", str(state_dir or folder / "state")])
         argv = [*SOAPRELAY, "serve", "--host", host, "--port", str(port), *where,
                 "--log-level", log_level]
-        super().__init__(name, argv, folder)
+        super().__init__(name, argv, folder, env, cwd)
         self.host, self.dev = host, config is None
         self.base_url, self.port = "", 0
         self.keys: dict[str, str] = dict(keys or {})
@@ -231,13 +237,6 @@ class Children:
         child = Child(name, argv, self.folder, env)
         self.started.append(child)
         return child
-
-    def relay(self, name: str = "relay", **options: object) -> RelayProcess:
-        """Start ``soaprelay serve`` (see :class:`RelayProcess` for the options)."""
-        relay = RelayProcess(name, self.folder, **options)  # type: ignore[arg-type]
-        self.started.append(relay)
-        relay.read_banner()
-        return relay
 
     def stop_all(self) -> None:
         for child in reversed(self.started):
