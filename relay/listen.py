@@ -19,9 +19,9 @@ from hc.entities import ClientAuthorization, Discovery, EntityKind, Rights
 from hc.headers import find_token, query_pairs
 from hc.sas import Grant
 from relay.exceptions import AuthError, BadRequest, EntityNotFound, RelayError, Throttled
-from relay.listeners import INLINE_LIMIT, ListenerConnection
-from relay.rawws import FrameSink
+from relay.listeners import ListenerConnection
 from relay.routing import EntityState, normalize_path
+from relay.wire import upgrade
 
 if TYPE_CHECKING:
     from relay.server import RelayServer
@@ -57,19 +57,15 @@ async def serve(server: RelayServer, request: web.Request, raw_path: str) -> web
     )
     state.add(connection)
     try:
-        ws = web.WebSocketResponse(
-            autoping=False,  # the connection answers pings itself and sees pongs (liveness)
-            max_msg_size=4 * INLINE_LIMIT,
-            compress=False,  # small JSON frames: deflate costs more CPU than it saves
-        )
-        await ws.prepare(request)
+        response = await upgrade(request)  # no permessage-deflate: PROTOCOL.md §3
         log.info("listener %s online on %s", connection.id, path)
-        await connection.run(ws, FrameSink(request))
-        return ws
+        await connection.run(request)
+        return response
     finally:
         state.remove(connection)
         server.registry.release(state)
         log.info("listener %s on %s gone", connection.id, path)
+        connection.disconnect()  # TCP closes once the entity no longer lists it
 
 def _renewal_grant(
     server: RelayServer, request: web.BaseRequest, state: EntityState[ListenerConnection], token: str | None

@@ -113,7 +113,7 @@ async def test_late_answers_after_a_timeout_do_not_get_the_listener_closed(
             assert resp.status == 200
         state = relay.server.registry.get("slow")
         assert state is not None and len(state.listeners) == 1
-        assert state.listeners[0]._violations == 0
+        assert state.listeners[0].unknown_answers == 0
 
 
 def soap_with_token(token: str) -> tuple[bytes, bytes]:

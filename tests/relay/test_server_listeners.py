@@ -12,9 +12,9 @@ import websockets
 from lxml import etree
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+import hc.protocol
 from hc.entities import Discovery, Rights
 from hc.sas import create_token
-from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig, SasRule
 from relay.routing import FailureLimiter
 from tests.support.raw_listener import RawListener
@@ -111,10 +111,10 @@ async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
 @pytest.mark.parametrize(
     "frame, reason",
     [
-        ("not json", "malformed"),
-        (json.dumps({"response": {"requestId": "1", "statusCode": "abc"}}), "malformed"),
-        (json.dumps({"dance": {}}), "malformed"),
-        (b"\x00\x01binary", "binary frame"),
+        ("not json", "not valid JSON"),
+        (json.dumps({"response": {"requestId": "1", "statusCode": "abc"}}), "statusCode 'abc' is not a number"),
+        (json.dumps({"dance": {}}), "unknown listener command 'dance'"),
+        (b"\x00\x01binary", "binary message of 8 bytes where a command is due"),
     ],
 )
 async def test_bad_control_frames_close_only_that_listener(make_relay: Any, frame: Any, reason: str) -> None:
@@ -160,7 +160,7 @@ async def test_response_for_foreign_request_id_never_reaches_a_sender(make_relay
         await owner.send(b"real")
         resp = await post
         assert await resp.read() == b"real"
-    assert any(c._violations == 1 for c in state.listeners)
+    assert sorted(c.unknown_answers for c in state.listeners) == [0, 1]
     await one.close()
     await two.close()
 
@@ -266,15 +266,15 @@ async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> N
 async def test_internal_error_closes_only_that_listener_with_1011(
     make_relay: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # No public input makes the relay fail internally, so one command is made to.
-    original = ListenerConnection._on_command
+    # No public input makes the relay fail internally, so the command parser is made to.
+    original = hc.protocol.parse_listener_command
 
-    def exploding(self: ListenerConnection, text: str) -> Any:
+    def exploding(text: str | bytes) -> Any:
         if text == "explode":
             raise RuntimeError("a bug in the relay")
-        return original(self, text)
+        return original(text)
 
-    monkeypatch.setattr(ListenerConnection, "_on_command", exploding)
+    monkeypatch.setattr(hc.protocol, "parse_listener_command", exploding)
     relay = await make_relay(EntityConfig("err"))
     auth = {"ServiceBusAuthorization": relay.token("err")}
     async with RawListener(relay.ws_url, "err", relay.token("err")) as good:
