@@ -198,15 +198,30 @@ class ListenerConnection:
     async def run(self, request: web.BaseRequest) -> None:
         """Serve the control channel of ``request`` (upgraded already) until it ends;
         then fail whatever is still pending."""
-        wire = self._wire = ChannelWire(
-            request, self._channel, self._on_input, name=f"listener {self.id} on {self.entity_path}"
-        )
-        try:
-            wire.attach()
-            await wire.ended
-        finally:
-            self.state = ListenerState.CLOSED
-            self._gone(ListenerGone("the listener disconnected before it answered"))
+        wire = ChannelWire.attach(request, self._channel, self._on_input, name=self._name)
+        self._start(wire)
+        await asyncio.shield(wire.ended)
+
+    def connect(self, transport: asyncio.BaseTransport) -> ChannelWire:
+        """Serve the control channel over ``transport`` (upgraded already); the caller
+        feeds the listener's bytes to the wire's ``feed_data``/``feed_eof``."""
+        wire = ChannelWire(transport, self._channel, self._on_input, name=self._name)
+        self._start(wire)
+        return wire
+
+    @property
+    def _name(self) -> str:
+        return f"listener {self.id} on {self.entity_path}"
+
+    def _start(self, wire: ChannelWire) -> None:
+        self._wire = wire
+        wire.ended.add_done_callback(self._ended)
+        if self.state is not ListenerState.ONLINE:  # closed while its handshake went on
+            wire.close(1001, "the listener is closing")
+
+    def _ended(self, _: object) -> None:
+        self.state = ListenerState.CLOSED
+        self._gone(ListenerGone("the listener disconnected before it answered"))
 
     def disconnect(self) -> None:
         """Close the TCP connection (writing what is queued first), once :meth:`run` ended."""
@@ -277,7 +292,7 @@ class ListenerConnection:
     def probe(self, now: float) -> None:
         """Ping the listener unless it was heard from lately or a ping is out already."""
         if self._ping_sent is None and now - self.last_heard > PROBE_AFTER:
-            self._ping()
+            self._ping(now)
 
     def tick(self, now: float, ping_interval: float, pong_timeout: float) -> None:
         """The periodic check: close on an expired token, ping a quiet listener, drop one
@@ -291,14 +306,14 @@ class ListenerConnection:
             if now - self._ping_sent > pong_timeout:
                 self.unresponsive(f"did not answer a ping within {pong_timeout:g} s")
         elif now - self.last_heard >= ping_interval:
-            self._ping()
+            self._ping(now)
 
-    def _ping(self) -> None:
+    def _ping(self, now: float) -> None:
         try:
             self._send(lambda channel: channel.send_ping())
         except ListenerGone:
             return
-        self._ping_sent = self.loop.time()
+        self._ping_sent = now
 
     def unresponsive(self, why: str) -> None:
         """Drop a listener that stopped answering: fail its requests now, abort its socket."""

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -80,38 +81,52 @@ async def upgrade(request: web.BaseRequest) -> web.StreamResponse:
 
 
 class ChannelWire:
-    """Moves a :class:`ControlChannel`'s bytes over an upgraded aiohttp connection.
+    """Moves a :class:`ControlChannel`'s bytes over a transport, after the ``101``.
 
     Args:
-        request: the upgraded request (its ``101`` written by :func:`upgrade`).
+        transport: the connection (an aiohttp request's, or an in-memory one in tests).
         channel: the state machine; the owner sends through it, then calls
             :meth:`flush_soon`.
         on_input: called with each chunk's events (see :data:`OnInput`).
         name: who is at the other end, for log lines ("listener L3 on orders").
+        drain: waits while the transport's write buffer is full (none by default).
     """
 
     def __init__(
-        self, request: web.BaseRequest, channel: ControlChannel, on_input: OnInput, *, name: str
+        self,
+        transport: asyncio.BaseTransport,
+        channel: ControlChannel,
+        on_input: OnInput,
+        *,
+        name: str,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
-        transport = request.transport
-        assert transport is not None
-        self._transport = transport
-        self._http = request.protocol
+        self._transport: Any = transport  # a WriteTransport; BaseTransport in aiohttp's types
         self._channel = channel
         self._on_input = on_input
+        self._drain = drain
         self._loop = asyncio.get_running_loop()
         self._flush_due = False
         self._close_timer: asyncio.TimerHandle | None = None
         #: Done once the channel is closed, the transport lost, or the peer's input refused.
         self.ended: asyncio.Future[None] = self._loop.create_future()
 
-    def attach(self) -> None:
-        """Take the connection's bytes from now on (bytes already read come at once)."""
-        self._http.set_parser(self)  # type: ignore[arg-type]
-        self._http.keep_alive(False)
-        if self._transport.is_closing():
-            self.feed_eof()
+    @classmethod
+    def attach(
+        cls, request: web.BaseRequest, channel: ControlChannel, on_input: OnInput, *, name: str
+    ) -> ChannelWire:
+        """A wire on ``request``'s upgraded connection, taking its bytes from now on
+        (bytes already read come at once)."""
+        http, transport = request.protocol, request.transport
+        assert transport is not None
+        wire = cls(transport, channel, on_input, name=name,
+                   drain=lambda: drain_connection(http, transport))
+        http.set_parser(wire)  # type: ignore[arg-type]
+        http.keep_alive(False)
+        if transport.is_closing():
+            wire.feed_eof()
+        return wire
 
     # -- the parser interface aiohttp's RequestHandler calls -----------------------------
 
@@ -171,7 +186,8 @@ class ChannelWire:
 
     async def drain(self) -> None:
         """Wait while the connection's write buffer is over its high-water mark."""
-        await drain_connection(self._http, self._transport)
+        if self._drain is not None:
+            await self._drain()
 
     # -- ending ----------------------------------------------------------------------
 

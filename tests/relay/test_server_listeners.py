@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,10 +17,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 import hc.protocol
 from hc.entities import Discovery, Rights
 from hc.sas import create_token
+from relay.listeners import ListenerConnection, ListenerState
 from relay.namespace import EntityConfig, SasRule
 from relay.routing import FailureLimiter
+from relay.server import RelayServer
 from tests.support.raw_listener import RawListener
-from tests.support.relay import RelayHandle
+from tests.support.relay import RelayHandle, make_namespace
 
 LISTEN_KEY = "bGlzdGVuLWtleS1mb3ItdGVzdHMtMDAwMDAwMDAwMDA="
 SEND_KEY = "c2VuZC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMA=="
@@ -88,24 +92,58 @@ async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_r
     await good.close()
 
 
-async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("exp"), token_grace=0.2)
-    ws = await connect(relay, "exp", relay.token("exp", ttl=1))
-    with pytest.raises(ConnectionClosed):
+class Clock:
+    """The relay's wall clock, moved on by hand (token expiry)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+async def clocked() -> AsyncIterator[tuple[RelayHandle, Clock]]:
+    clock = Clock()
+    server = RelayServer(make_namespace(EntityConfig("exp")), clock=clock)
+    await server.start()
+    try:
+        yield RelayHandle(server), clock
+    finally:
+        await server.stop()
+
+
+def only_listener(relay: RelayHandle, path: str) -> ListenerConnection:
+    state = relay.server.registry.get(path)
+    assert state is not None and len(state.listeners) == 1
+    return state.listeners[0]
+
+
+async def test_expiring_listener_is_closed_with_1008(clocked: tuple[RelayHandle, Clock]) -> None:
+    relay, clock = clocked
+    ws = await connect(relay, "exp", relay.token("exp", ttl=60))
+    listener = only_listener(relay, "exp")
+    listener.tick(listener.loop.time(), 30, 15)
+    assert listener.state is ListenerState.ONLINE
+    clock.offset = 60 + relay.server.config.token_grace + 1
+    with pytest.raises(ConnectionClosed):  # at the relay's next sweep
         await asyncio.wait_for(ws.recv(), 10)
-    assert ws.close_code == 1008 and "expired" in ws.close_reason
+    assert ws.close_code == 1008 and ws.close_reason == "token expired"
 
 
-async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
-    relay = await make_relay(EntityConfig("renew"), token_grace=0.2)
-    ws = await connect(relay, "renew", relay.token("renew", ttl=1))
-    await ws.send(json.dumps({"renewToken": {"token": relay.token("renew", ttl=3600)}}))
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), 2.5)  # past the first token's expiry: still open
+async def test_renew_token_keeps_listener_open(clocked: tuple[RelayHandle, Clock]) -> None:
+    relay, clock = clocked
+    ws = await connect(relay, "exp", relay.token("exp", ttl=60))
+    await ws.send(json.dumps({"renewToken": {"token": relay.token("exp", ttl=3600)}}))
+    await asyncio.wait_for(await ws.ping(), 5)  # read in order: the renewal is in
+    listener = only_listener(relay, "exp")
+    clock.offset = 600  # past the first token's expiry, well before the second's
+    listener.tick(listener.loop.time(), 30, 15)
+    assert listener.state is ListenerState.ONLINE
     await ws.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 5)
-    assert ws.close_code == 1008
+    assert ws.close_code == 1008 and "renewToken refused" in ws.close_reason
 
 
 @pytest.mark.parametrize(
