@@ -1,8 +1,9 @@
 """A frame-level server WebSocket on an aiohttp connection, for streaming bodies.
 
 aiohttp's own ``WebSocketResponse`` reassembles every message in memory before
-handing it over, which would make the relay hold a whole 100 MiB body.  The
-rendezvous and accept sockets therefore use this thin shell instead: aiohttp
+handing it over, which would make the relay hold a whole 100 MiB message.  The
+WebSocket senders' sockets and their accept sockets therefore use this thin
+shell instead (request rendezvous run on ``hc.protocol``: ``relay.rendezvous_socket``).  aiohttp
 writes the ``101`` handshake and then feeds raw bytes to the sans-I/O
 ``websockets.protocol.Protocol``, which yields *frames* (not messages) that the
 relay forwards one by one.  The frame logic is the websockets library's; this

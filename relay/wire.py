@@ -36,7 +36,7 @@ from hc.protocol import ControlChannel, State
 from relay.exceptions import BadRequest
 from relay.rawws import CLOSE_TIMEOUT, accept_key, drain_connection
 
-__all__ = ["ChannelWire", "OnInput", "upgrade"]
+__all__ = ["ChannelWire", "OnInput", "drainer", "upgrade"]
 
 log = logging.getLogger("relay.wire")
 
@@ -80,6 +80,13 @@ async def upgrade(request: web.BaseRequest) -> web.StreamResponse:
     return response
 
 
+def drainer(request: web.BaseRequest) -> Callable[[], Awaitable[None]]:
+    """What waits while ``request``'s connection has too much to write."""
+    http, transport = request.protocol, request.transport
+    assert transport is not None
+    return lambda: drain_connection(http, transport)
+
+
 class ChannelWire:
     """Moves a :class:`ControlChannel`'s bytes over a transport, after the ``101``.
 
@@ -116,17 +123,21 @@ class ChannelWire:
     def attach(
         cls, request: web.BaseRequest, channel: ControlChannel, on_input: OnInput, *, name: str
     ) -> ChannelWire:
-        """A wire on ``request``'s upgraded connection, taking its bytes from now on
-        (bytes already read come at once)."""
-        http, transport = request.protocol, request.transport
+        """A wire on ``request``'s upgraded connection, taking its bytes from now on."""
+        transport = request.transport
         assert transport is not None
-        wire = cls(transport, channel, on_input, name=name,
-                   drain=lambda: drain_connection(http, transport))
-        http.set_parser(wire)  # type: ignore[arg-type]
-        http.keep_alive(False)
-        if transport.is_closing():
-            wire.feed_eof()
+        wire = cls(transport, channel, on_input, name=name, drain=drainer(request))
+        wire.take_over(request)
         return wire
+
+    def take_over(self, request: web.BaseRequest) -> None:
+        """Take the bytes of ``request``'s connection from now on (those read already
+        come at once), in place of aiohttp's HTTP parser."""
+        http = request.protocol
+        http.set_parser(self)  # type: ignore[arg-type]
+        http.keep_alive(False)
+        if self._transport.is_closing():
+            self.feed_eof()
 
     # -- the parser interface aiohttp's RequestHandler calls -----------------------------
 

@@ -8,7 +8,6 @@ relay's ``feed_data``.  Token expiry runs on an injected clock.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -22,29 +21,7 @@ from hc.protocol import ControlChannel, Role
 from relay.exceptions import AuthError, InvalidListenerResponse, ListenerGone
 from relay.listeners import MAX_UNKNOWN_ANSWERS, ListenerConnection, ListenerState, PendingRequest
 from relay.wire import ChannelWire
-
-
-class MemoryTransport(asyncio.Transport):
-    """The relay's end of an in-memory connection: writes go to the listener's machine."""
-
-    def __init__(self, peer: ControlChannel) -> None:
-        super().__init__()
-        self.peer = peer
-        self.writes: list[bytes] = []
-        self.closed = self.aborted = False
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-        self.peer.receive_data(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = self.aborted = True
+from tests.relay.memory import MemoryTransport, turn
 
 
 class Clock:
@@ -101,11 +78,6 @@ class Pair:
         closed = [e for e in self.received() if isinstance(e, ConnectionClosed)]
         assert len(closed) == 1
         return closed[0]
-
-
-async def turn() -> None:
-    """Let the event loop run what is due now (the relay writes once per turn)."""
-    await asyncio.sleep(0)
 
 
 def client_frame(opcode: Opcode, payload: bytes, *, masked: bool = True, fin: bool = True) -> bytes:
