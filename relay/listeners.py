@@ -60,6 +60,7 @@ from hc.protocol import ControlChannel, Role
 from hc.protocol import State as ChannelState
 from relay.exceptions import InvalidListenerResponse, ListenerGone, RelayError
 from relay.pending import PendingRequest, RelayedReply
+from relay.rawws import apply_mask
 from relay.routing import EntityState
 from relay.wire import ChannelWire
 
@@ -124,7 +125,9 @@ class ListenerConnection:
         self.state = ListenerState.ONLINE
         self._check_renewal = check_renewal
         self._clock = clock
-        self._channel = ControlChannel(Role.RELAY, max_message_size=MAX_CONTROL_MESSAGE)
+        self._channel = ControlChannel(
+            Role.RELAY, max_message_size=MAX_CONTROL_MESSAGE, mask=apply_mask  # websockets' C unmasking
+        )
         self._wire: ChannelWire | None = None
         self._pending: dict[str, PendingRequest] = {}
         self._abandoned: dict[str, None] = {}  # insertion-ordered, bounded
@@ -158,15 +161,13 @@ class ListenerConnection:
 
     def post_inline(self, pending: PendingRequest, body: bytes | None) -> None:
         """Queue the full request command and its body as adjacent messages (PROTOCOL.md §3)."""
-        command = pending.command
-        self._send(lambda channel: channel.send_request(command, body))
+        self._sendable().send_request(pending.command, body)
         pending.delivered = True
 
     def post_address_only(self, pending: PendingRequest) -> None:
         """Queue ``{"request": {"address", "id"}}``; the listener fetches the rest there."""
         command = pending.command
-        only = RequestCommand(address=command.address, id=command.id)
-        self._send(lambda channel: channel.send_request(only))
+        self._sendable().send_request(RequestCommand(address=command.address, id=command.id))
 
     async def drain(self) -> None:
         """Wait while the control channel's write buffer is full."""
@@ -181,17 +182,18 @@ class ListenerConnection:
         accept = command if isinstance(command, AcceptCommand) else parse_relay_command(command)
         if not isinstance(accept, AcceptCommand):
             raise TypeError("send_accept takes an accept command")
-        self._send(lambda channel: channel.send_accept(accept))
+        self._sendable().send_accept(accept)
         await self.drain()
 
-    def _send(self, queue: Callable[[ControlChannel], None]) -> None:
-        """Queue on the channel (written at the end of this loop turn), or ListenerGone."""
-        wire, channel = self._wire, self._channel
-        if (wire is None or self.state is not ListenerState.ONLINE or wire.closing
-                or channel.state not in _SENDING):
+    def _sendable(self) -> ControlChannel:
+        """The channel, to queue on now (written at the end of this loop turn), or ListenerGone."""
+        wire = self._wire
+        if wire is None or self.state is not ListenerState.ONLINE or wire.closing:
             raise ListenerGone("the listener disconnected")
-        queue(channel)
+        if self._channel.state not in _SENDING:
+            raise ListenerGone("the listener's control channel is closing")
         wire.flush_soon()
+        return self._channel
 
     # -- the control channel ---------------------------------------------------------
 
@@ -310,7 +312,7 @@ class ListenerConnection:
 
     def _ping(self, now: float) -> None:
         try:
-            self._send(lambda channel: channel.send_ping())
+            self._sendable().send_ping()
         except ListenerGone:
             return
         self._ping_sent = now

@@ -29,7 +29,9 @@ try:
 except ImportError:  # pragma: no cover - the C extension ships in websockets' wheels
     from websockets.utils import apply_mask
 
-__all__ = ["CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "accept_key", "drain_connection"]
+__all__ = [
+    "CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "accept_key", "apply_mask", "drain_connection",
+]
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Frames queued before the relay stops reading from the peer's socket.

@@ -27,6 +27,7 @@ from hc.exceptions import RemoteProtocolError
 from hc.messages import RequestCommand, ResponseCommand
 from hc.protocol import ControlChannel, Role, State
 from relay.exceptions import ProtocolViolation
+from relay.rawws import apply_mask
 from relay.wire import ChannelWire, drainer, upgrade
 
 __all__ = ["RendezvousSocket"]
@@ -51,7 +52,9 @@ class RendezvousSocket:
         drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.request_id = request_id
-        self._channel = ControlChannel(Role.RELAY, max_message_size=MAX_COMMAND, stream_bodies=True)
+        self._channel = ControlChannel(
+            Role.RELAY, max_message_size=MAX_COMMAND, stream_bodies=True, mask=apply_mask
+        )
         loop = asyncio.get_running_loop()
         self._response: asyncio.Future[ResponseCommand] = loop.create_future()
         self._chunks: deque[bytes] = deque()
