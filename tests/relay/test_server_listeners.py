@@ -360,3 +360,32 @@ async def test_sixteenth_response_for_an_id_never_given_closes_with_1008(make_re
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1008 and "not given" in ws.close_reason
+
+
+UPGRADE = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+
+
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        (UPGRADE + "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+         "Sec-WebSocket-Version must be 13"),
+        (UPGRADE + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n",
+         "Sec-WebSocket-Key is not 16 bytes in base64"),
+        ("Connection: keep-alive\r\n", "does not ask to upgrade to websocket"),
+    ],
+)
+async def test_a_listen_request_that_is_not_a_websocket_handshake_gets_400(
+    make_relay: Any, headers: str, reason: str
+) -> None:
+    relay = await make_relay(EntityConfig("hs"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    writer.write((f"GET /$hc/hs?sb-hc-action=listen HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\n"
+                  f"ServiceBusAuthorization: {relay.token('hs')}\r\n{headers}\r\n").encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    body = await reader.readexactly(length)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400 ") and reason.encode() in body
+    state = relay.server.registry.get("hs")
+    assert state is not None and state.listeners == []
