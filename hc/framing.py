@@ -86,6 +86,12 @@ class Opcode(IntEnum):
     PONG = 0xA
 
 
+#: Opcode by the low four bits of a frame's first byte; None where it is reserved.
+_OPCODES: tuple[Opcode | None, ...] = tuple(
+    Opcode(n) if n in Opcode._value2member_map_ else None for n in range(16)
+)
+
+
 class Side(Enum):
     """Which end: a client masks what it sends (RFC 6455 §5.3), a server must not."""
 
@@ -193,6 +199,7 @@ class WebSocketEndpoint:
         stream_binary: bool = False,
     ) -> None:
         self.side = side
+        self._server = side is Side.SERVER
         self.stream_binary = stream_binary
         self.max_message_size = max_message_size
         self._mask_key = mask_key
@@ -276,9 +283,11 @@ class WebSocketEndpoint:
         if len(buf) < 2:
             return False
         first, second = buf[0], buf[1]
-        opcode = self._check_first_byte(first)
-        fin, masked, length, at = bool(first & 0x80), bool(second & 0x80), second & 0x7F, 2
-        if masked != (self.side is Side.SERVER):
+        opcode = _OPCODES[first & 0x0F]
+        if opcode is None or first & 0x70:
+            opcode = self._check_first_byte(first)  # raises
+        fin, masked, length, at = first >= 0x80, second >= 0x80, second & 0x7F, 2
+        if masked is not self._server:
             raise self.fail(PROTOCOL_ERROR, "unmasked frame from a client" if not masked
                             else "masked frame from a server")
         if opcode >= Opcode.CLOSE and (not fin or length > _MAX_CONTROL):
@@ -289,7 +298,7 @@ class WebSocketEndpoint:
             if len(buf) < at:
                 return False
             length = int.from_bytes(buf[2:at], "big")
-        if self._is_streamed(opcode):
+        if (self._streaming or self.stream_binary) and self._is_streamed(opcode):
             return self._start_part(opcode, fin, masked, at, length)
         if opcode < Opcode.CLOSE and self._message_size + length > self.max_message_size:
             raise self.fail(TOO_BIG, f"message longer than {self.max_message_size} bytes")
@@ -346,10 +355,10 @@ class WebSocketEndpoint:
     def _check_first_byte(self, first: int) -> Opcode:
         if first & 0x70:
             raise self.fail(PROTOCOL_ERROR, "reserved bits set without an extension")
-        try:
-            return Opcode(first & 0x0F)
-        except ValueError:
-            raise self.fail(PROTOCOL_ERROR, f"unknown opcode {first & 0x0F:#x}") from None
+        opcode = _OPCODES[first & 0x0F]  # a table, not Opcode(...): this runs for every frame
+        if opcode is None:
+            raise self.fail(PROTOCOL_ERROR, f"unknown opcode {first & 0x0F:#x}")
+        return opcode
 
     def _handle(self, opcode: Opcode, fin: bool, payload: bytes) -> None:
         if opcode is Opcode.CLOSE:
@@ -366,6 +375,9 @@ class WebSocketEndpoint:
 
     def _handle_data(self, opcode: Opcode, fin: bool, payload: bytes) -> None:
         """Join fragments (RFC 6455 §5.4); control frames may come between them."""
+        if fin and opcode is not Opcode.CONT and self._message is None and not self._streaming:
+            self._whole_message(opcode, payload)  # one frame, one message: nothing to join
+            return
         if opcode is Opcode.CONT:
             if self._message is None:  # (a streamed message's frames never come here)
                 raise self.fail(PROTOCOL_ERROR, "continuation frame with no message to continue")
@@ -379,9 +391,12 @@ class WebSocketEndpoint:
             return
         data = b"".join(self._message)
         self._message, self._message_size = None, 0
+        self._whole_message(self._message_opcode, data)
+
+    def _whole_message(self, opcode: Opcode, data: bytes) -> None:
         if self._state is not State.OPEN:
             return
-        if self._message_opcode is Opcode.BINARY:
+        if opcode is Opcode.BINARY:
             self._on_event(BinaryReceived(data))
             return
         try:
@@ -467,6 +482,11 @@ class WebSocketEndpoint:
             raise LocalProtocolError(f"cannot send {what}: the connection is {self._state.value}")
 
     def _send_frame(self, opcode: Opcode, payload: bytes, *, fin: bool = True) -> None:
+        if self._server:  # unmasked: the header and the payload, one chunk per frame
+            self._outgoing.append(
+                frame_header((0x80 if fin else 0) | opcode, len(payload), masked=False) + payload
+            )
+            return
         key = None
         if self.side is Side.CLIENT:
             key = self._mask_key()

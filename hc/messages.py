@@ -70,6 +70,9 @@ def headers_from_json(obj: object, what: str) -> Headers:
         return ()
     if not isinstance(obj, Mapping):
         raise MalformedMessage(f"{what} must be a JSON object")
+    whole = tuple(obj.items())
+    if all(type(value) is str for _, value in whole):  # the usual case, at once
+        return whole
     pairs: list[tuple[str, str]] = []
     for name, value in obj.items():
         values = value if isinstance(value, list) else [value]

@@ -15,11 +15,11 @@ from aiohttp import web
 from hc.headers import find_token, query_pairs
 from relay import access
 from relay.exceptions import AuthError, ListenerQuotaExceeded, RelayError, Throttled
-from relay.listeners import INLINE_LIMIT, ListenerConnection
+from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig
-from relay.rawws import FrameSink
 from relay.routing import EntityState, normalize_path
 from relay.state import RelayState
+from relay.wire import upgrade
 
 __all__ = ["serve"]
 
@@ -55,19 +55,15 @@ async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.S
     )
     entity.add(connection)
     try:
-        ws = web.WebSocketResponse(
-            autoping=False,  # the connection answers pings itself and sees pongs (liveness)
-            max_msg_size=4 * INLINE_LIMIT,
-            compress=False,  # small JSON frames: deflate costs more CPU than it saves
-        )
-        await ws.prepare(request)
+        response = await upgrade(request)  # no permessage-deflate: PROTOCOL.md §3
         log.info("listener %s online on %s", connection.id, path)
-        await connection.run(ws, FrameSink(request))
-        return ws
+        await connection.run(request)
+        return response
     finally:
         entity.remove(connection)
         relay.registry.release(entity)
         log.info("listener %s on %s gone", connection.id, path)
+        connection.disconnect()  # TCP closes once the entity no longer lists it
 
 
 def _counts_as_failure(error: RelayError | None) -> bool:

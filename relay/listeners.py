@@ -1,18 +1,36 @@
 """A listener's control channel inside the relay, and the requests it owes answers to.
 
-Each connected listener is one :class:`ListenerConnection`: it owns the control
-WebSocket, the map of requests sent to that listener (so a ``response`` for an
-id it was not given can never reach another sender) and the token-expiry timer.
-A ``request`` JSON frame and its body stay adjacent because they leave in one write.
+Each connected listener is one :class:`ListenerConnection`.  The control-channel
+rules (a command, then exactly its body; the 0-byte message after a bodiless
+response; malformed commands; WebSocket framing) are judged by
+:class:`hc.protocol.ControlChannel` in the RELAY role, fed straight from the
+socket by :class:`relay.wire.ChannelWire`.  What is left here is the relay's own
+business: the map of requests sent to this listener (so a ``response`` for an
+id it was not given can never reach another sender), the token's expiry, and
+liveness.  A ``request`` command and its body stay adjacent: they are queued in
+one call and leave in one write.
 
 Life of a listener connection::
 
-    ONLINE --close()/token expired/violation--> CLOSING --socket gone--> CLOSED
-    ONLINE --peer vanished / ping unanswered--------------------------> CLOSED
+    ONLINE --close()/token expired/violation--> CLOSING --channel ended--> CLOSED
+    ONLINE --peer vanished / ping unanswered---------------------------> CLOSED
 
 Only ONLINE listeners are chosen for new requests.
 
-Liveness: every frame from the listener (pings and pongs included) counts as a
+Bad input: the state machine's verdict (a Close with 1002, 1007, 1008 or 1009
+and its reason) ends only this listener, with one WARNING line naming it.  The
+relay's own rules on top: answers for ids never given are counted
+(:attr:`ListenerConnection.unknown_answers`; the 16th closes with 1008), late
+answers for requests whose sender gave up are dropped quietly, a 1xx status
+fails the request (it is never a final answer), and a renewed token that does
+not verify closes with 1008.
+
+Token expiry: the server's periodic sweep (:meth:`ListenerConnection.tick`)
+compares the injected ``clock`` with the token's expiry (plus grace); once past
+it the channel is closed with 1008 "token expired", unless a ``renewToken``
+moved the expiry on.
+
+Liveness: every byte from the listener (pings and pongs included) counts as a
 sign of life.  The relay pings a listener it has not heard from for
 ``ping_interval`` seconds (:meth:`ListenerConnection.tick`, called by the
 server's sweep), and also at once when it sends a request to a listener it has
@@ -32,27 +50,22 @@ import itertools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from hc.exceptions import MalformedMessage
-from hc.messages import (
-    RenewTokenCommand,
-    RequestCommand,
-    ResponseCommand,
-    parse_listener_command,
-)
-from relay.exceptions import (
-    InvalidListenerResponse,
-    ListenerGone,
-    ProtocolViolation,
-    RelayError,
-)
-from relay.rawws import FrameSink, Opcode
+from hc.events import ConnectionClosed, Event, RenewTokenReceived, ResponseReceived
+from hc.exceptions import RemoteProtocolError
+from hc.messages import AcceptCommand, RequestCommand, ResponseCommand, parse_relay_command
+from hc.protocol import ControlChannel, Role
+from hc.protocol import State as ChannelState
+from relay.exceptions import InvalidListenerResponse, ListenerGone, RelayError
+from relay.pending import PendingRequest, RelayedReply
+from relay.rawws import apply_mask
 from relay.routing import EntityState
+from relay.wire import ChannelWire
 
 __all__ = [
+    "INLINE_LIMIT",
     "ListenerConnection",
     "ListenerState",
     "PendingRequest",
@@ -64,15 +77,20 @@ log = logging.getLogger("relay.listener")
 
 #: PROTOCOL.md §3: requests and responses up to 64 KiB travel inline on the control channel.
 INLINE_LIMIT = 64 * 1024
+#: The largest message a listener may send on its control channel (1009 beyond).
+MAX_CONTROL_MESSAGE = 4 * INLINE_LIMIT
 #: Sending a request to a listener silent for this long also sends it a ping.
 PROBE_AFTER = 1.0
 #: A ping unanswered this long makes a listener the last choice for new requests.
 SUSPECT_AFTER = 0.5
 #: Unknown-id responses tolerated before the listener is closed with 1008.
-_MAX_VIOLATIONS = 16
+MAX_UNKNOWN_ANSWERS = 16
 #: Ids of requests the sender gave up on (timeout, disconnect) whose late answers
 #: are dropped quietly: a slow listener is not a misbehaving one.
 _ABANDONED_KEPT = 1024
+_POLICY = 1008
+#: Channel states in which commands may still be sent.
+_SENDING = (ChannelState.OPEN, ChannelState.AWAITING_BODY)
 _ids = itertools.count(1)
 
 
@@ -82,95 +100,16 @@ class ListenerState(enum.Enum):
     CLOSED = "closed"
 
 
-async def _no_body() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
-
-
-async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    if data:
-        yield data
-
-
-@dataclass
-class RelayedReply:
-    """A listener's answer: the response command and its body, streamed.
-
-    ``inline`` is the whole body when it came on the control channel (the sender's
-    response then goes out in one write), None when it streams from a rendezvous.
-    """
-
-    command: ResponseCommand
-    body: AsyncIterator[bytes]
-    inline: bytes | None = None
-
-    @classmethod
-    def whole(cls, command: ResponseCommand, data: bytes) -> RelayedReply:
-        return cls(command, _one_chunk(data), data)
-
-
-@dataclass(eq=False)
-class PendingRequest:
-    """One request sent to one listener and not yet answered.
-
-    ``command`` is always the full request; whether it travelled inline or is
-    still waiting at the rendezvous address is ``delivered``.  ``body`` is the
-    request body to send over the rendezvous (bytes, or a stream from the sender).
-    """
-
-    command: RequestCommand
-    body: bytes | AsyncIterator[bytes] | None
-    listener: ListenerConnection
-    delivered: bool = False
-    #: True once the listener opened this request's rendezvous address.
-    taken: bool = False
-    reply: asyncio.Future[RelayedReply] = field(init=False)
-    #: The rendezvous task moving the request and reply, once the listener opened it.
-    pump: asyncio.Task[None] | None = None
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        # The listener's loop, not get_running_loop(): on Python 3.11 that makes a
-        # getpid() syscall, and this runs for every relayed request.
-        self.reply = self.listener.loop.create_future()
-
-    @property
-    def id(self) -> str:
-        return self.command.id
-
-    @property
-    def reached_listener(self) -> bool:
-        """False while no byte of the request can have reached the listener: an
-        address-only request whose rendezvous was never opened may be sent elsewhere."""
-        return self.delivered or self.taken
-
-    @property
-    def answered(self) -> bool:
-        """True once the listener's reply head arrived (not a timeout or failure)."""
-        reply = self.reply
-        return reply.done() and not reply.cancelled() and reply.exception() is None
-
-    def resolve(self, reply: RelayedReply) -> bool:
-        if self.reply.done():
-            return False
-        self.reply.set_result(reply)
-        return True
-
-    def fail(self, error: BaseException) -> None:
-        if not self.reply.done():
-            self.reply.set_exception(error)
-            self.reply.exception()  # mark retrieved: a sender may have given up already
-
-    def body_chunks(self) -> AsyncIterator[bytes]:
-        if self.body is None:
-            return _no_body()
-        if isinstance(self.body, bytes):
-            return _one_chunk(self.body)
-        return self.body
-
-
 class ListenerConnection:
-    """The relay's side of one listener's control channel."""
+    """The relay's side of one listener's control channel.
+
+    Args:
+        entity_path: the entity it listens on.
+        token_expiry: when its token (plus grace) expires, in ``clock`` time.
+        check_renewal: verifies a renewed token and returns its expiry (plus grace);
+            raises ``RelayError`` for a token it refuses.
+        clock: the wall clock tokens are judged by (injectable for tests).
+    """
 
     def __init__(
         self,
@@ -180,25 +119,27 @@ class ListenerConnection:
         check_renewal: Callable[[str], float],
         clock: Callable[[], float],
     ) -> None:
-        """``check_renewal(token)`` verifies a renewed token and returns its expiry."""
         self.entity_path = entity_path
         self.loop = asyncio.get_running_loop()
         self.id = f"L{next(_ids)}"
         self.state = ListenerState.ONLINE
         self._check_renewal = check_renewal
         self._clock = clock
-        self._last_reply: ResponseCommand | None = None
-        self._ws: web.WebSocketResponse | None = None
-        self._sink: FrameSink | None = None
+        self._channel = ControlChannel(
+            Role.RELAY, max_message_size=MAX_CONTROL_MESSAGE, mask=apply_mask  # websockets' C unmasking
+        )
+        self._wire: ChannelWire | None = None
         self._pending: dict[str, PendingRequest] = {}
         self._abandoned: dict[str, None] = {}  # insertion-ordered, bounded
-        self._violations = 0
-        self._expiry_timer: asyncio.TimerHandle | None = None
-        self._token_expiry = token_expiry
-        #: Loop time of the last frame from the listener, and of the ping not yet answered.
+        #: Responses for request ids this listener was never given (or another
+        #: listener's); the :data:`MAX_UNKNOWN_ANSWERS`-th closes it with 1008.
+        self.unknown_answers = 0
+        #: When the listener's token (plus grace) expires, in ``clock`` time.
+        self.token_expiry = token_expiry
+        #: Loop time of the last bytes from the listener, and of the ping not yet answered.
         self.last_heard = self.loop.time()
         self._ping_sent: float | None = None
-        #: Done once the control channel is closed (or the listener was dropped).
+        #: Done once the listener is of no more use (closing, closed or dropped).
         self.gone: asyncio.Future[None] = self.loop.create_future()
 
     def __repr__(self) -> str:
@@ -219,126 +160,130 @@ class ListenerConnection:
                 del self._abandoned[next(iter(self._abandoned))]
 
     def post_inline(self, pending: PendingRequest, body: bytes | None) -> None:
-        """Queue the full request JSON and its body as adjacent messages (PROTOCOL.md §3)."""
-        self._queue(pending.command.serialize(), body)
+        """Queue the full request command and its body as adjacent messages (PROTOCOL.md §3)."""
+        self._sendable().send_request(pending.command, body)
         pending.delivered = True
 
     def post_address_only(self, pending: PendingRequest) -> None:
         """Queue ``{"request": {"address", "id"}}``; the listener fetches the rest there."""
         command = pending.command
-        self._queue(RequestCommand(address=command.address, id=command.id).serialize(), None)
+        self._sendable().send_request(RequestCommand(address=command.address, id=command.id))
 
     async def drain(self) -> None:
         """Wait while the control channel's write buffer is full."""
-        if self._sink is not None:
+        if self._wire is not None:
             try:
-                await self._sink.drain()
+                await self._wire.drain()
             except (ConnectionError, RuntimeError) as exc:
                 raise ListenerGone("the listener disconnected") from exc
 
-    async def send_accept(self, text: str) -> None:
-        self._queue(text, None)
+    async def send_accept(self, command: AcceptCommand | str) -> None:
+        """Queue an ``accept`` (a WebSocket sender waits at its address), then drain."""
+        accept = command if isinstance(command, AcceptCommand) else parse_relay_command(command)
+        if not isinstance(accept, AcceptCommand):
+            raise TypeError("send_accept takes an accept command")
+        self._sendable().send_accept(accept)
         await self.drain()
 
-    def _queue(self, text: str, body: bytes | None) -> None:
-        """A command and its body, if any, in one write: nothing can come between them."""
-        ws, sink = self._ws, self._sink
-        if ws is None or sink is None or self.state is not ListenerState.ONLINE or ws.closed:
+    def _sendable(self) -> ControlChannel:
+        """The channel, to queue on now (written at the end of this loop turn), or ListenerGone."""
+        wire = self._wire
+        if wire is None or self.state is not ListenerState.ONLINE or wire.closing:
             raise ListenerGone("the listener disconnected")
-        frames = [(Opcode.TEXT, text.encode())]
-        if body is not None:
-            frames.append((Opcode.BINARY, body))
-        try:
-            sink.queue(*frames)
-        except ConnectionError as exc:
-            raise ListenerGone("the listener disconnected") from exc
+        if self._channel.state not in _SENDING:
+            raise ListenerGone("the listener's control channel is closing")
+        wire.flush_soon()
+        return self._channel
 
     # -- the control channel ---------------------------------------------------------
 
-    async def run(self, ws: web.WebSocketResponse, sink: FrameSink) -> None:
-        """Read commands until the socket closes; then fail whatever is still pending.
+    async def run(self, request: web.BaseRequest) -> None:
+        """Serve the control channel of ``request`` (upgraded already) until it ends;
+        then fail whatever is still pending."""
+        wire = ChannelWire.attach(request, self._channel, self._on_input, name=self._name)
+        self._start(wire)
+        await asyncio.shield(wire.ended)
 
-        ``ws`` reads, pings and closes; ``sink`` writes the commands (same connection).
-        """
-        self._ws, self._sink = ws, sink
-        self._schedule_expiry(self._token_expiry)
-        try:
-            await self._read_loop(ws)
-        except ProtocolViolation as exc:
-            log.warning("listener %s on %s: %s", self.id, self.entity_path, exc)
-            await self.close(1008, str(exc)[:120])
-        except Exception:
-            log.exception("listener %s on %s: internal error", self.id, self.entity_path)
-            await self.close(1011, "internal error")
-        finally:
-            self.state = ListenerState.CLOSED
-            if self._expiry_timer is not None:
-                self._expiry_timer.cancel()
-            self._gone(ListenerGone("the listener disconnected before it answered"))
+    def connect(self, transport: asyncio.BaseTransport) -> ChannelWire:
+        """Serve the control channel over ``transport`` (upgraded already); the caller
+        feeds the listener's bytes to the wire's ``feed_data``/``feed_eof``."""
+        wire = ChannelWire(transport, self._channel, self._on_input, name=self._name)
+        self._start(wire)
+        return wire
 
-    async def _read_loop(self, ws: web.WebSocketResponse) -> None:
-        awaiting_body: PendingRequest | None = None
-        skip_body = discard_empty = False
-        sink = self._sink
-        assert sink is not None
-        async for msg in ws:
-            self.heard()
-            if msg.type is WSMsgType.PING:  # autoping is off, so that pongs are seen
-                sink.queue((Opcode.PONG, msg.data))
-                continue
-            if msg.type is WSMsgType.PONG:
-                continue
-            if msg.type is WSMsgType.BINARY:
-                if awaiting_body is not None and self._last_reply is not None:
-                    awaiting_body.resolve(RelayedReply.whole(self._last_reply, msg.data))
-                    awaiting_body = None
-                elif skip_body or (discard_empty and not msg.data):
-                    pass  # a body for an unknown id, or hyco-https's 0-byte message
-                else:
-                    raise ProtocolViolation("binary frame where a command was expected")
-                skip_body = discard_empty = False
-            elif msg.type is WSMsgType.TEXT:
-                if awaiting_body is not None or skip_body:
-                    raise ProtocolViolation("command frame where a response body was expected")
-                awaiting_body, skip_body, discard_empty = self._on_command(msg.data)
-            else:
-                break
+    @property
+    def _name(self) -> str:
+        return f"listener {self.id} on {self.entity_path}"
 
-    def _on_command(self, text: str) -> tuple[PendingRequest | None, bool, bool]:
-        """Handle one command; returns (request awaiting its body, skip next body, discard 0-byte)."""
-        try:
-            command = parse_listener_command(text)
-        except MalformedMessage as exc:
-            raise ProtocolViolation(f"malformed control frame: {exc}") from None
-        if isinstance(command, RenewTokenCommand):
-            self._renew(command.token)
-            return None, False, False
+    def _start(self, wire: ChannelWire) -> None:
+        self._wire = wire
+        wire.ended.add_done_callback(self._ended)
+        if self.state is not ListenerState.ONLINE:  # closed while its handshake went on
+            wire.close(1001, "the listener is closing")
+
+    def _ended(self, _: object) -> None:
+        self.state = ListenerState.CLOSED
+        self._gone(ListenerGone("the listener disconnected before it answered"))
+
+    def disconnect(self) -> None:
+        """Close the TCP connection (writing what is queued first), once :meth:`run` ended."""
+        if self._wire is not None:
+            self._wire.disconnect()
+
+    def _on_input(self, events: list[Event], error: RemoteProtocolError | None) -> None:
+        """What one chunk from the listener parsed to (``ChannelWire`` calls this)."""
+        self.heard()
+        for event in events:
+            if isinstance(event, ResponseReceived):
+                if self.state is ListenerState.ONLINE:
+                    self._on_response(event.command, event.body)
+            elif isinstance(event, RenewTokenReceived):
+                if self.state is ListenerState.ONLINE:
+                    self._renew(event.token)
+            elif isinstance(event, ConnectionClosed):
+                self.state = ListenerState.CLOSED
+                self._gone(ListenerGone("the listener disconnected before it answered"))
+        if error is not None:
+            log.warning("listener %s on %s broke the protocol (%d): %s",
+                        self.id, self.entity_path, error.close_code, error.reason)
+            self._refuse()
+
+    def _on_response(self, command: ResponseCommand, body: bytes | None) -> None:
         pending = self._pending.get(command.request_id)
-        if pending is None and self._abandoned.pop(command.request_id, 0) is None:
-            log.info("listener %s answered request %s after its sender gave up",
-                     self.id, command.request_id)
-            return None, command.body, not command.body
         if pending is None:
-            self._violations += 1
-            log.warning("listener %s answered unknown request id %r", self.id, command.request_id)
-            if self._violations >= _MAX_VIOLATIONS:
-                raise ProtocolViolation("too many responses for request ids it was not given")
-            return None, command.body, not command.body
-        if command.status_code < 200:  # 1xx is never a final answer; 101 would upgrade
+            self._unknown_answer(command.request_id)
+        elif command.status_code < 200:  # 1xx is never a final answer; 101 would upgrade
             pending.fail(InvalidListenerResponse(
                 f"the listener answered with status {command.status_code}, not a final status"
             ))
-            return None, command.body, not command.body
-        if command.body:
-            self._last_reply = command
-            return pending, False, False
-        pending.resolve(RelayedReply.whole(command, b""))
-        return None, False, True
+        else:
+            pending.resolve(RelayedReply.whole(command, body or b""))
+
+    def _unknown_answer(self, request_id: str) -> None:
+        if self._abandoned.pop(request_id, 0) is None:
+            log.info("listener %s answered request %s after its sender gave up", self.id, request_id)
+            return
+        self.unknown_answers += 1
+        if self.unknown_answers == 1:
+            log.warning("listener %s on %s answered request id %r, never given to it",
+                        self.id, self.entity_path, request_id[:64])
+        if self.unknown_answers >= MAX_UNKNOWN_ANSWERS:
+            self._close_for("too many responses for request ids it was not given")
+
+    def _close_for(self, reason: str) -> None:
+        """Close with 1008 for a rule of the relay's (logged once, at WARNING)."""
+        log.warning("listener %s on %s: %s; closing with 1008", self.id, self.entity_path, reason)
+        self._start_close(_POLICY, reason)
+
+    def _refuse(self) -> None:
+        """The channel refused the listener's input (its Close is queued): stop now."""
+        self.state = ListenerState.CLOSING
+        self._gone(ListenerGone("the listener broke the control-channel protocol"))
 
     # -- liveness --------------------------------------------------------------------
 
     def heard(self) -> None:
-        """A frame arrived: the listener is alive, and any ping is as good as answered."""
+        """Bytes arrived: the listener is alive, and any ping is as good as answered."""
         self.last_heard = self.loop.time()
         self._ping_sent = None
 
@@ -349,35 +294,36 @@ class ListenerConnection:
     def probe(self, now: float) -> None:
         """Ping the listener unless it was heard from lately or a ping is out already."""
         if self._ping_sent is None and now - self.last_heard > PROBE_AFTER:
-            self._ping()
+            self._ping(now)
 
     def tick(self, now: float, ping_interval: float, pong_timeout: float) -> None:
-        """The periodic check: ping a quiet listener, drop one whose ping went unanswered."""
+        """The periodic check: close on an expired token, ping a quiet listener, drop one
+        whose ping went unanswered (``now`` is loop time; the token's, ``clock``)."""
         if self.state is not ListenerState.ONLINE:
             return
-        if self._ping_sent is not None:
+        if self._clock() >= self.token_expiry:
+            log.info("listener %s on %s: token expired", self.id, self.entity_path)
+            self._start_close(_POLICY, "token expired")
+        elif self._ping_sent is not None:
             if now - self._ping_sent > pong_timeout:
                 self.unresponsive(f"did not answer a ping within {pong_timeout:g} s")
         elif now - self.last_heard >= ping_interval:
-            self._ping()
+            self._ping(now)
 
-    def _ping(self) -> None:
-        sink = self._sink
-        if sink is None or self.state is not ListenerState.ONLINE:
-            return
+    def _ping(self, now: float) -> None:
         try:
-            sink.queue((Opcode.PING, b""))
-        except ConnectionError:
+            self._sendable().send_ping()
+        except ListenerGone:
             return
-        self._ping_sent = self.loop.time()
+        self._ping_sent = now
 
     def unresponsive(self, why: str) -> None:
         """Drop a listener that stopped answering: fail its requests now, abort its socket."""
         log.warning("listener %s on %s %s: dropped", self.id, self.entity_path, why)
         self.state = ListenerState.CLOSING
         self._gone(ListenerGone(f"the listener {why}"))
-        if self._sink is not None:
-            self._sink.abort()
+        if self._wire is not None:
+            self._wire.abort()
 
     def _gone(self, error: RelayError) -> None:
         """The listener is of no more use: say so (``gone``) and fail what it owed."""
@@ -386,32 +332,27 @@ class ListenerConnection:
         for pending in list(self._pending.values()):
             pending.fail(error)
 
-    # -- token life ----------------------------------------------------------------
+    # -- token life and closing ----------------------------------------------------
 
     def _renew(self, token: str) -> None:
         try:
-            expiry = self._check_renewal(token)
+            self.token_expiry = self._check_renewal(token)
         except RelayError as exc:
-            raise ProtocolViolation(f"renewToken refused: {exc}") from None
-        self._schedule_expiry(expiry)
+            self._close_for(f"renewToken refused: {exc}")
 
-    def _schedule_expiry(self, expiry: float) -> None:
-        loop = asyncio.get_running_loop()
-        if self._expiry_timer is not None:
-            self._expiry_timer.cancel()
-        delay = max(0.0, expiry - self._clock())
-        self._expiry_timer = loop.call_later(delay, self._expired)
-
-    def _expired(self) -> None:
-        log.info("listener %s on %s: token expired", self.id, self.entity_path)
-        asyncio.get_running_loop().create_task(self.close(1008, "token expired"))
-
-    async def close(self, code: int = 1001, reason: str = "") -> None:
-        """Close the control channel with ``code`` (1001 going away, 1008 policy, 1011)."""
+    def _start_close(self, code: int, reason: str) -> None:
         if self.state is ListenerState.ONLINE:
             self.state = ListenerState.CLOSING
-        if self._ws is not None and not self._ws.closed:
-            await self._ws.close(code=code, message=reason.encode()[:120])
+        self._gone(ListenerGone("the listener's control channel is closing"))
+        if self._wire is not None:
+            self._wire.close(code, reason)
+
+    async def close(self, code: int = 1001, reason: str = "") -> None:
+        """Close the control channel with ``code`` (1001 going away, 1008 policy, 1011)
+        and wait until it ended (the peer's Close, or ``relay.rawws.CLOSE_TIMEOUT``)."""
+        self._start_close(code, reason)
+        if self._wire is not None:
+            await asyncio.shield(self._wire.ended)
 
 
 def choose_live(

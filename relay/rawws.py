@@ -1,8 +1,9 @@
 """A frame-level server WebSocket on an aiohttp connection, for streaming bodies.
 
 aiohttp's own ``WebSocketResponse`` reassembles every message in memory before
-handing it over, which would make the relay hold a whole 100 MiB body.  The
-rendezvous and accept sockets therefore use this thin shell instead: aiohttp
+handing it over, which would make the relay hold a whole 100 MiB message.  The
+WebSocket senders' sockets and their accept sockets therefore use this thin
+shell instead (request rendezvous run on ``hc.protocol``: ``relay.rendezvous_socket``).  aiohttp
 writes the ``101`` handshake and then feeds raw bytes to the sans-I/O
 ``websockets.protocol.Protocol``, which yields *frames* (not messages) that the
 relay forwards one by one.  The frame logic is the websockets library's; this
@@ -21,14 +22,16 @@ from aiohttp import web
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
-from hc.frames import FrameSplitter, frame_header
+from hc.frames import FrameSplitter
 
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover - the C extension ships in websockets' wheels
     from websockets.utils import apply_mask
 
-__all__ = ["CLOSE_TIMEOUT", "Frame", "FrameSink", "Opcode", "RawWebSocket", "accept_key", "server_frame"]
+__all__ = [
+    "CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "accept_key", "apply_mask", "drain_connection",
+]
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Frames queued before the relay stops reading from the peer's socket.
@@ -43,58 +46,10 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
 
 
-async def _drain(http: web.RequestHandler, transport: asyncio.BaseTransport) -> None:
+async def drain_connection(http: web.RequestHandler, transport: asyncio.BaseTransport) -> None:
     """Wait while the connection's write buffer is over its high-water mark."""
     if http.writing_paused and not transport.is_closing():
         await http._drain_helper()
-
-
-def server_frame(opcode: Opcode, payload: bytes) -> bytes:
-    """One unmasked, unfragmented server frame (RFC 6455 §5.2): what ``Frame.serialize``
-    makes for the relay's own frames, without its general-purpose checks."""
-    return frame_header(0x80 | opcode.value, len(payload), masked=False) + payload
-
-
-class FrameSink:
-    """Writes whole server frames to an aiohttp WebSocket connection, batched.
-
-    The control channel is read, pinged and closed by aiohttp's ``WebSocketResponse``;
-    commands and bodies leave through this sink.  Frames sent during one turn of
-    the event loop go out in ONE write at its end (under load, dozens of requests
-    to the same listener share a syscall and a TCP segment), and a ``request``
-    command and its body are always adjacent in that write.  Every write is whole
-    frames, so aiohttp's own control frames can only fall between messages.
-    """
-
-    def __init__(self, request: web.BaseRequest) -> None:
-        transport = request.transport
-        assert transport is not None
-        self._transport = transport
-        self._http = request.protocol
-        self._queued: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
-
-    def queue(self, *frames: tuple[Opcode, bytes]) -> None:
-        """Queue ``(opcode, payload)`` frames for this turn's write (adjacent, in order)."""
-        if self._transport.is_closing():
-            raise ConnectionResetError("the connection is closing")
-        if not self._queued:
-            self._loop.call_soon(self._flush)
-        self._queued.extend(server_frame(opcode, payload) for opcode, payload in frames)
-
-    async def drain(self) -> None:
-        """Wait while the socket's write buffer is full."""
-        await _drain(self._http, self._transport)
-
-    def _flush(self) -> None:
-        data, self._queued = b"".join(self._queued), []
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def abort(self) -> None:
-        """Drop the connection now, unsent frames and all: the peer stopped answering."""
-        self._queued = []
-        self._transport.abort()
 
 
 class RawWebSocket:
@@ -222,7 +177,7 @@ class RawWebSocket:
         return sent
 
     async def drain(self) -> None:
-        await _drain(self._http, self._transport)
+        await drain_connection(self._http, self._transport)
 
     @property
     def open(self) -> bool:

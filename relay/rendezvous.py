@@ -4,7 +4,9 @@
 relay sends the full ``request`` JSON and streams the body as one binary
 message), or delivers a response too large for the control channel.  The reply
 (``response`` JSON, then the body as one binary message of any number of frames)
-is handed to the waiting sender frame by frame.
+is handed to the waiting sender piece by piece.  The socket's rules are the
+core's (``hc.protocol.ControlChannel`` streaming bodies, in
+``relay.rendezvous_socket``); this module pairs the socket with the sender.
 
 ``sb-hc-action=accept``: the listener takes a WebSocket sender (``ws_senders``).
 """
@@ -18,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hc.exceptions import MalformedMessage
-from hc.messages import ResponseCommand, parse_listener_command
+from hc.messages import ResponseCommand
 from relay import ws_senders
 from relay.exceptions import (
     ListenerGone,
@@ -29,7 +30,7 @@ from relay.exceptions import (
     RendezvousRejected,
 )
 from relay.listeners import PendingRequest, RelayedReply
-from relay.rawws import Opcode, RawWebSocket
+from relay.rendezvous_socket import RendezvousSocket
 
 if TYPE_CHECKING:
     from relay.state import RelayState
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["handle"]
 
 log = logging.getLogger("relay.rendezvous")
-_MAX_COMMAND = 256 * 1024
 
 
 async def handle(server: RelayState, request: web.Request, action: str) -> web.StreamResponse:
@@ -52,21 +52,21 @@ async def handle(server: RelayState, request: web.Request, action: str) -> web.S
 
 
 async def _serve_request(request: web.Request, pending: PendingRequest) -> web.StreamResponse:
-    ws, response = await RawWebSocket.accept(request)
+    socket, response = await RendezvousSocket.accept(request, pending.id)
     try:
-        await _until_finished(pending, _exchange(ws, pending))
+        await _until_finished(pending, _exchange(socket, pending))
     except MessageTooLarge as exc:
         pending.fail(exc)
-        await ws.close(1009, "message too big")
+        await socket.close(1009, "message too big")
     except (ConnectionError, ProtocolViolation) as exc:
         log.info("rendezvous for request %s failed: %s", pending.id, exc)
         pending.fail(ListenerGone(f"the listener's rendezvous connection failed: {exc}"))
     except RelayError as exc:  # the sender's body broke off (too slow, say): tell the sender
         log.info("request %s: the sender's body failed: %s", pending.id, exc)
         pending.fail(exc)
-        await ws.close(1011, "the sender's request failed")
+        await socket.close(1011, "the sender's request failed")
     finally:
-        await ws.close(1000)
+        await socket.close(1000)
     return response
 
 
@@ -87,20 +87,20 @@ async def _until_finished(pending: PendingRequest, work: Awaitable[None]) -> Non
             t.cancel()
 
 
-async def _exchange(ws: RawWebSocket, pending: PendingRequest) -> None:
+async def _exchange(socket: RendezvousSocket, pending: PendingRequest) -> None:
     body_task: asyncio.Future[int] | None = None
     if not pending.delivered:
-        await ws.send_text(pending.command.serialize())
+        await socket.send_request(pending.command)
         pending.delivered = True
         if pending.command.body:
-            body_task = asyncio.ensure_future(ws.send_stream(pending.body_chunks()))
-    command = await _response_while_sending(ws, pending, body_task)
-    body = _body(ws) if command.body else _empty()
+            body_task = asyncio.ensure_future(socket.send_body(pending.body_chunks()))
+    command = await _response_while_sending(socket, body_task)
+    body = socket.body() if command.body else _empty()
     pending.resolve(RelayedReply(command, body))
 
 
 async def _response_while_sending(
-    ws: RawWebSocket, pending: PendingRequest, body_task: asyncio.Future[int] | None
+    socket: RendezvousSocket, body_task: asyncio.Future[int] | None
 ) -> ResponseCommand:
     """The listener's response, read while the request body is still being sent.
 
@@ -109,7 +109,7 @@ async def _response_while_sending(
     socket after the reply), and the sender gets the answer at once.  An error of the
     sender's body (too large, too slow) ends the exchange.
     """
-    reading = asyncio.ensure_future(_read_response(ws, pending))
+    reading = asyncio.ensure_future(socket.response())
     try:
         while True:
             waiting: set[asyncio.Future[Any]] = {reading}
@@ -142,31 +142,6 @@ async def _cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
         left = {t for t in left if not t.done()}
     if interrupted:
         raise asyncio.CancelledError
-
-
-async def _read_response(ws: RawWebSocket, pending: PendingRequest) -> ResponseCommand:
-    parts: list[bytes] = []
-    async for frame in ws.recv_message_frames():
-        if frame.opcode is Opcode.BINARY:
-            raise ProtocolViolation("binary frame where the response command was expected")
-        parts.append(bytes(frame.data))
-        if sum(map(len, parts)) > _MAX_COMMAND:
-            raise ProtocolViolation("response command is too long")
-    try:
-        command = parse_listener_command(b"".join(parts))
-    except MalformedMessage as exc:
-        raise ProtocolViolation(f"malformed response on rendezvous: {exc}") from None
-    if not isinstance(command, ResponseCommand) or command.request_id != pending.id:
-        raise ProtocolViolation("rendezvous carried a command for another request")
-    if command.status_code < 200:
-        raise ProtocolViolation(f"status {command.status_code} is not a final answer")
-    return command
-
-
-async def _body(ws: RawWebSocket) -> AsyncIterator[bytes]:
-    async for frame in ws.recv_message_frames():
-        if frame.data:
-            yield bytes(frame.data)
 
 
 async def _empty() -> AsyncIterator[bytes]:

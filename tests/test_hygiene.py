@@ -169,7 +169,7 @@ class Helper(Base):
 
 def test_the_private_names_of_ours_are_found() -> None:
     names = private_names()
-    assert {"_front", "_violations", "_on_command", "_NAMES"} <= names
+    assert {"_front", "_abandoned", "_NAMES"} <= names
     assert "_Element" not in names and "__init__" not in names
 
 

@@ -14,6 +14,7 @@ from lxml import etree
 
 from hc.entities import EntityKind, Rights
 from hc.sas import create_token
+from relay.listeners import INLINE_LIMIT
 from relay.namespace import EntityConfig, SasRule
 from tests.support.raw_listener import RawListener, Reply
 from tests.support.relay import RelayHandle
@@ -563,3 +564,48 @@ async def test_a_listener_answering_before_the_body_ended_is_heard_at_once(
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 413 ")
         writer.close()
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ({"requestId": "someone-else", "statusCode": 200, "body": False},
+         "rendezvous carried a response for another request"),
+        ({"requestId": None, "statusCode": 100, "body": False}, "status 100 is not a final answer"),
+    ],
+)
+async def test_a_rendezvous_answer_the_relay_cannot_use_is_refused_with_1008(
+    arelay: RelayHandle, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture,
+    answer: dict[str, Any], reason: str,
+) -> None:
+    """The rendezvous socket's rules are judged once: the listener's socket is closed
+    with 1008 and the reason, the sender gets a 502, the relay serves the next call."""
+    import websockets
+
+    url = f"{arelay.ws_url}/$hc/strict?sb-hc-action=listen"
+    auth = {"ServiceBusAuthorization": arelay.token("strict")}
+    big = b"b" * (INLINE_LIMIT + 1)  # announced address-only: the request waits at the rendezvous
+    async with websockets.connect(url, additional_headers=auth) as control:
+        post = asyncio.create_task(http.post(f"{arelay.base_url}/strict", data=big, headers=auth))
+        announced = json.loads(await asyncio.wait_for(control.recv(), 5))["request"]
+        async with websockets.connect(announced["address"]) as rendezvous:
+            request = json.loads(await rendezvous.recv())["request"]
+            assert await rendezvous.recv() == big
+            answer = {**answer, "requestId": answer["requestId"] or request["id"]}
+            await rendezvous.send(json.dumps({"response": answer}))
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(rendezvous.recv(), 5)
+            assert (rendezvous.close_code, rendezvous.close_reason) == (1008, reason)
+        async with await post as resp:
+            assert resp.status == 502
+        # The listener's control channel is untouched: the next call is served.
+        post = asyncio.create_task(http.post(f"{arelay.base_url}/strict", data=b"q", headers=auth))
+        request = json.loads(await asyncio.wait_for(control.recv(), 5))["request"]
+        assert await control.recv() == b"q"
+        await control.send(json.dumps({"response": {"requestId": request["id"], "body": True}}))
+        await control.send(b"a")
+        async with await post as resp:
+            assert (resp.status, await resp.read()) == (200, b"a")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and reason in warnings[0]
+    assert not [r for r in caplog.records if r.exc_info]

@@ -14,11 +14,12 @@ import websockets
 from lxml import etree
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+import hc.protocol
 from hc.entities import Discovery, Rights
 from hc.sas import create_token
+from relay.listeners import ListenerConnection, ListenerState
 from relay.namespace import EntityConfig, SasRule
 from relay.routing import FailureLimiter
-from tests.support.clock import T0, ManualClock
 from tests.support.raw_listener import RawListener
 from tests.support.relay import RelayHandle
 
@@ -90,42 +91,62 @@ async def test_failed_reconnect_flood_is_throttled_without_hurting_others(make_r
     await good.close()
 
 
-async def test_expiring_listener_is_closed_with_1008(make_relay: Any) -> None:
-    # The relay's clock reads 100 ms before the token's expiry (plus 200 ms of grace).
-    clock = ManualClock(T0 + 60 - 0.1)
-    relay = await make_relay(EntityConfig("exp"), token_grace=0.2, clock=clock)
-    ws = await connect(relay, "exp", relay.token("exp", ttl=60, now=T0))
-    with pytest.raises(ConnectionClosed):
+class Clock:
+    """The relay's wall clock, moved on by hand (token expiry)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+async def clocked(make_relay: Any) -> tuple[RelayHandle, Clock]:
+    clock = Clock()
+    return await make_relay(EntityConfig("exp"), clock=clock), clock
+
+
+def only_listener(relay: RelayHandle, path: str) -> ListenerConnection:
+    state = relay.server.state.registry.get(path)
+    assert state is not None and len(state.listeners) == 1
+    return state.listeners[0]
+
+
+async def test_expiring_listener_is_closed_with_1008(clocked: tuple[RelayHandle, Clock]) -> None:
+    relay, clock = clocked
+    ws = await connect(relay, "exp", relay.token("exp", ttl=60))
+    listener = only_listener(relay, "exp")
+    listener.tick(listener.loop.time(), 30, 15)
+    assert listener.state is ListenerState.ONLINE
+    clock.offset = 60 + relay.server.config.token_grace + 1
+    with pytest.raises(ConnectionClosed):  # at the relay's next sweep
         await asyncio.wait_for(ws.recv(), 10)
-    assert ws.close_code == 1008 and "expired" in ws.close_reason
+    assert ws.close_code == 1008 and ws.close_reason == "token expired"
 
 
-async def test_renew_token_keeps_listener_open(make_relay: Any) -> None:
-    # The relay's clock reads 1 s before the first tokens' expiry (plus 200 ms of grace).
-    clock = ManualClock(T0 + 60 - 1)
-    relay = await make_relay(EntityConfig("renew"), token_grace=0.2, clock=clock)
-    first = relay.token("renew", ttl=60, now=T0)
-    renewed = await connect(relay, "renew", first)
-    await renewed.send(json.dumps({"renewToken": {"token": relay.token("renew", now=T0)}}))
-    await asyncio.wait_for(await renewed.ping(), 5)  # read in order: the renewal is in
-    unrenewed = await connect(relay, "renew", first)  # the same token, connected later
+async def test_renew_token_keeps_listener_open(clocked: tuple[RelayHandle, Clock]) -> None:
+    relay, clock = clocked
+    ws = await connect(relay, "exp", relay.token("exp", ttl=60))
+    await ws.send(json.dumps({"renewToken": {"token": relay.token("exp", ttl=3600)}}))
+    await asyncio.wait_for(await ws.ping(), 5)  # read in order: the renewal is in
+    listener = only_listener(relay, "exp")
+    clock.offset = 600  # past the first token's expiry, well before the second's
+    listener.tick(listener.loop.time(), 30, 15)
+    assert listener.state is ListenerState.ONLINE
+    await ws.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
     with pytest.raises(ConnectionClosed):
-        await asyncio.wait_for(unrenewed.recv(), 10)
-    assert unrenewed.close_code == 1008 and "expired" in unrenewed.close_reason
-    await asyncio.wait_for(await renewed.ping(), 5)  # past the first token's expiry: still open
-    await renewed.send(json.dumps({"renewToken": {"token": "SharedAccessSignature nonsense"}}))
-    with pytest.raises(ConnectionClosed):
-        await asyncio.wait_for(renewed.recv(), 5)
-    assert renewed.close_code == 1008
+        await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1008 and "renewToken refused" in ws.close_reason
 
 
 @pytest.mark.parametrize(
     "frame, reason",
     [
-        ("not json", "malformed"),
-        (json.dumps({"response": {"requestId": "1", "statusCode": "abc"}}), "malformed"),
-        (json.dumps({"dance": {}}), "malformed"),
-        (b"\x00\x01binary", "binary frame"),
+        ("not json", "not valid JSON"),
+        (json.dumps({"response": {"requestId": "1", "statusCode": "abc"}}), "statusCode 'abc' is not a number"),
+        (json.dumps({"dance": {}}), "unknown listener command 'dance'"),
+        (b"\x00\x01binary", "binary message of 8 bytes where a command is due"),
     ],
 )
 async def test_bad_control_frames_close_only_that_listener(make_relay: Any, frame: Any, reason: str) -> None:
@@ -173,9 +194,9 @@ async def test_response_for_foreign_request_id_never_reaches_a_sender(
         await owner.send(b"real")
         resp = await post
         assert await resp.read() == b"real"
-    forged_lines = [r for r in caplog.records if "answered unknown request id" in r.getMessage()]
+    forged_lines = [r for r in caplog.records if "never given to it" in r.getMessage()]
     assert len(forged_lines) == 1 and forged_lines[0].levelno == logging.WARNING
-    assert len(state.listeners) == 2  # one forgery is counted, not yet a reason to close
+    assert sorted(c.unknown_answers for c in state.listeners) == [0, 1]  # counted, not yet closed
     await one.close()
     await two.close()
 
@@ -279,22 +300,26 @@ async def test_dead_listener_is_dropped_after_missed_pongs(make_relay: Any) -> N
 
 
 async def test_internal_error_closes_only_that_listener_with_1011(
-    make_relay: Any, caplog: pytest.LogCaptureFixture
+    make_relay: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # No public input makes the relay fail internally: its injected clock is made to,
-    # while it checks one listener's renewed token.
-    clock = ManualClock(time.time())
-    relay = await make_relay(EntityConfig("err"), clock=clock)
+    # No public input makes the relay fail internally, so the command parser is made to.
+    original = hc.protocol.parse_listener_command
+
+    def exploding(text: str | bytes) -> Any:
+        if text == "explode":
+            raise RuntimeError("a bug in the relay")
+        return original(text)
+
+    monkeypatch.setattr(hc.protocol, "parse_listener_command", exploding)
+    relay = await make_relay(EntityConfig("err"))
     auth = {"ServiceBusAuthorization": relay.token("err")}
     async with RawListener(relay.ws_url, "err", relay.token("err")) as good:
         ws = await connect(relay, "err", relay.token("err"))
-        clock.failure = LookupError("a bug in the relay")
-        await ws.send(json.dumps({"renewToken": {"token": relay.token("err")}}))
+        await ws.send("explode")
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
         await ws.wait_closed()
         assert (ws.close_code, ws.close_reason) == (1011, "internal error")
-        clock.failure = None
         async with aiohttp.ClientSession() as http:
             for _ in range(5):  # every request goes to the listener that is left
                 async with http.post(f"{relay.base_url}/err", data=b"ok", headers=auth) as resp:
@@ -333,3 +358,32 @@ async def test_sixteenth_response_for_an_id_never_given_closes_with_1008(make_re
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1008 and "not given" in ws.close_reason
+
+
+UPGRADE = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+
+
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        (UPGRADE + "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+         "Sec-WebSocket-Version must be 13"),
+        (UPGRADE + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n",
+         "Sec-WebSocket-Key is not 16 bytes in base64"),
+        ("Connection: keep-alive\r\n", "does not ask to upgrade to websocket"),
+    ],
+)
+async def test_a_listen_request_that_is_not_a_websocket_handshake_gets_400(
+    make_relay: Any, headers: str, reason: str
+) -> None:
+    relay = await make_relay(EntityConfig("hs"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    writer.write((f"GET /$hc/hs?sb-hc-action=listen HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\n"
+                  f"ServiceBusAuthorization: {relay.token('hs')}\r\n{headers}\r\n").encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    body = await reader.readexactly(length)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400 ") and reason.encode() in body
+    state = relay.server.state.registry.get("hs")
+    assert state is not None and state.listeners == []
