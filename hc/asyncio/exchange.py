@@ -113,7 +113,8 @@ class Rendezvous:
         socket = await self.open(command.address)
         event = await socket.next_event()
         if not isinstance(event, RequestReceived) or event.command.is_address_only:
-            log.info("rendezvous %s: no full request came (%s)", command.id, _describe(event))
+            log.info("rendezvous %s: the request broke off before its end (%s); the call is"
+                     " dropped", command.id, _describe(event))
             await socket.close()
             return None
 
@@ -187,5 +188,5 @@ async def _respond_on(socket: WebSocketProtocol, response: ResponseCommand, body
 
 def _describe(event: object) -> str:
     if isinstance(event, ConnectionClosed):
-        return f"closed with {event.code} {event.reason}".strip()
+        return f"the relay closed the rendezvous: {event.code} {event.reason}".strip()
     return type(event).__name__
