@@ -109,6 +109,8 @@ def derived(results: dict[str, Any]) -> dict[str, float | None]:
         "s1_relay_nginx_c1": _ratio(_s1(results, "relay", "1", "rps"), _s1(results, "nginx", "1", "rps")),
         "s1_cpu_us_c32": _s1(results, "relay", "32", "relay_cpu_us_per_req"),
         "s1_cpu_us_c1": _s1(results, "relay", "1", "relay_cpu_us_per_req"),
+        "s1_cpu_ratio_c32": _ratio(_s1(results, "relay", "32", "relay_cpu_us_per_req"),
+                                   _s1(results, "direct", "32", "backend_cpu_us_per_req")),
         "s1_added_ms_c1": (p50["relay"] - p50["direct"])
         if p50["relay"] is not None and p50["direct"] is not None else None,
         "s2_ratio_c1": _ratio(_get(results, "s2", "relay", "1", "median", "calls_s"),
@@ -125,16 +127,16 @@ def derived(results: dict[str, Any]) -> dict[str, float | None]:
 
 
 _TARGETS: list[tuple[str, str, str, Callable[[float], bool], str]] = [
-    ("S1", "relay/direct req/s at c=32", "s1_relay_direct_c32", lambda v: v >= 0.5, ">= 0.50x"),
+    ("S1", "relay/direct req/s at c=32", "s1_relay_direct_c32", lambda v: v >= 0.75, ">= 0.75x"),
     ("S1", "relay/nginx req/s at c=32", "s1_relay_nginx_c32", lambda v: v >= 0.45, ">= 0.45x"),
-    ("S1", "relay CPU per request (c=32)", "s1_cpu_us_c32", lambda v: v <= 90, "<= 90 us"),
-    ("S1", "latency the relay adds at c=1 (p50)", "s1_added_ms_c1", lambda v: v <= 0.5, "<= 0.50 ms"),
+    ("S1", "relay CPU per request / aiohttp echo's (c=32)", "s1_cpu_ratio_c32", lambda v: v <= 1.1, "<= 1.10x"),
+    ("S1", "latency the relay adds at c=1 (p50)", "s1_added_ms_c1", lambda v: v <= 0.25, "<= 0.25 ms"),
     ("S2", "relay e2e / direct e2e calls/s, c=1", "s2_ratio_c1", lambda v: v >= 0.9, ">= 0.90x"),
     ("S2", "relay e2e / direct e2e calls/s, c=8", "s2_ratio_c8", lambda v: v >= 0.9, ">= 0.90x"),
-    ("S3", "our listener / hyco-https req/s, c=1", "s3_ratio_c1", lambda v: v >= 1.0, ">= 1.00x"),
-    ("S3", "our listener / hyco-https req/s, c=32", "s3_ratio_c32", lambda v: v >= 1.0, ">= 1.00x"),
+    ("S3", "our listener / hyco-https req/s, c=1", "s3_ratio_c1", lambda v: v >= 1.2, ">= 1.20x"),
+    ("S3", "our listener / hyco-https req/s, c=32", "s3_ratio_c32", lambda v: v >= 1.2, ">= 1.20x"),
     ("S4", "relay memory per idle listener", "s4_kib_per_listener", lambda v: v <= 20, "<= 20 KiB"),
-    ("S5", "1,000 subscribers, p99 until all acked", "s5_p99_1000", lambda v: v <= 100, "<= 100 ms"),
+    ("S5", "1,000 subscribers, p99 until all acked", "s5_p99_1000", lambda v: v <= 60, "<= 60 ms"),
     ("S6", "100 MiB body, slower direction", "s6_min_mb_s_100", lambda v: v >= 100, ">= 100 MB/s"),
     ("S6", "relay peak RSS growth, any body", "s6_max_rss_mib", lambda v: v <= 32, "<= 32 MiB"),
 ]
@@ -184,8 +186,8 @@ def _s1_table(s1: dict[str, Any]) -> list[str]:
                 cpu = m.get("relay_cpu_us_per_req", m.get("backend_cpu_us_per_req"))
                 rows.append(f"| {label} | {c} | {_n(m['rps'], 0)} | {_n(m['p50_ms'])} | {_n(m['p99_ms'])} | "
                             f"{_n(cpu, 0)} |")
-    rows += ["", "Server CPU: the relay process for (c) and S3; the aiohttp echo backend itself for (a),"
-             " the cost of one plain Python HTTP server answering the same request."]
+    rows += ["", ("Server CPU: the relay process for (c) and S3; the aiohttp echo backend itself for (a),"
+                  " the cost of one plain Python HTTP server answering the same request.")]
     return rows
 
 

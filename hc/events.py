@@ -5,8 +5,8 @@ into WebSocket events (:class:`TextReceived`, :class:`BinaryReceived`,
 :class:`PingReceived`, :class:`PongReceived`, :class:`ConnectionClosed`);
 :class:`hc.protocol.ControlChannel` turns the two data events into
 Hybrid Connections commands (:class:`RequestReceived`, :class:`AcceptReceived`,
-:class:`ResponseReceived`, :class:`RenewTokenReceived`) and passes the control
-events through unchanged.
+:class:`ResponseReceived`, :class:`RenewTokenReceived`, and :class:`BodyChunk`
+when it streams bodies) and passes the control events through unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from hc.messages import AcceptCommand, RequestCommand, ResponseCommand
 
 __all__ = [
     "AcceptReceived",
+    "BinaryFragment",
     "BinaryReceived",
+    "BodyChunk",
     "ConnectionClosed",
     "Event",
     "PingReceived",
@@ -42,6 +44,19 @@ class BinaryReceived:
     """A whole binary message, its fragments joined."""
 
     data: bytes
+
+
+@dataclass(frozen=True)
+class BinaryFragment:
+    """A piece of a binary message, from an endpoint that streams them (``stream_binary``).
+
+    Pieces come as their bytes arrive, not per frame: one 100 MiB frame is many
+    pieces, and nothing is held whole.  ``fin`` is true on the message's last piece
+    (which may be empty).
+    """
+
+    data: bytes = field(repr=False)
+    fin: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,9 @@ class ConnectionClosed:
 class RequestReceived:
     """Listener side: an HTTP request; ``body`` is None unless ``command.body`` is true.
 
+    On a channel that streams bodies, ``body`` is always None and, when
+    ``command.body`` is true, :class:`BodyChunk` events follow with the body.
+
     An address-only request (``command.is_address_only``) never has a body: the
     listener opens ``command.address`` and receives the full request there.
     """
@@ -90,7 +108,11 @@ class AcceptReceived:
 
 @dataclass(frozen=True)
 class ResponseReceived:
-    """Relay side: a response; ``body`` is None unless ``command.body`` is true."""
+    """Relay side: a response; ``body`` is None unless ``command.body`` is true.
+
+    On a channel that streams bodies, ``body`` is always None and, when
+    ``command.body`` is true, :class:`BodyChunk` events follow with the body.
+    """
 
     command: ResponseCommand
     body: bytes | None = field(default=None, repr=False)
@@ -103,14 +125,26 @@ class RenewTokenReceived:
     token: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class BodyChunk:
+    """Streaming channels (``stream_bodies``): a piece of the body of the request or
+    response reported just before; ``end`` is true on its last piece (maybe empty)."""
+
+    data: bytes = field(repr=False)
+    end: bool = False
+
+
 #: What :meth:`hc.framing.WebSocketEndpoint.events_received` returns.
-WebSocketEvent = TextReceived | BinaryReceived | PingReceived | PongReceived | ConnectionClosed
+WebSocketEvent = (
+    TextReceived | BinaryReceived | BinaryFragment | PingReceived | PongReceived | ConnectionClosed
+)
 #: What :meth:`hc.protocol.ControlChannel.events_received` returns.
 Event = (
     RequestReceived
     | AcceptReceived
     | ResponseReceived
     | RenewTokenReceived
+    | BodyChunk
     | PingReceived
     | PongReceived
     | ConnectionClosed

@@ -4,7 +4,14 @@ Bytes go in (:meth:`WebSocketEndpoint.receive_data`, :meth:`~WebSocketEndpoint.r
 events come out (:meth:`~WebSocketEndpoint.events_received`), and the bytes to
 write are collected by :meth:`~WebSocketEndpoint.data_to_send`.  Fragmented
 messages are joined (up to ``max_message_size``), Pings are answered with a
-Pong, the closing handshake is tracked.  The handshake (HTTP Upgrade) and
+Pong, the closing handshake is tracked.
+
+An endpoint made with ``stream_binary=True`` does not join binary messages: it
+reports each as :class:`~hc.events.BinaryFragment` pieces as their bytes arrive
+(a frame's payload included: one 100 MiB frame is never held whole), and
+``max_message_size`` then bounds text messages only; the reader of the pieces
+decides how much it takes.  :meth:`WebSocketEndpoint.send_binary_fragment`
+sends a binary message in pieces the same way.  The handshake (HTTP Upgrade) and
 extensions are not this module's: the endpoint starts OPEN, with no
 permessage-deflate (PROTOCOL.md §3: control channels do not negotiate it).
 
@@ -35,9 +42,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from hc.events import (
+    BinaryFragment,
     BinaryReceived,
     ConnectionClosed,
     PingReceived,
@@ -137,6 +146,22 @@ def parse_close(payload: bytes) -> tuple[int, str]:
         raise RemoteProtocolError("invalid UTF-8 in a close reason", close_code=INVALID_DATA) from None
 
 
+@dataclass
+class _PartFrame:
+    """A streamed frame whose payload is still arriving."""
+
+    remaining: int
+    key: bytes | None  # the masking key, for a client's frame
+    offset: int  # payload bytes already passed on (where the key stands)
+    fin: bool
+
+
+def _rotated(key: bytes, offset: int) -> bytes:
+    """The masking key as it stands ``offset`` bytes into a payload."""
+    at = offset % 4
+    return key[at:] + key[:at]
+
+
 def _truncate(reason: str) -> str:
     """``reason`` cut to fit a Close frame (123 bytes of UTF-8), never mid-character."""
     return reason.encode()[:_MAX_REASON].decode(errors="ignore")
@@ -152,6 +177,9 @@ class WebSocketEndpoint:
         mask: the masking function; :func:`hc.frames.apply_mask` by default.
         on_event: when given, each event is passed to it as it is parsed instead of
             being kept for :meth:`events_received`; it may raise what :meth:`fail` returns.
+        stream_binary: report binary messages as :class:`~hc.events.BinaryFragment`
+            pieces as they arrive instead of joined (``max_message_size`` then bounds
+            text messages only).
     """
 
     def __init__(
@@ -162,8 +190,10 @@ class WebSocketEndpoint:
         mask_key: Callable[[], bytes] = lambda: os.urandom(4),
         mask: Mask = apply_mask,
         on_event: Callable[[WebSocketEvent], None] | None = None,
+        stream_binary: bool = False,
     ) -> None:
         self.side = side
+        self.stream_binary = stream_binary
         self.max_message_size = max_message_size
         self._mask_key = mask_key
         self._mask = mask
@@ -176,6 +206,9 @@ class WebSocketEndpoint:
         self._message: list[bytes] | None = None  # fragments of the data message in progress
         self._message_opcode = Opcode.BINARY
         self._message_size = 0
+        self._streaming = False  # a streamed binary message is being received
+        self._part: _PartFrame | None = None  # its frame whose payload is still arriving
+        self._fragmenting = False  # a binary message is being sent in pieces
 
     @property
     def state(self) -> State:
@@ -207,8 +240,7 @@ class WebSocketEndpoint:
         if self._state is State.CLOSED:
             return
         self._state = State.CLOSED
-        self._buffer.clear()
-        self._message, self._message_size = None, 0
+        self._forget_input()
         self._on_event(ConnectionClosed(ABNORMAL))
 
     def events_received(self) -> list[WebSocketEvent]:
@@ -228,12 +260,18 @@ class WebSocketEndpoint:
             self._send_frame(Opcode.CLOSE, close_payload(code, _truncate(reason)))
             self._state = State.CLOSING
         self._failed = True
+        self._forget_input()
+        return RemoteProtocolError(reason, close_code=code)
+
+    def _forget_input(self) -> None:
         self._buffer.clear()
         self._message, self._message_size = None, 0
-        return RemoteProtocolError(reason, close_code=code)
+        self._streaming, self._part = False, None
 
     def _next_frame(self) -> bool:
         """Parse and handle one frame from the buffer; False while none is complete."""
+        if self._part is not None:
+            return self._pass_part()
         buf = self._buffer
         if len(buf) < 2:
             return False
@@ -251,6 +289,8 @@ class WebSocketEndpoint:
             if len(buf) < at:
                 return False
             length = int.from_bytes(buf[2:at], "big")
+        if self._is_streamed(opcode):
+            return self._start_part(opcode, fin, masked, at, length)
         if opcode < Opcode.CLOSE and self._message_size + length > self.max_message_size:
             raise self.fail(TOO_BIG, f"message longer than {self.max_message_size} bytes")
         end = at + (4 if masked else 0) + length
@@ -262,6 +302,46 @@ class WebSocketEndpoint:
         del buf[:end]
         self._handle(opcode, fin, payload)
         return True
+
+    def _is_streamed(self, opcode: Opcode) -> bool:
+        """Whether a data frame belongs to a binary message reported in pieces."""
+        if opcode is Opcode.CONT:
+            return self._streaming
+        return opcode is Opcode.BINARY and self.stream_binary
+
+    def _start_part(self, opcode: Opcode, fin: bool, masked: bool, at: int, length: int) -> bool:
+        """The header of a streamed frame is in: pass its payload on as it arrives."""
+        buf = self._buffer
+        if len(buf) < at + (4 if masked else 0):
+            return False
+        if opcode is Opcode.BINARY and (self._streaming or self._message is not None):
+            raise self.fail(PROTOCOL_ERROR, "new data frame before the previous message ended")
+        key = bytes(buf[at : at + 4]) if masked else None
+        del buf[: at + (4 if masked else 0)]
+        self._streaming = not fin
+        self._part = _PartFrame(length, key, 0, fin)
+        return self._pass_part()
+
+    def _pass_part(self) -> bool:
+        """Report what has arrived of the streamed frame; True once it is all in."""
+        part, buf = self._part, self._buffer
+        assert part is not None
+        size = min(part.remaining, len(buf))
+        if part.remaining and not size:
+            return False
+        data = bytes(buf[:size])
+        del buf[:size]
+        if part.key is not None and data:
+            data = self._mask(data, _rotated(part.key, part.offset))
+        part.offset += size
+        part.remaining -= size
+        done = not part.remaining
+        if done:
+            self._part = None
+        last = done and part.fin
+        if (data or last) and self._state is State.OPEN:
+            self._on_event(BinaryFragment(data, last))
+        return done
 
     def _check_first_byte(self, first: int) -> Opcode:
         if first & 0x70:
@@ -287,9 +367,9 @@ class WebSocketEndpoint:
     def _handle_data(self, opcode: Opcode, fin: bool, payload: bytes) -> None:
         """Join fragments (RFC 6455 §5.4); control frames may come between them."""
         if opcode is Opcode.CONT:
-            if self._message is None:
+            if self._message is None:  # (a streamed message's frames never come here)
                 raise self.fail(PROTOCOL_ERROR, "continuation frame with no message to continue")
-        elif self._message is not None:
+        elif self._message is not None or self._streaming:
             raise self.fail(PROTOCOL_ERROR, "new data frame before the previous message ended")
         else:
             self._message, self._message_opcode = [], opcode
@@ -331,6 +411,19 @@ class WebSocketEndpoint:
         """Queue a binary message, as one frame."""
         self._send_data(Opcode.BINARY, data, "a binary message")
 
+    def send_binary_fragment(self, data: bytes, *, fin: bool) -> None:
+        """Queue one piece of a binary message sent in pieces; ``fin`` on the last.
+
+        Until the last piece, only control frames may be sent (RFC 6455 §5.4).
+
+        Raises:
+            LocalProtocolError: not OPEN.
+        """
+        self._check_open("a binary fragment")
+        opcode = Opcode.CONT if self._fragmenting else Opcode.BINARY
+        self._fragmenting = not fin
+        self._send_frame(opcode, data, fin=fin)
+
     def send_ping(self, data: bytes = b"") -> None:
         """Queue a Ping (at most 125 bytes of payload)."""
         self._send_control(Opcode.PING, data, "a ping")
@@ -352,8 +445,15 @@ class WebSocketEndpoint:
         self._send_control(Opcode.CLOSE, close_payload(code, reason), "a close frame")
         self._state = State.CLOSING
 
+    @property
+    def sending_fragments(self) -> bool:
+        """Whether a binary message sent in pieces still lacks its last piece."""
+        return self._fragmenting
+
     def _send_data(self, opcode: Opcode, payload: bytes, what: str) -> None:
         self._check_open(what)
+        if self._fragmenting:
+            raise LocalProtocolError(f"cannot send {what}: a binary message is being sent in pieces")
         self._send_frame(opcode, payload)
 
     def _send_control(self, opcode: Opcode, payload: bytes, what: str) -> None:
@@ -366,10 +466,10 @@ class WebSocketEndpoint:
         if self._state is not State.OPEN:
             raise LocalProtocolError(f"cannot send {what}: the connection is {self._state.value}")
 
-    def _send_frame(self, opcode: Opcode, payload: bytes) -> None:
+    def _send_frame(self, opcode: Opcode, payload: bytes, *, fin: bool = True) -> None:
         key = None
         if self.side is Side.CLIENT:
             key = self._mask_key()
             if len(key) != 4:
                 raise LocalProtocolError("a masking key is 4 bytes")
-        self._outgoing.append(serialize_frame(opcode, payload, mask_key=key, mask=self._mask))
+        self._outgoing.append(serialize_frame(opcode, payload, fin=fin, mask_key=key, mask=self._mask))

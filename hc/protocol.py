@@ -38,6 +38,16 @@ States (:attr:`ControlChannel.state`) and transitions::
 
 AWAITING_BODY is a sub-state of OPEN: sending is allowed in it.  Under it,
 :mod:`hc.framing` does RFC 6455 (masking, fragments, Ping/Pong, Close).
+
+Streaming (rendezvous sockets, where bodies may be any size).  A channel made
+with ``stream_bodies=True`` reports a command with ``"body": true`` at once and
+its body as :class:`~hc.events.BodyChunk` pieces as they arrive, the last with
+``end`` set; nothing is held whole, and the reader bounds the size.  Either
+role may send a body in pieces: ``send_request(command, streamed=True)`` (or
+``send_response``), then :meth:`ControlChannel.send_body_chunk` until one with
+``end=True``.  Until then no other command may be sent: the body's message must
+follow its command with nothing in between.  Pings, Pongs and Close may, as
+RFC 6455 allows control frames between fragments.
 """
 
 from __future__ import annotations
@@ -49,7 +59,9 @@ from enum import Enum
 from hc import framing
 from hc.events import (
     AcceptReceived,
+    BinaryFragment,
     BinaryReceived,
+    BodyChunk,
     Event,
     RenewTokenReceived,
     RequestReceived,
@@ -107,6 +119,9 @@ class ControlChannel:
         max_message_size: the largest message accepted, a body or a command (1009 beyond).
         mask_key: a fresh 4-byte masking key per frame, used by the LISTENER (a client).
         mask: the masking function; :func:`hc.frames.apply_mask` by default.
+        stream_bodies: report bodies as :class:`~hc.events.BodyChunk` pieces as they
+            arrive (a rendezvous socket) instead of whole with their command;
+            ``max_message_size`` then bounds commands only.
     """
 
     def __init__(
@@ -116,16 +131,19 @@ class ControlChannel:
         max_message_size: int = framing.DEFAULT_MAX_MESSAGE_SIZE,
         mask_key: Callable[[], bytes] = lambda: os.urandom(4),
         mask: Mask = apply_mask,
+        stream_bodies: bool = False,
     ) -> None:
         self.role = role
+        self.stream_bodies = stream_bodies
         side = framing.Side.SERVER if role is Role.RELAY else framing.Side.CLIENT
         self._ws = framing.WebSocketEndpoint(
             side, max_message_size=max_message_size, mask_key=mask_key, mask=mask,
-            on_event=self._on_websocket_event,
+            on_event=self._on_websocket_event, stream_binary=stream_bodies,
         )
         self._events: list[Event] = []
         self._inbound = _Inbound.COMMAND
         self._pending: RequestCommand | ResponseCommand | None = None  # awaiting its body
+        self._sending_body: str | None = None  # what we send a body in pieces for
 
     @property
     def state(self) -> State:
@@ -139,6 +157,11 @@ class ControlChannel:
     def buffered(self) -> int:
         """Bytes held for incomplete frames and messages (bounded by ``max_message_size``)."""
         return self._ws.buffered
+
+    @property
+    def sending_body(self) -> bool:
+        """Whether a body being sent in pieces still lacks its last piece."""
+        return self._sending_body is not None
 
     # -- input -------------------------------------------------------------------------
 
@@ -172,6 +195,8 @@ class ControlChannel:
             self._on_text(event.text)
         elif isinstance(event, BinaryReceived):
             self._on_binary(event.data)
+        elif isinstance(event, BinaryFragment):
+            self._on_fragment(event.data, event.fin)
         else:
             self._events.append(event)
 
@@ -191,6 +216,11 @@ class ControlChannel:
             self._events.append(AcceptReceived(command))
         elif command.body:  # PROTOCOL.md §3: "exactly one binary WebSocket message ... follows"
             self._pending, self._inbound = command, _Inbound.BODY
+            if self.stream_bodies:  # reported now; its body follows as BodyChunk events
+                self._events.append(
+                    ResponseReceived(command) if isinstance(command, ResponseCommand)
+                    else RequestReceived(command)
+                )
         elif isinstance(command, ResponseCommand):
             self._events.append(ResponseReceived(command))
             self._inbound = _Inbound.COMMAND_OR_EMPTY
@@ -210,35 +240,65 @@ class ControlChannel:
         else:
             raise self._violation(f"binary message of {len(data)} bytes where a command is due")
 
+    def _on_fragment(self, data: bytes, fin: bool) -> None:
+        inbound = self._inbound
+        if inbound is _Inbound.BODY:
+            self._events.append(BodyChunk(data, fin))
+        elif inbound is not _Inbound.COMMAND_OR_EMPTY or data:
+            raise self._violation(f"binary message where a command is due ({len(data)} bytes in)")
+        if fin:  # the body (or the 0-byte message after a bodiless response) is over
+            self._inbound, self._pending = _Inbound.COMMAND, None
+
     def _violation(self, reason: str) -> RemoteProtocolError:
         return self._ws.fail(POLICY_VIOLATION, reason)
 
     # -- output ------------------------------------------------------------------------
 
-    def send_request(self, command: RequestCommand, body: bytes | None = None) -> None:
+    def send_request(
+        self, command: RequestCommand, body: bytes | None = None, *, streamed: bool = False
+    ) -> None:
         """RELAY: queue a request, and its body as the very next message when it has one.
 
+        With ``streamed``, the body follows through :meth:`send_body_chunk`.
+
         Raises:
-            LocalProtocolError: not the RELAY, not OPEN, or ``body`` given exactly when
-                ``command.body`` is false (or absent, as in an address-only request).
+            LocalProtocolError: not the RELAY, not OPEN, a body still being sent, or
+                ``body`` (or ``streamed``) given exactly when ``command.body`` is false
+                (or absent, as in an address-only request).
         """
         self._check_role(Role.RELAY, "a request")
-        self._send_command(command.serialize(), bool(command.body), body, "request")
+        self._send_command(command.serialize(), bool(command.body), body, "request", streamed)
 
     def send_accept(self, command: AcceptCommand) -> None:
         """RELAY: queue an accept (a WebSocket sender waits at ``command.address``)."""
         self._check_role(Role.RELAY, "an accept")
         self._send_command(command.serialize(), False, None, "accept")
 
-    def send_response(self, command: ResponseCommand, body: bytes | None = None) -> None:
+    def send_response(
+        self, command: ResponseCommand, body: bytes | None = None, *, streamed: bool = False
+    ) -> None:
         """LISTENER: queue a response, and its body as the very next message when it has one.
 
+        With ``streamed``, the body follows through :meth:`send_body_chunk`.
+
         Raises:
-            LocalProtocolError: not the LISTENER, not OPEN, or ``body`` given exactly
-                when ``command.body`` is false.
+            LocalProtocolError: not the LISTENER, not OPEN, a body still being sent, or
+                ``body`` (or ``streamed``) given exactly when ``command.body`` is false.
         """
         self._check_role(Role.LISTENER, "a response")
-        self._send_command(command.serialize(), command.body, body, "response")
+        self._send_command(command.serialize(), command.body, body, "response", streamed)
+
+    def send_body_chunk(self, data: bytes, *, end: bool = False) -> None:
+        """Queue the next piece of the body begun with ``streamed=True``; ``end`` on the last.
+
+        Raises:
+            LocalProtocolError: no body is being sent, or the channel is not OPEN.
+        """
+        if self._sending_body is None:
+            raise LocalProtocolError("no body is being sent: send a command with streamed=True first")
+        self._ws.send_binary_fragment(data, fin=end)
+        if end:
+            self._sending_body = None
 
     def send_renew_token(self, token: str) -> None:
         """LISTENER: queue a renewToken with a fresh SAS token."""
@@ -261,12 +321,21 @@ class ControlChannel:
         if self.role is not role:
             raise LocalProtocolError(f"only the {role.value} sends {what}")
 
-    def _send_command(self, text: str, has_body: bool, body: bytes | None, name: str) -> None:
-        if has_body and body is None:
+    def _send_command(
+        self, text: str, has_body: bool, body: bytes | None, name: str, streamed: bool = False
+    ) -> None:
+        if self._sending_body is not None:
+            raise LocalProtocolError(f"cannot send a {name}: the body of {self._sending_body} "
+                                     "is still being sent")
+        if streamed and (not has_body or body is not None):
+            raise LocalProtocolError(f'a streamed {name} needs "body": true and no body bytes')
+        if has_body and body is None and not streamed:
             raise LocalProtocolError(f'a {name} with "body": true needs its body')
         if not has_body and body is not None:
             raise LocalProtocolError(f'a {name} without "body": true cannot carry a body')
         self._ws.send_text(text)  # raises LocalProtocolError unless OPEN
+        if streamed:
+            self._sending_body = f"a {name}"
         if body is not None:
             self._ws.send_binary(body)  # adjacent: queued in the same call, nothing between
 

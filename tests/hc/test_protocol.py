@@ -329,13 +329,15 @@ LIMIT = 200
 
 
 @settings(max_examples=100, deadline=None)
-@given(role=st.sampled_from(list(Role)), data=st.data())
-def test_random_bytes_raise_only_remote_protocol_error_and_stay_bounded(role: Role, data: st.DataObject) -> None:
+@given(role=st.sampled_from(list(Role)), stream=st.booleans(), data=st.data())
+def test_random_bytes_raise_only_remote_protocol_error_and_stay_bounded(
+    role: Role, stream: bool, data: st.DataObject
+) -> None:
     valid = [raw(role, Opcode.TEXT, POST.serialize().encode()), raw(role, Opcode.TEXT, OK.serialize().encode()),
              raw(role, Opcode.BINARY, b"body", fin=False), raw(role, Opcode.CONT, b"x"), raw(role, Opcode.PING, b""),
              raw(role, Opcode.BINARY, b"y" * 150, fin=False), raw(role, Opcode.BINARY, b"big" * 400)[:100]]
     chunks = data.draw(st.lists(st.one_of(st.binary(max_size=300), st.sampled_from(valid)), max_size=10))
-    machine = ControlChannel(role, max_message_size=LIMIT)
+    machine = ControlChannel(role, max_message_size=LIMIT, stream_bodies=stream)
     for chunk in chunks:
         try:
             machine.receive_data(chunk)
