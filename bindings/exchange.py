@@ -29,8 +29,8 @@ from typing import Any
 
 from bindings.address import RelayAddress
 from bindings.handler import Handler, RelayedRequest, RelayedResponse, settle
-from hc.asyncio import RelayedHttpListenerRequest, RelayedHttpListenerResponse
-from hc.asyncio.exchange import INLINE_LIMIT
+from hc.asyncio import BodyBrokenError, RelayedHttpListenerRequest, RelayedHttpListenerResponse
+from hc.asyncio.http import INLINE_LIMIT
 from hc.headers import FRAMING_HEADERS
 
 __all__ = [
@@ -62,9 +62,15 @@ def relayed_request(request: RelayedHttpListenerRequest, address: RelayAddress) 
 
 
 async def call_handler(handler: Handler, request: RelayedRequest) -> RelayedResponse:
-    """Await ``handler``; an exception becomes a plain 500 (logged, never sent)."""
+    """Await ``handler``; an exception becomes a plain 500 (logged, never sent).
+
+    Raises:
+        BodyBrokenError: the body broke off while the handler read it (nobody to answer).
+    """
     try:
         return await handler(request)
+    except BodyBrokenError:
+        raise
     except Exception:
         log.exception("handler failed on %s %s", request.method, request.target)
         return RelayedResponse(
@@ -84,6 +90,9 @@ async def call_in_slot(
     """``prepare`` the request outside a call slot, then call ``handler`` in one.
 
     A response from ``prepare`` (413, a quota fault) is the answer: no slot is taken.
+
+    Raises:
+        BodyBrokenError: the body broke off before its end.
     """
     if prepare is not None:
         prepared = await call_handler(prepare, request)  # type: ignore[arg-type]

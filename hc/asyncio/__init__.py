@@ -17,6 +17,7 @@ This package may use asyncio, ssl and socket, and imports nothing of ours but
 from hc.asyncio.client import HybridConnectionClient
 from hc.asyncio.errors import (
     AuthorizationFailedError,
+    BodyBrokenError,
     ConnectionLostError,
     EndpointNotFoundError,
     KeepAliveTimeoutError,
@@ -38,6 +39,7 @@ from hc.asyncio.tokens import SecurityToken, SharedAccessSignatureTokenProvider,
 __all__ = [
     "AuthorizationFailedError",
     "Backoff",
+    "BodyBrokenError",
     "ConnectionLostError",
     "EndpointNotFoundError",
     "HybridConnectionClient",

@@ -7,7 +7,8 @@
     │   ├── EndpointNotFoundError      404 (.NET ``EndpointNotFoundException``)
     │   └── QuotaExceededError         403 for a quota (.NET ``QuotaExceededException``)
     └── ConnectionLostError            an open control channel or stream ended: close code, reason
-        └── KeepAliveTimeoutError      the relay left a keep-alive ping unanswered
+        ├── KeepAliveTimeoutError      the relay left a keep-alive ping unanswered
+        └── BodyBrokenError            a request body broke off (the relay closed its socket)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 
 __all__ = [
     "AuthorizationFailedError",
+    "BodyBrokenError",
     "ConnectionLostError",
     "EndpointNotFoundError",
     "KeepAliveTimeoutError",
@@ -83,6 +85,17 @@ class KeepAliveTimeoutError(ConnectionLostError):
     def __init__(self, timeout: float) -> None:
         super().__init__(1011, f"no pong within {timeout:g} s")
         self.timeout = timeout
+
+
+class BodyBrokenError(ConnectionLostError):
+    """A request body broke off: the relay closed the rendezvous socket before its end
+    (the sender went away or was too slow).  Nobody is left to answer."""
+
+    def __init__(self, close_code: int | None, reason: str, received: int) -> None:
+        super().__init__(close_code, reason)
+        self.received = received
+        text = f"the request body broke off after {received} bytes (relay closed the rendezvous: {close_code})"
+        self.args = (text,)
 
 
 def rejected(status: int, reason: str, body: bytes) -> RelayRejectedError:

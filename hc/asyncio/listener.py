@@ -38,6 +38,7 @@ from hc.asyncio import exchange
 from hc.asyncio.address import EntityAddress
 from hc.asyncio.connection import Connector, WebSocketProtocol, open_websocket
 from hc.asyncio.errors import (
+    BodyBrokenError,
     ConnectionLostError,
     KeepAliveTimeoutError,
     RelayError,
@@ -202,7 +203,7 @@ class HybridConnectionListener:
     async def _connect(self) -> tuple[WebSocketProtocol, SecurityToken | None]:
         token = await self._token()
         headers = (("ServiceBusAuthorization", token.token),) if token else ()
-        channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.SLACK)
+        channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.COMMAND_LIMIT)
         try:
             control = await open_websocket(
                 self.listen_url(), channel, headers=headers, on_event=self._on_event,
@@ -287,6 +288,9 @@ class HybridConnectionListener:
         else:
             try:
                 await self.request_handler(context)
+            except BodyBrokenError as exc:
+                log.info("request %s: %s; the call is dropped", context.request.tracking_id, exc)
+                return
             except Exception:
                 log.exception("request handler failed on %s %s", context.request.method,
                               context.request.target)
@@ -302,7 +306,7 @@ class HybridConnectionListener:
             await self._rendezvous.reject(command, 503, "The listener is closing")
             return
         if self.accept_handler is not None:
-            context = exchange.accept_context(command, self.address.http_base)
+            context = exchange.accept_context(command)
             if not await self.accept_handler(context):
                 response = context.response
                 status = response.status_code if response.status_code >= 400 else 403
