@@ -126,6 +126,7 @@ class HybridConnectionListener:
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepted: asyncio.Queue[HybridConnectionStream | None] = asyncio.Queue(ACCEPT_BACKLOG)
         self._pong: asyncio.Future[None] | None = None
+        self._ping_data = b""
         self._unresponsive = False
         self._closing = False
         self._online_once: asyncio.Future[BaseException | None] | None = None
@@ -248,8 +249,9 @@ class HybridConnectionListener:
                 self._spawn(self._serve_inline(event))
         elif isinstance(event, AcceptReceived):
             self._spawn(self._serve_accept(event))
-        elif isinstance(event, PongReceived) and self._pong is not None and not self._pong.done():
-            self._pong.set_result(None)
+        elif isinstance(event, PongReceived) and event.data == self._ping_data:
+            if self._pong is not None and not self._pong.done():
+                self._pong.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         async def guarded() -> None:
@@ -290,6 +292,10 @@ class HybridConnectionListener:
                 await self.request_handler(context)
             except BodyBrokenError as exc:
                 log.info("request %s: %s; the call is dropped", context.request.tracking_id, exc)
+                return
+            except ConnectionError as exc:  # the response could not be written
+                log.warning("listener %s: could not answer a relayed call: %s",
+                            self.tracking_id, exc or type(exc).__name__)
                 return
             except Exception:
                 log.exception("request handler failed on %s %s", context.request.method,
@@ -352,10 +358,12 @@ class HybridConnectionListener:
         channel = control.machine
         assert isinstance(channel, ControlChannel)
         loop = asyncio.get_running_loop()
+        count = 0
         while not control.closed.done():
             await asyncio.sleep(self.keep_alive_interval)
-            self._pong = loop.create_future()
-            control.send(channel.send_ping)
+            count += 1
+            self._pong, self._ping_data = loop.create_future(), count.to_bytes(8, "big")
+            control.send(functools.partial(channel.send_ping, self._ping_data))
             try:
                 await asyncio.wait_for(self._pong, self.keep_alive_timeout)
             except TimeoutError:
