@@ -249,9 +249,12 @@ class HybridConnectionListener:
                 self._spawn(self._serve_inline(event))
         elif isinstance(event, AcceptReceived):
             self._spawn(self._serve_accept(event))
-        elif isinstance(event, PongReceived) and event.data == self._ping_data:
-            if self._pong is not None and not self._pong.done():
-                self._pong.set_result(None)
+        elif isinstance(event, PongReceived):
+            self._on_pong(event.data)
+
+    def _on_pong(self, data: bytes) -> None:
+        if data == self._ping_data and self._pong is not None and not self._pong.done():
+            self._pong.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         async def guarded() -> None:
