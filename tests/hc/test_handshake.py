@@ -79,10 +79,10 @@ def test_a_101_split_anywhere_is_accepted_and_frames_after_it_are_left_over() ->
 @pytest.mark.parametrize(("response", "message"), [
     (b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: nope\r\n\r\n", "Accept"),
     (b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: {accept}\r\n\r\n", "Upgrade"),
-    (b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\n"
-     b"Sec-WebSocket-Protocol: z\r\n\r\n", "not offered"),
-    (b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\n"
-     b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n", "extension"),
+    ((b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\n"
+     b"Sec-WebSocket-Protocol: z\r\n\r\n"), "not offered"),
+    ((b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\n"
+     b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"), "extension"),
     (b"SMTP ready\r\n\r\n", "status line"),
     (b"HTTP/1.1 101 OK\r\nno colon here\r\n\r\n", "header line"),
 ])
