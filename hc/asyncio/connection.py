@@ -21,7 +21,7 @@ import collections
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from hc.events import ConnectionClosed
 from hc.exceptions import LocalProtocolError, RemoteProtocolError
@@ -110,8 +110,8 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        transport = self.transport
         transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
