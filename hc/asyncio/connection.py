@@ -204,6 +204,15 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._paused_reading = True
                 self.transport.pause_reading()
 
+    def deliver_to(self, on_event: Callable[[object], None]) -> None:
+        """From now on pass events to ``on_event``, the ones queued so far first."""
+        self._on_event = on_event
+        while self._queue:
+            on_event(self._queue.popleft())
+        if self._paused_reading and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)

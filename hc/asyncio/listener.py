@@ -207,8 +207,7 @@ class HybridConnectionListener:
         channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.COMMAND_LIMIT)
         try:
             control = await open_websocket(
-                self.listen_url(), channel, headers=headers, on_event=self._on_event,
-                connector=self.connector,
+                self.listen_url(), channel, headers=headers, connector=self.connector,
             )
         except HandshakeRejected as exc:
             response = exc.response
@@ -218,6 +217,7 @@ class HybridConnectionListener:
                 f"cannot reach the relay at {self.address.http_base}: {exc or type(exc).__name__}"
             ) from exc
         self._control = control
+        control.deliver_to(self._on_event)  # commands that came with the 101 first
         return control, token
 
     async def _serve(self, control: WebSocketProtocol, token: SecurityToken | None) -> ConnectionLostError:
