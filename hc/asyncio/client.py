@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 
 from hc.asyncio.address import EntityAddress
-from hc.asyncio.connection import Connector, open_websocket
+from hc.asyncio.connection import Connector, mask_keys, open_websocket
 from hc.asyncio.errors import RelayUnreachableError, rejected
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import DEFAULT_TTL, TokenProvider
@@ -72,7 +72,8 @@ class HybridConnectionClient:
         if self.token_provider is not None:
             token = await self.token_provider.get_token(self.address.audience, DEFAULT_TTL)
             sent.append(("ServiceBusAuthorization", token.token))
-        endpoint = WebSocketEndpoint(Side.CLIENT, max_message_size=self.max_message_size)
+        endpoint = WebSocketEndpoint(Side.CLIENT, max_message_size=self.max_message_size,
+                                     mask_key=mask_keys)
         try:
             protocol = await open_websocket(
                 self.address.url("connect", tracking_id), endpoint, headers=tuple(sent),

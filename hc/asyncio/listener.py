@@ -36,7 +36,7 @@ from typing import Any, Self
 
 from hc.asyncio import exchange
 from hc.asyncio.address import EntityAddress
-from hc.asyncio.connection import Connector, WebSocketProtocol, open_websocket
+from hc.asyncio.connection import Connector, WebSocketProtocol, mask_keys, open_websocket
 from hc.asyncio.errors import (
     BodyBrokenError,
     ConnectionLostError,
@@ -204,7 +204,8 @@ class HybridConnectionListener:
     async def _connect(self) -> tuple[WebSocketProtocol, SecurityToken | None]:
         token = await self._token()
         headers = (("ServiceBusAuthorization", token.token),) if token else ()
-        channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.COMMAND_LIMIT)
+        channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.COMMAND_LIMIT,
+                                 mask_key=mask_keys)
         try:
             control = await open_websocket(
                 self.listen_url(), channel, headers=headers, connector=self.connector,

@@ -14,6 +14,7 @@ from hc.asyncio import (
     RelayedHttpListenerContext,
     SharedAccessSignatureTokenProvider,
 )
+from hc.asyncio.connection import MaskKeys
 from hc.events import ConnectionClosed, RenewTokenReceived, ResponseReceived
 from hc.messages import RequestCommand
 from hc.protocol import ControlChannel
@@ -183,3 +184,10 @@ async def test_close_answers_requests_arriving_meanwhile_with_503(
     assert isinstance(closed, ConnectionClosed) and closed.code == 1000
     await closing
     assert await listener.accept_connection() is None
+
+
+def test_masking_keys_are_4_bytes_fresh_each_time_and_read_in_batches() -> None:
+    keys = MaskKeys(batch=8)
+    drawn = [keys() for _ in range(6)]
+    assert all(len(key) == 4 for key in drawn)
+    assert len(set(drawn)) > 1  # 6 draws of 32 random bits: equal only by a 1-in-2**32 chance each
