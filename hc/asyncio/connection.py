@@ -135,6 +135,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._paused_reading = False
         self._writable: asyncio.Future[None] | None = None
+        self._flush_due = False  # a write of what was sent is scheduled for this loop step
+        self._flushed: asyncio.Future[None] | None = None  # resolved by that write
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -278,7 +280,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.write(data[0] if len(data) == 1 else b"".join(data))
 
     def send(self, queue: Callable[[], None]) -> None:
-        """Run ``queue`` (a machine ``send_*`` call) and write what it queued.
+        """Run ``queue`` (a machine ``send_*`` call); what it queued is written at the end
+        of this loop step, with everything else sent in it (:meth:`drain` waits for that).
 
         Raises:
             ConnectionResetError: the connection is closed or closing.
@@ -289,10 +292,28 @@ class WebSocketProtocol(asyncio.Protocol):
             queue()
         except LocalProtocolError as exc:
             raise ConnectionResetError(f"the WebSocket is closing: {exc}") from exc
+        if not self._flush_due:  # one write for everything sent in this loop step
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._due_flush)
+
+    def _due_flush(self) -> None:
+        self._flush_due = False
         self._flush()
+        flushed, self._flushed = self._flushed, None
+        if flushed is not None and not flushed.done():
+            flushed.set_result(None)
 
     async def drain(self) -> None:
-        """Wait while the transport's write buffer is over its high-water mark."""
+        """Wait until what was sent is written to the transport, and while the
+        transport's write buffer is over its high-water mark.
+
+        Raises:
+            ConnectionResetError: the connection closed meanwhile.
+        """
+        if self._flush_due:
+            if self._flushed is None:
+                self._flushed = asyncio.get_running_loop().create_future()
+            await self._flushed
         if self._writable is not None and not self._writable.done():
             await self._writable
         if self.closed.done() and self.transport is not None and self.transport.is_closing():
