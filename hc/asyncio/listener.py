@@ -27,6 +27,7 @@ while in-flight calls finish (requests arriving meanwhile are answered 503).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -81,6 +82,8 @@ class HybridConnectionListener:
         keep_alive_interval: seconds between pings (0: none).
         keep_alive_timeout: seconds a ping may wait for its pong.
         options: extra query parameters of the listen URL (e.g. ``sb-relay-kind``).
+        accept_backlog: WebSocket senders joined but not yet taken by
+            :meth:`accept_connection`; past it, senders are refused with 503.
         policy: reconnect decisions.
         clock, sleep: wall clock and sleep for token renewal and reconnect delays.
 
@@ -103,6 +106,7 @@ class HybridConnectionListener:
         keep_alive_interval: float = 30.0,
         keep_alive_timeout: float = 20.0,
         options: tuple[tuple[str, str], ...] = (),
+        accept_backlog: int = ACCEPT_BACKLOG,
         policy: ReconnectPolicy | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -124,7 +128,8 @@ class HybridConnectionListener:
         self._control: WebSocketProtocol | None = None
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._accepted: asyncio.Queue[HybridConnectionStream | None] = asyncio.Queue(ACCEPT_BACKLOG)
+        self._accepted: asyncio.Queue[HybridConnectionStream | None] = asyncio.Queue(accept_backlog)
+        self._joining = 0  # accepted senders whose socket is being opened
         self._pong: asyncio.Future[None] | None = None
         self._ping_data = b""
         self._unresponsive = False
@@ -322,10 +327,14 @@ class HybridConnectionListener:
                 status = response.status_code if response.status_code >= 400 else 403
                 await self._rendezvous.reject(command, status, response.status_description or "Rejected")
                 return
-        if self._accepted.full():
+        if self._accepted.qsize() + self._joining >= self._accepted.maxsize:
             await self._rendezvous.reject(command, 503, "Too many connections waiting to be accepted")
             return
-        stream = await self._rendezvous.accept(command)
+        self._joining += 1  # its place in the backlog is taken while it joins
+        try:
+            stream = await self._rendezvous.accept(command)
+        finally:
+            self._joining -= 1
         self._accepted.put_nowait(stream)
 
     async def accept_connection(self) -> HybridConnectionStream | None:
@@ -402,7 +411,7 @@ class HybridConnectionListener:
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
         self._first(RelayError("the listener was closed before it came online"))
-        if not self._accepted.full():
+        with contextlib.suppress(asyncio.QueueFull):
             self._accepted.put_nowait(None)
 
     async def __aenter__(self) -> Self:

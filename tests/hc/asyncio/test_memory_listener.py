@@ -16,7 +16,7 @@ from hc.asyncio import (
 )
 from hc.asyncio.connection import MaskKeys
 from hc.events import ConnectionClosed, RenewTokenReceived, ResponseReceived
-from hc.messages import RequestCommand
+from hc.messages import AcceptCommand, RequestCommand
 from hc.protocol import ControlChannel
 from hc.sas import SasToken
 from tests.hc.asyncio.memory_relay import MemoryRelay, RelaySide
@@ -191,3 +191,22 @@ def test_masking_keys_are_4_bytes_fresh_each_time_and_read_in_batches() -> None:
     drawn = [keys() for _ in range(6)]
     assert all(len(key) == 4 for key in drawn)
     assert len(set(drawn)) > 1  # 6 draws of 32 random bits: equal only by a 1-in-2**32 chance each
+
+
+async def test_senders_past_the_accept_backlog_are_refused_with_503(
+    relay: MemoryRelay, made: list[HybridConnectionListener]
+) -> None:
+    listener = make(relay, made, accept_backlog=2)
+    await listener.open()
+    side = await relay.next_socket()
+    for n in range(3):
+        control_of(side).send_accept(AcceptCommand(
+            f"ws://relay.test/$hc/echo?sb-hc-action=accept&sb-hc-id=a{n}", f"a{n}"))
+    side.flush()
+    opened = [await relay.next_socket() for _ in range(3)]
+    refused = [s.query for s in opened if "sb-hc-statusCode" in s.query]
+    assert len(refused) == 1 and refused[0]["sb-hc-statusCode"] == ["503"]
+    assert "Too many" in refused[0]["sb-hc-statusDescription"][0]
+    taken = [await listener.accept_connection() for _ in range(2)]
+    ids = {stream.tracking_id for stream in taken if stream is not None}
+    assert ids | set(refused[0]["sb-hc-id"]) == {"a0", "a1", "a2"} and len(ids) == 2
