@@ -14,10 +14,12 @@ to a listener, which takes it with ``accept_connection()``.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import uuid
 
 from hc.asyncio.address import EntityAddress
-from hc.asyncio.connection import Connector, mask_keys, open_websocket
+from hc.asyncio.connection import Connector, mask_keys, open_websocket, tcp_connector
 from hc.asyncio.errors import RelayUnreachableError, rejected
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import DEFAULT_TTL, TokenProvider
@@ -36,6 +38,7 @@ class HybridConnectionClient:
         token_provider: gives the Send token; None sends none (for an entity that
             does not require client authorization).
         connector: how sockets are opened (TCP/TLS by default).
+        ssl_context: for TLS (https/sb addresses): the system's trust store when None.
         max_message_size: the largest message accepted from the listener.
     """
 
@@ -45,10 +48,12 @@ class HybridConnectionClient:
         token_provider: TokenProvider | None = None,
         *,
         connector: Connector | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.address = EntityAddress.parse(address)
-        self.token_provider, self.connector = token_provider, connector
+        self.token_provider = token_provider
+        self.connector: Connector = connector or functools.partial(tcp_connector, ssl_context=ssl_context)
         self.max_message_size = max_message_size
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -37,7 +38,13 @@ from typing import Any, Self
 
 from hc.asyncio import exchange
 from hc.asyncio.address import EntityAddress
-from hc.asyncio.connection import Connector, WebSocketProtocol, mask_keys, open_websocket
+from hc.asyncio.connection import (
+    Connector,
+    WebSocketProtocol,
+    mask_keys,
+    open_websocket,
+    tcp_connector,
+)
 from hc.asyncio.errors import (
     BodyBrokenError,
     ConnectionLostError,
@@ -78,6 +85,7 @@ class HybridConnectionListener:
         address: the entity, ``sb://``, ``https://`` or (a local relay) ``http://HOST[:PORT]/ENTITY``.
         token_provider: gives the Listen token; None sends none.
         connector: how sockets are opened (:func:`hc.asyncio.connection.tcp_connector`).
+        ssl_context: for TLS (https/sb addresses): the system's trust store when None.
         max_message_size: the largest request body accepted.
         keep_alive_interval: seconds between pings (0: none).
         keep_alive_timeout: seconds a ping may wait for its pong.
@@ -102,6 +110,7 @@ class HybridConnectionListener:
         token_provider: TokenProvider | None = None,
         *,
         connector: Connector | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         max_message_size: int = MAX_MESSAGE_SIZE,
         keep_alive_interval: float = 30.0,
         keep_alive_timeout: float = 20.0,
@@ -112,7 +121,8 @@ class HybridConnectionListener:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.address = EntityAddress.parse(address)
-        self.token_provider, self.connector = token_provider, connector
+        self.token_provider = token_provider
+        self.connector: Connector = connector or functools.partial(tcp_connector, ssl_context=ssl_context)
         self.max_message_size = max_message_size
         self.keep_alive_interval, self.keep_alive_timeout = keep_alive_interval, keep_alive_timeout
         self.options, self.policy = options, policy or ReconnectPolicy()
@@ -124,7 +134,7 @@ class HybridConnectionListener:
         self.offline: Callable[[BaseException | None], None] | None = None
         self.last_error: BaseException | None = None
         self._clock, self._sleep = clock, sleep
-        self._rendezvous = exchange.Rendezvous(connector, max_message_size, self.address.http_base)
+        self._rendezvous = exchange.Rendezvous(self.connector, max_message_size, self.address.http_base)
         self._control: WebSocketProtocol | None = None
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
