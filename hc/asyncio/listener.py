@@ -58,6 +58,7 @@ from hc.asyncio.http import RelayedHttpListenerContext, RelayedHttpListenerRespo
 from hc.asyncio.reconnect import ReconnectPolicy
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import DEFAULT_TTL, SecurityToken, TokenProvider
+from hc.asyncio.upkeep import KeepAlive, renew_tokens
 from hc.events import AcceptReceived, PongReceived, RequestReceived
 from hc.exceptions import ProtocolError
 from hc.handshake import HandshakeRejected
@@ -67,10 +68,6 @@ __all__ = ["HybridConnectionListener"]
 
 log = logging.getLogger("hc.asyncio.listener")
 
-#: Renew the token when this fraction of its remaining life has passed.
-RENEW_AT = 0.8
-#: Wait before asking the provider again when it handed back the same token.
-MIN_RENEW_WAIT = 1.0
 #: Accepted WebSocket senders waiting for accept_connection(); more are refused 503.
 ACCEPT_BACKLOG = 32
 #: The largest request body taken by default (a larger one closes its socket with 1009).
@@ -140,9 +137,7 @@ class HybridConnectionListener:
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepted: asyncio.Queue[HybridConnectionStream | None] = asyncio.Queue(accept_backlog)
         self._joining = 0  # accepted senders whose socket is being opened
-        self._pong: asyncio.Future[None] | None = None
-        self._ping_data = b""
-        self._unresponsive = False
+        self._keep_alive: KeepAlive | None = None
         self._closing = False
         self._online_once: asyncio.Future[BaseException | None] | None = None
 
@@ -238,22 +233,23 @@ class HybridConnectionListener:
 
     async def _serve(self, control: WebSocketProtocol, token: SecurityToken | None) -> ConnectionLostError:
         """Until the channel closes; returns why it closed."""
-        self._unresponsive = False
-        helpers = [self._spawn_helper(self._renew_tokens(control, token))]
+        loop = asyncio.get_running_loop()
+        helpers = [loop.create_task(renew_tokens(
+            control, token, self._token, self._clock, self._sleep, self.tracking_id))]
+        keep_alive = self._keep_alive = None
         if self.keep_alive_interval:
-            helpers.append(self._spawn_helper(self._keep_alive(control)))
+            keep_alive = self._keep_alive = KeepAlive(
+                control, self.keep_alive_interval, self.keep_alive_timeout)
+            helpers.append(loop.create_task(keep_alive.run()))
         try:
             closed = await control.closed
         finally:
             for helper in helpers:
                 helper.cancel()
             control.abort()
-        if self._unresponsive:
+        if keep_alive is not None and keep_alive.unresponsive:
             return KeepAliveTimeoutError(self.keep_alive_timeout)
         return ConnectionLostError(closed.code, closed.reason)
-
-    def _spawn_helper(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.get_running_loop().create_task(work)
 
     # -- control-channel events --------------------------------------------------------
 
@@ -265,12 +261,8 @@ class HybridConnectionListener:
                 self._spawn(self._serve_inline(event))
         elif isinstance(event, AcceptReceived):
             self._spawn(self._serve_accept(event))
-        elif isinstance(event, PongReceived):
-            self._on_pong(event.data)
-
-    def _on_pong(self, data: bytes) -> None:
-        if data == self._ping_data and self._pong is not None and not self._pong.done():
-            self._pong.set_result(None)
+        elif isinstance(event, PongReceived) and self._keep_alive is not None:
+            self._keep_alive.pong(event.data)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         async def guarded() -> None:
@@ -355,44 +347,6 @@ class HybridConnectionListener:
         if stream is None:
             self._accepted.put_nowait(None)  # wake the next waiter too
         return stream
-
-    # -- token renewal and keep-alive --------------------------------------------------
-
-    async def _renew_tokens(self, control: WebSocketProtocol, current: SecurityToken | None) -> None:
-        """Send ``renewToken`` when RENEW_AT of the current token's remaining life has passed."""
-        channel = control.machine
-        assert isinstance(channel, ControlChannel)
-        while current is not None:
-            await self._sleep(max(0.0, (current.expires_at - self._clock()) * RENEW_AT))
-            fresh = await self._token()
-            if fresh is None:
-                return
-            if fresh.token == current.token:
-                if fresh.expires_at <= self._clock():
-                    return  # a fixed token: nothing to renew; the relay will close with 1008
-                await self._sleep(MIN_RENEW_WAIT)
-                continue
-            control.send(functools.partial(channel.send_renew_token, fresh.token))
-            log.info("listener %s renewed its token", self.tracking_id)
-            current = fresh
-
-    async def _keep_alive(self, control: WebSocketProtocol) -> None:
-        """Ping every interval; drop the channel when a pong does not come in time."""
-        channel = control.machine
-        assert isinstance(channel, ControlChannel)
-        loop = asyncio.get_running_loop()
-        count = 0
-        while not control.closed.done():
-            await asyncio.sleep(self.keep_alive_interval)
-            count += 1
-            self._pong, self._ping_data = loop.create_future(), count.to_bytes(8, "big")
-            control.send(functools.partial(channel.send_ping, self._ping_data))
-            try:
-                await asyncio.wait_for(self._pong, self.keep_alive_timeout)
-            except TimeoutError:
-                self._unresponsive = True
-                control.abort()
-                return
 
     # -- close -----------------------------------------------------------------------
 

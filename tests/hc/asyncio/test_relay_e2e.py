@@ -98,3 +98,22 @@ async def test_a_client_without_a_listener_gets_endpoint_not_found(arelay: Relay
     client = HybridConnectionClient(f"{arelay.base_url}/nobody", PROVIDER)
     with pytest.raises(EndpointNotFoundError):
         await client.create_connection()
+
+
+async def test_a_client_with_a_wrong_key_is_refused_401(
+    arelay: RelayHandle, listener: HybridConnectionListener
+) -> None:
+    wrong = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, "nope")
+    with pytest.raises(AuthorizationFailedError) as caught:
+        await HybridConnectionClient(f"{arelay.base_url}/echo", wrong).create_connection()
+    assert caught.value.status == 401 and caught.value.permanent
+
+
+async def test_a_listener_that_gives_up_calls_offline_with_the_reason(arelay: RelayHandle) -> None:
+    wrong = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, "nope")
+    listener = HybridConnectionListener(f"{arelay.base_url}/echo", wrong)
+    gone: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    listener.offline = gone.set_result
+    await asyncio.wait_for(listener.start(), 10)  # the runner ends: a permanent refusal
+    assert isinstance(await gone, AuthorizationFailedError)
+    assert listener.last_error is gone.result() and not listener.is_online
