@@ -103,8 +103,7 @@ class Rendezvous:
     ) -> RelayedHttpListenerContext:
         """The context of a request that came on the control channel."""
         command = event.command
-        chunks = _one(event.body) if event.body else None
-        request = RelayedHttpListenerRequest.from_command(command, self.base, chunks)
+        request = RelayedHttpListenerRequest.from_command(command, self.base, event.body)
         writer = _InlineWriter(self, control, command.address)
         return RelayedHttpListenerContext(request, RelayedHttpListenerResponse(command.id, writer))
 
@@ -174,6 +173,9 @@ class _SocketWriter:
         if end:
             await self._taken()
 
+    def abort(self) -> None:
+        self.socket.abort()
+
     def _write(self, queue: Callable[[], None]) -> None:
         try:
             self.socket.send(queue)
@@ -233,6 +235,10 @@ class _InlineWriter:
         assert self.socket is not None
         await self.socket.chunk(data, end)
 
+    def abort(self) -> None:
+        if self.socket is not None:
+            self.socket.abort()
+
     async def _open(self) -> _SocketWriter:
         self.socket = _SocketWriter(await self.rendezvous.open(self.address))
         return self.socket
@@ -259,9 +265,8 @@ class _Refusal:
     async def chunk(self, data: bytes, end: bool) -> None:
         raise RuntimeError("an accept's response is not sent; return False to refuse")
 
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+    def abort(self) -> None:
+        """Nothing was sent."""
 
 
 async def _body(socket: WebSocketProtocol) -> AsyncIterator[bytes]:

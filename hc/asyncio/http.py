@@ -50,10 +50,13 @@ class ResponseWriter(Protocol):
     async def chunk(self, data: bytes, end: bool) -> None:
         """The next piece of the body; ``end`` on the last (then the response is delivered)."""
 
+    def abort(self) -> None:
+        """Drop a response whose body cannot be finished (the sender sees it break off)."""
 
-async def _no_body() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
+
+async def _whole(body: bytes | None) -> AsyncIterator[bytes]:
+    if body:
+        yield body
 
 
 @dataclass
@@ -77,16 +80,19 @@ class RelayedHttpListenerRequest:
     remote_endpoint: tuple[str, int] | None
     tracking_id: str
     has_entity_body: bool = False
-    _chunks: AsyncIterator[bytes] = field(default_factory=_no_body, repr=False)
+    _chunks: AsyncIterator[bytes] | None = field(default=None, repr=False)
+    _body: bytes | None = field(default=None, repr=False)  # a body that came whole
 
     @classmethod
     def from_command(
-        cls, command: RequestCommand, base: str, chunks: AsyncIterator[bytes] | None = None
+        cls, command: RequestCommand, base: str, body: bytes | AsyncIterator[bytes] | None = None
     ) -> RelayedHttpListenerRequest:
+        """The request of ``command``, its body whole (inline) or in pieces (rendezvous)."""
         target = command.request_target or "/"
+        whole, chunks = (body, None) if isinstance(body, bytes) else (None, body)
         return cls(
             command.method or "GET", base + target, target, command.request_headers,
-            command.remote_endpoint, command.id, bool(command.body), chunks or _no_body(),
+            command.remote_endpoint, command.id, bool(command.body), chunks, whole,
         )
 
     def header(self, name: str, default: str | None = None) -> str | None:
@@ -100,10 +106,20 @@ class RelayedHttpListenerRequest:
         Raises (while iterating):
             BodyBrokenError: the relay closed the socket before the body's end.
         """
+        if self._chunks is None:
+            self._chunks = _whole(self._body)
+            self._body = None
         return self._chunks
 
     async def read(self) -> bytes:
-        """The whole body (held in memory: prefer :meth:`stream` for large ones)."""
+        """The whole body (held in memory: prefer :meth:`stream` for large ones).
+
+        Raises:
+            BodyBrokenError: the relay closed the socket before the body's end.
+        """
+        if self._chunks is None:
+            body, self._body = self._body or b"", b""
+            return body
         return b"".join([chunk async for chunk in self._chunks])
 
 
@@ -175,6 +191,12 @@ class RelayedHttpListenerResponse:
             held = bytes(self._body)
             self._body.clear()
             await self._writer.chunk(held, False)
+
+    def abort(self) -> None:
+        """Give up on a response whose body streams already: its socket is dropped, so the
+        sender sees the response break off rather than end early (a 500 is too late)."""
+        self._closed = True
+        self._writer.abort()
 
     async def close(self) -> None:
         """Send the response, or the end of its body (once; later calls do nothing).

@@ -256,31 +256,28 @@ class HybridConnectionListener:
     def _on_event(self, event: object) -> None:
         if isinstance(event, RequestReceived):
             if event.command.is_address_only:
-                self._spawn(self._serve_rendezvous(event))
+                self._spawn(self._guarded(self._serve_rendezvous(event)))
             else:
-                self._spawn(self._serve_inline(event))
+                assert self._control is not None
+                self._spawn(self._handle(self._rendezvous.inline_context(event, self._control)))
         elif isinstance(event, AcceptReceived):
-            self._spawn(self._serve_accept(event))
+            self._spawn(self._guarded(self._serve_accept(event)))
         elif isinstance(event, PongReceived) and self._keep_alive is not None:
             self._keep_alive.pong(event.data)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except (ConnectionError, OSError, TimeoutError, ProtocolError) as exc:
-                log.warning("listener %s: could not answer a relayed call: %s", self.tracking_id, exc)
-            except Exception:
-                log.exception("listener %s: relayed call failed", self.tracking_id)
-
-        task = asyncio.get_running_loop().create_task(guarded())
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve_inline(self, event: RequestReceived) -> None:
-        control = self._control
-        assert control is not None
-        await self._handle(self._rendezvous.inline_context(event, control))
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except (ConnectionError, OSError, TimeoutError, ProtocolError) as exc:
+            log.warning("listener %s: could not answer a relayed call: %s", self.tracking_id,
+                        exc or type(exc).__name__)
+        except Exception:
+            log.exception("listener %s: relayed call failed", self.tracking_id)
 
     async def _serve_rendezvous(self, event: RequestReceived) -> None:
         opened = await self._rendezvous.rendezvous_context(event.command)
@@ -293,6 +290,7 @@ class HybridConnectionListener:
             socket.abort()
 
     async def _handle(self, context: RelayedHttpListenerContext) -> None:
+        """Await the request handler and send its response; never raises (but cancellation)."""
         response = context.response
         if self._closing:
             _plain(response, 503, "Service Unavailable", b"The service is shutting down; try again.")
@@ -304,18 +302,24 @@ class HybridConnectionListener:
             except BodyBrokenError as exc:
                 log.info("request %s: %s; the call is dropped", context.request.tracking_id, exc)
                 return
-            except ConnectionError as exc:  # the response could not be written
+            except (ConnectionError, ProtocolError) as exc:  # the response could not be written
                 log.warning("listener %s: could not answer a relayed call: %s",
                             self.tracking_id, exc or type(exc).__name__)
                 return
             except Exception:
                 log.exception("request handler failed on %s %s", context.request.method,
                               context.request.target)
+                if response.started:
+                    response.abort()
                 if response.closed:
                     return
                 _plain(response, 500, "Internal Server Error",
                        b"The service failed to process the request.")
-        await response.close()
+        try:
+            await response.close()
+        except (ConnectionError, OSError, ProtocolError) as exc:
+            log.warning("listener %s: could not answer a relayed call: %s", self.tracking_id,
+                        exc or type(exc).__name__)
 
     async def _serve_accept(self, event: AcceptReceived) -> None:
         command = event.command

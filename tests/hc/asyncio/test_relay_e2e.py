@@ -117,3 +117,23 @@ async def test_a_listener_that_gives_up_calls_offline_with_the_reason(arelay: Re
     await asyncio.wait_for(listener.start(), 10)  # the runner ends: a permanent refusal
     assert isinstance(await gone, AuthorizationFailedError)
     assert listener.last_error is gone.result() and not listener.is_online
+
+
+async def test_a_handler_failing_mid_stream_breaks_the_response_off(
+    arelay: RelayHandle, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def half(context: RelayedHttpListenerContext) -> None:
+        await context.response.write(b"x" * 100_000)  # past 64 KiB: the body streams
+        raise RuntimeError("broke mid-stream")
+
+    listener = HybridConnectionListener(f"{arelay.base_url}/echo", PROVIDER)
+    listener.request_handler = half
+    await listener.open()
+    try:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async with http.get(f"{arelay.base_url}/echo") as reply:
+                assert reply.status == 200
+                await reply.read()  # never whole: its socket was dropped
+    finally:
+        await listener.close()
+    assert "broke mid-stream" in caplog.text
