@@ -292,7 +292,16 @@ class WebSocketProtocol(asyncio.Protocol):
             queue()
         except LocalProtocolError as exc:
             raise ConnectionResetError(f"the WebSocket is closing: {exc}") from exc
-        if not self._flush_due:  # one write for everything sent in this loop step
+        self.flush_soon()
+
+    def flush_soon(self) -> None:
+        """Write what is sent from now until the callbacks already scheduled have run.
+
+        :meth:`send` calls it, so everything sent in one loop step leaves in one write.
+        Called when work that will answer is scheduled (a request's task), the write
+        comes right after that work's first step instead of one loop step later.
+        """
+        if not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._due_flush)
 

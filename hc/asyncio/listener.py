@@ -258,8 +258,10 @@ class HybridConnectionListener:
             if event.command.is_address_only:
                 self._spawn(self._guarded(self._serve_rendezvous(event)))
             else:
-                assert self._control is not None
-                self._spawn(self._handle(self._rendezvous.inline_context(event, self._control)))
+                control = self._control
+                assert control is not None
+                self._spawn(self._handle(self._rendezvous.inline_context(event, control)))
+                control.flush_soon()  # its answer leaves in the same loop step as its task runs
         elif isinstance(event, AcceptReceived):
             self._spawn(self._guarded(self._serve_accept(event)))
         elif isinstance(event, PongReceived) and self._keep_alive is not None:
