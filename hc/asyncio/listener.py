@@ -27,7 +27,6 @@ while in-flight calls finish (requests arriving meanwhile are answered 503).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import ssl
@@ -381,8 +380,11 @@ class HybridConnectionListener:
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
         self._first(RelayError("the listener was closed before it came online"))
-        with contextlib.suppress(asyncio.QueueFull):
-            self._accepted.put_nowait(None)
+        while not self._accepted.empty():  # joined senders nobody took: they are closed too
+            stream = self._accepted.get_nowait()
+            if stream is not None:
+                await stream.close(1001, "listener closing")
+        self._accepted.put_nowait(None)  # accept_connection() returns None from now on
 
     async def __aenter__(self) -> Self:
         await self.open()

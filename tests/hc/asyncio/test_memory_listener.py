@@ -210,3 +210,19 @@ async def test_senders_past_the_accept_backlog_are_refused_with_503(
     taken = [await listener.accept_connection() for _ in range(2)]
     ids = {stream.tracking_id for stream in taken if stream is not None}
     assert ids | set(refused[0]["sb-hc-id"]) == {"a0", "a1", "a2"} and len(ids) == 2
+
+
+async def test_close_closes_the_senders_nobody_accepted_and_accept_returns_none(
+    relay: MemoryRelay, made: list[HybridConnectionListener]
+) -> None:
+    listener = make(relay, made)
+    await listener.open()
+    side = await relay.next_socket()
+    control_of(side).send_accept(AcceptCommand("ws://relay.test/$hc/echo?sb-hc-action=accept&sb-hc-id=w", "w"))
+    side.flush()
+    sender = await relay.next_socket()  # the listener joined it; nobody calls accept_connection()
+    await asyncio.wait_for(listener.close(timeout=1), 5)
+    closed = await sender.next_event()
+    assert isinstance(closed, ConnectionClosed) and closed.code == 1001
+    assert await listener.accept_connection() is None
+    assert await listener.accept_connection() is None
