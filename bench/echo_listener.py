@@ -1,4 +1,4 @@
-"""S1 (c), S3 and S6: our Python listener, an async Handler on RelayServiceHost.
+"""S1 (c), S3 and S6: our Python listener, on the SDK's HybridConnectionListener (hc.asyncio).
 
 ``python -m bench.echo_listener RELAY_BASE ENTITY [MAX_MESSAGE_SIZE]``; prints
 ``READY`` once the control channel is online.  Routes:
@@ -12,48 +12,47 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 from bench.aio import run
 from bench.keys import KEY, KEY_NAME
-from bindings import RelayServiceHost, TokenProvider, WebHttpRelayBinding
-from bindings.handler import RelayedRequest, RelayedResponse
+from hc.asyncio import HybridConnectionListener, RelayedHttpListenerContext, TokenProvider
 
 _CHUNK = b"\x5a" * (256 * 1024)
-_BINARY = (("Content-Type", "application/octet-stream"),)
 
 
-async def _source(size: int) -> AsyncIterator[bytes]:
-    while size > 0:
-        chunk = _CHUNK if size >= len(_CHUNK) else _CHUNK[:size]
-        size -= len(chunk)
-        yield chunk
-
-
-async def handler(request: RelayedRequest) -> RelayedResponse:
+async def handler(context: RelayedHttpListenerContext) -> None:
+    request, response = context.request, context.response
     path = urlsplit(request.target)
     if request.method == "GET" and path.path.endswith("/source"):
         size = int(parse_qs(path.query).get("size", ["0"])[0])
-        return RelayedResponse(200, "OK", _BINARY, _source(size))
+        response.headers.append(("Content-Type", "application/octet-stream"))
+        while size > 0:
+            chunk = _CHUNK if size >= len(_CHUNK) else _CHUNK[:size]
+            size -= len(chunk)
+            await response.write(chunk)
+        return
     if path.path.endswith("/sink"):
         seen = 0
-        async for chunk in request.body:
+        async for chunk in request.stream():
             seen += len(chunk)
-        return RelayedResponse(200, "OK", (("Content-Type", "text/plain"),), b"%d\n" % seen)
+        response.headers.append(("Content-Type", "text/plain"))
+        await response.write(b"%d\n" % seen)
+        return
     body = await request.read()
     content_type = request.header("Content-Type") or "application/octet-stream"
-    return RelayedResponse(200, "OK", (("Content-Type", content_type),), body)
+    response.headers.append(("Content-Type", content_type))
+    await response.write(body)
 
 
 async def main(relay_base: str, entity: str, max_size: int) -> None:
-    host = RelayServiceHost(
-        handler,
-        f"{relay_base}/{entity}",
-        binding=WebHttpRelayBinding(max_received_message_size=max_size),
-        token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY),
+    provider = TokenProvider.create_shared_access_signature_token_provider(KEY_NAME, KEY)
+    listener = HybridConnectionListener(
+        f"{relay_base}/{entity}", provider, max_message_size=max_size,
+        options=(("sb-relay-max-message-size", str(max_size)),),
     )
-    async with host:
+    listener.request_handler = handler
+    async with listener:
         print("READY", flush=True)
         await asyncio.Event().wait()
 

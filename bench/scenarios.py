@@ -16,7 +16,7 @@ __all__ = ["NOTES", "run_scenarios"]
 NOTES = [
     ("Every server, listener and load generator is its own process on 127.0.0.1; the relay's CPU"
     " is utime+stime from /proc/PID/stat around each load point, divided by the requests served."),
-    ("S1 (c) and S3's Python listener: an async Handler on RelayServiceHost (one control channel);"
+    ("S1 (c) and S3's Python listener: a request_handler on the SDK's HybridConnectionListener (hc.asyncio, one control channel);"
     " the benchmark's own processes (backend, listeners, clients) run on uvloop when installed."),
     "nginx runs one worker process (the relay is one process), with keepalive 64 to the upstream.",
 ]

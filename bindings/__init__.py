@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: Imported on first use, so that ``import bindings`` (e.g. by the CLI) stays light:
-#: the host pulls in websockets, the client zeep.
+#: the host pulls in Spyne and the WSGI machinery, the client zeep.
 _LAZY = {
     "MessageSecurity": "bindings.wssecurity",
     "RelayServiceHost": "bindings.host",

@@ -14,5 +14,9 @@ endpoint), :mod:`hc.protocol` (the control-channel rules on it) and
 
 Nothing here opens a socket, starts a task or reads the environment: the
 package imports no asyncio, aiohttp, websockets or socket, and no other package
-of ours (``tests/test_layers.py`` holds it to that).
+of ours (``tests/test_layers.py`` holds it to that).  The one exception is
+:mod:`hc.asyncio`, the Python Hybrid Connections SDK: a thin asyncio shell over
+this core (listener, client, streams, token providers) that may use asyncio,
+ssl and socket, and still imports nothing of ours but ``hc``.  The WebSocket
+opening handshake it performs is pure and lives here, in :mod:`hc.handshake`.
 """

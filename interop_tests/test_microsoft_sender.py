@@ -2,8 +2,8 @@
 
 This is the WebSocket accept path (PROTOCOL.md section 4): ``node/ws_sender.js`` connects
 with ``sb-hc-action=connect``; the relay hands an ``accept`` to our listener
-(``bindings.listener.HybridConnectionListener`` with ``on_accept``), which opens the accept
-address and echoes every message. Checked: the subprotocol both ends agree on, text and
+(the SDK's ``hc.asyncio.HybridConnectionListener``), whose ``accept_connection()`` opens the
+accept address and returns the stream, which echoes every message. Checked: the subprotocol both ends agree on, text and
 binary messages (one of 200 KB, many frames) echoed byte for byte and in order, the
 sender's credentials kept out of what the listener sees, and a clean close: the sender's
 close code and reason reach the listener, and the listener's answering close frame reaches
@@ -20,15 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
-from bindings.address import RelayAddress
-from bindings.handler import RelayedRequest, RelayedResponse
-from bindings.listener import HybridConnectionListener
-from bindings.status import HostStatus
-from bindings.tokens import TokenProvider
-from hc.messages import AcceptCommand
+from hc.asyncio import HybridConnectionListener, TokenProvider
 from interop_tests.payroll_site import TIMEOUT
 from tests.support.node import NODE_SKIP_REASON, node_available, run_node
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread, relay_thread
@@ -48,6 +41,7 @@ class Seen:
     messages: list[str | bytes] = field(default_factory=list)
     close: tuple[int | None, str | None] = (None, None)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
 
 
 @pytest.fixture(scope="module")
@@ -56,31 +50,24 @@ def relay() -> Iterator[RelayThread]:
         yield handle
 
 
-async def _no_http(request: RelayedRequest) -> RelayedResponse:
-    return RelayedResponse(404, "Not Found", (("Content-Type", "text/plain"),), b"WebSocket only")
-
-
 async def _echoing_listener(relay: RelayThread, seen: Seen) -> HybridConnectionListener:
-    async def on_accept(ws: ClientConnection, command: AcceptCommand) -> None:
-        seen.headers = {name.lower(): value for name, value in command.connect_headers}
-        seen.subprotocol = ws.subprotocol
-        try:
-            async for message in ws:
-                seen.messages.append(message)
-                await ws.send(message)
-        except ConnectionClosed:
-            pass
-        seen.close = (ws.protocol.close_code, ws.protocol.close_reason)
+    """The SDK's listener; the one sender it takes through accept_connection() is echoed."""
+    provider = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, TEST_KEY)
+    listener = HybridConnectionListener(f"sb://127.0.0.1:{relay.port}/{ENTITY}", provider)
+    await asyncio.wait_for(listener.open(), TIMEOUT)
+
+    async def echo_one() -> None:
+        stream = await listener.accept_connection()
+        assert stream is not None and stream.accept is not None
+        seen.headers = {name.lower(): value for name, value in stream.connect_headers}
+        seen.subprotocol = stream.subprotocol
+        async for message in stream:
+            seen.messages.append(message)
+            await stream.write(message)
+        seen.close = (stream.close_code, stream.close_reason)
         seen.done.set()
 
-    listener = HybridConnectionListener(
-        RelayAddress.parse(f"sb://127.0.0.1:{relay.port}/{ENTITY}"),
-        _no_http,
-        token_provider=TokenProvider.shared_access_key(TEST_KEY_NAME, TEST_KEY),
-        on_accept=on_accept,
-    )
-    listener.start()
-    await asyncio.wait_for(listener.wait_for(HostStatus.ONLINE), TIMEOUT)
+    seen.task = asyncio.get_running_loop().create_task(echo_one())
     return listener
 
 

@@ -2,22 +2,19 @@
 
 One-way work must start only once its ``202`` was written to the relay, and never
 when writing it failed (the sender saw no acknowledgement and may send it again).
-The listener here writes through a connection whose sends wait for a gate the
-test opens, so "before the 202 was written" is a state the test can hold.
+The listener here writes through a transport (injected with the SDK's ``connector``)
+that holds its bytes behind a gate the test opens, so "before the 202 was written"
+is a state the test can hold.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.protocol import State
 
-from bindings import exchange
 from bindings.acknowledge import Acknowledging
 from bindings.address import RelayAddress
 from bindings.binding import NetOnewayRelayBinding
@@ -26,6 +23,8 @@ from bindings.host import make_handler
 from bindings.listener import HybridConnectionListener
 from bindings.reconnect import Backoff, ReconnectPolicy
 from bindings.tokens import TokenProvider
+from hc.asyncio.connection import tcp_connector
+from hc.handshake import Target
 from samples.payroll.services import TNS, Recorder, timesheet_app
 from tests.bindings.fake_hc_relay import ScriptedRelay, recv_json, request_json
 
@@ -33,7 +32,12 @@ BINDING = NetOnewayRelayBinding(keepalive_interval=0)  # no pings: every send is
 
 
 class Gate:
-    """Holds a listener's WebSocket sends while closed; ``held`` is set when one waits."""
+    """Holds a listener's writes while closed; ``held`` is set when one waits.
+
+    Its :meth:`connector` opens real TCP sockets whose transport, while the gate is
+    closed, keeps what is written and tells the protocol to pause writing (so a
+    response counts as written only once the gate opens and the bytes leave).
+    """
 
     def __init__(self) -> None:
         self.open, self.held = asyncio.Event(), asyncio.Event()
@@ -43,36 +47,91 @@ class Gate:
         self.open.clear()
         self.held.clear()
 
-    async def wait(self) -> None:
-        if not self.open.is_set():
-            self.held.set()
-            await self.open.wait()
+    async def connector(
+        self, factory: Callable[[], asyncio.Protocol], target: Target
+    ) -> asyncio.BaseTransport:
+        shim = _GatedProtocol(factory(), self)
+        return await tcp_connector(lambda: shim, target)
+
+
+class _GatedTransport(asyncio.Transport):
+    def __init__(self, real: asyncio.Transport, protocol: asyncio.Protocol, gate: Gate) -> None:
+        super().__init__()
+        self.real, self.protocol, self.gate = real, protocol, gate
+        self.kept: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.gate.open.is_set() and not self.kept:
+            self.real.write(data)
+            return
+        self.kept.append(bytes(data))
+        if len(self.kept) == 1:
+            self.gate.held.set()
+            self.protocol.pause_writing()
+            asyncio.get_running_loop().create_task(self._release())
+
+    async def _release(self) -> None:
+        await self.gate.open.wait()
+        kept, self.kept = self.kept, []
+        if not self.real.is_closing():
+            self.real.write(b"".join(kept))
+        self.protocol.resume_writing()
+
+    def is_closing(self) -> bool:
+        return self.real.is_closing()
+
+    def close(self) -> None:
+        self.real.close()
+
+    def abort(self) -> None:
+        self.real.abort()
+
+    def pause_reading(self) -> None:
+        self.real.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.real.resume_reading()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.real.get_extra_info(name, default)
+
+
+class _GatedProtocol(asyncio.Protocol):
+    """Hands the real protocol a gated transport, and passes everything else through."""
+
+    def __init__(self, inner: asyncio.Protocol, gate: Gate) -> None:
+        self.inner, self.gate = inner, gate
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.inner.connection_made(_GatedTransport(transport, self.inner, self.gate))
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
 class GatedListener(HybridConnectionListener):
     """A listener whose sockets send only through ``gate``."""
 
     def __init__(self, *args: Any, gate: Gate, **options: Any) -> None:
-        super().__init__(*args, **options)
+        super().__init__(*args, connector=gate.connector, **options)
         self.gate = gate
 
     async def close(self, timeout: float = 30.0) -> None:
         self.gate.open.set()  # a failed test must not leave the close handshake held
         await super().close(timeout)
-
-    def _open(self, url: str, **options: Any) -> connect:
-        gate = self.gate
-
-        class GatedConnection(exchange.RelayClientConnection):
-            @contextlib.asynccontextmanager
-            async def send_context(
-                self, *, expected_state: State = State.OPEN
-            ) -> AsyncIterator[None]:
-                await gate.wait()
-                async with super().send_context(expected_state=expected_state):
-                    yield
-
-        return super()._open(url, create_connection=GatedConnection, **options)
 
 
 @pytest.fixture

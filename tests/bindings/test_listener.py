@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
@@ -28,6 +27,7 @@ from bindings.listener import HybridConnectionListener
 from bindings.reconnect import Backoff, ReconnectPolicy
 from bindings.status import HostStatus
 from bindings.tokens import SecurityToken, TokenProvider
+from hc.asyncio import HybridConnectionStream
 from hc.messages import AcceptCommand
 from hc.sas import SasToken
 from tests.bindings.fake_hc_relay import (
@@ -211,11 +211,29 @@ async def test_a_failing_handler_is_a_plain_500(
 
     make(relay, listeners, broken)
     control = await relay.next_control()
-    await control.send("this is not JSON")  # ignored, logged
     await control.send(request_json("r1", relay.address("request", "x"), body=False))
     assert (await recv_json(control))["response"]["statusCode"] == 500
     assert b"internal detail" not in await recv_bytes(control)
-    assert "malformed" in caplog.text and "internal detail" in caplog.text
+    assert "internal detail" in caplog.text
+
+
+async def test_a_malformed_command_closes_the_channel_with_1008_and_the_listener_comes_back(
+    relay: ScriptedRelay, listeners: list[HybridConnectionListener]
+) -> None:
+    statuses: list[HostStatus] = []
+    listener = make(relay, listeners, on_status=statuses.append)
+    control = await relay.next_control()
+    await online(listener)
+    await control.send("this is not JSON")
+    await asyncio.wait_for(control.wait_closed(), 5)
+    assert control.close_code == 1008 and "not valid JSON" in (control.close_reason or "")
+    fresh = await relay.next_control()
+    await online(listener)
+    error = listener.last_error
+    assert isinstance(error, ListenerDisconnected) and error.close_code == 1008
+    await fresh.send(request_json("r2", relay.address("request", "x"), body=False))
+    assert (await recv_json(fresh))["response"]["requestId"] == "r2"
+    assert statuses == [HostStatus.ONLINE, HostStatus.CONNECTING, HostStatus.ONLINE]
 
 
 async def test_concurrent_calls_are_bounded_by_the_binding(
@@ -383,10 +401,10 @@ async def test_on_accept_gets_the_sender_with_its_subprotocol(
 ) -> None:
     accepted: asyncio.Future[tuple[str | None, str]] = asyncio.get_running_loop().create_future()
 
-    async def on_accept(ws: ClientConnection, command: AcceptCommand) -> None:
-        message = await ws.recv()
-        await ws.send(f"{message}!")
-        accepted.set_result((ws.subprotocol, command.id))
+    async def on_accept(stream: HybridConnectionStream, command: AcceptCommand) -> None:
+        message = await stream.receive()
+        await stream.write(f"{message!s}!")
+        accepted.set_result((stream.subprotocol, command.id))
 
     echoed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 

@@ -1,0 +1,71 @@
+"""An entity's address: ``sb://``, ``http(s)://`` or ``ws(s)://`` ``HOST[:PORT]/ENTITY``.
+
+``sb://`` means TLS (port 443) unless the host is loopback, as in connection strings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+__all__ = ["EntityAddress"]
+
+_TLS = {"https": True, "wss": True, "http": False, "ws": False}
+
+
+@dataclass(frozen=True)
+class EntityAddress:
+    """The relay's origin and one entity on it."""
+
+    host: str
+    port: int
+    tls: bool
+    entity: str
+
+    @classmethod
+    def parse(cls, address: str) -> EntityAddress:
+        """Parse an entity URL.
+
+        Raises:
+            ValueError: not such a URL, or it names no entity.
+        """
+        parts = urlsplit(address.strip())
+        scheme, host = parts.scheme.lower(), parts.hostname
+        if scheme not in (*_TLS, "sb") or not host:
+            raise ValueError(f"{address!r} is not an entity address (sb://HOST[:PORT]/ENTITY)")
+        entity = unquote(parts.path).strip("/")
+        if not entity or parts.query or parts.fragment:
+            raise ValueError(f"{address!r} must name an entity path and nothing else")
+        tls = _TLS[scheme] if scheme in _TLS else not _is_loopback(host)
+        return cls(host, parts.port or (443 if tls else 80), tls, entity)
+
+    @property
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def http_base(self) -> str:
+        """``http[s]://host:port``: the relay's public origin."""
+        return f"{'https' if self.tls else 'http'}://{self._netloc}"
+
+    @property
+    def audience(self) -> str:
+        """The URI tokens are signed for: ``http[s]://host:port/entity``."""
+        return f"{self.http_base}/{quote(self.entity, safe='/')}"
+
+    def url(self, action: str, tracking_id: str) -> str:
+        """``ws[s]://host:port/$hc/entity?sb-hc-action=ACTION&sb-hc-id=ID``."""
+        scheme = "wss" if self.tls else "ws"
+        return (f"{scheme}://{self._netloc}/$hc/{quote(self.entity, safe='/')}"
+                f"?sb-hc-action={action}&sb-hc-id={quote(tracking_id, safe='')}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

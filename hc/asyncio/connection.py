@@ -1,0 +1,382 @@
+"""One WebSocket over an asyncio transport, driving a sans-I/O machine from :mod:`hc`.
+
+:class:`WebSocketProtocol` is an :class:`asyncio.Protocol`: it writes the
+Upgrade request (:mod:`hc.handshake`), checks the ``101``, then feeds every
+byte to its machine -- an :class:`hc.protocol.ControlChannel` (a listener's
+control channel or rendezvous socket) or an :class:`hc.framing.WebSocketEndpoint`
+(a plain WebSocket stream) -- and writes what the machine queued, in one
+``write`` per step.  Events go to a callback (the control channel: no task
+hop per message) or into a bounded queue that :meth:`WebSocketProtocol.next_event`
+reads (reading pauses while the queue is full).
+
+:func:`open_websocket` connects through a :data:`Connector`: TCP (and TLS for
+wss) by default; tests pass :func:`hc.asyncio.memory.connector` to drive the
+other end with an :class:`hc.protocol.ControlChannel` and no socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, cast
+
+from hc.events import ConnectionClosed
+from hc.exceptions import LocalProtocolError, RemoteProtocolError
+from hc.handshake import (
+    HandshakeRejected,
+    Headers,
+    Response,
+    ResponseParser,
+    Target,
+    client_request,
+)
+
+__all__ = [
+    "Connector",
+    "Machine",
+    "MaskKeys",
+    "WebSocketProtocol",
+    "mask_keys",
+    "open_websocket",
+    "tcp_connector",
+]
+
+log = logging.getLogger("hc.asyncio")
+
+#: ``connector(protocol_factory, target)``: a connected transport whose protocol is
+#: the one the factory made (``loop.create_connection`` shaped).
+Connector = Callable[[Callable[[], asyncio.Protocol], Target], Awaitable[asyncio.BaseTransport]]
+#: Events queued for :meth:`WebSocketProtocol.next_event` before reading pauses.
+QUEUE_LIMIT = 16
+#: Seconds the closing handshake may take before the transport is dropped.
+CLOSE_TIMEOUT = 1.0
+
+
+class MaskKeys:
+    """Fresh 4-byte masking keys from the OS's CSPRNG, read 4 KiB at a time: one
+    ``getrandom`` call per 1,024 frames instead of one per frame (RFC 6455 §5.3 asks for
+    unpredictable keys, not for a system call each)."""
+
+    def __init__(self, batch: int = 4096) -> None:
+        self._batch, self._pool, self._at = batch, b"", batch
+
+    def __call__(self) -> bytes:
+        at = self._at
+        if at + 4 > len(self._pool):
+            self._pool, at = os.urandom(self._batch), 0
+        self._at = at + 4
+        return self._pool[at : at + 4]
+
+
+#: The masking keys of every client frame this SDK writes.
+mask_keys = MaskKeys()
+
+
+class Machine(Protocol):
+    """What :class:`hc.protocol.ControlChannel` and :class:`hc.framing.WebSocketEndpoint` share."""
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def receive_eof(self) -> None: ...
+
+    def events_received(self) -> Sequence[object]: ...
+
+    def data_to_send(self) -> list[bytes]: ...
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+async def tcp_connector(
+    factory: Callable[[], asyncio.Protocol], target: Target, *, ssl_context: ssl.SSLContext | None = None
+) -> asyncio.BaseTransport:
+    """TCP to ``target``, with TLS when it says so (the system's trust store by default)."""
+    loop = asyncio.get_running_loop()
+    context = (ssl_context or ssl.create_default_context()) if target.tls else None
+    transport, _ = await loop.create_connection(
+        factory, target.host, target.port, ssl=context,
+        server_hostname=target.host if context else None,
+    )
+    return transport
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """A client WebSocket: the handshake, then bytes to and from ``machine``.
+
+    Args:
+        machine: the sans-I/O endpoint (client side).
+        key: the ``Sec-WebSocket-Key`` of the request written at connection.
+        request: the Upgrade request's bytes.
+        subprotocols: those offered.
+        on_event: called with each event as it is parsed; without it events are queued.
+    """
+
+    def __init__(
+        self,
+        machine: Machine,
+        request: bytes,
+        key: str,
+        subprotocols: tuple[str, ...] = (),
+        on_event: Callable[[object], None] | None = None,
+    ) -> None:
+        self.machine = machine
+        self._request = request
+        self._parser: ResponseParser | None = ResponseParser(key, subprotocols)
+        loop = asyncio.get_running_loop()
+        self.handshake: asyncio.Future[Response] = loop.create_future()
+        self.closed: asyncio.Future[ConnectionClosed] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.error: RemoteProtocolError | None = None  # the peer's broken rule, if any
+        self._on_event = on_event
+        self._queue: collections.deque[object] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused_reading = False
+        self._writable: asyncio.Future[None] | None = None
+        self._flush_due = False  # a write of what was sent is scheduled for this loop step
+        self._flushed: asyncio.Future[None] | None = None  # resolved by that write
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        transport = self.transport
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        if self._parser is not None:
+            self._handshake_data(data)
+            return
+        try:
+            self.machine.receive_data(data)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+        self._flush()
+        self._dispatch()
+
+    def eof_received(self) -> bool:
+        self._ended()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # -- handshake ---------------------------------------------------------------------
+
+    def _handshake_data(self, data: bytes) -> None:
+        assert self._parser is not None
+        try:
+            done = self._parser.feed(data)
+        except RemoteProtocolError as exc:
+            self._handshake_failed(exc)
+            return
+        if not done:
+            return
+        response, leftover = self._parser.response, self._parser.leftover
+        assert response is not None
+        self._parser = None
+        if response.status != 101:
+            self._handshake_failed(HandshakeRejected(response))
+            return
+        self.handshake.set_result(response)
+        if leftover:
+            self.data_received(leftover)
+
+    def _handshake_failed(self, exc: Exception) -> None:
+        self._parser = None
+        if not self.handshake.done():
+            self.handshake.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _ended(self) -> None:
+        if self._parser is not None:
+            try:
+                refusal = self._parser.feed_eof()
+            except RemoteProtocolError as exc:
+                self._handshake_failed(exc)
+            else:
+                self._handshake_failed(HandshakeRejected(refusal))
+            return
+        if not self.handshake.done():
+            self.handshake.set_exception(ConnectionError("connection lost before the handshake"))
+            return
+        self.machine.receive_eof()
+        self._dispatch()
+
+    # -- events ------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        for event in self.machine.events_received():
+            if isinstance(event, ConnectionClosed):
+                if not self.closed.done():
+                    self.closed.set_result(event)
+                if self.transport is not None:
+                    self.transport.close()
+            if self._on_event is not None:
+                self._on_event(event)
+            else:
+                self._queue.append(event)
+        if self._on_event is None and self._queue:
+            self._wake()
+            if len(self._queue) >= QUEUE_LIMIT and not self._paused_reading and self.transport:
+                self._paused_reading = True
+                self.transport.pause_reading()
+
+    def deliver_to(self, on_event: Callable[[object], None]) -> None:
+        """From now on pass events to ``on_event``, the ones queued so far first."""
+        self._on_event = on_event
+        while self._queue:
+            on_event(self._queue.popleft())
+        if self._paused_reading and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next_event(self) -> object:
+        """The next queued event; after ConnectionClosed, that event again."""
+        while not self._queue:
+            if self.closed.done():
+                return self.closed.result()
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        event = self._queue.popleft()
+        if self._paused_reading and len(self._queue) < QUEUE_LIMIT // 2 and self.transport:
+            self._paused_reading = False
+            self.transport.resume_reading()
+        return event
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        """The peer broke a rule: the machine queued our Close; drop the connection after it."""
+        self.error = exc
+        log.warning("WebSocket closed with %d: %s", exc.close_code, exc.reason)
+        self._flush()
+        if not self.closed.done():
+            self.closed.set_result(ConnectionClosed(exc.close_code, exc.reason))
+        self._wake()
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- output ------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        data = self.machine.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data[0] if len(data) == 1 else b"".join(data))
+
+    def send(self, queue: Callable[[], None]) -> None:
+        """Run ``queue`` (a machine ``send_*`` call); what it queued is written at the end
+        of this loop step, with everything else sent in it (:meth:`drain` waits for that).
+
+        Raises:
+            ConnectionResetError: the connection is closed or closing.
+        """
+        if self.closed.done() or self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("the WebSocket is closed")
+        try:
+            queue()
+        except LocalProtocolError as exc:
+            raise ConnectionResetError(f"the WebSocket is closing: {exc}") from exc
+        self.flush_soon()
+
+    def flush_soon(self) -> None:
+        """Write what is sent from now until the callbacks already scheduled have run.
+
+        :meth:`send` calls it, so everything sent in one loop step leaves in one write.
+        Called when work that will answer is scheduled (a request's task), the write
+        comes right after that work's first step instead of one loop step later.
+        """
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._due_flush)
+
+    def _due_flush(self) -> None:
+        self._flush_due = False
+        self._flush()
+        flushed, self._flushed = self._flushed, None
+        if flushed is not None and not flushed.done():
+            flushed.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until what was sent is written to the transport, and while the
+        transport's write buffer is over its high-water mark.
+
+        Raises:
+            ConnectionResetError: the connection closed meanwhile.
+        """
+        if self._flush_due:
+            if self._flushed is None:
+                self._flushed = asyncio.get_running_loop().create_future()
+            await self._flushed
+        if self._writable is not None and not self._writable.done():
+            await self._writable
+        if self.closed.done() and self.transport is not None and self.transport.is_closing():
+            raise ConnectionResetError("the WebSocket closed")
+
+    async def close(self, code: int = 1000, reason: str = "", timeout: float = CLOSE_TIMEOUT) -> ConnectionClosed:
+        """Start the closing handshake, wait (at most ``timeout``) for the peer's Close, drop."""
+        if not self.closed.done():
+            try:
+                self.send(lambda: self.machine.send_close(code, reason))
+            except ConnectionResetError:
+                pass
+            try:
+                await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+            except TimeoutError:
+                pass
+        if self.transport is not None:
+            self.transport.close()
+        if not self.closed.done():
+            self.closed.set_result(ConnectionClosed(1006))
+        return self.closed.result()
+
+    def abort(self) -> None:
+        """Drop the connection at once (no closing handshake)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+
+async def open_websocket(
+    url: str,
+    machine: Machine,
+    *,
+    headers: Headers = (),
+    subprotocols: tuple[str, ...] = (),
+    on_event: Callable[[object], None] | None = None,
+    connector: Connector | None = None,
+    timeout: float = 30.0,
+) -> WebSocketProtocol:
+    """Connect to ``url``, complete the handshake, and return the protocol (OPEN).
+
+    Raises:
+        HandshakeRejected: the server answered something other than 101 (its status and body).
+        RemoteProtocolError: the answer was not a valid handshake response.
+        OSError, TimeoutError: the server could not be reached in ``timeout`` seconds.
+    """
+    target = Target.parse(url)
+    request, key = client_request(target, headers, subprotocols=subprotocols)
+    protocol = WebSocketProtocol(machine, request, key, subprotocols, on_event)
+    connect = connector or tcp_connector
+    async with asyncio.timeout(timeout):
+        transport = await connect(lambda: protocol, target)
+        try:
+            await protocol.handshake
+        except BaseException:
+            transport.close()
+            raise
+    return protocol

@@ -1,0 +1,119 @@
+"""``HybridConnectionStream``: a duplex WebSocket between a sender and a listener.
+
+A client's :meth:`~hc.asyncio.HybridConnectionClient.create_connection` and a
+listener's :meth:`~hc.asyncio.HybridConnectionListener.accept_connection` both
+return one.  Each :meth:`~HybridConnectionStream.write` is one WebSocket
+message (binary for bytes, text for str); :meth:`~HybridConnectionStream.read`
+returns the next message's bytes, ``b""`` once the peer closed.
+
+    async with await client.create_connection() as stream:
+        await stream.write(b"ping")
+        print(await stream.read())
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from hc.asyncio.connection import WebSocketProtocol
+from hc.events import BinaryReceived, ConnectionClosed, TextReceived
+from hc.framing import WebSocketEndpoint
+from hc.handshake import Headers
+from hc.messages import AcceptCommand
+
+__all__ = ["HybridConnectionStream"]
+
+
+class HybridConnectionStream:
+    """One WebSocket, as messages.
+
+    Attributes:
+        tracking_id: the relay's id of this connection (``sb-hc-id``), if known.
+        subprotocol: the subprotocol agreed on in the handshake, or None.
+        accept: for a listener's stream, the relay's ``accept`` command (the sender's
+            connect headers and address); None for a client's.
+    """
+
+    def __init__(
+        self, protocol: WebSocketProtocol, *, tracking_id: str = "",
+        accept: AcceptCommand | None = None,
+    ) -> None:
+        self._protocol = protocol
+        endpoint = protocol.machine
+        assert isinstance(endpoint, WebSocketEndpoint)
+        self._endpoint: WebSocketEndpoint = endpoint
+        self.tracking_id: str = tracking_id
+        self.accept: AcceptCommand | None = accept
+        self.subprotocol = protocol.handshake.result().header("Sec-WebSocket-Protocol")
+
+    def __repr__(self) -> str:
+        return f"<HybridConnectionStream {self.tracking_id or '?'}>"
+
+    @property
+    def connect_headers(self) -> Headers:
+        """The sender's handshake headers as the relay passed them on (a listener's stream)."""
+        return self.accept.connect_headers if self.accept else ()
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code once closed (1006: dropped), else None."""
+        closed = self._protocol.closed
+        return closed.result().code if closed.done() else None
+
+    @property
+    def close_reason(self) -> str:
+        closed = self._protocol.closed
+        return closed.result().reason if closed.done() else ""
+
+    async def receive(self) -> str | bytes | None:
+        """The next message (str for text, bytes for binary); None once closed."""
+        while True:
+            event = await self._protocol.next_event()
+            if isinstance(event, BinaryReceived):
+                return event.data
+            if isinstance(event, TextReceived):
+                return event.text
+            if isinstance(event, ConnectionClosed):
+                return None
+
+    async def read(self) -> bytes:
+        """The next message's bytes (text as UTF-8); ``b""`` once the peer closed."""
+        message = await self.receive()
+        if message is None:
+            return b""
+        return message.encode() if isinstance(message, str) else message
+
+    def __aiter__(self) -> HybridConnectionStream:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        message = await self.receive()
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
+    async def write(self, data: bytes | str) -> None:
+        """Send one message: binary for bytes, text for str.
+
+        Raises:
+            ConnectionResetError: the stream is closed.
+        """
+        endpoint = self._endpoint
+        if isinstance(data, str):
+            self._protocol.send(lambda: endpoint.send_text(data))
+        else:
+            self._protocol.send(lambda: endpoint.send_binary(bytes(data)))
+        await self._protocol.drain()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the WebSocket (the closing handshake, at most a second)."""
+        await self._protocol.close(code, reason)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close(1000 if exc is None else 1011)
