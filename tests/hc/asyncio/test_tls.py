@@ -22,8 +22,7 @@ from hc.asyncio import (
     RelayUnreachableError,
     TokenProvider,
 )
-from relay.server import RelayServer
-from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayHandle, make_namespace
+from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayFactory
 
 TOKENS = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, TEST_KEY)
 
@@ -53,11 +52,11 @@ async def reply(context: RelayedHttpListenerContext) -> None:
     await context.response.write(b"secure " + await context.request.read())
 
 
-async def test_listener_and_client_work_over_tls_with_the_given_trust(tmp_path: Path) -> None:
+async def test_listener_and_client_work_over_tls_with_the_given_trust(
+    tmp_path: Path, make_relay: RelayFactory
+) -> None:
     cert, key = self_signed(tmp_path)
-    server = RelayServer(make_namespace(tls_cert=cert, tls_key=key))
-    await server.start()
-    relay = RelayHandle(server)
+    relay = await make_relay(tls_cert=cert, tls_key=key)
     trust = ssl.create_default_context(cafile=cert)
     base = f"https://127.0.0.1:{relay.port}/secure"
     listener = HybridConnectionListener(base, TOKENS, ssl_context=trust)
@@ -80,4 +79,3 @@ async def test_listener_and_client_work_over_tls_with_the_given_trust(tmp_path: 
             await untrusting.create_connection()
     finally:
         await listener.close()
-        await server.stop()
