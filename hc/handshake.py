@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ __all__ = [
     "accept_key",
     "accept_response",
     "client_request",
+    "opening_problem",
     "parse_request_head",
 ]
 
@@ -81,6 +83,26 @@ class Target:
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for the ``Sec-WebSocket-Key`` ``key`` (RFC 6455 §4.2.2)."""
     return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+
+
+def opening_problem(method: str, header: Callable[[str], str | None]) -> str | None:
+    """Why a request is not a WebSocket opening handshake (RFC 6455 §4.2.1), or None.
+
+    ``header(name)`` gives a request header's value (None when absent); the server
+    answers a problem with ``400`` and the reason.
+    """
+    if method != "GET":
+        return f"a WebSocket upgrade is a GET, not {method}"
+    if (header("Upgrade") or "").lower() != "websocket":
+        return "the request does not ask to upgrade to websocket"
+    if "upgrade" not in [t.strip().lower() for t in (header("Connection") or "").split(",")]:
+        return "the Connection header does not include Upgrade"
+    if header("Sec-WebSocket-Version") != "13":
+        return "Sec-WebSocket-Version must be 13"
+    key = header("Sec-WebSocket-Key") or ""
+    if len(key) != 24 or not key.endswith("=="):  # base64 of 16 bytes (§4.2.1 item 5)
+        return "Sec-WebSocket-Key is not 16 bytes in base64"
+    return None
 
 
 def client_request(

@@ -13,8 +13,6 @@ module only moves bytes and applies back-pressure both ways.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -23,6 +21,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from hc.frames import FrameSplitter
+from hc.handshake import accept_key
 
 try:
     from websockets.speedups import apply_mask
@@ -30,20 +29,14 @@ except ImportError:  # pragma: no cover - the C extension ships in websockets' w
     from websockets.utils import apply_mask
 
 __all__ = [
-    "CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "accept_key", "apply_mask", "drain_connection",
+    "CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "apply_mask", "drain_connection",
 ]
 
-_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Frames queued before the relay stops reading from the peer's socket.
 _HIGH_WATER = 8
 #: Seconds :meth:`RawWebSocket.close` waits for the peer's Close frame before it drops
 #: the connection (RFC 6455 §7.1.1 leaves the bound to the server).
 CLOSE_TIMEOUT = 5.0
-
-
-def accept_key(key: str) -> str:
-    """RFC 6455 §4.2.2: base64(SHA-1(Sec-WebSocket-Key + GUID))."""
-    return base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
 
 
 async def drain_connection(http: web.RequestHandler, transport: asyncio.BaseTransport) -> None:

@@ -32,9 +32,10 @@ from aiohttp import web
 
 from hc.events import Event
 from hc.exceptions import RemoteProtocolError
+from hc.handshake import accept_key, opening_problem
 from hc.protocol import ControlChannel, State
 from relay.exceptions import BadRequest
-from relay.rawws import CLOSE_TIMEOUT, accept_key, drain_connection
+from relay.rawws import CLOSE_TIMEOUT, drain_connection
 
 __all__ = ["ChannelWire", "OnInput", "drainer", "upgrade"]
 
@@ -47,19 +48,7 @@ OnInput = Callable[[list[Event], RemoteProtocolError | None], None]
 
 def upgrade_problem(request: web.BaseRequest) -> str | None:
     """Why ``request`` is not a WebSocket opening handshake (RFC 6455 §4.2.1), or None."""
-    headers = request.headers
-    if request.method != "GET":
-        return f"a WebSocket upgrade is a GET, not {request.method}"
-    if headers.get("Upgrade", "").lower() != "websocket":
-        return "the request does not ask to upgrade to websocket"
-    if "upgrade" not in [t.strip().lower() for t in headers.get("Connection", "").split(",")]:
-        return "the Connection header does not include Upgrade"
-    if headers.get("Sec-WebSocket-Version", "") != "13":
-        return "Sec-WebSocket-Version must be 13"
-    key = headers.get("Sec-WebSocket-Key", "")
-    if len(key) != 24 or not key.endswith("=="):  # base64 of 16 bytes (§4.2.1 item 5)
-        return "Sec-WebSocket-Key is not 16 bytes in base64"
-    return None
+    return opening_problem(request.method, request.headers.get)
 
 
 async def upgrade(request: web.BaseRequest) -> web.StreamResponse:

@@ -12,6 +12,7 @@ from hc.handshake import (
     accept_key,
     accept_response,
     client_request,
+    opening_problem,
     parse_request_head,
 )
 
@@ -121,3 +122,26 @@ def test_a_head_that_never_ends_is_refused_past_its_bound() -> None:
 def test_eof_before_the_head_is_an_error() -> None:
     with pytest.raises(RemoteProtocolError, match="closed during the handshake"):
         ResponseParser("k").feed_eof()
+
+
+GOOD_OPENING = {"Upgrade": "WebSocket", "Connection": "keep-alive, Upgrade",
+                "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+@pytest.mark.parametrize(
+    ("method", "changed", "problem"),
+    [
+        ("GET", {}, None),
+        ("POST", {}, "a WebSocket upgrade is a GET, not POST"),
+        ("GET", {"Upgrade": "h2c"}, "the request does not ask to upgrade to websocket"),
+        ("GET", {"Connection": "keep-alive"}, "the Connection header does not include Upgrade"),
+        ("GET", {"Sec-WebSocket-Version": "8"}, "Sec-WebSocket-Version must be 13"),
+        ("GET", {"Sec-WebSocket-Key": None}, "Sec-WebSocket-Key is not 16 bytes in base64"),
+        ("GET", {"Sec-WebSocket-Key": "short=="}, "Sec-WebSocket-Key is not 16 bytes in base64"),
+    ],
+)
+def test_a_servers_judgement_of_an_opening_handshake(
+    method: str, changed: dict[str, str | None], problem: str | None
+) -> None:
+    headers = {k.lower(): v for k, v in {**GOOD_OPENING, **changed}.items() if v is not None}
+    assert opening_problem(method, lambda name: headers.get(name.lower())) == problem
