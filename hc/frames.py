@@ -1,4 +1,8 @@
-"""Re-framing a client's WebSocket frames so that none is ever held whole. No I/O.
+"""Single WebSocket frames (RFC 6455 §5): opcodes, headers, masking, Close payloads,
+and re-framing a client's frames so that none is ever held whole. No I/O.
+
+:mod:`hc.framing` builds whole connections (messages, Ping/Pong, the closing
+handshake) from these parts.
 
 The websockets library's sans-I/O ``Protocol`` reads a frame in full before it
 yields it, so one 150 MiB frame from a peer would sit in the relay's memory.
@@ -26,8 +30,22 @@ hand (websockets' C ``speedups``) passes it to :class:`FrameSplitter`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import IntEnum
 
-__all__ = ["FrameSplitter", "Mask", "apply_mask", "frame_header"]
+from hc.exceptions import RemoteProtocolError
+
+__all__ = [
+    "FrameSplitter",
+    "Mask",
+    "Opcode",
+    "apply_mask",
+    "close_payload",
+    "frame_header",
+    "is_valid_close_code",
+    "parse_close",
+    "serialize_frame",
+    "truncate_reason",
+]
 
 #: ``apply_mask(data, key)``: ``data`` XOR the 4-byte ``key`` repeated (RFC 6455 §5.3).
 Mask = Callable[[bytes, bytes], bytes]
@@ -35,9 +53,6 @@ Mask = Callable[[bytes, bytes], bytes]
 #: A frame at most this long is passed on whole, as it came, once it has arrived.
 PASS_WHOLE = 256 * 1024
 _ZERO_MASK = b"\0\0\0\0"
-#: Opcodes (RFC 6455 §5.2): continuation, and the first control one (Close).
-OP_CONT = 0x0
-OP_CLOSE = 0x8
 
 
 def apply_mask(data: bytes, key: bytes) -> bytes:
@@ -117,7 +132,7 @@ class FrameSplitter:
         if len(buffer) < at + 4:
             return False
         total = at + 4 + length
-        if length <= PASS_WHOLE or first & 0x0F >= OP_CLOSE:
+        if length <= PASS_WHOLE or first & 0x0F >= Opcode.CLOSE:
             if len(buffer) < total:
                 return False
             out.append(bytes(buffer[:total]))
@@ -142,5 +157,80 @@ class FrameSplitter:
         if first_piece:
             first_byte = fin | (self._first_byte & 0x7F)  # RSV and opcode as sent
         else:
-            first_byte = fin | OP_CONT
+            first_byte = fin | Opcode.CONT
         out.append(frame_header(first_byte, take, masked=True) + _ZERO_MASK + payload)
+
+
+# -- single frames: opcodes, serializing, Close payloads ---------------------------------
+
+PROTOCOL_ERROR, NO_STATUS, ABNORMAL, INVALID_DATA, TOO_BIG = 1002, 1005, 1006, 1007, 1009
+MAX_CONTROL = 125  # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less"
+MAX_REASON = MAX_CONTROL - 2
+
+
+class Opcode(IntEnum):
+    """Frame opcodes (RFC 6455 §5.2); 0x3-0x7 and 0xB-0xF are reserved."""
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+#: Opcode by the low four bits of a frame's first byte; None where it is reserved.
+OPCODES: tuple[Opcode | None, ...] = tuple(
+    Opcode(n) if n in Opcode._value2member_map_ else None for n in range(16)
+)
+
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Codes that may appear in a Close frame (RFC 6455 §7.4; 1004-1006 and 1015 may not)."""
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def serialize_frame(
+    opcode: Opcode,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    mask_key: bytes | None = None,
+    mask: Mask = apply_mask,
+) -> bytes:
+    """One frame's bytes: masked with ``mask_key`` when it is given (a client's frame)."""
+    first = (0x80 if fin else 0) | opcode
+    if mask_key is None:
+        return frame_header(first, len(payload), masked=False) + payload
+    return frame_header(first, len(payload), masked=True) + mask_key + mask(payload, mask_key)
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    """A Close frame's payload: the code, two bytes big-endian, then the UTF-8 reason."""
+    return code.to_bytes(2, "big") + reason.encode()
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """A Close frame's (code, reason); (1005, "") when it has no payload.
+
+    Raises:
+        RemoteProtocolError: 1002 for a 1-byte payload or a code no one may send,
+            1007 for a reason that is not UTF-8.
+    """
+    if not payload:
+        return NO_STATUS, ""
+    if len(payload) == 1:
+        raise RemoteProtocolError("close frame with a 1-byte payload", close_code=PROTOCOL_ERROR)
+    code = int.from_bytes(payload[:2], "big")
+    if not is_valid_close_code(code):
+        raise RemoteProtocolError(f"invalid close code {code}", close_code=PROTOCOL_ERROR)
+    try:
+        return code, payload[2:].decode()
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("invalid UTF-8 in a close reason", close_code=INVALID_DATA) from None
+
+
+def truncate_reason(reason: str) -> str:
+    """``reason`` cut to fit a Close frame (123 bytes of UTF-8), never mid-character."""
+    return reason.encode()[:MAX_REASON].decode(errors="ignore")

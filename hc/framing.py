@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum
 
 from hc.events import (
     BinaryFragment,
@@ -55,7 +55,25 @@ from hc.events import (
     WebSocketEvent,
 )
 from hc.exceptions import LocalProtocolError, RemoteProtocolError
-from hc.frames import Mask, apply_mask, frame_header
+from hc.frames import (
+    ABNORMAL,
+    INVALID_DATA,
+    MAX_CONTROL,
+    MAX_REASON,
+    NO_STATUS,
+    OPCODES,
+    PROTOCOL_ERROR,
+    TOO_BIG,
+    Mask,
+    Opcode,
+    apply_mask,
+    close_payload,
+    frame_header,
+    is_valid_close_code,
+    parse_close,
+    serialize_frame,
+    truncate_reason,
+)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -70,28 +88,6 @@ __all__ = [
 
 #: The largest message (all fragments together) an endpoint accepts unless told otherwise.
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
-PROTOCOL_ERROR, NO_STATUS, ABNORMAL, INVALID_DATA, TOO_BIG = 1002, 1005, 1006, 1007, 1009
-_MAX_CONTROL = 125  # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less"
-_MAX_REASON = _MAX_CONTROL - 2
-
-
-class Opcode(IntEnum):
-    """Frame opcodes (RFC 6455 §5.2); 0x3-0x7 and 0xB-0xF are reserved."""
-
-    CONT = 0x0
-    TEXT = 0x1
-    BINARY = 0x2
-    CLOSE = 0x8
-    PING = 0x9
-    PONG = 0xA
-
-
-#: Opcode by the low four bits of a frame's first byte; None where it is reserved.
-_OPCODES: tuple[Opcode | None, ...] = tuple(
-    Opcode(n) if n in Opcode._value2member_map_ else None for n in range(16)
-)
-
-
 class Side(Enum):
     """Which end: a client masks what it sends (RFC 6455 §5.3), a server must not."""
 
@@ -105,51 +101,6 @@ class State(Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-def _is_valid_close_code(code: int) -> bool:
-    """Codes that may appear in a Close frame (RFC 6455 §7.4; 1004-1006 and 1015 may not)."""
-    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
-def serialize_frame(
-    opcode: Opcode,
-    payload: bytes,
-    *,
-    fin: bool = True,
-    mask_key: bytes | None = None,
-    mask: Mask = apply_mask,
-) -> bytes:
-    """One frame's bytes: masked with ``mask_key`` when it is given (a client's frame)."""
-    first = (0x80 if fin else 0) | opcode
-    if mask_key is None:
-        return frame_header(first, len(payload), masked=False) + payload
-    return frame_header(first, len(payload), masked=True) + mask_key + mask(payload, mask_key)
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    """A Close frame's payload: the code, two bytes big-endian, then the UTF-8 reason."""
-    return code.to_bytes(2, "big") + reason.encode()
-
-
-def parse_close(payload: bytes) -> tuple[int, str]:
-    """A Close frame's (code, reason); (1005, "") when it has no payload.
-
-    Raises:
-        RemoteProtocolError: 1002 for a 1-byte payload or a code no one may send,
-            1007 for a reason that is not UTF-8.
-    """
-    if not payload:
-        return NO_STATUS, ""
-    if len(payload) == 1:
-        raise RemoteProtocolError("close frame with a 1-byte payload", close_code=PROTOCOL_ERROR)
-    code = int.from_bytes(payload[:2], "big")
-    if not _is_valid_close_code(code):
-        raise RemoteProtocolError(f"invalid close code {code}", close_code=PROTOCOL_ERROR)
-    try:
-        return code, payload[2:].decode()
-    except UnicodeDecodeError:
-        raise RemoteProtocolError("invalid UTF-8 in a close reason", close_code=INVALID_DATA) from None
 
 
 @dataclass
@@ -166,11 +117,6 @@ def _rotated(key: bytes, offset: int) -> bytes:
     """The masking key as it stands ``offset`` bytes into a payload."""
     at = offset % 4
     return key[at:] + key[:at]
-
-
-def _truncate(reason: str) -> str:
-    """``reason`` cut to fit a Close frame (123 bytes of UTF-8), never mid-character."""
-    return reason.encode()[:_MAX_REASON].decode(errors="ignore")
 
 
 class WebSocketEndpoint:
@@ -264,7 +210,7 @@ class WebSocketEndpoint:
     def fail(self, code: int, reason: str) -> RemoteProtocolError:
         """Queue a Close(``code``, ``reason``), stop reading, and return the error to raise."""
         if not self._failed and self._state is State.OPEN:
-            self._send_frame(Opcode.CLOSE, close_payload(code, _truncate(reason)))
+            self._send_frame(Opcode.CLOSE, close_payload(code, truncate_reason(reason)))
             self._state = State.CLOSING
         self._failed = True
         self._forget_input()
@@ -283,14 +229,14 @@ class WebSocketEndpoint:
         if len(buf) < 2:
             return False
         first, second = buf[0], buf[1]
-        opcode = _OPCODES[first & 0x0F]
+        opcode = OPCODES[first & 0x0F]
         if opcode is None or first & 0x70:
             opcode = self._check_first_byte(first)  # raises
         fin, masked, length, at = first >= 0x80, second >= 0x80, second & 0x7F, 2
         if masked is not self._server:
             raise self.fail(PROTOCOL_ERROR, "unmasked frame from a client" if not masked
                             else "masked frame from a server")
-        if opcode >= Opcode.CLOSE and (not fin or length > _MAX_CONTROL):
+        if opcode >= Opcode.CLOSE and (not fin or length > MAX_CONTROL):
             raise self.fail(PROTOCOL_ERROR, "fragmented control frame" if not fin
                             else "control frame longer than 125 bytes")
         if length >= 126:
@@ -355,7 +301,7 @@ class WebSocketEndpoint:
     def _check_first_byte(self, first: int) -> Opcode:
         if first & 0x70:
             raise self.fail(PROTOCOL_ERROR, "reserved bits set without an extension")
-        opcode = _OPCODES[first & 0x0F]  # a table, not Opcode(...): this runs for every frame
+        opcode = OPCODES[first & 0x0F]  # a table, not Opcode(...): this runs for every frame
         if opcode is None:
             raise self.fail(PROTOCOL_ERROR, f"unknown opcode {first & 0x0F:#x}")
         return opcode
@@ -453,9 +399,9 @@ class WebSocketEndpoint:
         Raises:
             LocalProtocolError: not OPEN, a code no one may send, a reason over 123 bytes.
         """
-        if not _is_valid_close_code(code):
+        if not is_valid_close_code(code):
             raise LocalProtocolError(f"close code {code} may not be sent")
-        if len(reason.encode()) > _MAX_REASON:
+        if len(reason.encode()) > MAX_REASON:
             raise LocalProtocolError("a close reason is at most 123 bytes of UTF-8")
         self._send_control(Opcode.CLOSE, close_payload(code, reason), "a close frame")
         self._state = State.CLOSING
@@ -473,7 +419,7 @@ class WebSocketEndpoint:
 
     def _send_control(self, opcode: Opcode, payload: bytes, what: str) -> None:
         self._check_open(what)
-        if len(payload) > _MAX_CONTROL:
+        if len(payload) > MAX_CONTROL:
             raise LocalProtocolError(f"{what} carries at most 125 bytes")
         self._send_frame(opcode, payload)
 
