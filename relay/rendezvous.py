@@ -130,7 +130,8 @@ async def _cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     The body task reads the sender's stream: it must be gone before the sender's
     handler returns (aiohttp then reads the rest of that stream itself).
     """
-    left = {t for t in tasks if t is not None and not t.done()}
+    given = [t for t in tasks if t is not None]
+    left = {t for t in given if not t.done()}
     for task in left:
         task.cancel()
     interrupted = False
@@ -140,6 +141,9 @@ async def _cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
         except asyncio.CancelledError:
             interrupted = True
         left = {t for t in left if not t.done()}
+    for task in given:  # what they raised is told by the caller or moot: never "unretrieved"
+        if not task.cancelled():
+            task.exception()
     if interrupted:
         raise asyncio.CancelledError
 

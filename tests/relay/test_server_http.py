@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import websockets
 from lxml import etree
 
 from hc.entities import EntityKind, Rights
@@ -609,3 +611,32 @@ async def test_a_rendezvous_answer_the_relay_cannot_use_is_refused_with_1008(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and reason in warnings[0]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_listener_refusing_a_rendezvous_body_with_1009_is_a_prompt_502(
+    arelay: RelayHandle, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The listener takes the rendezvous with a 64 KiB message limit, as a binding with a
+    # small max_received_message_size does, and the request body is 1 MiB: its WebSocket
+    # closes with 1009 while the relay is still sending.  The sender hears of it at once.
+    async with websockets.connect(
+        f"{arelay.ws_url}/$hc/echo?sb-hc-action=listen",
+        additional_headers={"ServiceBusAuthorization": arelay.token("echo")},
+    ) as control:
+        post = asyncio.create_task(http.post(
+            f"{arelay.base_url}/echo", data=b"x" * (1 << 20),
+            headers={"ServiceBusAuthorization": arelay.token("echo")},
+        ))
+        announced = json.loads(await asyncio.wait_for(control.recv(), 5))["request"]
+        async with websockets.connect(announced["address"], max_size=INLINE_LIMIT) as rendezvous:
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(rendezvous.recv(), 5)
+            close = rendezvous.protocol.close_sent
+            assert close is not None and close.code == 1009
+        resp = await asyncio.wait_for(post, 5)
+        assert resp.status == 502
+        assert "listener" in (await resp.text()).lower()
+    gc.collect()  # a task whose exception nobody retrieved says so when it is collected
+    assert not [r for r in caplog.records if r.exc_info is not None]  # no traceback of ours
+    assert "never retrieved" not in caplog.text
