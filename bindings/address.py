@@ -13,17 +13,14 @@ so the address a development relay prints works as is.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from bindings.exceptions import ConfigurationError
+from hc.address import EntityAddress
 from hc.connection_string import ConnectionString
 
 __all__ = ["RelayAddress"]
-
-_SCHEMES = ("sb", "http", "https", "ws", "wss")
-
 
 @dataclass(frozen=True)
 class RelayAddress:
@@ -49,23 +46,10 @@ class RelayAddress:
             ConfigurationError: not such a URL, or no entity path.
         """
         try:
-            parts = urlsplit(address.strip())
-            host, port = parts.hostname, parts.port
-        except ValueError:
-            raise ConfigurationError(f"relay address {address!r} is not a valid URL") from None
-        scheme = parts.scheme.lower()
-        if scheme not in _SCHEMES or not host:
-            raise ConfigurationError(
-                f"relay address {address!r} must look like sb://HOST[:PORT]/ENTITY"
-                " (or http://, https://)"
-            )
-        entity = unquote(parts.path).strip("/")
-        if not entity or parts.query or parts.fragment:
-            raise ConfigurationError(
-                f"relay address {address!r} must name an entity path and nothing else"
-            )
-        use_tls = scheme in ("https", "wss") or (scheme == "sb" and not _is_loopback(host))
-        return cls(host, port or (443 if use_tls else 80), use_tls, entity)
+            parsed = EntityAddress.parse(address)
+        except ValueError as exc:
+            raise ConfigurationError(f"relay address: {exc}") from None
+        return cls(parsed.host, parsed.port, parsed.tls, parsed.entity)
 
     @classmethod
     def from_connection_string(
@@ -82,19 +66,19 @@ class RelayAddress:
         return cls(connection_string.host, connection_string.port, connection_string.use_tls, path)
 
     @property
-    def _netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+    def entity_address(self) -> EntityAddress:
+        """The same address as the SDK (``hc.asyncio``) takes it."""
+        return EntityAddress(self.host, self.port, self.use_tls, self.entity_path)
 
     @property
     def http_base(self) -> str:
         """``http[s]://host:port``: the relay's public origin."""
-        return f"{'https' if self.use_tls else 'http'}://{self._netloc}"
+        return self.entity_address.http_base
 
     @property
     def ws_base(self) -> str:
         """``ws[s]://host:port``."""
-        return f"{'wss' if self.use_tls else 'ws'}://{self._netloc}"
+        return self.entity_address.ws_base
 
     @property
     def quoted_path(self) -> str:
@@ -116,12 +100,3 @@ class RelayAddress:
         """``ws[s]://host:port/$hc/ENTITY`` without the query."""
         return f"{self.ws_base}/$hc/{self.quoted_path}"
 
-
-def _is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and ``localhost`` (as ConnectionString decides)."""
-    if host.rstrip(".").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -26,12 +26,12 @@ business (``bindings.environment``): this module never looks at ``os.environ``.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
+from hc.address import is_loopback, netloc
 from hc.exceptions import InvalidConnectionString, MalformedToken
 from hc.sas import SasToken
 
@@ -153,7 +153,7 @@ class ConnectionString:
             return self.explicit_use_tls
         scheme = self._split_endpoint().scheme
         if scheme == "sb":
-            return not _is_loopback(self.host)
+            return not is_loopback(self.host)
         return scheme == "https"
 
     @property
@@ -196,8 +196,7 @@ class ConnectionString:
 
     @property
     def _netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return netloc(self.host, self.port)
 
     def _text_fields(self) -> list[tuple[str, str | None]]:
         return [
@@ -257,11 +256,3 @@ def _parse_bool(text: str) -> bool:
     return lowered == "true"
 
 
-def _is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and ``localhost``."""
-    if host.rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -18,7 +18,7 @@ import functools
 import ssl
 import uuid
 
-from hc.asyncio.address import EntityAddress
+from hc.address import EntityAddress
 from hc.asyncio.connection import Connector, mask_keys, open_websocket, tcp_connector
 from hc.asyncio.errors import RelayUnreachableError, rejected
 from hc.asyncio.stream import HybridConnectionStream

@@ -35,8 +35,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Self
 
+from hc.address import EntityAddress
 from hc.asyncio import exchange
-from hc.asyncio.address import EntityAddress
 from hc.asyncio.connection import (
     Connector,
     WebSocketProtocol,
