@@ -19,13 +19,11 @@ import ssl
 import uuid
 
 from hc.address import EntityAddress
-from hc.asyncio.connection import Connector, mask_keys, open_websocket, tcp_connector
-from hc.asyncio.errors import RelayUnreachableError, rejected
+from hc.asyncio.connection import Connector, mask_keys, open_on_relay, tcp_connector
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import DEFAULT_TTL, TokenProvider
-from hc.exceptions import ProtocolError
 from hc.framing import DEFAULT_MAX_MESSAGE_SIZE, Side, WebSocketEndpoint
-from hc.handshake import HandshakeRejected, Headers
+from hc.handshake import Headers
 
 __all__ = ["HybridConnectionClient"]
 
@@ -73,22 +71,13 @@ class HybridConnectionClient:
             RelayUnreachableError: no connection to the relay.
         """
         tracking_id = str(uuid.uuid4())
-        sent = list(headers)
+        token = None
         if self.token_provider is not None:
-            token = await self.token_provider.get_token(self.address.audience, DEFAULT_TTL)
-            sent.append(("ServiceBusAuthorization", token.token))
+            token = (await self.token_provider.get_token(self.address.audience, DEFAULT_TTL)).token
         endpoint = WebSocketEndpoint(Side.CLIENT, max_message_size=self.max_message_size,
                                      mask_key=mask_keys)
-        try:
-            protocol = await open_websocket(
-                self.address.url("connect", tracking_id), endpoint, headers=tuple(sent),
-                subprotocols=subprotocols, connector=self.connector,
-            )
-        except HandshakeRejected as exc:
-            response = exc.response
-            raise rejected(response.status, response.reason, response.body) from exc
-        except (OSError, TimeoutError, ProtocolError) as exc:
-            raise RelayUnreachableError(
-                f"cannot reach the relay at {self.address.http_base}: {exc or type(exc).__name__}"
-            ) from exc
+        protocol = await open_on_relay(
+            self.address.url("connect", tracking_id), endpoint, self.address.http_base,
+            token=token, headers=headers, subprotocols=subprotocols, connector=self.connector,
+        )
         return HybridConnectionStream(protocol, tracking_id=tracking_id)

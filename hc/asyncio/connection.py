@@ -24,8 +24,9 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, cast
 
+from hc.asyncio.errors import RelayUnreachableError, rejected
 from hc.events import ConnectionClosed
-from hc.exceptions import LocalProtocolError, RemoteProtocolError
+from hc.exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
 from hc.handshake import (
     HandshakeRejected,
     Headers,
@@ -41,6 +42,7 @@ __all__ = [
     "MaskKeys",
     "WebSocketProtocol",
     "mask_keys",
+    "open_on_relay",
     "open_websocket",
     "tcp_connector",
 ]
@@ -380,3 +382,33 @@ async def open_websocket(
             transport.close()
             raise
     return protocol
+
+
+async def open_on_relay(
+    url: str,
+    machine: Machine,
+    relay_base: str,
+    *,
+    token: str | None,
+    headers: Headers = (),
+    subprotocols: tuple[str, ...] = (),
+    connector: Connector | None = None,
+) -> WebSocketProtocol:
+    """:func:`open_websocket` to the relay at ``relay_base``, with ``token`` (if any) in the
+    ``ServiceBusAuthorization`` header, its failures told as the SDK's errors.
+
+    Raises:
+        RelayRejectedError: the relay refused the handshake (its status and reason).
+        RelayUnreachableError: no connection, or no valid handshake answer.
+    """
+    sent = (*headers, ("ServiceBusAuthorization", token)) if token is not None else headers
+    try:
+        return await open_websocket(url, machine, headers=sent, subprotocols=subprotocols,
+                                    connector=connector)
+    except HandshakeRejected as exc:
+        response = exc.response
+        raise rejected(response.status, response.reason, response.body) from exc
+    except (OSError, TimeoutError, ProtocolError) as exc:
+        raise RelayUnreachableError(
+            f"cannot reach the relay at {relay_base}: {exc or type(exc).__name__}"
+        ) from exc

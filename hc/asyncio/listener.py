@@ -41,7 +41,7 @@ from hc.asyncio.connection import (
     Connector,
     WebSocketProtocol,
     mask_keys,
-    open_websocket,
+    open_on_relay,
     tcp_connector,
 )
 from hc.asyncio.errors import (
@@ -49,8 +49,6 @@ from hc.asyncio.errors import (
     ConnectionLostError,
     KeepAliveTimeoutError,
     RelayError,
-    RelayUnreachableError,
-    rejected,
 )
 from hc.asyncio.exchange import AcceptHandler, RequestHandler
 from hc.asyncio.http import RelayedHttpListenerContext, RelayedHttpListenerResponse
@@ -60,7 +58,6 @@ from hc.asyncio.tokens import DEFAULT_TTL, SecurityToken, TokenProvider
 from hc.asyncio.upkeep import KeepAlive, renew_tokens
 from hc.events import AcceptReceived, PongReceived, RequestReceived
 from hc.exceptions import ProtocolError
-from hc.handshake import HandshakeRejected
 from hc.protocol import ControlChannel, Role
 
 __all__ = ["HybridConnectionListener"]
@@ -212,20 +209,12 @@ class HybridConnectionListener:
 
     async def _connect(self) -> tuple[WebSocketProtocol, SecurityToken | None]:
         token = await self._token()
-        headers = (("ServiceBusAuthorization", token.token),) if token else ()
         channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.COMMAND_LIMIT,
                                  mask_key=mask_keys)
-        try:
-            control = await open_websocket(
-                self.listen_url(), channel, headers=headers, connector=self.connector,
-            )
-        except HandshakeRejected as exc:
-            response = exc.response
-            raise rejected(response.status, response.reason, response.body) from exc
-        except (OSError, TimeoutError, ProtocolError) as exc:
-            raise RelayUnreachableError(
-                f"cannot reach the relay at {self.address.http_base}: {exc or type(exc).__name__}"
-            ) from exc
+        control = await open_on_relay(
+            self.listen_url(), channel, self.address.http_base,
+            token=token.token if token else None, connector=self.connector,
+        )
         self._control = control
         control.deliver_to(self._on_event)  # commands that came with the 101 first
         return control, token
