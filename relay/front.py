@@ -45,10 +45,12 @@ from relay.boundary import error_answer
 from relay.client_errors import GuardedHandler
 from relay.error_body import new_tracking_id
 from relay.exceptions import HeaderFieldsTooLarge, RelayError, RequestTimeout, TooManyConnections
+from relay.front_calls import relay_at_once
 from relay.front_wire import FastRequest, fast_request, head_bytes
 from relay.http_senders import relay_http
 from relay.listeners import INLINE_LIMIT
 from relay.request_head import PartialHead, parse_head, refusal
+from relay.sender_io import SenderReply
 from relay.state import RelayState
 
 __all__ = ["Front", "FrontProtocol"]
@@ -181,7 +183,14 @@ class FrontProtocol(asyncio.Protocol):
         del self._buffer[: self._body_end]
         self._request = None
         self.state, self.deadline = ConnState.BUSY, float("inf")
-        self._front.loop.create_task(self._serve(request))
+        try:
+            taken = relay_at_once(self._front.state, request, self)
+        except Exception as exc:  # noqa: BLE001 - the one boundary (relay.boundary)
+            self.answer_error(exc, request, _FastReply(self, request))
+            self.finished(request)
+            return
+        if not taken:
+            self._front.loop.create_task(self._serve(request))
 
     def _read_head(self) -> FastRequest | None:
         """The request whose head is complete in the buffer, if the front serves it.
@@ -221,23 +230,31 @@ class FrontProtocol(asyncio.Protocol):
         self._scanned = len(self._buffer)
 
     async def _serve(self, request: FastRequest) -> None:
-        state = self._front.state
         reply = _FastReply(self, request)
         try:
-            await relay_http(state, request, reply)
+            await relay_http(self._front.state, request, reply)
         except Exception as exc:  # noqa: BLE001 - the one boundary (relay.boundary)
-            answer = error_answer(exc, request, state)
-            if reply.started:  # an answer is half out: it must not look complete
-                self.close()
-            else:
-                self.write_whole(answer.status, answer.reason, answer.headers, answer.body,
-                                 request)
-                if answer.close:
-                    self.close()
+            self.answer_error(exc, request, reply)
         finally:
-            self._finished(request)
+            self.finished(request)
 
-    def _finished(self, request: FastRequest) -> None:
+    # -- relay.front_calls.CallOwner ---------------------------------------------------
+
+    def reply_to(self, request: FastRequest) -> _FastReply:
+        return _FastReply(self, request)
+
+    def answer_error(self, exc: BaseException, request: FastRequest, reply: SenderReply) -> None:
+        """Answer with the relay's error for ``exc``; drop the connection if an answer is
+        half out already (it must not look complete)."""
+        answer = error_answer(exc, request, self._front.state)
+        if isinstance(reply, _FastReply) and reply.started:
+            self.close()
+            return
+        self.write_whole(answer.status, answer.reason, answer.headers, answer.body, request)
+        if answer.close:
+            self.close()
+
+    def finished(self, request: FastRequest) -> None:
         if self.state is not ConnState.BUSY:
             return
         if not request.keep_alive or self._front.stopping:

@@ -48,13 +48,20 @@ from soap.envelope import SoapVersion
 from soap.exceptions import SoapError
 from soap.relay_token import extract_relay_token
 
-__all__ = ["relay_http"]
+__all__ = [
+    "RELAY_TOKEN_MARK",
+    "relay_http",
+    "reply_head",
+    "request_command",
+    "respond",
+    "respond_oneway",
+]
 
 log = logging.getLogger("relay.http")
 _request_ids = itertools.count(1)
 _METADATA_METHODS = frozenset({"GET", "HEAD"})
 #: A cheap byte test before any XML is looked at: most bodies carry no SOAP token.
-_RELAY_TOKEN_MARK = b"RelayAccessToken"
+RELAY_TOKEN_MARK = b"RelayAccessToken"
 
 
 async def relay_http(state: RelayState, request: SenderRequest, reply: SenderReply) -> None:
@@ -90,7 +97,7 @@ async def _relay_http(
         raise MessageTooLarge(f"the body ({length} bytes) is over this entity's limit of {limit}")
     body, stream = await _body_at_hand(request, limit, scan)
     soap_token = None
-    if body is not None and _RELAY_TOKEN_MARK in body:
+    if body is not None and RELAY_TOKEN_MARK in body:
         # A RelayAccessToken header is a credential: cut out whenever the body is at
         # hand, and used only when no token came in the query or the HTTP headers.
         soap_token, body = _soap_header_token(request, body)
@@ -230,19 +237,8 @@ class _Exchange:
         return self.request.body_exists
 
     def _new_pending(self, listener: ListenerConnection, ident: str) -> PendingRequest:
-        scheme = "wss" if self.request.secure else "ws"
-        address = (
-            f"{scheme}://{self.relay_host}/$hc/{listener.entity_path}"
-            f"?sb-hc-action=request&sb-hc-id={ident}"
-        )
-        command = RequestCommand(
-            address=address,
-            id=f"{next(_request_ids)}",
-            request_target=self.target,
-            method=self.request.method,
-            request_headers=self.headers,
-            body=self._has_body(),
-            remote_endpoint=self.request.remote,
+        command = request_command(
+            self.request, listener, ident, self.target, self.headers, self._has_body()
         )
         if self.body is not None:
             return listener.new_request(command, self.body)
@@ -324,37 +320,13 @@ class _Exchange:
         ticket = self._tickets.pop(pending, None)
         if ticket is not None:
             self.relay.rendezvous.discard(ticket)
-        pending.finished.set()
+        pending.finish()
 
     async def respond(self, answer: RelayedReply) -> None:
-        """The listener's reply to the sender: whole if it came inline, else streamed (chunked)."""
-        command = answer.command
-        too_big = oversized_head(command.response_headers)
-        if too_big is not None:
-            raise InvalidListenerResponse(f"the listener's response has {too_big}")
-        status, reason = command.status_code, reason_phrase(command.status_description)
-        dropped: list[str] = []
-        headers = forwarded_response_headers(command.response_headers, self.relay_host, dropped)
-        if dropped:
-            log.warning("dropped response headers no HTTP message may carry on %s: %r",
-                        self.request.path, dropped)
-        if answer.inline is not None:  # headers and body leave in one write
-            self.reply.whole(status, reason, headers, answer.inline)
-            return
-        try:
-            await self.reply.stream(status, reason, headers, answer.body)
-        except (ConnectionError, RelayError) as exc:
-            log.warning("listener vanished mid-response on %s: %s", self.request.path, exc)
-            self.reply.abort()
+        await respond(self.reply, answer, self.relay_host, self.request.path)
 
     async def respond_oneway(self, answer: RelayedReply) -> None:
-        """PROTOCOL.md §6: 202 once the listener acknowledged; its errors pass through."""
-        if not 200 <= answer.command.status_code < 300:
-            await self.respond(answer)
-            return
-        async for _ in answer.body:
-            pass
-        self.reply.whole(202, None, (), b"")
+        await respond_oneway(self.reply, answer, self.relay_host, self.request.path)
 
     async def multicast(self, listeners: list[ListenerConnection], timeout: float) -> None:
         """PROTOCOL.md §6 event: every listener at once; 202 with ``Relay-Delivered``.
@@ -380,6 +352,70 @@ class _Exchange:
             for pending in posted:
                 self.done(pending)
         self.reply.whole(202, None, (("Relay-Delivered", str(delivered)),), b"")
+
+
+def request_command(
+    request: SenderRequest, listener: ListenerConnection, ident: str, target: str,
+    headers: Headers, has_body: bool,
+) -> RequestCommand:
+    """The full ``request`` command for ``listener``, its rendezvous id ``ident``."""
+    scheme = "wss" if request.secure else "ws"
+    return RequestCommand(
+        address=(
+            f"{scheme}://{request.host}/$hc/{listener.entity_path}"
+            f"?sb-hc-action=request&sb-hc-id={ident}"
+        ),
+        id=str(next(_request_ids)),
+        request_target=target,
+        method=request.method,
+        request_headers=headers,
+        body=has_body,
+        remote_endpoint=request.remote,
+    )
+
+
+def reply_head(
+    answer: RelayedReply, relay_host: str, path: str
+) -> tuple[int, str | None, Headers]:
+    """The status, reason and headers the sender gets for the listener's ``answer``.
+
+    Raises:
+        InvalidListenerResponse: the response head is too large to forward.
+    """
+    command = answer.command
+    too_big = oversized_head(command.response_headers)
+    if too_big is not None:
+        raise InvalidListenerResponse(f"the listener's response has {too_big}")
+    dropped: list[str] = []
+    headers = forwarded_response_headers(command.response_headers, relay_host, dropped)
+    if dropped:
+        log.warning("dropped response headers no HTTP message may carry on %s: %r", path, dropped)
+    return command.status_code, reason_phrase(command.status_description), headers
+
+
+async def respond(reply: SenderReply, answer: RelayedReply, relay_host: str, path: str) -> None:
+    """The listener's reply to the sender: whole if it came inline, else streamed (chunked)."""
+    status, reason, headers = reply_head(answer, relay_host, path)
+    if answer.inline is not None:  # headers and body leave in one write
+        reply.whole(status, reason, headers, answer.inline)
+        return
+    try:
+        await reply.stream(status, reason, headers, answer.body)
+    except (ConnectionError, RelayError) as exc:
+        log.warning("listener vanished mid-response on %s: %s", path, exc)
+        reply.abort()
+
+
+async def respond_oneway(
+    reply: SenderReply, answer: RelayedReply, relay_host: str, path: str
+) -> None:
+    """PROTOCOL.md §6: 202 once the listener acknowledged; its errors pass through."""
+    if not 200 <= answer.command.status_code < 300:
+        await respond(reply, answer, relay_host, path)
+        return
+    async for _ in answer.body:
+        pass
+    reply.whole(202, None, (), b"")
 
 
 def _answer(pending: PendingRequest) -> bool | RelayedReply:

@@ -169,6 +169,12 @@ class ListenerConnection:
         command = pending.command
         self._sendable().send_request(RequestCommand(address=command.address, id=command.id))
 
+    @property
+    def congested(self) -> bool:
+        """True while the control channel's write buffer is full (:meth:`drain` waits)."""
+        wire = self._wire
+        return wire is not None and wire.congested
+
     async def drain(self) -> None:
         """Wait while the control channel's write buffer is full."""
         if self._wire is not None:

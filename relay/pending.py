@@ -10,8 +10,8 @@ channel or on the rendezvous socket (``relay.rendezvous``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from hc.messages import RequestCommand, ResponseCommand
@@ -57,34 +57,59 @@ class RelayedReply:
         return cls(command, _one_chunk(data), data)
 
 
-@dataclass(eq=False)
 class PendingRequest:
     """One request sent to one listener and not yet answered.
 
     ``command`` is always the full request; whether it travelled inline or is
     still waiting at the rendezvous address is ``delivered``.  ``body`` is the
     request body to send over the rendezvous (bytes, or a stream from the sender).
+
+    A plain class with slots, not a dataclass: one is made for every relayed request.
     """
 
-    command: RequestCommand
-    body: bytes | AsyncIterator[bytes] | None
-    listener: RequestOwner
-    delivered: bool = False
-    #: True once the listener opened this request's rendezvous address.
-    taken: bool = False
-    reply: asyncio.Future[RelayedReply] = field(init=False)
-    #: The rendezvous task moving the request and reply, once the listener opened it.
-    pump: asyncio.Task[None] | None = None
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    __slots__ = ("_done", "_finished", "body", "command", "delivered", "listener", "on_settled",
+                 "pump", "reply", "taken")
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self, command: RequestCommand, body: bytes | AsyncIterator[bytes] | None,
+        listener: RequestOwner,
+    ) -> None:
+        self.command, self.body, self.listener = command, body, listener
+        self.delivered = False
+        #: True once the listener opened this request's rendezvous address.
+        self.taken = False
         # The listener's loop, not get_running_loop(): on Python 3.11 that makes a
         # getpid() syscall, and this runs for every relayed request.
-        self.reply = self.listener.loop.create_future()
+        self.reply: asyncio.Future[RelayedReply] = listener.loop.create_future()
+        #: Called (synchronously) once ``reply`` is settled, answered or failed: the
+        #: front's calls (``relay.front_calls``) wait on this instead of awaiting ``reply``.
+        self.on_settled: Callable[[PendingRequest], None] | None = None
+        #: The rendezvous task moving the request and reply, once the listener opened it.
+        self.pump: asyncio.Task[None] | None = None
+        self._done = False
+        self._finished: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<PendingRequest {self.id} to {self.listener.id}>"
 
     @property
     def id(self) -> str:
         return self.command.id
+
+    @property
+    def finished(self) -> asyncio.Event:
+        """Set once the sender is done with the reply (made when first asked for)."""
+        if self._finished is None:
+            self._finished = asyncio.Event()
+            if self._done:
+                self._finished.set()
+        return self._finished
+
+    def finish(self) -> None:
+        """The sender is done with the reply: a rendezvous holding it may end."""
+        self._done = True
+        if self._finished is not None:
+            self._finished.set()
 
     @property
     def reached_listener(self) -> bool:
@@ -102,12 +127,16 @@ class PendingRequest:
         if self.reply.done():
             return False
         self.reply.set_result(reply)
+        if self.on_settled is not None:
+            self.on_settled(self)
         return True
 
     def fail(self, error: BaseException) -> None:
         if not self.reply.done():
             self.reply.set_exception(error)
             self.reply.exception()  # mark retrieved: a sender may have given up already
+            if self.on_settled is not None:
+                self.on_settled(self)
 
     def body_chunks(self) -> AsyncIterator[bytes]:
         if self.body is None:
@@ -115,5 +144,3 @@ class PendingRequest:
         if isinstance(self.body, bytes):
             return _one_chunk(self.body)
         return self.body
-
-

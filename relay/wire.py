@@ -86,6 +86,7 @@ class ChannelWire:
         on_input: called with each chunk's events (see :data:`OnInput`).
         name: who is at the other end, for log lines ("listener L3 on orders").
         drain: waits while the transport's write buffer is full (none by default).
+        writing_paused: whether it is full now (never, by default).
     """
 
     def __init__(
@@ -96,8 +97,10 @@ class ChannelWire:
         *,
         name: str,
         drain: Callable[[], Awaitable[None]] | None = None,
+        writing_paused: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
+        self._writing_paused = writing_paused
         self._transport: Any = transport  # a WriteTransport; BaseTransport in aiohttp's types
         self._channel = channel
         self._on_input = on_input
@@ -115,7 +118,9 @@ class ChannelWire:
         """A wire on ``request``'s upgraded connection, taking its bytes from now on."""
         transport = request.transport
         assert transport is not None
-        wire = cls(transport, channel, on_input, name=name, drain=drainer(request))
+        http = request.protocol
+        wire = cls(transport, channel, on_input, name=name, drain=drainer(request),
+                   writing_paused=lambda: http.writing_paused)
         wire.take_over(request)
         return wire
 
@@ -183,6 +188,12 @@ class ChannelWire:
     def closing(self) -> bool:
         """True once nothing more can be written (ended, or the transport closing)."""
         return self.ended.done() or self._transport.is_closing()
+
+    @property
+    def congested(self) -> bool:
+        """True while the connection's write buffer is over its high-water mark
+        (:meth:`drain` would wait)."""
+        return self._writing_paused is not None and self._writing_paused()
 
     async def drain(self) -> None:
         """Wait while the connection's write buffer is over its high-water mark."""
