@@ -72,6 +72,7 @@ from relay.namespace import (
     NamespaceConfig,
     SasRule,
 )
+from relay.observe.settings import parse_settings
 
 __all__ = ["MAX_RULES", "MIN_KEY_LENGTH", "load_config"]
 
@@ -80,7 +81,7 @@ MAX_RULES = 12
 MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
-_TOP_KEYS = ("namespace", "rule", "entity")
+_TOP_KEYS = ("namespace", "rule", "entity", "admin", "observe", "webhook")
 _NAMESPACE_KEYS = (
     "name",
     "host",
@@ -257,6 +258,7 @@ class _Loader:
             max_connections=ns.integer(
                 "max_connections", NamespaceConfig.max_connections, 1, 1_000_000
             ),
+            observe=parse_settings(document, self.error),  # [admin], [observe], [[webhook]]
         )
 
     def client_timeout(self, ns: _Table, key: str) -> float:
