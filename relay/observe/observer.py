@@ -26,6 +26,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from hc.exceptions import HcError, MalformedToken, TokenRejected
+from relay.accepts import ListenerRejected
 from relay.error_body import new_tracking_id
 from relay.exceptions import AccessDenied, AuthError, RelayError
 from relay.observe.call import Call, CallNotes, Unobserved
@@ -239,7 +240,7 @@ class Observer:
     def sender_refused(self, entity: str, error: BaseException, remote: str) -> None:
         self.stats_for(self._entity_named(entity)).sender(
             Outcome.of_refusal(status_of(error)))
-        if getattr(error, "listener_rejected", False):
+        if isinstance(error, ListenerRejected):
             self.events.emit(EventName.LISTENER_REJECTED_CONNECTION, entity, remote=remote,
                              reason=str(error)[:200])
 

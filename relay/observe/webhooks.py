@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -96,5 +97,7 @@ class Webhooks:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 why = str(exc) or type(exc).__name__
         self.outcomes["failed"] += 1
-        log.warning("webhook %s: %s not delivered after %d tries (%s)",
-                    hook.url, event.get("operationName"), self.tries, why)
+        where = urlsplit(hook.url)  # no query in the log: it may hold the receiver's secret
+        log.warning("webhook %s://%s%s: %s not delivered after %d tries (%s)", where.scheme,
+                    where.netloc.rpartition("@")[2], where.path, event.get("operationName"),
+                    self.tries, why)
