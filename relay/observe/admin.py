@@ -27,7 +27,7 @@ from aiohttp import web
 
 from hc.headers import query_pairs
 from relay.boundary import error_answer
-from relay.exceptions import EntityNotFound, RelayError, TooManyConnections
+from relay.exceptions import AccessDenied, EntityNotFound, RelayError, TooManyConnections
 from relay.observe import api
 from relay.observe.exposition import CONTENT_TYPE, metrics_registry, render
 from relay.observe.guard import check_manage
@@ -124,6 +124,18 @@ async def _event_stream(state: RelayState, request: web.Request) -> web.StreamRe
     return response
 
 
+_LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _check_local_host(host: str, bound: str) -> None:
+    """Without a token, only a Host naming the address itself: a web page whose name
+    was rebound to 127.0.0.1 (DNS rebinding) must not read the console."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.rpartition("]:")[0] + "]" \
+        if host.startswith("[") and "]:" in host else host
+    if name.lower() not in _LOCAL_NAMES | {bound.lower()}:
+        raise AccessDenied(f"the admin address answers only Host {bound} or localhost")
+
+
 class AdminSite:
     """The separate admin address (``[admin] host``/``port``), an aiohttp site of its own."""
 
@@ -156,6 +168,8 @@ class AdminSite:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
+            if not self.settings.require_token:
+                _check_local_host(request.host, self.settings.host)
             if not is_admin_path(request.path):
                 raise EntityNotFound("the admin address serves /$metrics, /$events and /$console/")
             return await serve(self.state, request, token=self.settings.require_token)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from html import unescape
 
 __all__ = ["SCAN_LIMIT", "fault_of", "operation_of", "soap_version"]
 
@@ -72,5 +73,5 @@ def fault_of(body: bytes) -> tuple[str, str]:
         return "", ""
     text = (_STRING11 if code.re is _FAULT11 else _STRING12).search(body, 0, SCAN_LIMIT)
     name = code.group(1).decode("utf-8", "replace").rpartition(":")[2]
-    reason = text.group(1).decode("utf-8", "replace").strip() if text else ""
+    reason = unescape(text.group(1).decode("utf-8", "replace").strip()) if text else ""
     return name[:128], reason
