@@ -29,7 +29,6 @@ from hc.headers import query_pairs
 from relay.boundary import error_answer
 from relay.exceptions import AccessDenied, EntityNotFound, RelayError, TooManyConnections
 from relay.observe import api
-from relay.observe.exposition import CONTENT_TYPE, metrics_registry, render
 from relay.observe.guard import check_manage
 from relay.state import RelayState
 
@@ -73,6 +72,9 @@ async def serve(state: RelayState, request: web.Request, *, token: bool = True) 
         check_manage(query_pairs(request.rel_url.raw_query_string), request.headers.items(),
                      request.host, state.config, state.verifier)
     if path == "/$metrics":
+        # On the first scrape: a relay nobody scrapes never imports prometheus_client.
+        from relay.observe.exposition import CONTENT_TYPE, metrics_registry, render
+
         metrics = state.observer.metrics
         if metrics is None:
             metrics = state.observer.metrics = metrics_registry(state.observer, _online(state))

@@ -21,9 +21,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING, Any
 
 from hc.exceptions import HcError, MalformedToken, TokenRejected
 from relay.accepts import ListenerRejected
@@ -39,6 +37,9 @@ from relay.observe.stats import EntityStats
 from relay.observe.webhooks import Webhooks
 from relay.routing import EntityRegistry
 from relay.sender_io import SenderReply, SenderRequest
+
+if TYPE_CHECKING:  # prometheus_client is imported on the first scrape only
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["ListenerInfo", "Observer", "status_of"]
 
