@@ -33,8 +33,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--no-bootstrap", action="store_true", help="skip apt/pip installs")
     parser.add_argument("--observe", action="store_true",
-                        help="S1 also on a relay with metrics and inspector off, and one with"
-                             " body capture on (issue 13: what observing costs)")
+                        help="S1 also on three relays alike with metrics and inspector on, off,"
+                             " and with body capture on (issue 13: what observing costs)")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the py-spy profiles of relay and listener (results/profile-s1.txt)")
     return parser.parse_args(argv)

@@ -14,6 +14,7 @@ reply's methods and three no-ops.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from time import perf_counter
 from typing import Any, Protocol
@@ -23,6 +24,8 @@ from relay.observe.stats import EntityStats
 from relay.sender_io import SenderReply, SenderRequest
 
 __all__ = ["Call", "CallNotes", "Unobserved"]
+
+log = logging.getLogger("relay")
 
 
 class Answerer(Protocol):
@@ -98,7 +101,10 @@ class Call:
         """The call ended (``error``: why it failed, if it did)."""
         if self.entity is not None:
             self.entity.in_flight -= 1
-        self.observer.finish(self, error)
+        try:
+            self.observer.finish(self, error)
+        except Exception:  # a bug of ours in counting must not fail the call it counts
+            log.exception("relay.observe: could not record a call to %s", self.request.path)
 
     # -- SenderReply -----------------------------------------------------------------
 

@@ -87,7 +87,8 @@ class Inspector:
     """The ring of recent calls and the captures of the entities that asked for them."""
 
     def __init__(self, settings: ObserveSettings) -> None:
-        self.rows: deque[CallRow] = deque(maxlen=max(1, settings.inspector_calls))
+        #: Plain tuples in :class:`CallRow`'s order, made into rows when read.
+        self.rows: deque[tuple[Any, ...]] = deque(maxlen=max(1, settings.inspector_calls))
         self.capture = set(settings.capture)
         self.body_limit = settings.capture_body_limit
         self.byte_limit = settings.capture_bytes
@@ -98,7 +99,8 @@ class Inspector:
     def next_seq(self) -> int:
         return next(self._seq)
 
-    def add(self, row: CallRow) -> None:
+    def add(self, row: tuple[Any, ...]) -> None:
+        """Remember one call: a tuple of :class:`CallRow`'s fields, in order."""
         self.rows.append(row)
 
     def keep(
@@ -126,11 +128,11 @@ class Inspector:
         return self._captured.get(seq)
 
     def row(self, seq: int) -> CallRow | None:
-        return next((r for r in self.rows if r.seq == seq), None)
+        return next((CallRow._make(r) for r in self.rows if r[0] == seq), None)
 
     def after(self, seq: int) -> Iterator[CallRow]:
         """The rows newer than ``seq``, oldest first."""
-        return (r for r in self.rows if r.seq > seq)
+        return (CallRow._make(r) for r in self.rows if r[0] > seq)
 
     def summaries(self, after: int = 0) -> list[dict[str, Any]]:
         return [r.summary(r.seq in self._captured) for r in self.after(after)]

@@ -27,8 +27,15 @@ _ELEMENTS = re.compile(
     rb"(<(?:[\w.-]+:)?(RelayAccessToken|Password|Nonce|BinarySecurityToken)\b[^>]*>)"
     rb"[^<]*(</(?:[\w.-]+:)?\2\s*>)"
 )
+_ELEMENT_NAMES = (b"RelayAccessToken", b"Password", b"Nonce", b"BinarySecurityToken")
 _SIG = re.compile(rb"((?:\bsig|SharedAccessKey|sb-hc-token)=)[^&;\"'<\s]+", re.IGNORECASE)
 _QUERY_SECRET = re.compile(r"((?:^|&)(?:sb-hc-token|sig|code|token)=)[^&]*", re.IGNORECASE)
+
+
+def _may_hold_sig(text: bytes) -> bool:
+    """A cheap test before the regular expression: most values hold no token."""
+    low = text.lower()
+    return b"sig=" in low or b"sharedaccesskey=" in low or b"sb-hc-token=" in low
 
 
 def mask_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -37,9 +44,11 @@ def mask_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     for name, value in headers:
         if name.lower() in _SECRET_HEADERS:
             out.append((name, MASK))
-        else:
-            out.append((name, _SIG.sub(rb"\1" + MASK.encode(), value.encode("utf-8", "replace"))
-                        .decode("utf-8", "replace")))
+            continue
+        raw = value.encode("utf-8", "replace")
+        if _may_hold_sig(raw):
+            value = _SIG.sub(rb"\1" + MASK.encode(), raw).decode("utf-8", "replace")
+        out.append((name, value))
     return out
 
 
@@ -50,5 +59,6 @@ def mask_query(query: str) -> str:
 
 def mask_body(body: bytes) -> bytes:
     """A SOAP (or any) body with token and password element contents masked."""
-    body = _ELEMENTS.sub(rb"\1" + MASK.encode() + rb"\3", body)
-    return _SIG.sub(rb"\1" + MASK.encode(), body)
+    if any(name in body for name in _ELEMENT_NAMES):
+        body = _ELEMENTS.sub(rb"\1" + MASK.encode() + rb"\3", body)
+    return _SIG.sub(rb"\1" + MASK.encode(), body) if _may_hold_sig(body) else body

@@ -29,7 +29,7 @@ from relay.error_body import new_tracking_id
 from relay.exceptions import AccessDenied, AuthError, RelayError
 from relay.observe.call import Call, CallNotes, Unobserved
 from relay.observe.events import EventHub
-from relay.observe.inspector import CallRow, Inspector
+from relay.observe.inspector import Inspector
 from relay.observe.names import EventName, Outcome
 from relay.observe.settings import ObserveSettings
 from relay.observe.soapinfo import fault_of, operation_of
@@ -45,6 +45,8 @@ __all__ = ["ListenerInfo", "Observer", "status_of"]
 
 #: Entities counted at most (dynamic ones come and go); past it they count as "(other)".
 MAX_ENTITIES = 10_000
+#: Distinct SOAPAction values whose operation is remembered.
+_ACTIONS_CACHED = 1024
 #: Why a listener left, as ``ListenerConnection.left_because`` says (``relay.listeners``).
 _LEFT = {
     "token expired": EventName.LISTENER_CLOSING_FROM_EXPIRED_TOKEN,
@@ -93,6 +95,9 @@ class Observer:
         ) if settings.webhooks else None
         self.events = EventHub(settings.node, self.webhooks)
         self.listeners: dict[str, ListenerInfo] = {}
+        #: SOAPAction header value -> its operation (a SOAPAction with a body-named
+        #: operation, "", is looked up in the body each time: "" is not cached).
+        self._actions: dict[str, str] = {}
         self.presence: deque[dict[str, Any]] = deque(maxlen=200)
         #: The Prometheus registry of this relay, made on the first scrape (``exposition``).
         self.metrics: CollectorRegistry | None = None
@@ -160,11 +165,10 @@ class Observer:
             else:
                 stats.inline += 1
         headers = request.headers
-        operation = ""
-        if "SOAPAction" in headers or "xml" in headers.get("Content-Type", ""):
-            operation = operation_of(headers, call.body)
-            if operation and forwarded:
-                stats.operation(operation)
+        content_type = headers.get("Content-Type", "")
+        operation = self._operation(headers, content_type, call.body)
+        if operation and forwarded:
+            stats.operation(operation)
         if call.response_body is not None and status >= 400:
             fault_code, fault_string = fault_of(call.response_body)
             if fault_code:
@@ -175,14 +179,29 @@ class Observer:
         stats.timeline.add(now, status >= 400)
         inspector = self.inspector
         seq = inspector.next_seq()
-        inspector.add(CallRow(
-            seq, now, stats.name, request.method, request.path, headers.get("Content-Type", ""),
+        inspector.add((  # a plain tuple (a CallRow when rendered): cheap on every call
+            seq, now, stats.name, request.method, request.path, content_type,
             operation, status, fault_code, fault_string, request_bytes, call.response_bytes,
             relay_time, listener_time, call.listener, tracking,
         ))
         if call.capture:
             inspector.keep(seq, request.raw_query, headers.items(), call.body, call.headers_out,
                            call.response_body)
+
+    def _operation(self, headers: Any, content_type: str, body: bytes | None) -> str:
+        """The SOAP operation, from a small cache keyed by the action when there is one
+        (SOAPAction, or SOAP 1.2's in the Content-Type), else from the body."""
+        key = headers.get("SOAPAction")
+        if key is None or not key.strip('" '):
+            key = content_type if "action=" in content_type else None
+        if key is None:
+            return operation_of(headers, body) if "xml" in content_type else ""
+        operation = self._actions.get(key)
+        if operation is None:
+            operation = operation_of(headers, None)
+            if len(self._actions) < _ACTIONS_CACHED:
+                self._actions[key] = operation
+        return operation
 
     def _entity_named(self, path: str) -> str:
         """The entity ``path`` names, or "" (no label from a stranger's path)."""
