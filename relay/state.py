@@ -101,7 +101,7 @@ class RelayState:
             scan_budget=ByteBudget(SOAP_TOKEN_SCAN_BUDGET),
             limits=FrontLimits.of(config),
             client_errors=ClientErrorLog(log),
-            observer=Observer(config.observe, registry, clock=clock),
+            observer=Observer(config.observe, registry),
         )
 
     @property

@@ -30,6 +30,7 @@ from relay.boundary import error_answer
 from relay.exceptions import AccessDenied, EntityNotFound, RelayError, TooManyConnections
 from relay.observe import api
 from relay.observe.guard import check_manage
+from relay.request_head import host_name
 from relay.state import RelayState
 
 __all__ = ["CSP", "AdminSite", "is_admin_path", "serve"]
@@ -126,15 +127,13 @@ async def _event_stream(state: RelayState, request: web.Request) -> web.StreamRe
     return response
 
 
-_LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _check_local_host(host: str, bound: str) -> None:
     """Without a token, only a Host naming the address itself: a web page whose name
     was rebound to 127.0.0.1 (DNS rebinding) must not read the console."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host.rpartition("]:")[0] + "]" \
-        if host.startswith("[") and "]:" in host else host
-    if name.lower() not in _LOCAL_NAMES | {bound.lower()}:
+    if host_name(host) not in _LOCAL_NAMES | {bound.strip("[]").lower()}:
         raise AccessDenied(f"the admin address answers only Host {bound} or localhost")
 
 

@@ -80,12 +80,14 @@ class Observer:
     """Counters, inspector and events of one relay."""
 
     def __init__(
-        self, settings: ObserveSettings, registry: EntityRegistry[Any], *, clock: Any = time.time
+        self, settings: ObserveSettings, registry: EntityRegistry[Any]
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.enabled = settings.enabled
-        self.clock = clock
+        #: Wall clock of the calls' and listeners' times (not the relay's token clock,
+        #: which tests move and break on purpose).
+        self.clock = time.time
         self.stats: dict[str, EntityStats] = {}
         self.inspector = Inspector(settings)
         self.body_limit = settings.capture_body_limit

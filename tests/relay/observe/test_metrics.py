@@ -181,5 +181,8 @@ async def test_admin_address_serves_metrics_without_token(
     assert samples[key] == 1
     async with http.get(f"{base}/payroll") as resp:
         assert resp.status == 404  # the admin address relays nothing
+    rebound = {"Host": f"attacker.example:{admin.port}"}  # DNS rebinding to 127.0.0.1
+    async with http.get(f"{base}/$metrics", headers=rebound) as resp:
+        assert resp.status == 403 and b"soaprelay_" not in await resp.read()
     async with http.get(f"{relay.base_url}/$metrics") as resp:
         assert resp.status == 401  # the relay's port still asks for a token
