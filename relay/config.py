@@ -42,6 +42,9 @@ is optional; the values shown are the defaults where there is one)::
     key = "..."
     rights = ["Send"]
 
+    [admin]                      # optional, like [observe] and [[webhook]]: metrics, events,
+    port = 9351                  # the console (relay.observe.settings has every key)
+
 Anything else is refused with a :class:`~relay.exceptions.ConfigError` whose
 message is ``FILE: KEY-PATH: REASON``, e.g. ``relay.toml: entity[2].kind: unknown
 value 'one-way' (expected one of: request-response, oneway, event)``.  Array items

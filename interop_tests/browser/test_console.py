@@ -58,9 +58,18 @@ def text(driver: Any, css: str) -> str:
 
 
 def click(driver: Any, css: str) -> None:
+    """Click the first element ``css`` finds; again if the live table was redrawn under it."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.CSS_SELECTOR, css).click()
+    def clicked(d: Any) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_for(driver, clicked, f"a click on {css}")
 
 
 def sign_in(driver: Any, relay: RelayThread) -> None:
@@ -103,9 +112,9 @@ def test_a_person_uses_the_console(relay: RelayThread, browser: Any) -> None:
         assert "Echo" in rows and "200" in rows and XSS in rows  # shown as text, not markup
         assert driver.find_elements(By.CSS_SELECTOR, "#tab-inspector img, #tab-inspector script") == []
 
-        ok_row = next(r for r in driver.find_elements(By.CSS_SELECTOR, "#calls tbody tr")
-                      if "Echo" in r.text and " 200 " in f" {r.text} ")
-        ok_row.click()
+        seq = next(r.get_attribute("data-seq") for r in driver.find_elements(By.CSS_SELECTOR, "#calls tbody tr")
+                   if "Echo" in r.text and " 200 " in f" {r.text} ")
+        click(driver, f"#calls tbody tr[data-seq='{seq}']")
         wait_for(driver, lambda d: "hello from zeep" in text(d, "#d-req-body"), "the call's body")
         click(driver, "#replay")
         wait_for(driver, lambda d: text(d, "#r-status").startswith("200"), "the replay's answer")
