@@ -1,6 +1,7 @@
 """``make bench`` / ``python -m bench``: every scenario side by side, one table.
 
-Usage: ``python -m bench [--only s1,s6] [--seconds 5] [--reps 3] [--no-bootstrap] [--no-profile]``
+Usage: ``python -m bench [--only s1,s6] [--seconds 5] [--reps 3] [--no-bootstrap] [--no-profile]
+[--observe]``
 
 Writes ``bench/results/latest.md`` and ``latest.json`` (only for a full run;
 a partial run writes ``partial.md``/``partial.json``), and with S1 the py-spy
@@ -31,6 +32,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per load point")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--no-bootstrap", action="store_true", help="skip apt/pip installs")
+    parser.add_argument("--observe", action="store_true",
+                        help="S1 also on three relays alike with metrics and inspector on, off,"
+                             " and with body capture on (issue 13: what observing costs)")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the py-spy profiles of relay and listener (results/profile-s1.txt)")
     return parser.parse_args(argv)
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soap-relay-bench-") as tmp:
         run = Run(Path(tmp), seconds=args.seconds, reps=args.reps)
         try:
-            results: dict[str, Any] = run_scenarios(run, chosen)
+            results: dict[str, Any] = run_scenarios(run, chosen, observe=args.observe)
             if not args.no_profile and "s1" in chosen:
                 from bench.profiles import profile_s1
 

@@ -6,7 +6,9 @@ entity with more than the 25 listeners a config file allows).  Prints
 ``READY <base url> <event loop class>`` once listening; stops on SIGTERM.
 
 SPEC_JSON: ``{"port": 0, "ping_interval": 5, "pong_timeout": 3, "entities": [{"path": "echo",
-"kind": "request-response", "max_listeners": 25, "max_message_size": N}]}``.
+"kind": "request-response", "max_listeners": 25, "max_message_size": N}], "observe": "on"}``;
+``observe``: ``"on"`` (metrics and inspector, the default), ``"off"``, or ``"capture"`` (on,
+with body capture on every configured entity).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bench.keys import KEY, KEY_NAME
 from bench.procs import raise_nofile
 from hc.entities import EntityKind, Rights
 from relay.namespace import EntityConfig, NamespaceConfig, SasRule
+from relay.observe.settings import ObserveSettings
 from relay.server import run
 
 
@@ -42,7 +45,16 @@ def namespace(spec: dict[str, Any]) -> NamespaceConfig:
         dynamic_entities=True,
         ping_interval=float(spec.get("ping_interval", NamespaceConfig.ping_interval)),
         pong_timeout=float(spec.get("pong_timeout", NamespaceConfig.pong_timeout)),
+        observe=_observe(str(spec.get("observe", "on")), entities),
     )
+
+
+def _observe(mode: str, entities: tuple[EntityConfig, ...]) -> ObserveSettings:
+    if mode == "off":
+        return ObserveSettings(enabled=False)
+    if mode == "capture":
+        return ObserveSettings(capture=frozenset(e.path for e in entities))
+    return ObserveSettings()
 
 
 def main() -> None:

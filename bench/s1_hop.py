@@ -49,8 +49,13 @@ def _summary(points: list[dict[str, float]]) -> dict[str, Any]:
     return {"median": {k: med([p[k] for p in points]) for k in keys_}, "reps": points}
 
 
-def run_hop(run: Run, relay: Proc, relay_url: str, with_hyco: bool) -> dict[str, Any]:
-    """Run S1 (and S3 when ``with_hyco``) against the started relay."""
+def run_hop(
+    run: Run, relay: Proc, relay_url: str, with_hyco: bool,
+    others: dict[str, tuple[Proc, str]] | None = None,
+) -> dict[str, Any]:
+    """Run S1 (and S3 when ``with_hyco``) against the started relay; ``others``: more
+    relays (target name -> process and URL, names starting ``relay_``), each with a
+    Python listener of its own, measured in the same interleaved loop (``--observe``)."""
     backend_port, nginx_port = free_port(), free_port()
     backend = run.start(
         Proc("echo-backend", python_argv("bench.echo_backend", str(backend_port)), logdir=run.workdir)
@@ -71,6 +76,11 @@ def run_hop(run: Run, relay: Proc, relay_url: str, with_hyco: bool) -> dict[str,
             logdir=run.workdir,
         ))
         targets["relay_hyco"] = f"{relay_url}/hyco"
+    relays = {name: relay for name in targets}
+    for name, (proc, url) in (others or {}).items():
+        run.start(Proc(f"py-listener-{name}", python_argv("bench.echo_listener", url, "echo"),
+                       logdir=run.workdir))
+        targets[name], relays[name] = f"{url}/echo", proc
     plain = write_script(run.workdir / "soap1k.lua", _SOAP_HEADERS)
     signed = write_script(
         run.workdir / "soap1k-token.lua",
@@ -84,9 +94,10 @@ def run_hop(run: Run, relay: Proc, relay_url: str, with_hyco: bool) -> dict[str,
     for rep in range(run.reps):
         for conns in CONCURRENCY:
             for name, url in targets.items():
-                before, backend_before = relay.cpu_seconds(), backend.cpu_seconds()
+                server = relays[name]
+                before, backend_before = server.cpu_seconds(), backend.cpu_seconds()
                 result = run_wrk(url, scripts[name], conns, run.seconds)
-                cpu = relay.cpu_seconds() - before if name.startswith("relay") else None
+                cpu = server.cpu_seconds() - before if name.startswith("relay") else None
                 # The reference: what one aiohttp server spends per request on its own.
                 backend_cpu = backend.cpu_seconds() - backend_before if name == "direct" else None
                 points[name][conns].append(_point(result, cpu, backend_cpu))

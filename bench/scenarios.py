@@ -30,12 +30,19 @@ _MAIN_ENTITIES = [
 ]
 
 
-def run_scenarios(run: Run, chosen: list[str]) -> dict[str, Any]:
+def run_scenarios(run: Run, chosen: list[str], *, observe: bool = False) -> dict[str, Any]:
+    """``observe``: S1 also runs three more relays alike (one entity, their own listener),
+    with metrics and inspector on, off, and on with body capture."""
     results: dict[str, Any] = {}
     if {"s1", "s3", "s6", "s2"} & set(chosen):
         relay, url = start_relay(run, "relay-main", {"entities": _MAIN_ENTITIES})
+        others = {
+            f"relay_obs_{mode}": start_relay(run, f"relay-obs-{mode}",
+                                             {"entities": [{"path": "echo"}], "observe": mode})
+            for mode in ("on", "off", "capture")
+        } if observe and "s1" in chosen else {}
         if "s1" in chosen or "s3" in chosen:
-            results["s1"] = run_hop(run, relay, url, with_hyco="s3" in chosen)
+            results["s1"] = run_hop(run, relay, url, with_hyco="s3" in chosen, others=others)
         if "s2" in chosen:
             results["s2"] = run_soap(run, relay, url)
         if "s6" in chosen:

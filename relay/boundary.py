@@ -96,8 +96,10 @@ def error_answer(
         state: the relay's state (entities for CORS, the namespace's host for the realm).
         tracking: the tracking id, or ``""`` for a new one.
     """
-    tracking = tracking or new_tracking_id()
+    # The observer names a failed call's tracking id first (relay.observe: the inspector shows it).
+    tracking = getattr(exc, "tracking_id", "") or tracking or new_tracking_id()
     error = _relay_error(exc, request, tracking)
+    state.observer.refused(error, request.path, _remote(request), tracking)
     if isinstance(error, cors.CorsPreflight):
         preflight = cors.preflight_headers(error.origin, request.headers)
         return ErrorAnswer(204, None, preflight, b"", False, error)
@@ -141,6 +143,14 @@ def _relay_error(exc: BaseException, request: ErrorRequest, tracking: str) -> Re
     log.error("%s %s -> 500: internal error [tracking %s]", request.method, request.path,
               tracking, exc_info=exc)
     return RelayError("internal error")
+
+
+def _remote(request: ErrorRequest) -> str:
+    """The client's address, if the request knows it (a front request: a tuple)."""
+    remote = getattr(request, "remote", None)
+    if isinstance(remote, tuple):
+        return str(remote[0])
+    return remote if isinstance(remote, str) else ""
 
 
 def _realm(host: str, default: str) -> str:

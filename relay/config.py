@@ -42,6 +42,9 @@ is optional; the values shown are the defaults where there is one)::
     key = "..."
     rights = ["Send"]
 
+    [admin]                      # optional, like [observe] and [[webhook]]: metrics, events,
+    port = 9351                  # the console (relay.observe.settings has every key)
+
 Anything else is refused with a :class:`~relay.exceptions.ConfigError` whose
 message is ``FILE: KEY-PATH: REASON``, e.g. ``relay.toml: entity[2].kind: unknown
 value 'one-way' (expected one of: request-response, oneway, event)``.  Array items
@@ -72,6 +75,7 @@ from relay.namespace import (
     NamespaceConfig,
     SasRule,
 )
+from relay.observe.settings import parse_settings
 
 __all__ = ["MAX_RULES", "MIN_KEY_LENGTH", "load_config"]
 
@@ -80,7 +84,7 @@ MAX_RULES = 12
 MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
-_TOP_KEYS = ("namespace", "rule", "entity")
+_TOP_KEYS = ("namespace", "rule", "entity", "admin", "observe", "webhook")
 _NAMESPACE_KEYS = (
     "name",
     "host",
@@ -257,6 +261,7 @@ class _Loader:
             max_connections=ns.integer(
                 "max_connections", NamespaceConfig.max_connections, 1, 1_000_000
             ),
+            observe=parse_settings(document, self.error),  # [admin], [observe], [[webhook]]
         )
 
     def client_timeout(self, ns: _Table, key: str) -> float:

@@ -41,6 +41,7 @@ from relay.listeners import (
     RelayedReply,
     choose_live,
 )
+from relay.observe.call import CallNotes
 from relay.routing import EntityState
 from relay.sender_io import SenderReply, SenderRequest
 from relay.state import SOAP_TOKEN_SCAN_LIMIT, RelayState
@@ -73,15 +74,21 @@ async def relay_http(state: RelayState, request: SenderRequest, reply: SenderRep
     calls = state.calls
     calls.enter()
     scan = Reservation(state.scan_budget)
+    call = state.observer.call(request, reply)  # observe: the reply that takes notes
     try:
-        await _relay_http(state, request, reply, scan)
+        await _relay_http(state, request, call, scan)
+    except BaseException as exc:
+        call.finished(exc)  # observe
+        raise
+    else:
+        call.finished(None)  # observe
     finally:
         scan.release()
         calls.leave()
 
 
 async def _relay_http(
-    relay: RelayState, request: SenderRequest, reply: SenderReply, scan: Reservation
+    relay: RelayState, request: SenderRequest, reply: CallNotes, scan: Reservation
 ) -> None:
     if request.method == "CONNECT":
         raise BadRequest("CONNECT is never relayed")
@@ -109,6 +116,7 @@ async def _relay_http(
         scan_refused=scan.refused,
     ).check()
     where = decision.token_location
+    reply.forwarding(state, body)  # observe
     kind = state.config.kind
     if request.method in _METADATA_METHODS:
         # Extension: a GET (a WSDL or XSD fetch) on a oneway or event entity is answered
@@ -126,6 +134,7 @@ async def _relay_http(
     exchange = _Exchange(relay, request, reply, where, body, limit, stream, inline_ok=inline_ok)
     respond = exchange.respond_oneway if kind is EntityKind.ONEWAY else exchange.respond
     pending, answer = await exchange.send(state, state.config.timeout)
+    reply.answered(pending)  # observe
     try:
         await respond(answer)
     finally:

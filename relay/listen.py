@@ -43,6 +43,8 @@ async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.S
     if _counts_as_failure(decision.error):
         relay.limiter.record_failure(flood_key)
         relay.address_limiter.record_failure(address)
+    if decision.error is not None:
+        relay.observer.listener_refused(path, decision.error)
     decision.check()
     entity = state if state is not None else relay.registry.create_dynamic(_created(decision))
     assert decision.expiry is not None
@@ -54,15 +56,22 @@ async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.S
         clock=relay.clock,
     )
     entity.add(connection)
+    online = False
     try:
         response = await upgrade(request)  # no permessage-deflate: PROTOCOL.md §3
         log.info("listener %s online on %s", connection.id, path)
+        relay.observer.listener_registered(
+            entity.path, connection.id, address, request.headers.get("User-Agent", ""))
+        online = True
         await connection.run(request)
         return response
     finally:
         entity.remove(connection)
         relay.registry.release(entity)
         log.info("listener %s on %s gone", connection.id, path)
+        if online:
+            relay.observer.listener_unregistered(
+                entity.path, connection.id, address, connection.left_because)
         connection.disconnect()  # TCP closes once the entity no longer lists it
 
 

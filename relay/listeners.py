@@ -141,6 +141,8 @@ class ListenerConnection:
         self._ping_sent: float | None = None
         #: Done once the listener is of no more use (closing, closed or dropped).
         self.gone: asyncio.Future[None] = self.loop.create_future()
+        #: Why the relay ended it ("token expired", "unresponsive"), for relay.observe; "" else.
+        self.left_because = ""
 
     def __repr__(self) -> str:
         return f"<ListenerConnection {self.id} {self.entity_path} {self.state.value}>"
@@ -309,6 +311,7 @@ class ListenerConnection:
             return
         if self._clock() >= self.token_expiry:
             log.info("listener %s on %s: token expired", self.id, self.entity_path)
+            self.left_because = "token expired"  # observe
             self._start_close(_POLICY, "token expired")
         elif self._ping_sent is not None:
             if now - self._ping_sent > pong_timeout:
@@ -326,6 +329,7 @@ class ListenerConnection:
     def unresponsive(self, why: str) -> None:
         """Drop a listener that stopped answering: fail its requests now, abort its socket."""
         log.warning("listener %s on %s %s: dropped", self.id, self.entity_path, why)
+        self.left_because = "unresponsive"  # observe
         self.state = ListenerState.CLOSING
         self._gone(ListenerGone(f"the listener {why}"))
         if self._wire is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hc.entities import Discovery, EntityKind, Rights
+from relay.observe.settings import ObserveSettings
 
 __all__ = [
     "DEFAULT_EVENT_MAX_MESSAGE_SIZE",
@@ -105,4 +106,6 @@ class NamespaceConfig:
     body_timeout: float = 10.0
     #: Bytes per second a request body must keep up (on average) beyond ``body_timeout``.
     min_body_rate: int = 1000
+    #: Metrics, inspector, events, webhooks and the admin address (``relay.observe``).
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
     extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)

@@ -40,6 +40,7 @@ from relay.error_body import new_tracking_id
 from relay.exceptions import BadRequest, VersionNotSupported
 from relay.front import Front
 from relay.namespace import NamespaceConfig
+from relay.observe import admin
 from relay.request_head import check_absolute_target, host_name, refusal
 from relay.sender_io import AiohttpReply, AiohttpSender
 from relay.state import SOAP_TOKEN_SCAN_LIMIT, RelayState
@@ -77,6 +78,8 @@ class RelayServer:
         self._liveness: asyncio.TimerHandle | None = None
         self._port: int | None = None
         self._scheme = "https" if config.tls_cert else "http"
+        #: The separate admin address (``[admin] port``), while serving.
+        self.admin: admin.AdminSite | None = None
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -131,6 +134,10 @@ class RelayServer:
         )
         self._port = self._listening.sockets[0].getsockname()[1]
         self._schedule_liveness()
+        state.observer.start()
+        if self.config.observe.admin.port is not None:
+            self.admin = admin.AdminSite(state)
+            await self.admin.start()
         log.info("relay listening on %s", self.base_url)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -146,6 +153,10 @@ class RelayServer:
         if self._listening is not None:
             self._listening.close()
             self._listening = None
+        await self.state.observer.stop()  # event streams end, webhooks stop
+        if self.admin is not None:
+            await self.admin.stop()
+            self.admin = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -211,6 +222,8 @@ class RelayServer:
                 return await self._hybrid_connection(request, path[len(_HC_PREFIX) :], tracking)
             if path == "/" and request.method in ("GET", "HEAD"):
                 return self._feed(request, host)
+            if path.startswith("/$") and admin.is_admin_path(path):
+                return await admin.serve(self.state, request)
             sender = AiohttpSender(request, host, self.state.limits)
             await http_senders.relay_http(self.state, sender, reply)
             assert reply.response is not None

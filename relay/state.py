@@ -28,6 +28,7 @@ from relay.drain import CallGate
 from relay.front_wire import FrontLimits
 from relay.listeners import ListenerConnection, PendingRequest
 from relay.namespace import NamespaceConfig
+from relay.observe.observer import Observer
 from relay.routing import EntityRegistry, FailureLimiter, RendezvousTable
 
 __all__ = ["SOAP_TOKEN_SCAN_BUDGET", "SOAP_TOKEN_SCAN_LIMIT", "RelayState"]
@@ -58,6 +59,7 @@ class RelayState:
         scan_budget: bytes of SOAP bodies read to look for a RelayAccessToken.
         limits: what a client may send, and how slowly (``relay.front_wire``).
         client_errors: the rate-limited WARNING lines about clients' mistakes.
+        observer: metrics, inspector and diagnostic events (``relay.observe``).
         loop: the event loop the relay serves on (set by ``RelayServer.start``).
     """
 
@@ -73,6 +75,7 @@ class RelayState:
     scan_budget: ByteBudget
     limits: FrontLimits
     client_errors: ClientErrorLog
+    observer: Observer
     loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -84,11 +87,12 @@ class RelayState:
         rng: random.Random | None = None,
     ) -> RelayState:
         """A fresh state for ``config``: no listener, nothing in flight."""
+        registry: EntityRegistry[ListenerConnection] = EntityRegistry(config)
         return cls(
             config=config,
             clock=clock,
             rng=rng or random.Random(),
-            registry=EntityRegistry(config),
+            registry=registry,
             verifier=SasVerifier(clock),
             rendezvous=RendezvousTable(config.rendezvous_timeout),
             limiter=FailureLimiter(),
@@ -97,6 +101,7 @@ class RelayState:
             scan_budget=ByteBudget(SOAP_TOKEN_SCAN_BUDGET),
             limits=FrontLimits.of(config),
             client_errors=ClientErrorLog(log),
+            observer=Observer(config.observe, registry),
         )
 
     @property

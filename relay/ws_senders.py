@@ -40,6 +40,21 @@ async def connect(
     relay: RelayState, request: web.Request, raw_path: str, tracking: str
 ) -> web.StreamResponse:
     """Serve a WebSocket sender's ``sb-hc-action=connect`` upgrade."""
+    joined: list[str] = []  # the entity, once the sender and a listener are joined
+    try:
+        return await _connect(relay, request, raw_path, tracking, joined)
+    except Exception as exc:
+        if not joined:  # refused (a failure after joining is the session's, not a refusal)
+            relay.observer.sender_refused(raw_path, exc, request.remote or "")
+        raise
+    finally:
+        if joined:
+            relay.observer.sender_disconnected(joined[0])
+
+
+async def _connect(
+    relay: RelayState, request: web.Request, raw_path: str, tracking: str, joined: list[str]
+) -> web.StreamResponse:
     resolved = relay.registry.resolve(raw_path)
     if resolved is None:
         raise EntityNotFound(f"no entity at {raw_path!r}")
@@ -72,6 +87,8 @@ async def connect(
                 log.info("WebSocket sender goes to another listener: %s", gone)
                 continue
             sender_ws, response = await RawWebSocket.accept(request, subprotocol)
+            relay.observer.sender_connected(state.path, listener.id, request.remote or "")
+            joined.append(state.path)
             await _pump(sender_ws, listener_ws)
             return response
         finally:
