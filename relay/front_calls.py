@@ -47,6 +47,7 @@ from relay.http_senders import (
     respond_oneway,
 )
 from relay.listeners import ListenerConnection, PendingRequest, RelayedReply, choose_live
+from relay.observe.call import CallNotes
 from relay.sender_io import SenderReply
 from relay.state import RelayState
 
@@ -118,7 +119,10 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     timeout = config.timeout
     relay.rendezvous.put(ident, pending, ttl=max(timeout, relay.config.rendezvous_timeout))
     relay.calls.enter()
-    call = _FrontCall(relay, request, owner, listener, pending, ident,
+    reply = owner.reply_to(request)
+    notes = relay.observer.call(request, reply)  # relay.observe: the reply that takes notes
+    notes.forwarding(state, body)
+    call = _FrontCall(relay, request, owner, listener, pending, ident, reply, notes,
                       config.kind is EntityKind.ONEWAY and request.method not in _METADATA_METHODS)
     call.timer = loop.call_later(timeout, _time_out, pending, timeout)
     pending.on_settled = call.settled
@@ -128,14 +132,17 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
 class _FrontCall:
     """One call queued by :func:`relay_at_once`, until it is released."""
 
-    __slots__ = ("ident", "listener", "oneway", "owner", "pending", "relay", "request", "timer")
+    __slots__ = ("ident", "listener", "notes", "oneway", "owner", "pending", "relay", "reply",
+                 "request", "timer")
 
     def __init__(
         self, relay: RelayState, request: FastRequest, owner: CallOwner,
-        listener: ListenerConnection, pending: PendingRequest, ident: str, oneway: bool,
+        listener: ListenerConnection, pending: PendingRequest, ident: str,
+        reply: SenderReply, notes: CallNotes, oneway: bool,
     ) -> None:
         self.relay, self.request, self.owner = relay, request, owner
         self.listener, self.pending, self.ident, self.oneway = listener, pending, ident, oneway
+        self.reply, self.notes = reply, notes
         self.timer: asyncio.TimerHandle | None = None
 
     def settled(self, pending: PendingRequest) -> None:
@@ -145,34 +152,41 @@ class _FrontCall:
         """
         if self.timer is not None:
             self.timer.cancel()
-        request = self.request
-        reply = self.owner.reply_to(request)
         try:
             answer = pending.reply.result()
+            self.notes.answered(pending)
             if answer.inline is None:  # streamed from a rendezvous: rare, in a task
-                self.relay.running_loop.create_task(self._stream(answer, reply))
+                self.relay.running_loop.create_task(self._stream(answer))
                 return
-            self._answer(answer, reply)
+            self._answer(answer)
         except BaseException as exc:  # noqa: BLE001 - the one boundary (relay.boundary)
-            self.owner.answer_error(exc, request, reply)
+            self._failed(exc)
+        else:
+            self.notes.finished(None)
         self._release()
 
-    def _answer(self, answer: RelayedReply, reply: SenderReply) -> None:
+    def _answer(self, answer: RelayedReply) -> None:
         if self.oneway and 200 <= answer.command.status_code < 300:
-            reply.whole(202, None, (), b"")  # PROTOCOL.md §6: the listener acknowledged
+            self.notes.whole(202, None, (), b"")  # PROTOCOL.md §6: the listener acknowledged
             return
         status, reason, headers = reply_head(answer, self.request.host, self.request.path)
-        reply.whole(status, reason, headers, answer.inline or b"")
+        self.notes.whole(status, reason, headers, answer.inline or b"")
 
-    async def _stream(self, answer: RelayedReply, reply: SenderReply) -> None:
+    def _failed(self, exc: BaseException) -> None:
+        self.notes.finished(exc)  # first: it names the tracking id the answer carries
+        self.owner.answer_error(exc, self.request, self.reply)
+
+    async def _stream(self, answer: RelayedReply) -> None:
         request = self.request
         try:
             if self.oneway:
-                await respond_oneway(reply, answer, request.host, request.path)
+                await respond_oneway(self.notes, answer, request.host, request.path)
             else:
-                await respond(reply, answer, request.host, request.path)
+                await respond(self.notes, answer, request.host, request.path)
         except Exception as exc:  # noqa: BLE001 - the one boundary (relay.boundary)
-            self.owner.answer_error(exc, request, reply)
+            self._failed(exc)
+        else:
+            self.notes.finished(None)
         finally:
             self._release()
 
