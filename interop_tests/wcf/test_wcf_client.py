@@ -15,9 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from hc.sas import create_token
 from interop_tests.wcf.mono import Programs
 from interop_tests.wcf.spyne_site import SpyneSite, spyne_site
 from samples.payroll.services import EMPLOYEES
+from tests.support.relay import TEST_KEY, TEST_KEY_NAME
 
 pytestmark = pytest.mark.wcf
 
@@ -90,3 +92,14 @@ def test_a_call_without_a_token_is_refused_with_a_clear_error(
     assert refused.fields[0] == "WebException"
     assert "401" in refused.fields[1]
     assert "a SAS token is required" in refused.fields[1]
+
+
+def test_a_wcf_client_calling_localhost_reaches_a_host_opened_on_127_0_0_1(
+    wcf_programs: Programs, site: SpyneSite,
+) -> None:
+    # The host opened http://127.0.0.1:P/wcf-payroll12; the client's wsa:To says localhost.
+    # WCF's default address filter ignores the host name, and so does the WS2007 binding.
+    url = site.url("wcf-payroll12", host="localhost")
+    token = create_token(url, TEST_KEY_NAME, TEST_KEY)  # the token is for the URL called
+    [salary] = wcf_programs.client(url, "soap12", "spyne", "soap", token, "salary:12")
+    assert salary.value == str(EMPLOYEES[12][2])

@@ -365,3 +365,27 @@ def test_the_driver_answers_soap12_as_spyne_does_without_addressing(body: str) -
     alone = call_wsgi(WsgiApplication(spyne_app), "POST", body=envelope(body, version=S12),
                       content_type=SOAP12_CT)
     assert (ours.status, ours.body) == (alone.status, alone.body)
+
+
+def test_ws2007_takes_a_to_with_another_host_name_as_wcf_does(payroll12: SpyneRelayApp) -> None:
+    # a WCF client that called http://localhost:9350/... reaching a host opened on 127.0.0.1
+    port = RELAY_ORIGIN.split(":")[1]
+    body = envelope(GET_SALARY_7, version=S12,
+                    header=_wsa_headers(f"http://LOCALHOST:{port}/Payroll/"))
+    response = call_wsgi(payroll12, "POST", body=body, content_type=SOAP12_CT)
+    assert response.status == 200
+    assert etree.fromstring(response.body).findtext(f".//{{{TNS}}}GetSalaryResult") == "5120.50"
+
+
+def test_ws2007_compare_to_host_refuses_another_host_name() -> None:
+    app = spyne_wsgi(payroll12_app(), WS2007HttpRelayBinding(compare_to_host=True))
+    port = RELAY_ORIGIN.split(":")[1]
+    answers = {
+        to: call_wsgi(app, "POST", content_type=SOAP12_CT,
+                      body=envelope(GET_SALARY_7, version=S12, header=_wsa_headers(to)))
+        for to in (f"http://localhost:{port}/payroll", RELAY_ADDRESS.upper())
+    }
+    app.close()
+    refused, taken = answers.values()
+    assert (refused.status, taken.status) == (400, 200)
+    assert "is not this service's address" in fault_string(refused.body)
