@@ -389,3 +389,16 @@ def test_ws2007_compare_to_host_refuses_another_host_name() -> None:
     refused, taken = answers.values()
     assert (refused.status, taken.status) == (400, 200)
     assert "is not this service's address" in fault_string(refused.body)
+
+
+def test_ws2007_schema_invalid_request_is_a_sender_fault_not_an_internal_error(
+    payroll12: SpyneRelayApp, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Spyne's lxml validator gives its message as bytes; its SOAP 1.2 output raised TypeError
+    wrong = GET_SALARY_7.replace("employee_id", "employeeId")
+    body = envelope(wrong, version=S12, header=_wsa_headers())
+    with caplog.at_level(logging.ERROR):
+        response = call_wsgi(payroll12, "POST", body=body, content_type=SOAP12_CT)
+    assert b"Sender" in response.body and b"Receiver" not in response.body
+    assert "employeeId" in fault_string(response.body)
+    assert not [r for r in caplog.records if r.name.startswith("bindings")]
