@@ -40,6 +40,7 @@ class Forwarded:
 
     relay: RelayThread
     service: Child
+    forward: Child
     private_url: str
 
     @property
@@ -68,7 +69,7 @@ def forwarded(
             "--entity", ENTITY, "--to", private_url,
         ])
         forward.wait_for("soaprelay: forwarding ", TIMEOUT)
-        yield Forwarded(relay, service, private_url)
+        yield Forwarded(relay, service, forward, private_url)
 
 
 def _documents(start: str, token: str) -> dict[str, bytes]:
@@ -150,3 +151,9 @@ def test_the_wcf_client_calls_the_wcf_service(wcf_programs: Programs, forwarded:
     assert forwarded.service.wait_for("timesheet 7 ", TIMEOUT) == "37.5"
     [after] = wcf_programs.client(forwarded.url, "basic", "wcf", "http", forwarded.token(), "count")
     assert int(after.value) == int(count.value) + 1
+
+
+def test_the_forwarder_logged_no_traceback(forwarded: Forwarded) -> None:
+    # runs after the calls above (same module): none of them cost the forwarder a traceback
+    assert forwarded.forward.alive()
+    assert forwarded.forward.tracebacks() == []
