@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - the payroll demo through a real relay (Python only: no Node needed)
+#   (make demo-wcf - a C# WCF client calls the payroll service: needs Mono, mono-complete)
 #   make test   - the whole test suite (unit, integration, interop: needs Node 20)
 # Both install the Debian packages in apt-packages.txt that are missing and bootstrap
 # the venv with the pip packages; make test also installs the npm packages (npm ci).
@@ -9,7 +10,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 NODE_DIR := interop_tests/node
 
-.PHONY: demo test check bench chaos bootstrap apt clean
+.PHONY: demo demo-wcf test check bench chaos bootstrap apt clean
 
 bootstrap: apt $(VENV)/.stamp $(NODE_DIR)/node_modules/.stamp
 
@@ -29,6 +30,9 @@ $(NODE_DIR)/node_modules/.stamp: $(NODE_DIR)/package.json $(NODE_DIR)/package-lo
 
 demo: $(VENV)/.stamp
 	$(PY) -m samples.payroll.demo
+
+demo-wcf: $(VENV)/.stamp
+	$(PY) -m samples.payroll.wcf
 
 test: bootstrap
 	$(PY) -m pytest

@@ -117,9 +117,19 @@ class BasicHttpRelayBinding(RelayBinding):
 
 @dataclass(frozen=True)
 class WS2007HttpRelayBinding(RelayBinding):
-    """SOAP 1.2 with WS-Addressing 1.0; the token travels in a SOAP header."""
+    """SOAP 1.2 with WS-Addressing 1.0; the token travels in a SOAP header.
+
+    Attributes:
+        compare_to_host: A request's ``wsa:To`` must name this service. By
+            default it is compared as WCF's default address filter does: scheme,
+            port and path, not the host name, so a client that calls
+            ``http://localhost:9350/x`` reaches a host that opened
+            ``http://127.0.0.1:9350/x``. True compares the host name too (WCF's
+            ``EndpointAddressMessageFilter(address, includeHostNameInComparison: true)``).
+    """
 
     token_in_soap_header: bool = True
+    compare_to_host: bool = False
     soap_version: ClassVar[str | None] = "1.2"
     addressing: ClassVar[bool] = True
 

@@ -14,7 +14,10 @@ parsed here only when called by a bare WSGI server)::
   binding's message security mode) checks the request before anything else, so
   a one-way operation is checked before its ``202``; its reply tree is signed;
 - with WS-Addressing (the WS2007 binding) the request's ``To`` must be the
-  relay address, and replies carry ``RelatesTo`` and ``Action``;
+  relay address as WCF's default address filter compares it (scheme, port and
+  path; the host name too with the binding's ``compare_to_host``:
+  :func:`soap.addressing.same_address`), and replies carry ``RelatesTo`` and
+  ``Action``;
 - a one-way request (:class:`~bindings.oneway.OnewayRule`: an ``@oneway``
   operation, or any operation of a ``NetOneway``/``NetEvent`` binding) is
   answered ``202`` with an empty body, and Spyne runs it in a thread pool once
@@ -273,7 +276,10 @@ class SpyneRelayApp:
         """
         headers = addressing.AddressingHeaders.from_header(envelope.header)
         expected = _request_url(environ)
-        if headers.to is not None and _normalise(headers.to) != _normalise(expected):
+        strict = getattr(self.binding, "compare_to_host", False)
+        if headers.to is not None and not addressing.same_address(
+            headers.to, expected, include_host=strict
+        ):
             raise InvalidHeader(
                 f"wsa:To {headers.to!r} is not this service's address {expected!r}"
             )
@@ -329,12 +335,6 @@ def _request_url(environ: Environ) -> str:
     host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
     path = quote(environ.get("SCRIPT_NAME", "")) + quote(environ.get("PATH_INFO", ""))
     return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{path.removesuffix('.wsdl')}"
-
-
-def _normalise(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    return f"{scheme.lower()}://{host.lower()}{slash}{path}".rstrip("/")
 
 
 def _all_operations(app: Application) -> set[str]:

@@ -25,7 +25,9 @@ zeep loads the WSDL synchronously, in the constructor, even for the async
 client: make the client before the event loop has other work to do, or in a
 worker thread. Relay errors surface as with the sync client, by the same
 mapping (:mod:`bindings.client_errors`): :class:`zeep.exceptions.Fault` for
-SOAP faults, :class:`RelayTransportError` for the rest.
+SOAP faults, :class:`RelayTransportError` for the rest. A one-way call answered
+``200`` with an empty body (Mono's WCF) returns ``None`` like a 202
+(:mod:`bindings.zeep_oneway`).
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import zeep
+from lxml import etree
 from zeep.transports import AsyncTransport
 
 from bindings.binding import RelayBinding
 from bindings.client_auth import Audience, RelayAuth
 from bindings.client_errors import RequestKind, library_errors, raise_for_answer
 from bindings.tokens import TokenProvider
+from bindings.zeep_oneway import oneway_inputs, read_empty_ok_as_accepted
 from bindings.zeep_transport import client_parts
 from hc.connection_string import ConnectionString
 
@@ -103,6 +107,8 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
             wsdl_client=httpx.Client(timeout=timeout, auth=auth),
         )
         self._httpx = httpx
+        #: Body elements of the WSDL's one-way operations (set by :func:`relay_async_client`).
+        self.oneway_inputs: frozenset[str] = frozenset()
 
     async def aclose(self) -> None:
         """Close both httpx clients (zeep's own ``aclose`` forgets the WSDL one)."""
@@ -116,6 +122,13 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
         raise_for_answer(RequestKind.FETCH, url, response.status_code,
                          response.headers.get("Content-Type"), lambda: response.content)
         return bytes(response.content)
+
+    async def post_xml(self, address: str, envelope: etree._Element, headers: dict[str, str]) -> Any:
+        """POST ``envelope``; an empty 200 to a one-way operation reads as 202
+        (:mod:`bindings.zeep_oneway`)."""
+        response = await super().post_xml(address, envelope, headers)
+        read_empty_ok_as_accepted(response, envelope, self.oneway_inputs)
+        return response
 
     async def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         """POST an envelope; never logs the body (it may carry a token).
@@ -172,7 +185,9 @@ def relay_async_client(
     )
     plugins = parts.plugins
     try:
-        return zeep.AsyncClient(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
+        client = zeep.AsyncClient(wsdl_url, transport=transport, plugins=plugins, **client_kwargs)
     except BaseException:
         transport.wsdl_client.close()
         raise
+    transport.oneway_inputs = oneway_inputs(client.wsdl)
+    return client

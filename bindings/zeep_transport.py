@@ -25,7 +25,9 @@ raises as :class:`zeep.exceptions.Fault`; other failures (a WSDL fetch answered
 401/404/502, a JSON error body) raise :class:`RelayTransportError` with the
 status, the relay's error code, message and tracking id (one mapping for both
 transports, :mod:`bindings.client_errors`). ``202 Accepted`` with an empty body
-(one-way and event calls) makes zeep return ``None``.
+(one-way and event calls) makes zeep return ``None``; so does ``200 OK`` with an
+empty body to an operation the WSDL declares one-way (Mono's WCF answers one-way
+calls so, .NET with 202: :mod:`bindings.zeep_oneway`).
 
 Bindings with WS-Addressing get the project's own plugin
 (:class:`~bindings.zeep_addressing.AddressingPlugin`, on :mod:`soap.addressing`):
@@ -60,6 +62,7 @@ from bindings.relay_errors import RelayTransportError, relay_transport_error
 from bindings.settings import default_connection_string, parse_connection_string
 from bindings.tokens import TokenProvider
 from bindings.zeep_addressing import AddressingPlugin
+from bindings.zeep_oneway import oneway_inputs, read_empty_ok_as_accepted
 from hc.connection_string import ConnectionString
 from soap.relay_token import RelayTokenHook
 
@@ -134,6 +137,8 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        #: Body elements of the WSDL's one-way operations (set by :func:`relay_client`).
+        self.oneway_inputs: frozenset[str] = frozenset()
         if token_provider is not None:
             self.session.auth = RelayAuth(
                 token_provider, audience or Audience(None), skip_posts=token_in_soap_header
@@ -147,6 +152,12 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
             raise_for_answer(RequestKind.FETCH, url, response.status_code,
                              response.headers.get("Content-Type"), lambda: response.content)
             return bytes(response.content)
+
+    def post_xml(self, address: str, envelope: etree._Element, headers: dict[str, str]) -> Any:
+        """POST ``envelope``; an empty 200 to a one-way operation reads as 202."""
+        response = super().post_xml(address, envelope, headers)
+        read_empty_ok_as_accepted(response, envelope, self.oneway_inputs)
+        return response
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         """POST an envelope; never logs the body (it may carry a token).
@@ -222,7 +233,9 @@ def relay_client(
         timeout=timeout,
         operation_timeout=operation_timeout,
     )
-    return zeep.Client(wsdl_url, transport=transport, plugins=parts.plugins, **client_kwargs)
+    client = zeep.Client(wsdl_url, transport=transport, plugins=parts.plugins, **client_kwargs)
+    transport.oneway_inputs = oneway_inputs(client.wsdl)
+    return client
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ PYTHON_PEERS = ("zeep", "suds-community", "httpx")
 NPM_PEERS = ("hyco-https", "hyco-ws", "soap")
 #: tool -> argv printing its version on the first line (the part before " (" is kept)
 TOOLS = {"node": ["node", "--version"], "curl": ["curl", "--version"],
-         "nft": ["nft", "--version"], "chromium": ["chromium", "--version"]}
+         "nft": ["nft", "--version"], "chromium": ["chromium", "--version"],
+         "mono": ["mono", "--version"]}
 
 
 def _python(name: str) -> str:

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from lxml import etree
 
@@ -52,6 +53,7 @@ __all__ = [
     "add_reply_addressing",
     "new_message_id",
     "reply_headers",
+    "same_address",
     "stamp_reply",
     "stamp_request",
 ]
@@ -70,6 +72,7 @@ _NAMES = {
     "To": "to",
 }
 _MUST_UNDERSTAND = frozenset({"Action", "To"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def new_message_id() -> str:
@@ -276,3 +279,51 @@ class AddressingHook:
         """
         AddressingHeaders.from_header(Envelope.from_element(envelope).header)
         return envelope, http_headers
+
+
+def same_address(to: str, address: str, *, include_host: bool = False) -> bool:
+    """Whether a request's ``wsa:To`` names the service at ``address``, as WCF decides it.
+
+    WCF's default address filter (``EndpointAddressMessageFilter`` with
+    ``includeHostNameInComparison`` false, whatever the binding's
+    ``HostNameComparisonMode``) compares the scheme, the port and the path, the
+    path without case, percent-escapes or a trailing slash; it ignores the host
+    name (``localhost``, ``127.0.0.1`` and a machine name are one service), the
+    query, the fragment and any user info::
+
+        same_address("http://LOCALHOST:9350/Payroll/", "http://127.0.0.1:9350/payroll")  # True
+        same_address("http://127.0.0.1:9351/payroll", "http://127.0.0.1:9350/payroll")   # False
+
+    Args:
+        to: The request's ``wsa:To``.
+        address: The service's address, as the request reached it.
+        include_host: Compare the host names too, without case (WCF's
+            ``includeHostNameInComparison``).
+    """
+    if to == address:
+        return True
+    try:
+        mine, theirs = urlsplit(to.strip()), urlsplit(address.strip())
+        ports = (_port(mine), _port(theirs))
+    except ValueError:
+        return False
+    if mine.scheme.lower() != theirs.scheme.lower() or ports[0] != ports[1]:
+        return False
+    if include_host and (mine.hostname or "") != (theirs.hostname or ""):
+        return False  # urlsplit gives hostnames in lower case
+    return _path(mine.path) == _path(theirs.path)
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The URL's port, or its scheme's default one (None for a scheme without one).
+
+    Raises:
+        ValueError: The port is not a number from 0 to 65535.
+    """
+    port = parts.port
+    return port if port is not None else _DEFAULT_PORTS.get(parts.scheme.lower())
+
+
+def _path(path: str) -> str:
+    path = unquote(path).casefold()
+    return path.removesuffix("/")

@@ -18,6 +18,14 @@ must see the relay's. :func:`rewrite_addresses` with
       <soap:address location="https://relay.example.com/payroll"/>
     </wsdl:port>
 
+An ``xsd:import`` of the XML Schema namespace itself loses its ``schemaLocation``:
+every schema processor has that schema built in, and Mono's WCF points it at
+``?xsd=`` with an empty name, which answers an HTML help page that zeep then
+fails to parse::
+
+    before: <xsd:import schemaLocation="http://10.0.0.5:8000/svc?xsd=" namespace="http://www.w3.org/2001/XMLSchema"/>
+    after:  <xsd:import namespace="http://www.w3.org/2001/XMLSchema"/>
+
 :func:`drop_outputs` turns request-response operations into one-way ones (for
 NetOnewayRelayBinding / NetEventRelayBinding, whose senders only get 202)::
 
@@ -142,7 +150,8 @@ def rewrite_addresses(
     the same origin as a service address (or on one of ``private_origins``) are
     rewritten the same way, so chained WSDL/XSD fetches also go through the
     relay; with ``path`` given, a reference under the old service path moves
-    under the new one. Relative references are left alone.
+    under the new one. Relative references are left alone. An import of the
+    XML Schema namespace loses its location (see the module docstring).
 
     Args:
         wsdl: The document bytes.
@@ -174,6 +183,7 @@ def rewrite_addresses(
             raise LocalSoapError(
                 f"private origin must be an absolute http(s) URL: {url!r}"
             )
+    _drop_schema_for_schemas_locations(root)
     for element in root.iter(*_REFERENCE_ATTRS):
         attr = _REFERENCE_ATTRS[str(element.tag)]
         if element.get(attr) is not None:
@@ -182,6 +192,13 @@ def rewrite_addresses(
         if element.text:
             element.text = rewriter.reference(element.text)
     return _serialize(root)
+
+
+def _drop_schema_for_schemas_locations(root: etree._Element) -> None:
+    """Remove ``schemaLocation`` from imports of the XML Schema namespace (built in everywhere)."""
+    for element in root.iter(f"{{{ns.XSD}}}import"):
+        if element.get("namespace") == ns.XSD:
+            element.attrib.pop("schemaLocation", None)
 
 
 def drop_outputs(wsdl: bytes, operations: set[str]) -> bytes:

@@ -127,3 +127,16 @@ def fake_relay(routes: dict[str, WsgiApp | Canned] | None = None) -> Iterator[Fa
         server.shutdown()
         thread.join(10)
         server.server_close()
+
+
+def ok_instead_of_accepted(app: WsgiApp) -> WsgiApp:
+    """``app`` answering ``200 OK`` where it answers ``202 Accepted``, as Mono's WCF does
+    for one-way calls (the body stays empty)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response("200 OK" if status.startswith("202") else status, headers,
+                                  exc_info)
+        return app(environ, start)
+
+    return wrapped

@@ -365,3 +365,40 @@ def test_the_driver_answers_soap12_as_spyne_does_without_addressing(body: str) -
     alone = call_wsgi(WsgiApplication(spyne_app), "POST", body=envelope(body, version=S12),
                       content_type=SOAP12_CT)
     assert (ours.status, ours.body) == (alone.status, alone.body)
+
+
+def test_ws2007_takes_a_to_with_another_host_name_as_wcf_does(payroll12: SpyneRelayApp) -> None:
+    # a WCF client that called http://localhost:9350/... reaching a host opened on 127.0.0.1
+    port = RELAY_ORIGIN.split(":")[1]
+    body = envelope(GET_SALARY_7, version=S12,
+                    header=_wsa_headers(f"http://LOCALHOST:{port}/Payroll/"))
+    response = call_wsgi(payroll12, "POST", body=body, content_type=SOAP12_CT)
+    assert response.status == 200
+    assert etree.fromstring(response.body).findtext(f".//{{{TNS}}}GetSalaryResult") == "5120.50"
+
+
+def test_ws2007_compare_to_host_refuses_another_host_name() -> None:
+    app = spyne_wsgi(payroll12_app(), WS2007HttpRelayBinding(compare_to_host=True))
+    port = RELAY_ORIGIN.split(":")[1]
+    answers = {
+        to: call_wsgi(app, "POST", content_type=SOAP12_CT,
+                      body=envelope(GET_SALARY_7, version=S12, header=_wsa_headers(to)))
+        for to in (f"http://localhost:{port}/payroll", RELAY_ADDRESS.upper())
+    }
+    app.close()
+    refused, taken = answers.values()
+    assert (refused.status, taken.status) == (400, 200)
+    assert "is not this service's address" in fault_string(refused.body)
+
+
+def test_ws2007_schema_invalid_request_is_a_sender_fault_not_an_internal_error(
+    payroll12: SpyneRelayApp, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Spyne's lxml validator gives its message as bytes; its SOAP 1.2 output raised TypeError
+    wrong = GET_SALARY_7.replace("employee_id", "employeeId")
+    body = envelope(wrong, version=S12, header=_wsa_headers())
+    with caplog.at_level(logging.ERROR):
+        response = call_wsgi(payroll12, "POST", body=body, content_type=SOAP12_CT)
+    assert b"Sender" in response.body and b"Receiver" not in response.body
+    assert "employeeId" in fault_string(response.body)
+    assert not [r for r in caplog.records if r.name.startswith("bindings")]

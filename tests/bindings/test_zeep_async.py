@@ -21,7 +21,7 @@ from bindings.tokens import SecurityToken, TokenProvider
 from bindings.zeep_async import relay_async_client
 from hc.sas import SasToken
 from samples.payroll.services import Recorder, payroll12_app, payroll_app, timesheet_app
-from tests.bindings.http_fake_relay import Canned, FakeRelay, fake_relay
+from tests.bindings.http_fake_relay import Canned, FakeRelay, fake_relay, ok_instead_of_accepted
 
 KEY_NAME = "RootManageSharedAccessKey"
 KEY = "dGVzdGtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAwMA=="
@@ -129,6 +129,19 @@ async def test_202_with_an_empty_body_returns_none(tmp_path: Path) -> None:
             f"{relay.base_url}/timesheet?wsdl",
             binding=NetOnewayRelayBinding(),
             token_provider=CountingProvider(),
+        ) as client:
+            assert await client.service.SubmitTimesheet(7, Decimal("7.5")) is None
+    timesheets.close(wait=True)
+    assert recorder.lines == ["timesheet employee=7 hours=7.5"]
+
+
+async def test_a_one_way_call_answered_200_with_an_empty_body_returns_none() -> None:
+    # Mono's WCF answers one-way calls 200 with an empty body (.NET: 202)
+    recorder = Recorder()
+    timesheets = spyne_wsgi(timesheet_app(recorder), BasicHttpRelayBinding())
+    with fake_relay({"timesheet": ok_instead_of_accepted(timesheets)}) as relay:
+        async with relay_async_client(
+            f"{relay.base_url}/timesheet?wsdl", token_provider=CountingProvider(),
         ) as client:
             assert await client.service.SubmitTimesheet(7, Decimal("7.5")) is None
     timesheets.close(wait=True)

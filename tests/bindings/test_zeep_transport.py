@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import requests
 import zeep
 from lxml import etree
 
@@ -29,7 +30,7 @@ from samples.payroll.services import Recorder, payroll12_app, payroll_app, times
 from soap import ns
 from soap.envelope import SoapVersion
 from soap.fault import relay_error_envelope
-from tests.bindings.http_fake_relay import Canned, FakeRelay, fake_relay
+from tests.bindings.http_fake_relay import Canned, FakeRelay, fake_relay, ok_instead_of_accepted
 
 KEY_NAME = "RootManageSharedAccessKey"
 KEY = "dGVzdGtleS1mb3ItdGVzdHMtb25seS0wMDAwMDAwMA=="
@@ -241,6 +242,34 @@ def test_202_with_an_empty_body_returns_none(tmp_path: Path) -> None:
         "timesheet employee=7 hours=7.5",
         "timesheet employee=8 hours=1",
     ]
+
+
+def test_a_one_way_call_answered_200_with_an_empty_body_returns_none() -> None:
+    # Mono's WCF answers one-way calls 200 with an empty body (.NET: 202)
+    recorder = Recorder()
+    timesheets = spyne_wsgi(timesheet_app(recorder), BasicHttpRelayBinding())
+    with fake_relay({"timesheet": ok_instead_of_accepted(timesheets)}) as relay:
+        client = relay_client(f"{relay.base_url}/timesheet?wsdl", token_provider=CountingProvider())
+        envelope = client.create_message(client.service, "SubmitTimesheet", 8, Decimal(1))
+        raw = requests.post(f"{relay.base_url}/timesheet", data=etree.tostring(envelope),
+                            headers={"Content-Type": "text/xml"}, timeout=10)
+        assert (raw.status_code, raw.content) == (200, b"")  # what zeep gets on the wire
+        assert client.service.SubmitTimesheet(7, Decimal("7.5")) is None
+    timesheets.close(wait=True)
+    assert sorted(recorder.lines) == [
+        "timesheet employee=7 hours=7.5", "timesheet employee=8 hours=1",
+    ]
+
+
+def test_an_empty_200_to_a_request_response_call_is_still_an_error(tmp_path: Path) -> None:
+    payroll = spyne_wsgi(payroll_app(), BasicHttpRelayBinding())
+    with fake_relay({"payroll": Canned("200 OK")}) as relay:
+        wsdl = tmp_path / "payroll.wsdl"
+        wsdl.write_bytes(payroll.wsdl(f"{relay.base_url}/payroll"))
+        client = relay_client(str(wsdl), token_provider=CountingProvider())
+        with pytest.raises(zeep.exceptions.TransportError):
+            client.service.GetSalary(7)
+    payroll.close()
 
 
 def test_a_local_wsdl_file_signs_for_the_posted_entity(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from soap.addressing import (
     action_from_http,
     add_reply_addressing,
     reply_headers,
+    same_address,
     stamp_reply,
     stamp_request,
 )
@@ -209,3 +210,49 @@ def test_stamp_request_replaces_what_is_there() -> None:
         stamp_request(request, to="http://relay/payroll", action="urn:payroll/GetSalary",
                       message_id=message_id)
     assert _compact(etree.tostring(request.root)) == _compact(EGRESS_GOLDEN)
+
+
+# -- wsa:To against the service's address, as WCF's default address filter compares them --
+
+SERVICE = "http://127.0.0.1:9350/payroll12"
+
+
+@pytest.mark.parametrize("to", [
+    SERVICE,
+    "http://localhost:9350/payroll12",  # the host name is not compared
+    "HTTP://RELAY.EXAMPLE.COM:9350/payroll12",
+    "http://127.0.0.1:9350/Payroll12/",  # path without case, one trailing slash
+    "http://127.0.0.1:9350/pay%72oll12",  # percent-escapes decoded
+    "http://127.0.0.1:9350/payroll12?x=1#frag",  # query and fragment ignored
+    "http://user@127.0.0.1:9350/payroll12",
+])
+def test_same_address_as_wcf_by_default(to: str) -> None:
+    assert same_address(to, SERVICE)
+
+
+@pytest.mark.parametrize("to", [
+    "https://127.0.0.1:9350/payroll12",  # scheme
+    "http://127.0.0.1:9351/payroll12",  # port
+    "http://127.0.0.1/payroll12",  # port 80 by default
+    "http://127.0.0.1:9350/payroll",  # path
+    "http://127.0.0.1:9350/payroll12/x",
+    "http://127.0.0.1:9350/payroll12//",
+    "http://127.0.0.1:99999/payroll12",  # no port at all
+    "urn:payroll12",
+    "",
+])
+def test_not_the_same_address(to: str) -> None:
+    assert not same_address(to, SERVICE)
+
+
+def test_default_ports_fill_in() -> None:
+    assert same_address("http://relay/x", "http://relay:80/x")
+    assert same_address("https://relay:443/x", "https://relay/x")
+    assert not same_address("http://relay:443/x", "https://relay/x")
+
+
+def test_include_host_compares_the_host_name_too() -> None:
+    assert same_address("http://127.0.0.1:9350/Payroll12", SERVICE, include_host=True)
+    assert same_address("http://Relay.Example.com:9350/x", "http://relay.example.com:9350/x",
+                        include_host=True)
+    assert not same_address("http://localhost:9350/payroll12", SERVICE, include_host=True)

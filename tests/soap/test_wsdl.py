@@ -263,3 +263,21 @@ def test_drop_outputs_rejects() -> None:
     ).encode()
     with pytest.raises(InvalidWsdl, match="undeclared prefix"):
         drop_outputs(doc, {"a"})
+
+
+def test_rewrite_drops_the_location_of_an_import_of_the_xml_schema_namespace() -> None:
+    # Mono's WCF writes this import pointing at "?xsd=", an HTML help page zeep cannot parse.
+    wsdl = (
+        f'<wsdl:definitions xmlns:wsdl="{ns.WSDL}" xmlns:xsd="{ns.XSD}"><wsdl:types>'
+        '<xsd:schema targetNamespace="urn:payroll/Imports">'
+        f'<xsd:import schemaLocation="{PRIVATE}/svc?xsd=" namespace="{ns.XSD}"/>'
+        f'<xsd:import schemaLocation="{PRIVATE}/svc?xsd=xsd0" namespace="urn:payroll"/>'
+        '</xsd:schema></wsdl:types></wsdl:definitions>'
+    ).encode()
+    out = rewrite_addresses(wsdl, "https://relay", path="/payroll", private_origins=[f"{PRIVATE}/svc"])
+    root = etree.fromstring(out)
+    imports = root.findall(f".//{{{ns.XSD}}}import")
+    assert [dict(i.attrib) for i in imports] == [
+        {"namespace": ns.XSD},
+        {"schemaLocation": "https://relay/payroll?xsd=xsd0", "namespace": "urn:payroll"},
+    ]

@@ -1,0 +1,1 @@
+"""WCF peers: Mono's System.ServiceModel clients and a self-hosted ServiceHost (C#)."""

@@ -1,0 +1,1 @@
+"""The payroll demo's WCF client (C#, Mono): ``python -m samples.payroll.wcf`` (``make demo-wcf``)."""
