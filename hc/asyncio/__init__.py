@@ -8,7 +8,9 @@ because it speaks the documented protocol, for Azure Relay:
   (each :class:`RelayedHttpListenerContext`), ``accept_connection()`` for
   WebSocket senders, ``connecting``/``online``/``offline`` callbacks;
 - :class:`HybridConnectionClient`: ``create_connection()`` returning a duplex
-  :class:`HybridConnectionStream`.
+  :class:`HybridConnectionStream`;
+- both open their sockets through an HTTP CONNECT proxy when told (``proxy=``) or
+  when the environment says so (:mod:`hc.asyncio.proxy`).
 
 This package may use asyncio, ssl and socket, and imports nothing of ours but
 ``hc`` (``tests/test_layers.py``).
@@ -21,6 +23,10 @@ from hc.asyncio.errors import (
     ConnectionLostError,
     EndpointNotFoundError,
     KeepAliveTimeoutError,
+    ProxyAuthenticationRequiredError,
+    ProxyError,
+    ProxyRefusedError,
+    ProxyUnreachableError,
     QuotaExceededError,
     RelayError,
     RelayRejectedError,
@@ -46,6 +52,10 @@ __all__ = [
     "HybridConnectionListener",
     "HybridConnectionStream",
     "KeepAliveTimeoutError",
+    "ProxyAuthenticationRequiredError",
+    "ProxyError",
+    "ProxyRefusedError",
+    "ProxyUnreachableError",
     "QuotaExceededError",
     "ReconnectPolicy",
     "RelayError",
