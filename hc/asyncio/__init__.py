@@ -3,7 +3,8 @@
 Named after Microsoft's .NET ``Microsoft.Azure.Relay`` types, for our relay and,
 because it speaks the documented protocol, for Azure Relay:
 
-- :class:`TokenProvider` (``create_shared_access_signature_token_provider``);
+- :class:`TokenProvider` (``create_shared_access_signature_token_provider``), and
+  :class:`ClientCredentialsTokenProvider` for identity-provider (OAuth 2.0) tokens;
 - :class:`HybridConnectionListener`: ``open()``/``close()``, ``request_handler``
   (each :class:`RelayedHttpListenerContext`), ``accept_connection()`` for
   WebSocket senders, ``connecting``/``online``/``offline`` callbacks;
@@ -31,6 +32,7 @@ from hc.asyncio.errors import (
     RelayError,
     RelayRejectedError,
     RelayUnreachableError,
+    TokenUnavailableError,
 )
 from hc.asyncio.http import (
     RelayedHttpListenerContext,
@@ -38,6 +40,7 @@ from hc.asyncio.http import (
     RelayedHttpListenerResponse,
 )
 from hc.asyncio.listener import HybridConnectionListener
+from hc.asyncio.oauth import ClientCredentialsTokenProvider
 from hc.asyncio.reconnect import Backoff, ReconnectPolicy
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import SecurityToken, SharedAccessSignatureTokenProvider, TokenProvider
@@ -46,6 +49,7 @@ __all__ = [
     "AuthorizationFailedError",
     "Backoff",
     "BodyBrokenError",
+    "ClientCredentialsTokenProvider",
     "ConnectionLostError",
     "EndpointNotFoundError",
     "HybridConnectionClient",
@@ -67,4 +71,5 @@ __all__ = [
     "SecurityToken",
     "SharedAccessSignatureTokenProvider",
     "TokenProvider",
+    "TokenUnavailableError",
 ]

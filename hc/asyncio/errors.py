@@ -2,6 +2,7 @@
 
     RelayError                         root (.NET ``RelayException``)
     ├── RelayUnreachableError          no connection to the relay (refused, TLS, timeout)
+    ├── TokenUnavailableError          the identity provider gave no token (its refusal: permanent)
     ├── ProxyError                     the HTTP proxy in between failed us (not the relay)
     │   ├── ProxyUnreachableError      no connection to the proxy; retried
     │   └── ProxyRefusedError          the proxy refused the CONNECT: status (403 permanent)
@@ -33,6 +34,7 @@ __all__ = [
     "RelayError",
     "RelayRejectedError",
     "RelayUnreachableError",
+    "TokenUnavailableError",
     "error_fields",
     "proxy_refused",
     "rejected",
@@ -45,6 +47,15 @@ class RelayError(Exception):
 
 class RelayUnreachableError(RelayError, ConnectionError):
     """The relay could not be reached (connection refused, TLS failure, timeout)."""
+
+
+class TokenUnavailableError(RelayError):
+    """No token from the identity provider: it refused the client (``permanent``: wrong
+    id, secret or scope) or could not be reached (retried)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class ProxyError(RelayError, ConnectionError):
