@@ -4,6 +4,7 @@ One root per package (the relay's own errors live in ``relay.exceptions``)::
 
     BindingError                       root of everything raised by ``bindings``
     ├── ConfigurationError             bad settings: connection string, address, binding options
+    ├── TokenUnavailable               the identity provider gave no token (.permanent: it refused)
     ├── HostError                      a relay host could not come or stay online
     │   ├── RelayUnreachable           no WebSocket to the relay (DNS, refused, TLS, timeout); retried
     │   ├── ProxyFailed                the HTTP proxy on the way failed (.status; 0: unreachable)
@@ -50,6 +51,7 @@ __all__ = [
     "RelayTransportError",
     "RelayUnreachable",
     "RelayUnresponsive",
+    "TokenUnavailable",
     "UntrustedResponse",
 ]
 
@@ -63,6 +65,19 @@ class ConfigurationError(BindingError):
 
     Messages never contain keys or tokens.
     """
+
+
+class TokenUnavailable(BindingError):
+    """No token from the identity provider (``TokenProvider.client_credentials``).
+
+    Attributes:
+        permanent: the provider refused the client (wrong id, secret or scope);
+            otherwise it could not be reached and a retry may help.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class HostError(BindingError):

@@ -35,6 +35,7 @@ from bindings.exceptions import (
     ProxyFailed,
     RelayUnreachable,
     RelayUnresponsive,
+    TokenUnavailable,
 )
 from bindings.handler import Handler
 from bindings.reconnect import ReconnectPolicy
@@ -61,7 +62,10 @@ class _Tokens(sdk.TokenProvider):
         self.provider = provider
 
     async def get_token(self, audience: str, ttl: float = 3600.0) -> sdk.SecurityToken:
-        token = await asyncio.to_thread(self.provider.get_token, audience)
+        try:
+            token = await asyncio.to_thread(self.provider.get_token, audience)
+        except TokenUnavailable as exc:  # the SDK's reconnect policy reads .permanent
+            raise sdk.TokenUnavailableError(str(exc), permanent=exc.permanent) from exc
         return sdk.SecurityToken(token.text, token.expires_at, audience)
 
 

@@ -18,12 +18,17 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from bindings import RelayServiceHost, relay_client
+from bindings import TokenProvider as BindingsTokens
+from bindings.exceptions import HostError
+from bindings.relay_errors import RelayTransportError
 from hc.asyncio import (
     AuthorizationFailedError,
     ClientCredentialsTokenProvider,
@@ -36,8 +41,9 @@ from relay.identity import IdentityProvider, Role, RoleAssignment
 from relay.jwks import JwksCache
 from relay.jwt_tokens import TokenVerifier
 from relay.namespace import EntityConfig
+from samples.payroll.services import payroll_app
 from tests.support.oidc import AUDIENCE, OidcProvider, mint, new_key, oidc_unavailable, unsigned
-from tests.support.relay import RelayFactory, RelayHandle
+from tests.support.relay import RelayFactory, RelayHandle, Relays
 
 pytestmark = pytest.mark.node
 
@@ -249,3 +255,29 @@ async def test_a_client_the_provider_refuses_gets_a_permanent_named_error(idp: O
     first = await good.get_token("http://relay/payroll")
     assert (await good.get_token("http://relay/other")).token == first.token  # cached
     assert first.expires_at > time.time() + 500
+
+
+def test_a_host_and_a_zeep_client_with_identity_provider_tokens(
+    relays: Relays, idp: OidcProvider
+) -> None:
+    relay = relays.in_thread(identities=(trusting(idp),))
+    asyncio.run_coroutine_threadsafe(keys_of(relay).refresh(idp.issuer), relay.loop).result(15)
+
+    def provider(client_id: str, secret: str | None = None) -> BindingsTokens:
+        return BindingsTokens.client_credentials(issuer=idp.issuer, client_id=client_id,
+                                                 client_secret=secret or idp.secret(client_id),
+                                                 resource=AUDIENCE)
+
+    host = RelayServiceHost(payroll_app(), f"sb://127.0.0.1:{relay.port}/payroll",
+                            token_provider=provider("owner-app"), open_timeout=15)
+    with host:
+        client = relay_client(f"{relay.base_url}/payroll?wsdl", token_provider=provider("sender-app"),
+                              operation_timeout=15)
+        assert client.service.GetSalary(7) == Decimal("5120.50")
+        with pytest.raises(RelayTransportError) as refused:
+            relay_client(f"{relay.base_url}/payroll?wsdl", token_provider=provider("listener-app"))
+        assert refused.value.status_code == 403
+    wrong = RelayServiceHost(payroll_app(), f"sb://127.0.0.1:{relay.port}/payroll",
+                             token_provider=provider("owner-app", "wrong-secret"), open_timeout=15)
+    with pytest.raises(HostError, match="invalid_client"):
+        wrong.open()  # the provider's refusal is permanent: no retries until the timeout
