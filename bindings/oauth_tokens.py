@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -45,7 +46,8 @@ class ClientCredentialsTokenProvider(TokenProvider):
 
     Args:
         token_endpoint: the token URL; or ``issuer``, for OpenID discovery of it.
-        client_id, client_secret: the application's credentials.
+        client_id, client_secret: the application's credentials; or instead of the secret
+        private_key, key_id: its private key and the key id the provider knows (``private_key_jwt``).
         scope: e.g. ``https://relay.azure.net/.default`` (Microsoft Entra ID).
         resource: an RFC 8707 resource indicator, for providers that use one.
         proxy: an HTTP proxy URL; True (default): the environment's; None: none.
@@ -56,13 +58,15 @@ class ClientCredentialsTokenProvider(TokenProvider):
     """
 
     def __init__(self, token_endpoint: str | None = None, *, issuer: str | None = None,
-                 client_id: str, client_secret: str, scope: str | None = None,
+                 client_id: str, client_secret: str | None = None, private_key: Any = None,
+                 key_id: str | None = None, scope: str | None = None,
                  resource: str | None = None, proxy: str | bool | None = True,
                  clock: Callable[[], float] = time.time) -> None:
         if (token_endpoint is None) == (issuer is None):
             raise ValueError("give the token endpoint or the issuer (for OIDC discovery), one of them")
         self.token_endpoint, self.issuer = token_endpoint, issuer
-        self.credentials = ClientCredentials(client_id, client_secret, scope, resource)
+        self.credentials = ClientCredentials(client_id, client_secret, scope, resource,
+                                             private_key, key_id)
         self._session = requests.Session()
         if isinstance(proxy, str):
             self._session.proxies = {"http": proxy, "https": proxy}
@@ -104,9 +108,7 @@ class ClientCredentialsTokenProvider(TokenProvider):
         now = self._clock()
         credentials = self.credentials
         text, lasts = read_token(self._answer(
-            "POST", endpoint, data=credentials.form(),
-            headers={"Authorization": credentials.authorization(),
-                     "Content-Type": "application/x-www-form-urlencoded"}))
+            "POST", endpoint, data=credentials.form(endpoint, now), headers=dict(credentials.headers())))
         self._issued = now
         return SecurityToken(text, now + lasts)
 

@@ -21,12 +21,18 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hc.exceptions import HcError
 
 __all__ = [
+    "JWT_BEARER",
     "MAX_ANSWER",
     "ClientCredentials",
     "HttpAnswer",
@@ -38,6 +44,8 @@ __all__ = [
     "read_token",
 ]
 
+#: The client assertion type of ``private_key_jwt`` (RFC 7523 §2.2).
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: The largest answer read from a token or discovery endpoint.
 MAX_ANSWER = 64 * 1024
 
@@ -53,29 +61,61 @@ class OAuthError(HcError):
 class ClientCredentials:
     """Who asks for a token, and for what.
 
+    The client proves who it is with a secret (``client_secret_basic``) or with a
+    private key (``private_key_jwt``, RFC 7523: a short-lived JWT it signs, whose
+    audience is the token endpoint; the provider holds the public key or certificate).
+
     Attributes:
-        client_id, client_secret: the application's registration (the secret stays out of repr).
+        client_id: the application's registration.
+        client_secret: its secret (stays out of repr); or
+        private_key: its RSA or EC private key (a ``cryptography`` key), with
+        key_id: the ``kid`` the provider knows the public key by.
         scope: e.g. ``https://relay.azure.net/.default`` (Entra ID); None: none sent.
         resource: an RFC 8707 resource indicator (the token's audience); None: none sent.
     """
 
     client_id: str
-    client_secret: str = field(repr=False)
+    client_secret: str | None = field(default=None, repr=False)
     scope: str | None = None
     resource: str | None = None
+    private_key: Any = field(default=None, repr=False)
+    key_id: str | None = None
 
-    def form(self) -> bytes:
+    def __post_init__(self) -> None:
+        if (self.client_secret is None) == (self.private_key is None):
+            raise ValueError("give the client a secret or a private key, one of them")
+
+    def form(self, endpoint: str = "", now: float = 0.0) -> bytes:
+        """The token request's body (with the signed assertion for a private key)."""
         fields = [("grant_type", "client_credentials")]
         if self.scope:
             fields.append(("scope", self.scope))
         if self.resource:
             fields.append(("resource", self.resource))
+        if self.private_key is not None:
+            fields += [("client_id", self.client_id), ("client_assertion_type", JWT_BEARER),
+                       ("client_assertion", self.assertion(endpoint, now))]
         return urlencode(fields).encode("ascii")
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The token request's headers (``Authorization: Basic`` for a secret)."""
+        headers = [("Content-Type", "application/x-www-form-urlencoded")]
+        if self.client_secret is not None:
+            headers.insert(0, ("Authorization", self.authorization()))
+        return headers
 
     def authorization(self) -> str:
         """``client_secret_basic``: both parts form-encoded first (RFC 6749 §2.3.1)."""
-        pair = f"{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
+        pair = f"{quote(self.client_id, safe='')}:{quote(self.client_secret or '', safe='')}"
         return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+    def assertion(self, endpoint: str, now: float) -> str:
+        """The ``private_key_jwt`` client assertion for ``endpoint``, valid five minutes."""
+        algorithm = "RS256" if isinstance(self.private_key, rsa.RSAPrivateKey) else "ES256"
+        claims = {"iss": self.client_id, "sub": self.client_id, "aud": endpoint,
+                  "jti": secrets.token_urlsafe(16), "iat": int(now), "exp": int(now) + 300}
+        headers = {"kid": self.key_id} if self.key_id else None
+        return jwt.encode(claims, self.private_key, algorithm=algorithm, headers=headers)
 
 
 def discovery_url(issuer: str) -> str:

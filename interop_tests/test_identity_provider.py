@@ -245,6 +245,30 @@ async def test_a_key_rotation_at_the_provider_is_picked_up_by_one_fetch(
             await owner.close()
 
 
+async def test_a_client_authenticates_with_its_private_key(tmp_path: Path, make_relay: RelayFactory,
+                                                           http: aiohttp.ClientSession) -> None:
+    if (reason := oidc_unavailable()) is not None:
+        pytest.skip(reason)
+    client_key = new_key("app-key")
+    with OidcProvider(tmp_path, {}, key_clients={"keyed-app": (["Owner"], client_key)}) as keyed_idp:
+        relay = await relay_trusting(make_relay, keyed_idp)
+        provider = ClientCredentialsTokenProvider(
+            issuer=keyed_idp.issuer, client_id="keyed-app", private_key=client_key.private,
+            key_id=client_key.kid, resource=AUDIENCE)
+        listener = await listening(relay, "payroll", provider)
+        try:
+            token = (await provider.get_token(f"{relay.base_url}/payroll")).token
+            assert await send(http, relay, "payroll", token) == (200, "echo hi")
+        finally:
+            await listener.close()
+        impostor = ClientCredentialsTokenProvider(
+            issuer=keyed_idp.issuer, client_id="keyed-app", private_key=new_key().private,
+            key_id=client_key.kid, resource=AUDIENCE)
+        with pytest.raises(TokenUnavailableError, match="invalid_client") as refused:
+            await impostor.get_token(f"{relay.base_url}/payroll")
+        assert refused.value.permanent
+
+
 async def test_a_client_the_provider_refuses_gets_a_permanent_named_error(idp: OidcProvider) -> None:
     provider = ClientCredentialsTokenProvider(idp.token_endpoint, client_id="sender-app",
                                               client_secret="wrong", resource=AUDIENCE)

@@ -21,6 +21,7 @@ import functools
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 from hc.asyncio.connection import Connector, tcp_connector
 from hc.asyncio.errors import ProxyError, TokenUnavailableError
@@ -53,7 +54,8 @@ class ClientCredentialsTokenProvider(TokenProvider):
     Args:
         token_endpoint: the provider's token URL; or
         issuer: its issuer URL, whose OpenID discovery document names the token URL.
-        client_id, client_secret: the application's credentials.
+        client_id, client_secret: the application's credentials; or instead of the secret
+        private_key, key_id: its private key and the key id the provider knows (``private_key_jwt``).
         scope: e.g. ``https://relay.azure.net/.default`` for Microsoft Entra ID.
         resource: an RFC 8707 resource indicator (the audience), for providers that use one.
         proxy, ssl_context: as for the listener and client (:mod:`hc.asyncio.proxy`).
@@ -61,7 +63,8 @@ class ClientCredentialsTokenProvider(TokenProvider):
         clock: unix seconds (inject for tests).
 
     Raises:
-        ValueError: neither or both of token_endpoint and issuer; no client id.
+        ValueError: neither or both of token_endpoint and issuer; no client id; neither or
+            both of a secret and a private key.
     """
 
     def __init__(
@@ -70,7 +73,9 @@ class ClientCredentialsTokenProvider(TokenProvider):
         *,
         issuer: str | None = None,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
+        private_key: Any = None,
+        key_id: str | None = None,
         scope: str | None = None,
         resource: str | None = None,
         proxy: ProxySetting = True,
@@ -83,7 +88,8 @@ class ClientCredentialsTokenProvider(TokenProvider):
         if not client_id:
             raise ValueError("a client id is required")
         self.token_endpoint, self.issuer = token_endpoint, issuer
-        self.credentials = ClientCredentials(client_id, client_secret, scope, resource)
+        self.credentials = ClientCredentials(client_id, client_secret, scope, resource,
+                                             private_key, key_id)
         self.connector: Connector = connector or functools.partial(
             tcp_connector, ssl_context=ssl_context, proxy=proxy_setting(proxy))
         self._clock = clock
@@ -126,10 +132,9 @@ class ClientCredentialsTokenProvider(TokenProvider):
             endpoint = self.token_endpoint = read_discovery(
                 await self._exchange("GET", discovery_url(self.issuer), []))
         credentials = self.credentials
-        headers = [("Authorization", credentials.authorization()),
-                   ("Content-Type", "application/x-www-form-urlencoded")]
         now = self._clock()
-        text, lasts = read_token(await self._exchange("POST", endpoint, headers, credentials.form()))
+        text, lasts = read_token(await self._exchange(
+            "POST", endpoint, credentials.headers(), credentials.form(endpoint, now)))
         self._issued = now
         return SecurityToken(text, now + lasts, audience)
 

@@ -3,7 +3,8 @@
 //   node provider.js SETTINGS.json [PORT]   prints "READY <issuer>" once listening on 127.0.0.1:PORT (0: any)
 //
 // SETTINGS: {"jwks": {"keys": [private JWKs]}, "audience": "https://relay.test/",
-//            "ttl": 600, "alg": "RS256", "clients": [{"client_id", "client_secret", "roles"}]}
+//            "ttl": 600, "alg": "RS256", "clients": [{"client_id", "client_secret", "roles"}
+//            or {"client_id", "jwks": {"keys": [public JWKs]}, "roles"} (private_key_jwt)]}
 // Clients use the client-credentials grant; access tokens are JWTs for the resource
 // asked for (the audience by default) carrying the client's "roles" claim.
 import fs from 'node:fs';
@@ -18,8 +19,10 @@ server.listen(Number(process.argv[3] || 0), '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, {
     jwks: settings.jwks,
-    clients: settings.clients.map(({ client_id, client_secret }) => ({
-      client_id, client_secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
+    clients: settings.clients.map(({ client_id, client_secret, jwks }) => ({
+      client_id,
+      ...(jwks ? { jwks, token_endpoint_auth_method: 'private_key_jwt' } : { client_secret }),
+      grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
     })),
     features: {
       clientCredentials: { enabled: true },

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import parse_qs
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hc.oauth import (
+    JWT_BEARER,
     MAX_ANSWER,
     ClientCredentials,
     HttpAnswer,
@@ -72,3 +76,19 @@ def test_discovery_names_the_token_endpoint() -> None:
     for answer in (HttpAnswer(404, b"{}"), HttpAnswer(200, b'{"token_endpoint": "javascript:x"}')):
         with pytest.raises(OAuthError):
             read_discovery(answer)
+
+
+def test_a_private_key_client_signs_a_short_assertion_for_the_endpoint() -> None:
+    key = rsa.generate_private_key(65537, 2048)
+    credentials = ClientCredentials("app", private_key=key, key_id="k1", resource="https://relay.test/")
+    assert credentials.headers() == [("Content-Type", "application/x-www-form-urlencoded")]
+    form = parse_qs(credentials.form("https://idp.test/token", 1_900_000_000).decode())
+    assert form["client_id"] == ["app"] and form["client_assertion_type"] == [JWT_BEARER]
+    (assertion,) = form["client_assertion"]
+    assert jwt.get_unverified_header(assertion)["kid"] == "k1"
+    claims = jwt.decode(assertion, key.public_key(), algorithms=["RS256"], audience="https://idp.test/token",
+                        options={"verify_exp": False, "verify_iat": False})
+    assert claims["iss"] == claims["sub"] == "app" and claims["exp"] - claims["iat"] == 300
+    for wrong in ({}, {"client_secret": "s", "private_key": key}):
+        with pytest.raises(ValueError, match="a secret or a private key"):
+            ClientCredentials("app", **wrong)

@@ -61,6 +61,11 @@ class SigningKey:
         return {**data, "kid": self.kid, "use": "sig", "alg": "RS256"}
 
 
+def public_jwk(key: SigningKey) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.private.public_key()))
+    return {**data, "kid": key.kid, "use": "sig", "alg": "RS256"}
+
+
 def new_key(kid: str | None = None) -> SigningKey:
     return SigningKey(kid or f"k-{secrets.token_hex(4)}", rsa.generate_private_key(65537, 2048))
 
@@ -85,11 +90,15 @@ class OidcProvider:
         clients: client id -> its roles; each gets the secret :meth:`secret` gives.
         keys: signing keys, the first one signs (default: one new key).
         ttl: seconds access tokens last.
+        key_clients: client id -> (its roles, its key): clients that authenticate
+            with a signed assertion (``private_key_jwt``) instead of a secret.
     """
 
     def __init__(self, folder: Path, clients: dict[str, list[str]], *,
-                 keys: Sequence[SigningKey] = (), ttl: int = 600) -> None:
+                 keys: Sequence[SigningKey] = (), ttl: int = 600,
+                 key_clients: dict[str, tuple[list[str], SigningKey]] | None = None) -> None:
         self.folder, self.clients, self.ttl = folder, clients, ttl
+        self.key_clients = key_clients or {}
         self.keys = list(keys) or [new_key()]
         self.port = 0
         self.issuer = ""
@@ -112,7 +121,9 @@ class OidcProvider:
             "jwks": {"keys": [key.jwk() for key in self.keys]},
             "audience": AUDIENCE, "ttl": self.ttl,
             "clients": [{"client_id": cid, "client_secret": self.secret(cid), "roles": roles}
-                        for cid, roles in self.clients.items()],
+                        for cid, roles in self.clients.items()] + [
+                {"client_id": cid, "roles": roles, "jwks": {"keys": [public_jwk(key)]}}
+                for cid, (roles, key) in self.key_clients.items()],
         }
         path = self.folder / f"oidc-{time.monotonic_ns()}.json"
         path.write_text(json.dumps(settings), "utf-8")
