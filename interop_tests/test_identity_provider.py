@@ -43,6 +43,7 @@ from relay.jwt_tokens import TokenVerifier
 from relay.namespace import EntityConfig
 from samples.payroll.services import payroll_app
 from tests.support.oidc import AUDIENCE, OidcProvider, mint, new_key, oidc_unavailable, unsigned
+from tests.support.proxies import squid
 from tests.support.relay import RelayFactory, RelayHandle, Relays
 
 pytestmark = pytest.mark.node
@@ -305,3 +306,17 @@ def test_a_host_and_a_zeep_client_with_identity_provider_tokens(
                              token_provider=provider("owner-app", "wrong-secret"), open_timeout=15)
     with pytest.raises(HostError, match="invalid_client"):
         wrong.open()  # the provider's refusal is permanent: no retries until the timeout
+
+
+async def test_tokens_are_fetched_through_the_proxy_too(idp: OidcProvider, tmp_path: Path) -> None:
+    with squid(tmp_path) as proxy:
+        provider = ClientCredentialsTokenProvider(
+            issuer=idp.issuer, client_id="sender-app", client_secret=idp.secret("sender-app"),
+            resource=AUDIENCE, proxy=proxy.url)
+        token = await provider.get_token("http://relay/payroll")
+        assert token.token.startswith("eyJ")
+        for _ in range(100):  # squid logs a tunnel once it has ended
+            if proxy.log().count(f"CONNECT 127.0.0.1:{idp.port}") >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert proxy.log().count(f"CONNECT 127.0.0.1:{idp.port}") == 2  # discovery, then the token
