@@ -9,10 +9,11 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 NODE_DIR := interop_tests/node
+OIDC_DIR := interop_tests/oidc
 
 .PHONY: demo demo-wcf test check bench chaos bootstrap apt clean
 
-bootstrap: apt $(VENV)/.stamp $(NODE_DIR)/node_modules/.stamp
+bootstrap: apt $(VENV)/.stamp $(NODE_DIR)/node_modules/.stamp $(OIDC_DIR)/node_modules/.stamp
 
 apt:
 	@scripts/apt-bootstrap apt-packages.txt
@@ -26,6 +27,11 @@ $(VENV)/.stamp: setup.cfg pyproject.toml | apt
 
 $(NODE_DIR)/node_modules/.stamp: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The OpenID provider of the identity tests (oidc-provider), apart from the relay peers.
+$(OIDC_DIR)/node_modules/.stamp: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: $(VENV)/.stamp
@@ -51,4 +57,4 @@ chaos: bootstrap
 	SOAPRELAY_CHAOS=full $(PY) -m pytest tests/chaos -p no:cacheprovider -v
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .soaprelay
+	rm -rf $(VENV) $(NODE_DIR)/node_modules $(OIDC_DIR)/node_modules .soaprelay

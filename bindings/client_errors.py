@@ -11,7 +11,8 @@ Both zeep transports send two kinds of request, and read their answers alike:
 
 A request that gets no answer at all (refused, reset, timed out) is a
 ``RelayTransportError`` with ``status_code=0``, its cause the HTTP library's
-own exception::
+own exception. An HTTP proxy's failure (unreachable, its 407 or refused tunnel)
+is a :class:`~bindings.relay_errors.ProxyTransportError`, never the relay's::
 
     with library_errors(RequestKind.CALL, address, httpx.HTTPError):
         response = await client.post(address, content=message, headers=headers)
@@ -25,7 +26,13 @@ import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from bindings.relay_errors import RelayTransportError, is_json, relay_transport_error
+from bindings.relay_errors import (
+    ProxyTransportError,
+    RelayTransportError,
+    is_json,
+    proxy_transport_error,
+    relay_transport_error,
+)
 
 __all__ = ["RequestKind", "library_errors", "raise_for_answer"]
 
@@ -41,15 +48,22 @@ class RequestKind(enum.Enum):
 
 @contextmanager
 def library_errors(
-    kind: RequestKind, url: str, errors: type[BaseException] | tuple[type[BaseException], ...]
+    kind: RequestKind,
+    url: str,
+    errors: type[BaseException] | tuple[type[BaseException], ...],
+    proxy_errors: type[BaseException] | tuple[type[BaseException], ...] = (),
 ) -> Iterator[None]:
-    """Turn the HTTP library's ``errors`` (no answer at all) into a RelayTransportError.
+    """Turn the HTTP library's ``errors`` (no answer at all) into a RelayTransportError,
+    its ``proxy_errors`` into a ProxyTransportError.
 
     Raises:
         RelayTransportError: With ``status_code=0``, from the library's error.
+        ProxyTransportError: The proxy on the way failed.
     """
     try:
         yield
+    except proxy_errors as exc:
+        raise proxy_transport_error(url, exc) from exc
     except errors as exc:
         raise RelayTransportError(f"cannot {kind.value} {url}: {exc}") from exc
 
@@ -75,6 +89,9 @@ def raise_for_answer(
     """
     if status < 400:
         return
+    if status == 407:  # only a proxy says this (a plain-HTTP request it forwards)
+        raise ProxyTransportError(f"cannot {kind.value} {url}: the HTTP proxy wants other "
+                                  "credentials (HTTP 407)", status_code=407, content=content())
     if kind is RequestKind.CALL and not is_json(content_type or ""):
         return  # a SOAP fault (or another body): zeep reads it
     raise relay_transport_error(url, status, content_type, content())

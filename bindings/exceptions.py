@@ -4,17 +4,21 @@ One root per package (the relay's own errors live in ``relay.exceptions``)::
 
     BindingError                       root of everything raised by ``bindings``
     ├── ConfigurationError             bad settings: connection string, address, binding options
+    ├── TokenUnavailable               the identity provider gave no token (.permanent: it refused)
     ├── HostError                      a relay host could not come or stay online
     │   ├── RelayUnreachable           no WebSocket to the relay (DNS, refused, TLS, timeout); retried
+    │   ├── ProxyFailed                the HTTP proxy on the way failed (.status; 0: unreachable)
+    │   │   └── ProxyAuthenticationFailed  407: the proxy wants (other) credentials; no retry
     │   ├── ListenerRejected           the relay refused the listener handshake (.status, .code)
     │   │   └── ListenerQuotaExceeded  403: the entity already has its maximum of listeners
     │   ├── ListenerDisconnected       the relay closed the control channel (.close_code); retried
     │   │   └── RelayUnresponsive      the relay stopped answering keep-alive pings; retried
     │   └── HostOpenTimeout            ``open()`` did not reach ONLINE in time
     ├── RelayTransportError            a zeep client's request failed without a SOAP fault (WSDL
-    │                                  fetch 401/404/502, JSON error, relay unreachable); also a
-    │                                  ``zeep.exceptions.TransportError``, so it is defined in
-    │                                  ``bindings.relay_errors`` and imported from here lazily
+    │   │                              fetch 401/404/502, JSON error, relay unreachable); also a
+    │   │                              ``zeep.exceptions.TransportError``, so it is defined in
+    │   │                              ``bindings.relay_errors`` and imported from here lazily
+    │   └── ProxyTransportError        the HTTP proxy on the way refused (407...) or is unreachable
     └── UntrustedResponse              a reply failed the client's WS-Security checks (unsigned,
                                        untrusted signer, tampered, expired; ``.fault`` is the
                                        ``soap.exceptions.SecurityFault``); also a
@@ -42,9 +46,12 @@ __all__ = [
     "ListenerDisconnected",
     "ListenerQuotaExceeded",
     "ListenerRejected",
+    "ProxyAuthenticationFailed",
+    "ProxyFailed",
     "RelayTransportError",
     "RelayUnreachable",
     "RelayUnresponsive",
+    "TokenUnavailable",
     "UntrustedResponse",
 ]
 
@@ -60,6 +67,19 @@ class ConfigurationError(BindingError):
     """
 
 
+class TokenUnavailable(BindingError):
+    """No token from the identity provider (``TokenProvider.client_credentials``).
+
+    Attributes:
+        permanent: the provider refused the client (wrong id, secret or scope);
+            otherwise it could not be reached and a retry may help.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 class HostError(BindingError):
     """A relay host (listener) could not come online or lost its connection.
 
@@ -69,6 +89,25 @@ class HostError(BindingError):
 
 class RelayUnreachable(HostError):
     """No WebSocket could be opened to the relay; the listener retries with backoff."""
+
+
+class ProxyFailed(HostError):
+    """The HTTP proxy between the host and the relay failed; the relay was never reached.
+
+    Attributes:
+        proxy: the proxy's URL (without credentials).
+        status: the proxy's answer to CONNECT (403: its policy, 502/503: it cannot
+            reach the relay), or 0 when the proxy itself could not be reached.
+        permanent: retrying cannot help (credentials, policy, a bad proxy setting).
+    """
+
+    def __init__(self, message: str, *, proxy: str, status: int = 0, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.proxy, self.status, self.permanent = proxy, status, permanent
+
+
+class ProxyAuthenticationFailed(ProxyFailed):
+    """407: the proxy wants credentials, or other ones (``http://user:password@host:port``)."""
 
 
 class ListenerRejected(HostError):

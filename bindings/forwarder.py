@@ -243,14 +243,15 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:300] + "..."
 
 
-async def _forward(connection_string: ConnectionString, entity: str, target: str) -> None:
+async def _forward(connection_string: ConnectionString, entity: str, target: str,
+                   proxy: str | bool | None) -> None:
     forwarder = Forwarder(target)
     host = RelayServiceHost(
         forwarder, RelayAddress.from_connection_string(connection_string, entity),
         # Streamed (WCF's TransferMode.Streamed): bodies pass through unparsed, of any
         # size; the relay's entity limit is the only one.
         binding=WebHttpRelayBinding(max_received_message_size=STREAMED),
-        connection_string=connection_string,
+        connection_string=connection_string, proxy=proxy,
     )
     stop = asyncio.Event()
     host.add_status_callback(lambda status: stop.set() if status is HostStatus.OFFLINE else None)
@@ -270,14 +271,19 @@ async def _forward(connection_string: ConnectionString, entity: str, target: str
         raise error if isinstance(error, HostError) else HostError(str(error))
 
 
-def run_forwarder(connection_string: ConnectionString, entity: str, target: str) -> None:
+def run_forwarder(connection_string: ConnectionString, entity: str, target: str,
+                  proxy: str | bool | None = True) -> None:
     """Forward relay entity ``entity`` to ``target`` until SIGINT/SIGTERM (blocking).
+
+    ``proxy``: the HTTP CONNECT proxy to the relay (a URL), the environment's (True),
+    or none (None).
 
     Prints ``soaprelay: forwarding <relay url> -> <target>`` once online.
 
     Raises:
         ConfigurationError: bad target or entity.
-        HostError: the relay refused the listener, or it could not come online.
+        HostError: the relay refused the listener, or it could not come online
+            (``ProxyFailed`` when the proxy on the way refused or failed).
     """
-    asyncio.run(_forward(connection_string, entity, target))
+    asyncio.run(_forward(connection_string, entity, target, proxy))
 

@@ -36,8 +36,10 @@ from bindings.listener import HybridConnectionListener
 from bindings.settings import ENV_VAR, default_connection_string, parse_connection_string
 from bindings.status import HostStatus, StatusCallback
 from bindings.tokens import TokenProvider
+from hc.asyncio.proxy import proxy_setting
 from hc.connection_string import ConnectionString
 from hc.entities import Discovery
+from hc.proxy import Proxy
 
 if TYPE_CHECKING:
     from bindings.wssecurity import MessageSecurity
@@ -84,6 +86,13 @@ def _where_and_who(
     return address, token_provider
 
 
+def _proxy(proxy: str | bool | None) -> Proxy | bool:
+    try:
+        return proxy_setting(proxy)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
 def _aggregate(statuses: list[HostStatus]) -> HostStatus:
     if not statuses or all(s is HostStatus.CLOSED for s in statuses):
         return HostStatus.CLOSED
@@ -113,6 +122,9 @@ class RelayServiceHost:
         listeners: control channels to open (each serves requests; the relay spreads them).
         open_timeout: seconds :meth:`open` / ``async with`` wait for ONLINE.
         close_timeout: seconds :meth:`close` lets in-flight calls finish.
+        proxy: an HTTP CONNECT proxy URL ``http://[user:password@]host:port`` for the
+            connections to the relay; True (default): the environment's
+            (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``); None: none.
         message_security: WS-Security settings for ``binding.security`` MESSAGE or
             TRANSPORT_WITH_MESSAGE_CREDENTIAL: requests are checked before the app
             runs, and in MESSAGE mode replies are signed when it has an identity.
@@ -136,6 +148,7 @@ class RelayServiceHost:
         open_timeout: float = 60.0,
         close_timeout: float = 30.0,
         message_security: MessageSecurity | None = None,
+        proxy: str | bool | None = True,
     ) -> None:
         address, token_provider = _where_and_who(address, connection_string, token_provider)
         if listeners < 1:
@@ -145,6 +158,7 @@ class RelayServiceHost:
         self.handler = make_handler(app, self.binding, message_security, listeners=listeners)
         self.listener_count, self.open_timeout = listeners, open_timeout
         self.close_timeout = close_timeout
+        self.proxy = _proxy(proxy)
         self._callbacks: list[StatusCallback] = [on_status] if on_status else []
         self._listeners: list[HybridConnectionListener] = []
         self._reported = HostStatus.CLOSED
@@ -205,7 +219,7 @@ class RelayServiceHost:
             HybridConnectionListener(
                 self.address, self.handler, binding=self.binding,
                 token_provider=self.token_provider, discovery=self.discovery,
-                on_status=self._on_listener_status,
+                on_status=self._on_listener_status, proxy=self.proxy,
             )
             for _ in range(self.listener_count)
         ]

@@ -31,8 +31,11 @@ from bindings.exceptions import (
     ListenerDisconnected,
     ListenerQuotaExceeded,
     ListenerRejected,
+    ProxyAuthenticationFailed,
+    ProxyFailed,
     RelayUnreachable,
     RelayUnresponsive,
+    TokenUnavailable,
 )
 from bindings.handler import Handler
 from bindings.reconnect import ReconnectPolicy
@@ -40,6 +43,7 @@ from bindings.status import HostStatus, StatusCallback, StatusTracker
 from bindings.tokens import TokenProvider
 from hc import asyncio as sdk
 from hc.asyncio.connection import Connector
+from hc.asyncio.proxy import ProxySetting
 from hc.entities import Discovery, EntityKind
 from hc.messages import AcceptCommand
 
@@ -58,14 +62,19 @@ class _Tokens(sdk.TokenProvider):
         self.provider = provider
 
     async def get_token(self, audience: str, ttl: float = 3600.0) -> sdk.SecurityToken:
-        token = await asyncio.to_thread(self.provider.get_token, audience)
+        try:
+            token = await asyncio.to_thread(self.provider.get_token, audience)
+        except TokenUnavailable as exc:  # the SDK's reconnect policy reads .permanent
+            raise sdk.TokenUnavailableError(str(exc), permanent=exc.permanent) from exc
         return sdk.SecurityToken(token.text, token.expires_at, audience)
 
 
 def host_error(error: BaseException) -> HostError:
     """The bindings' error for one of the SDK's (the SDK's is its ``__cause__``)."""
     failure: HostError
-    if isinstance(error, sdk.KeepAliveTimeoutError):
+    if isinstance(error, sdk.ProxyError):
+        failure = proxy_failure(error)
+    elif isinstance(error, sdk.KeepAliveTimeoutError):
         failure = RelayUnresponsive(error.timeout)
     elif isinstance(error, sdk.ConnectionLostError):
         failure = ListenerDisconnected(None if error.close_code == 1006 else error.close_code,
@@ -84,6 +93,13 @@ def host_error(error: BaseException) -> HostError:
     return failure
 
 
+def proxy_failure(error: sdk.ProxyError) -> ProxyFailed:
+    """The bindings' error for the SDK's proxy error."""
+    status = getattr(error, "status", 0)
+    kind = ProxyAuthenticationFailed if isinstance(error, sdk.ProxyAuthenticationRequiredError) else ProxyFailed
+    return kind(str(error), proxy=error.proxy, status=status, permanent=error.permanent)
+
+
 class HybridConnectionListener:
     """One listener connection for one entity, reconnecting until closed.
 
@@ -99,6 +115,8 @@ class HybridConnectionListener:
         clock: wall clock for token lifetimes (unix seconds).
         sleep: the coroutine used to wait between retries and renewals.
         connector: how the SDK opens sockets (TCP/TLS by default; tests inject one).
+        proxy: an HTTP CONNECT proxy URL, True (default) for the environment's
+            (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``), None for none.
     """
 
     def __init__(
@@ -115,6 +133,7 @@ class HybridConnectionListener:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         connector: Connector | None = None,
+        proxy: ProxySetting = True,
     ) -> None:
         self.address, self.handler = address, handler
         self.binding = binding or BasicHttpRelayBinding()
@@ -129,7 +148,7 @@ class HybridConnectionListener:
         self.sdk = sdk.HybridConnectionListener(
             address.public_address,
             _Tokens(token_provider) if token_provider is not None else None,
-            connector=connector,
+            connector=connector, proxy=proxy,
             max_message_size=max(self.binding.max_message_size, exchange.INLINE_LIMIT),
             keep_alive_interval=self.binding.keepalive_interval,
             keep_alive_timeout=self.binding.keepalive_timeout,

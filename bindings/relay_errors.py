@@ -14,6 +14,7 @@ a JSON body, no answer at all) becomes a :class:`RelayTransportError`::
 from __future__ import annotations
 
 import json
+import re
 
 from zeep.exceptions import TransportError
 
@@ -23,7 +24,8 @@ from soap.envelope import Envelope, SoapVersion
 from soap.exceptions import SoapError
 from soap.fault import Fault, find_fault
 
-__all__ = ["RelayTransportError", "is_json", "relay_transport_error"]
+__all__ = ["ProxyTransportError", "RelayTransportError", "is_json", "proxy_transport_error",
+           "relay_transport_error"]
 
 
 class RelayTransportError(TransportError, BindingError):  # type: ignore[misc]
@@ -54,6 +56,25 @@ class RelayTransportError(TransportError, BindingError):  # type: ignore[misc]
         self.code = code
         self.relay_message = relay_message
         self.tracking_id = tracking_id
+
+
+class ProxyTransportError(RelayTransportError):
+    """The HTTP proxy between the client and the relay refused or failed: the relay
+    was never reached. ``status_code`` is the proxy's status (407: it wants other
+    credentials in the proxy URL), or 0 when the proxy could not be reached."""
+
+
+#: The proxy's status in the libraries' messages: requests (urllib3) says "Tunnel
+#: connection failed: 407 ...", httpx starts with the status line's "407 ...".
+_TUNNEL_STATUS = re.compile(r"(?:Tunnel connection failed: |^)([1-5][0-9]{2})\b")
+
+
+def proxy_transport_error(url: str, exc: BaseException) -> ProxyTransportError:
+    """The error for a request that the HTTP library says the proxy failed."""
+    found = _TUNNEL_STATUS.search(str(exc))
+    status = int(found.group(1)) if found else 0
+    what = f"refused the request (HTTP {status})" if status else "could not be used"
+    return ProxyTransportError(f"cannot reach {url}: the HTTP proxy {what}: {exc}", status_code=status)
 
 
 def is_json(content_type: str) -> bool:

@@ -166,19 +166,20 @@ class SpyneRelayApp:
         if self.oneway.delivery("POST", tag) is Delivery.ACKNOWLEDGE:
             return self._acknowledge(environ, envelope, start_response)
         reply = self.driver.call(environ, envelope)
-        return self._reply(reply, request_wsa, start_response)
+        return self._reply(reply, request_wsa, start_response, environ)
 
     def _reply(
         self,
         reply: SpyneReply,
         request_wsa: addressing.AddressingHeaders | None,
         start_response: StartResponse,
+        environ: Environ,
     ) -> WsgiResult:
         """Stamp Spyne's reply tree (addressing, then signature) and serialise it once."""
         try:
             body = reply.body or b""
             if reply.document is not None:
-                self._stamp(reply.document, request_wsa)
+                self._stamp(reply.document, request_wsa, environ)
                 body = etree.tostring(reply.document, xml_declaration=True, encoding=self._encoding)
         finally:
             reply.close()
@@ -186,7 +187,8 @@ class SpyneRelayApp:
         return [body]
 
     def _stamp(
-        self, document: etree._Element, request_wsa: addressing.AddressingHeaders | None
+        self, document: etree._Element, request_wsa: addressing.AddressingHeaders | None,
+        environ: Environ,
     ) -> None:
         """Reply addressing (``RelatesTo``, ``Action``), then the signature, in place."""
         try:
@@ -197,7 +199,7 @@ class SpyneRelayApp:
         if request_wsa is not None and request_wsa.action is not None:
             addressing.stamp_reply(out, request_wsa, f"{request_wsa.action}Response")
         if self.security is not None:
-            self.security.sign(out)
+            self.security.sign(out, environ)
 
     @property
     def _encoding(self) -> str:

@@ -8,7 +8,9 @@ Python manners::
     token.text          # 'SharedAccessSignature sr=...'
     token.expires_at    # unix time
 
-Tokens are cached per audience and renewed before they expire.
+Tokens are cached per audience and renewed before they expire. Identity-provider
+tokens (JWTs, Microsoft Entra ID or any OpenID provider) come from
+``TokenProvider.client_credentials(...)`` (:mod:`bindings.oauth_tokens`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hc.sas import SasToken, create_token
 
@@ -47,6 +50,15 @@ class TokenProvider:
     ) -> TokenProvider:
         """Signs fresh tokens with a shared access key, renewing them before expiry."""
         return SharedAccessKeyTokenProvider(key_name, key, ttl=ttl, clock=clock)
+
+    @staticmethod
+    def client_credentials(token_endpoint: str | None = None, **options: Any) -> TokenProvider:
+        """JWTs from an identity provider by the OAuth 2.0 client-credentials flow
+        (``issuer=`` or ``token_endpoint``, ``client_id``, ``client_secret``, ``scope`` or
+        ``resource``, ``proxy``): see :mod:`bindings.oauth_tokens`."""
+        from bindings.oauth_tokens import ClientCredentialsTokenProvider
+
+        return ClientCredentialsTokenProvider(token_endpoint, **options)
 
     @staticmethod
     def shared_access_signature(token: str) -> TokenProvider:

@@ -53,6 +53,7 @@ parsing the body again, and it parses the application's reply to sign it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -72,6 +73,7 @@ from soap.security import (
     security_fault,
     verify_envelope,
 )
+from soap.security.confirmation import add_confirmations
 
 __all__ = ["ENVIRON_KEY", "SecurityStage", "WsSecurityMiddleware"]
 
@@ -111,8 +113,12 @@ class SecurityStage:
 
     Args:
         policy: What requests must carry.
-        signer: Signs SOAP replies when given.
+        signer: Signs SOAP replies when given; a signed reply confirms the request's
+            signature (WS-Security 1.1 SignatureConfirmation).
         timestamp: Adds the reply's Timestamp before signing.
+        password_text_over_http: Accept a UsernameToken's clear-text password on a
+            request that came over plain HTTP (``wsgi.url_scheme`` http: the relay's
+            address); off by default, as WCF's TransportWithMessageCredential needs TLS.
     """
 
     def __init__(
@@ -121,9 +127,14 @@ class SecurityStage:
         *,
         signer: EnvelopeSigner | None = None,
         timestamp: TimestampHook | None = None,
+        password_text_over_http: bool = False,
     ) -> None:
         self.policy, self.signer = policy, signer
         self.timestamp = timestamp or TimestampHook(clock=policy.clock)
+        self.password_text_over_http = password_text_over_http
+        self._plain_http_policy = policy
+        if policy.allow_password_text and not password_text_over_http:
+            self._plain_http_policy = dataclasses.replace(policy, allow_password_text=False)
 
     def __repr__(self) -> str:
         return f"SecurityStage(signs={self.signer is not None})"
@@ -138,7 +149,8 @@ class SecurityStage:
             SecurityFault: The request fails the policy or its charset is ambiguous.
         """
         check_charset(str(environ.get("CONTENT_TYPE") or ""), body, envelope.root)
-        result = verify_envelope(envelope, self.policy)
+        plain = environ.get("wsgi.url_scheme") == "http"
+        result = verify_envelope(envelope, self._plain_http_policy if plain else self.policy)
         environ[ENVIRON_KEY] = result
         if result.username is not None:
             environ["REMOTE_USER"] = result.username
@@ -153,11 +165,16 @@ class SecurityStage:
         reason = f"The request is not a readable SOAP envelope: {exc}"
         return Fault(FaultCode.CLIENT, reason)
 
-    def sign(self, reply: Envelope) -> None:
-        """Add a fresh Timestamp to a reply tree and sign it (in place); no-op without a signer."""
+    def sign(self, reply: Envelope, environ: Environ | None = None) -> None:
+        """Add a fresh Timestamp to a reply tree, a SignatureConfirmation of the request
+        :meth:`check` verified in ``environ``, and sign it (in place); no-op without a signer."""
         if self.signer is None:
             return
         self.timestamp.egress(reply.root, {})
+        stamped = Envelope.from_element(reply.root)  # the Timestamp may have added the Header
+        request = None if environ is None else environ.get(ENVIRON_KEY)
+        if isinstance(request, SecurityResult):
+            add_confirmations(stamped, [request.signature_value])
         self.signer.sign(Envelope.from_element(reply.root))
 
 
@@ -180,9 +197,11 @@ class WsSecurityMiddleware:
         signer: EnvelopeSigner | None = None,
         timestamp: TimestampHook | None = None,
         max_body: int = 64 * 1024 * 1024,
+        password_text_over_http: bool = False,
     ) -> None:
         self.app, self.max_body = app, max_body
-        self.stage = SecurityStage(policy, signer=signer, timestamp=timestamp)
+        self.stage = SecurityStage(policy, signer=signer, timestamp=timestamp,
+                                   password_text_over_http=password_text_over_http)
 
     @property
     def policy(self) -> SecurityPolicy:
@@ -248,7 +267,7 @@ class WsSecurityMiddleware:
         result = self.app(environ, captured.start_response)
         try:
             body = b"".join([*captured.chunks, *(bytes(chunk) for chunk in result)])
-            body = _sign(body, captured.headers, self.stage)
+            body = _sign(body, captured.headers, self.stage, environ)
             headers = [(k, v) for k, v in captured.headers if k.lower() != "content-length"]
             start_response(captured.status, [*headers, ("Content-Length", str(len(body)))])
         except BaseException:
@@ -297,7 +316,8 @@ def _drop(result: object) -> None:
         log.exception("closing the application's result failed")
 
 
-def _sign(body: bytes, headers: list[tuple[str, str]], stage: SecurityStage) -> bytes:
+def _sign(body: bytes, headers: list[tuple[str, str]], stage: SecurityStage,
+          environ: Environ) -> bytes:
     """A SOAP reply with a fresh Timestamp and a signature; other replies unchanged.
 
     The application gave bytes: they are parsed here, the one reply parse of this path.
@@ -310,7 +330,7 @@ def _sign(body: bytes, headers: list[tuple[str, str]], stage: SecurityStage) -> 
     except SoapError:
         log.warning("left a reply unsigned: it is not a SOAP envelope")
         return body
-    stage.sign(envelope)
+    stage.sign(envelope, environ)
     return envelope.to_bytes()
 
 

@@ -116,6 +116,13 @@ class MessageSecurity:
         timestamp_ttl: Lifetime written in outgoing Timestamps.
         clock: The time source.
         replay_cache: Where nonces and signatures are remembered.
+        password_text_over_http: Service: accept a clear-text UsernameToken password
+            on requests that reached the relay over plain HTTP (off: refused, as WCF's
+            TransportWithMessageCredential requires TLS; a PasswordDigest is accepted).
+        require_signature_confirmation: Client, MESSAGE mode: refuse a signed reply
+            that does not confirm this request's signature (WS-Security 1.1
+            SignatureConfirmation; soap-relay's services add it). Off for services
+            that only speak WS-Security 1.0.
     """
 
     identity: SigningIdentity | None = None
@@ -134,6 +141,8 @@ class MessageSecurity:
     timestamp_ttl: timedelta = timedelta(minutes=5)
     clock: Clock = field(default=utc_now)
     replay_cache: ReplayCache = field(default_factory=MemoryReplayCache)
+    password_text_over_http: bool = False
+    require_signature_confirmation: bool = True
 
     def signer(self) -> EnvelopeSigner | None:
         """The signer for this side's identity, or None without one.
@@ -232,6 +241,7 @@ class MessageSecurity:
             username_token=token,
             signer=signer,
             policy=self.policy(mode, service=False),
+            require_confirmation=self.require_signature_confirmation,
         )
 
 
@@ -293,7 +303,8 @@ def security_stage(
     assert policy is not None  # a service in a message mode always has one
     signer = security.signer() if mode is EndToEndSecurityMode.MESSAGE else None
     timestamp = TimestampHook(ttl=security.timestamp_ttl, clock=security.clock)
-    return SecurityStage(policy, signer=signer, timestamp=timestamp)
+    return SecurityStage(policy, signer=signer, timestamp=timestamp,
+                         password_text_over_http=security.password_text_over_http)
 
 
 def secure_service(
@@ -319,7 +330,8 @@ def secure_service(
     if stage is None:
         return app
     return WsSecurityMiddleware(
-        app, stage.policy, signer=stage.signer, timestamp=stage.timestamp, max_body=max_body
+        app, stage.policy, signer=stage.signer, timestamp=stage.timestamp, max_body=max_body,
+        password_text_over_http=stage.password_text_over_http,
     )
 
 

@@ -82,6 +82,7 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
         token_in_soap_header: Keep the HTTP header off SOAP POSTs.
         timeout: Seconds allowed for each WSDL/XSD fetch.
         operation_timeout: Seconds allowed for each operation call (None: no limit).
+        proxy: An HTTP proxy URL; True (default): httpx reads the environment; None: none.
     """
 
     #: zeep's ``Transport.__del__`` reads this, also on an instance whose __init__ failed.
@@ -95,16 +96,20 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
         token_in_soap_header: bool = False,
         timeout: float = 30,
         operation_timeout: float | None = 120,
+        proxy: str | bool | None = True,
     ) -> None:
         httpx = _httpx()
+        network: dict[str, Any] = {"trust_env": bool(proxy)}  # True: httpx reads the environment
+        if isinstance(proxy, str):
+            network["proxy"] = proxy
         auth = None
         if token_provider is not None:
             auth = RelayAuth(
                 token_provider, audience or Audience(None), skip_posts=token_in_soap_header
             )
         super().__init__(
-            client=httpx.AsyncClient(timeout=operation_timeout, auth=auth),
-            wsdl_client=httpx.Client(timeout=timeout, auth=auth),
+            client=httpx.AsyncClient(timeout=operation_timeout, auth=auth, **network),
+            wsdl_client=httpx.Client(timeout=timeout, auth=auth, **network),
         )
         self._httpx = httpx
         #: Body elements of the WSDL's one-way operations (set by :func:`relay_async_client`).
@@ -117,7 +122,7 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
 
     def _load_remote_data(self, url: str) -> bytes:
         """GET a WSDL/XSD document; relay errors raise :class:`RelayTransportError`."""
-        with library_errors(RequestKind.FETCH, url, self._httpx.HTTPError):
+        with library_errors(RequestKind.FETCH, url, self._httpx.HTTPError, self._httpx.ProxyError):
             response = self.wsdl_client.get(url)
         raise_for_answer(RequestKind.FETCH, url, response.status_code,
                          response.headers.get("Content-Type"), lambda: response.content)
@@ -139,7 +144,7 @@ class AsyncRelayTransport(AsyncTransport):  # type: ignore[misc]
         Non-SOAP error answers (JSON) raise :class:`RelayTransportError`; SOAP
         faults are left to zeep, which raises :class:`zeep.exceptions.Fault`.
         """
-        with library_errors(RequestKind.CALL, address, self._httpx.HTTPError):
+        with library_errors(RequestKind.CALL, address, self._httpx.HTTPError, self._httpx.ProxyError):
             response = await self.client.post(address, content=message, headers=headers)
         log.debug("POST %s -> %s", address, response.status_code)
         raise_for_answer(RequestKind.CALL, address, response.status_code,
@@ -156,11 +161,12 @@ def relay_async_client(
     timeout: float = 30,
     operation_timeout: float | None = 120,
     message_security: MessageSecurity | None = None,
+    proxy: str | bool | None = True,
     **client_kwargs: Any,
 ) -> zeep.AsyncClient:
     """A :class:`zeep.AsyncClient` that calls a service through the relay.
 
-    Same arguments, token rules and message security (the WS-Security plugin
+    Same arguments (``proxy`` too), token rules and message security (the WS-Security plugin
     last) as :func:`bindings.zeep_transport.relay_client`.
     Close it with ``async with client:`` or ``await client.transport.aclose()``.
 
@@ -182,6 +188,7 @@ def relay_async_client(
         token_in_soap_header=parts.token_in_soap_header,
         timeout=timeout,
         operation_timeout=operation_timeout,
+        proxy=proxy,
     )
     plugins = parts.plugins
     try:

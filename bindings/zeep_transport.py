@@ -124,6 +124,8 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
         audience: Maps a request URL to the token audience (see :class:`Audience`).
         token_in_soap_header: Keep the HTTP header off SOAP POSTs (the token is
             in the envelope, see :class:`RelayTokenPlugin`).
+        proxy: An HTTP proxy URL for every request; True (default): requests reads
+            ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``; None: no proxy at all.
         **kwargs: Passed to :class:`zeep.Transport` (``timeout``,
             ``operation_timeout``, ``session``, ``cache``).
     """
@@ -134,11 +136,16 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
         *,
         audience: Callable[[str], str | None] | None = None,
         token_in_soap_header: bool = False,
+        proxy: str | bool | None = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         #: Body elements of the WSDL's one-way operations (set by :func:`relay_client`).
         self.oneway_inputs: frozenset[str] = frozenset()
+        if isinstance(proxy, str):
+            self.session.proxies = {"http": proxy, "https": proxy}
+        elif not proxy:
+            self.session.trust_env = False  # no proxy from the environment either
         if token_provider is not None:
             self.session.auth = RelayAuth(
                 token_provider, audience or Audience(None), skip_posts=token_in_soap_header
@@ -146,7 +153,8 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
 
     def _load_remote_data(self, url: str) -> bytes:
         """GET a WSDL/XSD document; relay errors raise :class:`RelayTransportError`."""
-        with library_errors(RequestKind.FETCH, url, requests.RequestException):
+        with library_errors(RequestKind.FETCH, url, requests.RequestException,
+                            requests.exceptions.ProxyError):
             response = self.session.get(url, timeout=self.load_timeout)
         with closing(response):
             raise_for_answer(RequestKind.FETCH, url, response.status_code,
@@ -165,7 +173,8 @@ class RelayTransport(zeep.Transport):  # type: ignore[misc]
         Non-SOAP error answers (JSON) raise :class:`RelayTransportError`; SOAP
         faults are left to zeep, which raises :class:`zeep.exceptions.Fault`.
         """
-        with library_errors(RequestKind.CALL, address, requests.RequestException):
+        with library_errors(RequestKind.CALL, address, requests.RequestException,
+                            requests.exceptions.ProxyError):
             response = self.session.post(
                 address, data=message, headers=headers, timeout=self.operation_timeout
             )
@@ -184,6 +193,7 @@ def relay_client(
     timeout: float = 30,
     operation_timeout: float | None = 120,
     message_security: MessageSecurity | None = None,
+    proxy: str | bool | None = True,
     **client_kwargs: Any,
 ) -> zeep.Client:
     """A :class:`zeep.Client` that calls a service through the relay.
@@ -206,6 +216,9 @@ def relay_client(
             (a UsernameToken or a signature). Its plugin runs after every other
             one, so it signs the WS-Addressing headers; the relay token header is
             never signed (the relay removes it).
+        proxy: An HTTP proxy URL ``http://[user:password@]host:port``; True (default):
+            the environment's (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``); None: none.
+            A proxy's failure raises :class:`~bindings.relay_errors.ProxyTransportError`.
         **client_kwargs: Passed to :class:`zeep.Client` (``plugins``, ``settings``,
             ``service_name``, ``port_name`` ...); ``transport`` is not accepted,
             nor ``wsse`` with message security.
@@ -232,6 +245,7 @@ def relay_client(
         token_in_soap_header=parts.token_in_soap_header,
         timeout=timeout,
         operation_timeout=operation_timeout,
+        proxy=proxy,
     )
     client = zeep.Client(wsdl_url, transport=transport, plugins=parts.plugins, **client_kwargs)
     transport.oneway_inputs = oneway_inputs(client.wsdl)

@@ -10,7 +10,7 @@ from interop_tests.payroll_site import PayrollSite, payroll_site
 from interop_tests.versions import peer_versions
 
 # The relay factory and its thread shorthand, the same fixtures as in tests/ (re-exported).
-from tests.conftest import relay, relays  # noqa: F401
+from tests.conftest import make_relay, relay, relays  # noqa: F401
 
 
 def pytest_report_header() -> list[str]:

@@ -313,10 +313,27 @@ def test_zeep_username_tokens_are_accepted(digest: bool) -> None:
     token = UsernameToken(
         "alice", "s3cret", use_digest=digest, created=T0, timestamp_token=_timestamp_token()
     )
-    app = service(calls, mode=Mode.TRANSPORT_WITH_MESSAGE_CREDENTIAL)
+    # This service is plain HTTP: a clear-text password needs the host's opt-in.
+    app = service(calls, mode=Mode.TRANSPORT_WITH_MESSAGE_CREDENTIAL, password_text_over_http=True)
     with serve(app) as url, client(url, wsse=token) as api:
         assert api.GetSalary(3) == Decimal(1003)
     assert calls.environs[0]["REMOTE_USER"] == "alice"
+
+
+def test_a_clear_text_password_over_plain_http_is_refused_without_the_hosts_opt_in() -> None:
+    calls = Calls()
+    app = service(calls, mode=Mode.TRANSPORT_WITH_MESSAGE_CREDENTIAL)
+    text = UsernameToken("alice", "s3cret", use_digest=False, created=T0,
+                         timestamp_token=_timestamp_token())
+    digest = UsernameToken("alice", "s3cret", use_digest=True, created=T0,
+                           timestamp_token=_timestamp_token())
+    with serve(app) as url:
+        with client(url, wsse=text) as api, pytest.raises(zeep.exceptions.Fault) as caught:
+            api.GetSalary(3)
+        assert caught.value.code is not None and caught.value.code.endswith("InvalidSecurityToken")
+        assert "clear-text password" in str(caught.value.message) and calls.salaries == []
+        with client(url, wsse=digest) as api:
+            assert api.GetSalary(4) == Decimal(1004)  # a PasswordDigest needs no opt-in
 
 
 @pytest.mark.parametrize("digest", [False, True])
@@ -325,7 +342,7 @@ def test_zeep_username_token_with_a_wrong_password_is_refused(digest: bool) -> N
     token = UsernameToken(
         "alice", "wrong", use_digest=digest, created=T0, timestamp_token=_timestamp_token()
     )
-    app = service(calls, mode=Mode.TRANSPORT_WITH_MESSAGE_CREDENTIAL)
+    app = service(calls, mode=Mode.TRANSPORT_WITH_MESSAGE_CREDENTIAL, password_text_over_http=True)
     with serve(app) as url, client(url, wsse=token) as api:
         with pytest.raises(zeep.exceptions.Fault) as caught:
             api.GetSalary(3)

@@ -45,6 +45,9 @@ is optional; the values shown are the defaults where there is one)::
     [admin]                      # optional, like [observe] and [[webhook]]: metrics, events,
     port = 9351                  # the console (relay.observe.settings has every key)
 
+Identity providers whose JWTs are accepted besides SAS tokens are ``[[identity]]``
+tables: see :mod:`relay.identity_config`.
+
 Anything else is refused with a :class:`~relay.exceptions.ConfigError` whose
 message is ``FILE: KEY-PATH: REASON``, e.g. ``relay.toml: entity[2].kind: unknown
 value 'one-way' (expected one of: request-response, oneway, event)``.  Array items
@@ -68,6 +71,7 @@ from typing import Any, TypeVar
 from hc.entities import Discovery, EntityKind, Rights
 from relay.cors import normalize_origin
 from relay.exceptions import ConfigError
+from relay.identity_config import identities
 from relay.namespace import (
     DEFAULT_MAX_LISTENERS,
     MAX_PATH_LENGTH,
@@ -84,7 +88,7 @@ MAX_RULES = 12
 MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
-_TOP_KEYS = ("namespace", "rule", "entity", "admin", "observe", "webhook")
+_TOP_KEYS = ("namespace", "rule", "entity", "admin", "observe", "webhook", "identity")
 _NAMESPACE_KEYS = (
     "name",
     "host",
@@ -249,6 +253,7 @@ class _Loader:
             tls_key=key,
             rules=self.rules(top.tables("rule", _RULE_KEYS), "rule"),
             entities=entities,
+            identities=identities(document.get("identity"), self.error),
             dynamic_entities=ns.flag("dynamic_entities", NamespaceConfig.dynamic_entities),
             ping_interval=ns.seconds("ping_interval", NamespaceConfig.ping_interval),
             pong_timeout=ns.seconds("pong_timeout", NamespaceConfig.pong_timeout),

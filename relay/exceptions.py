@@ -23,6 +23,7 @@ Every error the relay reports to a peer knows the HTTP status it maps to
     ├── Throttled                      429: too many failed handshakes from one client
     ├── ShuttingDown                   503: the relay is stopping and takes no new work
     ├── TooManyConnections             503: max_connections are open; the new one is closed
+    ├── KeysUnavailable                503: a JWT's signing key is being fetched from its issuer
     └── ProtocolViolation              the peer broke the control-channel protocol
         └── MalformedMessage           a control frame that is not a valid command
 
@@ -47,6 +48,7 @@ __all__ = [
     "EntityNotFound",
     "HeaderFieldsTooLarge",
     "InvalidListenerResponse",
+    "KeysUnavailable",
     "ListenerGone",
     "ListenerQuotaExceeded",
     "ListenerTimeout",
@@ -166,6 +168,13 @@ class TooManyConnections(RelayError):
 
 
 class ShuttingDown(RelayError):
+    status = 503
+    code = "ServiceUnavailable"
+
+
+class KeysUnavailable(RelayError):
+    """A JWT's signing key is not known yet and is being fetched from its issuer."""
+
     status = 503
     code = "ServiceUnavailable"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hc.entities import Discovery, EntityKind, Rights
+from relay.identity import IdentityProvider
 from relay.observe.settings import ObserveSettings
 
 __all__ = [
@@ -80,6 +81,8 @@ class NamespaceConfig:
     rules: tuple[SasRule, ...] = ()
     entities: tuple[EntityConfig, ...] = ()
     dynamic_entities: bool = False
+    #: Issuers whose JWTs are accepted besides SAS tokens (``relay.identity``).
+    identities: tuple[IdentityProvider, ...] = ()
     #: Seconds of silence after which the relay pings a listener, and seconds a ping
     #: may go unanswered before the listener is dropped (``relay.listeners``, Liveness).
     ping_interval: float = 5.0

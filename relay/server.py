@@ -39,6 +39,7 @@ from relay.drain import GateState
 from relay.error_body import new_tracking_id
 from relay.exceptions import BadRequest, VersionNotSupported
 from relay.front import Front
+from relay.jwks import close_keys, prime_keys
 from relay.namespace import NamespaceConfig
 from relay.observe import admin
 from relay.request_head import check_absolute_target, host_name, refusal
@@ -106,6 +107,7 @@ class RelayServer:
         """
         state = self.state
         state.loop = asyncio.get_running_loop()
+        prime_keys(state.verifier)  # identity providers' keys: fetched in the background
         app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_shutdown.append(self._on_shutdown)
@@ -163,6 +165,7 @@ class RelayServer:
         if self._front is not None:
             self._front.close()
             self._front = None
+        await close_keys(self.state.verifier)
 
     def _schedule_liveness(self) -> None:
         config = self.config

@@ -26,6 +26,7 @@ from relay.budget import ByteBudget
 from relay.client_errors import ClientErrorLog
 from relay.drain import CallGate
 from relay.front_wire import FrontLimits
+from relay.jwks import verifier_for
 from relay.listeners import ListenerConnection, PendingRequest
 from relay.namespace import NamespaceConfig
 from relay.observe.observer import Observer
@@ -50,7 +51,8 @@ class RelayState:
         clock: wall clock for token expiry (what ``verifier`` and listeners read).
         rng: randomness for choosing among listeners.
         registry: configured and dynamic entities, and their listeners.
-        verifier: SAS verification with its caches (``hc.sas``).
+        verifier: token verification with its caches: SAS (``hc.sas``), and JWTs of
+            the configured identity providers (``relay.jwt_tokens``, ``relay.jwks``).
         rendezvous: single-use ids of address-only requests and accept addresses.
         limiter: failed listener handshakes per (address, path, token).
         address_limiter: failed listener handshakes per address alone, so that a
@@ -93,7 +95,7 @@ class RelayState:
             clock=clock,
             rng=rng or random.Random(),
             registry=registry,
-            verifier=SasVerifier(clock),
+            verifier=verifier_for(config, clock),
             rendezvous=RendezvousTable(config.rendezvous_timeout),
             limiter=FailureLimiter(),
             address_limiter=FailureLimiter(burst=100, per_second=20),

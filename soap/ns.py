@@ -23,6 +23,7 @@ __all__ = [
     "WSDL_SOAP11",
     "WSDL_SOAP12",
     "WSSE",
+    "WSSE11",
     "WSU",
     "X509V3_TOKEN",
     "XENC",
@@ -52,6 +53,8 @@ XML = "http://www.w3.org/XML/1998/namespace"
 WSSE = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 )
+#: WS-Security 1.1 secext (``SignatureConfirmation``).
+WSSE11 = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
 #: WS-Security 1.0 utility.
 WSU = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"

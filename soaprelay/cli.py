@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from bindings.exceptions import BindingError, ConfigurationError
 from bindings.settings import ENV_VAR, connection_string_from_env, parse_connection_string
 from hc.connection_string import ConnectionString
+from hc.proxy import Proxy
 from hc.sas import create_token
 from relay import __version__
 from relay.config import load_config
@@ -67,8 +68,13 @@ Host an existing local HTTP or SOAP service behind the relay without changing
 it: open an outbound connection to the relay as a listener on --entity, and
 forward every request to --to.
 
+The connections to the relay go through an HTTP CONNECT proxy when --proxy names
+one, else when HTTPS_PROXY / HTTP_PROXY say so (NO_PROXY lists the exceptions).
+
 example:
-  soaprelay forward --connection-string "$CS" --entity payroll --to http://127.0.0.1:8080"""
+  soaprelay forward --connection-string "$CS" --entity payroll --to http://127.0.0.1:8080
+  soaprelay forward --connection-string "$CS" --entity payroll --to http://127.0.0.1:8080 \
+      --proxy http://user:password@proxy.corp:3128"""
 
 _CS_HELP = f"relay connection string (default: ${ENV_VAR})"
 
@@ -187,6 +193,11 @@ def _add_forward(commands: argparse._SubParsersAction[_Parser]) -> None:
         default="webhttp",
         help="how requests are forwarded (default: webhttp, any HTTP passes through)",
     )
+    sub.add_argument(
+        "--proxy", metavar="URL", type=_proxy_url,
+        help="HTTP CONNECT proxy to the relay, http://[user:password@]host:port, or 'none' "
+             "(default: $HTTPS_PROXY / $HTTP_PROXY, except hosts in $NO_PROXY)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -254,7 +265,8 @@ def _forward(args: argparse.Namespace) -> int:
     # The network code is imported only when forwarding.
     from bindings.forwarder import run_forwarder
 
-    run_forwarder(cs, entity, args.to)
+    proxy = True if args.proxy is None else (None if args.proxy == "none" else args.proxy)
+    run_forwarder(cs, entity, args.to, proxy)
     return 0
 
 
@@ -287,6 +299,16 @@ def _http_url(text: str) -> str:
         valid = False
     if not valid:
         raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def _proxy_url(text: str) -> str:
+    if text == "none":
+        return text
+    try:
+        Proxy.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
     return text
 
 

@@ -3,12 +3,15 @@
 Named after Microsoft's .NET ``Microsoft.Azure.Relay`` types, for our relay and,
 because it speaks the documented protocol, for Azure Relay:
 
-- :class:`TokenProvider` (``create_shared_access_signature_token_provider``);
+- :class:`TokenProvider` (``create_shared_access_signature_token_provider``), and
+  :class:`ClientCredentialsTokenProvider` for identity-provider (OAuth 2.0) tokens;
 - :class:`HybridConnectionListener`: ``open()``/``close()``, ``request_handler``
   (each :class:`RelayedHttpListenerContext`), ``accept_connection()`` for
   WebSocket senders, ``connecting``/``online``/``offline`` callbacks;
 - :class:`HybridConnectionClient`: ``create_connection()`` returning a duplex
-  :class:`HybridConnectionStream`.
+  :class:`HybridConnectionStream`;
+- both open their sockets through an HTTP CONNECT proxy when told (``proxy=``) or
+  when the environment says so (:mod:`hc.asyncio.proxy`).
 
 This package may use asyncio, ssl and socket, and imports nothing of ours but
 ``hc`` (``tests/test_layers.py``).
@@ -21,10 +24,15 @@ from hc.asyncio.errors import (
     ConnectionLostError,
     EndpointNotFoundError,
     KeepAliveTimeoutError,
+    ProxyAuthenticationRequiredError,
+    ProxyError,
+    ProxyRefusedError,
+    ProxyUnreachableError,
     QuotaExceededError,
     RelayError,
     RelayRejectedError,
     RelayUnreachableError,
+    TokenUnavailableError,
 )
 from hc.asyncio.http import (
     RelayedHttpListenerContext,
@@ -32,6 +40,7 @@ from hc.asyncio.http import (
     RelayedHttpListenerResponse,
 )
 from hc.asyncio.listener import HybridConnectionListener
+from hc.asyncio.oauth import ClientCredentialsTokenProvider
 from hc.asyncio.reconnect import Backoff, ReconnectPolicy
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import SecurityToken, SharedAccessSignatureTokenProvider, TokenProvider
@@ -40,12 +49,17 @@ __all__ = [
     "AuthorizationFailedError",
     "Backoff",
     "BodyBrokenError",
+    "ClientCredentialsTokenProvider",
     "ConnectionLostError",
     "EndpointNotFoundError",
     "HybridConnectionClient",
     "HybridConnectionListener",
     "HybridConnectionStream",
     "KeepAliveTimeoutError",
+    "ProxyAuthenticationRequiredError",
+    "ProxyError",
+    "ProxyRefusedError",
+    "ProxyUnreachableError",
     "QuotaExceededError",
     "ReconnectPolicy",
     "RelayError",
@@ -57,4 +71,5 @@ __all__ = [
     "SecurityToken",
     "SharedAccessSignatureTokenProvider",
     "TokenProvider",
+    "TokenUnavailableError",
 ]

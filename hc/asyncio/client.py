@@ -20,6 +20,7 @@ import uuid
 
 from hc.address import EntityAddress
 from hc.asyncio.connection import Connector, mask_keys, open_on_relay, tcp_connector
+from hc.asyncio.proxy import ProxySetting, proxy_setting
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import DEFAULT_TTL, TokenProvider
 from hc.framing import DEFAULT_MAX_MESSAGE_SIZE, Side, WebSocketEndpoint
@@ -37,6 +38,9 @@ class HybridConnectionClient:
             does not require client authorization).
         connector: how sockets are opened (TCP/TLS by default).
         ssl_context: for TLS (https/sb addresses): the system's trust store when None.
+        proxy: an HTTP CONNECT proxy URL (``http://[user:password@]host:port``), True
+            (the default) for the environment's (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``),
+            None for none; ignored when ``connector`` is given (:mod:`hc.asyncio.proxy`).
         max_message_size: the largest message accepted from the listener.
     """
 
@@ -47,11 +51,13 @@ class HybridConnectionClient:
         *,
         connector: Connector | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: ProxySetting = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.address = EntityAddress.parse(address)
         self.token_provider = token_provider
-        self.connector: Connector = connector or functools.partial(tcp_connector, ssl_context=ssl_context)
+        self.connector: Connector = connector or functools.partial(
+            tcp_connector, ssl_context=ssl_context, proxy=proxy_setting(proxy))
         self.max_message_size = max_message_size
 
     def __repr__(self) -> str:

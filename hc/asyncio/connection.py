@@ -24,7 +24,8 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, cast
 
-from hc.asyncio.errors import RelayUnreachableError, rejected
+from hc.asyncio.errors import ProxyError, RelayUnreachableError, rejected
+from hc.asyncio.proxy import choose_proxy, open_tunnel
 from hc.events import ConnectionClosed
 from hc.exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
 from hc.handshake import (
@@ -35,6 +36,7 @@ from hc.handshake import (
     Target,
     client_request,
 )
+from hc.proxy import Proxy
 
 __all__ = [
     "Connector",
@@ -93,9 +95,20 @@ class Machine(Protocol):
 
 
 async def tcp_connector(
-    factory: Callable[[], asyncio.Protocol], target: Target, *, ssl_context: ssl.SSLContext | None = None
+    factory: Callable[[], asyncio.Protocol],
+    target: Target,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: Proxy | bool = True,
 ) -> asyncio.BaseTransport:
-    """TCP to ``target``, with TLS when it says so (the system's trust store by default)."""
+    """TCP to ``target``, with TLS when it says so (the system's trust store by default).
+
+    ``proxy``: through that HTTP proxy, through the environment's (True), or direct
+    (False); see :mod:`hc.asyncio.proxy`.
+    """
+    chosen = choose_proxy(proxy, target)
+    if chosen is not None:
+        return await open_tunnel(chosen, target, factory, ssl_context)
     loop = asyncio.get_running_loop()
     context = (ssl_context or ssl.create_default_context()) if target.tls else None
     transport, _ = await loop.create_connection(
@@ -400,11 +413,14 @@ async def open_on_relay(
     Raises:
         RelayRejectedError: the relay refused the handshake (its status and reason).
         RelayUnreachableError: no connection, or no valid handshake answer.
+        ProxyError: the HTTP proxy on the way failed (its own errors, not the relay's).
     """
     sent = (*headers, ("ServiceBusAuthorization", token)) if token is not None else headers
     try:
         return await open_websocket(url, machine, headers=sent, subprotocols=subprotocols,
                                     connector=connector)
+    except ProxyError:
+        raise
     except HandshakeRejected as exc:
         response = exc.response
         raise rejected(response.status, response.reason, response.body) from exc

@@ -2,6 +2,11 @@
 
     RelayError                         root (.NET ``RelayException``)
     ├── RelayUnreachableError          no connection to the relay (refused, TLS, timeout)
+    ├── TokenUnavailableError          the identity provider gave no token (its refusal: permanent)
+    ├── ProxyError                     the HTTP proxy in between failed us (not the relay)
+    │   ├── ProxyUnreachableError      no connection to the proxy; retried
+    │   └── ProxyRefusedError          the proxy refused the CONNECT: status (403 permanent)
+    │       └── ProxyAuthenticationRequiredError   407 (or 401): credentials (permanent)
     ├── RelayRejectedError             the relay refused the handshake: status, code, message
     │   ├── AuthorizationFailedError   401, 403 (.NET ``AuthorizationFailedException``)
     │   ├── EndpointNotFoundError      404 (.NET ``EndpointNotFoundException``)
@@ -21,11 +26,17 @@ __all__ = [
     "ConnectionLostError",
     "EndpointNotFoundError",
     "KeepAliveTimeoutError",
+    "ProxyAuthenticationRequiredError",
+    "ProxyError",
+    "ProxyRefusedError",
+    "ProxyUnreachableError",
     "QuotaExceededError",
     "RelayError",
     "RelayRejectedError",
     "RelayUnreachableError",
+    "TokenUnavailableError",
     "error_fields",
+    "proxy_refused",
     "rejected",
 ]
 
@@ -36,6 +47,59 @@ class RelayError(Exception):
 
 class RelayUnreachableError(RelayError, ConnectionError):
     """The relay could not be reached (connection refused, TLS failure, timeout)."""
+
+
+class TokenUnavailableError(RelayError):
+    """No token from the identity provider: it refused the client (``permanent``: wrong
+    id, secret or scope) or could not be reached (retried)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class ProxyError(RelayError, ConnectionError):
+    """The HTTP proxy between us and the relay failed: the relay was never reached.
+
+    Attributes:
+        proxy: the proxy's URL, without credentials.
+        permanent: retrying will not help (bad credentials, refused by policy, bad setting).
+    """
+
+    def __init__(self, proxy: str, message: str, *, permanent: bool = False) -> None:
+        super().__init__(f"proxy {proxy}: {message}")
+        self.proxy, self.permanent = proxy, permanent
+
+
+class ProxyUnreachableError(ProxyError):
+    """The proxy could not be reached (refused, timeout), or broke off its answer."""
+
+
+class ProxyRefusedError(ProxyError):
+    """The proxy answered the CONNECT with an error status (403: refused by its policy,
+    502/503/504: it could not reach the relay).
+
+    Attributes:
+        status: the proxy's HTTP status.
+        reason: its reason phrase.
+        target: the ``host:port`` the tunnel was asked for.
+    """
+
+    def __init__(self, proxy: str, target: str, status: int, reason: str) -> None:
+        super().__init__(proxy, f"refused the tunnel to {target}: {status} {reason}".rstrip(),
+                         permanent=status in (401, 403, 407))
+        self.status, self.reason, self.target = status, reason, target
+
+
+class ProxyAuthenticationRequiredError(ProxyRefusedError):
+    """407: the proxy wants (other) credentials, ``http://user:password@host:port``
+    (tinyproxy answers wrong ones with 401, which counts the same)."""
+
+
+def proxy_refused(proxy: str, target: str, status: int, reason: str) -> ProxyRefusedError:
+    """The error for a proxy's non-2xx answer to CONNECT."""
+    kind = ProxyAuthenticationRequiredError if status in (401, 407) else ProxyRefusedError
+    return kind(proxy, target, status, reason)
 
 
 class RelayRejectedError(RelayError):

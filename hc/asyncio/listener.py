@@ -52,6 +52,7 @@ from hc.asyncio.errors import (
 )
 from hc.asyncio.exchange import AcceptHandler, RequestHandler
 from hc.asyncio.http import RelayedHttpListenerContext, RelayedHttpListenerResponse
+from hc.asyncio.proxy import ProxySetting, proxy_setting
 from hc.asyncio.reconnect import ReconnectPolicy
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import DEFAULT_TTL, SecurityToken, TokenProvider
@@ -79,6 +80,9 @@ class HybridConnectionListener:
         token_provider: gives the Listen token; None sends none.
         connector: how sockets are opened (:func:`hc.asyncio.connection.tcp_connector`).
         ssl_context: for TLS (https/sb addresses): the system's trust store when None.
+        proxy: an HTTP CONNECT proxy URL (``http://[user:password@]host:port``), True
+            (the default) for the environment's (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``),
+            None for none; ignored when ``connector`` is given (:mod:`hc.asyncio.proxy`).
         max_message_size: the largest request body accepted.
         keep_alive_interval: seconds between pings (0: none).
         keep_alive_timeout: seconds a ping may wait for its pong.
@@ -104,6 +108,7 @@ class HybridConnectionListener:
         *,
         connector: Connector | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: ProxySetting = True,
         max_message_size: int = MAX_MESSAGE_SIZE,
         keep_alive_interval: float = 30.0,
         keep_alive_timeout: float = 20.0,
@@ -115,7 +120,8 @@ class HybridConnectionListener:
     ) -> None:
         self.address = EntityAddress.parse(address)
         self.token_provider = token_provider
-        self.connector: Connector = connector or functools.partial(tcp_connector, ssl_context=ssl_context)
+        self.connector: Connector = connector or functools.partial(
+            tcp_connector, ssl_context=ssl_context, proxy=proxy_setting(proxy))
         self.max_message_size = max_message_size
         self.keep_alive_interval, self.keep_alive_timeout = keep_alive_interval, keep_alive_timeout
         self.options, self.policy = options, policy or ReconnectPolicy()

@@ -50,6 +50,11 @@ from lxml import etree
 from soap import ns
 from soap.envelope import Envelope
 from soap.exceptions import InvalidSecurity, SecuritySetupError, UnsupportedAlgorithm
+from soap.security.confirmation import (
+    SignatureConfirmations,
+    confirmation_elements,
+    signature_value,
+)
 from soap.security.correlation import ReplyCorrelation
 from soap.security.header import find_security_header
 from soap.security.keyinfo import BINARY_SECURITY_TOKEN
@@ -139,12 +144,17 @@ class SecurityResult:
         username: The authenticated UsernameToken user, or None.
         timestamp: The checked Timestamp, or None.
         signed_parts: Clark names of the parts the signature covers.
+        signature_value: the message's own ``SignatureValue`` (what a reply confirms).
+        confirmations: the ``Value`` of each signed WS-Security 1.1
+            SignatureConfirmation (None for one without a value).
     """
 
     signer: x509.Certificate | None = None
     username: str | None = None
     timestamp: Timestamp | None = None
     signed_parts: tuple[str, ...] = ()
+    signature_value: str | None = None
+    confirmations: tuple[str | None, ...] = ()
 
 
 def verify_envelope(envelope: Envelope, policy: SecurityPolicy) -> SecurityResult:
@@ -166,16 +176,28 @@ def verify_envelope(envelope: Envelope, policy: SecurityPolicy) -> SecurityResul
     timestamp = _timestamp(security, policy, now)
     parts = _signature(envelope, security, policy, now)
     username = _username(security, policy, now)
+    confirmed: tuple[str | None, ...] = ()
     if parts is not None:
         until = policy.freshness.remember_until(now)
         if not policy.replay_cache.add(f"signature:{parts.replay_key}", now, until):
             raise InvalidSecurity("this signed message was received before (a replay)")
+        confirmed = _confirmations(security, parts)
     return SecurityResult(
         signer=None if parts is None else parts.certificate,
         username=username,
         timestamp=timestamp,
         signed_parts=() if parts is None else tuple(str(e.tag) for e in parts.elements),
+        signature_value=signature_value(security) if parts is not None else None,
+        confirmations=confirmed,
     )
+
+
+def _confirmations(security: etree._Element, parts: SignedParts) -> tuple[str | None, ...]:
+    """The values of the SignatureConfirmations, each of which must be signed."""
+    elements = confirmation_elements(security)
+    if any(not parts.covers(element) for element in elements):
+        raise InvalidSecurity("a wsse11:SignatureConfirmation is not signed")
+    return tuple(element.get("Value") for element in elements)
 
 
 def _check_items(security: etree._Element) -> None:
@@ -275,6 +297,12 @@ class WsSecurityHook:
             remembers each request's ``wsa:MessageID``, ingress refuses a
             verified reply whose ``wsa:RelatesTo`` names none of them
             (:mod:`soap.security.correlation`). None checks nothing.
+        confirmations: With a policy and a signer, binds replies to signed
+            requests by WS-Security 1.1 SignatureConfirmation: egress remembers
+            each request's ``SignatureValue``, ingress refuses a reply whose signed
+            confirmations name none of them (:mod:`soap.security.confirmation`).
+        require_confirmation: Refuse a signed reply with no confirmation at all
+            (the service must speak WS-Security 1.1; soap-relay's services do).
     """
 
     timestamp: TimestampHook | None = field(default_factory=TimestampHook)
@@ -283,6 +311,8 @@ class WsSecurityHook:
     policy: SecurityPolicy | None = None
     unsigned_faults: bool = True
     correlation: ReplyCorrelation | None = field(default_factory=ReplyCorrelation)
+    confirmations: SignatureConfirmations | None = field(default_factory=SignatureConfirmations)
+    require_confirmation: bool = False
 
     def egress(
         self, envelope: etree._Element, http_headers: dict[str, str]
@@ -293,6 +323,9 @@ class WsSecurityHook:
                 envelope, http_headers = hook.egress(envelope, http_headers)
         if self.policy is not None and self.correlation is not None:
             self.correlation.sent(Envelope.from_element(envelope))
+        if self.policy is not None and self.signer is not None and self.confirmations is not None:
+            security = find_security_header(Envelope.from_element(envelope))
+            self.confirmations.sent(signature_value(security))
         return envelope, http_headers
 
     def ingress(
@@ -311,9 +344,11 @@ class WsSecurityHook:
         parsed = Envelope.from_element(envelope)
         if self.unsigned_faults and _is_unsigned_fault(parsed):
             return envelope, http_headers
-        verify_envelope(parsed, self.policy)
+        result = verify_envelope(parsed, self.policy)
         if self.correlation is not None:
             self.correlation.check(parsed)
+        if self.signer is not None and self.confirmations is not None:
+            self.confirmations.check(result.confirmations, required=self.require_confirmation)
         return envelope, http_headers
 
 

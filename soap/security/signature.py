@@ -117,7 +117,8 @@ _SECURE_DIGESTS = frozenset(
 )
 _SHA1_METHODS = frozenset({SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1})
 #: Parts a signature may cover besides the Body and WS-Addressing headers.
-_SECURITY_PARTS = frozenset({TIMESTAMP, BINARY_SECURITY_TOKEN, USERNAME_TOKEN})
+_SECURITY_PARTS = frozenset({TIMESTAMP, BINARY_SECURITY_TOKEN, USERNAME_TOKEN,
+                             f"{{{ns.WSSE11}}}SignatureConfirmation"})
 
 
 def _ds(local: str) -> str:
@@ -186,7 +187,8 @@ class EnvelopeSigner:
             raise SecuritySetupError("the signature method does not fit the key type")
 
     def sign(self, envelope: Envelope) -> etree._Element:
-        """Sign the Body, the Timestamp (if any) and the WS-Addressing headers.
+        """Sign the Body, the Timestamp (if any), the WS-Addressing headers and the
+        WS-Security 1.1 SignatureConfirmations (if any).
 
         The envelope is changed in place: ``wsu:Id`` attributes, the token (in
         BINARY_SECURITY_TOKEN style) and the ``ds:Signature`` are added.
@@ -201,6 +203,7 @@ class EnvelopeSigner:
             parts.append(timestamp)
         if self.sign_addressing:
             parts.extend(_addressing_headers(envelope))
+        parts.extend(security.findall(f"{{{ns.WSSE11}}}SignatureConfirmation"))
         references = [
             SignatureReference(URI=f"#{ensure_id(part, self.id_factory)}", c14n_method=EXC_C14N)
             for part in parts

@@ -203,7 +203,9 @@ def authenticate(
         InvalidSecurity: The nonce was seen before (a replay).
     """
     if token.password_type is PasswordType.TEXT and not allow_text:
-        raise InvalidSecurityToken("this service does not accept PasswordText")
+        raise InvalidSecurityToken(
+            "this service does not accept a clear-text password (PasswordText) here:"
+            " send a PasswordDigest, or call it over https")
     if token.password_type is PasswordType.DIGEST and (
         token.nonce is None or token.created is None
     ):

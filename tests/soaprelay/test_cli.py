@@ -306,11 +306,11 @@ def test_serve_state_dir_with_config_is_refused(
 def test_forward_calls_the_forwarder(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[ConnectionString, str, str]] = []
+    calls: list[tuple[ConnectionString, str, str, object]] = []
     _fake_module(
         monkeypatch,
         "bindings.forwarder",
-        run_forwarder=lambda cs, entity, to: calls.append((cs, entity, to)),
+        run_forwarder=lambda cs, entity, to, proxy: calls.append((cs, entity, to, proxy)),
     )
 
     code, _, err = _run(
@@ -324,5 +324,28 @@ def test_forward_calls_the_forwarder(
 
     assert (code, err) == (0, "")
     assert calls == [
-        (ConnectionString.parse(CS + ";EntityPath=payroll"), "payroll", "http://127.0.0.1:8080")
+        (ConnectionString.parse(CS + ";EntityPath=payroll"), "payroll", "http://127.0.0.1:8080", True)
     ]
+
+
+@pytest.mark.parametrize("flag, expected", [
+    ("http://u:p@proxy.corp:3128", "http://u:p@proxy.corp:3128"),
+    ("none", None),
+])
+def test_forward_takes_a_proxy_or_none(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, flag: str, expected: object
+) -> None:
+    proxies: list[object] = []
+    _fake_module(monkeypatch, "bindings.forwarder",
+                 run_forwarder=lambda cs, entity, to, proxy: proxies.append(proxy))
+    code, _, err = _run(capsys, "forward", "--connection-string", CS, "--entity", "p",
+                        "--to", "http://127.0.0.1:8080", "--proxy", flag)
+    assert (code, err, proxies) == (0, "", [expected])
+
+
+def test_forward_refuses_a_proxy_it_cannot_use_without_echoing_its_password(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "forward", "--connection-string", CS, "--entity", "p",
+                        "--to", "http://127.0.0.1:8080", "--proxy", "socks5://u:hunter2@proxy:1080")
+    assert code == 2 and "only http:// proxies" in err and "hunter2" not in err
