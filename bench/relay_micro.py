@@ -1,6 +1,6 @@
 """The relay's whole per-request path in memory: CPU per relayed request.
 
-``python -m bench.relay_micro [ROUNDS [REQUESTS]]``: a real ``relay.front.Front`` on a real
+``python -m bench.relay_micro [ROUNDS [REQUESTS]] [--dry] [--no-observe]``: a real ``relay.front.Front`` on a real
 ``RelayState`` with one listener whose control channel writes to a transport
 that only keeps the bytes.  Each round sends 20,000 SOAP requests (1 KiB bodies,
 a SAS token in ``ServiceBusAuthorization``) on 32 keep-alive connections, one
@@ -29,6 +29,7 @@ from hc.protocol import ControlChannel, Role
 from relay.front import Front
 from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig, NamespaceConfig, SasRule
+from relay.observe.settings import ObserveSettings
 from relay.rawws import apply_mask
 from relay.state import RelayState
 
@@ -61,8 +62,9 @@ class _Transport(asyncio.Transport):
         pass
 
 
-def _state() -> RelayState:
+def _state(observe: bool = True) -> RelayState:
     config = NamespaceConfig(
+        observe=ObserveSettings(enabled=observe),
         name="micro", host="127.0.0.1", port=0,
         rules=(SasRule(KEY_NAME, KEY, Rights.MANAGE | Rights.LISTEN | Rights.SEND),),
         entities=(EntityConfig.for_kind("echo", EntityKind.REQUEST_RESPONSE),),
@@ -103,9 +105,9 @@ def _first_id(written: list[bytes]) -> int:
     return int(requests[0].command.id)
 
 
-async def _round(n: int = _N, dry: bool = False) -> float:
+async def _round(n: int = _N, dry: bool = False, observe: bool = True) -> float:
     loop = asyncio.get_running_loop()
-    state = _state()
+    state = _state(observe)
     state.loop = loop
     front = Front(state, fallback=lambda: asyncio.Protocol())
     entity = state.registry.get("echo")
@@ -146,7 +148,7 @@ async def _round(n: int = _N, dry: bool = False) -> float:
     return relay_cpu / max(1, len(answers) * _CONNS) * 1e6
 
 
-def main(rounds: int, n: int, dry: bool) -> None:
+def main(rounds: int, n: int, dry: bool, observe: bool) -> None:
     gc.set_threshold(50_000, 10, 10)  # as relay.server.run does
     try:
         import uvloop
@@ -154,9 +156,10 @@ def main(rounds: int, n: int, dry: bool) -> None:
     except ImportError:
         run = asyncio.run
     for _ in range(rounds):
-        print(f"{run(_round(n, dry)):.1f} us CPU per relayed request")
+        print(f"{run(_round(n, dry, observe)):.1f} us CPU per relayed request")
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--dry"]
-    main(int(args[0]) if args else 5, int(args[1]) if len(args) > 1 else _N, "--dry" in sys.argv)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 5, int(args[1]) if len(args) > 1 else _N, "--dry" in sys.argv,
+         "--no-observe" not in sys.argv)
