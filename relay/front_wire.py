@@ -112,7 +112,7 @@ def fast_request(
     url = head.url
     if head.upgrade or head.version != "1.1" or not url.startswith("/"):
         return None
-    if url.startswith(("/$hc/", "/?")) or url == "/":
+    if url.startswith(("/$", "/?")) or url == "/":  # /$hc/, /$health: the relay's own
         return None
     headers = CIMultiDict(head.pairs)
     if "Transfer-Encoding" in headers or "Upgrade" in headers or "Expect" in headers:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from hc.entities import EntityKind
 from hc.headers import (
@@ -112,7 +112,9 @@ async def _relay_http(
         if body is None:  # every subscriber gets the same bytes: read them once
             body = b"".join([c async for c in _limited(stream or request.iter_body(), limit)])
         exchange = _Exchange(relay, request, reply, where, body, limit)
-        await exchange.multicast(list(state.listeners), state.config.timeout)
+        # cluster seam: every other node's subscribers too (relay.cluster)
+        elsewhere = None if relay.cluster is None else relay.cluster.scatter_event(state, exchange, body)
+        await exchange.multicast(list(state.listeners), state.config.timeout, elsewhere)
         return
     # PROTOCOL.md §3: a chunked body goes address-only, even one read whole for its token.
     inline_ok = request.content_length is not None or not request.body_exists
@@ -231,8 +233,9 @@ class _Exchange:
 
     def _new_pending(self, listener: ListenerConnection, ident: str) -> PendingRequest:
         scheme = "wss" if self.request.secure else "ws"
+        origin = self.relay.rendezvous_origin or f"{scheme}://{self.relay_host}"  # cluster: this node
         address = (
-            f"{scheme}://{self.relay_host}/$hc/{listener.entity_path}"
+            f"{origin}/$hc/{listener.entity_path}"
             f"?sb-hc-action=request&sb-hc-id={ident}"
         )
         command = RequestCommand(
@@ -282,7 +285,11 @@ class _Exchange:
         tried: list[ListenerConnection] = []
         while True:
             now = loop.time()
-            listener = choose_live(state, self.relay.rng, now, tried)
+            cluster = self.relay.cluster
+            if cluster is not None and not state.listeners:  # cluster seam: on another node
+                listener = cluster.remote(state)
+            else:
+                listener = choose_live(state, self.relay.rng, now, tried)
             pending = self.post(listener, timeout)
             try:
                 return pending, await self._answer(listener, pending, deadline - now, timeout)
@@ -356,13 +363,17 @@ class _Exchange:
             pass
         self.reply.whole(202, None, (), b"")
 
-    async def multicast(self, listeners: list[ListenerConnection], timeout: float) -> None:
+    async def multicast(
+        self, listeners: list[ListenerConnection], timeout: float,
+        elsewhere: Awaitable[int] | None = None,
+    ) -> None:
         """PROTOCOL.md §6 event: every listener at once; 202 with ``Relay-Delivered``.
 
         The request is queued on every control channel in one pass (no task per
         subscriber) and the answers are awaited together.
         """
         posted: list[PendingRequest] = []
+        remote = None if elsewhere is None else asyncio.ensure_future(elsewhere)  # cluster seam
         for listener in listeners:
             try:
                 posted.append(self.post(listener, timeout))
@@ -376,7 +387,11 @@ class _Exchange:
             delivered = sum(1 for a in answers if a is True)
             if streamed:  # an acknowledgement with a body on a rendezvous: rare
                 delivered += sum(await asyncio.gather(*(_drained_ok(a) for a in streamed)))
+            if remote is not None:  # cluster seam: the other nodes' count
+                delivered += await remote
         finally:
+            if remote is not None:
+                remote.cancel()
             for pending in posted:
                 self.done(pending)
         self.reply.whole(202, None, (("Relay-Delivered", str(delivered)),), b"")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hc.entities import Discovery, EntityKind, Rights
+from relay.cluster.config import ClusterConfig
 
 __all__ = [
     "DEFAULT_EVENT_MAX_MESSAGE_SIZE",
@@ -105,4 +106,6 @@ class NamespaceConfig:
     body_timeout: float = 10.0
     #: Bytes per second a request body must keep up (on average) beyond ``body_timeout``.
     min_body_rate: int = 1000
+    #: The ``[cluster]`` table: NATS and this node (``relay.cluster``); None: one node.
+    cluster: ClusterConfig | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)

@@ -24,6 +24,7 @@ from hc.sas import SasVerifier
 from relay.accepts import PendingAccept
 from relay.budget import ByteBudget
 from relay.client_errors import ClientErrorLog
+from relay.cluster.seam import ClusterSeam
 from relay.drain import CallGate
 from relay.front_wire import FrontLimits
 from relay.listeners import ListenerConnection, PendingRequest
@@ -58,6 +59,8 @@ class RelayState:
         scan_budget: bytes of SOAP bodies read to look for a RelayAccessToken.
         limits: what a client may send, and how slowly (``relay.front_wire``).
         client_errors: the rate-limited WARNING lines about clients' mistakes.
+        cluster: the node's cluster (``relay.cluster.seam``), or None.
+        rendezvous_origin: this node's own origin for rendezvous addresses, or None.
         loop: the event loop the relay serves on (set by ``RelayServer.start``).
     """
 
@@ -74,6 +77,11 @@ class RelayState:
     limits: FrontLimits
     client_errors: ClientErrorLog
     loop: asyncio.AbstractEventLoop | None = None
+    #: A cluster node (``relay.cluster``): None on a single node.
+    cluster: ClusterSeam | None = None
+    #: ``ws(s)://host:port`` of THIS node for rendezvous addresses (a cluster's
+    #: ``node_url``); None: the address the sender used.
+    rendezvous_origin: str | None = None
 
     @classmethod
     def of(

@@ -26,6 +26,7 @@ from bindings.settings import ENV_VAR, connection_string_from_env, parse_connect
 from hc.connection_string import ConnectionString
 from hc.sas import create_token
 from relay import __version__
+from relay.cluster.config import ClusterConfig, parse_nats_urls, parse_node_url
 from relay.config import load_config
 from relay.devspace import dev_connection_string, dev_namespace
 from relay.exceptions import ConfigError
@@ -150,6 +151,14 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         type=Path,
         help="where the development namespace keeps its key (only without --config)",
     )
+    cluster = sub.add_argument_group(
+        "cluster", "relay nodes sharing one namespace over NATS (docs/cluster.md); the same"
+        " keys as the config's [cluster] table, which these flags override")
+    cluster.add_argument("--cluster", metavar="URLS",
+                         help="NATS servers, nats://HOST:4222[,nats://...] (credentials allowed)")
+    cluster.add_argument("--node-url", metavar="URL",
+                         help="how listeners reach THIS node for rendezvous, http(s)://HOST:PORT")
+    cluster.add_argument("--node-name", metavar="NAME", help="this node's name (default: host-port)")
     sub.add_argument(
         "--log-level",
         metavar="LEVEL",
@@ -235,7 +244,25 @@ def _serve_config(args: argparse.Namespace) -> NamespaceConfig:
         overrides["port"] = args.port
     if args.tls_cert is not None:
         overrides.update(tls_cert=str(args.tls_cert), tls_key=str(args.tls_key))
+    cluster = _cluster_config(args, config.cluster)
+    if cluster is not None:
+        overrides["cluster"] = cluster
     return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def _cluster_config(args: argparse.Namespace, table: ClusterConfig | None) -> ClusterConfig | None:
+    """The config's ``[cluster]`` table with the cluster flags applied (or None: one node)."""
+    if table is None and args.cluster is None:
+        if args.node_url is not None or args.node_name is not None:
+            raise _UsageError("--node-url and --node-name need --cluster (or a [cluster] table)")
+        return None
+    nats = parse_nats_urls(args.cluster) if args.cluster is not None else table.nats  # type: ignore[union-attr]
+    node_url = args.node_url or (table.node_url if table is not None else None)
+    if node_url is None:
+        raise _UsageError("--cluster needs --node-url: how listeners reach this node")
+    name = args.node_name if args.node_name is not None else (table.node_name if table else "")
+    creds = table.creds_file if table is not None else None
+    return ClusterConfig(nats, parse_node_url(node_url), name, creds)
 
 
 def _token(args: argparse.Namespace) -> int:

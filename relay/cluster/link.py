@@ -1,0 +1,209 @@
+"""The node's NATS connection: connect, stay connected, say when it is not.
+
+The only module that imports ``nats`` (nats-py).  It reconnects by itself
+(forever, every half second) and re-subscribes what was subscribed; while it is
+down the node is *degraded* (:class:`LinkState`): asks fail at once with
+:class:`LinkDown` instead of waiting, and the node serves the pairs whose
+listener and sender are both on it.  Credentials in the URLs, or a creds file,
+are handed to nats-py and never logged: every line here names the servers by
+:meth:`ClusterConfig.redacted`, and error texts are scrubbed the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from relay.cluster.config import ClusterConfig
+
+__all__ = ["Link", "LinkDown", "LinkState", "Msg", "NoResponders", "Subscription"]
+
+log = logging.getLogger("relay.cluster")
+#: Seconds between connection attempts while NATS is unreachable.
+RETRY_EVERY = 0.5
+_USERINFO = re.compile(r"//[^/@\s]*@")
+Handler = Callable[[Msg], Awaitable[None]]
+
+
+class LinkState(enum.Enum):
+    """CONNECTING --> CONNECTED <--> DEGRADED; any --close()--> CLOSED."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DEGRADED = "degraded"
+    CLOSED = "closed"
+
+
+class LinkDown(Exception):
+    """NATS is unreachable right now: the cluster cannot be asked."""
+
+
+class NoResponders(Exception):
+    """Nobody subscribes to the subject: no node has a listener there."""
+
+
+def scrub(text: object) -> str:
+    """``text`` without any ``//user:password@`` in it."""
+    return _USERINFO.sub("//***@", str(text))
+
+
+class Link:
+    """One NATS connection for one node; ``on_change(state)`` hears every state change."""
+
+    def __init__(self, config: ClusterConfig, on_change: Callable[[LinkState], None]) -> None:
+        self.config = config
+        self.state = LinkState.CONNECTING
+        self._on_change = on_change
+        self._client: Client | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    # -- life --------------------------------------------------------------------------
+
+    async def start(self, wait: float = 5.0) -> None:
+        """Connect, waiting at most ``wait`` seconds; after that keep trying in the
+        background while the node runs degraded."""
+        self._starting = asyncio.ensure_future(self._connect_until_up())
+        try:
+            await asyncio.wait_for(asyncio.shield(self.connected.wait()), wait)
+        except TimeoutError:
+            log.warning("cluster: NATS at %s unreachable; serving this node's own pairs "
+                        "until it is", self.config.redacted())
+            self._set(LinkState.DEGRADED)
+
+    async def _connect_until_up(self) -> None:
+        while self.state is not LinkState.CLOSED:
+            client = Client()
+            try:
+                await client.connect(**self._options())
+            except (OSError, NatsError, TimeoutError) as exc:
+                log.debug("cluster: connecting to NATS failed: %s", scrub(exc))
+                await asyncio.sleep(RETRY_EVERY)
+                continue
+            self._client = client
+            self._up()
+            return
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "servers": list(self.config.nats), "name": f"soaprelay {self.config.name}",
+            "allow_reconnect": True, "max_reconnect_attempts": -1,
+            "reconnect_time_wait": RETRY_EVERY, "connect_timeout": 2,
+            "ping_interval": 2, "max_outstanding_pings": 2, "no_echo": True,
+            "error_cb": self._error, "disconnected_cb": self._disconnected,
+            "reconnected_cb": self._reconnected,
+        }
+        if self.config.creds_file:
+            options["user_credentials"] = self.config.creds_file
+        return options
+
+    async def close(self) -> None:
+        self._set(LinkState.CLOSED)
+        if self._starting is not None:
+            self._starting.cancel()
+        if self._client is not None and not self._client.is_closed:
+            try:
+                await asyncio.wait_for(self._client.drain(), 2.0)
+            except (NatsError, TimeoutError, OSError):
+                await self._client.close()
+
+    def _set(self, state: LinkState) -> None:
+        if state is not self.state:
+            self.state = state
+            self._on_change(state)
+
+    def _up(self) -> None:
+        log.info("cluster: connected to NATS at %s as node %s",
+                 self.config.redacted(), self.config.name)
+        self.connected.set()
+        self._set(LinkState.CONNECTED)
+
+    async def _error(self, exc: Exception) -> None:
+        log.info("cluster: NATS: %s", scrub(exc) or type(exc).__name__)
+
+    async def _disconnected(self) -> None:
+        if self.state is not LinkState.CLOSED:
+            log.warning("cluster: lost NATS; degraded: serving this node's own pairs only")
+            self.connected.clear()
+            self._set(LinkState.DEGRADED)
+
+    async def _reconnected(self) -> None:
+        log.info("cluster: NATS back; rejoined the cluster")
+        self._up()
+
+    # -- messages ----------------------------------------------------------------------
+
+    def _ready(self) -> Client:
+        client = self._client
+        if client is None or self.state is not LinkState.CONNECTED or not client.is_connected:
+            raise LinkDown("the cluster's NATS is unreachable")
+        return client
+
+    async def subscribe(self, subject: str, handler: Handler, queue: str = "") -> Subscription | None:
+        """Subscribe (None while never connected: the caller subscribes again on connect)."""
+        if self._client is None:
+            return None
+        return await self._client.subscribe(subject, queue=queue, cb=handler)
+
+    async def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
+        await self._ready().publish(subject, payload, reply=reply)
+
+    async def request(self, subject: str, payload: bytes, timeout: float) -> bytes:
+        """One answer from one subscriber; NoResponders at once when there is none."""
+        try:
+            msg = await self._ready().request(subject, payload, timeout=timeout)
+        except NoRespondersError as exc:
+            raise NoResponders(subject) from exc
+        except NatsTimeout as exc:
+            raise TimeoutError(f"no answer on the cluster within {timeout:g} s") from exc
+        return msg.data
+
+    async def gather(self, subject: str, payload: bytes, timeout: float,
+                     done: Callable[[list[bytes]], bool]) -> list[bytes]:
+        """Scatter ``payload`` to every subscriber; the answers until ``done(answers)``
+        or ``timeout`` seconds."""
+        client = self._ready()
+        inbox = client.new_inbox()
+        answers: list[bytes] = []
+        complete = asyncio.Event()
+
+        async def heard(msg: Msg) -> None:
+            answers.append(msg.data)
+            if done(answers):
+                complete.set()
+
+        sub = await client.subscribe(inbox, cb=heard)
+        try:
+            await client.publish(subject, payload, reply=inbox)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not done(answers):  # asked again now and then: a node may have died
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(complete.wait(), min(left, 0.25))
+                except TimeoutError:
+                    continue
+            return list(answers)
+        finally:
+            await sub.unsubscribe()
+
+    async def answer(self, msg: Msg, payload: bytes) -> None:
+        """Answer ``msg`` (dropped quietly if NATS went away meanwhile)."""
+        if msg.reply:
+            try:
+                await self._ready().publish(msg.reply, payload)
+            except (LinkDown, NatsError, OSError) as exc:
+                log.info("cluster: an answer was lost: %s", scrub(exc))

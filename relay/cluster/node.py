@@ -1,0 +1,326 @@
+"""One relay node of a cluster: the NATS subscriptions, heartbeats and asks.
+
+Made by ``relay.server.RelayServer`` when the namespace has a ``[cluster]``
+table, and set as ``RelayState.cluster`` (the seam, ``relay.cluster.seam``).
+
+- A listener online here: this node subscribes to the entity's connect subject
+  (queue group) and event subject, before the listener's ``101`` goes out; the
+  last one gone: it unsubscribes.  A dead node's subscriptions die with its NATS
+  connection, so routing never waits for a registry to expire.
+- A sender here with no listener here: :meth:`ClusterNode.remote` stands in for
+  the listener (``relay.cluster.remote``); NATS's "no responders" is the
+  immediate "no listener" answer.
+- Every :data:`~relay.cluster.peers.HEARTBEAT_EVERY` seconds (and at once when
+  its listeners change) the node tells the others its URL and listener counts:
+  the quota, the discovery feed, dynamic entities and events use them.
+- Malformed or foreign messages are dropped with one WARNING line per 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any
+
+from hc.entities import Discovery
+from hc.messages import RequestCommand
+from relay.cluster.config import ClusterConfig
+from relay.cluster.link import Link, LinkDown, LinkState, Msg, NoResponders, Subscription
+from relay.cluster.messages import (
+    Answer,
+    AnswerStatus,
+    Ask,
+    AskKind,
+    EntityFact,
+    Heartbeat,
+    MessageError,
+    parse_answer,
+    parse_ask,
+    parse_heartbeat,
+)
+from relay.cluster.peers import HEARTBEAT_EVERY, PeerTable
+from relay.cluster.remote import RemoteListener, Route
+from relay.cluster.seam import EventParts
+from relay.cluster.serve import serve_ask
+from relay.cluster.subjects import QUEUE_GROUP, Subjects
+from relay.exceptions import (
+    InvalidListenerResponse,
+    ListenerQuotaExceeded,
+    ListenerTimeout,
+    NoListener,
+)
+from relay.listeners import ListenerConnection
+from relay.namespace import EntityConfig
+from relay.routing import EntityState
+from relay.state import RelayState
+
+__all__ = ["ASK_TIMEOUT", "ROUTE", "ClusterNode"]
+
+log = logging.getLogger("relay.cluster")
+#: Seconds a node may take to hand an address-only request or an accept to its listener.
+ASK_TIMEOUT = 5.0
+#: How small inline requests cross nodes (measured in bench S7: docs/cluster.md).
+ROUTE = Route.WHOLE
+_NO_SERVICE = "No service is hosted at the specified address."
+_event_ids = itertools.count(1)
+#: Seconds between WARNING lines about dropped cluster messages.
+_DROP_LOG_EVERY = 10.0
+
+
+class ClusterNode:
+    """This node's part in the cluster of ``relay``'s namespace."""
+
+    def __init__(self, relay: RelayState, config: ClusterConfig, route: Route = ROUTE) -> None:
+        self.relay, self.config, self.route = relay, config, route
+        self.name = config.name
+        self.subjects = Subjects(relay.config.name)
+        self.peers = PeerTable(self.name)
+        self.link = Link(config, self._link_changed)
+        self._subs: dict[str, list[Subscription]] = {}
+        self._nodes_sub: Subscription | None = None
+        self._remotes: dict[str, RemoteListener] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._lock = asyncio.Lock()
+        self._beat: asyncio.TimerHandle | None = None
+        self._dropped, self._dropped_logged = 0, 0.0
+
+    # -- life ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.relay.registry.fallback = self._resolve
+        await self.link.start()
+        self._schedule_beat(0)
+
+    async def stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        try:
+            await self.link.publish(self.subjects.nodes, self._heartbeat(leaving=True).serialize())
+        except LinkDown:
+            pass
+        for task in list(self._tasks):
+            task.cancel()
+        await self.link.close()
+
+    def _link_changed(self, state: LinkState) -> None:
+        if state is LinkState.CONNECTED:
+            self._spawn(self._resync())
+
+    async def _resync(self) -> None:
+        """(Re)joined: subscribe what was never subscribed, tell the others at once."""
+        if self._nodes_sub is None:
+            self._nodes_sub = await self.link.subscribe(self.subjects.nodes, self._on_heartbeat)
+        for state in self.relay.registry:
+            await self._reconcile(state.path)
+        self._schedule_beat(0)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, LinkDown):
+                log.error("cluster: task failed", exc_info=exc)
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    async def _reconcile(self, path: str) -> None:
+        """Subscribed to ``path``'s subjects exactly while a listener is on it here."""
+        async with self._lock:
+            state = self.relay.registry.get(path)
+            wanted = state is not None and bool(state.listeners)
+            subs = self._subs.get(path)
+            if wanted and subs is None:
+                made = [
+                    await self.link.subscribe(self.subjects.connect(path), self._on_ask, QUEUE_GROUP),
+                    await self.link.subscribe(self.subjects.event(path), self._on_ask),
+                ]
+                if all(s is not None for s in made):
+                    self._subs[path] = [s for s in made if s is not None]
+            elif not wanted and subs is not None:
+                del self._subs[path]
+                for sub in subs:
+                    await sub.unsubscribe()
+
+    async def listener_added(self, state: EntityState[ListenerConnection]) -> None:
+        if state.path not in self._subs:
+            try:
+                await asyncio.wait_for(self._reconcile(state.path), 2.0)
+            except (TimeoutError, LinkDown) as exc:
+                log.info("cluster: %s not routed here yet: %s", state.path, exc or "timeout")
+        self._schedule_beat(0)
+
+    def listener_removed(self, state: EntityState[ListenerConnection]) -> None:
+        if not state.listeners:
+            self._spawn(self._reconcile(state.path))
+        self._schedule_beat(0)
+
+    # -- asks from other nodes -------------------------------------------------------
+
+    async def _on_ask(self, msg: Msg) -> None:
+        try:
+            ask = parse_ask(msg.data, self.relay.config.name)
+            if msg.subject not in (self.subjects.connect(ask.path), self.subjects.event(ask.path)):
+                raise MessageError("its entity is not its subject's")
+        except MessageError as exc:
+            self._drop(msg.subject, exc)
+            return
+        self._spawn(self._serve(msg, ask))
+
+    async def _serve(self, msg: Msg, ask: Ask) -> None:
+        answer = await serve_ask(self.relay, ask, self.name)
+        if answer is not None:
+            await self.link.answer(msg, answer.serialize())
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        try:
+            beat = parse_heartbeat(msg.data, self.relay.config.name)
+        except MessageError as exc:
+            self._drop(msg.subject, exc)
+            return
+        self.peers.heard(beat)
+
+    def _drop(self, subject: str, why: Exception) -> None:
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_logged >= _DROP_LOG_EVERY:
+            log.warning("cluster: dropped a malformed or foreign message on %s: %s "
+                        "(%d dropped so far)", subject[:128], why, self._dropped)
+            self._dropped_logged = now
+
+    # -- heartbeats ------------------------------------------------------------------
+
+    def _schedule_beat(self, delay: float = HEARTBEAT_EVERY) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        loop = asyncio.get_running_loop()
+        self._beat = loop.call_later(delay, lambda: self._spawn(self._send_beat()))
+
+    async def _send_beat(self) -> None:
+        self._schedule_beat()
+        try:
+            await self.link.publish(self.subjects.nodes, self._heartbeat().serialize())
+        except LinkDown:
+            pass
+
+    def _heartbeat(self, *, leaving: bool = False) -> Heartbeat:
+        facts = tuple(_fact(s) for s in self.relay.registry if s.listeners) if not leaving else ()
+        return Heartbeat(self.relay.config.name, self.name, self.config.node_url, facts, leaving)
+
+    # -- the seam (relay.cluster.seam.ClusterSeam) -----------------------------------
+
+    def remote(self, state: EntityState[ListenerConnection]) -> ListenerConnection:
+        if self.link.state is not LinkState.CONNECTED:
+            raise NoListener(f"{_NO_SERVICE} (no listener on this node; the cluster is unreachable)")
+        remote = self._remotes.get(state.path)
+        if remote is None or remote.timeout != state.config.timeout:
+            remote = RemoteListener(state.path, self.name, self.relay.config.name, self.ask,
+                                    self.route, state.config.timeout)
+            self._remotes[state.path] = remote
+        return remote
+
+    async def ask(self, ask: Ask) -> Answer:
+        """Ask the node NATS picks; a node whose listener just left is asked again."""
+        wait = ask.timeout + 1 if ask.body is not None else ASK_TIMEOUT
+        answer = Answer(AnswerStatus.NO_LISTENER, "")
+        for _ in range(3):
+            try:
+                data = await self.link.request(self.subjects.connect(ask.path), ask.serialize(), wait)
+            except NoResponders as exc:
+                raise NoListener(_NO_SERVICE) from exc
+            except LinkDown as exc:
+                raise NoListener(f"{_NO_SERVICE} (the cluster is unreachable)") from exc
+            except TimeoutError as exc:
+                raise ListenerTimeout(f"the listener's node did not answer within {wait:g} s") from exc
+            try:
+                answer = parse_answer(data)
+            except MessageError as exc:
+                self._drop(self.subjects.connect(ask.path), exc)
+                raise InvalidListenerResponse("the listener's node answered nonsense") from exc
+            if answer.status is not AnswerStatus.NO_LISTENER:
+                return answer
+        return answer
+
+    async def scatter_event(
+        self, state: EntityState[ListenerConnection], parts: EventParts, body: bytes
+    ) -> int:
+        holders = set(self.peers.holders(state.path))
+        if not holders or self.link.state is not LinkState.CONNECTED:
+            return 0
+        request = parts.request
+        origin = self.relay.rendezvous_origin or "ws://127.0.0.1"
+        command = RequestCommand(
+            address=f"{origin}/$hc/{state.path}?sb-hc-action=request&sb-hc-id=event",
+            id=f"e{next(_event_ids)}", request_target=parts.target, method=request.method,
+            request_headers=parts.headers, body=bool(body), remote_endpoint=request.remote,
+        )
+        timeout = state.config.timeout
+        ask = Ask(AskKind.EVENT, self.relay.config.name, state.path, self.name, timeout, command, body)
+        counts: dict[str, int] = {}
+
+        def done(answers: list[bytes]) -> bool:
+            for data in answers[len(counts):]:
+                try:
+                    answer = parse_answer(data)
+                except MessageError as exc:
+                    self._drop(self.subjects.event(state.path), exc)
+                    counts[f"?{len(counts)}"] = 0
+                    continue
+                counts[answer.node] = answer.delivered
+            return holders.intersection(self.peers.holders(state.path)) <= counts.keys()
+
+        try:
+            await self.link.gather(self.subjects.event(state.path), ask.serialize(), timeout + 1, done)
+        except LinkDown:
+            return 0
+        return sum(counts.values())
+
+    def check_quota(self, path: str, local: int, limit: int) -> None:
+        if local + self.peers.listeners(path) >= limit:
+            raise ListenerQuotaExceeded(
+                f"listener quota exceeded: entity {path!r} allows at most {limit} listeners"
+            )
+
+    def _resolve(self, path: str) -> tuple[EntityState[ListenerConnection], str] | None:
+        """A dynamic entity made on another node, found by the longest path prefix."""
+        segments = path.strip("/").split("/")
+        for end in range(len(segments), 0, -1):
+            fact = self.peers.fact("/".join(segments[:end]))
+            if fact is not None and fact.dynamic:
+                return EntityState(_config_of(fact)), "/".join(segments[end:])
+        return None
+
+    def feed(self) -> list[EntityConfig]:
+        facts = self.peers.facts().values()
+        return [_config_of(f) for f in facts if f.listeners and f.discovery is Discovery.PUBLIC]
+
+    def health(self) -> dict[str, Any]:
+        counts = {path: fact.listeners for path, fact in self.peers.facts().items()}
+        for state in self.relay.registry:
+            if state.listeners:
+                counts[state.path] = counts.get(state.path, 0) + len(state.listeners)
+        return {
+            "node": self.name, "cluster": self.link.state.value,
+            "peers": sorted(p.name for p in self.peers), "listeners": counts,
+        }
+
+
+def _fact(state: EntityState[ListenerConnection]) -> EntityFact:
+    c = state.config
+    return EntityFact(c.path, len(state.listeners), c.kind, c.discovery, c.dynamic,
+                      c.requires_client_authorization, c.max_message_size, c.timeout)
+
+
+def _config_of(fact: EntityFact) -> EntityConfig:
+    return EntityConfig(
+        path=fact.path, kind=fact.kind, discovery=fact.discovery, dynamic=fact.dynamic,
+        requires_client_authorization=fact.requires_client_authorization,
+        max_message_size=fact.max_message_size or EntityConfig.max_message_size,
+        timeout=fact.timeout,
+    )
