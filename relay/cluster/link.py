@@ -71,7 +71,7 @@ class Link:
 
     # -- life --------------------------------------------------------------------------
 
-    async def start(self, wait: float = 5.0) -> None:
+    async def start(self, wait: float = 2.0) -> None:
         """Connect, waiting at most ``wait`` seconds; after that keep trying in the
         background while the node runs degraded."""
         self._starting = asyncio.ensure_future(self._connect_until_up())

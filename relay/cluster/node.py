@@ -302,12 +302,12 @@ class ClusterNode:
 
     def health(self) -> dict[str, Any]:
         counts = {path: fact.listeners for path, fact in self.peers.facts().items()}
-        for state in self.relay.registry:
-            if state.listeners:
-                counts[state.path] = counts.get(state.path, 0) + len(state.listeners)
+        here = {s.path: len(s.listeners) for s in self.relay.registry if s.listeners}
+        for path, count in here.items():
+            counts[path] = counts.get(path, 0) + count
         return {
             "node": self.name, "cluster": self.link.state.value,
-            "peers": sorted(p.name for p in self.peers), "listeners": counts,
+            "peers": sorted(p.name for p in self.peers), "listeners": counts, "here": here,
         }
 
 
