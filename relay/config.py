@@ -47,6 +47,7 @@ is optional; the values shown are the defaults where there is one)::
     node_url = "http://10.0.0.11:9350"   # how listeners reach THIS node for rendezvous
     node_name = "relay-1"        # default: host name and port
     creds_file = "nats.creds"    # optional NATS credentials file
+    small_requests = "nats"      # | "rendezvous": how <= 64 KiB requests cross nodes
 
 Anything else is refused with a :class:`~relay.exceptions.ConfigError` whose
 message is ``FILE: KEY-PATH: REASON``, e.g. ``relay.toml: entity[2].kind: unknown
@@ -69,7 +70,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hc.entities import Discovery, EntityKind, Rights
-from relay.cluster.config import ClusterConfig, parse_nats_urls, parse_node_url
+from relay.cluster.config import ClusterConfig, Route, parse_nats_urls, parse_node_url
 from relay.cors import normalize_origin
 from relay.exceptions import ConfigError
 from relay.namespace import (
@@ -88,7 +89,7 @@ MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
 _TOP_KEYS = ("namespace", "rule", "entity", "cluster")
-_CLUSTER_KEYS = ("nats", "node_url", "node_name", "creds_file")
+_CLUSTER_KEYS = ("nats", "node_url", "node_name", "creds_file", "small_requests")
 _NAMESPACE_KEYS = (
     "name",
     "host",
@@ -285,6 +286,7 @@ class _Loader:
             return ClusterConfig(
                 parse_nats_urls(",".join(urls)), parse_node_url(table.text("node_url")),
                 table.text("node_name", ""), creds,
+                table.choice("small_requests", Route, Route.NATS),
             )
         except ConfigError as exc:
             raise self.error("cluster", str(exc).removeprefix("cluster: ")) from None

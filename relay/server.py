@@ -158,9 +158,8 @@ class RelayServer:
             )
             cluster = cluster.with_port(self._own_port.sockets[0].getsockname()[1])
         self.state.rendezvous_origin = "ws" + cluster.node_url.removeprefix("http")
-        self._node = ClusterNode(self.state, cluster)
+        self._node = self.state.cluster = ClusterNode(self.state, cluster)
         await self._node.start()
-        self.state.cluster = self._node
 
     @property
     def node(self) -> ClusterNode | None:

@@ -151,6 +151,11 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         type=Path,
         help="where the development namespace keeps its key (only without --config)",
     )
+    sub.add_argument(
+        "--workers", metavar="N", type=_positive_int, default=1,
+        help="N relay processes on one port, joined by an embedded NATS (default: 1)",
+    )
+    sub.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker
     cluster = sub.add_argument_group(
         "cluster", "relay nodes sharing one namespace over NATS (docs/cluster.md); the same"
         " keys as the config's [cluster] table, which these flags override")
@@ -213,11 +218,35 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"soaprelay: connection string: {cs}", flush=True)
 
     try:
-        run(config, ready=ready)
+        if args.workers > 1:
+            _serve_workers(args, config, ready)
+        else:
+            run(config, ready=ready, reuse_port=args.reuse_port)
     except OSError as exc:
         reason = exc.strerror or exc
         raise _Failure(f"cannot serve on {config.host}:{config.port}: {reason}") from exc
     return 0
+
+
+def _serve_workers(
+    args: argparse.Namespace, config: NamespaceConfig, ready: Callable[[str], None]
+) -> None:
+    """``--workers N``: N relay processes on one port (``soaprelay.workers``)."""
+    from soaprelay.workers import WorkerFailed, run_workers
+
+    flags = ["--host", config.host, "--log-level", args.log_level]
+    if args.config is not None:
+        flags += ["--config", str(args.config)]
+    else:
+        flags += ["--state-dir", str(args.state_dir or Path(".soaprelay"))]
+    if args.tls_cert is not None:
+        flags += ["--tls-cert", str(args.tls_cert), "--tls-key", str(args.tls_key)]
+    if args.cluster is not None:
+        flags += ["--cluster", args.cluster]
+    try:
+        run_workers(config, args.workers, flags, ready)
+    except WorkerFailed as exc:
+        raise _Failure(str(exc)) from exc
 
 
 def _serve_config(args: argparse.Namespace) -> NamespaceConfig:
@@ -261,8 +290,9 @@ def _cluster_config(args: argparse.Namespace, table: ClusterConfig | None) -> Cl
     if node_url is None:
         raise _UsageError("--cluster needs --node-url: how listeners reach this node")
     name = args.node_name if args.node_name is not None else (table.node_name if table else "")
-    creds = table.creds_file if table is not None else None
-    return ClusterConfig(nats, parse_node_url(node_url), name, creds)
+    if table is None:
+        return ClusterConfig(nats, parse_node_url(node_url), name)
+    return dataclasses.replace(table, nats=nats, node_url=parse_node_url(node_url), node_name=name)
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ errors show, never the URLs themselves.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import re
 import socket
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit
 
 from relay.exceptions import ConfigError
 
-__all__ = ["ClusterConfig", "parse_nats_urls", "parse_node_url", "redact_url"]
+__all__ = ["ClusterConfig", "Route", "parse_nats_urls", "parse_node_url", "redact_url"]
 
 _NATS_SCHEMES = ("nats", "tls")
 _NODE_SCHEMES = ("http", "https")
@@ -63,6 +65,19 @@ def parse_node_url(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+class Route(enum.Enum):
+    """How a small (inline, at most 64 KiB) request crosses to the listener's node.
+
+    ``NATS``: inside the NATS request, the listener's inline answer inside the NATS
+    reply (no connection is opened per call).  ``RENDEZVOUS``: address-only, the
+    listener opens a rendezvous on the sender's node for it (like a large body).
+    Chosen by measurement (bench S7, docs/cluster.md): NATS is the default.
+    """
+
+    NATS = "nats"
+    RENDEZVOUS = "rendezvous"
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """Where the cluster's NATS is, and who this node is.
@@ -73,12 +88,14 @@ class ClusterConfig:
             the port may be 0 while unknown (``--workers`` fills it in once bound).
         node_name: this node's name in the cluster (default: host name and port).
         creds_file: a NATS credentials file (JWT + NKey seed), if the servers want one.
+        small_requests: how small requests cross nodes (:class:`Route`).
     """
 
     nats: tuple[str, ...]
     node_url: str
     node_name: str = ""
     creds_file: str | None = None
+    small_requests: Route = Route.NATS
     extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,4 +124,4 @@ class ClusterConfig:
         """The same, with ``node_url``'s port set (``--workers``: known once bound)."""
         parts = urlsplit(self.node_url)
         netloc = f"{parts.hostname}:{port}" if ":" not in (parts.hostname or "") else f"[{parts.hostname}]:{port}"
-        return ClusterConfig(self.nats, f"{parts.scheme}://{netloc}", self.node_name, self.creds_file)
+        return dataclasses.replace(self, node_url=f"{parts.scheme}://{netloc}")

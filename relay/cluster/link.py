@@ -113,10 +113,10 @@ class Link:
         if self._starting is not None:
             self._starting.cancel()
         if self._client is not None and not self._client.is_closed:
-            try:
-                await asyncio.wait_for(self._client.drain(), 2.0)
-            except (NatsError, TimeoutError, OSError):
-                await self._client.close()
+            try:  # close, not drain: a drain while NATS is down leaves a failed future behind
+                await asyncio.wait_for(self._client.close(), 2.0)
+            except (NatsError, TimeoutError, OSError) as exc:
+                log.info("cluster: closing the NATS connection: %s", scrub(exc))
 
     def _set(self, state: LinkState) -> None:
         if state is not self.state:

@@ -41,7 +41,7 @@ from relay.cluster.messages import (
     parse_heartbeat,
 )
 from relay.cluster.peers import HEARTBEAT_EVERY, PeerTable
-from relay.cluster.remote import RemoteListener, Route
+from relay.cluster.remote import RemoteListener
 from relay.cluster.seam import EventParts
 from relay.cluster.serve import serve_ask
 from relay.cluster.subjects import QUEUE_GROUP, Subjects
@@ -56,13 +56,11 @@ from relay.namespace import EntityConfig
 from relay.routing import EntityState
 from relay.state import RelayState
 
-__all__ = ["ASK_TIMEOUT", "ROUTE", "ClusterNode"]
+__all__ = ["ASK_TIMEOUT", "ClusterNode"]
 
 log = logging.getLogger("relay.cluster")
 #: Seconds a node may take to hand an address-only request or an accept to its listener.
 ASK_TIMEOUT = 5.0
-#: How small inline requests cross nodes (measured in bench S7: docs/cluster.md).
-ROUTE = Route.WHOLE
 _NO_SERVICE = "No service is hosted at the specified address."
 _event_ids = itertools.count(1)
 #: Seconds between WARNING lines about dropped cluster messages.
@@ -72,8 +70,8 @@ _DROP_LOG_EVERY = 10.0
 class ClusterNode:
     """This node's part in the cluster of ``relay``'s namespace."""
 
-    def __init__(self, relay: RelayState, config: ClusterConfig, route: Route = ROUTE) -> None:
-        self.relay, self.config, self.route = relay, config, route
+    def __init__(self, relay: RelayState, config: ClusterConfig) -> None:
+        self.relay, self.config, self.route = relay, config, config.small_requests
         self.name = config.name
         self.subjects = Subjects(relay.config.name)
         self.peers = PeerTable(self.name)
@@ -306,7 +304,7 @@ class ClusterNode:
         for path, count in here.items():
             counts[path] = counts.get(path, 0) + count
         return {
-            "node": self.name, "cluster": self.link.state.value,
+            "node": self.name, "url": self.config.node_url, "cluster": self.link.state.value,
             "peers": sorted(p.name for p in self.peers), "listeners": counts, "here": here,
         }
 

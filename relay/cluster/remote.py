@@ -6,7 +6,7 @@ rendezvous id, its body, the reply future) and this object only *asks* the
 cluster (``ClusterNode.ask``) to hand the command to a listener.  Address-only:
 the listener opens the rendezvous on THIS node (the command's address is this
 node's ``node_url``), and the request body and the reply meet here.  Whole
-(``Route.WHOLE``): a small request travels inside the NATS request and the
+(``Route.NATS``): a small request travels inside the NATS request and the
 listener's inline answer comes back in the NATS reply.
 
 Request ids are prefixed with this node's name, so they never collide with the
@@ -16,7 +16,6 @@ ids the other node gives its own senders' requests.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import math
 import time
@@ -24,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from hc.messages import AcceptCommand, RequestCommand
+from relay.cluster.config import Route
 from relay.cluster.messages import Answer, AnswerStatus, Ask, AskKind
 from relay.exceptions import ListenerGone, NoListener, RelayError
 from relay.listeners import ListenerConnection, PendingRequest, RelayedReply, parse_relay_command
@@ -31,13 +31,6 @@ from relay.listeners import ListenerConnection, PendingRequest, RelayedReply, pa
 __all__ = ["RemoteListener", "Route"]
 
 log = logging.getLogger("relay.cluster")
-
-
-class Route(enum.Enum):
-    """How a small (inline) request crosses to the listener's node (docs/cluster.md)."""
-
-    RENDEZVOUS = "rendezvous"  # address-only; the listener fetches it from this node
-    WHOLE = "whole"  # inside the NATS request, answered inside the NATS reply
 
 
 def _refused(token: str) -> float:
@@ -71,7 +64,7 @@ class RemoteListener(ListenerConnection):
             task.cancel()
 
     def post_inline(self, pending: PendingRequest, body: bytes | None) -> None:
-        if self._route is Route.WHOLE:
+        if self._route is Route.NATS:
             pending.delivered = True  # it cannot go to another listener once sent whole
             self._post(pending, pending.command, body or b"")
         else:  # the rendezvous on this node sends the command and body (not delivered yet)
