@@ -46,7 +46,7 @@ async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.S
     decision.check()
     if relay.cluster is not None:  # the quota counts the listeners of every node
         limit = (state.config if state is not None else _created(decision)).max_listeners
-        relay.cluster.check_quota(path, len(state.listeners) if state else 0, limit)
+        await relay.cluster.check_quota(path, len(state.listeners) if state else 0, limit)
     entity = state if state is not None else relay.registry.create_dynamic(_created(decision))
     assert decision.expiry is not None
     grace = relay.config.token_grace

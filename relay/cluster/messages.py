@@ -63,6 +63,7 @@ class AskKind(enum.Enum):
     REQUEST = "request"  # hand it to one listener (request-response, oneway)
     ACCEPT = "accept"  # a WebSocket sender waits: hand the accept to one listener
     EVENT = "event"  # hand it to every listener here, answer with the count
+    CENSUS = "census"  # how many listeners are on the entity here (the quota)
 
 
 class AnswerStatus(enum.Enum):
@@ -70,7 +71,8 @@ class AnswerStatus(enum.Enum):
 
     POSTED = "posted"  # a listener has the command; it opens the rendezvous on the origin
     REPLIED = "replied"  # a request that travelled whole: the listener's response is here
-    DELIVERED = "delivered"  # an event: ``delivered`` listeners acknowledged it
+    DELIVERED = "delivered"  # an event: ``count`` listeners acknowledged it
+    COUNTED = "counted"  # a census: ``count`` listeners are on the entity here
     NO_LISTENER = "no-listener"  # none here after all (it just left)
     GONE = "gone"  # the listener had the whole request, then vanished without answering
 
@@ -168,7 +170,7 @@ def parse_ask(data: bytes, namespace: str) -> Ask:
     except (ValueError, MalformedMessage) as exc:
         raise MessageError(str(exc)) from exc
     path = _text(obj, "path")
-    wanted = AcceptCommand if kind is AskKind.ACCEPT else RequestCommand
+    wanted = AcceptCommand if kind is AskKind.ACCEPT else RequestCommand  # a census: address-only
     if not isinstance(command, wanted):
         raise MessageError(f"a {kind.value} ask must carry a {wanted.__name__}")
     _check_address(command.address, path, "accept" if kind is AskKind.ACCEPT else "request")
@@ -194,14 +196,14 @@ class Answer:
 
     status: AnswerStatus
     node: str
-    delivered: int = 0
+    count: int = 0
     response: ResponseCommand | None = None
     body: bytes | None = None
 
     def serialize(self) -> bytes:
         fields: dict[str, Any] = {"status": self.status.value, "node": self.node}
-        if self.status is AnswerStatus.DELIVERED:
-            fields["delivered"] = self.delivered
+        if self.status in (AnswerStatus.DELIVERED, AnswerStatus.COUNTED):
+            fields["count"] = self.count
         if self.response is not None:
             fields["response"] = self.response.serialize()
         return _head(fields, self.body)
@@ -223,7 +225,7 @@ def parse_answer(data: bytes) -> Answer:
             raise MessageError("a reply must carry a response command")
         response = command
     body = _body(obj, rest)
-    return Answer(status, _text(obj, "node"), _count(obj, "delivered"), response, body)
+    return Answer(status, _text(obj, "node"), _count(obj, "count"), response, body)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ log = logging.getLogger("relay.cluster")
 ASK_TIMEOUT = 5.0
 _NO_SERVICE = "No service is hosted at the specified address."
 _event_ids = itertools.count(1)
+#: Seconds a listener's handshake waits for the other nodes' counts (the quota).
+CENSUS_WAIT = 0.5
 #: Seconds between WARNING lines about dropped cluster messages.
 _DROP_LOG_EVERY = 10.0
 
@@ -248,42 +250,62 @@ class ClusterNode:
     async def scatter_event(
         self, state: EntityState[ListenerConnection], parts: EventParts, body: bytes
     ) -> int:
-        holders = set(self.peers.holders(state.path))
-        if not holders or self.link.state is not LinkState.CONNECTED:
-            return 0
         request = parts.request
-        origin = self.relay.rendezvous_origin or "ws://127.0.0.1"
         command = RequestCommand(
-            address=f"{origin}/$hc/{state.path}?sb-hc-action=request&sb-hc-id=event",
-            id=f"e{next(_event_ids)}", request_target=parts.target, method=request.method,
-            request_headers=parts.headers, body=bool(body), remote_endpoint=request.remote,
+            address=self._dummy_address(state.path), id=f"e{next(_event_ids)}",
+            request_target=parts.target, method=request.method, request_headers=parts.headers,
+            body=bool(body), remote_endpoint=request.remote,
         )
         timeout = state.config.timeout
         ask = Ask(AskKind.EVENT, self.relay.config.name, state.path, self.name, timeout, command, body)
-        counts: dict[str, int] = {}
+        return sum((await self._gather(ask, timeout + 1)).values())
 
-        def done(answers: list[bytes]) -> bool:
-            for data in answers[len(counts):]:
-                try:
-                    answer = parse_answer(data)
-                except MessageError as exc:
-                    self._drop(self.subjects.event(state.path), exc)
-                    counts[f"?{len(counts)}"] = 0
-                    continue
-                counts[answer.node] = answer.delivered
-            return holders.intersection(self.peers.holders(state.path)) <= counts.keys()
-
-        try:
-            await self.link.gather(self.subjects.event(state.path), ask.serialize(), timeout + 1, done)
-        except LinkDown:
-            return 0
-        return sum(counts.values())
-
-    def check_quota(self, path: str, local: int, limit: int) -> None:
-        if local + self.peers.listeners(path) >= limit:
+    async def check_quota(self, path: str, local: int, limit: int) -> None:
+        """A census of the nodes holding ``path`` (a dead one's subscription is gone with
+        it, so its listeners no longer count, unlike its last heartbeat's)."""
+        command = RequestCommand(address=self._dummy_address(path), id="census")
+        ask = Ask(AskKind.CENSUS, self.relay.config.name, path, self.name, CENSUS_WAIT, command)
+        elsewhere = sum((await self._gather(ask, CENSUS_WAIT)).values())
+        if local + elsewhere >= limit:
             raise ListenerQuotaExceeded(
                 f"listener quota exceeded: entity {path!r} allows at most {limit} listeners"
             )
+
+    def _dummy_address(self, path: str) -> str:
+        """The address an event or census ask carries (each node makes its own)."""
+        origin = self.relay.rendezvous_origin or "ws://127.0.0.1"
+        return f"{origin}/$hc/{path}?sb-hc-action=request&sb-hc-id=scatter"
+
+    async def _gather(self, ask: Ask, timeout: float) -> dict[str, int]:
+        """Scatter ``ask`` to every node with a listener on its path; each one's count.
+
+        Waits for the nodes the heartbeats name (until one is forgotten, or ``timeout``);
+        none named, or NATS down: nobody is asked.
+        """
+        holders = set(self.peers.holders(ask.path))
+        if not holders or self.link.state is not LinkState.CONNECTED:
+            return {}
+        subject = self.subjects.event(ask.path)
+        counts: dict[str, int] = {}
+        seen = 0
+
+        def done(answers: list[bytes]) -> bool:
+            nonlocal seen
+            for data in answers[seen:]:
+                seen += 1
+                try:
+                    answer = parse_answer(data)
+                except MessageError as exc:
+                    self._drop(subject, exc)
+                    continue
+                counts[answer.node] = answer.count
+            return holders.intersection(self.peers.holders(ask.path)) <= counts.keys()
+
+        try:
+            await self.link.gather(subject, ask.serialize(), timeout, done)
+        except LinkDown:
+            pass
+        return counts
 
     def _resolve(self, path: str) -> tuple[EntityState[ListenerConnection], str] | None:
         """A dynamic entity made on another node, found by the longest path prefix."""

@@ -37,7 +37,7 @@ class ClusterSeam(Protocol):
     ) -> int:
         """Deliver an event to every other node's listeners; how many acknowledged."""
 
-    def check_quota(self, path: str, local: int, limit: int) -> None:
+    async def check_quota(self, path: str, local: int, limit: int) -> None:
         """Raise ListenerQuotaExceeded when the namespace holds ``limit`` listeners on ``path``."""
 
     async def listener_added(self, state: EntityState[ListenerConnection]) -> None:

@@ -6,7 +6,8 @@ opens the rendezvous there) and answer ``POSTED``.  ``REQUEST`` whole: queue the
 full request and its body inline, wait for the listener's inline answer and send
 it back (``REPLIED``).  ``ACCEPT``: queue the accept (the sender waits on the
 asking node).  ``EVENT``: deliver to every listener here like a local event and
-answer with the count (``DELIVERED``).  A listener that drops before it got the
+answer with the count (``DELIVERED``).  ``CENSUS``: how many listeners are here
+(``COUNTED``), for the namespace-wide quota.  A listener that drops before it got the
 command is replaced by another one here; none left is ``NO_LISTENER``.
 """
 
@@ -32,7 +33,11 @@ async def serve_ask(relay: RelayState, ask: Ask, node: str) -> Answer | None:
     """The answer to ``ask`` (None: no answer in time; the asking node times out itself)."""
     state = relay.registry.get(ask.path)
     if state is None or not state.listeners:
+        if ask.kind is AskKind.CENSUS:
+            return Answer(AnswerStatus.COUNTED, node, 0)
         return Answer(AnswerStatus.NO_LISTENER, node)
+    if ask.kind is AskKind.CENSUS:
+        return Answer(AnswerStatus.COUNTED, node, len(state.listeners))
     if ask.kind is AskKind.EVENT:
         assert isinstance(ask.command, RequestCommand)
         return Answer(AnswerStatus.DELIVERED, node, await _deliver_event(relay, state, ask))
