@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -27,12 +28,15 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from relay.cluster.config import ClusterConfig
 
-__all__ = ["Link", "LinkDown", "LinkState", "Msg", "NoResponders", "Subscription"]
+__all__ = ["Conversation", "Link", "LinkDown", "LinkState", "Msg", "NoResponders", "Subscription"]
 
 log = logging.getLogger("relay.cluster")
 #: Seconds between connection attempts while NATS is unreachable.
 RETRY_EVERY = 0.5
 _USERINFO = re.compile(r"//[^/@\s]*@")
+_NO_RESPONDERS = "503"
+#: Answers a conversation keeps (it expects two: "posted", then the reply).
+_MAX_ANSWERS = 4
 Handler = Callable[[Msg], Awaitable[None]]
 
 
@@ -58,6 +62,20 @@ def scrub(text: object) -> str:
     return _USERINFO.sub("//***@", str(text))
 
 
+class Conversation:
+    """The answers to one :meth:`Link.converse`; :meth:`close` when done with it."""
+
+    def __init__(self, answers: asyncio.Queue[Msg], close: Callable[[], object]) -> None:
+        self._answers, self.close = answers, close
+
+    async def next(self, timeout: float) -> bytes:
+        """The next answer; NoResponders when nobody was there, TimeoutError after ``timeout``."""
+        msg = await asyncio.wait_for(self._answers.get(), timeout)
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS and not msg.data:
+            raise NoResponders("no responders")
+        return msg.data
+
+
 class Link:
     """One NATS connection for one node; ``on_change(state)`` hears every state change."""
 
@@ -68,6 +86,9 @@ class Link:
         self._client: Client | None = None
         self._starting: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self._mux: str | None = None  # the inbox prefix of conversations' answers
+        self._waiting: dict[str, asyncio.Queue[Msg]] = {}
+        self._tokens = itertools.count(1)
 
     # -- life --------------------------------------------------------------------------
 
@@ -168,6 +189,28 @@ class Link:
         except NatsTimeout as exc:
             raise TimeoutError(f"no answer on the cluster within {timeout:g} s") from exc
         return msg.data
+
+    async def converse(self, subject: str, payload: bytes) -> Conversation:
+        """Ask one subscriber (queue group) and hear each of its answers, in order:
+        a request answered in two steps ("posted", then the listener's reply)."""
+        client = self._ready()
+        if self._mux is None:
+            self._mux = client.new_inbox()
+            await client.subscribe(f"{self._mux}.*", cb=self._on_mux)
+        token = f"{next(self._tokens)}"
+        answers: asyncio.Queue[Msg] = asyncio.Queue(maxsize=_MAX_ANSWERS)
+        self._waiting[token] = answers
+        try:
+            await client.publish(subject, payload, reply=f"{self._mux}.{token}")
+        except BaseException:
+            self._waiting.pop(token, None)
+            raise
+        return Conversation(answers, lambda: self._waiting.pop(token, None))
+
+    async def _on_mux(self, msg: Msg) -> None:
+        answers = self._waiting.get(msg.subject.rsplit(".", 1)[1])
+        if answers is not None and not answers.full():
+            answers.put_nowait(msg)
 
     async def gather(self, subject: str, payload: bytes, timeout: float,
                      done: Callable[[list[bytes]], bool]) -> list[bytes]:

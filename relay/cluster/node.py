@@ -27,7 +27,15 @@ from typing import Any
 from hc.entities import Discovery
 from hc.messages import RequestCommand
 from relay.cluster.config import ClusterConfig
-from relay.cluster.link import Link, LinkDown, LinkState, Msg, NoResponders, Subscription
+from relay.cluster.link import (
+    Conversation,
+    Link,
+    LinkDown,
+    LinkState,
+    Msg,
+    NoResponders,
+    Subscription,
+)
 from relay.cluster.messages import (
     Answer,
     AnswerStatus,
@@ -47,6 +55,7 @@ from relay.cluster.serve import serve_ask
 from relay.cluster.subjects import QUEUE_GROUP, Subjects
 from relay.exceptions import (
     InvalidListenerResponse,
+    ListenerGone,
     ListenerQuotaExceeded,
     ListenerTimeout,
     NoListener,
@@ -63,6 +72,8 @@ log = logging.getLogger("relay.cluster")
 ASK_TIMEOUT = 5.0
 _NO_SERVICE = "No service is hosted at the specified address."
 _event_ids = itertools.count(1)
+#: Seconds between looks at whether the node with a whole request is still alive.
+WATCH_EVERY = 0.5
 #: Seconds a listener's handshake waits for the other nodes' counts (the quota).
 CENSUS_WAIT = 0.5
 #: Seconds between WARNING lines about dropped cluster messages.
@@ -174,7 +185,10 @@ class ClusterNode:
         self._spawn(self._serve(msg, ask))
 
     async def _serve(self, msg: Msg, ask: Ask) -> None:
-        answer = await serve_ask(self.relay, ask, self.name)
+        async def posted() -> None:  # a whole request is on the listener's channel
+            await self.link.answer(msg, Answer(AnswerStatus.POSTED, self.name).serialize())
+
+        answer = await serve_ask(self.relay, ask, self.name, posted)
         if answer is not None:
             await self.link.answer(msg, answer.serialize())
 
@@ -226,26 +240,59 @@ class ClusterNode:
         return remote
 
     async def ask(self, ask: Ask) -> Answer:
-        """Ask the node NATS picks; a node whose listener just left is asked again."""
-        wait = ask.timeout + 1 if ask.body is not None else ASK_TIMEOUT
+        """Ask the node NATS picks; a node whose listener just left is asked again.
+
+        A request travelling whole is answered in two steps: "posted" (naming the
+        node), then the listener's reply; while waiting for the reply the node is
+        watched, and one that is forgotten (dead) fails the call at once.
+        """
         answer = Answer(AnswerStatus.NO_LISTENER, "")
         for _ in range(3):
             try:
-                data = await self.link.request(self.subjects.connect(ask.path), ask.serialize(), wait)
-            except NoResponders as exc:
-                raise NoListener(_NO_SERVICE) from exc
+                conversation = await self.link.converse(self.subjects.connect(ask.path), ask.serialize())
             except LinkDown as exc:
                 raise NoListener(f"{_NO_SERVICE} (the cluster is unreachable)") from exc
-            except TimeoutError as exc:
-                raise ListenerTimeout(f"the listener's node did not answer within {wait:g} s") from exc
             try:
-                answer = parse_answer(data)
-            except MessageError as exc:
-                self._drop(self.subjects.connect(ask.path), exc)
-                raise InvalidListenerResponse("the listener's node answered nonsense") from exc
+                answer = await self._answer(conversation, ask, ASK_TIMEOUT)
+                if answer.status is AnswerStatus.POSTED and ask.body is not None:
+                    return await self._reply_while_alive(conversation, ask, answer.node)
+            finally:
+                conversation.close()
             if answer.status is not AnswerStatus.NO_LISTENER:
                 return answer
         return answer
+
+    async def _answer(self, conversation: Conversation, ask: Ask, wait: float) -> Answer:
+        try:
+            data = await conversation.next(wait)
+        except NoResponders as exc:
+            raise NoListener(_NO_SERVICE) from exc
+        except TimeoutError as exc:
+            raise ListenerTimeout(f"the listener's node did not answer within {wait:g} s") from exc
+        try:
+            return parse_answer(data)
+        except MessageError as exc:
+            self._drop(self.subjects.connect(ask.path), exc)
+            raise InvalidListenerResponse("the listener's node answered nonsense") from exc
+
+    async def _reply_while_alive(self, conversation: Conversation, ask: Ask, node: str) -> Answer:
+        """The listener's reply, within the ask's timeout, unless ``node`` dies first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ask.timeout + 1
+        known = self._alive(node)
+        while True:
+            left = deadline - loop.time()
+            try:
+                return await self._answer(conversation, ask, max(0.0, min(left, WATCH_EVERY)))
+            except ListenerTimeout:
+                if left <= WATCH_EVERY:
+                    raise ListenerTimeout(
+                        f"the listener did not answer within {ask.timeout:g} s") from None
+                if known and not self._alive(node):
+                    raise ListenerGone(f"the listener's node {node} went away") from None
+
+    def _alive(self, node: str) -> bool:
+        return any(peer.name == node for peer in self.peers)
 
     async def scatter_event(
         self, state: EntityState[ListenerConnection], parts: EventParts, body: bytes

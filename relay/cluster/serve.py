@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from hc.messages import AcceptCommand, RequestCommand
@@ -29,8 +30,12 @@ __all__ = ["serve_ask"]
 log = logging.getLogger("relay.cluster")
 
 
-async def serve_ask(relay: RelayState, ask: Ask, node: str) -> Answer | None:
-    """The answer to ``ask`` (None: no answer in time; the asking node times out itself)."""
+async def serve_ask(
+    relay: RelayState, ask: Ask, node: str, posted: Callable[[], Awaitable[None]],
+) -> Answer | None:
+    """The answer to ``ask`` (None: no answer in time; the asking node times out itself).
+    A whole request calls ``posted()`` once it is on a listener's channel, before its
+    answer comes (the asking node watches this node meanwhile)."""
     state = relay.registry.get(ask.path)
     if state is None or not state.listeners:
         if ask.kind is AskKind.CENSUS:
@@ -48,13 +53,15 @@ async def serve_ask(relay: RelayState, ask: Ask, node: str) -> Answer | None:
         except NoListener:
             return Answer(AnswerStatus.NO_LISTENER, node)
         try:
-            return await _hand_over(listener, ask, node)
+            return await _hand_over(listener, ask, node, posted)
         except ListenerGone as gone:
             log.info("cluster: %s from %s goes to another listener: %s", ask.kind.value, ask.origin, gone)
             tried.append(listener)
 
 
-async def _hand_over(listener: ListenerConnection, ask: Ask, node: str) -> Answer | None:
+async def _hand_over(
+    listener: ListenerConnection, ask: Ask, node: str, posted: Callable[[], Awaitable[None]],
+) -> Answer | None:
     command = ask.command
     if isinstance(command, AcceptCommand):
         await listener.send_accept(command)
@@ -63,13 +70,17 @@ async def _hand_over(listener: ListenerConnection, ask: Ask, node: str) -> Answe
         listener.post_address_only(PendingRequest(command, None, listener))
         await listener.drain()
         return Answer(AnswerStatus.POSTED, node)
-    return await _whole(listener, ask, command, node)
+    return await _whole(listener, ask, command, node, posted)
 
 
-async def _whole(listener: ListenerConnection, ask: Ask, command: RequestCommand, node: str) -> Answer | None:
+async def _whole(
+    listener: ListenerConnection, ask: Ask, command: RequestCommand, node: str,
+    posted: Callable[[], Awaitable[None]],
+) -> Answer | None:
     pending = listener.new_request(command, ask.body)
     try:
         listener.post_inline(pending, ask.body or None)
+        await posted()
         await listener.drain()
         try:
             reply = await asyncio.wait_for(asyncio.shield(pending.reply), ask.timeout)

@@ -45,6 +45,13 @@ async def test_a_killed_nodes_listeners_are_online_elsewhere_within_5_s(cluster:
         await context.response.write(body)
 
     listeners = [await open_listener(cluster.lb, "echo", slow) for _ in range(6)]
+    crossing = asyncio.Event()
+
+    async def stuck(context: RelayedHttpListenerContext) -> None:
+        await context.request.read()
+        crossing.set()
+        await asyncio.sleep(30)
+
     try:
         await counted(cluster.url(0), "echo", 6)
         spread = await holders(cluster, "echo", [0, 1, 2])
@@ -54,9 +61,18 @@ async def test_a_killed_nodes_listeners_are_online_elsewhere_within_5_s(cluster:
         async with sender(cluster.url(victim), "echo") as doomed, sender(cluster.url(survivor), "echo") as http:
             await routed(doomed, f"{cluster.url(victim)}/echo")
             in_flight = asyncio.ensure_future(doomed.post(f"{cluster.url(victim)}/echo", data=b"slow"))
-            await asyncio.wait_for(started.wait(), 5)
-            killed = time.monotonic()
-            cluster.nodes.process(victim).signal(signal.SIGKILL)
+            # and a call from another node to a listener of the killed node only
+            listeners.append(await open_listener(cluster.url(victim), "stuck/here", stuck))
+            await counted(cluster.url(survivor), "stuck/here", 1)
+            async with sender(cluster.url(survivor), "stuck/here") as across:
+                crossed = asyncio.ensure_future(across.post(f"{cluster.url(survivor)}/stuck/here", data=b"x"))
+                await asyncio.wait_for(asyncio.gather(started.wait(), crossing.wait()), 5)
+                killed = time.monotonic()
+                cluster.nodes.process(victim).signal(signal.SIGKILL)
+                async with await asyncio.wait_for(crossed, 8) as reply:
+                    assert reply.status == 502
+                    assert "went away" in await reply.text()
+                assert time.monotonic() - killed < 6.0  # the entity's timeout is 60 s
             # the call whose sender was on the killed node fails at once, clearly
             try:
                 reply = await asyncio.wait_for(in_flight, 5)
