@@ -76,6 +76,9 @@ _event_ids = itertools.count(1)
 WATCH_EVERY = 0.5
 #: Seconds a listener's handshake waits for the other nodes' counts (the quota).
 CENSUS_WAIT = 0.5
+#: Most asks of other nodes served at once (each may hold a listener's answer for the
+#: entity's timeout); past it an ask is dropped and logged, and its node times out.
+MAX_SERVING = 10_000
 #: Seconds between WARNING lines about dropped cluster messages.
 _DROP_LOG_EVERY = 10.0
 
@@ -96,6 +99,8 @@ class ClusterNode:
         self._lock = asyncio.Lock()
         self._beat: asyncio.TimerHandle | None = None
         self._dropped, self._dropped_logged = 0, 0.0
+        #: Other nodes' asks being served now, and the most at once (more are dropped).
+        self.serving, self.max_serving = 0, MAX_SERVING
 
     # -- life ------------------------------------------------------------------------
 
@@ -182,13 +187,20 @@ class ClusterNode:
         except MessageError as exc:
             self._drop(msg.subject, exc)
             return
+        if self.serving >= self.max_serving:
+            self._drop(msg.subject, f"{self.serving} asks in hand already", "an ask")
+            return
+        self.serving += 1
         self._spawn(self._serve(msg, ask))
 
     async def _serve(self, msg: Msg, ask: Ask) -> None:
         async def posted() -> None:  # a whole request is on the listener's channel
             await self.link.answer(msg, Answer(AnswerStatus.POSTED, self.name).serialize())
 
-        answer = await serve_ask(self.relay, ask, self.name, posted)
+        try:
+            answer = await serve_ask(self.relay, ask, self.name, posted)
+        finally:
+            self.serving -= 1
         if answer is not None:
             await self.link.answer(msg, answer.serialize())
 
@@ -200,12 +212,13 @@ class ClusterNode:
             return
         self.peers.heard(beat)
 
-    def _drop(self, subject: str, why: Exception) -> None:
+    def _drop(self, subject: str, why: object, what: str = "a malformed or foreign message") -> None:
+        """Drop a message: one WARNING per :data:`_DROP_LOG_EVERY` seconds, with the count."""
         self._dropped += 1
         now = time.monotonic()
         if now - self._dropped_logged >= _DROP_LOG_EVERY:
-            log.warning("cluster: dropped a malformed or foreign message on %s: %s "
-                        "(%d dropped so far)", subject[:128], why, self._dropped)
+            log.warning("cluster: dropped %s on %s: %s (%d dropped so far)",
+                        what, subject[:128], why, self._dropped)
             self._dropped_logged = now
 
     # -- heartbeats ------------------------------------------------------------------

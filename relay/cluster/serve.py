@@ -43,6 +43,10 @@ async def serve_ask(
         return Answer(AnswerStatus.NO_LISTENER, node)
     if ask.kind is AskKind.CENSUS:
         return Answer(AnswerStatus.COUNTED, node, len(state.listeners))
+    if ask.body is not None and len(ask.body) > state.config.max_message_size:
+        log.warning("cluster: a %s from %s is over %s's limit of %d bytes; refused",
+                    ask.kind.value, ask.origin, ask.path, state.config.max_message_size)
+        return Answer(AnswerStatus.NO_LISTENER, node)
     if ask.kind is AskKind.EVENT:
         assert isinstance(ask.command, RequestCommand)
         return Answer(AnswerStatus.DELIVERED, node, await _deliver_event(relay, state, ask))
