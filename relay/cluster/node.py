@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -89,6 +90,9 @@ class ClusterNode:
     def __init__(self, relay: RelayState, config: ClusterConfig) -> None:
         self.relay, self.config, self.route = relay, config, config.small_requests
         self.name = config.name
+        #: This process's name in request ids: the node's name and a random suffix, so a
+        #: restarted node (or two misconfigured with one name) never reuses another's ids.
+        self.ident = f"{self.name}-{secrets.token_hex(4)}"
         self.subjects = Subjects(relay.config.name)
         self.peers = PeerTable(self.name)
         self.link = Link(config, self._link_changed)
@@ -210,6 +214,9 @@ class ClusterNode:
         except MessageError as exc:
             self._drop(msg.subject, exc)
             return
+        if beat.node == self.name and beat.url != self.config.node_url:
+            self._drop(msg.subject, f"{beat.url} says it is {beat.node} too",
+                       "a heartbeat under this node's own name (node names must be unique)")
         self.peers.heard(beat)
 
     def _drop(self, subject: str, why: object, what: str = "a malformed or foreign message") -> None:
@@ -247,7 +254,7 @@ class ClusterNode:
             raise NoListener(f"{_NO_SERVICE} (no listener on this node; the cluster is unreachable)")
         remote = self._remotes.get(state.path)
         if remote is None or remote.timeout != state.config.timeout:
-            remote = RemoteListener(state.path, self.name, self.relay.config.name, self.ask,
+            remote = RemoteListener(state.path, self.ident, self.relay.config.name, self.ask,
                                     self.route, state.config.timeout)
             self._remotes[state.path] = remote
         return remote
@@ -317,14 +324,14 @@ class ClusterNode:
             body=bool(body), remote_endpoint=request.remote,
         )
         timeout = state.config.timeout
-        ask = Ask(AskKind.EVENT, self.relay.config.name, state.path, self.name, timeout, command, body)
+        ask = Ask(AskKind.EVENT, self.relay.config.name, state.path, self.ident, timeout, command, body)
         return sum((await self._gather(ask, timeout + 1)).values())
 
     async def check_quota(self, path: str, local: int, limit: int) -> None:
         """A census of the nodes holding ``path`` (a dead one's subscription is gone with
         it, so its listeners no longer count, unlike its last heartbeat's)."""
         command = RequestCommand(address=self._dummy_address(path), id="census")
-        ask = Ask(AskKind.CENSUS, self.relay.config.name, path, self.name, CENSUS_WAIT, command)
+        ask = Ask(AskKind.CENSUS, self.relay.config.name, path, self.ident, CENSUS_WAIT, command)
         elsewhere = sum((await self._gather(ask, CENSUS_WAIT)).values())
         if local + elsewhere >= limit:
             raise ListenerQuotaExceeded(

@@ -45,12 +45,12 @@ async def test_a_killed_nodes_listeners_are_online_elsewhere_within_5_s(cluster:
         await context.response.write(body)
 
     listeners = [await open_listener(cluster.lb, "echo", slow) for _ in range(6)]
-    crossing = asyncio.Event()
+    crossing, release = asyncio.Event(), asyncio.Event()
 
     async def stuck(context: RelayedHttpListenerContext) -> None:
         await context.request.read()
         crossing.set()
-        await asyncio.sleep(30)
+        await release.wait()
 
     try:
         await counted(cluster.url(0), "echo", 6)
@@ -90,6 +90,7 @@ async def test_a_killed_nodes_listeners_are_online_elsewhere_within_5_s(cluster:
                     assert await reply.read() == f"after {i}".encode()
             assert sorted(calls) == sorted(f"after {i}".encode() for i in range(20))
     finally:
+        release.set()
         for listener in listeners:
             await listener.close()
         cluster.nodes.start(victim)  # the same name and port again
