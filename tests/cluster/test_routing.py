@@ -11,12 +11,18 @@ import asyncio
 import io
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 import aiohttp
 import pytest
+import requests
 from lxml import etree
 
+from bindings import RelayServiceHost
+from bindings.tokens import TokenProvider
+from bindings.zeep_transport import relay_client
 from hc.asyncio import HybridConnectionClient, QuotaExceededError, RelayedHttpListenerContext
+from samples.payroll.services import payroll_app
 from soap.relay_token import relay_token_header
 from tests.cluster.conftest import (
     PROVIDER,
@@ -29,6 +35,7 @@ from tests.cluster.conftest import (
 )
 from tests.support.cluster import token
 from tests.support.raw_listener import RawListener
+from tests.support.relay import TEST_KEY, TEST_KEY_NAME
 
 
 async def test_a_request_crosses_nodes_inline_and_by_rendezvous(cluster: Cluster) -> None:
@@ -216,6 +223,28 @@ async def test_the_health_endpoint_names_the_node_and_its_peers(cluster: Cluster
     assert view["status"] == "ok" and view["cluster"] == "connected"
     assert view["node"] == "node0"
     assert set(view["peers"]) <= {"node1", "node2"}
+
+
+def test_a_spyne_service_behind_the_cluster_shows_only_the_public_address(cluster: Cluster) -> None:
+    """Host and zeep both use haproxy's address (the namespace's public one): the host's
+    listener lands on one node, haproxy spreads the WSDL fetches and calls over all three,
+    and the WSDL names the public address, never a node's."""
+    public = cluster.lb.removeprefix("http://")
+    cs = f"Endpoint=sb://{public}/;SharedAccessKeyName={TEST_KEY_NAME};SharedAccessKey={TEST_KEY}"
+    with RelayServiceHost(payroll_app(), connection_string=cs + ";UseTls=false;EntityPath=payroll"):
+        provider = TokenProvider.shared_access_key(TEST_KEY_NAME, TEST_KEY)
+        auth = {"ServiceBusAuthorization": token(cluster.lb, "payroll")}
+        deadline = time.monotonic() + 5  # NATS interest crossing its routes: readiness
+        while requests.get(f"{cluster.lb}/payroll?wsdl", headers=auth, timeout=30).status_code == 502:
+            assert time.monotonic() < deadline, "never routed"
+        for _ in range(3):  # haproxy round-robins: the WSDL and calls come through each node
+            wsdl = requests.get(f"{cluster.lb}/payroll?wsdl", timeout=30, headers=auth)
+            assert wsdl.status_code == 200
+            assert f'location="{cluster.lb}/payroll"'.encode() in wsdl.content
+            for node in cluster.nodes.nodes:
+                assert f":{node.port}".encode() not in wsdl.content
+            client = relay_client(f"{cluster.lb}/payroll?wsdl", token_provider=provider)
+            assert client.service.GetSalary(7) == Decimal("5120.50")
 
 
 def test_no_node_logged_a_traceback_or_a_credential(cluster: Cluster) -> None:
