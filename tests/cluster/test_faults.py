@@ -12,7 +12,7 @@ import aiohttp
 import nats
 import pytest
 
-from hc.asyncio import RelayedHttpListenerContext
+from hc.asyncio import HybridConnectionListener, RelayedHttpListenerContext
 from relay.cluster.subjects import Subjects
 from tests.cluster.conftest import (
     Cluster,
@@ -114,6 +114,7 @@ async def _all_back(cluster: Cluster, alive: list[int], count: int) -> bool:
 
 async def test_nats_down_degrades_to_local_pairs_and_rejoins(cluster: Cluster) -> None:
     listener = await open_listener(cluster.url(0), "echo")
+    extra: list[HybridConnectionListener] = []
     try:
         async with sender(cluster.url(0), "echo") as here, sender(cluster.url(1), "echo") as there:
             await routed(there, f"{cluster.url(1)}/echo")
@@ -124,6 +125,10 @@ async def test_nats_down_degrades_to_local_pairs_and_rejoins(cluster: Cluster) -
                 return await statuses(cluster) == ["degraded"] * 3
 
             await until(degraded, 10.0, "every node degraded")
+            # listeners come and go meanwhile: subscriptions change while NATS is away
+            extra.append(await open_listener(cluster.url(2), "oneway"))
+            gone = await open_listener(cluster.url(1), "quota")
+            await gone.close()
             async with here.post(f"{cluster.url(0)}/echo", data=b"local") as reply:
                 assert reply.status == 200 and await reply.read() == b"lacol"
             started = time.monotonic()
@@ -144,6 +149,8 @@ async def test_nats_down_degrades_to_local_pairs_and_rejoins(cluster: Cluster) -
         for index in range(3):
             assert "lost NATS; degraded" in cluster.nodes.process(index).stderr_text()
     finally:
+        for other in extra:
+            await other.close()
         await listener.close()
 
 
@@ -197,3 +204,9 @@ async def test_nats_credentials_work_and_are_never_logged(
             log = node.process.stderr_text()
             assert secret not in log
             assert "***@127.0.0.1" in log
+
+
+def test_no_node_logged_a_traceback(cluster: Cluster) -> None:
+    for index in range(3):
+        process = cluster.nodes.process(index)
+        assert process.tracebacks() == [], process.tail(40)
