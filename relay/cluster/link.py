@@ -16,6 +16,7 @@ import enum
 import itertools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,8 @@ __all__ = ["Conversation", "Link", "LinkDown", "LinkState", "Msg", "NoResponders
 log = logging.getLogger("relay.cluster")
 #: Seconds between connection attempts while NATS is unreachable.
 RETRY_EVERY = 0.5
+#: Seconds between log lines about NATS errors (a reconnect fails every RETRY_EVERY).
+ERROR_LOG_EVERY = 10.0
 _USERINFO = re.compile(r"//[^/@\s]*@")
 _NO_RESPONDERS = "503"
 #: Answers a conversation keeps (it expects two: "posted", then the reply).
@@ -89,6 +92,7 @@ class Link:
         self._mux: str | None = None  # the inbox prefix of conversations' answers
         self._waiting: dict[str, asyncio.Queue[Msg]] = {}
         self._tokens = itertools.count(1)
+        self._errors, self._error_logged = 0, -ERROR_LOG_EVERY
 
     # -- life --------------------------------------------------------------------------
 
@@ -151,10 +155,16 @@ class Link:
         self._set(LinkState.CONNECTED)
 
     async def _error(self, exc: Exception) -> None:
-        log.info("cluster: NATS: %s", scrub(exc) or type(exc).__name__)
+        """nats-py's errors (each failed reconnect is one): one line per ERROR_LOG_EVERY s."""
+        self._errors += 1
+        now = time.monotonic()
+        if now - self._error_logged >= ERROR_LOG_EVERY:
+            log.info("cluster: NATS: %s (%d errors so far)", scrub(exc) or type(exc).__name__,
+                     self._errors)
+            self._error_logged = now
 
     async def _disconnected(self) -> None:
-        if self.state is not LinkState.CLOSED:
+        if self.state is LinkState.CONNECTED:  # nats-py says so again on each failed retry
             log.warning("cluster: lost NATS; degraded: serving this node's own pairs only")
             self.connected.clear()
             self._set(LinkState.DEGRADED)
