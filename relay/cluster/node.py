@@ -262,10 +262,9 @@ class ClusterNode:
     async def ask(self, ask: Ask) -> Answer:
         """Ask the node NATS picks; a node whose listener just left is asked again.
 
-        A request travelling whole whose answer is slow (over ``serve.POSTED_AFTER``)
-        is answered in two steps: "posted" (naming the node), then the listener's
-        reply; while waiting for the reply the node is watched, and one that is
-        forgotten (dead) fails the call at once.
+        A request travelling whole is answered in two steps: "posted" (naming the
+        node), then the listener's reply; while waiting for the reply the node is
+        watched, and one that is forgotten (dead) fails the call at once.
         """
         answer = Answer(AnswerStatus.NO_LISTENER, "")
         for _ in range(3):

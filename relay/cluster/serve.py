@@ -21,30 +21,21 @@ from dataclasses import replace
 from hc.messages import AcceptCommand, RequestCommand
 from relay.cluster.messages import Answer, AnswerStatus, Ask, AskKind
 from relay.exceptions import ListenerGone, ListenerTimeout, NoListener, RelayError
-from relay.listeners import (
-    INLINE_LIMIT,
-    ListenerConnection,
-    PendingRequest,
-    RelayedReply,
-    choose_live,
-)
+from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest, choose_live
 from relay.routing import EntityState
 from relay.state import RelayState
 
-__all__ = ["POSTED_AFTER", "serve_ask"]
+__all__ = ["serve_ask"]
 
 log = logging.getLogger("relay.cluster")
-#: Seconds a whole request's answer may take before the asking node is told "posted"
-#: (most answers come sooner and then cross NATS alone, one message instead of two).
-POSTED_AFTER = 0.05
 
 
 async def serve_ask(
     relay: RelayState, ask: Ask, node: str, posted: Callable[[], Awaitable[None]],
 ) -> Answer | None:
     """The answer to ``ask`` (None: no answer in time; the asking node times out itself).
-    A whole request whose answer takes over :data:`POSTED_AFTER` s calls ``posted()``
-    first (the asking node watches this node meanwhile)."""
+    A whole request calls ``posted()`` once it is on a listener's channel, before its
+    answer comes (the asking node watches this node meanwhile)."""
     state = relay.registry.get(ask.path)
     if state is None or not state.listeners:
         if ask.kind is AskKind.CENSUS:
@@ -93,15 +84,12 @@ async def _whole(
     pending = listener.new_request(command, ask.body)
     try:
         listener.post_inline(pending, ask.body or None)
+        await posted()
         await listener.drain()
-        try:  # a quick answer goes alone; a slow one is told "posted" first (the asker watches)
-            reply = await _reply(pending, POSTED_AFTER)
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(pending.reply), ask.timeout)
         except TimeoutError:
-            await posted()
-            try:
-                reply = await _reply(pending, ask.timeout - POSTED_AFTER)
-            except TimeoutError:
-                return None
+            return None
         except ListenerGone:
             return Answer(AnswerStatus.GONE, node)
         if reply.inline is None:  # answered on a rendezvous: that went to the asking node
@@ -109,11 +97,6 @@ async def _whole(
         return Answer(AnswerStatus.REPLIED, node, response=reply.command, body=reply.inline)
     finally:
         listener.forget(pending)
-
-
-async def _reply(pending: PendingRequest, timeout: float) -> RelayedReply:
-    """``pending``'s reply within ``timeout`` s (TimeoutError; ListenerGone if it left)."""
-    return await asyncio.wait_for(asyncio.shield(pending.reply), max(timeout, 0.0))
 
 
 async def _deliver_event(relay: RelayState, state: EntityState[ListenerConnection], ask: Ask) -> int:
