@@ -187,24 +187,15 @@ async def test_nats_credentials_work_and_are_never_logged(
     with Children(tmp_path_factory.mktemp("creds")) as children:
         secret = "s3cret-Passw0rd"
         servers = NatsCluster(children, 1, user="relay", password=secret)
-        nodes = RelayNodes(children, servers.urls, count=2)
-        listener = await open_listener(nodes.url(1), "echo")
-        try:
-            async with sender(nodes.url(0), "echo") as http:
-                await routed(http, f"{nodes.url(0)}/echo")
-                async with http.post(f"{nodes.url(0)}/echo", data=b"auth") as reply:
-                    assert reply.status == 200
-        finally:
-            await listener.close()
-        wrong = servers.url(0).replace(secret, "wrong-" + secret)
-        bad = RelayNodes(children, [wrong], count=1)
+        good = RelayNodes(children, servers.urls, count=1)
+        bad = RelayNodes(children, [servers.url(0).replace(secret, "wrong-" + secret)], count=1)
+        assert (await health(good.url(0)))["status"] == "ok"
         assert (await health(bad.url(0)))["status"] == "degraded"
-        for node in [*nodes.nodes, *bad.nodes]:
+        for node in [*good.nodes, *bad.nodes]:
             assert node.process is not None
             log = node.process.stderr_text()
             assert secret not in log
             assert "***@127.0.0.1" in log
-
 
 def test_no_node_logged_a_traceback(cluster: Cluster) -> None:
     for index in range(3):

@@ -103,18 +103,15 @@ async def test_a_killed_worker_is_started_again(workers: RelayProcess) -> None:
     assert "exited with -9; starting it again" in workers.stderr_text()
 
 
-def test_stopping_the_supervisor_stops_workers_and_nats(tmp_path_factory: pytest.TempPathFactory) -> None:
-    folder = tmp_path_factory.mktemp("workers-stop")
-    with Relays(folder) as relays:
-        process = start_workers(relays, folder)
-        children = _children(process.pid)
-        assert len(children) == WORKERS + 1
-        os.kill(process.pid, signal.SIGTERM)
-        assert process.wait(20) == 0
-        for pid in children:
-            assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
-        assert process.tracebacks() == []
-
+def test_stopping_the_supervisor_stops_workers_and_nats(workers: RelayProcess) -> None:
+    """The module's last test: SIGTERM to the supervisor (the fixture's stop is then moot)."""
+    children = _children(workers.pid)
+    assert len(children) == WORKERS + 1
+    os.kill(workers.pid, signal.SIGTERM)
+    assert workers.wait(20) == 0
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+    assert workers.tracebacks() == []
 
 def _zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as stat:
