@@ -30,6 +30,7 @@ from hc.messages import (
     parse_listener_command,
     parse_relay_command,
 )
+from relay.namespace import EntityConfig
 
 __all__ = [
     "MAX_ENTITIES",
@@ -240,6 +241,21 @@ class EntityFact:
     requires_client_authorization: bool = True
     max_message_size: int = 0
     timeout: float = 60.0
+
+    @classmethod
+    def of(cls, config: EntityConfig, listeners: int) -> EntityFact:
+        """The fact this node tells of entity ``config`` with ``listeners`` here."""
+        return cls(config.path, listeners, config.kind, config.discovery, config.dynamic,
+                   config.requires_client_authorization, config.max_message_size, config.timeout)
+
+    def config(self) -> EntityConfig:
+        """The entity as another node sees it (no rules: a dynamic entity has none)."""
+        return EntityConfig(
+            path=self.path, kind=self.kind, discovery=self.discovery, dynamic=self.dynamic,
+            requires_client_authorization=self.requires_client_authorization,
+            max_message_size=self.max_message_size or EntityConfig.max_message_size,
+            timeout=self.timeout,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "listeners": self.listeners, "kind": self.kind.value,

@@ -244,7 +244,8 @@ class ClusterNode:
             pass
 
     def _heartbeat(self, *, leaving: bool = False) -> Heartbeat:
-        facts = tuple(_fact(s) for s in self.relay.registry if s.listeners) if not leaving else ()
+        facts = () if leaving else tuple(
+            EntityFact.of(s.config, len(s.listeners)) for s in self.relay.registry if s.listeners)
         return Heartbeat(self.relay.config.name, self.name, self.config.node_url, facts, leaving)
 
     # -- the seam (relay.cluster.seam.ClusterSeam) -----------------------------------
@@ -375,17 +376,13 @@ class ClusterNode:
         return counts
 
     def _resolve(self, path: str) -> tuple[EntityState[ListenerConnection], str] | None:
-        """A dynamic entity made on another node, found by the longest path prefix."""
-        segments = path.strip("/").split("/")
-        for end in range(len(segments), 0, -1):
-            fact = self.peers.fact("/".join(segments[:end]))
-            if fact is not None and fact.dynamic:
-                return EntityState(_config_of(fact)), "/".join(segments[end:])
-        return None
+        """A dynamic entity made on another node (``relay.routing.EntityRegistry.fallback``)."""
+        found = self.peers.dynamic_entity(path)
+        return None if found is None else (EntityState(found[0]), found[1])
 
     def feed(self) -> list[EntityConfig]:
         facts = self.peers.facts().values()
-        return [_config_of(f) for f in facts if f.listeners and f.discovery is Discovery.PUBLIC]
+        return [f.config() for f in facts if f.listeners and f.discovery is Discovery.PUBLIC]
 
     def health(self) -> dict[str, Any]:
         counts = {path: fact.listeners for path, fact in self.peers.facts().items()}
@@ -397,17 +394,3 @@ class ClusterNode:
             "peers": sorted(p.name for p in self.peers), "listeners": counts, "here": here,
         }
 
-
-def _fact(state: EntityState[ListenerConnection]) -> EntityFact:
-    c = state.config
-    return EntityFact(c.path, len(state.listeners), c.kind, c.discovery, c.dynamic,
-                      c.requires_client_authorization, c.max_message_size, c.timeout)
-
-
-def _config_of(fact: EntityFact) -> EntityConfig:
-    return EntityConfig(
-        path=fact.path, kind=fact.kind, discovery=fact.discovery, dynamic=fact.dynamic,
-        requires_client_authorization=fact.requires_client_authorization,
-        max_message_size=fact.max_message_size or EntityConfig.max_message_size,
-        timeout=fact.timeout,
-    )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from relay.cluster.messages import EntityFact, Heartbeat
+from relay.namespace import EntityConfig
 
 __all__ = ["HEARTBEAT_EVERY", "MAX_PEERS", "PEER_TTL", "Peer", "PeerTable"]
 
@@ -80,6 +81,16 @@ class PeerTable:
     def fact(self, path: str) -> EntityFact | None:
         """What another node says of ``path`` (for a dynamic entity this node lacks)."""
         return next(iter(self._facts(path)), None)
+
+    def dynamic_entity(self, path: str) -> tuple[EntityConfig, str] | None:
+        """The dynamic entity another node made whose path is the longest prefix of
+        ``path``, and the rest of ``path``; None when there is none."""
+        segments = path.strip("/").split("/")
+        for end in range(len(segments), 0, -1):
+            fact = self.fact("/".join(segments[:end]))
+            if fact is not None and fact.dynamic:
+                return fact.config(), "/".join(segments[end:])
+        return None
 
     def facts(self) -> dict[str, EntityFact]:
         """One fact per path over all other nodes, listener counts summed."""
