@@ -48,3 +48,18 @@ def test_the_table_is_bounded() -> None:
     assert table.heard(beat("n0"))  # a known node is still heard
     clock.advance(PEER_TTL + 1)
     assert table.heard(beat("one-too-many"))  # room again once the silent ones went
+
+
+def test_dynamic_entities_of_other_nodes_resolve_by_longest_prefix() -> None:
+    table = PeerTable("me", ManualClock())
+    table.heard(beat("a", EntityFact("made", 1, dynamic=True, requires_client_authorization=False,
+                                     max_message_size=1000, timeout=7.0),
+                     EntityFact("configured", 2)))
+    found = table.dynamic_entity("/made/op/x")
+    assert found is not None
+    config, rest = found
+    assert (config.path, rest, config.dynamic, config.requires_client_authorization) == (
+        "made", "op/x", True, False)
+    assert (config.max_message_size, config.timeout, config.rules) == (1000, 7.0, ())
+    assert table.dynamic_entity("configured/op") is None  # a configured entity is every node's own
+    assert table.dynamic_entity("other") is None
