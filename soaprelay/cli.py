@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import logging
 import os
 import sys
@@ -205,6 +206,9 @@ def _add_forward(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _serve_config(args)
+    if (config.cluster is not None or args.workers > 1) and importlib.util.find_spec("nats") is None:
+        raise _UsageError("a cluster (--cluster, --workers) needs nats-py: "
+                          "pip install 'soap-relay[cluster]'")
     log_format = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=args.log_level, format=log_format)
     # The aiohttp shell is imported only when serving.

@@ -398,3 +398,14 @@ def test_serve_help_names_the_cluster_flags(capsys: pytest.CaptureFixture[str]) 
     for phrase in ("--cluster URLS", "--node-url URL", "--node-name NAME", "--workers N"):
         assert phrase in out
     assert "--reuse-port" not in out
+
+
+def test_a_cluster_without_nats_py_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "nats", None)  # as if nats-py were not installed
+    code, _, err = _run(capsys, "serve", "--state-dir", str(tmp_path), "--workers", "2")
+
+    assert code == 2
+    assert err == ("soaprelay: error: a cluster (--cluster, --workers) needs nats-py: "
+                   "pip install 'soap-relay[cluster]'\n")
