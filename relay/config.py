@@ -45,6 +45,13 @@ is optional; the values shown are the defaults where there is one)::
     [admin]                      # optional, like [observe] and [[webhook]]: metrics, events,
     port = 9351                  # the console (relay.observe.settings has every key)
 
+    [cluster]                    # optional: nodes sharing this namespace (docs/cluster.md)
+    nats = ["nats://10.0.0.5:4222", "nats://10.0.0.6:4222"]   # or one string
+    node_url = "http://10.0.0.11:9350"   # how listeners reach THIS node for rendezvous
+    node_name = "relay-1"        # default: host name and port
+    creds_file = "nats.creds"    # optional NATS credentials file
+    small_requests = "nats"      # | "rendezvous": how <= 64 KiB requests cross nodes
+
 Identity providers whose JWTs are accepted besides SAS tokens are ``[[identity]]``
 tables: see :mod:`relay.identity_config`.
 
@@ -69,6 +76,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hc.entities import Discovery, EntityKind, Rights
+from relay.cluster.config import ClusterConfig, Route, parse_nats_urls, parse_node_url
 from relay.cors import normalize_origin
 from relay.exceptions import ConfigError
 from relay.identity_config import identities
@@ -88,7 +96,8 @@ MAX_RULES = 12
 MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
-_TOP_KEYS = ("namespace", "rule", "entity", "admin", "observe", "webhook", "identity")
+_TOP_KEYS = ("namespace", "rule", "entity", "admin", "observe", "webhook", "identity", "cluster")
+_CLUSTER_KEYS = ("nats", "node_url", "node_name", "creds_file", "small_requests")
 _NAMESPACE_KEYS = (
     "name",
     "host",
@@ -267,7 +276,30 @@ class _Loader:
                 "max_connections", NamespaceConfig.max_connections, 1, 1_000_000
             ),
             observe=parse_settings(document, self.error),  # [admin], [observe], [[webhook]]
+            cluster=self.cluster(document),
         )
+
+    def cluster(self, document: dict[str, Any]) -> ClusterConfig | None:
+        """``[cluster]``: relay nodes sharing this namespace over NATS (docs/cluster.md)."""
+        if "cluster" not in document:
+            return None
+        table = _Table(self, "cluster", document["cluster"], _CLUSTER_KEYS)
+        nats = table.get("nats", (str, list), 'a URL or an array of URLs ("nats://host:4222")')
+        if nats is None:
+            raise table.error("nats", 'is required (e.g. "nats://127.0.0.1:4222")')
+        urls = [nats] if isinstance(nats, str) else nats
+        if not urls or not all(isinstance(u, str) for u in urls):
+            raise table.error("nats", "must be a non-empty array of URLs")
+        creds = self.existing_file(table, "creds_file", table.text("creds_file")) if (
+            "creds_file" in table.data) else None
+        try:
+            return ClusterConfig(
+                parse_nats_urls(",".join(urls)), parse_node_url(table.text("node_url")),
+                table.text("node_name", ""), creds,
+                table.choice("small_requests", Route, Route.NATS),
+            )
+        except ConfigError as exc:
+            raise self.error("cluster", str(exc).removeprefix("cluster: ")) from None
 
     def client_timeout(self, ns: _Table, key: str) -> float:
         """A client timeout in seconds, positive and at most an hour."""

@@ -109,7 +109,8 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
                                         request.host)
     target = request_target(request.raw_path, request.raw_query)
     ident = relay.rendezvous.new_id()
-    command = request_command(request, listener, ident, target, headers, bool(body))
+    command = request_command(request, listener, ident, target, headers, bool(body),
+                              relay.rendezvous_origin)
     pending = listener.new_request(command, body)
     try:
         listener.post_inline(pending, body or None)

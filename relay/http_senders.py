@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from hc.entities import EntityKind
 from hc.headers import (
@@ -127,7 +127,9 @@ async def _relay_http(
         if body is None:  # every subscriber gets the same bytes: read them once
             body = b"".join([c async for c in _limited(stream or request.iter_body(), limit)])
         exchange = _Exchange(relay, request, reply, where, body, limit)
-        await exchange.multicast(list(state.listeners), state.config.timeout)
+        # cluster seam: every other node's subscribers too (relay.cluster)
+        elsewhere = None if relay.cluster is None else relay.cluster.scatter_event(state, exchange, body)
+        await exchange.multicast(list(state.listeners), state.config.timeout, elsewhere)
         return
     # PROTOCOL.md §3: a chunked body goes address-only, even one read whole for its token.
     inline_ok = request.content_length is not None or not request.body_exists
@@ -247,7 +249,8 @@ class _Exchange:
 
     def _new_pending(self, listener: ListenerConnection, ident: str) -> PendingRequest:
         command = request_command(
-            self.request, listener, ident, self.target, self.headers, self._has_body()
+            self.request, listener, ident, self.target, self.headers, self._has_body(),
+            self.relay.rendezvous_origin,
         )
         if self.body is not None:
             return listener.new_request(command, self.body)
@@ -287,7 +290,11 @@ class _Exchange:
         tried: list[ListenerConnection] = []
         while True:
             now = loop.time()
-            listener = choose_live(state, self.relay.rng, now, tried)
+            cluster = self.relay.cluster
+            if cluster is not None and not state.listeners:  # cluster seam: on another node
+                listener = cluster.remote(state)
+            else:
+                listener = choose_live(state, self.relay.rng, now, tried)
             pending = self.post(listener, timeout)
             try:
                 return pending, await self._answer(listener, pending, deadline - now, timeout)
@@ -337,13 +344,17 @@ class _Exchange:
     async def respond_oneway(self, answer: RelayedReply) -> None:
         await respond_oneway(self.reply, answer, self.relay_host, self.request.path)
 
-    async def multicast(self, listeners: list[ListenerConnection], timeout: float) -> None:
+    async def multicast(
+        self, listeners: list[ListenerConnection], timeout: float,
+        elsewhere: Awaitable[int] | None = None,
+    ) -> None:
         """PROTOCOL.md §6 event: every listener at once; 202 with ``Relay-Delivered``.
 
         The request is queued on every control channel in one pass (no task per
         subscriber) and the answers are awaited together.
         """
         posted: list[PendingRequest] = []
+        remote = None if elsewhere is None else asyncio.ensure_future(elsewhere)  # cluster seam
         for listener in listeners:
             try:
                 posted.append(self.post(listener, timeout))
@@ -357,7 +368,11 @@ class _Exchange:
             delivered = sum(1 for a in answers if a is True)
             if streamed:  # an acknowledgement with a body on a rendezvous: rare
                 delivered += sum(await asyncio.gather(*(_drained_ok(a) for a in streamed)))
+            if remote is not None:  # cluster seam: the other nodes' count
+                delivered += await remote
         finally:
+            if remote is not None:
+                remote.cancel()
             for pending in posted:
                 self.done(pending)
         self.reply.whole(202, None, (("Relay-Delivered", str(delivered)),), b"")
@@ -365,13 +380,19 @@ class _Exchange:
 
 def request_command(
     request: SenderRequest, listener: ListenerConnection, ident: str, target: str,
-    headers: Headers, has_body: bool,
+    headers: Headers, has_body: bool, origin: str | None = None,
 ) -> RequestCommand:
-    """The full ``request`` command for ``listener``, its rendezvous id ``ident``."""
-    scheme = "wss" if request.secure else "ws"
+    """The full ``request`` command for ``listener``, its rendezvous id ``ident``.
+
+    ``origin`` is this node's own ``ws(s)://host:port`` in a cluster (the rendezvous
+    must reach this node, not whichever the load balancer picks); by default the
+    address the sender used.
+    """
+    if origin is None:
+        origin = f"{'wss' if request.secure else 'ws'}://{request.host}"
     return RequestCommand(
         address=(
-            f"{scheme}://{request.host}/$hc/{listener.entity_path}"
+            f"{origin}/$hc/{listener.entity_path}"
             f"?sb-hc-action=request&sb-hc-id={ident}"
         ),
         id=str(next(_request_ids)),

@@ -46,6 +46,9 @@ async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.S
     if decision.error is not None:
         relay.observer.listener_refused(path, decision.error)
     decision.check()
+    if relay.cluster is not None:  # the quota counts the listeners of every node
+        limit = (state.config if state is not None else _created(decision)).max_listeners
+        await relay.cluster.check_quota(path, len(state.listeners) if state else 0, limit)
     entity = state if state is not None else relay.registry.create_dynamic(_created(decision))
     assert decision.expiry is not None
     grace = relay.config.token_grace
@@ -58,6 +61,8 @@ async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.S
     entity.add(connection)
     online = False
     try:
+        if relay.cluster is not None:  # routed here cluster-wide before it is told ONLINE
+            await relay.cluster.listener_added(entity)
         response = await upgrade(request)  # no permessage-deflate: PROTOCOL.md §3
         log.info("listener %s online on %s", connection.id, path)
         relay.observer.listener_registered(
@@ -68,6 +73,8 @@ async def serve(relay: RelayState, request: web.Request, raw_path: str) -> web.S
     finally:
         entity.remove(connection)
         relay.registry.release(entity)
+        if relay.cluster is not None:
+            relay.cluster.listener_removed(entity)
         log.info("listener %s on %s gone", connection.id, path)
         if online:
             relay.observer.listener_unregistered(

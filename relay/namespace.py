@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hc.entities import Discovery, EntityKind, Rights
+from relay.cluster.config import ClusterConfig
 from relay.identity import IdentityProvider
 from relay.observe.settings import ObserveSettings
 
@@ -111,4 +112,6 @@ class NamespaceConfig:
     min_body_rate: int = 1000
     #: Metrics, inspector, events, webhooks and the admin address (``relay.observe``).
     observe: ObserveSettings = field(default_factory=ObserveSettings)
+    #: The ``[cluster]`` table: NATS and this node (``relay.cluster``); None: one node.
+    cluster: ClusterConfig | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)

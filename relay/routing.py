@@ -107,6 +107,8 @@ class EntityRegistry(Generic[L]):
         self._entities: dict[str, EntityState[L]] = {
             e.path: EntityState(e) for e in config.entities
         }
+        #: Asked when no entity here matches (a cluster: dynamic entities of other nodes).
+        self.fallback: Callable[[str], tuple[EntityState[L], str] | None] | None = None
 
     def __iter__(self) -> Iterator[EntityState[L]]:
         return iter(list(self._entities.values()))
@@ -121,7 +123,7 @@ class EntityRegistry(Generic[L]):
             state = self._entities.get("/".join(segments[:end]))
             if state is not None:
                 return state, "/".join(segments[end:])
-        return None
+        return self.fallback(path) if self.fallback is not None else None
 
     def create_dynamic(self, config: EntityConfig) -> EntityState[L]:
         """The entity ``config`` describes, made on a Manage listener's connect (the one

@@ -25,7 +25,8 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import HttpVersion10, HttpVersion11, web
 from aiohttp.http import SERVER_SOFTWARE
@@ -34,6 +35,7 @@ from multidict import CIMultiDict
 from relay import access, http_senders, listen, rendezvous, ws_senders
 from relay.boundary import ErrorAnswer, error_answer
 from relay.client_errors import AiohttpLogger, GuardedHandler
+from relay.cluster.config import ClusterConfig
 from relay.discovery import FeedEntry, render_feed
 from relay.drain import GateState
 from relay.error_body import new_tracking_id
@@ -46,11 +48,16 @@ from relay.request_head import check_absolute_target, host_name, refusal
 from relay.sender_io import AiohttpReply, AiohttpSender
 from relay.state import SOAP_TOKEN_SCAN_LIMIT, RelayState
 
-__all__ = ["RelayServer", "run"]
+if TYPE_CHECKING:
+    from relay.cluster.node import ClusterNode
+
+__all__ = ["HEALTH_PATH", "RelayServer", "run"]
 
 
 log = logging.getLogger("relay")
 _HC_PREFIX = "/$hc/"
+#: The health endpoint ("$" is never in an entity path).
+HEALTH_PATH = "/$health"
 _VERSIONS = frozenset({HttpVersion10, HttpVersion11})
 
 
@@ -69,13 +76,17 @@ class RelayServer:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.config = config
+        self._reuse_port = reuse_port  # --workers: several processes on one port
         #: What the handlers read and share (``relay.state``); they never see the server.
         self.state = RelayState.of(config, clock=clock, rng=rng)
         self._runner: web.AppRunner | None = None
         self._front: Front | None = None
         self._listening: asyncio.AbstractServer | None = None
+        self._node: ClusterNode | None = None
+        self._own_port: asyncio.AbstractServer | None = None  # --workers: this node's rendezvous
         self._liveness: asyncio.TimerHandle | None = None
         self._port: int | None = None
         self._scheme = "https" if config.tls_cert else "http"
@@ -132,15 +143,37 @@ class RelayServer:
         )
         self._listening = await asyncio.get_running_loop().create_server(
             self._front, self.config.host, self.config.port,
-            ssl=self._ssl_context(), backlog=1024,
+            ssl=self._ssl_context(), backlog=1024, reuse_port=self._reuse_port or None,
         )
         self._port = self._listening.sockets[0].getsockname()[1]
+        if self.config.cluster is not None:
+            await self._join(self.config.cluster)
         self._schedule_liveness()
         state.observer.start()
         if self.config.observe.admin.port is not None:
             self.admin = admin.AdminSite(state)
             await self.admin.start()
         log.info("relay listening on %s", self.base_url)
+
+    async def _join(self, cluster: ClusterConfig) -> None:
+        """Become a node of the cluster (``relay.cluster``); a ``node_url`` with port 0
+        gets a port of this process's own (``--workers`` share the public one)."""
+        from relay.cluster.node import ClusterNode  # nats-py only when clustered
+
+        if urlsplit(cluster.node_url).port == 0:
+            assert self._front is not None
+            self._own_port = await asyncio.get_running_loop().create_server(
+                self._front, self.config.host, 0, ssl=self._ssl_context(), backlog=1024,
+            )
+            cluster = cluster.with_port(self._own_port.sockets[0].getsockname()[1])
+        self.state.rendezvous_origin = "ws" + cluster.node_url.removeprefix("http")
+        self._node = self.state.cluster = ClusterNode(self.state, cluster)
+        await self._node.start()
+
+    @property
+    def node(self) -> ClusterNode | None:
+        """This relay's cluster node, when it is one."""
+        return self._node
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop gracefully: refuse new calls and listeners (503) while the calls in flight
@@ -166,6 +199,12 @@ class RelayServer:
             self._front.close()
             self._front = None
         await close_keys(self.state.verifier)
+        if self._own_port is not None:
+            self._own_port.close()
+            self._own_port = None
+        if self._node is not None:
+            await self._node.stop()
+            self._node = None
 
     def _schedule_liveness(self) -> None:
         config = self.config
@@ -227,6 +266,8 @@ class RelayServer:
                 return self._feed(request, host)
             if path.startswith("/$") and admin.is_admin_path(path):
                 return await admin.serve(self.state, request)
+            if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
+                return web.json_response(self.health())
             sender = AiohttpSender(request, host, self.state.limits)
             await http_senders.relay_http(self.state, sender, reply)
             assert reply.response is not None
@@ -269,8 +310,20 @@ class RelayServer:
 
     # -- discovery -----------------------------------------------------------------
 
+    def health(self) -> dict[str, Any]:
+        """``GET /$health``: ``status`` "ok", or "degraded" while a node lost its cluster."""
+        node = self.state.cluster
+        if node is None:
+            return {"status": "ok"}
+        view = node.health()
+        return {"status": "ok" if view.get("cluster") == "connected" else "degraded", **view}
+
     def _feed(self, request: web.Request, host: str) -> web.Response:
-        entries = [FeedEntry(c.path, c.kind) for c in access.feed(self.state.registry)]
+        configs = access.feed(self.state.registry)
+        if self.state.cluster is not None:  # the other nodes' public entities too
+            here = {c.path for c in configs}
+            configs += [c for c in self.state.cluster.feed() if c.path not in here]
+        entries = [FeedEntry(c.path, c.kind) for c in configs]
         base = f"{request.scheme}://{host or self.config.host}"  # "": HTTP/1.0 without Host
         body = render_feed(
             entries, namespace=self.config.name, base_url=base, updated=datetime.now(UTC)
@@ -313,7 +366,10 @@ def _checked_host(request: web.BaseRequest) -> str:
     return hosts[0]
 
 
-def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) -> None:
+def run(
+    config: NamespaceConfig, *, ready: Callable[[str], None] | None = None,
+    reuse_port: bool = False,
+) -> None:
     """Serve ``config`` until SIGINT or SIGTERM; ``ready(base_url)`` once listening.
 
     Runs on uvloop when it is installed (the ``fast`` extra): about a third less
@@ -321,7 +377,7 @@ def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) 
     """
 
     async def main() -> None:
-        server = RelayServer(config)
+        server = RelayServer(config, reuse_port=reuse_port)
         await server.start()
         # Every relayed call allocates a few dozen objects that live until the listener
         # answers; with the default threshold (700) the cyclic collector runs hundreds of

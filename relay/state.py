@@ -24,6 +24,7 @@ from hc.sas import SasVerifier
 from relay.accepts import PendingAccept
 from relay.budget import ByteBudget
 from relay.client_errors import ClientErrorLog
+from relay.cluster.seam import ClusterSeam
 from relay.drain import CallGate
 from relay.front_wire import FrontLimits
 from relay.jwks import verifier_for
@@ -62,6 +63,8 @@ class RelayState:
         limits: what a client may send, and how slowly (``relay.front_wire``).
         client_errors: the rate-limited WARNING lines about clients' mistakes.
         observer: metrics, inspector and diagnostic events (``relay.observe``).
+        cluster: the node's cluster (``relay.cluster.seam``), or None.
+        rendezvous_origin: this node's own origin for rendezvous addresses, or None.
         loop: the event loop the relay serves on (set by ``RelayServer.start``).
     """
 
@@ -79,6 +82,11 @@ class RelayState:
     client_errors: ClientErrorLog
     observer: Observer
     loop: asyncio.AbstractEventLoop | None = None
+    #: A cluster node (``relay.cluster``): None on a single node.
+    cluster: ClusterSeam | None = None
+    #: ``ws(s)://host:port`` of THIS node for rendezvous addresses (a cluster's
+    #: ``node_url``); None: the address the sender used.
+    rendezvous_origin: str | None = None
 
     @classmethod
     def of(

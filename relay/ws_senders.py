@@ -74,8 +74,12 @@ async def _connect(
         pending = PendingAccept(_protocols(request.headers.get("Sec-WebSocket-Protocol")))
         ident = relay.rendezvous.issue(pending)
         try:
-            listener = choose_live(state, relay.rng, loop.time(), tried)
-            await listener.send_accept(_accept_command(request, state.path, ident, where).serialize())
+            if relay.cluster is not None and not state.listeners:  # cluster seam: on another node
+                listener = relay.cluster.remote(state)
+            else:
+                listener = choose_live(state, relay.rng, loop.time(), tried)
+            command = _accept_command(request, state.path, ident, where, relay.rendezvous_origin)
+            await listener.send_accept(command.serialize())
             try:
                 listener_ws, subprotocol = await _accepted(pending, listener, deadline, timeout)
             except ListenerGone as gone:
@@ -112,10 +116,14 @@ async def _accepted(
 
 
 def _accept_command(
-    request: web.Request, path: str, ident: str, where: TokenLocation | None
+    request: web.Request, path: str, ident: str, where: TokenLocation | None,
+    origin: str | None = None,
 ) -> AcceptCommand:
+    """The accept for a listener; its address is ``origin`` (a cluster node's own), else
+    the address the sender used."""
     scheme = "wss" if request.secure else "ws"
-    address = f"{scheme}://{request.host}/$hc/{path}?sb-hc-action=accept&sb-hc-id={ident}"
+    origin = origin or f"{scheme}://{request.host}"
+    address = f"{origin}/$hc/{path}?sb-hc-action=accept&sb-hc-id={ident}"
     drop = set(_CREDENTIALS)
     if where is TokenLocation.AUTHORIZATION_HEADER:
         drop.add("authorization")

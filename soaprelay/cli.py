@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import logging
 import os
 import sys
@@ -27,6 +28,7 @@ from hc.connection_string import ConnectionString
 from hc.proxy import Proxy
 from hc.sas import create_token
 from relay import __version__
+from relay.cluster.config import ClusterConfig, parse_nats_urls, parse_node_url
 from relay.config import load_config
 from relay.devspace import dev_connection_string, dev_namespace
 from relay.exceptions import ConfigError
@@ -157,6 +159,19 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="where the development namespace keeps its key (only without --config)",
     )
     sub.add_argument(
+        "--workers", metavar="N", type=_positive_int, default=1,
+        help="N relay processes on one port, joined by an embedded NATS (default: 1)",
+    )
+    sub.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker
+    cluster = sub.add_argument_group(
+        "cluster", "relay nodes sharing one namespace over NATS (docs/cluster.md); the same"
+        " keys as the config's [cluster] table, which these flags override")
+    cluster.add_argument("--cluster", metavar="URLS",
+                         help="NATS servers, nats://HOST:4222[,nats://...] (credentials allowed)")
+    cluster.add_argument("--node-url", metavar="URL",
+                         help="how listeners reach THIS node for rendezvous, http(s)://HOST:PORT")
+    cluster.add_argument("--node-name", metavar="NAME", help="this node's name (default: host-port)")
+    sub.add_argument(
         "--log-level",
         metavar="LEVEL",
         type=str.upper,
@@ -202,6 +217,9 @@ def _add_forward(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _serve_config(args)
+    if (config.cluster is not None or args.workers > 1) and importlib.util.find_spec("nats") is None:
+        raise _UsageError("a cluster (--cluster, --workers) needs nats-py: "
+                          "pip install 'soap-relay[cluster]'")
     log_format = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=args.log_level, format=log_format)
     # The aiohttp shell is imported only when serving.
@@ -215,11 +233,35 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"soaprelay: connection string: {cs}", flush=True)
 
     try:
-        run(config, ready=ready)
+        if args.workers > 1:
+            _serve_workers(args, config, ready)
+        else:
+            run(config, ready=ready, reuse_port=args.reuse_port)
     except OSError as exc:
         reason = exc.strerror or exc
         raise _Failure(f"cannot serve on {config.host}:{config.port}: {reason}") from exc
     return 0
+
+
+def _serve_workers(
+    args: argparse.Namespace, config: NamespaceConfig, ready: Callable[[str], None]
+) -> None:
+    """``--workers N``: N relay processes on one port (``soaprelay.workers``)."""
+    from soaprelay.workers import WorkerFailed, run_workers
+
+    flags = ["--host", config.host, "--log-level", args.log_level]
+    if args.config is not None:
+        flags += ["--config", str(args.config)]
+    else:
+        flags += ["--state-dir", str(args.state_dir or Path(".soaprelay"))]
+    if args.tls_cert is not None:
+        flags += ["--tls-cert", str(args.tls_cert), "--tls-key", str(args.tls_key)]
+    if args.cluster is not None:
+        flags += ["--cluster", args.cluster]
+    try:
+        run_workers(config, args.workers, flags, ready)
+    except WorkerFailed as exc:
+        raise _Failure(str(exc)) from exc
 
 
 def _serve_config(args: argparse.Namespace) -> NamespaceConfig:
@@ -246,7 +288,26 @@ def _serve_config(args: argparse.Namespace) -> NamespaceConfig:
         overrides["port"] = args.port
     if args.tls_cert is not None:
         overrides.update(tls_cert=str(args.tls_cert), tls_key=str(args.tls_key))
+    cluster = _cluster_config(args, config.cluster)
+    if cluster is not None:
+        overrides["cluster"] = cluster
     return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def _cluster_config(args: argparse.Namespace, table: ClusterConfig | None) -> ClusterConfig | None:
+    """The config's ``[cluster]`` table with the cluster flags applied (or None: one node)."""
+    if table is None and args.cluster is None:
+        if args.node_url is not None or args.node_name is not None:
+            raise _UsageError("--node-url and --node-name need --cluster (or a [cluster] table)")
+        return None
+    nats = parse_nats_urls(args.cluster) if args.cluster is not None else table.nats  # type: ignore[union-attr]
+    node_url = args.node_url or (table.node_url if table is not None else None)
+    if node_url is None:
+        raise _UsageError("--cluster needs --node-url: how listeners reach this node")
+    name = args.node_name if args.node_name is not None else (table.node_name if table else "")
+    if table is None:
+        return ClusterConfig(nats, parse_node_url(node_url), name)
+    return dataclasses.replace(table, nats=nats, node_url=parse_node_url(node_url), node_name=name)
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -237,7 +237,8 @@ def test_serve_dev_namespace_prints_address_and_connection_string(
 ) -> None:
     served: list[NamespaceConfig] = []
 
-    def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) -> None:
+    def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None,
+            reuse_port: bool = False) -> None:
         served.append(config)
         assert ready is not None
         ready("http://127.0.0.1:54321")
@@ -259,7 +260,8 @@ def test_serve_flags_override_the_config(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     served: list[NamespaceConfig] = []
-    _fake_module(monkeypatch, "relay.server", run=lambda config, ready=None: served.append(config))
+    _fake_module(monkeypatch, "relay.server",
+                 run=lambda config, ready=None, reuse_port=False: served.append(config))
     config_file = tmp_path / "relay.toml"
     config_file.write_text('[namespace]\nhost = "10.0.0.1"\nport = 1\nname = "contoso"\n')
     for name in ("c.pem", "k.pem"):
@@ -279,7 +281,8 @@ def test_serve_flags_override_the_config(
 def test_serve_failure_is_one_line_exit_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None) -> None:
+    def run(config: NamespaceConfig, *, ready: Callable[[str], None] | None = None,
+            reuse_port: bool = False) -> None:
         raise OSError(98, "Address already in use")
 
     _fake_module(monkeypatch, "relay.server", run=run)
@@ -349,3 +352,82 @@ def test_forward_refuses_a_proxy_it_cannot_use_without_echoing_its_password(
     code, _, err = _run(capsys, "forward", "--connection-string", CS, "--entity", "p",
                         "--to", "http://127.0.0.1:8080", "--proxy", "socks5://u:hunter2@proxy:1080")
     assert code == 2 and "only http:// proxies" in err and "hunter2" not in err
+
+# -- cluster -------------------------------------------------------------------------------
+
+
+def test_serve_cluster_flags_make_a_cluster_config(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    served: list[NamespaceConfig] = []
+    _fake_module(monkeypatch, "relay.server",
+                 run=lambda config, ready=None, reuse_port=False: served.append(config))
+
+    code, _, err = _run(
+        capsys, "serve", "--state-dir", str(tmp_path), "--cluster",
+        "nats://u:pw@10.0.0.5:4222, nats://10.0.0.6", "--node-url", "http://10.0.0.11:9350/",
+        "--node-name", "relay-1",
+    )  # fmt: skip
+
+    assert (code, err) == (0, "")
+    cluster = served[0].cluster
+    assert cluster is not None
+    assert cluster.nats == ("nats://u:pw@10.0.0.5:4222", "nats://10.0.0.6")
+    assert (cluster.node_url, cluster.name) == ("http://10.0.0.11:9350", "relay-1")
+    assert "pw" not in repr(cluster) and "***@10.0.0.5" in repr(cluster)
+
+
+def test_serve_without_cluster_flags_is_a_single_node(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    served: list[NamespaceConfig] = []
+    _fake_module(monkeypatch, "relay.server",
+                 run=lambda config, ready=None, reuse_port=False: served.append(config))
+
+    assert _run(capsys, "serve", "--state-dir", str(tmp_path))[0] == 0
+    assert served[0].cluster is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--cluster", "nats://h:4222"], "--cluster needs --node-url"),
+        (["--node-url", "http://h:1"], "--node-url and --node-name need --cluster"),
+        (["--cluster", "http://h:4222", "--node-url", "http://h:1"], "is not a nats://HOST"),
+        (["--cluster", "nats://u:secret@h:x", "--node-url", "http://h:1"], "malformed NATS URL"),
+        (["--cluster", "nats://h", "--node-url", "ftp://h:1"], "must be http(s)://HOST[:PORT]"),
+        (["--cluster", "nats://h", "--node-url", "http://h:1/x"], "must not have a path"),
+        (["--cluster", "nats://h", "--node-url", "http://h:1", "--node-name", "a b"],
+         "node_name 'a b' must be"),
+        (["--workers", "0"], "'0' is not a positive whole number"),
+    ],
+)
+def test_bad_cluster_flags_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], reason: str
+) -> None:
+    code, out, err = _run(capsys, "serve", "--state-dir", str(tmp_path), *argv)
+
+    assert (code, out) == (2, "")
+    assert err.startswith("soaprelay: error: ") and err.count("\n") == 1
+    assert reason in err
+    assert "secret" not in err
+
+
+def test_serve_help_names_the_cluster_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "serve", "--help")
+
+    assert code == 0
+    for phrase in ("--cluster URLS", "--node-url URL", "--node-name NAME", "--workers N"):
+        assert phrase in out
+    assert "--reuse-port" not in out
+
+
+def test_a_cluster_without_nats_py_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "nats", None)  # as if nats-py were not installed
+    code, _, err = _run(capsys, "serve", "--state-dir", str(tmp_path), "--workers", "2")
+
+    assert code == 2
+    assert err == ("soaprelay: error: a cluster (--cluster, --workers) needs nats-py: "
+                   "pip install 'soap-relay[cluster]'\n")

@@ -175,17 +175,18 @@ class RelayProcess(Child):
     gives the rule to sign tokens with (``SharedAccessKeyName`` and ``SharedAccessKey``,
     as in a connection string); without one it serves the development namespace, its
     key kept in ``state_dir`` (default ``FOLDER/state``).  ``env`` and ``cwd`` are the
-    child's (see :class:`Child`).
+    child's (see :class:`Child`); ``args`` more ``serve`` flags (``--workers 2``).
     """
 
     def __init__(self, name: str, folder: Path, *, host: str = "127.0.0.1", port: int = 0,
                  config: Path | None = None, keys: dict[str, str] | None = None,
                  state_dir: Path | None = None, log_level: str = "INFO",
-                 env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+                 env: dict[str, str] | None = None, cwd: Path = ROOT,
+                 args: Sequence[str] = ()) -> None:
         where = (["--config", str(config)] if config
                  else ["--state-dir", str(state_dir or folder / "state")])
         argv = [*SOAPRELAY, "serve", "--host", host, "--port", str(port), *where,
-                "--log-level", log_level]
+                "--log-level", log_level, *args]
         super().__init__(name, argv, folder, env, cwd)
         self.host, self.dev = host, config is None
         self.base_url, self.port = "", 0

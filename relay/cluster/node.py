@@ -1,0 +1,396 @@
+"""One relay node of a cluster: the NATS subscriptions, heartbeats and asks.
+
+Made by ``relay.server.RelayServer`` when the namespace has a ``[cluster]``
+table, and set as ``RelayState.cluster`` (the seam, ``relay.cluster.seam``).
+
+- A listener online here: this node subscribes to the entity's connect subject
+  (queue group) and event subject, before the listener's ``101`` goes out; the
+  last one gone: it unsubscribes.  A dead node's subscriptions die with its NATS
+  connection, so routing never waits for a registry to expire.
+- A sender here with no listener here: :meth:`ClusterNode.remote` stands in for
+  the listener (``relay.cluster.remote``); NATS's "no responders" is the
+  immediate "no listener" answer.
+- Every :data:`~relay.cluster.peers.HEARTBEAT_EVERY` seconds (and at once when
+  its listeners change) the node tells the others its URL and listener counts:
+  the quota, the discovery feed, dynamic entities and events use them.
+- Malformed or foreign messages are dropped with one WARNING line per 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from typing import Any
+
+from hc.entities import Discovery
+from hc.messages import RequestCommand
+from relay.cluster.config import ClusterConfig
+from relay.cluster.link import (
+    Conversation,
+    Link,
+    LinkDown,
+    LinkState,
+    Msg,
+    NoResponders,
+    Subscription,
+)
+from relay.cluster.messages import (
+    Answer,
+    AnswerStatus,
+    Ask,
+    AskKind,
+    EntityFact,
+    Heartbeat,
+    MessageError,
+    parse_answer,
+    parse_ask,
+    parse_heartbeat,
+)
+from relay.cluster.peers import HEARTBEAT_EVERY, PeerTable
+from relay.cluster.remote import RemoteListener
+from relay.cluster.seam import EventParts
+from relay.cluster.serve import serve_ask
+from relay.cluster.subjects import QUEUE_GROUP, Subjects
+from relay.exceptions import (
+    InvalidListenerResponse,
+    ListenerGone,
+    ListenerQuotaExceeded,
+    ListenerTimeout,
+    NoListener,
+)
+from relay.listeners import ListenerConnection
+from relay.namespace import EntityConfig
+from relay.routing import EntityState
+from relay.state import RelayState
+
+__all__ = ["ASK_TIMEOUT", "ClusterNode"]
+
+log = logging.getLogger("relay.cluster")
+#: Seconds a node may take to hand an address-only request or an accept to its listener.
+ASK_TIMEOUT = 5.0
+_NO_SERVICE = "No service is hosted at the specified address."
+_event_ids = itertools.count(1)
+#: Seconds between looks at whether the node with a whole request is still alive.
+WATCH_EVERY = 0.5
+#: Seconds a listener's handshake waits for the other nodes' counts (the quota).
+CENSUS_WAIT = 0.5
+#: Most asks of other nodes served at once (each may hold a listener's answer for the
+#: entity's timeout); past it an ask is dropped and logged, and its node times out.
+MAX_SERVING = 10_000
+#: Seconds between WARNING lines about dropped cluster messages.
+_DROP_LOG_EVERY = 10.0
+
+
+class ClusterNode:
+    """This node's part in the cluster of ``relay``'s namespace."""
+
+    def __init__(self, relay: RelayState, config: ClusterConfig) -> None:
+        self.relay, self.config, self.route = relay, config, config.small_requests
+        self.name = config.name
+        #: This process's name in request ids: the node's name and a random suffix, so a
+        #: restarted node (or two misconfigured with one name) never reuses another's ids.
+        self.ident = f"{self.name}-{secrets.token_hex(4)}"
+        self.subjects = Subjects(relay.config.name)
+        self.peers = PeerTable(self.name)
+        self.link = Link(config, self._link_changed)
+        self._subs: dict[str, list[Subscription]] = {}
+        self._nodes_sub: Subscription | None = None
+        self._remotes: dict[str, RemoteListener] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._lock = asyncio.Lock()
+        self._beat: asyncio.TimerHandle | None = None
+        self._dropped, self._dropped_logged = 0, 0.0
+        #: Other nodes' asks being served now, and the most at once (more are dropped).
+        self.serving, self.max_serving = 0, MAX_SERVING
+
+    # -- life ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.relay.registry.fallback = self._resolve
+        await self.link.start()
+        self._schedule_beat(0)
+
+    async def stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        try:
+            await self.link.publish(self.subjects.nodes, self._heartbeat(leaving=True).serialize())
+        except LinkDown:
+            pass
+        for task in list(self._tasks):
+            task.cancel()
+        await self.link.close()
+
+    def _link_changed(self, state: LinkState) -> None:
+        if state is LinkState.CONNECTED:
+            self._spawn(self._resync())
+
+    async def _resync(self) -> None:
+        """(Re)joined: subscribe what was never subscribed, tell the others at once."""
+        if self._nodes_sub is None:
+            self._nodes_sub = await self.link.subscribe(self.subjects.nodes, self._on_heartbeat)
+        for state in self.relay.registry:
+            await self._reconcile(state.path)
+        self._schedule_beat(0)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, LinkDown):
+                log.error("cluster: task failed", exc_info=exc)
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    async def _reconcile(self, path: str) -> None:
+        """Subscribed to ``path``'s subjects exactly while a listener is on it here."""
+        async with self._lock:
+            state = self.relay.registry.get(path)
+            wanted = state is not None and bool(state.listeners)
+            subs = self._subs.get(path)
+            if wanted and subs is None:
+                made = [
+                    await self.link.subscribe(self.subjects.connect(path), self._on_ask, QUEUE_GROUP),
+                    await self.link.subscribe(self.subjects.event(path), self._on_ask),
+                ]
+                if all(s is not None for s in made):
+                    self._subs[path] = [s for s in made if s is not None]
+            elif not wanted and subs is not None:
+                del self._subs[path]
+                for sub in subs:
+                    await sub.unsubscribe()
+
+    async def listener_added(self, state: EntityState[ListenerConnection]) -> None:
+        if state.path not in self._subs:
+            try:
+                await asyncio.wait_for(self._reconcile(state.path), 2.0)
+            except (TimeoutError, LinkDown) as exc:
+                log.info("cluster: %s not routed here yet: %s", state.path, exc or "timeout")
+        self._schedule_beat(0)
+
+    def listener_removed(self, state: EntityState[ListenerConnection]) -> None:
+        if not state.listeners:
+            self._spawn(self._reconcile(state.path))
+        self._schedule_beat(0)
+
+    # -- asks from other nodes -------------------------------------------------------
+
+    async def _on_ask(self, msg: Msg) -> None:
+        try:
+            ask = parse_ask(msg.data, self.relay.config.name)
+            if msg.subject not in (self.subjects.connect(ask.path), self.subjects.event(ask.path)):
+                raise MessageError("its entity is not its subject's")
+        except MessageError as exc:
+            self._drop(msg.subject, exc)
+            return
+        if self.serving >= self.max_serving:
+            self._drop(msg.subject, f"{self.serving} asks in hand already", "an ask")
+            return
+        self.serving += 1
+        self._spawn(self._serve(msg, ask))
+
+    async def _serve(self, msg: Msg, ask: Ask) -> None:
+        async def posted() -> None:  # a whole request is on the listener's channel
+            await self.link.answer(msg, Answer(AnswerStatus.POSTED, self.name).serialize())
+
+        try:
+            answer = await serve_ask(self.relay, ask, self.name, posted)
+        finally:
+            self.serving -= 1
+        if answer is not None:
+            await self.link.answer(msg, answer.serialize())
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        try:
+            beat = parse_heartbeat(msg.data, self.relay.config.name)
+        except MessageError as exc:
+            self._drop(msg.subject, exc)
+            return
+        if beat.node == self.name and beat.url != self.config.node_url:
+            self._drop(msg.subject, f"{beat.url} says it is {beat.node} too",
+                       "a heartbeat under this node's own name (node names must be unique)")
+        self.peers.heard(beat)
+
+    def _drop(self, subject: str, why: object, what: str = "a malformed or foreign message") -> None:
+        """Drop a message: one WARNING per :data:`_DROP_LOG_EVERY` seconds, with the count."""
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_logged >= _DROP_LOG_EVERY:
+            log.warning("cluster: dropped %s on %s: %s (%d dropped so far)",
+                        what, subject[:128], why, self._dropped)
+            self._dropped_logged = now
+
+    # -- heartbeats ------------------------------------------------------------------
+
+    def _schedule_beat(self, delay: float = HEARTBEAT_EVERY) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        loop = asyncio.get_running_loop()
+        self._beat = loop.call_later(delay, lambda: self._spawn(self._send_beat()))
+
+    async def _send_beat(self) -> None:
+        self._schedule_beat()
+        try:
+            await self.link.publish(self.subjects.nodes, self._heartbeat().serialize())
+        except LinkDown:
+            pass
+
+    def _heartbeat(self, *, leaving: bool = False) -> Heartbeat:
+        facts = () if leaving else tuple(
+            EntityFact.of(s.config, len(s.listeners)) for s in self.relay.registry if s.listeners)
+        return Heartbeat(self.relay.config.name, self.name, self.config.node_url, facts, leaving)
+
+    # -- the seam (relay.cluster.seam.ClusterSeam) -----------------------------------
+
+    def remote(self, state: EntityState[ListenerConnection]) -> ListenerConnection:
+        if self.link.state is not LinkState.CONNECTED:
+            raise NoListener(f"{_NO_SERVICE} (no listener on this node; the cluster is unreachable)")
+        remote = self._remotes.get(state.path)
+        if remote is None or remote.timeout != state.config.timeout:
+            remote = RemoteListener(state.path, self.ident, self.relay.config.name, self.ask,
+                                    self.route, state.config.timeout)
+            self._remotes[state.path] = remote
+        return remote
+
+    async def ask(self, ask: Ask) -> Answer:
+        """Ask the node NATS picks; a node whose listener just left is asked again.
+
+        A request travelling whole is answered in two steps: "posted" (naming the
+        node), then the listener's reply; while waiting for the reply the node is
+        watched, and one that is forgotten (dead) fails the call at once.
+        """
+        answer = Answer(AnswerStatus.NO_LISTENER, "")
+        for _ in range(3):
+            try:
+                conversation = await self.link.converse(self.subjects.connect(ask.path), ask.serialize())
+            except LinkDown as exc:
+                raise NoListener(f"{_NO_SERVICE} (the cluster is unreachable)") from exc
+            try:
+                answer = await self._answer(conversation, ask, ASK_TIMEOUT)
+                if answer.status is AnswerStatus.POSTED and ask.body is not None:
+                    return await self._reply_while_alive(conversation, ask, answer.node)
+            finally:
+                conversation.close()
+            if answer.status is not AnswerStatus.NO_LISTENER:
+                return answer
+        return answer
+
+    async def _answer(self, conversation: Conversation, ask: Ask, wait: float) -> Answer:
+        try:
+            data = await conversation.next(wait)
+        except NoResponders as exc:
+            raise NoListener(_NO_SERVICE) from exc
+        except TimeoutError as exc:
+            raise ListenerTimeout(f"the listener's node did not answer within {wait:g} s") from exc
+        try:
+            return parse_answer(data)
+        except MessageError as exc:
+            self._drop(self.subjects.connect(ask.path), exc)
+            raise InvalidListenerResponse("the listener's node answered nonsense") from exc
+
+    async def _reply_while_alive(self, conversation: Conversation, ask: Ask, node: str) -> Answer:
+        """The listener's reply, within the ask's timeout, unless ``node`` dies first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ask.timeout + 1
+        known = self._alive(node)
+        while True:
+            left = deadline - loop.time()
+            try:
+                return await self._answer(conversation, ask, max(0.0, min(left, WATCH_EVERY)))
+            except ListenerTimeout:
+                if left <= WATCH_EVERY:
+                    raise ListenerTimeout(
+                        f"the listener did not answer within {ask.timeout:g} s") from None
+                if known and not self._alive(node):
+                    raise ListenerGone(f"the listener's node {node} went away") from None
+
+    def _alive(self, node: str) -> bool:
+        return any(peer.name == node for peer in self.peers)
+
+    async def scatter_event(
+        self, state: EntityState[ListenerConnection], parts: EventParts, body: bytes
+    ) -> int:
+        request = parts.request
+        command = RequestCommand(
+            address=self._dummy_address(state.path), id=f"e{next(_event_ids)}",
+            request_target=parts.target, method=request.method, request_headers=parts.headers,
+            body=bool(body), remote_endpoint=request.remote,
+        )
+        timeout = state.config.timeout
+        ask = Ask(AskKind.EVENT, self.relay.config.name, state.path, self.ident, timeout, command, body)
+        return sum((await self._gather(ask, timeout + 1)).values())
+
+    async def check_quota(self, path: str, local: int, limit: int) -> None:
+        """A census of the nodes holding ``path`` (a dead one's subscription is gone with
+        it, so its listeners no longer count, unlike its last heartbeat's)."""
+        command = RequestCommand(address=self._dummy_address(path), id="census")
+        ask = Ask(AskKind.CENSUS, self.relay.config.name, path, self.ident, CENSUS_WAIT, command)
+        elsewhere = sum((await self._gather(ask, CENSUS_WAIT)).values())
+        if local + elsewhere >= limit:
+            raise ListenerQuotaExceeded(
+                f"listener quota exceeded: entity {path!r} allows at most {limit} listeners"
+            )
+
+    def _dummy_address(self, path: str) -> str:
+        """The address an event or census ask carries (each node makes its own)."""
+        origin = self.relay.rendezvous_origin or "ws://127.0.0.1"
+        return f"{origin}/$hc/{path}?sb-hc-action=request&sb-hc-id=scatter"
+
+    async def _gather(self, ask: Ask, timeout: float) -> dict[str, int]:
+        """Scatter ``ask`` to every node with a listener on its path; each one's count.
+
+        Waits for the nodes the heartbeats name (until one is forgotten, or ``timeout``);
+        none named, or NATS down: nobody is asked.
+        """
+        holders = set(self.peers.holders(ask.path))
+        if not holders or self.link.state is not LinkState.CONNECTED:
+            return {}
+        subject = self.subjects.event(ask.path)
+        counts: dict[str, int] = {}
+        seen = 0
+
+        def done(answers: list[bytes]) -> bool:
+            nonlocal seen
+            for data in answers[seen:]:
+                seen += 1
+                try:
+                    answer = parse_answer(data)
+                except MessageError as exc:
+                    self._drop(subject, exc)
+                    continue
+                counts[answer.node] = answer.count
+            return holders.intersection(self.peers.holders(ask.path)) <= counts.keys()
+
+        try:
+            await self.link.gather(subject, ask.serialize(), timeout, done)
+        except LinkDown:
+            pass
+        return counts
+
+    def _resolve(self, path: str) -> tuple[EntityState[ListenerConnection], str] | None:
+        """A dynamic entity made on another node (``relay.routing.EntityRegistry.fallback``)."""
+        found = self.peers.dynamic_entity(path)
+        return None if found is None else (EntityState(found[0]), found[1])
+
+    def feed(self) -> list[EntityConfig]:
+        facts = self.peers.facts().values()
+        return [f.config() for f in facts if f.listeners and f.discovery is Discovery.PUBLIC]
+
+    def health(self) -> dict[str, Any]:
+        counts = {path: fact.listeners for path, fact in self.peers.facts().items()}
+        here = {s.path: len(s.listeners) for s in self.relay.registry if s.listeners}
+        for path, count in here.items():
+            counts[path] = counts.get(path, 0) + count
+        return {
+            "node": self.name, "url": self.config.node_url, "cluster": self.link.state.value,
+            "peers": sorted(p.name for p in self.peers), "listeners": counts, "here": here,
+        }
+

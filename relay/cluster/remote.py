@@ -1,0 +1,117 @@
+"""A listener on another node, as the sender's node sees it.
+
+It stands where a local :class:`relay.listeners.ListenerConnection` would, so the
+relay's exchange code runs unchanged: the sender's node keeps the request (its
+rendezvous id, its body, the reply future) and this object only *asks* the
+cluster (``ClusterNode.ask``) to hand the command to a listener.  Address-only:
+the listener opens the rendezvous on THIS node (the command's address is this
+node's ``node_url``), and the request body and the reply meet here.  Whole
+(``Route.NATS``): a small request travels inside the NATS request and the
+listener's inline answer comes back in the NATS reply.
+
+Request ids are prefixed with this node's name, so they never collide with the
+ids the other node gives its own senders' requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+
+from hc.messages import AcceptCommand, RequestCommand
+from relay.cluster.config import Route
+from relay.cluster.messages import Answer, AnswerStatus, Ask, AskKind
+from relay.exceptions import ListenerGone, NoListener, RelayError
+from relay.listeners import ListenerConnection, PendingRequest, RelayedReply, parse_relay_command
+
+__all__ = ["RemoteListener", "Route"]
+
+log = logging.getLogger("relay.cluster")
+
+
+def _refused(token: str) -> float:
+    raise RelayError("a remote listener renews no token here")
+
+
+class RemoteListener(ListenerConnection):
+    """The listeners of ``path`` on the other nodes, reached through ``ask``."""
+
+    def __init__(
+        self, path: str, node_name: str, namespace: str,
+        ask: Callable[[Ask], Awaitable[Answer]], route: Route, timeout: float,
+    ) -> None:
+        super().__init__(path, token_expiry=math.inf, check_renewal=_refused, clock=time.time)
+        self.id = f"cluster:{path}"
+        self._node, self._namespace, self._ask, self._route = node_name, namespace, ask, route
+        self._asking: dict[str, asyncio.Task[None]] = {}
+        #: Seconds the listener's node may take (the entity's timeout).
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"<RemoteListener {self.entity_path}>"
+
+    def new_request(self, command: RequestCommand, body: bytes | AsyncIterator[bytes] | None) -> PendingRequest:
+        return super().new_request(replace(command, id=f"{self._node}.{command.id}"), body)
+
+    def forget(self, pending: PendingRequest) -> None:
+        super().forget(pending)
+        task = self._asking.pop(pending.id, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    def post_inline(self, pending: PendingRequest, body: bytes | None) -> None:
+        if self._route is Route.NATS:
+            pending.delivered = True  # it cannot go to another listener once sent whole
+            self._post(pending, pending.command, body or b"")
+        else:  # the rendezvous on this node sends the command and body (not delivered yet)
+            self.post_address_only(pending)
+
+    def post_address_only(self, pending: PendingRequest) -> None:
+        command = pending.command
+        self._post(pending, RequestCommand(address=command.address, id=command.id), None)
+
+    def _post(self, pending: PendingRequest, command: RequestCommand, body: bytes | None) -> None:
+        ask = Ask(AskKind.REQUEST, self._namespace, self.entity_path, self._node, self.timeout,
+                  command, body)
+        task = asyncio.ensure_future(self._asked(pending, ask))
+        self._asking[pending.id] = task
+        task.add_done_callback(lambda _: self._asking.pop(pending.id, None))
+
+    async def _asked(self, pending: PendingRequest, ask: Ask) -> None:
+        try:
+            answer = await self._ask(ask)
+        except RelayError as exc:
+            pending.fail(exc)
+            return
+        if answer.status is AnswerStatus.REPLIED and answer.response is not None:
+            if answer.response.status_code < 200:
+                pending.fail(RelayError("the listener answered with a 1xx status"))
+            else:
+                pending.resolve(RelayedReply.whole(answer.response, answer.body or b""))
+        elif answer.status is AnswerStatus.GONE:
+            pending.fail(ListenerGone("the listener disconnected before it answered"))
+        elif answer.status is not AnswerStatus.POSTED:
+            pending.fail(NoListener("No service is hosted at the specified address."))
+
+    async def drain(self) -> None:
+        """Nothing to drain here: the ask is under way (its failure fails the request)."""
+
+    async def send_accept(self, command: AcceptCommand | str) -> None:
+        accept = command if isinstance(command, AcceptCommand) else parse_relay_command(command)
+        if not isinstance(accept, AcceptCommand):
+            raise TypeError("send_accept takes an accept command")
+        ask = Ask(AskKind.ACCEPT, self._namespace, self.entity_path, self._node, 30.0, accept)
+        answer = await self._ask(ask)
+        if answer.status is not AnswerStatus.POSTED:
+            raise NoListener("No service is hosted at the specified address.")
+
+    def suspect(self, now: float) -> bool:
+        return False
+
+    def probe(self, now: float) -> None:
+        """Liveness is the other node's business."""
+

@@ -1,0 +1,87 @@
+"""What another node (or anything on NATS) can make a node hold is bounded: asks served at
+once, and bodies over the entity's limit.  A relay in the test's loop, on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+
+from hc.asyncio import RelayedHttpListenerContext
+from hc.messages import RequestCommand
+from relay.cluster.config import ClusterConfig
+from relay.cluster.messages import AnswerStatus, Ask, AskKind, parse_answer
+from relay.cluster.subjects import Subjects
+from relay.namespace import EntityConfig
+from tests.cluster.conftest import open_listener
+from tests.support.cluster import NatsCluster
+from tests.support.procs import Children
+from tests.support.relay import RelayHandle, Relays, make_namespace
+
+
+@pytest.fixture
+async def node(relays: Relays, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RelayHandle, str]]:
+    with Children(tmp_path_factory.mktemp("bounds")) as children:
+        url = NatsCluster(children, 1).urls[0]
+        cluster = ClusterConfig((url,), "http://127.0.0.1:0", "bounded")
+        config = make_namespace(EntityConfig("slow", timeout=30),
+                                EntityConfig("small", max_message_size=1000), cluster=cluster)
+        yield await relays.in_loop(config=config), url
+        await relays.aclose()
+
+
+def _ask(path: str, body: bytes, kind: AskKind = AskKind.REQUEST) -> bytes:
+    address = f"ws://127.0.0.1:1/$hc/{path}?sb-hc-action=request&sb-hc-id=x"
+    command = RequestCommand(address, f"other.{len(body)}", "/slow", "POST", (), bool(body))
+    return Ask(kind, "test", path, "other", 30.0, command, body).serialize()
+
+
+async def test_asks_in_hand_are_bounded(node: tuple[RelayHandle, str], caplog: pytest.LogCaptureFixture) -> None:
+    relay, url = node
+    cluster = relay.server.node
+    assert cluster is not None
+    cluster.max_serving = 2
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def never(context: RelayedHttpListenerContext) -> None:
+        await context.request.read()
+        started.set()
+        await release.wait()
+
+    listener = await open_listener(relay.base_url, "slow", never)
+    client = await nats.connect(url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="relay.cluster"):
+            for _ in range(5):
+                await client.publish(Subjects("test").connect("slow"), _ask("slow", b"x"), reply="_INBOX.none")
+            await client.flush()
+            await asyncio.wait_for(started.wait(), 5)
+            for _ in range(100):
+                if "dropped an ask" in caplog.text:
+                    break
+                await asyncio.sleep(0.02)
+        assert cluster.serving == 2
+        assert "dropped an ask" in caplog.text and "2 asks in hand already" in caplog.text
+    finally:
+        release.set()
+        await client.close()
+        await listener.close()
+
+
+async def test_a_body_over_the_entitys_limit_is_refused(node: tuple[RelayHandle, str]) -> None:
+    relay, url = node
+    listener = await open_listener(relay.base_url, "small")
+    client = await nats.connect(url)
+    subject = Subjects("test").connect("small")
+    try:
+        reply = await client.request(subject, _ask("small", b"y" * 1001), timeout=5)
+        assert parse_answer(reply.data).status is AnswerStatus.NO_LISTENER
+        reply = await client.request(subject, _ask("small", b"y" * 1000), timeout=5)
+        answer = parse_answer(reply.data)
+        assert answer.status is AnswerStatus.POSTED  # within the limit: served (reply follows)
+    finally:
+        await client.close()
+        await listener.close()
