@@ -40,6 +40,7 @@ from hc.connection_string import ConnectionString
 from hc.entities import Discovery
 
 if TYPE_CHECKING:
+    from bindings.nettcp.host import SessionHost
     from bindings.wssecurity import MessageSecurity
 
 __all__ = ["RelayServiceHost", "make_handler"]
@@ -82,6 +83,20 @@ def _where_and_who(
     if token_provider is None and connection_string is not None:
         token_provider = _token_provider(connection_string)
     return address, token_provider
+
+
+def session_host(
+    app: object, binding: RelayBinding, address: RelayAddress,
+    message_security: MessageSecurity | None,
+) -> SessionHost | None:
+    """The NetTcp sessions' host for a binding with session channels, else None."""
+    if not getattr(binding, "session_channel", False):
+        return None
+    from bindings.nettcp.binding import NetTcpRelayBinding
+    from bindings.nettcp.host import SessionHost
+
+    assert isinstance(binding, NetTcpRelayBinding)
+    return SessionHost(app, binding, address, message_security)  # type: ignore[arg-type]
 
 
 def _aggregate(statuses: list[HostStatus]) -> HostStatus:
@@ -143,6 +158,7 @@ class RelayServiceHost:
         self.address, self.binding = address, binding or BasicHttpRelayBinding()
         self.token_provider, self.discovery = token_provider, Discovery(discovery)
         self.handler = make_handler(app, self.binding, message_security, listeners=listeners)
+        self.sessions = session_host(app, self.binding, address, message_security)
         self.listener_count, self.open_timeout = listeners, open_timeout
         self.close_timeout = close_timeout
         self._callbacks: list[StatusCallback] = [on_status] if on_status else []
@@ -206,6 +222,7 @@ class RelayServiceHost:
                 self.address, self.handler, binding=self.binding,
                 token_provider=self.token_provider, discovery=self.discovery,
                 on_status=self._on_listener_status,
+                on_accept=self.sessions.serve if self.sessions is not None else None,
             )
             for _ in range(self.listener_count)
         ]
@@ -281,6 +298,8 @@ class RelayServiceHost:
         await asyncio.shield(self._closing)
 
     async def _close_all(self) -> None:
+        if self.sessions is not None:
+            await self.sessions.aclose(self.close_timeout)
         await asyncio.gather(*(lst.close(self.close_timeout) for lst in self._listeners))
         await self._close_handler()
 

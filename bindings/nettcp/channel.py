@@ -1,0 +1,305 @@
+"""A session channel's message pump, the same on both ends (asyncio shell over the pure parts).
+
+One :class:`SessionChannel` drives one session over a WebSocket link (a
+:class:`~hc.asyncio.HybridConnectionStream`, relayed, or a direct one in Hybrid mode):
+
+- :meth:`SessionChannel.call` sends a request and waits for the reply whose
+  ``RelatesTo`` names its ``MessageID`` (many at once, :class:`~bindings.nettcp.calls.PendingCalls`);
+  :meth:`SessionChannel.send` sends a one-way request or a reply;
+- each request received is handed to ``handler`` in a task of its own, at most
+  ``max_calls_per_session`` at once; one over that gets a ``ServerTooBusy`` fault, and a
+  peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
+- a request without ``MessageID`` closes the session with 1008; a message that is not
+  a SOAP 1.2 envelope gets a fault (the session stays up); a reply for no call in
+  flight is dropped with a warning, never given to another caller;
+- a KeepAlive goes out every ``keepalive_interval`` (answered by the peer's channel
+  at once); no answer within ``keepalive_timeout`` ends the session;
+- when the link ends, every call in flight fails at once with :class:`SessionClosed`.
+
+Warnings about the peer's messages are logged once per kind and session (the rest are
+counted and reported when the session ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from bindings.nettcp.binding import NetTcpRelayBinding
+from bindings.nettcp.calls import FloodGuard, PendingCalls, TooManyCalls
+from bindings.nettcp.errors import CallTimeout, SessionClosed
+from bindings.nettcp.framing import (
+    KEEPALIVE_ACTION,
+    ChannelMessage,
+    CloseCode,
+    MalformedMessage,
+    MessageKind,
+    fault_message,
+    parse_message,
+    reply_message,
+    request_message,
+)
+from soap.addressing import new_message_id
+from soap.fault import FaultCode
+
+__all__ = ["ChannelState", "Link", "RequestHandler", "SessionChannel"]
+
+log = logging.getLogger("bindings.nettcp")
+
+#: Awaited with each request received; returns the reply's bytes, or None (one-way).
+RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
+
+
+class Link(Protocol):
+    """What the channel needs of a WebSocket (a HybridConnectionStream is one)."""
+
+    async def receive(self) -> str | bytes | None: ...
+
+    async def write(self, data: bytes | str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    @property
+    def close_reason(self) -> str: ...
+
+
+class ChannelState(enum.Enum):
+    """OPEN -> CLOSING (close(): no new calls, in-flight ones finish) -> CLOSED."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class SessionChannel:
+    """One session's calls, replies and callbacks over ``link`` (see the module docstring).
+
+    Args:
+        link: the WebSocket.
+        handler: awaited with each request the peer sends.
+        binding: bounds, quotas, keep-alive and the call timeout.
+        name: for log lines (the session id).
+    """
+
+    def __init__(
+        self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = ""
+    ) -> None:
+        self.link, self.handler, self.binding = link, handler, binding
+        self.name = name or uuid.uuid4().hex[:8]
+        self.state = ChannelState.OPEN
+        self.pending: PendingCalls[asyncio.Future[ChannelMessage]] = PendingCalls(
+            binding.max_calls_per_session)
+        self.flood = FloodGuard(binding.max_calls_per_session)
+        self.ended: asyncio.Future[SessionClosed] = asyncio.get_running_loop().create_future()
+        self._running: set[asyncio.Task[None]] = set()
+        self._warned: collections.Counter[str] = collections.Counter()
+        self._runner: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<SessionChannel {self.name} {self.state.name} pending={len(self.pending)}>"
+
+    # -- life ------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Read and keep alive in a task (idempotent); it ends with the session."""
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+        return self._runner
+
+    async def _run(self) -> None:
+        keepalive = None
+        if self.binding.keepalive_interval > 0:
+            keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
+        try:
+            while (message := await self.link.receive()) is not None:
+                await self._on_message(message)
+            code = self.link.close_code or CloseCode.NORMAL
+            self._end(SessionClosed(int(code), self.link.close_reason))
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+            self._end(SessionClosed(1006, "the connection dropped"))
+
+    def _end(self, why: SessionClosed) -> None:
+        """CLOSED: every call in flight fails at once with ``why``."""
+        if self.state is ChannelState.CLOSED:
+            return
+        self.state = ChannelState.CLOSED
+        if not self.ended.done():
+            self.ended.set_result(why)
+        for waiter in self.pending.drain():
+            if not waiter.done():
+                waiter.set_exception(why)
+        if self._warned:
+            log.info("session %s ended (%s); peer problems: %s", self.name, why,
+                     dict(self._warned))
+
+    async def abort(self, code: int, reason: str) -> None:
+        """End now: calls in flight fail, the link closes with ``code``."""
+        self._end(SessionClosed(code, reason))
+        try:
+            await self.link.close(code, reason)
+        except (ConnectionError, OSError):
+            pass
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "", timeout: float = 30.0) -> None:
+        """Graceful: no new calls; those in flight (both ways) finish, at most ``timeout`` s."""
+        if self.state is ChannelState.OPEN:
+            self.state = ChannelState.CLOSING
+            work: list[asyncio.Future[Any]] = [*self._running, *self.pending.waiters()]
+            if work:
+                await asyncio.wait(work, timeout=timeout)
+        await self.abort(code, reason)
+        if self._runner is not None:
+            await asyncio.gather(self._runner, return_exceptions=True)
+
+    # -- calls out -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.state is ChannelState.CLOSED:
+            assert self.ended.done()
+            raise self.ended.result()
+        if self.state is ChannelState.CLOSING:
+            raise SessionClosed(CloseCode.NORMAL, "the session is closing")
+
+    async def call(self, data: bytes, message_id: str, timeout: float | None = None,
+                   *, bounded: bool = True) -> ChannelMessage:
+        """Send the request ``data`` (whose MessageID is ``message_id``); its reply.
+
+        Raises:
+            SessionClosed: the session ended (or is closing) before the reply came.
+            CallTimeout: no reply within ``timeout`` (default: the binding's call timeout).
+            TooManyCalls: ``max_calls_per_session`` calls of ours are in flight.
+        """
+        self._check_open()
+        waiter: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
+        self.pending.add(message_id, waiter, bounded=bounded)
+        try:
+            await self._write(data)
+            limit = self.binding.call_timeout if timeout is None else timeout
+            return await asyncio.wait_for(asyncio.shield(waiter), limit)
+        except TimeoutError:
+            raise CallTimeout(f"no reply to {message_id} within {limit:g} s") from None
+        finally:
+            self.pending.forget(message_id)
+
+    async def send(self, data: bytes) -> None:
+        """Send a one-way request or a reply.
+
+        Raises:
+            SessionClosed: the session ended.
+        """
+        self._check_open()
+        await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self.link.write(data)
+        except (ConnectionError, OSError) as exc:
+            self._end(SessionClosed(self.link.close_code or 1006, str(exc) or "the connection dropped"))
+            raise self.ended.result() from exc
+
+    # -- messages in -----------------------------------------------------------------
+
+    async def _on_message(self, data: str | bytes) -> None:
+        try:
+            message = parse_message(data, self.binding.reader_quotas,
+                                    self.binding.max_received_message_size)
+        except MalformedMessage as exc:
+            self._warn("malformed", "session %s: a malformed message: %s", self.name, exc)
+            await self._reply_quietly(fault_message(f"Malformed message: {exc}", None))
+            return
+        if message.kind is MessageKind.REPLY:
+            self._settle(message)
+        elif message.headers.message_id is None:
+            self._warn("no-message-id", "session %s: a request without wsa:MessageID", self.name)
+            await self.abort(CloseCode.POLICY, "a request without wsa:MessageID")
+        elif message.headers.action == KEEPALIVE_ACTION:
+            await self._reply_quietly(
+                reply_message(KEEPALIVE_ACTION + "Response", message.headers.message_id))
+        else:
+            await self._take(message)
+
+    def _settle(self, message: ChannelMessage) -> None:
+        relates_to = message.headers.relates_to
+        assert relates_to is not None
+        waiter = self.pending.settle(relates_to)
+        if waiter is None:
+            self._warn("unknown-reply", "session %s: a reply for no call in flight (%s) dropped",
+                       self.name, relates_to)
+        elif not waiter.done():
+            waiter.set_result(message)
+
+    async def _take(self, message: ChannelMessage) -> None:
+        relates_to = message.headers.message_id
+        if self.state is not ChannelState.OPEN:
+            await self._reply_quietly(fault_message(
+                "The session is closing; open a new one", relates_to,
+                code=FaultCode.SERVER, subcode="SessionClosing"))
+            return
+        if len(self._running) >= self.binding.max_calls_per_session:
+            if self.flood.refuse():
+                self._warn("flood", "session %s: flooded with calls; closing", self.name)
+                await self.abort(CloseCode.POLICY, "too many calls refused in a row (flood)")
+                return
+            self._warn("busy", "session %s: a call over the limit of %d refused", self.name,
+                       self.binding.max_calls_per_session)
+            reason = str(TooManyCalls(self.binding.max_calls_per_session))
+            await self._reply_quietly(fault_message(
+                reason, relates_to, code=FaultCode.SERVER, subcode="ServerTooBusy"))
+            return
+        self.flood.accepted()
+        task = asyncio.get_running_loop().create_task(self._serve(message))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _serve(self, message: ChannelMessage) -> None:
+        try:
+            reply = await self.handler(message)
+        except Exception:
+            tracking = uuid.uuid4().hex
+            log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
+            reply = fault_message(f"Internal server error TrackingId:{tracking}",
+                                  message.headers.message_id, code=FaultCode.SERVER)
+        if reply is not None:
+            await self._reply_quietly(reply)
+
+    async def _reply_quietly(self, data: bytes) -> None:
+        """Send, unless the session ended meanwhile (the reply has nobody to go to)."""
+        if self.state is ChannelState.CLOSED:
+            return
+        try:
+            await self._write(data)
+        except SessionClosed:
+            pass
+
+    # -- keep-alive ------------------------------------------------------------------
+
+    async def _keep_alive(self) -> None:
+        interval, timeout = self.binding.keepalive_interval, self.binding.keepalive_timeout
+        while self.state is not ChannelState.CLOSED:
+            await asyncio.sleep(interval)
+            message_id = new_message_id()
+            try:
+                await self.call(request_message(KEEPALIVE_ACTION, message_id), message_id,
+                                timeout, bounded=False)
+            except CallTimeout:
+                log.warning("session %s: no keep-alive answer within %g s; ending it",
+                            self.name, timeout)
+                await self.abort(CloseCode.GOING_AWAY, f"no keep-alive answer within {timeout:g} s")
+                return
+            except SessionClosed:
+                return
+
+    def _warn(self, kind: str, message: str, *args: object) -> None:
+        self._warned[kind] += 1
+        if self._warned[kind] == 1:
+            log.warning(message, *args)

@@ -1,0 +1,150 @@
+"""The client's end of a NetTcp session: one relayed WebSocket, opened when first needed.
+
+:class:`SessionClient` opens the session with
+:meth:`hc.asyncio.HybridConnectionClient.create_connection` (the Send token in the
+handshake), drives a :class:`~bindings.nettcp.channel.SessionChannel` on it and:
+
+- sends calls (many at once, each matched to its reply by ``RelatesTo``);
+- answers the service's callbacks with the client's implementation of the callback
+  contract (:class:`~bindings.nettcp.callbacks.CallbackApplication`, through the same
+  Spyne pipeline a service runs);
+- learns its session id from the host's greeting (:attr:`SessionClient.session_id`);
+- once the session ended (every call in flight failed with
+  :class:`~bindings.nettcp.errors.SessionClosed`), the next call opens a new session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import ssl
+
+from bindings.address import RelayAddress
+from bindings.binding import EndToEndSecurityMode
+from bindings.nettcp.binding import NetTcpRelayBinding
+from bindings.nettcp.callbacks import CallbackApplication
+from bindings.nettcp.channel import ChannelState, SessionChannel
+from bindings.nettcp.errors import SessionOpenFailed
+from bindings.nettcp.framing import CONTROL_NS, SESSION_ACTION, ChannelMessage
+from bindings.nettcp.pipeline import SessionPipeline
+from bindings.nettcp.session import ServiceSession
+from bindings.tokens import TokenProvider
+from hc import asyncio as sdk
+
+__all__ = ["SessionClient"]
+
+log = logging.getLogger("bindings.nettcp")
+
+
+class _Tokens(sdk.TokenProvider):
+    """The bindings' (synchronous) token provider, as the SDK asks for tokens."""
+
+    def __init__(self, provider: TokenProvider) -> None:
+        self.provider = provider
+
+    async def get_token(self, audience: str, ttl: float = 3600.0) -> sdk.SecurityToken:
+        token = await asyncio.to_thread(self.provider.get_token, audience)
+        return sdk.SecurityToken(token.text, token.expires_at, audience)
+
+
+class SessionClient:
+    """One client's session to an entity (see the module docstring).
+
+    Args:
+        address: the entity's relay address (``http://host:port/entity``, ``sb://``...).
+        binding: the NetTcp binding.
+        token_provider: gives the Send token; None sends none.
+        callback: ``(contract, implementation)`` to answer the service's callbacks.
+        ssl_context: for a TLS relay.
+    """
+
+    def __init__(
+        self,
+        address: str | RelayAddress,
+        binding: NetTcpRelayBinding | None = None,
+        token_provider: TokenProvider | None = None,
+        *,
+        callback: tuple[type, object] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.address = RelayAddress.parse(address) if isinstance(address, str) else address
+        self.binding = binding or NetTcpRelayBinding()
+        self._sdk = sdk.HybridConnectionClient(
+            self.address.public_address, _Tokens(token_provider) if token_provider else None,
+            ssl_context=ssl_context,
+            max_message_size=self.binding.max_received_message_size + 64 * 1024)
+        self._callbacks: SessionPipeline | None = None
+        if callback is not None:
+            contract, implementation = callback
+            plain = dataclasses.replace(self.binding, security=EndToEndSecurityMode.TRANSPORT)
+            self._callbacks = SessionPipeline(CallbackApplication(contract, implementation),
+                                              plain, self.address)
+        self.channel: SessionChannel | None = None
+        self.session_id: str | None = None
+        self.sessions_opened = 0
+        self._lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"<SessionClient {self.address.public_address} session={self.session_id}>"
+
+    async def open(self) -> SessionChannel:
+        """The open session, opening a new one if there is none (or it ended).
+
+        Raises:
+            SessionOpenFailed: the relay refused (no listener, bad token) or is unreachable.
+        """
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.channel is not None and self.channel.state is ChannelState.OPEN:
+                return self.channel
+            try:
+                stream = await self._sdk.create_connection()
+            except sdk.RelayRejectedError as exc:
+                raise SessionOpenFailed(f"the relay refused the session: {exc}", exc.status) from exc
+            except sdk.RelayError as exc:
+                raise SessionOpenFailed(f"cannot open a session: {exc}") from exc
+            self.session_id = None
+            self.channel = SessionChannel(stream, self._on_request, self.binding,
+                                          name=stream.tracking_id)
+            self.channel.start()
+            self.sessions_opened += 1
+            return self.channel
+
+    async def call(self, data: bytes, message_id: str, *, oneway: bool = False,
+                   timeout: float | None = None) -> ChannelMessage | None:
+        """Send a request on the session (opened if needed); its reply, None when one-way.
+
+        Raises:
+            SessionOpenFailed, SessionClosed, CallTimeout, TooManyCalls.
+        """
+        channel = await self.open()
+        if oneway:
+            await channel.send(data)
+            return None
+        return await channel.call(data, message_id, timeout)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Graceful: calls in flight finish, then the session closes (1000)."""
+        if self.channel is not None:
+            await self.channel.close(timeout=timeout)
+        if self._callbacks is not None:
+            self._callbacks.close()
+
+    async def _on_request(self, message: ChannelMessage) -> bytes | None:
+        if message.headers.action == SESSION_ACTION:
+            self.session_id = message.envelope.body.findtext(
+                f"{{{CONTROL_NS}}}Session/{{{CONTROL_NS}}}Id")
+            return None
+        if message.is_control:
+            return None  # a later version's control message: ignored
+        pipeline, channel = self._callbacks, self.channel
+        if pipeline is None or channel is None:
+            from bindings.nettcp.framing import fault_message
+
+            return fault_message("This client implements no callback contract",
+                                 message.headers.message_id)
+        session = ServiceSession(self.session_id or "", channel, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pipeline.executor, pipeline.run, message, session)
