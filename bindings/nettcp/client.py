@@ -5,7 +5,8 @@
 handshake), drives a :class:`~bindings.nettcp.channel.SessionChannel` on it and:
 
 - sends calls (many at once, each matched to its reply by ``RelatesTo``);
-- answers the service's callbacks with the client's implementation of the callback
+- answers the service's callbacks (one at a time, in order, unless the binding's
+  ``concurrency_mode`` is MULTIPLE) with the client's implementation of the callback
   contract (:class:`~bindings.nettcp.callbacks.CallbackApplication`, through the same
   Spyne pipeline a service runs);
 - learns its session id from the host's greeting (:attr:`SessionClient.session_id`);
@@ -22,11 +23,11 @@ import ssl
 
 from bindings.address import RelayAddress
 from bindings.binding import EndToEndSecurityMode
-from bindings.nettcp.binding import NetTcpRelayBinding
+from bindings.nettcp.binding import ConcurrencyMode, NetTcpRelayBinding
 from bindings.nettcp.callbacks import CallbackApplication
 from bindings.nettcp.channel import ChannelState, SessionChannel
 from bindings.nettcp.errors import SessionOpenFailed
-from bindings.nettcp.framing import CONTROL_NS, SESSION_ACTION, ChannelMessage
+from bindings.nettcp.framing import CONTROL_NS, SESSION_ACTION, ChannelMessage, fault_message
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import ServiceSession
 from bindings.tokens import TokenProvider
@@ -84,6 +85,7 @@ class SessionClient:
         self.session_id: str | None = None
         self.sessions_opened = 0
         self._lock: asyncio.Lock | None = None
+        self._callback_order = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"<SessionClient {self.address.public_address} session={self.session_id}>"
@@ -141,10 +143,11 @@ class SessionClient:
             return None  # a later version's control message: ignored
         pipeline, channel = self._callbacks, self.channel
         if pipeline is None or channel is None:
-            from bindings.nettcp.framing import fault_message
-
             return fault_message("This client implements no callback contract",
                                  message.headers.message_id)
         session = ServiceSession(self.session_id or "", channel, asyncio.get_running_loop())
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pipeline.executor, pipeline.run, message, session)
+        if self.binding.concurrency_mode is ConcurrencyMode.MULTIPLE:
+            return await loop.run_in_executor(pipeline.executor, pipeline.run, message, session)
+        async with self._callback_order:  # one at a time, in the order they came
+            return await loop.run_in_executor(pipeline.executor, pipeline.run, message, session)

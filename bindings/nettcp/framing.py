@@ -62,7 +62,9 @@ class CloseCode(enum.IntEnum):
     POLICY = 1008  # a request without MessageID, a flood
     TOO_BIG = 1009
     INTERNAL = 1011
-    TRY_AGAIN_LATER = 1013  # too many sessions
+    #: Too many sessions: 1013 (Try Again Later) in the private range, since the relay
+    #: passes 1012-1014 on as 1011 (ws 1.x, inside hyco-ws, refuses them).
+    TOO_MANY_SESSIONS = 4013
 
 
 class MessageKind(enum.Enum):

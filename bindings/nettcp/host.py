@@ -4,7 +4,7 @@
 (:class:`~bindings.host.RelayServiceHost` wires it for a NetTcp binding; HTTP requests,
 the WSDL fetch among them, are still served by the host's HTTP handler):
 
-- at most ``max_sessions`` at once: the next sender is closed with 1013 (try again
+- at most ``max_sessions`` at once: the next sender is closed with 4013 (our 1013, try again
   later) and the reason;
 - a session opens with a greeting (``urn:soap-relay:nettcp/Session``: its id), then
   the Spyne app's ``nettcp_session_open`` event fires; ``nettcp_session_close`` fires
@@ -83,7 +83,7 @@ class SessionHost:
             return
         if len(self.sessions) >= self.binding.max_sessions:
             log.warning("session refused: %d sessions open (max_sessions)", len(self.sessions))
-            await stream.close(CloseCode.TRY_AGAIN_LATER,
+            await stream.close(CloseCode.TOO_MANY_SESSIONS,
                                f"too many sessions (the limit is {self.binding.max_sessions})")
             return
         session_id = new_message_id()
