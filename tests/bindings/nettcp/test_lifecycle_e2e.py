@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 
 from bindings import NetTcpRelayBinding
-from bindings.nettcp.errors import SessionClosed, SessionOpenFailed
 from bindings.nettcp.client import SessionClient
+from bindings.nettcp.errors import SessionClosed, SessionOpenFailed
 from tests.bindings.nettcp.conftest import PROVIDER, Stage
 from tests.support.relay import RelayHandle, Relays
 
