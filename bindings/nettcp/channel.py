@@ -87,10 +87,14 @@ class SessionChannel:
         handler: awaited with each request the peer sends.
         binding: bounds, quotas, keep-alive and the call timeout.
         name: for log lines (the session id).
+        ordered_replies: hand a reply to its caller only once the requests that came
+            before it were handled (the client, so that the progress callbacks a service
+            sent before its reply are seen before the result).
     """
 
     def __init__(
-        self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = ""
+        self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
+        *, ordered_replies: bool = False,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
         self.name = name or uuid.uuid4().hex[:8]
@@ -102,6 +106,7 @@ class SessionChannel:
         self._running: set[asyncio.Task[None]] = set()
         self._warned: collections.Counter[str] = collections.Counter()
         self._runner: asyncio.Task[None] | None = None
+        self._ordered = ordered_replies
 
     def __repr__(self) -> str:
         return f"<SessionChannel {self.name} {self.state.name} pending={len(self.pending)}>"
@@ -218,7 +223,11 @@ class SessionChannel:
             await self._reply_quietly(fault_message(f"Malformed message: {exc}", None))
             return
         if message.kind is MessageKind.REPLY:
-            self._settle(message)
+            if self._ordered and self._running:
+                earlier = set(self._running)
+                asyncio.get_running_loop().create_task(self._settle_after(earlier, message))
+            else:
+                self._settle(message)
         elif message.headers.message_id is None:
             self._warn("no-message-id", "session %s: a request without wsa:MessageID", self.name)
             await self.abort(CloseCode.POLICY, "a request without wsa:MessageID")
@@ -227,6 +236,10 @@ class SessionChannel:
                 reply_message(KEEPALIVE_ACTION + "Response", message.headers.message_id))
         else:
             await self._take(message)
+
+    async def _settle_after(self, earlier: set[asyncio.Task[None]], message: ChannelMessage) -> None:
+        await asyncio.wait(earlier)
+        self._settle(message)
 
     def _settle(self, message: ChannelMessage) -> None:
         relates_to = message.headers.relates_to

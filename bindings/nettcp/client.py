@@ -5,9 +5,10 @@
 handshake), drives a :class:`~bindings.nettcp.channel.SessionChannel` on it and:
 
 - sends calls (many at once, each matched to its reply by ``RelatesTo``);
-- answers the service's callbacks (one at a time, in order, unless the binding's
-  ``concurrency_mode`` is MULTIPLE) with the client's implementation of the callback
-  contract (:class:`~bindings.nettcp.callbacks.CallbackApplication`, through the same
+- answers the service's callbacks (one at a time, in order, and before the reply of a
+  call that came after them, unless the binding's ``concurrency_mode`` is MULTIPLE: a
+  callback must then not wait for a call of its own session) with the client's
+  implementation of the callback contract (:class:`~bindings.nettcp.callbacks.CallbackApplication`, through the same
   Spyne pipeline a service runs);
 - learns its session id from the host's greeting (:attr:`SessionClient.session_id`);
 - once the session ended (every call in flight failed with
@@ -108,8 +109,9 @@ class SessionClient:
             except sdk.RelayError as exc:
                 raise SessionOpenFailed(f"cannot open a session: {exc}") from exc
             self.session_id = None
+            ordered = self.binding.concurrency_mode is ConcurrencyMode.SINGLE
             self.channel = SessionChannel(stream, self._on_request, self.binding,
-                                          name=stream.tracking_id)
+                                          name=stream.tracking_id, ordered_replies=ordered)
             self.channel.start()
             self.sessions_opened += 1
             return self.channel

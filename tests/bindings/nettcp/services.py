@@ -97,6 +97,14 @@ class SessionService(ServiceBase):  # type: ignore[misc]
             board.records.append(text)
             board.lock.notify_all()
 
+    @rpc(Integer, _returns=Integer)
+    def Count(ctx, steps):  # type: ignore[no-untyped-def]
+        """One-way callbacks only, then the reply."""
+        progress = session_of(ctx).callback(Progress)
+        for done in range(1, steps + 1):
+            progress.Step(done, steps)
+        return steps
+
     @rpc(Integer, _returns=Unicode)
     def Run(ctx, steps):  # type: ignore[no-untyped-def]
         """Reports each step through the callback, then asks the client."""

@@ -119,6 +119,18 @@ def test_callbacks_reach_the_clients_implementation_during_a_call(stage: Stage) 
     assert progress.questions == ["done 3?"]
 
 
+def test_one_way_callbacks_sent_before_a_reply_are_seen_before_it(stage: Stage) -> None:
+    from tests.bindings.nettcp.services import Progress, ShowProgress
+
+    stage.host()
+    progress = ShowProgress()
+    client = stage.client(callback=(Progress, progress))
+    for _ in range(3):
+        progress.steps.clear()
+        assert client.service.Count(5) == 5
+        assert progress.steps == [(done, 5) for done in range(1, 6)]  # all ran, in order
+
+
 def test_the_service_calls_back_later_while_the_session_lives(stage: Stage) -> None:
     from bindings.nettcp.errors import SessionClosed
     from tests.bindings.nettcp.services import Progress, ShowProgress
