@@ -14,7 +14,13 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
   flight is dropped with a warning, never given to another caller;
 - a KeepAlive goes out every ``keepalive_interval`` (answered by the peer's channel
   at once); no answer within ``keepalive_timeout`` ends the session;
-- when the link ends, every call in flight fails at once with :class:`SessionClosed`.
+- when the link ends, every call in flight fails at once with :class:`SessionClosed`;
+- in Hybrid mode a proven direct link is attached (:meth:`SessionChannel.attach`): from then on
+  messages are sent on it and read from both (a message already sent on the relayed link
+  still arrives there: nothing is lost, nothing sent twice); when the direct link ends or
+  stops answering keep-alive, sending goes back to the relayed link, and the calls whose
+  request went out on the direct link fail with :class:`DirectConnectionLost` (their
+  outcome is unknown: never sent again).
 
 Warnings about the peer's messages are logged once per kind and session (the rest are
 counted and reported when the session ends).
@@ -32,7 +38,7 @@ from typing import Any, Protocol
 
 from bindings.nettcp.binding import NetTcpRelayBinding
 from bindings.nettcp.calls import FloodGuard, PendingCalls, TooManyCalls
-from bindings.nettcp.errors import CallTimeout, SessionClosed
+from bindings.nettcp.errors import CallTimeout, DirectConnectionLost, SessionClosed
 from bindings.nettcp.framing import (
     KEEPALIVE_ACTION,
     ChannelMessage,
@@ -97,6 +103,11 @@ class SessionChannel:
         *, ordered_replies: bool = False,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
+        self.relayed: Link = link  # the session's own link: its end is the session's
+        #: Messages sent and received per path ("relayed", "direct").
+        self.sent: collections.Counter[str] = collections.Counter()
+        self.received: collections.Counter[str] = collections.Counter()
+        self._on_direct: set[str] = set()  # calls whose request went on the direct link
         self.name = name or uuid.uuid4().hex[:8]
         self.state = ChannelState.OPEN
         self.pending: PendingCalls[asyncio.Future[ChannelMessage]] = PendingCalls(
@@ -124,10 +135,11 @@ class SessionChannel:
         if self.binding.keepalive_interval > 0:
             keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
         try:
-            while (message := await self.link.receive()) is not None:
+            while (message := await self.relayed.receive()) is not None:
+                self.received["relayed"] += 1
                 await self._on_message(message)
-            code = self.link.close_code or CloseCode.NORMAL
-            self._end(SessionClosed(int(code), self.link.close_reason))
+            code = self.relayed.close_code or CloseCode.NORMAL
+            self._end(SessionClosed(int(code), self.relayed.close_reason))
         finally:
             if keepalive is not None:
                 keepalive.cancel()
@@ -138,6 +150,9 @@ class SessionChannel:
         if self.state is ChannelState.CLOSED:
             return
         self.state = ChannelState.CLOSED
+        if self.link is not self.relayed:
+            direct, self.link = self.link, self.relayed
+            asyncio.get_running_loop().create_task(direct.close(CloseCode.NORMAL, "session ended"))
         if not self.ended.done():
             self.ended.set_result(why)
         for waiter in self.pending.drain():
@@ -151,7 +166,7 @@ class SessionChannel:
         """End now: calls in flight fail, the link closes with ``code``."""
         self._end(SessionClosed(code, reason))
         try:
-            await self.link.close(code, reason)
+            await self.relayed.close(code, reason)
         except (ConnectionError, OSError):
             pass
 
@@ -188,13 +203,15 @@ class SessionChannel:
         waiter: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
         self.pending.add(message_id, waiter, bounded=bounded)
         try:
-            await self._write(data)
+            if await self._write(data) is not self.relayed:
+                self._on_direct.add(message_id)
             limit = self.binding.call_timeout if timeout is None else timeout
             return await asyncio.wait_for(asyncio.shield(waiter), limit)
         except TimeoutError:
             raise CallTimeout(f"no reply to {message_id} within {limit:g} s") from None
         finally:
             self.pending.forget(message_id)
+            self._on_direct.discard(message_id)
 
     async def send(self, data: bytes) -> None:
         """Send a one-way request or a reply.
@@ -205,12 +222,59 @@ class SessionChannel:
         self._check_open()
         await self._write(data)
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes) -> Link:
+        """Send on the current path; the link it went on."""
+        link = self.link
+        if link is not self.relayed:
+            try:
+                await link.write(data)
+                self.sent["direct"] += 1
+                return link
+            except (ConnectionError, OSError):  # not sent: the relayed link takes it
+                self._drop_direct(link, "it failed a write")
         try:
-            await self.link.write(data)
+            await self.relayed.write(data)
         except (ConnectionError, OSError) as exc:
-            self._end(SessionClosed(self.link.close_code or 1006, str(exc) or "the connection dropped"))
+            self._end(SessionClosed(self.relayed.close_code or 1006,
+                                    str(exc) or "the connection dropped"))
             raise self.ended.result() from exc
+        self.sent["relayed"] += 1
+        return self.relayed
+
+    # -- Hybrid: the direct link -----------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Where messages go now: ``"direct"`` or ``"relayed"``."""
+        return "relayed" if self.link is self.relayed else "direct"
+
+    def attach(self, direct: Link) -> asyncio.Task[None]:
+        """Send on ``direct`` from now on and read it too; the task ends with it."""
+        self.link = direct
+        return asyncio.get_running_loop().create_task(self._read_direct(direct))
+
+    async def _read_direct(self, direct: Link) -> None:
+        try:
+            while self.state is not ChannelState.CLOSED and (message := await direct.receive()) is not None:
+                self.received["direct"] += 1
+                await self._on_message(message)
+        finally:
+            self._drop_direct(direct, f"it closed ({direct.close_code})")
+
+    def _drop_direct(self, direct: Link, why: str) -> None:
+        """Back to the relayed link; calls sent on ``direct`` fail (their outcome is unknown)."""
+        if self.link is not direct:
+            return
+        self.link = self.relayed
+        if self.state is not ChannelState.CLOSED:
+            log.info("session %s: the direct connection is gone (%s); relayed again", self.name, why)
+        lost = DirectConnectionLost()
+        for message_id in list(self._on_direct):
+            waiter = self.pending.settle(message_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(lost)
+        self._on_direct.clear()
+        asyncio.get_running_loop().create_task(direct.close(CloseCode.GOING_AWAY, "direct connection dropped"))
 
     # -- messages in -----------------------------------------------------------------
 
@@ -305,6 +369,9 @@ class SessionChannel:
                 await self.call(request_message(KEEPALIVE_ACTION, message_id), message_id,
                                 timeout, bounded=False)
             except CallTimeout:
+                if self.link is not self.relayed:  # the direct path went silent: drop it
+                    self._drop_direct(self.link, "no keep-alive answer")
+                    continue
                 log.warning("session %s: no keep-alive answer within %g s; ending it",
                             self.name, timeout)
                 await self.abort(CloseCode.GOING_AWAY, f"no keep-alive answer within {timeout:g} s")

@@ -24,11 +24,13 @@ import ssl
 
 from bindings.address import RelayAddress
 from bindings.binding import EndToEndSecurityMode
-from bindings.nettcp.binding import ConcurrencyMode, NetTcpRelayBinding
+from bindings.nettcp.binding import ConcurrencyMode, ConnectionMode, NetTcpRelayBinding
 from bindings.nettcp.callbacks import CallbackApplication
 from bindings.nettcp.channel import ChannelState, SessionChannel
+from bindings.nettcp.direct import connect_direct
 from bindings.nettcp.errors import SessionOpenFailed
 from bindings.nettcp.framing import CONTROL_NS, SESSION_ACTION, ChannelMessage, fault_message
+from bindings.nettcp.hybrid import DirectOffer
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import ServiceSession
 from bindings.tokens import TokenProvider
@@ -87,6 +89,12 @@ class SessionClient:
         self.sessions_opened = 0
         self._lock: asyncio.Lock | None = None
         self._callback_order = asyncio.Lock()
+        #: Set once the session's direct attempt ended, either way (Hybrid mode), or at once.
+        self.hybrid_settled = asyncio.Event()
+        #: Hybrid mode: try the direct connection as soon as the host offers it.
+        self.auto_direct = True
+        self.offer: DirectOffer | None = None
+        self._attempt: asyncio.Task[bool] | None = None
 
     def __repr__(self) -> str:
         return f"<SessionClient {self.address.public_address} session={self.session_id}>"
@@ -129,6 +137,48 @@ class SessionClient:
             return None
         return await channel.call(data, message_id, timeout)
 
+    @property
+    def path(self) -> str:
+        """Where the session's messages go: ``"direct"``, ``"relayed"`` (or ``"closed"``)."""
+        channel = self.channel
+        if channel is None or channel.state is ChannelState.CLOSED:
+            return "closed"
+        return channel.path
+
+    def _hybrid(self, greeting: ChannelMessage) -> None:
+        """Hybrid mode: note the greeting's offer; try it now unless ``auto_direct`` is off."""
+        self.hybrid_settled.clear()
+        hybrid = self.binding.connection_mode is ConnectionMode.HYBRID
+        self.offer = DirectOffer.from_greeting(greeting) if hybrid else None
+        if self.offer is None:
+            self.hybrid_settled.set()
+        elif self.auto_direct:
+            self._attempt = asyncio.get_running_loop().create_task(self.upgrade())
+
+    async def upgrade(self) -> bool:
+        """Hybrid mode: move the session onto the offered direct connection, if it works.
+
+        Returns:
+            True once messages go direct; False when there is no offer or the direct path
+            does not work (the session stays relayed).
+        """
+        offer, channel, session_id = self.offer, self.channel, self.session_id
+        try:
+            if offer is None or channel is None or session_id is None:
+                return False
+            if channel.path == "direct":
+                return True
+            link = await connect_direct(offer, session_id)
+            if link is None:
+                return False
+            if channel.state is not ChannelState.OPEN:
+                await link.close()
+                return False
+            channel.attach(link)
+            return True
+        finally:
+            self.hybrid_settled.set()
+
     async def close(self, timeout: float = 30.0) -> None:
         """Graceful: calls in flight finish, then the session closes (1000)."""
         if self.channel is not None:
@@ -140,6 +190,7 @@ class SessionClient:
         if message.headers.action == SESSION_ACTION:
             self.session_id = message.envelope.body.findtext(
                 f"{{{CONTROL_NS}}}Session/{{{CONTROL_NS}}}Id")
+            self._hybrid(message)
             return None
         if message.is_control:
             return None  # a later version's control message: ignored

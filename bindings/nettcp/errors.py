@@ -5,6 +5,8 @@
         ├── SessionOpenFailed       the relay refused the session (.status) or is unreachable
         ├── SessionClosed           the session ended (.code, .reason): every call in flight
         │                           fails with it at once; the next call opens a new session
+        ├── DirectConnectionLost    Hybrid: the direct connection dropped with the call in flight
+        │                           (its outcome is unknown; the session goes on relayed)
         └── CallTimeout             no reply within the call timeout (also a TimeoutError)
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from bindings.exceptions import BindingError
 
-__all__ = ["CallTimeout", "NetTcpError", "SessionClosed", "SessionOpenFailed"]
+__all__ = ["CallTimeout", "DirectConnectionLost", "NetTcpError", "SessionClosed", "SessionOpenFailed"]
 
 
 class NetTcpError(BindingError):
@@ -42,6 +44,14 @@ class SessionClosed(NetTcpError, ConnectionError):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(f"the session ended ({code}{': ' + reason if reason else ''})")
         self.code, self.reason = code, reason
+
+
+class DirectConnectionLost(NetTcpError, ConnectionError):
+    """Hybrid mode: the direct connection dropped while the call was in flight."""
+
+    def __init__(self) -> None:
+        super().__init__("the direct connection dropped with the call in flight; its outcome"
+                         " is unknown (the session goes on relayed)")
 
 
 class CallTimeout(NetTcpError, TimeoutError):

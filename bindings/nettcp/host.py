@@ -11,6 +11,8 @@ the WSDL fetch among them, are still served by the host's HTTP handler):
   when it ends, however it ends;
 - its calls run through :class:`~bindings.nettcp.pipeline.SessionPipeline`, one at a
   time and in order (``ConcurrencyMode.SINGLE``) or at once (``MULTIPLE``);
+- in Hybrid mode (``connection_mode=HYBRID``) a :class:`~bindings.nettcp.direct.DirectEndpoint`
+  is started with the first session, and each greeting offers it with the session's key;
 - :meth:`SessionHost.aclose` is graceful: calls in flight finish, then every session is
   closed with 1001.
 """
@@ -25,8 +27,9 @@ from lxml import etree
 from spyne import Application
 
 from bindings.address import RelayAddress
-from bindings.nettcp.binding import ConcurrencyMode, NetTcpRelayBinding
+from bindings.nettcp.binding import ConcurrencyMode, ConnectionMode, NetTcpRelayBinding
 from bindings.nettcp.channel import SessionChannel
+from bindings.nettcp.direct import DirectEndpoint, WebSocketLink, outgoing_address
 from bindings.nettcp.framing import (
     CONTROL_NS,
     SESSION_ACTION,
@@ -71,6 +74,9 @@ class SessionHost:
         self.app, self.binding = app, binding
         self.pipeline = SessionPipeline(app, binding, address, message_security)
         self.sessions: dict[str, SessionChannel] = {}
+        self.address = address
+        self.direct: DirectEndpoint | None = None
+        self._direct_lock = asyncio.Lock()
         self._closing = False
 
     def __repr__(self) -> str:
@@ -102,7 +108,7 @@ class SessionHost:
         session = ServiceSession(session_id, channel, loop)
         self.sessions[session_id] = channel
         try:
-            await channel.send(session_greeting(session_id))
+            await channel.send(session_greeting(session_id, await self._offer(session_id, channel)))
             await self._fire(SESSION_OPEN, session)
             await channel.start()
             log.debug("session %s: %s", session_id, channel.ended.result())
@@ -110,7 +116,26 @@ class SessionHost:
             log.info("session %s ended before it began: %s", session_id, exc)
         finally:
             del self.sessions[session_id]
+            if self.direct is not None:
+                self.direct.withdraw(session_id)
             await self._fire(SESSION_CLOSE, session)
+
+    async def _offer(self, session_id: str, channel: SessionChannel) -> list[etree._Element]:
+        """Hybrid mode: the direct endpoint's offer for this session (started on first use)."""
+        if self.binding.connection_mode is not ConnectionMode.HYBRID:
+            return []
+        async with self._direct_lock:
+            if self.direct is None:
+                host = self.binding.hybrid_host or outgoing_address(self.address.host, self.address.port)
+                direct = DirectEndpoint(host, tls=self.address.use_tls,
+                                        max_size=self.binding.max_received_message_size + 65536)
+                await direct.start()
+                self.direct = direct
+
+        def attach(_: str, link: WebSocketLink) -> asyncio.Task[None]:
+            return channel.attach(link)
+
+        return [self.direct.offer(session_id, attach).to_element()]
 
     async def _fire(self, event: str, session: ServiceSession) -> None:
         """Call the app's (and its services') handlers of ``event``, in a worker thread."""
@@ -126,6 +151,8 @@ class SessionHost:
         channels = list(self.sessions.values())
         await asyncio.gather(*(c.close(CloseCode.GOING_AWAY, "the service is closing", timeout)
                                for c in channels), return_exceptions=True)
+        if self.direct is not None:
+            await self.direct.close()
         self.pipeline.close()
 
 

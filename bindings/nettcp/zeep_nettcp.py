@@ -108,6 +108,8 @@ def async_transport(session: SessionClient, **kwargs: Any) -> Any:
     from bindings.zeep_async import AsyncRelayTransport
 
     class AsyncNetTcpRelayTransport(AsyncRelayTransport):  # type: ignore[misc]
+        nettcp: SessionClient
+
         async def post_xml(self, address: str, envelope: etree._Element,
                            headers: dict[str, str]) -> Any:
             message = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")

@@ -1,0 +1,111 @@
+"""Hybrid mode on 127.0.0.1: the move onto the direct connection with calls in flight, the
+fall-back when it drops, and the proof a direct connection must give."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from bindings import ConcurrencyMode, ConnectionMode, NetTcpRelayBinding
+from bindings.nettcp.framing import parse_message, reply_message
+from bindings.nettcp.host import SessionHost
+from bindings.nettcp.hybrid import nonce_of
+from soap.quotas import ReaderQuotas
+from tests.bindings.nettcp.conftest import Stage
+
+HYBRID = NetTcpRelayBinding(connection_mode=ConnectionMode.HYBRID, hybrid_host="127.0.0.1",
+                            concurrency_mode=ConcurrencyMode.MULTIPLE)
+
+
+def settled(client: Any) -> None:
+    session = client.transport.nettcp
+    client.transport.background.run(asyncio.wait_for(session.hybrid_settled.wait(), 10))
+
+
+def test_calls_in_flight_move_onto_the_direct_connection_once(stage: Stage) -> None:
+    stage.host(binding=HYBRID)
+    client = stage.client(binding=HYBRID)
+    session = client.transport.nettcp
+    session.auto_direct = False  # the test says when: after its calls went out relayed
+    stage.board.gate.clear()
+    with ThreadPoolExecutor(4) as pool:
+        calls = [pool.submit(client.service.Gated, f"g{i}") for i in range(4)]
+        for _ in calls:
+            assert stage.board.entered.acquire(timeout=10)
+        channel = session.channel
+        assert (channel.path, channel.sent["relayed"], channel.sent["direct"]) == ("relayed", 4, 0)
+        assert client.transport.background.run(session.upgrade()) is True
+        assert session.path == "direct"
+        stage.board.gate.set()
+        assert sorted(call.result(10) for call in calls) == ["g0", "g1", "g2", "g3"]
+    assert channel.received["direct"] >= 4  # the replies came the direct way
+    assert [value for kind, value in stage.board.events if kind == "gated"].count("g0") == 1
+    assert len([kind for kind, _ in stage.board.events if kind == "gated"]) == 4  # none twice
+    assert client.service.Echo("next") == "next"
+    assert (channel.sent["relayed"], channel.sent["direct"]) == (4, 1)
+
+
+def test_the_client_moves_by_itself_when_offered(stage: Stage) -> None:
+    stage.host(binding=HYBRID)
+    client = stage.client(binding=HYBRID)
+    assert client.service.Echo("first") == "first"
+    settled(client)
+    assert client.transport.nettcp.path == "direct"
+    assert [client.service.Add(1) for _ in range(3)] == [1, 2, 3]  # the same session's state
+
+
+def test_a_relayed_client_ignores_the_offer(stage: Stage) -> None:
+    stage.host(binding=HYBRID)
+    client = stage.client()  # RELAYED
+    assert client.service.Echo("x") == "x"
+    settled(client)
+    assert client.transport.nettcp.path == "relayed"
+
+
+def test_when_the_direct_connection_drops_the_session_goes_on_relayed(stage: Stage) -> None:
+    stage.host(binding=HYBRID)
+    client = stage.client(binding=HYBRID)
+    assert client.service.Add(5) == 5
+    settled(client)
+    channel = client.transport.nettcp.channel
+    assert channel.path == "direct"
+    client.transport.background.run(channel.link.close(1001, "test drops it"))
+    assert channel.path == "relayed"
+    assert client.service.Add(1) == 6  # same session, relayed again
+    assert client.transport.nettcp.sessions_opened == 1
+
+
+async def proof_attempt(address: str, answer: bytes) -> tuple[int | None, str]:
+    async with connect(address, proxy=None) as connection:
+        challenge = parse_message(await connection.recv(), ReaderQuotas(), 65536)
+        assert nonce_of(challenge) is not None
+        await connection.send(answer)
+        with pytest.raises(ConnectionClosed):
+            await connection.recv()
+        return connection.close_code, connection.close_reason or ""
+
+
+def test_a_direct_connection_without_the_sessions_proof_is_closed(stage: Stage) -> None:
+    host = stage.host(binding=HYBRID)
+    client = stage.client(binding=HYBRID)
+    session_id = client.service.SessionId()
+    settled(client)
+    sessions = host.sessions
+    assert isinstance(sessions, SessionHost) and sessions.direct is not None
+    forged = reply_message("urn:soap-relay:nettcp/DirectProof", "urn:uuid:whatever").replace(
+        b"<soap:Body/>",
+        b'<soap:Body><n:DirectProof xmlns:n="urn:soap-relay:nettcp"><n:Session>'
+        + session_id.encode() + b"</n:Session><n:Proof>"
+        + base64.b64encode(b"x" * 32) + b"</n:Proof></n:DirectProof></soap:Body>")
+    assert b"<n:Proof>" in forged
+    assert asyncio.run(proof_attempt(sessions.direct.address, forged)) == (
+        1008, "the proof of the session does not hold")
+    assert asyncio.run(proof_attempt(sessions.direct.address, b"garbage")) == (
+        1008, "no proof of the session")
+    assert client.service.Echo("unharmed") == "unharmed"
