@@ -32,6 +32,14 @@ class BackgroundLoop:
         """Stop the loop and join its thread (idempotent)."""
         if self.loop.is_closed():
             return
+        self.run(_cancel_the_rest(), 10)  # no task is left to die with the loop
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

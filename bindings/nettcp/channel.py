@@ -108,6 +108,8 @@ class SessionChannel:
         self.sent: collections.Counter[str] = collections.Counter()
         self.received: collections.Counter[str] = collections.Counter()
         self._on_direct: set[str] = set()  # calls whose request went on the direct link
+        self._direct_readers: dict[asyncio.Task[None], Link] = {}
+        self._closing_links: set[asyncio.Task[None]] = set()
         self.name = name or uuid.uuid4().hex[:8]
         self.state = ChannelState.OPEN
         self.pending: PendingCalls[asyncio.Future[ChannelMessage]] = PendingCalls(
@@ -144,15 +146,13 @@ class SessionChannel:
             if keepalive is not None:
                 keepalive.cancel()
             self._end(SessionClosed(1006, "the connection dropped"))
+            await self._stop_direct()
 
     def _end(self, why: SessionClosed) -> None:
         """CLOSED: every call in flight fails at once with ``why``."""
         if self.state is ChannelState.CLOSED:
             return
         self.state = ChannelState.CLOSED
-        if self.link is not self.relayed:
-            direct, self.link = self.link, self.relayed
-            asyncio.get_running_loop().create_task(direct.close(CloseCode.NORMAL, "session ended"))
         if not self.ended.done():
             self.ended.set_result(why)
         for waiter in self.pending.drain():
@@ -169,6 +169,7 @@ class SessionChannel:
             await self.relayed.close(code, reason)
         except (ConnectionError, OSError):
             pass
+        await self._stop_direct()
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "", timeout: float = 30.0) -> None:
         """Graceful: no new calls; those in flight (both ways) finish, at most ``timeout`` s."""
@@ -251,7 +252,21 @@ class SessionChannel:
     def attach(self, direct: Link) -> asyncio.Task[None]:
         """Send on ``direct`` from now on and read it too; the task ends with it."""
         self.link = direct
-        return asyncio.get_running_loop().create_task(self._read_direct(direct))
+        reader = asyncio.get_running_loop().create_task(self._read_direct(direct))
+        self._direct_readers[reader] = direct
+        reader.add_done_callback(self._direct_readers.pop)
+        return reader
+
+    async def _stop_direct(self) -> None:
+        """The session ended: close its direct links and wait for their readers."""
+        readers = dict(self._direct_readers)
+        for link in readers.values():
+            try:
+                await link.close(CloseCode.NORMAL, "the session ended")
+            except (ConnectionError, OSError):
+                pass
+        if readers:
+            await asyncio.gather(*readers, return_exceptions=True)
 
     async def _read_direct(self, direct: Link) -> None:
         try:
@@ -274,7 +289,11 @@ class SessionChannel:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(lost)
         self._on_direct.clear()
-        asyncio.get_running_loop().create_task(direct.close(CloseCode.GOING_AWAY, "direct connection dropped"))
+        if self.state is not ChannelState.CLOSED:
+            closing = asyncio.get_running_loop().create_task(
+                direct.close(CloseCode.GOING_AWAY, "direct connection dropped"))
+            self._closing_links.add(closing)
+            closing.add_done_callback(self._closing_links.discard)
 
     # -- messages in -----------------------------------------------------------------
 

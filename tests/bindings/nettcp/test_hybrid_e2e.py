@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +16,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bindings import ConcurrencyMode, ConnectionMode, NetTcpRelayBinding
+from bindings.nettcp.direct import DirectEndpoint, WebSocketLink, connect_direct
 from bindings.nettcp.framing import parse_message, reply_message
 from bindings.nettcp.host import SessionHost
-from bindings.nettcp.hybrid import nonce_of
+from bindings.nettcp.hybrid import DirectOffer, nonce_of
 from soap.quotas import ReaderQuotas
 from tests.bindings.nettcp.conftest import Stage
+from tests.hc.asyncio.test_tls import self_signed
+from tests.support.relay import Relays
 
 HYBRID = NetTcpRelayBinding(connection_mode=ConnectionMode.HYBRID, hybrid_host="127.0.0.1",
                             concurrency_mode=ConcurrencyMode.MULTIPLE)
@@ -109,3 +115,45 @@ def test_a_direct_connection_without_the_sessions_proof_is_closed(stage: Stage) 
     assert asyncio.run(proof_attempt(sessions.direct.address, b"garbage")) == (
         1008, "no proof of the session")
     assert client.service.Echo("unharmed") == "unharmed"
+
+
+# A TLS relay in a thread leaves one accepted socket unclosed when it stops (it does so
+# with any binding: a relay matter, reported); it is collected here, inside the test.
+@pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning",
+                            "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_over_a_tls_relay_the_direct_connection_is_tls_with_a_pinned_certificate(
+        relays: Relays, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the host's and the client's SDK trust the relay
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)  # zeep's WSDL fetch too
+    relay = relays.in_thread(tls_cert=cert, tls_key=key)
+    with ExitStack() as stack:
+        tls = Stage(relay, stack)
+        tls.host(binding=HYBRID)
+        client = tls.client(binding=HYBRID)
+        assert client.service.Echo("secret") == "secret"
+        settled(client)
+        session = client.transport.nettcp
+        assert session.offer is not None and session.offer.address.startswith("wss://")
+        assert session.offer.fingerprint is not None
+        assert session.path == "direct"
+        link = session.channel.link
+        assert isinstance(link, WebSocketLink)
+        assert link.connection.transport.get_extra_info("ssl_object") is not None  # encrypted
+        assert client.service.Echo("over tls, direct") == "over tls, direct"
+    relays.stop(relay)
+    gc.collect()
+
+
+async def test_a_client_refuses_a_direct_endpoint_whose_certificate_is_not_the_offered_one() -> None:
+    endpoint = DirectEndpoint("127.0.0.1", tls=True, max_size=65536)
+    await endpoint.start()
+    try:
+        offer = endpoint.offer("urn:uuid:s", lambda _, link: None)
+        pinned = await connect_direct(offer, "urn:uuid:s")
+        assert pinned is not None  # the pinned one works
+        await pinned.close()
+        other = DirectOffer(offer.address, offer.key, "00" * 32)
+        assert await connect_direct(other, "urn:uuid:s") is None  # a man in the middle's would not
+    finally:
+        await endpoint.close()
