@@ -92,11 +92,16 @@ def session_host(
     """The NetTcp sessions' host for a binding with session channels, else None."""
     if not getattr(binding, "session_channel", False):
         return None
+    from spyne import Application
+
     from bindings.nettcp.binding import NetTcpRelayBinding
     from bindings.nettcp.host import SessionHost
 
     assert isinstance(binding, NetTcpRelayBinding)
-    return SessionHost(app, binding, address, message_security)  # type: ignore[arg-type]
+    if not isinstance(app, Application):
+        raise ConfigurationError(
+            f"NetTcpRelayBinding hosts a Spyne Application (SOAP 1.2), not {type(app).__name__}")
+    return SessionHost(app, binding, address, message_security)
 
 
 def _aggregate(statuses: list[HostStatus]) -> HostStatus:

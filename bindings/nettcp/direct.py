@@ -49,6 +49,8 @@ log = logging.getLogger("bindings.nettcp")
 
 #: Seconds the proof exchange may take on a new direct connection.
 PROOF_TIMEOUT = 5.0
+#: Direct connections awaiting their proof at once; more are closed at once (1008).
+MAX_UNPROVEN = 32
 _QUOTAS = ReaderQuotas()
 _SMALL = 16 * 1024  # the proof messages are tiny
 
@@ -144,6 +146,7 @@ class DirectEndpoint:
         self._server: Server | None = None
         self._fingerprint: str | None = None
         self.address = ""
+        self.unproven = 0
 
     async def start(self) -> None:
         context = None
@@ -173,6 +176,27 @@ class DirectEndpoint:
 
     async def _serve(self, connection: ServerConnection) -> None:
         link = WebSocketLink(connection)
+        if self.unproven >= MAX_UNPROVEN:
+            log.warning("direct endpoint: %d connections await their proof; one more refused",
+                        self.unproven)
+            await link.close(CloseCode.POLICY, "too many connections awaiting a proof")
+            return
+        self.unproven += 1
+        try:
+            session_id = await self._proof(link)
+        finally:
+            self.unproven -= 1
+        attach = self._attach.get(session_id or "")
+        if session_id is None or attach is None:
+            return
+        ended = attach(session_id, link)
+        with contextlib.suppress(ConnectionError):
+            await link.write(ready_message())
+        if ended is not None:
+            await ended  # the connection lives as long as the session uses it
+
+    async def _proof(self, link: WebSocketLink) -> str | None:
+        """The session the connection proves it holds, or None (then it was closed)."""
         nonce = secrets.token_bytes(32)
         try:
             async with asyncio.timeout(PROOF_TIMEOUT):
@@ -182,19 +206,13 @@ class DirectEndpoint:
         except (TimeoutError, ConnectionError, MalformedMessage, WebSocketException) as exc:
             log.info("a direct connection gave no proof: %s", exc or type(exc).__name__)
             await link.close(CloseCode.POLICY, "no proof of the session")
-            return
+            return None
         session_id = None if message is None else check_proof(message, nonce, self.keys)
-        attach = self._attach.get(session_id or "")
-        if session_id is None or attach is None:
+        if session_id is None:
             log.warning("a direct connection from %s failed the session proof",
-                        connection.remote_address)
+                        link.connection.remote_address)
             await link.close(CloseCode.POLICY, "the proof of the session does not hold")
-            return
-        ended = attach(session_id, link)
-        with contextlib.suppress(ConnectionError):
-            await link.write(ready_message())
-        if ended is not None:
-            await ended  # the connection lives as long as the session uses it
+        return session_id
 
 
 async def connect_direct(offer: DirectOffer, session_id: str, timeout: float = 3.0) -> WebSocketLink | None:

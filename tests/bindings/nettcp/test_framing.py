@@ -104,3 +104,4 @@ def test_a_flood_is_refusals_in_a_row_past_the_tolerance() -> None:
     guard.accepted()
     assert not guard.refuse() and not guard.refuse()
     assert guard.refuse()
+

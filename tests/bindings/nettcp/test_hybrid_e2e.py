@@ -7,7 +7,7 @@ import asyncio
 import base64
 import gc
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bindings import ConcurrencyMode, ConnectionMode, NetTcpRelayBinding
-from bindings.nettcp.direct import DirectEndpoint, WebSocketLink, connect_direct
+from bindings.nettcp.direct import MAX_UNPROVEN, DirectEndpoint, WebSocketLink, connect_direct
 from bindings.nettcp.framing import parse_message, reply_message
 from bindings.nettcp.host import SessionHost
 from bindings.nettcp.hybrid import DirectOffer, nonce_of
@@ -155,5 +155,23 @@ async def test_a_client_refuses_a_direct_endpoint_whose_certificate_is_not_the_o
         await pinned.close()
         other = DirectOffer(offer.address, offer.key, "00" * 32)
         assert await connect_direct(other, "urn:uuid:s") is None  # a man in the middle's would not
+    finally:
+        await endpoint.close()
+
+
+async def test_connections_awaiting_a_proof_are_bounded() -> None:
+    endpoint = DirectEndpoint("127.0.0.1", tls=False, max_size=65536)
+    await endpoint.start()
+    try:
+        async with AsyncExitStack() as stack:
+            for _ in range(MAX_UNPROVEN):  # each holds its place: it never answers
+                silent = await stack.enter_async_context(connect(endpoint.address, proxy=None))
+                await silent.recv()  # the challenge: the endpoint counts it as awaiting
+            assert endpoint.unproven == MAX_UNPROVEN
+            async with connect(endpoint.address, proxy=None) as one_more:
+                with pytest.raises(ConnectionClosed):
+                    await one_more.recv()
+                assert (one_more.close_code, one_more.close_reason) == (
+                    1008, "too many connections awaiting a proof")
     finally:
         await endpoint.close()
