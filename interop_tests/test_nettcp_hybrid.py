@@ -98,7 +98,7 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
         here = Site(namespace, relay)
         _count_relay_traffic(here)
         host = _start("nettcp-host", namespace.command(
-            [sys.executable, "-m", "interop_tests.nettcp_host", "--connection-string",
+            [sys.executable, "-m", "tests.bindings.nettcp.host_process", "--connection-string",
              here.connection_string, "--entity", "hybrid", "--hybrid-host", namespace.inside]),
             tmp_path, stack)
         host.wait_for("READY ", 60)

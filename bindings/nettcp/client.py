@@ -179,10 +179,15 @@ class SessionClient:
         finally:
             self.hybrid_settled.set()
 
-    async def close(self, timeout: float = 30.0) -> None:
-        """Graceful: calls in flight finish, then the session closes (1000)."""
+    async def end_session(self, timeout: float = 30.0) -> None:
+        """Graceful: calls in flight finish, then the session closes (1000); the next
+        call opens a new one."""
         if self.channel is not None:
             await self.channel.close(timeout=timeout)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """:meth:`end_session`, and the callbacks' worker threads are let go: the client is done."""
+        await self.end_session(timeout)
         if self._callbacks is not None:
             self._callbacks.close()
 

@@ -1,12 +1,15 @@
-"""A NetTcp host in Hybrid mode, for the network-namespace tests: ``python -m interop_tests.nettcp_host``.
+"""A NetTcp host in a process of its own: ``python -m tests.bindings.nettcp.host_process``.
 
 ::
 
-    python -m interop_tests.nettcp_host --connection-string CS --entity hybrid --hybrid-host 10.200.1.2
+    python -m tests.bindings.nettcp.host_process --connection-string CS --entity hybrid \
+        --hybrid-host 10.200.1.2
 
 Hosts the NetTcp test service (``tests/bindings/nettcp/services.py``) with
-``connection_mode=HYBRID``, its direct endpoint on ``--hybrid-host``; prints
-``READY <relay address>`` once online and stops on SIGTERM.
+``connection_mode=HYBRID`` (its direct endpoint on ``--hybrid-host``) and
+``concurrency_mode=MULTIPLE``; prints ``READY <relay address>`` once online, ``SLEEPING``
+when a ``Sleep`` call starts, and stops on SIGTERM (the network-namespace tests, and the
+test that kills it with calls in flight).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from tests.bindings.nettcp.services import session_app
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m interop_tests.nettcp_host")
+    parser = argparse.ArgumentParser(prog="python -m tests.bindings.nettcp.host_process")
     parser.add_argument("--connection-string", required=True)
     parser.add_argument("--entity", required=True)
     parser.add_argument("--hybrid-host", required=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from typing import Any
 
 from spyne import Application, Integer, ServiceBase, Unicode, rpc
@@ -12,6 +14,7 @@ from bindings.nettcp.session import SESSION_CLOSE, SESSION_OPEN, ServiceSession,
 from bindings.oneway import oneway
 
 TNS = "urn:soap-relay:tests:nettcp"
+_STDOUT = threading.Lock()
 
 
 class Progress(ServiceBase):  # type: ignore[misc]
@@ -89,6 +92,15 @@ class SessionService(ServiceBase):  # type: ignore[misc]
                 board.running -= 1
         board.note("gated", text)
         return text
+
+    @rpc(Integer, _returns=Integer)
+    def Sleep(ctx, ms):  # type: ignore[no-untyped-def]
+        """Sleeps ``ms`` milliseconds; says so on stdout first (host_process's readers)."""
+        with _STDOUT:  # one whole line per call, whatever the threads
+            sys.stdout.write("SLEEPING\n")
+            sys.stdout.flush()
+        time.sleep(ms / 1000)
+        return ms
 
     @oneway(Unicode)
     def Record(ctx, text):  # type: ignore[no-untyped-def]

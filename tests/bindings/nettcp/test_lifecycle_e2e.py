@@ -44,7 +44,7 @@ def test_the_next_call_after_a_session_ended_opens_a_new_one(stage: Stage) -> No
     stage.host()
     client = stage.client()
     first = client.service.SessionId()
-    client.transport.background.run(client.transport.nettcp.close())
+    client.transport.background.run(client.transport.nettcp.end_session())
     assert stage.board.wait_for(lambda b: ("close", first) in b.events)
     second = client.service.SessionId()
     assert second != first and client.transport.nettcp.sessions_opened == 2

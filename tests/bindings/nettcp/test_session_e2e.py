@@ -149,3 +149,16 @@ def test_the_service_calls_back_later_while_the_session_lives(stage: Stage) -> N
     assert stage.board.wait_for(lambda b: not session.is_open)
     with pytest.raises(SessionClosed):  # callbacks stop with the session
         session.callback(Progress).Step(1, 1)
+
+
+def test_callbacks_work_on_a_reopened_session(stage: Stage) -> None:
+    from tests.bindings.nettcp.services import Progress, ShowProgress
+
+    stage.host()
+    progress = ShowProgress()
+    client = stage.client(callback=(Progress, progress))
+    assert client.service.Count(1) == 1
+    client.transport.background.run(client.transport.nettcp.end_session())
+    assert client.service.Count(2) == 2  # a new session, the same implementation
+    assert progress.steps == [(1, 1), (1, 2), (2, 2)]
+    assert client.transport.nettcp.sessions_opened == 2
