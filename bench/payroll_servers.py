@@ -7,7 +7,8 @@ waitress (a production WSGI server, 4 threads), the service as users run it toda
 ``Application`` on RelayServiceHost (BasicHttpRelayBinding), behind the relay.
 
 S8: ``direct12 PORT`` serves the SOAP 1.2 payroll (``payroll12_app``) in waitress, and
-``nettcp RELAY_BASE ENTITY`` / ``hybrid RELAY_BASE ENTITY`` host it with
+``ws2007 RELAY_BASE ENTITY`` hosts it with WS2007HttpRelayBinding (SOAP 1.2 + WS-Addressing
+over HTTP, as NetTcp's envelopes), ``nettcp RELAY_BASE ENTITY`` / ``hybrid RELAY_BASE ENTITY`` with
 NetTcpRelayBinding (relayed; Hybrid with the direct endpoint on 127.0.0.1).
 
 All print ``READY`` once serving.
@@ -44,6 +45,16 @@ async def relayed(relay_base: str, entity: str) -> None:
         await asyncio.Event().wait()
 
 
+async def ws2007(relay_base: str, entity: str) -> None:
+    from bindings import RelayServiceHost, TokenProvider, WS2007HttpRelayBinding
+
+    host = RelayServiceHost(payroll12_app(), f"{relay_base}/{entity}", binding=WS2007HttpRelayBinding(),
+                            token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
+    async with host:
+        print("READY", flush=True)
+        await asyncio.Event().wait()
+
+
 async def sessions(relay_base: str, entity: str, hybrid: bool) -> None:
     from bindings import ConnectionMode, NetTcpRelayBinding, RelayServiceHost, TokenProvider
 
@@ -59,6 +70,8 @@ async def sessions(relay_base: str, entity: str, hybrid: bool) -> None:
 if __name__ == "__main__":
     if sys.argv[1] in ("direct", "direct12"):
         direct(int(sys.argv[2]), soap12=sys.argv[1] == "direct12")
+    elif sys.argv[1] == "ws2007":
+        run(ws2007(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] in ("nettcp", "hybrid"):
         run(sessions(sys.argv[2], sys.argv[3], hybrid=sys.argv[1] == "hybrid"))
     else:

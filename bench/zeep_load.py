@@ -1,6 +1,6 @@
 """S2 load generator: zeep clients calling GetSalary(7), in threads, driven from stdin.
 
-``python -m bench.zeep_load WSDL_URL THREADS [relay|nettcp|hybrid]`` loads one zeep
+``python -m bench.zeep_load WSDL_URL THREADS [relay|ws2007|nettcp|hybrid]`` loads one zeep
 client per thread (``relay``: bindings.relay_client with the bench key; ``nettcp``: the
 same on a NetTcp session each; ``hybrid``: NetTcp sessions moved onto their direct
 connection before ``READY``; else a plain ``zeep.Client``), prints ``READY``, then for each stdin line ``run SECONDS N``
@@ -26,9 +26,15 @@ EXPECTED = Decimal("5120.50")
 def _client(wsdl: str, mode: str) -> Any:
     if not mode:
         return zeep.Client(wsdl)
-    from bindings import ConnectionMode, NetTcpRelayBinding, TokenProvider, relay_client
+    from bindings import (
+        ConnectionMode,
+        NetTcpRelayBinding,
+        TokenProvider,
+        WS2007HttpRelayBinding,
+        relay_client,
+    )
 
-    binding = {"nettcp": NetTcpRelayBinding(),
+    binding = {"ws2007": WS2007HttpRelayBinding(), "nettcp": NetTcpRelayBinding(),
                "hybrid": NetTcpRelayBinding(connection_mode=ConnectionMode.HYBRID)}.get(mode)
     return relay_client(wsdl, binding=binding,
                         token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
