@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+from bindings.nettcp.errors import NetTcpError
+
 __all__ = ["DuplicateMessageId", "FloodGuard", "PendingCalls", "TooManyCalls"]
 
 T = TypeVar("T")
 
 
-class TooManyCalls(Exception):
+class TooManyCalls(NetTcpError):
     """The session already has its maximum of calls in flight."""
 
     def __init__(self, limit: int) -> None:

@@ -88,6 +88,7 @@ class SessionClient:
         self.session_id: str | None = None
         self.sessions_opened = 0
         self._lock: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._callback_order = asyncio.Lock()
         #: Set once the session's direct attempt ended, either way (Hybrid mode), or at once.
         self.hybrid_settled = asyncio.Event()
@@ -128,14 +129,19 @@ class SessionClient:
                    timeout: float | None = None) -> ChannelMessage | None:
         """Send a request on the session (opened if needed); its reply, None when one-way.
 
+        At most ``max_calls_per_session`` calls are in flight; more wait for a place.
+
         Raises:
-            SessionOpenFailed, SessionClosed, CallTimeout, TooManyCalls.
+            SessionOpenFailed, SessionClosed, CallTimeout.
         """
-        channel = await self.open()
-        if oneway:
-            await channel.send(data)
-            return None
-        return await channel.call(data, message_id, timeout)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.binding.max_calls_per_session)
+        async with self._slots:  # over the bound, calls wait their turn here
+            channel = await self.open()
+            if oneway:
+                await channel.send(data)
+                return None
+            return await channel.call(data, message_id, timeout)
 
     @property
     def path(self) -> str:

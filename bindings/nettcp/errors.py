@@ -5,6 +5,8 @@
         ├── SessionOpenFailed       the relay refused the session (.status) or is unreachable
         ├── SessionClosed           the session ended (.code, .reason): every call in flight
         │                           fails with it at once; the next call opens a new session
+        ├── TooManyCalls            max_calls_per_session in flight (bindings.nettcp.calls); the
+        │                           client queues its own calls instead of raising it
         ├── DirectConnectionLost    Hybrid: the direct connection dropped with the call in flight
         │                           (its outcome is unknown; the session goes on relayed)
         └── CallTimeout             no reply within the call timeout (also a TimeoutError)

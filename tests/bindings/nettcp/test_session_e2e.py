@@ -162,3 +162,18 @@ def test_callbacks_work_on_a_reopened_session(stage: Stage) -> None:
     assert client.service.Count(2) == 2  # a new session, the same implementation
     assert progress.steps == [(1, 1), (1, 2), (2, 2)]
     assert client.transport.nettcp.sessions_opened == 2
+
+
+def test_a_client_queues_calls_over_its_bound_instead_of_failing(stage: Stage) -> None:
+    bounded = NetTcpRelayBinding(concurrency_mode=ConcurrencyMode.MULTIPLE, max_calls_per_session=2)
+    stage.host(binding=bounded)
+    client = stage.client(binding=bounded)
+    stage.board.gate.clear()
+    with ThreadPoolExecutor(5) as pool:
+        calls = [pool.submit(client.service.Gated, f"q{i}") for i in range(5)]
+        for _ in range(2):
+            assert stage.board.entered.acquire(timeout=10)
+        assert not stage.board.entered.acquire(timeout=0.3)  # the other three wait in the client
+        stage.board.gate.set()
+        assert sorted(call.result(10) for call in calls) == [f"q{i}" for i in range(5)]
+    assert stage.board.most_running == 2
