@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import gc
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, ExitStack
@@ -175,3 +176,21 @@ async def test_connections_awaiting_a_proof_are_bounded() -> None:
                     1008, "too many connections awaiting a proof")
     finally:
         await endpoint.close()
+
+
+def test_callbacks_travel_the_direct_connection_too(stage: Stage) -> None:
+    from tests.bindings.nettcp.services import Progress, ShowProgress
+
+    quiet = dataclasses.replace(HYBRID, keepalive_interval=0)  # no keep-alive in the counts
+    stage.host(binding=quiet)
+    progress = ShowProgress()
+    client = stage.client(binding=quiet, callback=(Progress, progress))
+    assert client.service.Echo("first") == "first"
+    settled(client)
+    channel = client.transport.nettcp.channel
+    assert channel.path == "direct"
+    received, sent = channel.received["direct"], channel.sent["direct"]
+    assert client.service.Run(3) == "yes after 3 steps"
+    assert progress.steps == [(1, 3), (2, 3), (3, 3)]
+    # the call, its three one-way steps, the question and its answer, and the reply
+    assert channel.received["direct"] - received == 5 and channel.sent["direct"] - sent == 2
