@@ -23,7 +23,8 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
   outcome is unknown: never sent again).
 
 Warnings about the peer's messages are logged once per kind and session (the rest are
-counted and reported when the session ends).
+counted and reported when the session ends), and at most 10 per 10 s in all
+(:mod:`bindings.nettcp.peer_log`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from bindings.nettcp.framing import (
     reply_message,
     request_message,
 )
+from bindings.nettcp.peer_log import PeerLog, peer_log
 from soap.addressing import new_message_id
 from soap.fault import FaultCode
 
@@ -96,11 +98,13 @@ class SessionChannel:
         ordered_replies: hand a reply to its caller only once the requests that came
             before it were handled (the client, so that the progress callbacks a service
             sent before its reply are seen before the result).
+        warnings: where warnings about the peer go (the host's or client's, shared by
+            its sessions; by default the process's).
     """
 
     def __init__(
         self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
-        *, ordered_replies: bool = False,
+        *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
         self.relayed: Link = link  # the session's own link: its end is the session's
@@ -120,6 +124,7 @@ class SessionChannel:
         self._warned: collections.Counter[str] = collections.Counter()
         self._runner: asyncio.Task[None] | None = None
         self._ordered = ordered_replies
+        self.warnings = warnings
 
     def __repr__(self) -> str:
         return f"<SessionChannel {self.name} {self.state.name} pending={len(self.pending)}>"
@@ -391,7 +396,7 @@ class SessionChannel:
                 if self.link is not self.relayed:  # the direct path went silent: drop it
                     self._drop_direct(self.link, "no keep-alive answer")
                     continue
-                log.warning("session %s: no keep-alive answer within %g s; ending it",
+                self.warnings.warning("session %s: no keep-alive answer within %g s; ending it",
                             self.name, timeout)
                 await self.abort(CloseCode.GOING_AWAY, f"no keep-alive answer within {timeout:g} s")
                 return
@@ -401,4 +406,4 @@ class SessionChannel:
     def _warn(self, kind: str, message: str, *args: object) -> None:
         self._warned[kind] += 1
         if self._warned[kind] == 1:
-            log.warning(message, *args)
+            self.warnings.warning(message, *args)

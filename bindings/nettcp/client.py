@@ -31,6 +31,7 @@ from bindings.nettcp.direct import connect_direct
 from bindings.nettcp.errors import SessionOpenFailed
 from bindings.nettcp.framing import CONTROL_NS, SESSION_ACTION, ChannelMessage, fault_message
 from bindings.nettcp.hybrid import DirectOffer
+from bindings.nettcp.peer_log import PeerLog
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import ServiceSession
 from bindings.tokens import TokenProvider
@@ -89,6 +90,8 @@ class SessionClient:
         self.sessions_opened = 0
         self._lock: asyncio.Lock | None = None
         self._slots: asyncio.Semaphore | None = None
+        #: Warnings about the host's mistakes, rate-limited across this client's sessions.
+        self.warnings = PeerLog(log)
         self._callback_order = asyncio.Lock()
         #: Set once the session's direct attempt ended, either way (Hybrid mode), or at once.
         self.hybrid_settled = asyncio.Event()
@@ -120,7 +123,8 @@ class SessionClient:
             self.session_id = None
             ordered = self.binding.concurrency_mode is ConcurrencyMode.SINGLE
             self.channel = SessionChannel(stream, self._on_request, self.binding,
-                                          name=stream.tracking_id, ordered_replies=ordered)
+                                          name=stream.tracking_id, ordered_replies=ordered,
+                                          warnings=self.warnings)
             self.channel.start()
             self.sessions_opened += 1
             return self.channel

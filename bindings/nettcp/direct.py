@@ -41,6 +41,7 @@ from bindings.nettcp.hybrid import (
     proof_message,
     ready_message,
 )
+from bindings.nettcp.peer_log import PeerLog, peer_log
 from soap.quotas import ReaderQuotas
 
 __all__ = ["DirectEndpoint", "WebSocketLink", "connect_direct", "outgoing_address"]
@@ -137,10 +138,11 @@ class DirectEndpoint:
         host: the address to bind and offer.
         tls: serve ``wss://`` (the relayed sessions are encrypted).
         max_size: the largest message taken.
+        warnings: where warnings about peers go (rate-limited).
     """
 
-    def __init__(self, host: str, *, tls: bool, max_size: int) -> None:
-        self.host, self.tls, self.max_size = host, tls, max_size
+    def __init__(self, host: str, *, tls: bool, max_size: int, warnings: PeerLog = peer_log) -> None:
+        self.host, self.tls, self.max_size, self.warnings = host, tls, max_size, warnings
         self.keys: dict[str, bytes] = {}
         self._attach: dict[str, Attach] = {}
         self._server: Server | None = None
@@ -177,8 +179,8 @@ class DirectEndpoint:
     async def _serve(self, connection: ServerConnection) -> None:
         link = WebSocketLink(connection)
         if self.unproven >= MAX_UNPROVEN:
-            log.warning("direct endpoint: %d connections await their proof; one more refused",
-                        self.unproven)
+            self.warnings.warning("direct endpoint: %d connections await their proof; one more refused",
+                             self.unproven)
             await link.close(CloseCode.POLICY, "too many connections awaiting a proof")
             return
         self.unproven += 1
@@ -209,8 +211,8 @@ class DirectEndpoint:
             return None
         session_id = None if message is None else check_proof(message, nonce, self.keys)
         if session_id is None:
-            log.warning("a direct connection from %s failed the session proof",
-                        link.connection.remote_address)
+            self.warnings.warning("a direct connection from %s failed the session proof",
+                             link.connection.remote_address)
             await link.close(CloseCode.POLICY, "the proof of the session does not hold")
         return session_id
 

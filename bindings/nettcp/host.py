@@ -37,6 +37,7 @@ from bindings.nettcp.framing import (
     CloseCode,
     request_message,
 )
+from bindings.nettcp.peer_log import PeerLog
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import SESSION_CLOSE, SESSION_OPEN, ServiceSession
 from hc.asyncio import HybridConnectionStream
@@ -77,6 +78,8 @@ class SessionHost:
         self.address = address
         self.direct: DirectEndpoint | None = None
         self._direct_lock = asyncio.Lock()
+        #: Warnings about clients' mistakes, rate-limited for the whole host.
+        self.warnings = PeerLog(log)
         self._closing = False
 
     def __repr__(self) -> str:
@@ -88,7 +91,7 @@ class SessionHost:
             await stream.close(CloseCode.GOING_AWAY, "the service is closing")
             return
         if len(self.sessions) >= self.binding.max_sessions:
-            log.warning("session refused: %d sessions open (max_sessions)", len(self.sessions))
+            self.warnings.warning("session refused: %d sessions open (max_sessions)", len(self.sessions))
             await stream.close(CloseCode.TOO_MANY_SESSIONS,
                                f"too many sessions (the limit is {self.binding.max_sessions})")
             return
@@ -104,7 +107,8 @@ class SessionHost:
             async with lock:
                 return await loop.run_in_executor(self.pipeline.executor, self.pipeline.run, message, session)
 
-        channel = SessionChannel(stream, handle, self.binding, name=session_id)
+        channel = SessionChannel(stream, handle, self.binding, name=session_id,
+                                 warnings=self.warnings)
         session = ServiceSession(session_id, channel, loop)
         self.sessions[session_id] = channel
         try:
@@ -128,7 +132,8 @@ class SessionHost:
             if self.direct is None:
                 host = self.binding.hybrid_host or outgoing_address(self.address.host, self.address.port)
                 direct = DirectEndpoint(host, tls=self.address.use_tls,
-                                        max_size=self.binding.max_received_message_size + 65536)
+                                        max_size=self.binding.max_received_message_size + 65536,
+                                        warnings=self.warnings)
                 await direct.start()
                 self.direct = direct
 

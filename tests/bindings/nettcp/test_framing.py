@@ -105,3 +105,20 @@ def test_a_flood_is_refusals_in_a_row_past_the_tolerance() -> None:
     assert not guard.refuse() and not guard.refuse()
     assert guard.refuse()
 
+
+
+def test_warnings_about_peers_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from bindings.nettcp.peer_log import PeerLog
+    from tests.support.clock import ManualClock
+
+    clock = ManualClock(100.0)
+    log = PeerLog(logging.getLogger("test.peers"), limit=2, window=10.0, clock=clock)
+    with caplog.at_level(logging.WARNING, "test.peers"):
+        for i in range(5):
+            log.warning("mistake %d", i)
+        clock.advance(10.0)
+        log.warning("later")
+    assert [r.getMessage() for r in caplog.records] == [
+        "mistake 0", "mistake 1", "later (and 3 similar lines suppressed in the last 10 s)"]
