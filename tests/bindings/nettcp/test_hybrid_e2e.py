@@ -184,7 +184,8 @@ def test_callbacks_travel_the_direct_connection_too(stage: Stage) -> None:
     quiet = dataclasses.replace(HYBRID, keepalive_interval=0)  # no keep-alive in the counts
     stage.host(binding=quiet)
     progress = ShowProgress()
-    client = stage.client(binding=quiet, callback=(Progress, progress))
+    in_order = dataclasses.replace(quiet, concurrency_mode=ConcurrencyMode.SINGLE)  # callbacks
+    client = stage.client(binding=in_order, callback=(Progress, progress))
     assert client.service.Echo("first") == "first"
     settled(client)
     channel = client.transport.nettcp.channel
