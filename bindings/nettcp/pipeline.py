@@ -12,6 +12,7 @@ session's next call (its order is kept); it sends nothing back.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -75,10 +76,12 @@ class SessionPipeline:
         self.address = address
         self.executor = ThreadPoolExecutor(max(1, binding.max_concurrent_calls),
                                            thread_name_prefix="nettcp-call")
-        self._request = RelayedRequest(
+        request = RelayedRequest(
             "POST", "/" + address.entity_path,
             (("Content-Type", f"{SOAP12.content_type}; charset=utf-8"),),
             iter_bytes(b""), address.http_base, address.entity_path)
+        #: Every call's environ but its body: built once, copied per call.
+        self._environ = build_environ(request, b"")
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)
@@ -86,7 +89,8 @@ class SessionPipeline:
 
     def run(self, message: ChannelMessage, session: ServiceSession) -> bytes | None:
         """The reply to ``message`` (None for a one-way operation); blocking, in a worker."""
-        environ = build_environ(self._request, message.data)
+        environ = dict(self._environ)
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(message.data), str(len(message.data))
         environ[ENVELOPE_KEY] = message.envelope
         environ[SESSION_KEY] = session
         status: list[str] = []
