@@ -36,7 +36,7 @@ from spyne import (
 from spyne import Decimal as XsDecimal
 from spyne.protocol.soap import Soap11, Soap12
 
-from bindings.nettcp.session import session_of
+from bindings.nettcp import session_of
 from bindings.oneway import oneway
 from bindings.wsgi_security import ENVIRON_KEY
 from soap.security import SecurityResult
