@@ -22,7 +22,7 @@ from bench.bootstrap import bootstrap
 from bench.report import environment, render, verdicts
 from bench.stack import Run
 
-SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6")
+SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6", "s8")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

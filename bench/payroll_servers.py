@@ -6,7 +6,12 @@ waitress (a production WSGI server, 4 threads), the service as users run it toda
 ``python -m bench.payroll_servers relay RELAY_BASE ENTITY``: the same Spyne
 ``Application`` on RelayServiceHost (BasicHttpRelayBinding), behind the relay.
 
-Both print ``READY`` once serving.
+S8: ``direct12 PORT`` serves the SOAP 1.2 payroll (``payroll12_app``) in waitress, and
+``ws2007 RELAY_BASE ENTITY`` hosts it with WS2007HttpRelayBinding (SOAP 1.2 + WS-Addressing
+over HTTP, as NetTcp's envelopes), ``nettcp RELAY_BASE ENTITY`` / ``hybrid RELAY_BASE ENTITY`` with
+NetTcpRelayBinding (relayed; Hybrid with the direct endpoint on 127.0.0.1).
+
+All print ``READY`` once serving.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ import sys
 
 from bench.aio import run
 from bench.keys import KEY, KEY_NAME
-from samples.payroll.services import payroll_app
+from samples.payroll.services import payroll12_app, payroll_app
 
 
-def direct(port: int) -> None:
+def direct(port: int, soap12: bool = False) -> None:
     import waitress
     from spyne.server.wsgi import WsgiApplication
 
-    server = waitress.create_server(WsgiApplication(payroll_app()), host="127.0.0.1", port=port,
+    app = payroll12_app() if soap12 else payroll_app()
+    server = waitress.create_server(WsgiApplication(app), host="127.0.0.1", port=port,
                                     threads=4, backlog=1024)
     print("READY", flush=True)
     server.run()
@@ -39,8 +45,34 @@ async def relayed(relay_base: str, entity: str) -> None:
         await asyncio.Event().wait()
 
 
+async def ws2007(relay_base: str, entity: str) -> None:
+    from bindings import RelayServiceHost, TokenProvider, WS2007HttpRelayBinding
+
+    host = RelayServiceHost(payroll12_app(), f"{relay_base}/{entity}", binding=WS2007HttpRelayBinding(),
+                            token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
+    async with host:
+        print("READY", flush=True)
+        await asyncio.Event().wait()
+
+
+async def sessions(relay_base: str, entity: str, hybrid: bool) -> None:
+    from bindings import ConnectionMode, NetTcpRelayBinding, RelayServiceHost, TokenProvider
+
+    mode = ConnectionMode.HYBRID if hybrid else ConnectionMode.RELAYED
+    binding = NetTcpRelayBinding(connection_mode=mode, hybrid_host="127.0.0.1")
+    host = RelayServiceHost(payroll12_app(), f"{relay_base}/{entity}", binding=binding,
+                            token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
+    async with host:
+        print("READY", flush=True)
+        await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "direct":
-        direct(int(sys.argv[2]))
+    if sys.argv[1] in ("direct", "direct12"):
+        direct(int(sys.argv[2]), soap12=sys.argv[1] == "direct12")
+    elif sys.argv[1] == "ws2007":
+        run(ws2007(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] in ("nettcp", "hybrid"):
+        run(sessions(sys.argv[2], sys.argv[3], hybrid=sys.argv[1] == "hybrid"))
     else:
         run(relayed(sys.argv[2], sys.argv[3]))

@@ -96,6 +96,10 @@ def _s1(results: dict[str, Any], target: str, c: str, key: str) -> float | None:
     return _get(results, "s1", target, c, "median", key)
 
 
+def _s8_ratio(results: dict[str, Any], a: str, b: str, c: str) -> float | None:
+    return _ratio(_get(results, "s8", a, c, "median", "calls_s"), _get(results, "s8", b, c, "median", "calls_s"))
+
+
 def derived(results: dict[str, Any]) -> dict[str, float | None]:
     """The figures the targets are about, computed from the medians."""
     s6 = results.get("s6", {})
@@ -119,6 +123,12 @@ def derived(results: dict[str, Any]) -> dict[str, float | None]:
                               _get(results, "s2", "direct", "8", "median", "calls_s")),
         "s3_ratio_c1": _ratio(_s1(results, "relay", "1", "rps"), _s1(results, "relay_hyco", "1", "rps")),
         "s3_ratio_c32": _ratio(_s1(results, "relay", "32", "rps"), _s1(results, "relay_hyco", "32", "rps")),
+        "s8_tcp_basic_c1": _s8_ratio(results, "nettcp", "basichttp", "1"),
+        "s8_tcp_basic_c8": _s8_ratio(results, "nettcp", "basichttp", "8"),
+        "s8_cpu_basic_tcp_c1": _ratio(_get(results, "s8", "basichttp", "1", "median", "total_cpu_us_per_call"),
+                                      _get(results, "s8", "nettcp", "1", "median", "total_cpu_us_per_call")),
+        "s8_norelay_hybrid_p50": _ratio(_get(results, "s8", "hybrid", "1", "median", "p50_ms"),
+                                        _get(results, "s8", "norelay", "1", "median", "p50_ms")),
         "s4_kib_per_listener": _get(results, "s4", "median", "rss_kib_per_listener"),
         "s5_p99_1000": _get(results, "s5", "1000", "median", "p99_ms"),
         "s6_min_mb_s_100": min(v["median"]["mb_s"] for v in big) if big else None,
@@ -135,6 +145,10 @@ _TARGETS: list[tuple[str, str, str, Callable[[float], bool], str]] = [
     ("S2", "relay e2e / direct e2e calls/s, c=8", "s2_ratio_c8", lambda v: v >= 0.9, ">= 0.90x"),
     ("S3", "our listener / hyco-https req/s, c=1", "s3_ratio_c1", lambda v: v >= 1.2, ">= 1.20x"),
     ("S3", "our listener / hyco-https req/s, c=32", "s3_ratio_c32", lambda v: v >= 1.2, ">= 1.20x"),
+    ("S8", "NetTcp / BasicHttp zeep calls/s, c=1", "s8_tcp_basic_c1", lambda v: v >= 2.0, ">= 2.00x"),
+    ("S8", "BasicHttp / NetTcp CPU per call, all processes, c=1", "s8_cpu_basic_tcp_c1",
+     lambda v: v >= 2.0, ">= 2.00x"),
+    ("S8", "Hybrid direct p50 / no relay p50, c=1", "s8_norelay_hybrid_p50", lambda v: v <= 1.2, "<= 1.20x"),
     ("S4", "relay memory per idle listener", "s4_kib_per_listener", lambda v: v <= 20, "<= 20 KiB"),
     ("S5", "1,000 subscribers, p99 until all acked", "s5_p99_1000", lambda v: v <= 60, "<= 60 ms"),
     ("S6", "100 MiB body, slower direction", "s6_min_mb_s_100", lambda v: v >= 100, ">= 100 MB/s"),
@@ -204,6 +218,25 @@ def _s2_table(s2: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _s8_table(s8: dict[str, Any]) -> list[str]:
+    rows = ["| path | c | calls/s | p50 ms | p99 ms | CPU us/call: client | relay | service | total |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    labels = {"basichttp": "BasicHttp: zeep -> relay (HTTP + rendezvous per call) -> listener",
+              "ws2007": "WS2007Http: the same, SOAP 1.2 + WS-Addressing (NetTcp's envelopes)",
+              "nettcp": "NetTcp relayed: zeep -> one session through the relay -> host",
+              "hybrid": "NetTcp Hybrid: the same session, direct",
+              "norelay": "no relay: zeep -> waitress -> Spyne (SOAP 1.2)"}
+    for name, label in labels.items():
+        for c, point in s8.get(name, {}).items():
+            m = point["median"]
+            cpu = [_n(m.get(f"{k}_cpu_us_per_call"), 0) for k in ("client", "relay", "service", "total")]
+            rows.append(f"| {label} | {c} | {_n(m['calls_s'], 0)} | {_n(m['p50_ms'])} | {_n(m['p99_ms'])} | "
+                        + " | ".join(cpu) + " |")
+    rows += ["", ("Relay CPU on the Hybrid and no-relay paths is the relay's idle cost (keep-alives)"
+                  " spread over the calls; the service's CPU includes its listener or session code.")]
+    return rows
+
+
 def _s4_table(s4: dict[str, Any]) -> list[str]:
     m = s4["median"]
     return [
@@ -252,6 +285,7 @@ def render(document: dict[str, Any]) -> str:
         ("s4", "S4 idle listeners", _s4_table),
         ("s5", "S5 event fan-out: one event, time until every subscriber acknowledged", _s5_table),
         ("s6", "S6 large bodies through the relay (curl, streamed)", _s6_table),
+        ("s8", "S8 NetTcp sessions: zeep GetSalary(7), one session per client vs HTTP per call", _s8_table),
     ]
     for key, title, table in sections:
         if results.get(key):

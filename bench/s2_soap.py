@@ -14,14 +14,15 @@ from typing import Any
 from bench.procs import Proc, free_port, python_argv
 from bench.stack import Run, med
 
-__all__ = ["CONCURRENCY", "run_soap"]
+__all__ = ["CONCURRENCY", "measure", "run_soap", "start_clients"]
 
 CONCURRENCY = (1, 8)
 _PROCS, _THREADS = 2, 4
 
 
-def _clients(run: Run, name: str, wsdl: str, relayed: bool) -> list[Proc]:
-    extra = ["relay"] if relayed else []
+def _clients(run: Run, name: str, wsdl: str, relayed: bool | str) -> list[Proc]:
+    """The load processes of one path; ``relayed``: True (BasicHttp), a zeep_load mode, or False."""
+    extra = ["relay"] if relayed is True else [relayed] if relayed else []
     return [
         run.start(Proc(f"zeep-{name}-{i}", python_argv("bench.zeep_load", wsdl, str(_THREADS), *extra),
                        logdir=run.workdir, stdin=True, timeout=120))
@@ -73,3 +74,7 @@ def run_soap(run: Run, relay: Proc, relay_url: str) -> dict[str, Any]:
         }
         for name, by_c in points.items()
     }
+
+
+#: Shared with S8 (bench.s8_nettcp).
+start_clients, measure = _clients, _measure

@@ -8,6 +8,8 @@ from bench.s1_hop import run_hop
 from bench.s2_soap import run_soap
 from bench.s4_s5_swarms import run_fanout, run_idle
 from bench.s6_bodies import ENTITY_MAX, run_bodies
+from bench.s8_nettcp import ENTITIES as S8_ENTITIES
+from bench.s8_nettcp import run_nettcp
 from bench.stack import Run, start_relay
 
 __all__ = ["NOTES", "run_scenarios"]
@@ -27,6 +29,7 @@ _MAIN_ENTITIES = [
     {"path": "hyco"},
     {"path": "big", "max_message_size": ENTITY_MAX},
     {"path": "payroll"},
+    *S8_ENTITIES,
 ]
 
 
@@ -34,7 +37,7 @@ def run_scenarios(run: Run, chosen: list[str], *, observe: bool = False) -> dict
     """``observe``: S1 also runs three more relays alike (one entity, their own listener),
     with metrics and inspector on, off, and on with body capture."""
     results: dict[str, Any] = {}
-    if {"s1", "s3", "s6", "s2"} & set(chosen):
+    if {"s1", "s3", "s6", "s2", "s8"} & set(chosen):
         relay, url = start_relay(run, "relay-main", {"entities": _MAIN_ENTITIES})
         others = {
             f"relay_obs_{mode}": start_relay(run, f"relay-obs-{mode}",
@@ -47,6 +50,8 @@ def run_scenarios(run: Run, chosen: list[str], *, observe: bool = False) -> dict
             results["s2"] = run_soap(run, relay, url)
         if "s6" in chosen:
             results["s6"] = run_bodies(run, relay, url)
+        if "s8" in chosen:
+            results["s8"] = run_nettcp(run, relay, url)
         run.stop_all()
     if "s5" in chosen:
         results["s5"] = run_fanout(run)

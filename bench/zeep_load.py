@@ -1,8 +1,9 @@
 """S2 load generator: zeep clients calling GetSalary(7), in threads, driven from stdin.
 
-``python -m bench.zeep_load WSDL_URL THREADS [relay]`` loads one zeep client per
-thread (``relay``: bindings.relay_client with the bench key, else a plain
-``zeep.Client``), prints ``READY``, then for each stdin line ``run SECONDS N``
+``python -m bench.zeep_load WSDL_URL THREADS [relay|ws2007|nettcp|hybrid]`` loads one zeep
+client per thread (``relay``: bindings.relay_client with the bench key; ``nettcp``: the
+same on a NetTcp session each; ``hybrid``: NetTcp sessions moved onto their direct
+connection before ``READY``; else a plain ``zeep.Client``), prints ``READY``, then for each stdin line ``run SECONDS N``
 runs N threads for SECONDS and prints ``RESULT {"calls", "errors", "latency_us": [...]}``.
 """
 
@@ -22,12 +23,31 @@ from bench.keys import KEY, KEY_NAME
 EXPECTED = Decimal("5120.50")
 
 
-def _client(wsdl: str, relayed: bool) -> Any:
-    if relayed:
-        from bindings import TokenProvider, relay_client
+def _client(wsdl: str, mode: str) -> Any:
+    if not mode:
+        return zeep.Client(wsdl)
+    from bindings import (
+        ConnectionMode,
+        NetTcpRelayBinding,
+        TokenProvider,
+        WS2007HttpRelayBinding,
+        relay_client,
+    )
 
-        return relay_client(wsdl, token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
-    return zeep.Client(wsdl)
+    binding = {"ws2007": WS2007HttpRelayBinding(), "nettcp": NetTcpRelayBinding(),
+               "hybrid": NetTcpRelayBinding(connection_mode=ConnectionMode.HYBRID)}.get(mode)
+    return relay_client(wsdl, binding=binding,
+                        token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
+
+
+def _direct(client: Any) -> None:
+    """Wait until a Hybrid client's session went direct (or say that it did not)."""
+    import asyncio
+
+    session = client.transport.nettcp
+    client.transport.background.run(asyncio.wait_for(session.hybrid_settled.wait(), 15))
+    if session.path != "direct":
+        print(f"zeep_load: a Hybrid session stayed {session.path}", file=sys.stderr, flush=True)
 
 
 def _loop(client: Any, until: float, out: list[int], errors: list[int]) -> None:
@@ -46,10 +66,12 @@ def _loop(client: Any, until: float, out: list[int], errors: list[int]) -> None:
 
 
 def main() -> None:
-    wsdl, threads, relayed = sys.argv[1], int(sys.argv[2]), sys.argv[3:] == ["relay"]
-    clients = [_client(wsdl, relayed) for _ in range(threads)]
-    for client in clients:  # warm: connection, caches
+    wsdl, threads, mode = sys.argv[1], int(sys.argv[2]), (sys.argv[3:] or [""])[0]
+    clients = [_client(wsdl, mode) for _ in range(threads)]
+    for client in clients:  # warm: connection, caches (a session: opened)
         client.service.GetSalary(7)
+        if mode == "hybrid":
+            _direct(client)
     print("READY", flush=True)
     for line in sys.stdin:
         _, seconds, count = line.split()

@@ -21,6 +21,7 @@ from bindings.binding import (
     WebHttpRelayBinding,
     WS2007HttpRelayBinding,
 )
+from bindings.nettcp.binding import ConcurrencyMode, ConnectionMode, NetTcpRelayBinding
 from bindings.status import HostStatus
 from bindings.tokens import TokenProvider
 from hc.connection_string import ConnectionString
@@ -33,12 +34,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BasicHttpRelayBinding",
+    "ConcurrencyMode",
+    "ConnectionMode",
     "ConnectionString",
     "EndToEndSecurityMode",
     "HostStatus",
     "MessageSecurity",
     "NetEventRelayBinding",
     "NetOnewayRelayBinding",
+    "NetTcpRelayBinding",
     "ReaderQuotas",
     "RelayBinding",
     "RelayServiceHost",

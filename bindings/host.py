@@ -42,6 +42,7 @@ from hc.entities import Discovery
 from hc.proxy import Proxy
 
 if TYPE_CHECKING:
+    from bindings.nettcp.host import SessionHost
     from bindings.wssecurity import MessageSecurity
 
 __all__ = ["RelayServiceHost", "make_handler"]
@@ -91,6 +92,25 @@ def _proxy(proxy: str | bool | None) -> Proxy | bool:
         return proxy_setting(proxy)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
+
+
+def session_host(
+    app: object, binding: RelayBinding, address: RelayAddress,
+    message_security: MessageSecurity | None,
+) -> SessionHost | None:
+    """The NetTcp sessions' host for a binding with session channels, else None."""
+    if not getattr(binding, "session_channel", False):
+        return None
+    from spyne import Application
+
+    from bindings.nettcp.binding import NetTcpRelayBinding
+    from bindings.nettcp.host import SessionHost
+
+    assert isinstance(binding, NetTcpRelayBinding)
+    if not isinstance(app, Application):
+        raise ConfigurationError(
+            f"NetTcpRelayBinding hosts a Spyne Application (SOAP 1.2), not {type(app).__name__}")
+    return SessionHost(app, binding, address, message_security)
 
 
 def _aggregate(statuses: list[HostStatus]) -> HostStatus:
@@ -156,6 +176,7 @@ class RelayServiceHost:
         self.address, self.binding = address, binding or BasicHttpRelayBinding()
         self.token_provider, self.discovery = token_provider, Discovery(discovery)
         self.handler = make_handler(app, self.binding, message_security, listeners=listeners)
+        self.sessions = session_host(app, self.binding, address, message_security)
         self.listener_count, self.open_timeout = listeners, open_timeout
         self.close_timeout = close_timeout
         self.proxy = _proxy(proxy)
@@ -220,6 +241,7 @@ class RelayServiceHost:
                 self.address, self.handler, binding=self.binding,
                 token_provider=self.token_provider, discovery=self.discovery,
                 on_status=self._on_listener_status, proxy=self.proxy,
+                on_accept=self.sessions.serve if self.sessions is not None else None,
             )
             for _ in range(self.listener_count)
         ]
@@ -295,6 +317,8 @@ class RelayServiceHost:
         await asyncio.shield(self._closing)
 
     async def _close_all(self) -> None:
+        if self.sessions is not None:
+            await self.sessions.aclose(self.close_timeout)
         await asyncio.gather(*(lst.close(self.close_timeout) for lst in self._listeners))
         await self._close_handler()
 

@@ -44,7 +44,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -100,10 +100,13 @@ class SpyneRelayApp:
         app: The Spyne application.
         binding: The relay binding it is hosted with.
         security: The WS-Security step, or None.
+        oneway_executor: Where acknowledged one-way operations run (default: a pool
+            of the adapter's own; the NetTcp sessions run them inline, in order).
     """
 
     def __init__(
-        self, app: Application, binding: RelayBinding, security: SecurityStage | None = None
+        self, app: Application, binding: RelayBinding, security: SecurityStage | None = None,
+        *, oneway_executor: Executor | None = None,
     ) -> None:
         self.binding, self.security = binding, security
         self.version = (
@@ -116,7 +119,7 @@ class SpyneRelayApp:
             self._oneway_ops = _all_operations(app)
         else:
             self._oneway_ops = oneway_operations(app)
-        self._executor = ThreadPoolExecutor(
+        self._executor = oneway_executor or ThreadPoolExecutor(
             max_workers=max(1, binding.max_concurrent_calls), thread_name_prefix="relay-oneway"
         )
         self._wsdl_lock = threading.Lock()

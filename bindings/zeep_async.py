@@ -179,9 +179,16 @@ def relay_async_client(
     """
     if "transport" in client_kwargs:
         raise TypeError("relay_async_client makes its own transport; pass timeouts instead")
+    callback = client_kwargs.pop("callback", None)
     parts = client_parts(
         wsdl_url, binding, token_provider, connection_string, message_security, client_kwargs
     )
+    if getattr(binding, "session_channel", False):  # NetTcp: calls on one session channel
+        from bindings.nettcp.zeep_nettcp import nettcp_client
+
+        return nettcp_client(wsdl_url, binding, parts, timeout=timeout,  # type: ignore[arg-type]
+                             operation_timeout=operation_timeout, callback=callback,
+                             client_kwargs=client_kwargs, asynchronous=True, proxy=proxy)
     transport = AsyncRelayTransport(
         parts.token_provider,
         audience=parts.audience,

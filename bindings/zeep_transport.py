@@ -219,7 +219,9 @@ def relay_client(
         proxy: An HTTP proxy URL ``http://[user:password@]host:port``; True (default):
             the environment's (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``); None: none.
             A proxy's failure raises :class:`~bindings.relay_errors.ProxyTransportError`.
-        **client_kwargs: Passed to :class:`zeep.Client` (``plugins``, ``settings``,
+        **client_kwargs: ``callback=(contract, implementation)`` with a NetTcp binding
+            answers the service's callbacks (:mod:`bindings.nettcp.callbacks`); the rest
+            is passed to :class:`zeep.Client` (``plugins``, ``settings``,
             ``service_name``, ``port_name`` ...); ``transport`` is not accepted,
             nor ``wsse`` with message security.
 
@@ -236,9 +238,18 @@ def relay_client(
     """
     if "transport" in client_kwargs:
         raise TypeError("relay_client makes its own transport; pass timeouts instead")
+    callback = client_kwargs.pop("callback", None)
     parts = client_parts(
         wsdl_url, binding, token_provider, connection_string, message_security, client_kwargs
     )
+    if getattr(binding, "session_channel", False):  # NetTcp: calls on one session channel
+        from bindings.nettcp.zeep_nettcp import nettcp_client
+
+        return nettcp_client(wsdl_url, binding, parts, timeout=timeout,  # type: ignore[arg-type]
+                             operation_timeout=operation_timeout, callback=callback,
+                             client_kwargs=client_kwargs, proxy=proxy)
+    if callback is not None:
+        raise ConfigurationError("callback= needs a binding with sessions (NetTcpRelayBinding)")
     transport = RelayTransport(
         parts.token_provider,
         audience=parts.audience,

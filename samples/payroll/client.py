@@ -21,7 +21,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from bindings import (
     BasicHttpRelayBinding,
     NetEventRelayBinding,
     NetOnewayRelayBinding,
+    NetTcpRelayBinding,
     RelayBinding,
     WS2007HttpRelayBinding,
     relay_client,
@@ -41,6 +42,7 @@ from bindings.settings import ENV_VAR
 from bindings.spyne_host import spyne_wsgi
 from hc.connection_string import ConnectionString
 from samples.payroll import credentials
+from samples.payroll.services import PayrollProgress
 
 #: The signed service's binding, as the listener has it: WS-Security signatures both ways.
 SIGNED_BINDING = BasicHttpRelayBinding(security=EndToEndSecurityMode.MESSAGE)
@@ -58,6 +60,35 @@ class Report:
     event_delivered: int = 0
     signed_salary: Decimal | None = None
     unsigned_fault: str = ""
+    run_total: Decimal | None = None
+    run_progress: list[int] = field(default_factory=list)
+
+
+class ShowProgress:
+    """The client's implementation of the ``PayrollProgress`` callback contract."""
+
+    def __init__(self, report: Report, say: Callable[[str], None]) -> None:
+        self.report, self.say = report, say
+
+    def Progress(self, done: int, total: int, employee: str) -> None:
+        self.report.run_progress.append(done)
+        self.say(f"  progress {done}/{total}: {employee} paid")
+
+
+def call_payroll_run(cs: ConnectionString, report: Report, say: Callable[[str], None] = print) -> None:
+    """A payroll run on a NetTcp session; the service reports progress through callbacks."""
+    say("Duplex session (NetTcpRelayBinding) -> /payroll-run")
+    run = relay_client(
+        f"{cs.http_base}/payroll-run?wsdl",
+        binding=NetTcpRelayBinding(),
+        connection_string=cs.with_entity("payroll-run"),
+        callback=(PayrollProgress, ShowProgress(report, say)),
+    )
+    try:
+        report.run_total = run.service.RunPayroll("2026-11")
+        say(f"  RunPayroll('2026-11') = {report.run_total}")
+    finally:
+        run.transport.close()
 
 
 def contract_client(
@@ -134,6 +165,8 @@ def run(
     )
     report.salary12 = payroll12.service.GetSalary(8)
     say(f"  GetSalary(8)       = {report.salary12}")
+
+    call_payroll_run(cs, report, say)
 
     if credentials_dir is not None:
         call_signed(cs, credentials_dir, report, say)

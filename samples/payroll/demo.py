@@ -1,7 +1,7 @@
 """The payroll demo in one command: ``python -m samples.payroll.demo`` (``make demo``).
 
 1. starts a relay on 127.0.0.1 with a fresh key and the payroll entities;
-2. makes demo key pairs (:mod:`samples.payroll.credentials`) and starts six
+2. makes demo key pairs (:mod:`samples.payroll.credentials`) and starts seven
    listeners, each a separate "on-premises" process with only an outbound
    connection to the relay, one of them requiring WS-Security signatures;
 3. runs the zeep client (:mod:`samples.payroll.client`) through the relay;
@@ -18,6 +18,7 @@ import os
 import secrets
 import sys
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 from bindings.settings import ENV_VAR
@@ -35,6 +36,9 @@ discovery = "public"
 path = "payroll12"
 
 [[entity]]
+path = "payroll-run"
+
+[[entity]]
 path = "payroll-signed"
 
 [[entity]]
@@ -50,6 +54,7 @@ discovery = "public"
 LISTENERS = {
     "payroll": None,
     "payroll12": None,
+    "payroll-run": None,
     "payroll-signed": "salary employee=7 signer=CN=payroll-demo-client",
     "timesheet": "timesheet employee=7 hours=38.5",
     "audit": "audit run=2026-11 total=15575.75",
@@ -78,6 +83,10 @@ def check(report: client.Report, folder: Path) -> list[str]:
         problems.append(f"expected a Client.UnknownEmployee fault, got {report.fault!r}")
     if report.timesheet_status != 202:
         problems.append(f"one-way call answered {report.timesheet_status}, not 202")
+    if report.run_total != Decimal("15575.75") or report.run_progress != [1, 2, 3]:
+        problems.append(
+            f"payroll run returned {report.run_total} after progress {report.run_progress}"
+        )
     if report.event_delivered != 2:
         problems.append(f"event delivered to {report.event_delivered} subscribers, not 2")
     if report.signed_salary is None or "InvalidSecurity" not in report.unsigned_fault:
@@ -137,8 +146,9 @@ def main() -> int:
             print(f"demo: FAILED: {problem}", file=sys.stderr)
         return 1
     print("Demo OK: SOAP 1.1 and 1.2 calls, a fault, a signed call (and a refused unsigned")
-    print("one), a one-way call and an event to two subscribers all went through the relay;")
-    print("each message was handled exactly once.")
+    print("one), a payroll run on a NetTcp session with progress callbacks, a one-way call")
+    print("and an event to two subscribers all went through the relay; each message was")
+    print("handled exactly once.")
     return 0
 
 

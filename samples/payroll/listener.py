@@ -30,6 +30,7 @@ from bindings import (
     BasicHttpRelayBinding,
     NetEventRelayBinding,
     NetOnewayRelayBinding,
+    NetTcpRelayBinding,
     RelayBinding,
     RelayServiceHost,
     WS2007HttpRelayBinding,
@@ -56,6 +57,9 @@ class Service:
 SERVICES = {
     "payroll": Service("payroll", BasicHttpRelayBinding(), lambda r: services.payroll_app()),
     "payroll12": Service("payroll12", WS2007HttpRelayBinding(), lambda r: services.payroll12_app()),
+    "payroll-run": Service(
+        "payroll-run", NetTcpRelayBinding(), lambda r: services.payroll_run_app()
+    ),
     "payroll-signed": Service(
         "payroll-signed",
         BasicHttpRelayBinding(security=EndToEndSecurityMode.MESSAGE),

@@ -4,6 +4,9 @@
   as SOAP 1.1 (:func:`payroll_app`, BasicHttp) and SOAP 1.2 (:func:`payroll12_app`, WS2007Http).
 - ``TimesheetService.SubmitTimesheet``: one-way (NetOneway), answered 202 at once.
 - ``PayrollRunCompleted``: an event (NetEvent) two subscribers handle, audit and notifications.
+- ``PayrollRunService.RunPayroll``: a long payroll run over a NetTcp session
+  (:func:`payroll_run_app`, NetTcpRelayBinding) that reports its progress to the
+  caller through the ``PayrollProgress`` callback contract, then returns the total.
 - ``SignedPayrollService.GetSalary``: the same salary, only for a signed request
   (:func:`signed_payroll_app`, hosted with ``security=MESSAGE``): the binding's
   WS-Security middleware checks the signature before Spyne runs, and the
@@ -33,6 +36,7 @@ from spyne import (
 from spyne import Decimal as XsDecimal
 from spyne.protocol.soap import Soap11, Soap12
 
+from bindings.nettcp import session_of
 from bindings.oneway import oneway
 from bindings.wsgi_security import ENVIRON_KEY
 from soap.security import SecurityResult
@@ -40,11 +44,13 @@ from soap.security import SecurityResult
 __all__ = [
     "EMPLOYEES",
     "TNS",
+    "PayrollProgress",
     "Recorder",
     "audit_app",
     "notifications_app",
     "payroll12_app",
     "payroll_app",
+    "payroll_run_app",
     "signed_payroll_app",
     "timesheet_app",
 ]
@@ -83,6 +89,28 @@ class PayrollService(ServiceBase):  # type: ignore[misc]
     def ListEmployees(ctx):  # type: ignore[no-untyped-def]
         """Everyone on the payroll."""
         return [Employee(id=i, name=n, department=d) for i, (n, d, _) in EMPLOYEES.items()]
+
+
+class PayrollProgress(ServiceBase):  # type: ignore[misc]
+    """The callback contract of a payroll run: the *client* implements it (NetTcp duplex)."""
+
+    __namespace__ = f"{TNS}:progress"
+
+    @oneway(Integer, Integer, Unicode)
+    def Progress(ctx, done, total, employee):  # type: ignore[no-untyped-def]
+        """``done`` of ``total`` employees paid, the last one ``employee`` (one-way)."""
+
+
+class PayrollRunService(ServiceBase):  # type: ignore[misc]
+    @rpc(Unicode, _returns=XsDecimal)
+    def RunPayroll(ctx, run_id):  # type: ignore[no-untyped-def]
+        """Pay everyone, telling the caller after each employee; the run's total."""
+        progress = session_of(ctx).callback(PayrollProgress)
+        total = Decimal(0)
+        for done, (name, _, salary) in enumerate(EMPLOYEES.values(), start=1):
+            total += salary
+            progress.Progress(done, len(EMPLOYEES), name)
+        return total
 
 
 class Recorder:
@@ -178,6 +206,11 @@ def payroll_app() -> Application:
 def payroll12_app() -> Application:
     """PayrollService over SOAP 1.2 (WS2007HttpRelayBinding)."""
     return _app(PayrollService, "Payroll12", soap12=True)
+
+
+def payroll_run_app() -> Application:
+    """PayrollRunService over SOAP 1.2 with progress callbacks (NetTcpRelayBinding)."""
+    return _app(PayrollRunService, "PayrollRun", soap12=True)
 
 
 def signed_payroll_app(recorder: Recorder | None = None, *, soap12: bool = False) -> Application:

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from bindings import HostStatus, RelayServiceHost, TokenProvider, relay_async_client, relay_client
+from bindings import (
+    HostStatus,
+    NetTcpRelayBinding,
+    RelayServiceHost,
+    TokenProvider,
+    relay_async_client,
+    relay_client,
+)
 from bindings.exceptions import ConfigurationError, ProxyAuthenticationFailed, ProxyFailed
 from bindings.relay_errors import ProxyTransportError, RelayTransportError
-from samples.payroll.services import payroll_app
+from samples.payroll.services import PayrollProgress, payroll_app, payroll_run_app
 from tests.support.proxies import HttpProxy, squid, tinyproxy
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread
 
@@ -117,3 +124,30 @@ def test_clients_without_proxy_credentials_get_a_407_proxy_error(
 def test_a_bad_proxy_url_is_a_configuration_error(relay: RelayThread, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="only http://"):
         _host(relay, "x", "socks5://proxy:1080")
+
+
+def test_a_nettcp_session_and_its_host_both_behind_squid(
+    relay: RelayThread, open_proxy: HttpProxy
+) -> None:
+    """The NetTcp binding's session WebSocket (the SDK client) and its WSDL fetch take the
+    proxy given to relay_client, as the host's control channel takes its own."""
+    progress: list[tuple[int, int, str]] = []
+
+    class ShowProgress:
+        def Progress(self, done: int, total: int, employee: str) -> None:
+            progress.append((done, total, employee))
+
+    address = f"sb://127.0.0.1:{relay.port}/payroll-run-squid"
+    with RelayServiceHost(payroll_run_app(), address, binding=NetTcpRelayBinding(),
+                          token_provider=TOKENS, proxy=open_proxy.url, open_timeout=15):
+        client = relay_client(f"{relay.base_url}/payroll-run-squid?wsdl",
+                              binding=NetTcpRelayBinding(), token_provider=TOKENS,
+                              proxy=open_proxy.url, callback=(PayrollProgress, ShowProgress()))
+        try:
+            total = client.service.RunPayroll("2026-11")
+        finally:
+            client.transport.close()
+    assert total > 0 and progress and progress[-1][0] == progress[-1][1]
+    log = open_proxy.log()
+    assert f"GET {relay.base_url}/payroll-run-squid" in log  # the WSDL fetch (squid strips the query)
+    assert log.count(f"CONNECT 127.0.0.1:{relay.port}") >= 2  # the host's channel, the session

@@ -18,6 +18,7 @@ from bindings import (
     BasicHttpRelayBinding,
     NetEventRelayBinding,
     NetOnewayRelayBinding,
+    NetTcpRelayBinding,
     RelayServiceHost,
     WS2007HttpRelayBinding,
     relay_client,
@@ -109,6 +110,25 @@ def test_soap12_ws_addressing_call(payroll12: RelayServiceHost, cs: ConnectionSt
     assert len(ids.sent) == 1 and ids.sent[0].startswith("urn:uuid:")
     assert root.findtext(f".//{{{WSA}}}RelatesTo") == ids.sent[0]
     assert root.findtext(f".//{{{WSA}}}Action") == "GetSalaryResponse"
+
+
+def test_a_payroll_run_reports_progress_through_callbacks(cs: ConnectionString) -> None:
+    from samples.payroll.client import Report, ShowProgress
+
+    lines: list[str] = []
+    report = Report()
+    with RelayServiceHost(services.payroll_run_app(), binding=NetTcpRelayBinding(),
+                          connection_string=cs.with_entity("payroll-run"),
+                          open_timeout=TIMEOUT) as host:
+        client = relay_client(f"{host.public_address}?wsdl", binding=NetTcpRelayBinding(),
+                              connection_string=cs.with_entity("payroll-run"),
+                              callback=(services.PayrollProgress, ShowProgress(report, lines.append)))
+        try:
+            assert client.service.RunPayroll("2026-11") == Decimal("15575.75")
+        finally:
+            client.transport.close()
+    assert report.run_progress == [1, 2, 3]  # each employee, in order, before the total came
+    assert lines[-1] == "  progress 3/3: Edsger Dijkstra paid"
 
 
 def test_wsdl_through_the_relay_shows_the_relay_address(

@@ -1,0 +1,409 @@
+"""A session channel's message pump, the same on both ends (asyncio shell over the pure parts).
+
+One :class:`SessionChannel` drives one session over a WebSocket link (a
+:class:`~hc.asyncio.HybridConnectionStream`, relayed, or a direct one in Hybrid mode):
+
+- :meth:`SessionChannel.call` sends a request and waits for the reply whose
+  ``RelatesTo`` names its ``MessageID`` (many at once, :class:`~bindings.nettcp.calls.PendingCalls`);
+  :meth:`SessionChannel.send` sends a one-way request or a reply;
+- each request received is handed to ``handler`` in a task of its own, at most
+  ``max_calls_per_session`` at once; one over that gets a ``ServerTooBusy`` fault, and a
+  peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
+- a request without ``MessageID`` closes the session with 1008; a message that is not
+  a SOAP 1.2 envelope gets a fault (the session stays up); a reply for no call in
+  flight is dropped with a warning, never given to another caller;
+- a KeepAlive goes out every ``keepalive_interval`` (answered by the peer's channel
+  at once); no answer within ``keepalive_timeout`` ends the session;
+- when the link ends, every call in flight fails at once with :class:`SessionClosed`;
+- in Hybrid mode a proven direct link is attached (:meth:`SessionChannel.attach`): from then on
+  messages are sent on it and read from both (a message already sent on the relayed link
+  still arrives there: nothing is lost, nothing sent twice); when the direct link ends or
+  stops answering keep-alive, sending goes back to the relayed link, and the calls whose
+  request went out on the direct link fail with :class:`DirectConnectionLost` (their
+  outcome is unknown: never sent again).
+
+Warnings about the peer's messages are logged once per kind and session (the rest are
+counted and reported when the session ends), and at most 10 per 10 s in all
+(:mod:`bindings.nettcp.peer_log`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from bindings.nettcp.binding import NetTcpRelayBinding
+from bindings.nettcp.calls import FloodGuard, PendingCalls, TooManyCalls
+from bindings.nettcp.errors import CallTimeout, DirectConnectionLost, SessionClosed
+from bindings.nettcp.framing import (
+    KEEPALIVE_ACTION,
+    ChannelMessage,
+    CloseCode,
+    MalformedMessage,
+    MessageKind,
+    fault_message,
+    parse_message,
+    reply_message,
+    request_message,
+)
+from bindings.nettcp.peer_log import PeerLog, peer_log
+from soap.addressing import new_message_id
+from soap.fault import FaultCode
+
+__all__ = ["ChannelState", "Link", "RequestHandler", "SessionChannel"]
+
+log = logging.getLogger("bindings.nettcp")
+
+#: Awaited with each request received; returns the reply's bytes, or None (one-way).
+RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
+
+
+class Link(Protocol):
+    """What the channel needs of a WebSocket (a HybridConnectionStream is one)."""
+
+    async def receive(self) -> str | bytes | None: ...
+
+    async def write(self, data: bytes | str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    @property
+    def close_reason(self) -> str: ...
+
+
+class ChannelState(enum.Enum):
+    """OPEN -> CLOSING (close(): no new calls, in-flight ones finish) -> CLOSED."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class SessionChannel:
+    """One session's calls, replies and callbacks over ``link`` (see the module docstring).
+
+    Args:
+        link: the WebSocket.
+        handler: awaited with each request the peer sends.
+        binding: bounds, quotas, keep-alive and the call timeout.
+        name: for log lines (the session id).
+        ordered_replies: hand a reply to its caller only once the requests that came
+            before it were handled (the client, so that the progress callbacks a service
+            sent before its reply are seen before the result).
+        warnings: where warnings about the peer go (the host's or client's, shared by
+            its sessions; by default the process's).
+    """
+
+    def __init__(
+        self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
+        *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
+    ) -> None:
+        self.link, self.handler, self.binding = link, handler, binding
+        self.relayed: Link = link  # the session's own link: its end is the session's
+        #: Messages sent and received per path ("relayed", "direct").
+        self.sent: collections.Counter[str] = collections.Counter()
+        self.received: collections.Counter[str] = collections.Counter()
+        self._on_direct: set[str] = set()  # calls whose request went on the direct link
+        self._direct_readers: dict[asyncio.Task[None], Link] = {}
+        self._closing_links: set[asyncio.Task[None]] = set()
+        self.name = name or uuid.uuid4().hex[:8]
+        self.state = ChannelState.OPEN
+        self.pending: PendingCalls[asyncio.Future[ChannelMessage]] = PendingCalls(
+            binding.max_calls_per_session)
+        self.flood = FloodGuard(binding.max_calls_per_session)
+        self.ended: asyncio.Future[SessionClosed] = asyncio.get_running_loop().create_future()
+        self._running: set[asyncio.Task[None]] = set()
+        self._warned: collections.Counter[str] = collections.Counter()
+        self._runner: asyncio.Task[None] | None = None
+        self._ordered = ordered_replies
+        self.warnings = warnings
+
+    def __repr__(self) -> str:
+        return f"<SessionChannel {self.name} {self.state.name} pending={len(self.pending)}>"
+
+    # -- life ------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Read and keep alive in a task (idempotent); it ends with the session."""
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+        return self._runner
+
+    async def _run(self) -> None:
+        keepalive = None
+        if self.binding.keepalive_interval > 0:
+            keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
+        try:
+            while (message := await self.relayed.receive()) is not None:
+                self.received["relayed"] += 1
+                await self._on_message(message)
+            code = self.relayed.close_code or CloseCode.NORMAL
+            self._end(SessionClosed(int(code), self.relayed.close_reason))
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+            self._end(SessionClosed(1006, "the connection dropped"))
+            await self._stop_direct()
+
+    def _end(self, why: SessionClosed) -> None:
+        """CLOSED: every call in flight fails at once with ``why``."""
+        if self.state is ChannelState.CLOSED:
+            return
+        self.state = ChannelState.CLOSED
+        if not self.ended.done():
+            self.ended.set_result(why)
+        for waiter in self.pending.drain():
+            if not waiter.done():
+                waiter.set_exception(why)
+        if self._warned:
+            log.info("session %s ended (%s); peer problems: %s", self.name, why,
+                     dict(self._warned))
+
+    async def abort(self, code: int, reason: str) -> None:
+        """End now: calls in flight fail, the link closes with ``code``."""
+        self._end(SessionClosed(code, reason))
+        try:
+            await self.relayed.close(code, reason)
+        except (ConnectionError, OSError):
+            pass
+        await self._stop_direct()
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "", timeout: float = 30.0) -> None:
+        """Graceful: no new calls; those in flight (both ways) finish, at most ``timeout`` s."""
+        if self.state is ChannelState.OPEN:
+            self.state = ChannelState.CLOSING
+            work: list[asyncio.Future[Any]] = [*self._running, *self.pending.waiters()]
+            if work:
+                await asyncio.wait(work, timeout=timeout)
+        await self.abort(code, reason)
+        if self._runner is not None:
+            await asyncio.gather(self._runner, return_exceptions=True)
+
+    # -- calls out -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.state is ChannelState.CLOSED:
+            assert self.ended.done()
+            raise self.ended.result()
+        if self.state is ChannelState.CLOSING:
+            raise SessionClosed(CloseCode.NORMAL, "the session is closing")
+
+    async def call(self, data: bytes, message_id: str, timeout: float | None = None,
+                   *, bounded: bool = True) -> ChannelMessage:
+        """Send the request ``data`` (whose MessageID is ``message_id``); its reply.
+
+        Raises:
+            SessionClosed: the session ended (or is closing) before the reply came.
+            CallTimeout: no reply within ``timeout`` (default: the binding's call timeout).
+            TooManyCalls: ``max_calls_per_session`` calls of ours are in flight.
+        """
+        self._check_open()
+        waiter: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
+        self.pending.add(message_id, waiter, bounded=bounded)
+        try:
+            if await self._write(data) is not self.relayed:
+                self._on_direct.add(message_id)
+            limit = self.binding.call_timeout if timeout is None else timeout
+            return await asyncio.wait_for(asyncio.shield(waiter), limit)
+        except TimeoutError:
+            raise CallTimeout(f"no reply to {message_id} within {limit:g} s") from None
+        finally:
+            self.pending.forget(message_id)
+            self._on_direct.discard(message_id)
+
+    async def send(self, data: bytes) -> None:
+        """Send a one-way request or a reply.
+
+        Raises:
+            SessionClosed: the session ended.
+        """
+        self._check_open()
+        await self._write(data)
+
+    async def _write(self, data: bytes) -> Link:
+        """Send on the current path; the link it went on."""
+        link = self.link
+        if link is not self.relayed:
+            try:
+                await link.write(data)
+                self.sent["direct"] += 1
+                return link
+            except (ConnectionError, OSError):  # not sent: the relayed link takes it
+                self._drop_direct(link, "it failed a write")
+        try:
+            await self.relayed.write(data)
+        except (ConnectionError, OSError) as exc:
+            self._end(SessionClosed(self.relayed.close_code or 1006,
+                                    str(exc) or "the connection dropped"))
+            raise self.ended.result() from exc
+        self.sent["relayed"] += 1
+        return self.relayed
+
+    # -- Hybrid: the direct link -----------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Where messages go now: ``"direct"`` or ``"relayed"``."""
+        return "relayed" if self.link is self.relayed else "direct"
+
+    def attach(self, direct: Link) -> asyncio.Task[None]:
+        """Send on ``direct`` from now on and read it too; the task ends with it."""
+        self.link = direct
+        reader = asyncio.get_running_loop().create_task(self._read_direct(direct))
+        self._direct_readers[reader] = direct
+        reader.add_done_callback(self._direct_readers.pop)
+        return reader
+
+    async def _stop_direct(self) -> None:
+        """The session ended: close its direct links and wait for their readers."""
+        readers = dict(self._direct_readers)
+        for link in readers.values():
+            try:
+                await link.close(CloseCode.NORMAL, "the session ended")
+            except (ConnectionError, OSError):
+                pass
+        if readers:
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _read_direct(self, direct: Link) -> None:
+        try:
+            while self.state is not ChannelState.CLOSED and (message := await direct.receive()) is not None:
+                self.received["direct"] += 1
+                await self._on_message(message)
+        finally:
+            self._drop_direct(direct, f"it closed ({direct.close_code})")
+
+    def _drop_direct(self, direct: Link, why: str) -> None:
+        """Back to the relayed link; calls sent on ``direct`` fail (their outcome is unknown)."""
+        if self.link is not direct:
+            return
+        self.link = self.relayed
+        if self.state is not ChannelState.CLOSED:
+            log.info("session %s: the direct connection is gone (%s); relayed again", self.name, why)
+        lost = DirectConnectionLost()
+        for message_id in list(self._on_direct):
+            waiter = self.pending.settle(message_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(lost)
+        self._on_direct.clear()
+        if self.state is not ChannelState.CLOSED:
+            closing = asyncio.get_running_loop().create_task(
+                direct.close(CloseCode.GOING_AWAY, "direct connection dropped"))
+            self._closing_links.add(closing)
+            closing.add_done_callback(self._closing_links.discard)
+
+    # -- messages in -----------------------------------------------------------------
+
+    async def _on_message(self, data: str | bytes) -> None:
+        try:
+            message = parse_message(data, self.binding.reader_quotas,
+                                    self.binding.max_received_message_size)
+        except MalformedMessage as exc:
+            self._warn("malformed", "session %s: a malformed message: %s", self.name, exc)
+            await self._reply_quietly(fault_message(f"Malformed message: {exc}", None))
+            return
+        if message.kind is MessageKind.REPLY:
+            if self._ordered and self._running:
+                earlier = set(self._running)
+                asyncio.get_running_loop().create_task(self._settle_after(earlier, message))
+            else:
+                self._settle(message)
+        elif message.headers.message_id is None:
+            self._warn("no-message-id", "session %s: a request without wsa:MessageID", self.name)
+            await self.abort(CloseCode.POLICY, "a request without wsa:MessageID")
+        elif message.headers.action == KEEPALIVE_ACTION:
+            await self._reply_quietly(
+                reply_message(KEEPALIVE_ACTION + "Response", message.headers.message_id))
+        else:
+            await self._take(message)
+
+    async def _settle_after(self, earlier: set[asyncio.Task[None]], message: ChannelMessage) -> None:
+        await asyncio.wait(earlier)
+        self._settle(message)
+
+    def _settle(self, message: ChannelMessage) -> None:
+        relates_to = message.headers.relates_to
+        assert relates_to is not None
+        waiter = self.pending.settle(relates_to)
+        if waiter is None:
+            self._warn("unknown-reply", "session %s: a reply for no call in flight (%s) dropped",
+                       self.name, relates_to)
+        elif not waiter.done():
+            waiter.set_result(message)
+
+    async def _take(self, message: ChannelMessage) -> None:
+        relates_to = message.headers.message_id
+        if self.state is not ChannelState.OPEN:
+            await self._reply_quietly(fault_message(
+                "The session is closing; open a new one", relates_to,
+                code=FaultCode.SERVER, subcode="SessionClosing"))
+            return
+        if len(self._running) >= self.binding.max_calls_per_session:
+            if self.flood.refuse():
+                self._warn("flood", "session %s: flooded with calls; closing", self.name)
+                await self.abort(CloseCode.POLICY, "too many calls refused in a row (flood)")
+                return
+            self._warn("busy", "session %s: a call over the limit of %d refused", self.name,
+                       self.binding.max_calls_per_session)
+            reason = str(TooManyCalls(self.binding.max_calls_per_session))
+            await self._reply_quietly(fault_message(
+                reason, relates_to, code=FaultCode.SERVER, subcode="ServerTooBusy"))
+            return
+        self.flood.accepted()
+        task = asyncio.get_running_loop().create_task(self._serve(message))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _serve(self, message: ChannelMessage) -> None:
+        try:
+            reply = await self.handler(message)
+        except Exception:
+            tracking = uuid.uuid4().hex
+            log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
+            reply = fault_message(f"Internal server error TrackingId:{tracking}",
+                                  message.headers.message_id, code=FaultCode.SERVER)
+        if reply is not None:
+            await self._reply_quietly(reply)
+
+    async def _reply_quietly(self, data: bytes) -> None:
+        """Send, unless the session ended meanwhile (the reply has nobody to go to)."""
+        if self.state is ChannelState.CLOSED:
+            return
+        try:
+            await self._write(data)
+        except SessionClosed:
+            pass
+
+    # -- keep-alive ------------------------------------------------------------------
+
+    async def _keep_alive(self) -> None:
+        interval, timeout = self.binding.keepalive_interval, self.binding.keepalive_timeout
+        while self.state is not ChannelState.CLOSED:
+            await asyncio.sleep(interval)
+            message_id = new_message_id()
+            try:
+                await self.call(request_message(KEEPALIVE_ACTION, message_id), message_id,
+                                timeout, bounded=False)
+            except CallTimeout:
+                if self.link is not self.relayed:  # the direct path went silent: drop it
+                    self._drop_direct(self.link, "no keep-alive answer")
+                    continue
+                self.warnings.warning("session %s: no keep-alive answer within %g s; ending it",
+                            self.name, timeout)
+                await self.abort(CloseCode.GOING_AWAY, f"no keep-alive answer within {timeout:g} s")
+                return
+            except SessionClosed:
+                return
+
+    def _warn(self, kind: str, message: str, *args: object) -> None:
+        self._warned[kind] += 1
+        if self._warned[kind] == 1:
+            self.warnings.warning(message, *args)

@@ -1,0 +1,87 @@
+"""A session's life end to end: it dies (every call in flight fails at once), it is
+reopened, it is closed gracefully (in-flight calls finish)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import pytest
+
+from bindings import NetTcpRelayBinding
+from bindings.nettcp.client import SessionClient
+from bindings.nettcp.errors import SessionClosed, SessionOpenFailed
+from tests.bindings.nettcp.conftest import PROVIDER, Stage
+from tests.support.relay import RelayHandle, Relays
+
+MULTIPLE = NetTcpRelayBinding(concurrency_mode="multiple")
+
+
+def test_when_the_relay_goes_every_call_in_flight_fails_at_once(relays: Relays, stage: Stage) -> None:
+    """The relay's stop leaves the joined WebSockets open (its drain closes listeners, not
+    them): the client's keep-alive notices the silence, and every call fails together."""
+    stage.host(binding=MULTIPLE)
+    client = stage.client(binding=NetTcpRelayBinding(keepalive_interval=0.3, keepalive_timeout=0.5))
+    assert client.service.Echo("up") == "up"
+    stage.board.gate.clear()
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(client.service.Gated, f"g{i}") for i in range(3)]
+        for _ in futures:
+            assert stage.board.entered.acquire(timeout=10)
+        started = time.monotonic()
+        relays.stop(stage.relay)
+        done, _ = wait(futures, timeout=10)
+        assert len(done) == 3 and time.monotonic() - started < 5
+        errors = {str(future.exception()) for future in futures}
+        assert len(errors) == 1  # one end, one error for all
+        assert all(isinstance(future.exception(), SessionClosed) for future in futures)
+        stage.board.gate.set()
+    with pytest.raises(SessionOpenFailed, match="cannot open a session"):  # no relay: a clear error
+        client.service.Echo("again")
+
+
+def test_the_next_call_after_a_session_ended_opens_a_new_one(stage: Stage) -> None:
+    stage.host()
+    client = stage.client()
+    first = client.service.SessionId()
+    client.transport.background.run(client.transport.nettcp.end_session())
+    assert stage.board.wait_for(lambda b: ("close", first) in b.events)
+    second = client.service.SessionId()
+    assert second != first and client.transport.nettcp.sessions_opened == 2
+
+
+def test_closing_the_client_lets_calls_in_flight_finish(stage: Stage) -> None:
+    stage.host(binding=MULTIPLE)
+    client = stage.client()
+    stage.board.gate.clear()
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(client.service.Gated, f"g{i}") for i in range(2)]
+        for _ in futures:
+            assert stage.board.entered.acquire(timeout=10)
+        closing = pool.submit(client.transport.close)
+        assert not closing.done()
+        stage.board.gate.set()
+        closing.result(10)
+        assert [f.result(10) for f in futures] == ["g0", "g1"]
+
+
+def test_closing_the_host_lets_calls_in_flight_finish_then_ends_sessions(stage: Stage) -> None:
+    host = stage.host(binding=MULTIPLE)
+    client = stage.client()
+    stage.board.gate.clear()
+    with ThreadPoolExecutor(2) as pool:
+        call = pool.submit(client.service.Gated, "last")
+        assert stage.board.entered.acquire(timeout=10)
+        closing = pool.submit(host.close)
+        stage.board.gate.set()
+        assert call.result(10) == "last"
+        closing.result(15)
+    with pytest.raises((SessionClosed, SessionOpenFailed)):
+        client.service.Echo("gone")
+
+
+async def test_a_refused_session_says_why(arelay: RelayHandle) -> None:
+    client = SessionClient(f"{arelay.base_url}/nobody-listens", token_provider=PROVIDER)
+    with pytest.raises(SessionOpenFailed, match="the relay refused the session") as raised:
+        await client.open()
+    assert raised.value.status == 404
