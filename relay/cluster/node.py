@@ -23,11 +23,13 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from hc.entities import Discovery
 from hc.messages import RequestCommand
 from relay.cluster.config import ClusterConfig
+from relay.cluster.console import ConsoleParts
 from relay.cluster.link import (
     Conversation,
     Link,
@@ -53,6 +55,7 @@ from relay.cluster.peers import HEARTBEAT_EVERY, PeerTable
 from relay.cluster.remote import RemoteListener
 from relay.cluster.seam import EventParts
 from relay.cluster.serve import serve_ask
+from relay.cluster.snapshots import PartKind
 from relay.cluster.subjects import QUEUE_GROUP, Subjects
 from relay.exceptions import (
     InvalidListenerResponse,
@@ -96,6 +99,8 @@ class ClusterNode:
         self.subjects = Subjects(relay.config.name)
         self.peers = PeerTable(self.name)
         self.link = Link(config, self._link_changed)
+        self.console = ConsoleParts(relay, self.link, self.subjects, self.name, self.peers, self._drop)
+        relay.observer.name_node(self.name)  # the metrics' and events' node label
         self._subs: dict[str, list[Subscription]] = {}
         self._nodes_sub: Subscription | None = None
         self._remotes: dict[str, RemoteListener] = {}
@@ -132,6 +137,7 @@ class ClusterNode:
         """(Re)joined: subscribe what was never subscribed, tell the others at once."""
         if self._nodes_sub is None:
             self._nodes_sub = await self.link.subscribe(self.subjects.nodes, self._on_heartbeat)
+        await self.console.subscribe()
         for state in self.relay.registry:
             await self._reconcile(state.path)
         self._schedule_beat(0)
@@ -218,6 +224,8 @@ class ClusterNode:
             self._drop(msg.subject, f"{beat.url} says it is {beat.node} too",
                        "a heartbeat under this node's own name (node names must be unique)")
         self.peers.heard(beat)
+        if beat.leaving:
+            self.console.forget(beat.node)
 
     def _drop(self, subject: str, why: object, what: str = "a malformed or foreign message") -> None:
         """Drop a message: one WARNING per :data:`_DROP_LOG_EVERY` seconds, with the count."""
@@ -383,6 +391,14 @@ class ClusterNode:
     def feed(self) -> list[EntityConfig]:
         facts = self.peers.facts().values()
         return [f.config() for f in facts if f.listeners and f.discovery is Discovery.PUBLIC]
+
+    async def console_parts(
+        self, kind: str, after: Mapping[str, int] | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        return await self.console.gather(PartKind(kind), after)
+
+    async def console_call(self, node: str, seq: int) -> tuple[bool, dict[str, Any] | None]:
+        return await self.console.call(node, seq)
 
     def health(self) -> dict[str, Any]:
         counts = {path: fact.listeners for path, fact in self.peers.facts().items()}

@@ -8,6 +8,7 @@ here", plus the listener handshake (quota, subscribing) and the event fan-out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from hc.messages import Headers
@@ -51,3 +52,12 @@ class ClusterSeam(Protocol):
 
     def health(self) -> dict[str, Any]:
         """The node's view of the cluster, for the health endpoint."""
+
+    async def console_parts(
+        self, kind: str, after: Mapping[str, int] | None = None
+    ) -> dict[str, dict[str, Any] | None]:
+        """The other nodes' parts of console view ``kind`` ("namespace", "charts",
+        "calls"), by node name; None for a node that did not answer in time."""
+
+    async def console_call(self, node: str, seq: int) -> tuple[bool, dict[str, Any] | None]:
+        """Whether ``node`` answered in time, and its inspector's call ``seq``."""

@@ -4,6 +4,7 @@
                                  NATS hands each ask to ONE node with a listener on it
 ``soaprelay.<ns>.ev.<entity>``   events: every node with a listener on it answers
 ``soaprelay.<ns>.nodes``         each node's presence and listener counts (heartbeat)
+``soaprelay.<ns>.console``       the console's views: every node answers with its part
 
 ``<ns>`` and ``<entity>`` are base64url without padding (letters, digits, ``-``,
 ``_``), so no name can reach into another's subjects with ``.``, ``*`` or ``>``.
@@ -53,3 +54,7 @@ class Subjects:
     @property
     def nodes(self) -> str:
         return f"{self.prefix}.nodes"
+
+    @property
+    def console(self) -> str:
+        return f"{self.prefix}.console"

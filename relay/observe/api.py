@@ -26,8 +26,17 @@ from urllib.parse import quote
 from aiohttp import web
 from lxml import etree
 
-from relay.exceptions import AccessDenied, BadRequest, EntityNotFound
+from relay.exceptions import AccessDenied, BadRequest, EntityNotFound, RelayError
 from relay.observe import loopback
+from relay.observe.nodes import (
+    CursorError,
+    NodeParts,
+    merge_calls,
+    merge_charts,
+    merge_namespace,
+    parse_cursor,
+)
+from relay.observe.snapshot import call_part, calls_part, charts_part, namespace_part
 from relay.observe.soapinfo import fault_of
 from relay.observe.wsdl_forms import ServiceForms, envelope, read_wsdl
 from relay.state import RelayState
@@ -37,6 +46,13 @@ from soap.exceptions import SoapError
 __all__ = ["handle"]
 
 _MAX_XML = 1024 * 1024
+
+
+class NodeMissing(RelayError):
+    """The cluster node holding a call did not answer in time."""
+
+    status = 504
+    code = "NodeMissing"
 
 
 async def handle(state: RelayState, request: web.Request, name: str) -> web.StreamResponse:
@@ -49,17 +65,19 @@ async def handle(state: RelayState, request: web.Request, name: str) -> web.Stre
         if name == "invoke":
             return web.json_response(await _invoke(state, request, body))
         if name.startswith("calls/") and name.endswith("/replay"):
-            return web.json_response(await _replay(state, request, _seq(name[6:-7])))
+            return web.json_response(await _replay(state, request, _seq(name[6:-7]),
+                                                   request.query.get("node", "")))
     elif request.method == "GET":
         if name == "namespace":
-            return web.json_response(_namespace(state))
+            return web.json_response(await _namespace(state))
         if name == "charts":
-            return web.json_response(_charts(state))
+            charts = charts_part(state)
+            others = await _others(state, "charts")
+            return web.json_response(merge_charts(state.observer.node, charts, others))
         if name == "calls":
-            after = _seq(request.query.get("after", "0") or "0")
-            return web.json_response({"calls": state.observer.inspector.summaries(after)})
+            return web.json_response(await _calls(state, request.query.get("after", "0")))
         if name.startswith("calls/"):
-            return web.json_response(_call(state, _seq(name[6:])))
+            return web.json_response(await _call(state, _seq(name[6:]), request.query.get("node", "")))
         if name == "wsdl":
             entity = _entity(state, request.query.get("entity", ""))
             return web.json_response((await _forms(state, request, entity)).as_json())
@@ -96,40 +114,47 @@ def _entity(state: RelayState, name: object) -> str:
     return name.strip("/")
 
 
-def _namespace(state: RelayState) -> dict[str, Any]:
-    observer = state.observer
-    entities = []
-    for entity in state.registry:
-        config = entity.config
-        entities.append({
-            "path": entity.path, "kind": config.kind.value, "dynamic": config.dynamic,
-            "capture": observer.captures(entity.path),
-            "listeners": [vars(info) for info in observer.listeners.values()
-                          if info.entity == entity.path],
-        })
-    return {"name": state.config.name, "node": observer.settings.node, "entities": entities,
-            "presence": list(observer.presence), "now": observer.clock()}
+async def _others(state: RelayState, kind: str, after: dict[str, int] | None = None) -> NodeParts:
+    """The other nodes' parts of a view (none on a single relay)."""
+    if state.cluster is None:
+        return {}
+    return await state.cluster.console_parts(kind, after)
 
 
-def _charts(state: RelayState) -> dict[str, Any]:
-    now = state.observer.clock()
-    return {"now": now, "entities": {
-        name: stats.timeline.series(now) for name, stats in state.observer.stats.items() if name
-    }}
+async def _namespace(state: RelayState) -> dict[str, Any]:
+    own = state.observer.node
+    merged = merge_namespace(own, namespace_part(state), await _others(state, "namespace"))
+    return {"name": state.config.name, "node": own, **merged}
 
 
-def _call(state: RelayState, seq: int) -> dict[str, Any]:
-    inspector = state.observer.inspector
-    row = inspector.row(seq)
-    if row is None:
+async def _calls(state: RelayState, text: str) -> dict[str, Any]:
+    own = state.observer.node
+    try:
+        cursor = parse_cursor(text, own)
+    except CursorError as exc:
+        raise BadRequest(f"malformed cursor: {exc}") from exc
+    local = calls_part(state, cursor.get(own, 0))
+    return merge_calls(own, cursor, local, await _others(state, "calls", cursor))
+
+
+async def _call_part(state: RelayState, seq: int, node: str) -> dict[str, Any]:
+    """Call ``seq`` of ``node`` ("" or this node: here), captured parts raw."""
+    if not node or node == state.observer.node or state.cluster is None:
+        part = call_part(state, seq)
+    else:
+        answered, part = await state.cluster.console_call(node, seq)
+        if not answered:
+            raise NodeMissing(f"node {node[:64]!r} did not answer in time")
+    if part is None:
         raise EntityNotFound(f"call {seq} is no longer in the inspector")
-    captured = inspector.captured(seq)
-    out = row.summary(captured is not None)
-    if captured is not None:
-        detail = captured.detail()
-        detail["requestBody"] = _pretty(detail["requestBody"])
-        detail["responseBody"] = _pretty(detail["responseBody"])
-        out.update(detail)
+    return {**part, "node": node or state.observer.node}
+
+
+async def _call(state: RelayState, seq: int, node: str) -> dict[str, Any]:
+    out = await _call_part(state, seq, node)
+    if out.get("captured"):
+        out["requestBody"] = _pretty(out.get("requestBody"))
+        out["responseBody"] = _pretty(out.get("responseBody"))
     return out
 
 
@@ -157,18 +182,20 @@ def _capture(state: RelayState, body: dict[str, Any]) -> web.Response:
     return web.json_response({"entity": entity, "capture": entity in switch})
 
 
-async def _replay(state: RelayState, request: web.Request, seq: int) -> dict[str, Any]:
-    inspector = state.observer.inspector
-    row, captured = inspector.row(seq), inspector.captured(seq)
-    if row is None or captured is None:
-        raise EntityNotFound(f"call {seq} was not captured (or is gone): nothing to replay")
-    _entity(state, row.entity)
-    query = "&".join(p for p in captured.query.split("&") if p and "=***" not in p)
-    target = quote(row.path) + (f"?{query}" if query else "")
-    headers = [(n, v) for n, v in captured.request_headers
-               if v != "***" and n.lower() not in ("content-length", "host", "transfer-encoding")]
-    answer = await loopback.send(state, row.entity, row.method, target, request.host, headers,
-                                 (captured.request_body or b""))
+async def _replay(state: RelayState, request: web.Request, seq: int, node: str) -> dict[str, Any]:
+    """Send a captured call again, from this node, to its own entity (whichever node
+    captured it: its masked headers and body, the masked parts left out)."""
+    call = await _call_part(state, seq, node)
+    if not call.get("captured") or call.get("truncated"):
+        raise EntityNotFound(f"call {seq} was not captured whole (or is gone): nothing to replay")
+    entity = _entity(state, call["entity"])
+    query = "&".join(p for p in str(call["query"]).split("&") if p and "=***" not in p)
+    target = quote(str(call["path"])) + (f"?{query}" if query else "")
+    headers = [(str(n), str(v)) for n, v in call["requestHeaders"]
+               if v != "***" and str(n).lower() not in ("content-length", "host", "transfer-encoding")]
+    body = (call["requestBody"] or "").encode()
+    answer = await loopback.send(state, entity, str(call["method"]), target, request.host,
+                                 headers, body)
     return _answer(answer)
 
 

@@ -20,8 +20,9 @@ Beyond Azure: ``soaprelay_relay_time_seconds`` and ``soaprelay_listener_time_sec
 ``soaprelay_soap_faults_total{fault_code}``, ``soaprelay_event_deliveries_total``,
 ``soaprelay_relayed_calls_total{transfer="inline"|"rendezvous"}``,
 ``soaprelay_diagnostic_events_total{operation_name}`` and
-``soaprelay_webhook_deliveries_total{outcome}``.  With ``[observe] node`` set, every
-sample also has a ``node`` label (a cluster's nodes scraped side by side).
+``soaprelay_webhook_deliveries_total{outcome}``.  On a cluster node (or with
+``[observe] node`` set, which wins) every sample also has a ``node`` label: each
+node counts its own calls, and Prometheus scrapes every node.
 
 Each relay has its own ``CollectorRegistry`` (no process-wide state: tests run
 many relays in one process), holding one collector that reads the
@@ -62,9 +63,8 @@ _OUTCOMES = (
 class _StatsCollector(Collector):
     def __init__(self, observer: Observer, active: Callable[[], dict[str, int]]) -> None:
         self.observer, self.active = observer, active
-        node = observer.settings.node
-        self.extra_names = ("node",) if node else ()
-        self.extra_values = (node,) if node else ()
+        self.extra_names: tuple[str, ...] = ()
+        self.extra_values: tuple[str, ...] = ()
 
     def _labels(self, *names: str) -> list[str]:
         return [*names, *self.extra_names]
@@ -73,6 +73,8 @@ class _StatsCollector(Collector):
         return [*values, *self.extra_values]
 
     def collect(self) -> Iterator[Metric]:
+        node = self.observer.node  # read per scrape: a cluster names it once joined
+        self.extra_names, self.extra_values = ((("node",), (node,)) if node else ((), ()))
         stats = list(self.observer.stats.values())
         yield from self._connections(stats)
         yield from self._azure_rest(stats)

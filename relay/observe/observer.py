@@ -95,6 +95,9 @@ class Observer:
             settings.webhooks, queue=settings.webhook_queue, tries=settings.webhook_tries,
             backoff=settings.webhook_backoff,
         ) if settings.webhooks else None
+        #: The ``node`` label of metrics, events and the console's rows: ``[observe] node``,
+        #: else the cluster's node name (:meth:`name_node`), else "" (a single relay).
+        self.node = settings.node
         self.events = EventHub(settings.node, self.webhooks)
         self.listeners: dict[str, ListenerInfo] = {}
         #: SOAPAction header value -> its operation (a SOAPAction with a body-named
@@ -103,6 +106,11 @@ class Observer:
         self.presence: deque[dict[str, Any]] = deque(maxlen=200)
         #: The Prometheus registry of this relay, made on the first scrape (``exposition``).
         self.metrics: CollectorRegistry | None = None
+
+    def name_node(self, name: str) -> None:
+        """This relay is cluster node ``name``: the label, unless ``[observe] node`` set one."""
+        if not self.settings.node:
+            self.node = self.events.node = name
 
     def start(self) -> None:
         if self.webhooks is not None:

@@ -131,10 +131,11 @@ max_listeners = 2
 
 
 class RelayNodes:
-    """Relay nodes of namespace ``test`` sharing ``nats``; node ``i`` listens on ``ports[i]``."""
+    """Relay nodes of namespace ``test`` sharing ``nats``; node ``i`` listens on ``ports[i]``;
+    ``extra``: more TOML for every node's config (``[observe]`` and the like)."""
 
-    def __init__(self, children: Children, nats: list[str], count: int = 3) -> None:
-        self.children, self.folder, self.nats = children, children.folder, nats
+    def __init__(self, children: Children, nats: list[str], count: int = 3, extra: str = "") -> None:
+        self.children, self.folder, self.nats, self.extra = children, children.folder, nats, extra
         self.relays = Relays(children.folder)
         self.nodes = [NodeSpec(f"node{i}", port) for i, port in enumerate(free_ports(count))]
         for index in range(count):
@@ -161,6 +162,7 @@ rights = ["Manage", "Listen", "Send"]
 nats = [{nats}]
 node_url = "http://127.0.0.1:{node.port}"
 node_name = "{node.name}"
+{self.extra}
 """
         path = self.folder / f"{node.name}.toml"
         path.write_text(text)

@@ -4,7 +4,7 @@
 
 const TOKEN_KEY = "soaprelay.token";
 const API = "/$console/api/";
-const state = { lastSeq: 0, calls: [], selected: null, forms: null, operation: null, timers: [] };
+const state = { cursor: "0", calls: [], selected: null, forms: null, operation: null, timers: [] };
 
 function $(id) { return document.getElementById(id); }
 
@@ -133,7 +133,9 @@ function chart(series, pick, cls) {
 async function refreshNamespace() {
   let ns, charts;
   try { [ns, charts] = await Promise.all([api("namespace"), api("charts")]); } catch (e) { return; }
-  $("ns-name").textContent = ns.name + (ns.node ? " (" + ns.node + ")" : "");
+  const missing = (ns.nodes || []).filter((n) => n.state === "missing").map((n) => n.name);
+  $("ns-name").textContent = ns.name + (ns.node ? " (" + ns.node + ")" : "") +
+    (missing.length ? "  missing: " + missing.join(", ") : "");
   const body = $("entities").tBodies[0];
   clear(body);
   const select = $("c-entity");
@@ -173,7 +175,7 @@ async function refreshNamespace() {
   for (const entity of ns.entities) {
     for (const l of entity.listeners) {
       const row = el("tr");
-      for (const text of [l.id, l.entity, time(l.since), l.remote, l.agent]) row.appendChild(el("td", text));
+      for (const text of [l.id, l.entity, time(l.since), l.remote, l.agent, l.node]) row.appendChild(el("td", text));
       listeners.appendChild(row);
     }
   }
@@ -198,11 +200,9 @@ function matches(call) {
 
 async function refreshCalls() {
   let data;
-  try { data = await api("calls?after=" + state.lastSeq); } catch (e) { return; }
-  for (const call of data.calls) {
-    state.calls.push(call);
-    state.lastSeq = Math.max(state.lastSeq, call.seq);
-  }
+  try { data = await api("calls?after=" + encodeURIComponent(state.cursor)); } catch (e) { return; }
+  for (const call of data.calls) state.calls.push(call);
+  state.cursor = data.cursor;
   if (state.calls.length > 1000) state.calls.splice(0, state.calls.length - 1000);
   if (data.calls.length) renderCalls();
 }
@@ -214,13 +214,14 @@ function renderCalls() {
     if (!matches(call)) continue;
     const row = el("tr", null, call.faultCode ? "fault" : call.status >= 400 ? "error" : "");
     row.dataset.seq = call.seq;
+    row.dataset.node = call.node;
     for (const text of [time(call.time), call.entity, call.soapVersion, call.operation, call.status,
       call.faultCode ? call.faultCode + ": " + call.faultString : "",
       call.requestBytes + " / " + call.responseBytes, call.relayMs, call.listenerMs, call.listener,
-      call.trackingId]) {
+      call.trackingId, call.node]) {
       row.appendChild(el("td", text));
     }
-    row.addEventListener("click", () => showCall(call.seq));
+    row.addEventListener("click", () => showCall(call.seq, call.node));
     body.appendChild(row);
   }
 }
@@ -229,12 +230,14 @@ function headerText(headers) {
   return (headers || []).map((h) => h[0] + ": " + h[1]).join("\n");
 }
 
-async function showCall(seq) {
-  const call = await api("calls/" + seq);
-  state.selected = seq;
+function onNode(node) { return node ? "?node=" + encodeURIComponent(node) : ""; }
+
+async function showCall(seq, node) {
+  const call = await api("calls/" + seq + onNode(node));
+  state.selected = { seq: seq, node: node };
   $("detail").hidden = false;
   $("replay-result").hidden = true;
-  $("d-seq").textContent = "#" + seq;
+  $("d-seq").textContent = "#" + seq + (node ? " on " + node : "");
   $("d-summary").textContent = call.method + " " + call.path + " -> " + call.status +
     (call.faultCode ? " fault " + call.faultCode + ": " + call.faultString : "") +
     "; operation " + (call.operation || "?") + ", listener " + (call.listener || "-") +
@@ -250,7 +253,7 @@ async function replay() {
   if (state.selected === null) return;
   $("replay-result").hidden = false;
   try {
-    const answer = await api("calls/" + state.selected + "/replay", {});
+    const answer = await api("calls/" + state.selected.seq + "/replay" + onNode(state.selected.node), {});
     $("r-status").textContent = answer.status + " in " + answer.ms + " ms" +
       (answer.fault ? " fault " + answer.fault.code + ": " + answer.fault.string : "");
     $("r-body").textContent = answer.response || "";

@@ -146,3 +146,19 @@ def test_console_page_is_served_with_a_strict_csp(relay: RelayThread) -> None:
     assert script.headers["Content-Type"].startswith("text/javascript")
     assert b"innerHTML" not in script.content.replace(b"never innerHTML", b"")
     assert requests.get(f"{relay.base_url}/$console/api/calls", timeout=30).status_code == 401
+
+
+def test_the_inspectors_answer_is_bounded_and_its_cursor_restarts(relay: RelayThread) -> None:
+    console = Console(relay)
+    with requests.Session() as http:  # 510 quick calls the relay answers itself (no listener)
+        for _ in range(510):
+            assert http.post(f"{relay.base_url}/nobody", data=b"x", timeout=30).status_code == 404
+    page = console.get("calls?after=0")
+    assert len(page["calls"]) == 500 and page["trimmed"] is True  # the newest 500
+    newest = page["calls"][-1]["seq"]
+    assert page["cursor"] == str(newest) and page["calls"][0]["seq"] == newest - 499
+    assert console.get(f"calls?after={page['cursor']}")["calls"] == []
+    # a cursor from before a restart (past the newest call) starts over
+    assert len(console.get(f"calls?after={newest + 100}")["calls"]) == 500
+    bad = requests.get(console.base + "calls?after=node0:x", headers=console.headers, timeout=30)
+    assert bad.status_code == 400 and "cursor" in bad.text

@@ -186,3 +186,22 @@ async def test_admin_address_serves_metrics_without_token(
         assert resp.status == 403 and b"soaprelay_" not in await resp.read()
     async with http.get(f"{relay.base_url}/$metrics") as resp:
         assert resp.status == 401  # the relay's port still asks for a token
+
+
+async def test_a_cluster_nodes_label_defaults_to_its_name_and_a_configured_one_wins(
+    make_relay: RelayFactory, http: aiohttp.ClientSession
+) -> None:
+    plain = await make_relay(EntityConfig("payroll"))
+    named = await make_relay(EntityConfig("payroll"), observe=ObserveSettings(node="edge-a"))
+    for relay in (plain, named):  # what a cluster node does when it joins
+        relay.server.state.observer.name_node("node7")
+    assert await post(http, plain, "payroll", b"x", None, soap=False) == 401
+    assert await post(http, named, "payroll", b"x", None, soap=False) == 401
+    for relay, node in ((plain, "node7"), (named, "edge-a")):
+        samples = await scrape(http, relay)
+        key = ("soaprelay_sender_connections_client_error_total",
+               (("entity_name", "payroll"), ("node", node)))
+        assert samples[key] == 1
+        assert all(dict(labels).get("node") == node for _, labels in samples)
+    alone = await make_relay(EntityConfig("payroll"))  # a single relay: no node label at all
+    assert all("node" not in dict(labels) for _, labels in await scrape(http, alone))
