@@ -121,6 +121,10 @@ class SessionChannel:
         self.flood = FloodGuard(binding.max_calls_per_session)
         self.ended: asyncio.Future[SessionClosed] = asyncio.get_running_loop().create_future()
         self._running: set[asyncio.Task[None]] = set()
+        #: Calls taken whose reply is not yet queued: what ``max_calls_per_session``
+        #: bounds (a task stays in ``_running`` while its reply is written, and a peer
+        #: that got the reply may send its next call before the task has ended).
+        self._serving = 0
         self._warned: collections.Counter[str] = collections.Counter()
         self._runner: asyncio.Task[None] | None = None
         self._ordered = ordered_replies
@@ -346,7 +350,7 @@ class SessionChannel:
                 "The session is closing; open a new one", relates_to,
                 code=FaultCode.SERVER, subcode="SessionClosing"))
             return
-        if len(self._running) >= self.binding.max_calls_per_session:
+        if self._serving >= self.binding.max_calls_per_session:
             if self.flood.refuse():
                 self._warn("flood", "session %s: flooded with calls; closing", self.name)
                 await self.abort(CloseCode.POLICY, "too many calls refused in a row (flood)")
@@ -358,6 +362,7 @@ class SessionChannel:
                 reason, relates_to, code=FaultCode.SERVER, subcode="ServerTooBusy"))
             return
         self.flood.accepted()
+        self._serving += 1
         task = asyncio.get_running_loop().create_task(self._serve(message))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -370,6 +375,8 @@ class SessionChannel:
             log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
             reply = fault_message(f"Internal server error TrackingId:{tracking}",
                                   message.headers.message_id, code=FaultCode.SERVER)
+        finally:
+            self._serving -= 1  # the call is over for the bound before its reply leaves
         if reply is not None:
             await self._reply_quietly(reply)
 
