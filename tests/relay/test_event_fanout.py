@@ -15,7 +15,6 @@ import pytest
 from hc.entities import EntityKind
 from relay.namespace import EntityConfig
 from tests.support.raw_listener import RawListener, Reply
-from tests.support.relay import RelayHandle
 
 
 @pytest.fixture
