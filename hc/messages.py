@@ -61,7 +61,7 @@ def _headers_json(headers: Headers) -> str:
 
 
 #: The C scanner behind ``json.loads``: ``(value, end)`` for ``(text, start)``.
-_scan: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once
+_scan: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 #: A JSON string literal, as ``json.dumps(text, ensure_ascii=False)`` writes it.
 _string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
