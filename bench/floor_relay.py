@@ -122,7 +122,9 @@ class _ListenerSide(asyncio.Protocol):
         waiting = self.floor.waiting
         for opcode, payload in _frames(self.buf):
             if opcode == 0x2:  # the answer's body, after its command
-                waiting.popleft().write(_HTTP_HEAD % len(payload) + payload)
+                sender = waiting.popleft()
+                if not sender.is_closing():  # (uvloop raises on a closed one: wrk left)
+                    sender.write(_HTTP_HEAD % len(payload) + payload)
 
 
 class _Listener(asyncio.Protocol):

@@ -34,7 +34,7 @@ _MAIN_ENTITIES = [
 def _floor(run: Run) -> dict[str, tuple[Proc, str]]:
     """S1's floor (``bench.floor_relay``): the relay's socket work and nothing else."""
     proc = run.start(Proc("floor-relay", python_argv("bench.floor_relay", "relay"), logdir=run.workdir))
-    url, _, lport = proc.ready_line.split(" ", 1)[1].partition(" ")
+    url, _, lport = proc.ready_line.partition(" ")  # (READY stripped)
     run.start(Proc("floor-listener", python_argv("bench.floor_relay", "listener", lport), logdir=run.workdir))
     return {"relay_floor": (proc, url)}
 
