@@ -1,7 +1,7 @@
 """``make bench`` / ``python -m bench``: every scenario side by side, one table.
 
 Usage: ``python -m bench [--only s1,s6] [--seconds 5] [--reps 3] [--no-bootstrap] [--no-profile]
-[--observe]``
+[--observe] [--floor]``
 
 Writes ``bench/results/latest.md`` and ``latest.json`` (only for a full run;
 a partial run writes ``partial.md``/``partial.json``), and with S1 the py-spy
@@ -35,6 +35,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--observe", action="store_true",
                         help="S1 also on three relays alike with metrics and inspector on, off,"
                              " and with body capture on (issue 13: what observing costs)")
+    parser.add_argument("--floor", action="store_true",
+                        help="S1 also on bench.floor_relay: the relay's socket work with no Python logic"
+                             " (what relay CPU / echo CPU a relay could reach on this machine)")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the py-spy profiles of relay and listener (results/profile-s1.txt)")
     return parser.parse_args(argv)
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soap-relay-bench-") as tmp:
         run = Run(Path(tmp), seconds=args.seconds, reps=args.reps)
         try:
-            results: dict[str, Any] = run_scenarios(run, chosen, observe=args.observe)
+            results: dict[str, Any] = run_scenarios(run, chosen, observe=args.observe, floor=args.floor)
             if not args.no_profile and "s1" in chosen:
                 from bench.profiles import profile_s1
 

@@ -194,7 +194,8 @@ def _s1_table(s1: dict[str, Any]) -> list[str]:
               "relay": "(c) soap-relay + Python listener", "relay_hyco": "S3: soap-relay + hyco-https listener",
               "relay_obs_on": "(c) one entity, metrics and inspector on",
               "relay_obs_off": "(c) one entity, metrics and inspector off",
-              "relay_obs_capture": "(c) one entity, body capture on"}
+              "relay_obs_capture": "(c) one entity, body capture on",
+              "relay_floor": "floor: the relay's socket work only (bench.floor_relay)"}
     rows = ["| target | c | req/s | p50 ms | p99 ms | server CPU us/req |", "|---|--:|--:|--:|--:|--:|"]
     for name, label in labels.items():
         for c in ("1", "32"):

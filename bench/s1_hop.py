@@ -78,8 +78,9 @@ def run_hop(
         targets["relay_hyco"] = f"{relay_url}/hyco"
     relays = {name: relay for name in targets}
     for name, (proc, url) in (others or {}).items():
-        run.start(Proc(f"py-listener-{name}", python_argv("bench.echo_listener", url, "echo"),
-                       logdir=run.workdir))
+        if name != "relay_floor":  # bench.floor_relay brings its own listener
+            run.start(Proc(f"py-listener-{name}", python_argv("bench.echo_listener", url, "echo"),
+                           logdir=run.workdir))
         targets[name], relays[name] = f"{url}/echo", proc
     plain = write_script(run.workdir / "soap1k.lua", _SOAP_HEADERS)
     signed = write_script(

@@ -9,7 +9,9 @@ RSS growth / listeners, time until all are connected, and the relay's CPU over
 
 S5: a relay with event entities of 1, 100 and 1,000 subscribers (the namespace
 is built in Python: config files cap ``max_listeners`` at 25, Azure's limit).
-Subscribers are ``bench.swarm`` connections answering 202 at once.  A
+Subscribers are ``bench.swarm`` connections answering 202 at once (raw
+``asyncio.Protocol`` ones, ``bench.swarm_raw``: websockets' cost more CPU than
+the relay and ran on the same cores).  A
 keep-alive HTTP sender posts one 1 KiB SOAP event at a time and times it until
 the relay's 202 (every subscriber acknowledged; ``Relay-Delivered`` is checked).
 """
@@ -118,7 +120,8 @@ def run_fanout(run: Run) -> dict[str, Any]:
     swarms = []
     for n in FANOUT:
         procs = min(4, n)
-        swarms += [_swarm(run, f"s5-fan{n}-{i}", url, {"entities": [f"fan{n}"], "per_entity": n // procs})
+        swarms += [_swarm(run, f"s5-fan{n}-{i}", url,
+                          {"entities": [f"fan{n}"], "per_entity": n // procs, "raw": True})
                    for i in range(procs)]
     _connect(swarms)
     token = keys.token(url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.procs import Proc, python_argv
 from bench.s1_hop import run_hop
 from bench.s2_soap import run_soap
 from bench.s4_s5_swarms import run_fanout, run_idle
@@ -33,9 +34,20 @@ _MAIN_ENTITIES = [
 ]
 
 
-def run_scenarios(run: Run, chosen: list[str], *, observe: bool = False) -> dict[str, Any]:
+def _floor(run: Run) -> dict[str, tuple[Proc, str]]:
+    """S1's floor (``bench.floor_relay``): the relay's socket work and nothing else."""
+    proc = run.start(Proc("floor-relay", python_argv("bench.floor_relay", "relay"), logdir=run.workdir))
+    url, _, lport = proc.ready_line.partition(" ")  # (READY stripped)
+    run.start(Proc("floor-listener", python_argv("bench.floor_relay", "listener", lport), logdir=run.workdir))
+    return {"relay_floor": (proc, url)}
+
+
+def run_scenarios(
+    run: Run, chosen: list[str], *, observe: bool = False, floor: bool = False
+) -> dict[str, Any]:
     """``observe``: S1 also runs three more relays alike (one entity, their own listener),
-    with metrics and inspector on, off, and on with body capture."""
+    with metrics and inspector on, off, and on with body capture.  ``floor``: S1 also
+    runs ``bench.floor_relay``, a relay with no Python logic."""
     results: dict[str, Any] = {}
     if {"s1", "s3", "s6", "s2", "s8"} & set(chosen):
         relay, url = start_relay(run, "relay-main", {"entities": _MAIN_ENTITIES})
@@ -44,6 +56,8 @@ def run_scenarios(run: Run, chosen: list[str], *, observe: bool = False) -> dict
                                              {"entities": [{"path": "echo"}], "observe": mode})
             for mode in ("on", "off", "capture")
         } if observe and "s1" in chosen else {}
+        if floor and "s1" in chosen:
+            others.update(_floor(run))
         if "s1" in chosen or "s3" in chosen:
             results["s1"] = run_hop(run, relay, url, with_hyco="s3" in chosen, others=others)
         if "s2" in chosen:

@@ -2,10 +2,12 @@
 
 ``python -m bench.swarm RELAY_BASE SPEC_JSON`` with SPEC_JSON
 ``{"entities": ["e1", ...], "per_entity": 25, "kind": "event", "ping_interval": 30,
-"parallel": 32}`` opens ``per_entity`` control channels on each entity with raw
+"parallel": 32, "raw": false}`` opens ``per_entity`` control channels on each entity with
 websockets clients (a Manage token in ``ServiceBusAuthorization``; dynamic
 entities get ``sb-relay-kind``).  Each answers every ``request`` inline with
-``202 Accepted`` and no body, the way an event subscriber acknowledges.
+``202 Accepted`` and no body, the way an event subscriber acknowledges.  With
+``"raw": true`` they are ``bench.swarm_raw`` protocols instead (S5: far less
+CPU per answer; no pings of their own).
 
 Protocol on stdio: prints ``READY``; on ``connect`` opens them all (at most
 ``parallel`` handshakes at once) and prints ``CONNECTED {"seconds": s, "count": n}``;
@@ -19,12 +21,14 @@ import json
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.aio import run
 from bench.keys import token
 from bench.procs import raise_nofile
+from bench.swarm_raw import RawListener, open_raw
 
 
 def _ack(request_id: str) -> str:
@@ -46,6 +50,12 @@ async def _serve(ws: ClientConnection) -> None:
         await ws.send(_ack(request["id"]))
 
 
+async def _open_raw(url: str, auth: dict[str, str]) -> RawListener:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    return await open_raw(parts.hostname, parts.port, f"{parts.path}?{parts.query}", auth)
+
+
 async def main(relay_base: str, spec: dict[str, Any]) -> None:
     raise_nofile()
     ws_base = relay_base.replace("http", "ws", 1)
@@ -58,10 +68,14 @@ async def main(relay_base: str, spec: dict[str, Any]) -> None:
         for _ in range(spec["per_entity"])
     ]
     gate = asyncio.Semaphore(spec.get("parallel", 32))
-    sockets: list[ClientConnection] = []
+    sockets: list[ClientConnection | RawListener] = []
     tasks: set[asyncio.Task[None]] = set()
 
     async def open_one(url: str) -> None:
+        if spec.get("raw"):
+            async with gate:
+                sockets.append(await _open_raw(url, auth))
+            return
         async with gate:
             ws = await connect(url, additional_headers=auth, compression=None, open_timeout=60,
                                ping_interval=interval, ping_timeout=interval)

@@ -372,6 +372,20 @@ class WebSocketEndpoint:
         """Queue a binary message, as one frame."""
         self._send_data(Opcode.BINARY, data, "a binary message")
 
+    def send_framed(self, frames: bytes) -> None:
+        """SERVER: queue whole data frames framed already (unmasked; ``hc.fanout``).
+
+        Raises:
+            LocalProtocolError: a client (its frames are masked, each with a fresh key),
+                not OPEN, or a binary message being sent in pieces.
+        """
+        if not self._server:
+            raise LocalProtocolError("only a server sends frames framed in advance")
+        self._check_open("prepared frames")
+        if self._fragmenting:
+            raise LocalProtocolError("cannot send prepared frames: a binary message is being sent in pieces")
+        self._outgoing.append(frames)
+
     def send_binary_fragment(self, data: bytes, *, fin: bool) -> None:
         """Queue one piece of a binary message sent in pieces; ``fin`` on the last.
 

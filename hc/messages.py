@@ -60,6 +60,9 @@ def _headers_json(headers: Headers) -> str:
     return _compact(headers_to_json(headers))
 
 
+#: The C scanner behind ``json.loads``: ``(value, end)`` for ``(text, start)``.
+_scan: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
 #: A JSON string literal, as ``json.dumps(text, ensure_ascii=False)`` writes it.
 _string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
@@ -68,8 +71,10 @@ def headers_from_json(obj: object, what: str) -> Headers:
     """A JSON header object (string or list-of-string values) -> pairs."""
     if obj is None:
         return ()
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):  # (an ABC check is slow)
         raise MalformedMessage(f"{what} must be a JSON object")
+    if not obj:
+        return ()
     whole = tuple(obj.items())
     if all(type(value) is str for _, value in whole):  # the usual case, at once
         return whole
@@ -184,7 +189,7 @@ def _load(text: str | bytes) -> tuple[str, Mapping[str, Any]]:
     if len(text) > _MAX_COMMAND_LENGTH:
         raise MalformedMessage("control command is too long")
     try:
-        obj = json.loads(text)
+        obj = _loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
         raise MalformedMessage(f"control frame is not valid JSON: {exc}") from None
     if not isinstance(obj, dict) or len(obj) != 1:
@@ -193,6 +198,20 @@ def _load(text: str | bytes) -> tuple[str, Mapping[str, Any]]:
     if not isinstance(body, dict):
         raise MalformedMessage(f"command {name!r} must be a JSON object")
     return name, body
+
+
+def _loads(text: str | bytes) -> object:
+    """``json.loads``, with the C scanner called at once for the usual command (a
+    ``str`` that is one JSON value and nothing else): a listener sends one per call."""
+    if type(text) is str:
+        try:
+            obj, end = _scan(text, 0)
+        except StopIteration:
+            pass
+        else:
+            if end == len(text):
+                return obj
+    return json.loads(text)  # whitespace around, bytes, or an error to report
 
 
 def _text(body: Mapping[str, Any], key: str, command: str, *, required: bool = True) -> str | None:

@@ -70,6 +70,7 @@ from hc.events import (
     WebSocketEvent,
 )
 from hc.exceptions import LocalProtocolError, MalformedMessage, RemoteProtocolError
+from hc.fanout import PreparedRequest
 from hc.frames import Mask, apply_mask
 from hc.messages import (
     AcceptCommand,
@@ -268,6 +269,19 @@ class ControlChannel:
         """
         self._check_role(Role.RELAY, "a request")
         self._send_command(command.serialize(), bool(command.body), body, "request", streamed)
+
+    def send_prepared(self, prepared: PreparedRequest, rendezvous_id: str, request_id: str) -> None:
+        """RELAY: queue one listener's copy of a request framed once for many
+        (``hc.fanout``: an event), its body as the very next message.
+
+        Raises:
+            LocalProtocolError: as :meth:`send_request`, or an id that is not URL-safe.
+        """
+        self._check_role(Role.RELAY, "a request")
+        if self._sending_body is not None:
+            raise LocalProtocolError(f"cannot send a request: the body of {self._sending_body} "
+                                     "is still being sent")
+        self._ws.send_framed(prepared.frames(rendezvous_id, request_id))
 
     def send_accept(self, command: AcceptCommand) -> None:
         """RELAY: queue an accept (a WebSocket sender waits at ``command.address``)."""

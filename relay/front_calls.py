@@ -154,7 +154,7 @@ class _FrontCall:
         if self.timer is not None:
             self.timer.cancel()
         try:
-            answer = pending.reply.result()
+            answer = pending.result()
             self.notes.answered(pending)
             if answer.inline is None:  # streamed from a rendezvous: rare, in a task
                 self.relay.running_loop.create_task(self._stream(answer))

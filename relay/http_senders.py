@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 
 from hc.entities import EntityKind
+from hc.fanout import PreparedRequest
 from hc.headers import (
     TokenLocation,
     forwarded_request_headers,
@@ -351,19 +352,15 @@ class _Exchange:
         """PROTOCOL.md §6 event: every listener at once; 202 with ``Relay-Delivered``.
 
         The request is queued on every control channel in one pass (no task per
-        subscriber) and the answers are awaited together.
+        subscriber), framed once for all when it travels inline (``hc.fanout``),
+        and the answers are counted as they settle, with one future for all.
         """
-        posted: list[PendingRequest] = []
+        fan = _FanOut(self.relay.running_loop)
         remote = None if elsewhere is None else asyncio.ensure_future(elsewhere)  # cluster seam
-        for listener in listeners:
-            try:
-                posted.append(self.post(listener, timeout))
-            except RelayError as exc:
-                log.info("event not delivered to %s: %s", listener.id, exc)
+        posted = self._post_all(listeners, timeout, fan)
         try:
-            if posted:
-                await asyncio.wait([p.reply for p in posted], timeout=timeout)
-            answers = [_answer(p) for p in posted]
+            await fan.wait(timeout)
+            answers = [_answer(p) for p, _ in posted]
             streamed = [a for a in answers if isinstance(a, RelayedReply)]
             delivered = sum(1 for a in answers if a is True)
             if streamed:  # an acknowledgement with a body on a rendezvous: rare
@@ -373,9 +370,98 @@ class _Exchange:
         finally:
             if remote is not None:
                 remote.cancel()
-            for pending in posted:
-                self.done(pending)
+            table = self.relay.rendezvous
+            for pending, ident in posted:
+                pending.listener.forget(pending)
+                table.discard(ident)
+                pending.finish()
         self.reply.whole(202, None, (("Relay-Delivered", str(delivered)),), b"")
+
+    def _post_all(
+        self, listeners: list[ListenerConnection], timeout: float, fan: _FanOut
+    ) -> list[tuple[PendingRequest, str]]:
+        """Queue the event on every listener; each copy with its rendezvous id."""
+        body = self.body
+        if not (self.inline_ok and body is not None and len(body) <= INLINE_LIMIT):
+            return self._post_each(listeners, timeout, fan)  # address-only: a rendezvous each
+        table = self.relay.rendezvous
+        new_id, settled = table.new_id, fan.settled
+        prepared: dict[str, PreparedRequest] = {}
+        posted: list[tuple[PendingRequest, str]] = []
+        for listener in listeners:
+            # Every copy has its own rendezvous: a subscriber may acknowledge with a
+            # body over 64 KiB, which it sends there (as hyco-https does).
+            ident = new_id()
+            template = prepared.get(listener.entity_path) or prepared.setdefault(
+                listener.entity_path, self._prepared(listener))
+            pending = PendingRequest(template.command, body, listener, str(next(_request_ids)))
+            try:
+                listener.post_prepared(pending, template, ident)
+            except RelayError as exc:
+                log.info("event not delivered to %s: %s", listener.id, exc)
+                continue
+            pending.on_settled = settled
+            posted.append((pending, ident))
+        fan.left += len(posted)
+        table.put_many([(ident, pending) for pending, ident in posted],
+                       ttl=max(timeout, self.relay.config.rendezvous_timeout))
+        return posted
+
+    def _prepared(self, listener: ListenerConnection) -> PreparedRequest:
+        """The event's command and body framed once for the listeners on ``listener``'s path."""
+        command = request_command(
+            self.request, listener, "", self.target, self.headers, self._has_body(),
+            self.relay.rendezvous_origin,
+        )
+        return PreparedRequest(command, self.body if self.body else None)
+
+    def _post_each(
+        self, listeners: list[ListenerConnection], timeout: float, fan: _FanOut
+    ) -> list[tuple[PendingRequest, str]]:
+        posted = []
+        for listener in listeners:
+            try:
+                pending = self.post(listener, timeout)
+            except RelayError as exc:
+                log.info("event not delivered to %s: %s", listener.id, exc)
+                continue
+            pending.on_settled = fan.settled
+            fan.left += 1
+            posted.append((pending, self._tickets.pop(pending)))
+        return posted
+
+
+class _FanOut:
+    """An event's copies in flight: a count of those not settled yet, one future for all."""
+
+    __slots__ = ("_waiter", "left", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.left = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def settled(self, _: PendingRequest) -> None:
+        self.left -= 1
+        waiter = self._waiter
+        if self.left <= 0 and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Until every copy is settled, or ``timeout`` seconds."""
+        if self.left <= 0:
+            return
+        waiter = self._waiter = self.loop.create_future()
+        timer = self.loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def request_command(
@@ -450,13 +536,15 @@ async def respond_oneway(
 
 def _answer(pending: PendingRequest) -> bool | RelayedReply:
     """Whether a subscriber acknowledged (2xx) in time, or its reply if the body streams."""
-    if not pending.answered:
-        future = pending.reply
-        why = future.exception() if future.done() and not future.cancelled() else "no answer in time"
-        log.info("event not delivered to %s: %s", pending.listener.id, why)
+    try:
+        reply = pending.result()
+    except asyncio.InvalidStateError:
+        log.info("event not delivered to %s: no answer in time", pending.listener.id)
         pending.fail(ListenerTimeout("no acknowledgement in time"))
         return False
-    reply = pending.reply.result()
+    except Exception as exc:  # noqa: BLE001 - why it failed, logged
+        log.info("event not delivered to %s: %s", pending.listener.id, exc)
+        return False
     if not 200 <= reply.command.status_code < 300:
         return False
     return True if reply.inline is not None else reply

@@ -55,6 +55,7 @@ from aiohttp import web
 
 from hc.events import ConnectionClosed, Event, RenewTokenReceived, ResponseReceived
 from hc.exceptions import RemoteProtocolError
+from hc.fanout import PreparedRequest
 from hc.messages import AcceptCommand, RequestCommand, ResponseCommand, parse_relay_command
 from hc.protocol import ControlChannel, Role
 from hc.protocol import State as ChannelState
@@ -164,6 +165,13 @@ class ListenerConnection:
     def post_inline(self, pending: PendingRequest, body: bytes | None) -> None:
         """Queue the full request command and its body as adjacent messages (PROTOCOL.md §3)."""
         self._sendable().send_request(pending.command, body)
+        pending.delivered = True
+
+    def post_prepared(self, pending: PendingRequest, prepared: PreparedRequest, rendezvous_id: str) -> None:
+        """Queue this listener's copy of a request framed once for many (an event,
+        ``hc.fanout``) and expect its answer under ``pending.id``."""
+        self._sendable().send_prepared(prepared, rendezvous_id, pending.id)
+        self._pending[pending.id] = pending
         pending.delivered = True
 
     def post_address_only(self, pending: PendingRequest) -> None:

@@ -60,29 +60,37 @@ class RelayedReply:
 class PendingRequest:
     """One request sent to one listener and not yet answered.
 
-    ``command`` is always the full request; whether it travelled inline or is
-    still waiting at the rendezvous address is ``delivered``.  ``body`` is the
-    request body to send over the rendezvous (bytes, or a stream from the sender).
+    ``command`` is the full request; whether it travelled inline or is still
+    waiting at the rendezvous address is ``delivered``.  ``body`` is the request
+    body to send over the rendezvous (bytes, or a stream from the sender).  An
+    event's copies (``relay.http_senders``) share one ``command`` whose address
+    lacks the rendezvous id: they are delivered inline at once, so no rendezvous
+    ever sends it, and each has its own ``id``.
 
-    A plain class with slots, not a dataclass: one is made for every relayed request.
+    A plain class with slots, not a dataclass: one is made for every relayed
+    request (a thousand for an event to a thousand subscribers), and its
+    ``reply`` future only when someone awaits it: until then the outcome is kept
+    here and ``on_settled`` is told.
     """
 
-    __slots__ = ("_done", "_finished", "body", "command", "delivered", "listener", "on_settled",
-                 "pump", "reply", "taken")
+    __slots__ = ("_done", "_error", "_finished", "_future", "_reply", "body", "command", "delivered",
+                 "id", "listener", "on_settled", "pump", "taken")
 
     def __init__(
         self, command: RequestCommand, body: bytes | AsyncIterator[bytes] | None,
-        listener: RequestOwner,
+        listener: RequestOwner, ident: str | None = None,
     ) -> None:
         self.command, self.body, self.listener = command, body, listener
+        self.id = command.id if ident is None else ident
         self.delivered = False
         #: True once the listener opened this request's rendezvous address.
         self.taken = False
-        # The listener's loop, not get_running_loop(): on Python 3.11 that makes a
-        # getpid() syscall, and this runs for every relayed request.
-        self.reply: asyncio.Future[RelayedReply] = listener.loop.create_future()
-        #: Called (synchronously) once ``reply`` is settled, answered or failed: the
-        #: front's calls (``relay.front_calls``) wait on this instead of awaiting ``reply``.
+        self._reply: RelayedReply | None = None
+        self._error: BaseException | None = None
+        self._future: asyncio.Future[RelayedReply] | None = None
+        #: Called (synchronously) once the request is settled, answered or failed: the
+        #: front's calls (``relay.front_calls``) and an event's fan-out wait on this
+        #: instead of awaiting ``reply``.
         self.on_settled: Callable[[PendingRequest], None] | None = None
         #: The rendezvous task moving the request and reply, once the listener opened it.
         self.pump: asyncio.Task[None] | None = None
@@ -93,8 +101,33 @@ class PendingRequest:
         return f"<PendingRequest {self.id} to {self.listener.id}>"
 
     @property
-    def id(self) -> str:
-        return self.command.id
+    def reply(self) -> asyncio.Future[RelayedReply]:
+        """A future of the listener's reply head (made when first asked for)."""
+        future = self._future
+        if future is None:
+            # The listener's loop, not get_running_loop(): on Python 3.11 that makes a
+            # getpid() syscall.
+            future = self._future = self.listener.loop.create_future()
+            if self._reply is not None:
+                future.set_result(self._reply)
+            elif self._error is not None:
+                future.set_exception(self._error)
+                future.exception()  # retrieved: failed before anyone asked
+        return future
+
+    @property
+    def settled(self) -> bool:
+        """True once answered or failed."""
+        return self._reply is not None or self._error is not None
+
+    def result(self) -> RelayedReply:
+        """The listener's reply; raises why there is none (``InvalidStateError`` when
+        the request is not settled yet)."""
+        if self._reply is not None:
+            return self._reply
+        if self._error is not None:
+            raise self._error
+        raise asyncio.InvalidStateError("the request is not settled yet")
 
     @property
     def finished(self) -> asyncio.Event:
@@ -120,21 +153,32 @@ class PendingRequest:
     @property
     def answered(self) -> bool:
         """True once the listener's reply head arrived (not a timeout or failure)."""
-        reply = self.reply
-        return reply.done() and not reply.cancelled() and reply.exception() is None
+        return self._reply is not None
+
+    def _open(self) -> bool:
+        """Neither answered nor failed, and its future (if any) not cancelled."""
+        if self._reply is not None or self._error is not None:
+            return False
+        future = self._future
+        return future is None or not future.done()
 
     def resolve(self, reply: RelayedReply) -> bool:
-        if self.reply.done():
+        if not self._open():
             return False
-        self.reply.set_result(reply)
+        self._reply = reply
+        if self._future is not None:
+            self._future.set_result(reply)
         if self.on_settled is not None:
             self.on_settled(self)
         return True
 
     def fail(self, error: BaseException) -> None:
-        if not self.reply.done():
-            self.reply.set_exception(error)
-            self.reply.exception()  # mark retrieved: a sender may have given up already
+        if self._open():
+            self._error = error
+            future = self._future
+            if future is not None:
+                future.set_exception(error)
+                future.exception()  # mark retrieved: a sender may have given up already
             if self.on_settled is not None:
                 self.on_settled(self)
 
