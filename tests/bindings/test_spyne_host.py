@@ -402,3 +402,18 @@ def test_ws2007_schema_invalid_request_is_a_sender_fault_not_an_internal_error(
     assert b"Sender" in response.body and b"Receiver" not in response.body
     assert "employeeId" in fault_string(response.body)
     assert not [r for r in caplog.records if r.name.startswith("bindings")]
+
+
+def test_a_host_lets_spyne_collect_garbage_once_a_minute_not_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spyne's full gc.collect() after a call (for multipart uploads a host never gets)
+    stalls every call in flight; a host makes it rare, unless the application chose."""
+    import spyne.const
+
+    monkeypatch.setattr(spyne.const, "MIN_GC_INTERVAL", 1.0)  # Spyne's default
+    SpyneRelayApp(payroll_app(), BasicHttpRelayBinding())
+    assert spyne.const.MIN_GC_INTERVAL == 60.0
+    monkeypatch.setattr(spyne.const, "MIN_GC_INTERVAL", 5.0)  # the application's own choice
+    SpyneRelayApp(payroll_app(), BasicHttpRelayBinding())
+    assert spyne.const.MIN_GC_INTERVAL == 5.0
