@@ -39,6 +39,7 @@ from bindings import WS2007HttpRelayBinding, relay_client
 from interop_tests.netns import Namespace, firewalled_namespace, netns_unavailable
 from interop_tests.payroll_site import TIMEOUT
 from samples.payroll.processes import ROOT, Child
+from tests.support.proxies import PROXY_VARIABLES
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, Relays, RelayThread
 
 pytestmark = pytest.mark.root
@@ -51,7 +52,6 @@ ENVELOPE = b"""<?xml version="1.0" encoding="utf-8"?>
 SOAP11 = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"GetSalary"'}
 #: How long the direct call waits for a SYN-ACK that never comes (SYN retransmits at 1 s).
 DIRECT_TIMEOUT = 3.0
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 @dataclass
@@ -72,7 +72,7 @@ class OnPremises:
 
 def _child_env() -> dict[str, str]:
     """Our environment without proxy settings (nothing here may go through a proxy)."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     return env
 
@@ -114,7 +114,7 @@ def onprem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnPremises]:
         pytest.fail(f"running as root, yet the firewall proof cannot run: {reason}", pytrace=False)
     folder = tmp_path_factory.mktemp("firewall")
     with ExitStack() as stack, pytest.MonkeyPatch.context() as patch:
-        for variable in _PROXY_VARIABLES:  # requests and zeep in this process: no proxy either
+        for variable in PROXY_VARIABLES:  # requests and zeep in this process: no proxy either
             patch.delenv(variable, raising=False)
             patch.delenv(variable.upper(), raising=False)
         namespace = stack.enter_context(firewalled_namespace())

@@ -28,7 +28,8 @@ import pytest
 
 from bindings import ConnectionMode, NetTcpRelayBinding, relay_client
 from interop_tests.netns import TABLE, Namespace, firewalled_namespace, netns_unavailable
-from interop_tests.test_firewall import _PROXY_VARIABLES, _start
+from interop_tests.test_firewall import _start
+from tests.support.proxies import PROXY_VARIABLES
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, Relays, RelayThread
 
 pytestmark = pytest.mark.root
@@ -85,7 +86,7 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
             pytest.skip(reason)
         pytest.fail(f"running as root, yet the namespace cannot be made: {reason}", pytrace=False)
     with ExitStack() as stack, pytest.MonkeyPatch.context() as patch:
-        for variable in _PROXY_VARIABLES:
+        for variable in PROXY_VARIABLES:
             patch.delenv(variable, raising=False)
             patch.delenv(variable.upper(), raising=False)
         namespace = stack.enter_context(firewalled_namespace())

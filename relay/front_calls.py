@@ -31,21 +31,22 @@ reads the connection's next request).
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Protocol
 
 from hc.entities import EntityKind
 from hc.headers import forwarded_request_headers, query_pairs, request_target
 from relay import access
 from relay.drain import GateState
-from relay.exceptions import ListenerGone, ListenerTimeout, RelayError
+from relay.exceptions import ListenerGone, RelayError
 from relay.front_wire import FastRequest
 from relay.http_senders import (
+    METADATA_METHODS,
     RELAY_TOKEN_MARK,
     reply_head,
     request_command,
     respond,
     respond_oneway,
+    time_out,
 )
 from relay.listeners import ListenerConnection, PendingRequest, RelayedReply, choose_live
 from relay.observe.call import CallNotes
@@ -54,9 +55,7 @@ from relay.state import RelayState
 
 __all__ = ["CallOwner", "relay_at_once"]
 
-log = logging.getLogger("relay.http")
 _KINDS = frozenset({EntityKind.REQUEST_RESPONSE, EntityKind.ONEWAY})
-_METADATA_METHODS = frozenset({"GET", "HEAD"})
 
 
 class CallOwner(Protocol):
@@ -87,7 +86,7 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     state = resolved[0]
     config = state.config
     if config.kind not in _KINDS or (
-        config.kind is EntityKind.ONEWAY and request.method in _METADATA_METHODS
+        config.kind is EntityKind.ONEWAY and request.method in METADATA_METHODS
     ):
         return False
     body = request.body
@@ -125,8 +124,8 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     notes = relay.observer.call(request, reply)  # relay.observe: the reply that takes notes
     notes.forwarding(state, body)
     call = _FrontCall(relay, request, owner, listener, pending, ident, reply, notes,
-                      config.kind is EntityKind.ONEWAY and request.method not in _METADATA_METHODS)
-    call.timer = loop.call_later(timeout, _time_out, pending, timeout)
+                      config.kind is EntityKind.ONEWAY)  # a metadata GET is never one
+    call.timer = loop.call_later(timeout, time_out, pending, timeout)
     pending.on_settled = call.settled
     return True
 
@@ -201,6 +200,3 @@ class _FrontCall:
         self.relay.calls.leave()
         self.owner.finished(self.request)
 
-
-def _time_out(pending: PendingRequest, timeout: float) -> None:
-    pending.fail(ListenerTimeout(f"the listener did not answer within {timeout:g} s"))

@@ -51,17 +51,20 @@ from soap.exceptions import SoapError
 from soap.relay_token import extract_relay_token
 
 __all__ = [
+    "METADATA_METHODS",
     "RELAY_TOKEN_MARK",
     "relay_http",
     "reply_head",
     "request_command",
     "respond",
     "respond_oneway",
+    "time_out",
 ]
 
 log = logging.getLogger("relay.http")
 _request_ids = itertools.count(1)
-_METADATA_METHODS = frozenset({"GET", "HEAD"})
+#: Methods a oneway or event entity answers like request-response (WSDL/XSD fetches).
+METADATA_METHODS = frozenset({"GET", "HEAD"})
 #: A cheap byte test before any XML is looked at: most bodies carry no SOAP token.
 RELAY_TOKEN_MARK = b"RelayAccessToken"
 
@@ -119,7 +122,7 @@ async def _relay_http(
     where = decision.token_location
     reply.forwarding(state, body)  # observe
     kind = state.config.kind
-    if request.method in _METADATA_METHODS:
+    if request.method in METADATA_METHODS:
         # Extension: a GET (a WSDL or XSD fetch) on a oneway or event entity is answered
         # by one listener like request-response, so a client can load the contract the
         # way it would from a WCF metadata endpoint; only messages are one-way.
@@ -315,7 +318,7 @@ class _Exchange:
         """The reply head, within ``left`` seconds (of the entity's ``timeout``)."""
         await listener.drain()
         # A timer on the reply future: cheaper than wait_for(shield(...)) per request.
-        timer = listener.loop.call_later(left, _time_out, pending, timeout)
+        timer = listener.loop.call_later(left, time_out, pending, timeout)
         try:
             return await pending.reply
         finally:
@@ -560,7 +563,8 @@ async def _drained_ok(reply: RelayedReply) -> bool:
     return True
 
 
-def _time_out(pending: PendingRequest, timeout: float) -> None:
+def time_out(pending: PendingRequest, timeout: float) -> None:
+    """The timer's end of a request its listener did not answer in time."""
     pending.fail(ListenerTimeout(f"the listener did not answer within {timeout:g} s"))
 
 

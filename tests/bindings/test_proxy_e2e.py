@@ -23,7 +23,7 @@ from bindings import (
 from bindings.exceptions import ConfigurationError, ProxyAuthenticationFailed, ProxyFailed
 from bindings.relay_errors import ProxyTransportError, RelayTransportError
 from samples.payroll.services import PayrollProgress, payroll_app, payroll_run_app
-from tests.support.proxies import HttpProxy, squid, tinyproxy
+from tests.support.proxies import HttpProxy, clear_proxy_environment, squid, tinyproxy
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayThread
 
 TOKENS = TokenProvider.shared_access_key(TEST_KEY_NAME, TEST_KEY)
@@ -43,9 +43,7 @@ def guarded_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpProx
 
 @pytest.fixture(autouse=True)
 def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
+    clear_proxy_environment(monkeypatch)
 
 
 def _host(relay: RelayThread, entity: str, proxy: object) -> RelayServiceHost:

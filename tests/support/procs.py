@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Self
 
 from hc.sas import create_token
+from tests.support.proxies import PROXY_VARIABLES
 
 __all__ = ["Child", "Children", "RelayProcess", "child_env"]
 
@@ -35,12 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SOAPRELAY = [sys.executable, "-m", "soaprelay"]
 LISTENING = "soaprelay: listening on "
 CONNECTION_STRING = "soaprelay: connection string: "
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Our environment for a child: this checkout first on the path, no proxies."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
     paths = [str(ROOT), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env["PYTHONUNBUFFERED"] = "1"

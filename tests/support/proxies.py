@@ -25,7 +25,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HttpProxy", "squid", "tinyproxy"]
+import pytest
+
+__all__ = ["PROXY_VARIABLES", "HttpProxy", "clear_proxy_environment", "squid", "tinyproxy"]
+
+#: The environment variables that route HTTP clients through a proxy (lower-case names;
+#: the upper-case ones count too).
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def clear_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy from the environment for this test (both spellings of each variable)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
 
 #: Seconds a proxy may take to start listening.
 START_TIMEOUT = 20.0

@@ -26,7 +26,7 @@ from hc.asyncio import (
     TokenProvider,
 )
 from tests.hc.asyncio.test_tls import self_signed
-from tests.support.proxies import HttpProxy, squid, tinyproxy
+from tests.support.proxies import HttpProxy, clear_proxy_environment, squid, tinyproxy
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayFactory, RelayHandle
 
 TOKENS = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, TEST_KEY)
@@ -47,9 +47,7 @@ def guarded_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpProx
 
 @pytest.fixture(autouse=True)
 def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
+    clear_proxy_environment(monkeypatch)
 
 
 async def echo(context: RelayedHttpListenerContext) -> None:
