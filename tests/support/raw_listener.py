@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 Reply = tuple[int, dict[str, str], bytes]
 Serve = Callable[[dict[str, Any], bytes], Awaitable[Reply]]
@@ -38,7 +38,8 @@ class RawListener:
     ``announced`` holds each ``request`` command as it came on the control channel
     (address-only ones included); ``received`` holds the full commands it served
     (for an address-only request, the one fetched at the rendezvous) with their
-    bodies; ``failures`` the rendezvous sockets the relay closed on it.
+    bodies; ``failures`` the rendezvous sockets the relay closed on it, ``refused`` the
+    rendezvous it refused.
     """
 
     def __init__(self, ws_base: str, path: str, token: str, serve: Serve = echo,
@@ -48,6 +49,8 @@ class RawListener:
         self.announced: list[dict[str, Any]] = []
         self.received: list[Received] = []
         self.failures: list[ConnectionClosed] = []
+        #: Rendezvous the relay refused (403: the sender gave up and its id is void).
+        self.refused: list[InvalidStatus] = []
         self.ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._answers: set[asyncio.Task[None]] = set()
@@ -62,6 +65,9 @@ class RawListener:
     async def __aexit__(self, *exc: object) -> None:
         assert self.ws is not None and self._task is not None
         self._task.cancel()
+        for task in self._answers:
+            task.cancel()
+        await asyncio.gather(*self._answers, return_exceptions=True)  # none left unretrieved
         await self.ws.close()
 
     async def _loop(self) -> None:
@@ -83,6 +89,8 @@ class RawListener:
                 await self._rendezvous(request["address"])
             except ConnectionClosed as exc:  # e.g. 1009 when the sender's body is too big
                 self.failures.append(exc)
+            except InvalidStatus as exc:  # the sender gave up first: its id is void
+                self.refused.append(exc)
             return
         self.received.append(Received(request, body))
         status, headers, reply = await self.serve(request, body)
