@@ -1,7 +1,7 @@
 """``make bench`` / ``python -m bench``: every scenario side by side, one table.
 
 Usage: ``python -m bench [--only s1,s6] [--seconds 5] [--reps 3] [--no-bootstrap] [--no-profile]
-[--observe] [--floor]``
+[--observe] [--floor] [--compiled]``
 
 Writes ``bench/results/latest.md`` and ``latest.json`` (only for a full run;
 a partial run writes ``partial.md``/``partial.json``), and with S1 the py-spy
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bootstrap import bootstrap
+from bench.procs import CODE, ROOT
 from bench.report import environment, render, verdicts
 from bench.stack import Run
 
@@ -38,9 +40,26 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--floor", action="store_true",
                         help="S1 also on bench.floor_relay: the relay's socket work with no Python logic"
                              " (what relay CPU / echo CPU a relay could reach on this machine)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="run every process on a copy of the tree with the hot path compiled by"
+                             " mypyc (scripts/compiled_tree.py into build/compiled), as an accelerated"
+                             " install (SOAPRELAY_COMPILE=1) runs")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the py-spy profiles of relay and listener (results/profile-s1.txt)")
     return parser.parse_args(argv)
+
+
+def _use_compiled_tree() -> bool:
+    """Builds build/compiled and runs every child process there; False if it cannot."""
+    tree = ROOT / "build" / "compiled"
+    print("bench: compiling the hot path (scripts/compiled_tree.py build/compiled)", file=sys.stderr)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compiled_tree.py"), str(tree)],
+                          stdout=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        print("bench: --compiled needs mypy (the dev extra) and a C compiler", file=sys.stderr)
+        return False
+    CODE["root"] = tree
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_bootstrap:
         bootstrap()
     from bench.scenarios import NOTES, run_scenarios  # after bootstrap: may import uvloop
+
+    if args.compiled and not _use_compiled_tree():
+        return 2
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="soap-relay-bench-") as tmp:
@@ -71,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"seconds_per_point": args.seconds, "repetitions": args.reps, "scenarios": chosen},
         "elapsed_s": round(time.monotonic() - started, 1),
         "relay_loop": run.relay_loop,
+        "build": "compiled (mypyc)" if args.compiled else "pure Python",
         "notes": NOTES,
         "results": results,
     }

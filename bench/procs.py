@@ -25,6 +25,9 @@ __all__ = ["Proc", "free_port", "python_argv", "raise_nofile", "wait_port"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
+# Where the child processes run (their cwd, so first on their sys.path): this tree, or
+# with ``python -m bench --compiled`` its mypyc-compiled copy (scripts/compiled_tree.py).
+CODE = {"root": ROOT}
 
 
 def python_argv(module: str, *args: str) -> list[str]:
@@ -96,7 +99,7 @@ class Proc:
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             text=True,
             env=full_env,
-            cwd=cwd or ROOT,
+            cwd=cwd or CODE["root"],
             start_new_session=True,
         )
         self.pid = self.popen.pid

@@ -275,7 +275,8 @@ def render(document: dict[str, Any]) -> str:
         (f"`make bench` on {env['date']}: {env['cores']} cores ({env['cpu']}), {env['memory_gib']} GiB, "
         f"Linux {env['kernel']}, Python {env['python']}, commit {env['commit']}. "
         f"{settings['repetitions']} interleaved repetitions of {settings['seconds_per_point']:g} s per "
-        f"load point; medians. Relay event loop: {document.get('relay_loop', '?')}."),
+        f"load point; medians. Relay event loop: {document.get('relay_loop', '?')}; "
+        f"build: {document.get('build', 'pure Python')}."),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in {**env["packages"], **env["tools"]}.items()) + ".",
         "",

@@ -36,6 +36,7 @@ from relay import access, http_senders, listen, rendezvous, ws_senders
 from relay.boundary import ErrorAnswer, error_answer
 from relay.client_errors import AiohttpLogger, GuardedHandler
 from relay.cluster.config import ClusterConfig
+from relay.compiled import describe_build
 from relay.discovery import FeedEntry, render_feed
 from relay.drain import GateState
 from relay.error_body import new_tracking_id
@@ -153,7 +154,7 @@ class RelayServer:
         if self.config.observe.admin.port is not None:
             self.admin = admin.AdminSite(state)
             await self.admin.start()
-        log.info("relay listening on %s", self.base_url)
+        log.info("relay listening on %s (%s)", self.base_url, describe_build())
 
     async def _join(self, cluster: ClusterConfig) -> None:
         """Become a node of the cluster (``relay.cluster``); a ``node_url`` with port 0

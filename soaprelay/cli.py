@@ -29,6 +29,7 @@ from hc.proxy import Proxy
 from hc.sas import create_token
 from relay import __version__
 from relay.cluster.config import ClusterConfig, parse_nats_urls, parse_node_url
+from relay.compiled import describe_build
 from relay.config import load_config
 from relay.devspace import dev_connection_string, dev_namespace
 from relay.exceptions import ConfigError
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         epilog="Run 'soaprelay COMMAND --help' for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"soaprelay {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"soaprelay {__version__} ({describe_build()})")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_serve(commands)
     _add_token(commands)

@@ -66,7 +66,7 @@ def test_help(capsys: pytest.CaptureFixture[str], argv: list[str], phrases: list
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "--version")
 
-    assert (code, out.strip()) == (0, f"soaprelay {__version__}")
+    assert (code, out.strip()) == (0, f"soaprelay {__version__} (pure Python)")
 
 
 # -- errors ----------------------------------------------------------------------------------
