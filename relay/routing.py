@@ -149,8 +149,9 @@ class RandomIds:
     subscriber, and on a VM the syscall costs more than the rest.
     """
 
-    _BYTES, _BATCH = 24, 256
-    _CHARS = _BYTES * 4 // 3
+    _BYTES = 24
+    _BATCH = 256
+    _CHARS = 32  # _BYTES in base64: 4 characters per 3 bytes
 
     def __init__(self) -> None:
         self._pool, self._at = "", 0
