@@ -37,7 +37,7 @@ from hc.entities import EntityKind
 from hc.headers import forwarded_request_headers, query_pairs, request_target
 from relay import access
 from relay.drain import GateState
-from relay.exceptions import ListenerGone, RelayError
+from relay.exceptions import RelayError
 from relay.front_wire import FastRequest
 from relay.http_senders import (
     METADATA_METHODS,
@@ -102,7 +102,12 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     try:
         listener = choose_live(state, relay.rng, loop.time(), [])
     except RelayError:
-        return False
+        if relay.cluster is None or state.listeners:
+            return False
+        try:  # cluster seam: a listener on another node (relay.cluster.remote)
+            listener = relay.cluster.remote(state)
+        except RelayError:
+            return False
     if listener.congested:
         return False
     headers = forwarded_request_headers(request.headers.items(), decision.token_location,
@@ -114,7 +119,7 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     pending = listener.new_request(command, body)
     try:
         listener.post_inline(pending, body or None)
-    except ListenerGone:
+    except RelayError:  # gone meanwhile, or (another node's) NATS unreachable
         listener.forget(pending)
         return False
     timeout = config.timeout
