@@ -70,7 +70,7 @@ class Asking:
     ) -> None:
         self._link, self.subject, self.ask, self._done = link, subject, ask, done
         self._alive, self._drop = alive, drop
-        self._loop = asyncio.get_running_loop()
+        self._loop = link.loop
         self.payload = ask.serialize()
         self.state = AskState.SENT
         self._token = ""

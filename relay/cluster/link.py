@@ -103,6 +103,8 @@ class Link:
         self._client: Client | None = None
         self._starting: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        #: The loop the node runs on (made in it).
+        self.loop = asyncio.get_running_loop()
         self._mux = ""  # the inbox prefix of the answers to asks (subscribed once connected)
         self._waiting: dict[str, Heard] = {}
         self._finishing: set[asyncio.Task[None]] = set()
