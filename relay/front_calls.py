@@ -4,7 +4,9 @@ answered from another.
 Nearly everything a relay of SOAP services carries is one case: a request the
 lean front read whole (``relay.front``), to a request-response or one-way
 entity, whose body carries no RelayAccessToken header, whose token verifies (or
-is not needed), with a live listener whose control channel has room.  Such a
+is not needed), with a live listener whose control channel has room (or, on a
+cluster node with no listener for it, the stand-in for the listeners on other
+nodes: ``relay.cluster.remote``, which asks over NATS with no task).  Such a
 call is queued on the listener's control channel inline, at once, from the
 sender's ``data_received``; the listener's answer, parsed in the listener's
 ``data_received``, settles the call's :class:`relay.pending.PendingRequest`, and
