@@ -2,8 +2,9 @@
 
 It stands where a local :class:`relay.listeners.ListenerConnection` would, so the
 relay's exchange code runs unchanged: the sender's node keeps the request (its
-rendezvous id, its body, the reply future) and this object only *asks* the
-cluster (``ClusterNode.ask``) to hand the command to a listener.  Address-only:
+rendezvous id, its body, the reply) and this object only *asks* the cluster
+(``ClusterNode.start_ask``, no task: ``relay.cluster.asking``) to hand the command
+to a listener; the ask's outcome settles the request.  Address-only:
 the listener opens the rendezvous on THIS node (the command's address is this
 node's ``node_url``), and the request body and the reply meet here.  Whole
 (``Route.NATS``): a small request travels inside the NATS request and the
