@@ -4,7 +4,9 @@ answered from another.
 Nearly everything a relay of SOAP services carries is one case: a request the
 lean front read whole (``relay.front``), to a request-response or one-way
 entity, whose body carries no RelayAccessToken header, whose token verifies (or
-is not needed), with a live listener whose control channel has room.  Such a
+is not needed), with a live listener whose control channel has room (or, on a
+cluster node with no listener for it, the stand-in for the listeners on other
+nodes: ``relay.cluster.remote``, which asks over NATS with no task).  Such a
 call is queued on the listener's control channel inline, at once, from the
 sender's ``data_received``; the listener's answer, parsed in the listener's
 ``data_received``, settles the call's :class:`relay.pending.PendingRequest`, and
@@ -37,7 +39,7 @@ from hc.entities import EntityKind
 from hc.headers import forwarded_request_headers, query_pairs, request_target
 from relay import access
 from relay.drain import GateState
-from relay.exceptions import ListenerGone, RelayError
+from relay.exceptions import RelayError
 from relay.front_wire import FastRequest
 from relay.http_senders import (
     METADATA_METHODS,
@@ -102,7 +104,12 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     try:
         listener = choose_live(state, relay.rng, loop.time(), [])
     except RelayError:
-        return False
+        if relay.cluster is None or state.listeners:
+            return False
+        try:  # cluster seam: a listener on another node (relay.cluster.remote)
+            listener = relay.cluster.remote(state)
+        except RelayError:
+            return False
     if listener.congested:
         return False
     headers = forwarded_request_headers(request.headers.items(), decision.token_location,
@@ -114,7 +121,7 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     pending = listener.new_request(command, body)
     try:
         listener.post_inline(pending, body or None)
-    except ListenerGone:
+    except RelayError:  # gone meanwhile, or (another node's) NATS unreachable
         listener.forget(pending)
         return False
     timeout = config.timeout

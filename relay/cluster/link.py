@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from nats.aio.client import Client
@@ -29,7 +30,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from relay.cluster.config import ClusterConfig
 
-__all__ = ["Conversation", "Link", "LinkDown", "LinkState", "Msg", "NoResponders", "Subscription"]
+__all__ = ["Heard", "Link", "LinkDown", "LinkState", "Msg", "NoResponders", "Subscription", "no_responders"]
 
 log = logging.getLogger("relay.cluster")
 #: Seconds between connection attempts while NATS is unreachable.
@@ -38,9 +39,9 @@ RETRY_EVERY = 0.5
 ERROR_LOG_EVERY = 10.0
 _USERINFO = re.compile(r"//[^/@\s]*@")
 _NO_RESPONDERS = "503"
-#: Answers a conversation keeps (it expects two: "posted", then the reply).
-_MAX_ANSWERS = 4
 Handler = Callable[[Msg], Awaitable[None]]
+#: Told each answer to an :meth:`Link.ask` (synchronously, in nats-py's task).
+Heard = Callable[[Msg], None]
 
 
 class LinkState(enum.Enum):
@@ -65,18 +66,31 @@ def scrub(text: object) -> str:
     return _USERINFO.sub("//***@", str(text))
 
 
-class Conversation:
-    """The answers to one :meth:`Link.converse`; :meth:`close` when done with it."""
+def no_responders(msg: Msg) -> bool:
+    """NATS's own answer when nobody subscribes to the subject asked."""
+    headers = msg.headers
+    return headers is not None and headers.get("Status") == _NO_RESPONDERS and not msg.data
 
-    def __init__(self, answers: asyncio.Queue[Msg], close: Callable[[], object]) -> None:
-        self._answers, self.close = answers, close
 
-    async def next(self, timeout: float) -> bytes:
-        """The next answer; NoResponders when nobody was there, TimeoutError after ``timeout``."""
-        msg = await asyncio.wait_for(self._answers.get(), timeout)
-        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS and not msg.data:
-            raise NoResponders("no responders")
-        return msg.data
+class _Rest:
+    """The rest of a coroutine that suspended at its first step, for a task to await."""
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: object) -> None:
+        self._coro, self._waiting = coro, waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, waiting = self._coro, self._waiting
+        while True:
+            try:
+                value = yield waiting
+            except BaseException as exc:  # noqa: BLE001 - cancelled: the coroutine hears it
+                step = functools.partial(coro.throw, exc)
+            else:
+                step = functools.partial(coro.send, value)
+            try:
+                waiting = step()
+            except StopIteration:
+                return
 
 
 class Link:
@@ -89,8 +103,11 @@ class Link:
         self._client: Client | None = None
         self._starting: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
-        self._mux: str | None = None  # the inbox prefix of conversations' answers
-        self._waiting: dict[str, asyncio.Queue[Msg]] = {}
+        #: The loop the node runs on (made in it).
+        self.loop = asyncio.get_running_loop()
+        self._mux = ""  # the inbox prefix of the answers to asks (subscribed once connected)
+        self._waiting: dict[str, Heard] = {}
+        self._finishing: set[asyncio.Task[None]] = set()
         self._tokens = itertools.count(1)
         self._errors, self._error_logged = 0, -ERROR_LOG_EVERY
 
@@ -112,11 +129,13 @@ class Link:
             client = Client()
             try:
                 await client.connect(**self._options())
+                mux = client.new_inbox()  # nats-py subscribes it again after a reconnect
+                await client.subscribe(f"{mux}.*", cb=self._on_mux)
             except (OSError, NatsError, TimeoutError) as exc:
                 log.debug("cluster: connecting to NATS failed: %s", scrub(exc))
                 await asyncio.sleep(RETRY_EVERY)
                 continue
-            self._client = client
+            self._mux, self._client = mux, client
             self._up()
             return
 
@@ -200,27 +219,59 @@ class Link:
             raise TimeoutError(f"no answer on the cluster within {timeout:g} s") from exc
         return msg.data
 
-    async def converse(self, subject: str, payload: bytes) -> Conversation:
-        """Ask one subscriber (queue group) and hear each of its answers, in order:
-        a request answered in two steps ("posted", then the listener's reply)."""
+    def ask(self, subject: str, payload: bytes, heard: Heard) -> str:
+        """Ask one subscriber (queue group) without waiting; ``heard(msg)`` hears each of
+        its answers, in order, until :meth:`hang_up` with the returned token."""
         client = self._ready()
-        if self._mux is None:
-            self._mux = client.new_inbox()
-            await client.subscribe(f"{self._mux}.*", cb=self._on_mux)
         token = f"{next(self._tokens)}"
-        answers: asyncio.Queue[Msg] = asyncio.Queue(maxsize=_MAX_ANSWERS)
-        self._waiting[token] = answers
+        self._waiting[token] = heard
         try:
-            await client.publish(subject, payload, reply=f"{self._mux}.{token}")
+            self._send(client, subject, payload, f"{self._mux}.{token}")
         except BaseException:
             self._waiting.pop(token, None)
             raise
-        return Conversation(answers, lambda: self._waiting.pop(token, None))
+        return token
+
+    def hang_up(self, token: str) -> None:
+        """Hear no more answers to the ask ``token``."""
+        self._waiting.pop(token, None)
 
     async def _on_mux(self, msg: Msg) -> None:
-        answers = self._waiting.get(msg.subject.rsplit(".", 1)[1])
-        if answers is not None and not answers.full():
-            answers.put_nowait(msg)
+        heard = self._waiting.get(msg.subject.rpartition(".")[2])
+        if heard is not None:
+            heard(msg)
+
+    def answer_now(self, msg: Msg, payload: bytes) -> None:
+        """Answer ``msg`` without waiting (dropped quietly if NATS went away meanwhile)."""
+        if msg.reply:
+            try:
+                self._send(self._ready(), msg.reply, payload)
+            except LinkDown as exc:
+                log.info("cluster: an answer was lost: %s", exc)
+
+    def _send(self, client: Client, subject: str, payload: bytes, reply: str = "") -> None:
+        """Publish now, with no task and no loop turn: nats-py's ``publish()`` only queues
+        the bytes for its flusher task unless its buffer is over its limit; when it does
+        wait, a task finishes it.  Measured: a task per publish costs more CPU per
+        cross-node call than the rest of the ask (docs/cluster.md)."""
+        coro = client.publish(subject, payload, reply=reply)
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        except (NatsError, OSError) as exc:
+            raise LinkDown(f"the cluster's NATS refused a message: {scrub(exc)}") from exc
+        task = asyncio.ensure_future(self._finish(coro, waiting))
+        self._finishing.add(task)
+        task.add_done_callback(self._finished)
+
+    async def _finish(self, coro: Coroutine[Any, Any, None], waiting: object) -> None:
+        await _Rest(coro, waiting)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._finishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("cluster: a message was lost: %s", scrub(task.exception()))
 
     async def gather(self, subject: str, payload: bytes, timeout: float,
                      done: Callable[[list[bytes]], bool]) -> list[bytes]:

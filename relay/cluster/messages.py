@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,17 @@ class AnswerStatus(enum.Enum):
     COUNTED = "counted"  # a census: ``count`` listeners are on the entity here
     NO_LISTENER = "no-listener"  # none here after all (it just left)
     GONE = "gone"  # the listener had the whole request, then vanished without answering
+
+
+#: By value, looked up once per message (cheaper than calling the enum).
+_ASK_KINDS = {kind.value: kind for kind in AskKind}
+_STATUSES = {status.value: status for status in AnswerStatus}
+#: The rendezvous address as nodes write it (``relay.http_senders.request_command``,
+#: ``relay.ws_senders``): checked by one match; anything else the long way.
+_CANONICAL = re.compile(
+    r"wss?://[A-Za-z0-9._-]+(?::[0-9]{1,5})?/\$hc/(?P<path>[^?#%\s]*)"
+    r"\?sb-hc-action=(?P<action>request|accept)&sb-hc-id=[^&#=\s]+"
+)
 
 
 def _split(data: bytes) -> tuple[Mapping[str, Any], bytes]:
@@ -166,8 +178,10 @@ def parse_ask(data: bytes, namespace: str) -> Ask:
     obj, rest = _split(data)
     _namespace(obj, namespace)
     try:
-        kind = AskKind(obj.get("kind"))
+        kind = _ASK_KINDS[obj["kind"]]
         command = parse_relay_command(_text(obj, "command"))
+    except (KeyError, TypeError) as exc:
+        raise MessageError(f"unknown kind {str(obj.get('kind'))[:16]!r}") from exc
     except (ValueError, MalformedMessage) as exc:
         raise MessageError(str(exc)) from exc
     path = _text(obj, "path")
@@ -181,8 +195,14 @@ def parse_ask(data: bytes, namespace: str) -> Ask:
 
 def _check_address(address: str, path: str, action: str) -> None:
     """The rendezvous address must be ws(s)://HOST/$hc/PATH?sb-hc-action=ACTION&sb-hc-id=ID."""
-    parts = urlsplit(address)
-    query = parse_qs(parts.query)
+    canonical = _CANONICAL.fullmatch(address)
+    if canonical is not None and canonical["path"] == path and canonical["action"] == action:
+        return
+    try:
+        parts = urlsplit(address)
+        query = parse_qs(parts.query)
+    except ValueError as exc:  # e.g. "ws://[/": an unclosed IPv6 host
+        raise MessageError(f"not a {action} rendezvous address of {path!r}: {exc}") from exc
     if (
         parts.scheme not in ("ws", "wss") or not parts.hostname or parts.username
         or unquote(parts.path) != f"/$hc/{path}"
@@ -213,9 +233,9 @@ class Answer:
 def parse_answer(data: bytes) -> Answer:
     obj, rest = _split(data)
     try:
-        status = AnswerStatus(obj.get("status"))
-    except ValueError as exc:
-        raise MessageError(str(exc)) from exc
+        status = _STATUSES[obj["status"]]
+    except (KeyError, TypeError) as exc:
+        raise MessageError(f"unknown status {str(obj.get('status'))[:16]!r}") from exc
     response = None
     if status is AnswerStatus.REPLIED:
         try:

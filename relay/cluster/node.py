@@ -23,22 +23,15 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hc.entities import Discovery
 from hc.messages import RequestCommand
+from relay.cluster.asking import ASK_TIMEOUT, NO_SERVICE, Asking, Outcome
 from relay.cluster.config import ClusterConfig
 from relay.cluster.console import ConsoleParts
-from relay.cluster.link import (
-    Conversation,
-    Link,
-    LinkDown,
-    LinkState,
-    Msg,
-    NoResponders,
-    Subscription,
-)
+from relay.cluster.link import Link, LinkDown, LinkState, Msg, Subscription
 from relay.cluster.messages import (
     Answer,
     AnswerStatus,
@@ -54,16 +47,10 @@ from relay.cluster.messages import (
 from relay.cluster.peers import HEARTBEAT_EVERY, PeerTable
 from relay.cluster.remote import RemoteListener
 from relay.cluster.seam import EventParts
-from relay.cluster.serve import serve_ask
+from relay.cluster.serve import serve_ask, serve_at_once
 from relay.cluster.snapshots import PartKind
 from relay.cluster.subjects import QUEUE_GROUP, Subjects
-from relay.exceptions import (
-    InvalidListenerResponse,
-    ListenerGone,
-    ListenerQuotaExceeded,
-    ListenerTimeout,
-    NoListener,
-)
+from relay.exceptions import ListenerQuotaExceeded, NoListener
 from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig
 from relay.routing import EntityState
@@ -72,12 +59,7 @@ from relay.state import RelayState
 __all__ = ["ASK_TIMEOUT", "ClusterNode"]
 
 log = logging.getLogger("relay.cluster")
-#: Seconds a node may take to hand an address-only request or an accept to its listener.
-ASK_TIMEOUT = 5.0
-_NO_SERVICE = "No service is hosted at the specified address."
 _event_ids = itertools.count(1)
-#: Seconds between looks at whether the node with a whole request is still alive.
-WATCH_EVERY = 0.5
 #: Seconds a listener's handshake waits for the other nodes' counts (the quota).
 CENSUS_WAIT = 0.5
 #: Most asks of other nodes served at once (each may hold a listener's answer for the
@@ -201,18 +183,26 @@ class ClusterNode:
             self._drop(msg.subject, f"{self.serving} asks in hand already", "an ask")
             return
         self.serving += 1
-        self._spawn(self._serve(msg, ask))
+        if not serve_at_once(self.relay, ask, self.name, lambda answer: self._served(msg, answer),
+                             lambda: self._posted(msg)):
+            self._spawn(self._serve(msg, ask))
 
     async def _serve(self, msg: Msg, ask: Ask) -> None:
-        async def posted() -> None:  # a whole request is on the listener's channel
-            await self.link.answer(msg, Answer(AnswerStatus.POSTED, self.name).serialize())
-
         try:
-            answer = await serve_ask(self.relay, ask, self.name, posted)
-        finally:
+            answer = await serve_ask(self.relay, ask, self.name, lambda: self._posted(msg))
+        except BaseException:
             self.serving -= 1
+            raise
+        self._served(msg, answer)
+
+    def _served(self, msg: Msg, answer: Answer | None) -> None:
+        self.serving -= 1
         if answer is not None:
-            await self.link.answer(msg, answer.serialize())
+            self.link.answer_now(msg, answer.serialize())
+
+    def _posted(self, msg: Msg) -> None:
+        """A whole request is on a listener's channel here: the asking node watches us."""
+        self.link.answer_now(msg, Answer(AnswerStatus.POSTED, self.name).serialize())
 
     async def _on_heartbeat(self, msg: Msg) -> None:
         try:
@@ -260,65 +250,32 @@ class ClusterNode:
 
     def remote(self, state: EntityState[ListenerConnection]) -> ListenerConnection:
         if self.link.state is not LinkState.CONNECTED:
-            raise NoListener(f"{_NO_SERVICE} (no listener on this node; the cluster is unreachable)")
+            raise NoListener(f"{NO_SERVICE} (no listener on this node; the cluster is unreachable)")
         remote = self._remotes.get(state.path)
         if remote is None or remote.timeout != state.config.timeout:
-            remote = RemoteListener(state.path, self.ident, self.relay.config.name, self.ask,
+            remote = RemoteListener(state.path, self.ident, self.relay.config.name, self.start_ask, self.ask,
                                     self.route, state.config.timeout)
             self._remotes[state.path] = remote
         return remote
 
+    def start_ask(self, ask: Ask, done: Callable[[Outcome], None]) -> Asking:
+        """Ask the node NATS picks, with no task (``relay.cluster.asking``); the outcome
+        goes to ``done``.  Raises NoListener at once when NATS is unreachable."""
+        asking = Asking(self.link, self.subjects.connect(ask.path), ask, done, self._alive, self._drop)
+        asking.start()
+        return asking
+
     async def ask(self, ask: Ask) -> Answer:
-        """Ask the node NATS picks; a node whose listener just left is asked again.
-
-        A request travelling whole is answered in two steps: "posted" (naming the
-        node), then the listener's reply; while waiting for the reply the node is
-        watched, and one that is forgotten (dead) fails the call at once.
-        """
-        answer = Answer(AnswerStatus.NO_LISTENER, "")
-        for _ in range(3):
-            try:
-                conversation = await self.link.converse(self.subjects.connect(ask.path), ask.serialize())
-            except LinkDown as exc:
-                raise NoListener(f"{_NO_SERVICE} (the cluster is unreachable)") from exc
-            try:
-                answer = await self._answer(conversation, ask, ASK_TIMEOUT)
-                if answer.status is AnswerStatus.POSTED and ask.body is not None:
-                    return await self._reply_while_alive(conversation, ask, answer.node)
-            finally:
-                conversation.close()
-            if answer.status is not AnswerStatus.NO_LISTENER:
-                return answer
-        return answer
-
-    async def _answer(self, conversation: Conversation, ask: Ask, wait: float) -> Answer:
+        """:meth:`start_ask`, awaited: the answer, or the RelayError it failed with."""
+        outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        asking = self.start_ask(ask, outcome.set_result)
         try:
-            data = await conversation.next(wait)
-        except NoResponders as exc:
-            raise NoListener(_NO_SERVICE) from exc
-        except TimeoutError as exc:
-            raise ListenerTimeout(f"the listener's node did not answer within {wait:g} s") from exc
-        try:
-            return parse_answer(data)
-        except MessageError as exc:
-            self._drop(self.subjects.connect(ask.path), exc)
-            raise InvalidListenerResponse("the listener's node answered nonsense") from exc
-
-    async def _reply_while_alive(self, conversation: Conversation, ask: Ask, node: str) -> Answer:
-        """The listener's reply, within the ask's timeout, unless ``node`` dies first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ask.timeout + 1
-        known = self._alive(node)
-        while True:
-            left = deadline - loop.time()
-            try:
-                return await self._answer(conversation, ask, max(0.0, min(left, WATCH_EVERY)))
-            except ListenerTimeout:
-                if left <= WATCH_EVERY:
-                    raise ListenerTimeout(
-                        f"the listener did not answer within {ask.timeout:g} s") from None
-                if known and not self._alive(node):
-                    raise ListenerGone(f"the listener's node {node} went away") from None
+            result = await outcome
+        finally:
+            asking.cancel()
+        if isinstance(result, Answer):
+            return result
+        raise result
 
     def _alive(self, node: str) -> bool:
         return any(peer.name == node for peer in self.peers)

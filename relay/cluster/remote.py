@@ -2,8 +2,9 @@
 
 It stands where a local :class:`relay.listeners.ListenerConnection` would, so the
 relay's exchange code runs unchanged: the sender's node keeps the request (its
-rendezvous id, its body, the reply future) and this object only *asks* the
-cluster (``ClusterNode.ask``) to hand the command to a listener.  Address-only:
+rendezvous id, its body, the reply) and this object only *asks* the cluster
+(``ClusterNode.start_ask``, no task: ``relay.cluster.asking``) to hand the command
+to a listener; the ask's outcome settles the request.  Address-only:
 the listener opens the rendezvous on THIS node (the command's address is this
 node's ``node_url``), and the request body and the reply meet here.  Whole
 (``Route.NATS``): a small request travels inside the NATS request and the
@@ -15,7 +16,6 @@ ids the other node gives its own senders' requests.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from hc.messages import AcceptCommand, RequestCommand
+from relay.cluster.asking import NO_SERVICE, Asking, Outcome
 from relay.cluster.config import Route
 from relay.cluster.messages import Answer, AnswerStatus, Ask, AskKind
 from relay.exceptions import ListenerGone, NoListener, RelayError
@@ -31,6 +32,10 @@ from relay.listeners import ListenerConnection, PendingRequest, RelayedReply, pa
 __all__ = ["RemoteListener", "Route"]
 
 log = logging.getLogger("relay.cluster")
+
+
+#: Starts an ask (``ClusterNode.start_ask``): its outcome goes to the callback.
+Start = Callable[[Ask, Callable[[Outcome], None]], Asking]
 
 
 def _refused(token: str) -> float:
@@ -42,12 +47,13 @@ class RemoteListener(ListenerConnection):
 
     def __init__(
         self, path: str, node_name: str, namespace: str,
-        ask: Callable[[Ask], Awaitable[Answer]], route: Route, timeout: float,
+        start: Start, ask: Callable[[Ask], Awaitable[Answer]], route: Route, timeout: float,
     ) -> None:
         super().__init__(path, token_expiry=math.inf, check_renewal=_refused, clock=time.time)
         self.id = f"cluster:{path}"
-        self._node, self._namespace, self._ask, self._route = node_name, namespace, ask, route
-        self._asking: dict[str, asyncio.Task[None]] = {}
+        self._node, self._namespace, self._route = node_name, namespace, route
+        self._begin, self._ask = start, ask
+        self._asking: dict[str, Asking] = {}
         #: Seconds the listener's node may take (the entity's timeout).
         self.timeout = timeout
 
@@ -59,9 +65,9 @@ class RemoteListener(ListenerConnection):
 
     def forget(self, pending: PendingRequest) -> None:
         super().forget(pending)
-        task = self._asking.pop(pending.id, None)
-        if task is not None and not task.done():
-            task.cancel()
+        asking = self._asking.pop(pending.id, None)
+        if asking is not None:
+            asking.cancel()
 
     def post_inline(self, pending: PendingRequest, body: bytes | None) -> None:
         if self._route is Route.NATS:
@@ -77,25 +83,23 @@ class RemoteListener(ListenerConnection):
     def _post(self, pending: PendingRequest, command: RequestCommand, body: bytes | None) -> None:
         ask = Ask(AskKind.REQUEST, self._namespace, self.entity_path, self._node, self.timeout,
                   command, body)
-        task = asyncio.ensure_future(self._asked(pending, ask))
-        self._asking[pending.id] = task
-        task.add_done_callback(lambda _: self._asking.pop(pending.id, None))
+        # raises NoListener when NATS is unreachable: the caller answers the sender
+        self._asking[pending.id] = self._begin(ask, lambda outcome: self._settle(pending, outcome))
 
-    async def _asked(self, pending: PendingRequest, ask: Ask) -> None:
-        try:
-            answer = await self._ask(ask)
-        except RelayError as exc:
-            pending.fail(exc)
-            return
-        if answer.status is AnswerStatus.REPLIED and answer.response is not None:
-            if answer.response.status_code < 200:
+    def _settle(self, pending: PendingRequest, outcome: Outcome) -> None:
+        """The ask's outcome settles the request (in nats-py's task or a timer)."""
+        self._asking.pop(pending.id, None)
+        if isinstance(outcome, RelayError):
+            pending.fail(outcome)
+        elif outcome.status is AnswerStatus.REPLIED and outcome.response is not None:
+            if outcome.response.status_code < 200:
                 pending.fail(RelayError("the listener answered with a 1xx status"))
             else:
-                pending.resolve(RelayedReply.whole(answer.response, answer.body or b""))
-        elif answer.status is AnswerStatus.GONE:
+                pending.resolve(RelayedReply.whole(outcome.response, outcome.body or b""))
+        elif outcome.status is AnswerStatus.GONE:
             pending.fail(ListenerGone("the listener disconnected before it answered"))
-        elif answer.status is not AnswerStatus.POSTED:
-            pending.fail(NoListener("No service is hosted at the specified address."))
+        elif outcome.status is not AnswerStatus.POSTED:
+            pending.fail(NoListener(NO_SERVICE))
 
     async def drain(self) -> None:
         """Nothing to drain here: the ask is under way (its failure fails the request)."""
@@ -107,7 +111,7 @@ class RemoteListener(ListenerConnection):
         ask = Ask(AskKind.ACCEPT, self._namespace, self.entity_path, self._node, 30.0, accept)
         answer = await self._ask(ask)
         if answer.status is not AnswerStatus.POSTED:
-            raise NoListener("No service is hosted at the specified address.")
+            raise NoListener(NO_SERVICE)
 
     def suspect(self, now: float) -> bool:
         return False

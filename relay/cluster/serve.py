@@ -3,19 +3,22 @@
 ``REQUEST`` address-only: queue the ``{"request": {"address", "id"}}`` on one
 listener's control channel (its address is the ASKING node's, so the listener
 opens the rendezvous there) and answer ``POSTED``.  ``REQUEST`` whole: queue the
-full request and its body inline, wait for the listener's inline answer and send
-it back (``REPLIED``).  ``ACCEPT``: queue the accept (the sender waits on the
-asking node).  ``EVENT``: deliver to every listener here like a local event and
-answer with the count (``DELIVERED``).  ``CENSUS``: how many listeners are here
-(``COUNTED``), for the namespace-wide quota.  A listener that drops before it got the
-command is replaced by another one here; none left is ``NO_LISTENER``.
+full request and its body inline and send the listener's inline answer back
+(``REPLIED``), saying ``POSTED`` first only if the listener takes longer than
+:data:`POSTED_AFTER`; the common case (:func:`serve_at_once`) runs with no task,
+from the NATS message's callback to the listener's answer's.  ``ACCEPT``: queue the
+accept (the sender waits on the asking node).  ``EVENT``: deliver to every listener
+here like a local event and answer with the count (``DELIVERED``).  ``CENSUS``: how
+many listeners are here (``COUNTED``), for the namespace-wide quota.  A listener
+that drops before it got the command is replaced by another one here; none left is
+``NO_LISTENER``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 
 from hc.messages import AcceptCommand, RequestCommand
@@ -25,17 +28,21 @@ from relay.listeners import INLINE_LIMIT, ListenerConnection, PendingRequest, ch
 from relay.routing import EntityState
 from relay.state import RelayState
 
-__all__ = ["serve_ask"]
+__all__ = ["POSTED_AFTER", "serve_ask", "serve_at_once"]
 
 log = logging.getLogger("relay.cluster")
+#: Seconds a whole request's listener may take before this node says "posted" (the
+#: asking node watches this node from then on): a quick call crosses NATS twice, not
+#: three times (bench S7, docs/cluster.md).
+POSTED_AFTER = 0.1
 
 
 async def serve_ask(
-    relay: RelayState, ask: Ask, node: str, posted: Callable[[], Awaitable[None]],
+    relay: RelayState, ask: Ask, node: str, posted: Callable[[], None],
 ) -> Answer | None:
     """The answer to ``ask`` (None: no answer in time; the asking node times out itself).
-    A whole request calls ``posted()`` once it is on a listener's channel, before its
-    answer comes (the asking node watches this node meanwhile)."""
+    A whole request calls ``posted()`` once its listener took :data:`POSTED_AFTER`
+    seconds without answering (the asking node watches this node from then on)."""
     state = relay.registry.get(ask.path)
     if state is None or not state.listeners:
         if ask.kind is AskKind.CENSUS:
@@ -64,7 +71,7 @@ async def serve_ask(
 
 
 async def _hand_over(
-    listener: ListenerConnection, ask: Ask, node: str, posted: Callable[[], Awaitable[None]],
+    listener: ListenerConnection, ask: Ask, node: str, posted: Callable[[], None],
 ) -> Answer | None:
     command = ask.command
     if isinstance(command, AcceptCommand):
@@ -79,12 +86,13 @@ async def _hand_over(
 
 async def _whole(
     listener: ListenerConnection, ask: Ask, command: RequestCommand, node: str,
-    posted: Callable[[], Awaitable[None]],
+    posted: Callable[[], None],
 ) -> Answer | None:
     pending = listener.new_request(command, ask.body)
+    hint = None
     try:
         listener.post_inline(pending, ask.body or None)
-        await posted()
+        hint = listener.loop.call_later(POSTED_AFTER, posted)
         await listener.drain()
         try:
             reply = await asyncio.wait_for(asyncio.shield(pending.reply), ask.timeout)
@@ -96,7 +104,81 @@ async def _whole(
             return None
         return Answer(AnswerStatus.REPLIED, node, response=reply.command, body=reply.inline)
     finally:
+        if hint is not None:
+            hint.cancel()
         listener.forget(pending)
+
+
+def serve_at_once(
+    relay: RelayState, ask: Ask, node: str, finish: Callable[[Answer | None], None],
+    posted: Callable[[], None],
+) -> bool:
+    """Hand a whole request to a listener here now, with no task, if it is the common
+    case (a live listener whose control channel has room); ``finish(answer)`` once it is
+    settled (None: no answer, the asking node times out itself), ``posted()`` once it
+    took :data:`POSTED_AFTER` seconds.  False: :func:`serve_ask` must serve it, nothing
+    having been done."""
+    command = ask.command
+    if ask.kind is not AskKind.REQUEST or not isinstance(command, RequestCommand) \
+            or command.is_address_only:
+        return False
+    state = relay.registry.get(ask.path)
+    if state is None or len(ask.body or b"") > state.config.max_message_size:
+        return False  # serve_ask answers these
+    loop = relay.running_loop
+    try:
+        listener = choose_live(state, relay.rng, loop.time(), [])
+    except NoListener:
+        return False
+    if listener.congested:
+        return False
+    pending = listener.new_request(command, ask.body)
+    try:
+        listener.post_inline(pending, ask.body or None)
+    except RelayError:
+        listener.forget(pending)
+        return False
+    served = _Served(listener, node, finish, loop.call_later(POSTED_AFTER, posted))
+    served.timer = loop.call_later(ask.timeout, pending.fail, _TimedOut())
+    pending.on_settled = served.settled
+    return True
+
+
+class _TimedOut(ListenerTimeout):
+    """The listener did not answer within the ask's timeout: no answer is sent."""
+
+
+class _Served:
+    """A whole request :func:`serve_at_once` handed to a listener, until it is settled."""
+
+    __slots__ = ("finish", "hint", "listener", "node", "timer")
+
+    def __init__(self, listener: ListenerConnection, node: str,
+                 finish: Callable[[Answer | None], None], hint: asyncio.TimerHandle) -> None:
+        self.listener, self.node, self.finish, self.hint = listener, node, finish, hint
+        self.timer: asyncio.TimerHandle | None = None
+
+    def settled(self, pending: PendingRequest) -> None:
+        """The listener answered, went away, or the time is up (in a callback: nothing
+        may escape)."""
+        self.hint.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
+        pending.on_settled = None
+        self.listener.forget(pending)
+        answer: Answer | None = None
+        try:
+            reply = pending.result()
+            if reply.inline is not None:  # else answered on a rendezvous, on the asking node
+                answer = Answer(AnswerStatus.REPLIED, self.node, response=reply.command,
+                                body=reply.inline)
+        except ListenerGone:
+            answer = Answer(AnswerStatus.GONE, self.node)
+        except _TimedOut:
+            pass
+        except RelayError as exc:
+            log.info("cluster: a request from another node failed here: %s", exc)
+        self.finish(answer)
 
 
 async def _deliver_event(relay: RelayState, state: EntityState[ListenerConnection], ask: Ask) -> int:

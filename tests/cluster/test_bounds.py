@@ -1,5 +1,7 @@
 """What another node (or anything on NATS) can make a node hold is bounded: asks served at
-once, and bodies over the entity's limit.  A relay in the test's loop, on a real nats-server."""
+once, and bodies over the entity's limit; and how a node answers and publishes (a "posted"
+only for a slow listener, a burst past nats-py's buffer).  A relay in the test's loop, on a
+real nats-server."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import pytest
 from hc.asyncio import RelayedHttpListenerContext
 from hc.messages import RequestCommand
 from relay.cluster.config import ClusterConfig
+from relay.cluster.link import Link
 from relay.cluster.messages import AnswerStatus, Ask, AskKind, parse_answer
+from relay.cluster.serve import POSTED_AFTER
 from relay.cluster.subjects import Subjects
 from relay.namespace import EntityConfig
 from tests.cluster.conftest import open_listener
@@ -81,7 +85,73 @@ async def test_a_body_over_the_entitys_limit_is_refused(node: tuple[RelayHandle,
         assert parse_answer(reply.data).status is AnswerStatus.NO_LISTENER
         reply = await client.request(subject, _ask("small", b"y" * 1000), timeout=5)
         answer = parse_answer(reply.data)
-        assert answer.status is AnswerStatus.POSTED  # within the limit: served (reply follows)
+        # within the limit: served, answered at once (or "posted" first by a slow listener)
+        assert answer.status in (AnswerStatus.REPLIED, AnswerStatus.POSTED)
+        if answer.status is AnswerStatus.REPLIED:
+            assert answer.body == b"y" * 1000
     finally:
         await client.close()
         await listener.close()
+
+
+async def _answers(client: nats.aio.client.Client, subject: str, ask: bytes, count: int) -> list[AnswerStatus]:
+    """The statuses of the first ``count`` answers to ``ask``, in order."""
+    inbox = client.new_inbox()
+    sub = await client.subscribe(inbox)
+    try:
+        await client.publish(subject, ask, reply=inbox)
+        return [parse_answer((await sub.next_msg(timeout=5)).data).status for _ in range(count)]
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_listeners_node_says_posted_only_when_its_listener_is_slow(
+    node: tuple[RelayHandle, str],
+) -> None:
+    """A quick answer comes alone (one NATS request, one reply); a listener slower than
+    POSTED_AFTER makes its node say "posted" first, so the asking node watches it."""
+    relay, url = node
+
+    async def slow_or_quick(context: RelayedHttpListenerContext) -> None:
+        body = await context.request.read()
+        if body == b"slow":
+            await asyncio.sleep(POSTED_AFTER * 3)
+        await context.response.write(body)
+
+    listener = await open_listener(relay.base_url, "slow", slow_or_quick)
+    client = await nats.connect(url)
+    subject = Subjects("test").connect("slow")
+    try:
+        assert await _answers(client, subject, _ask("slow", b"quick"), 1) == [AnswerStatus.REPLIED]
+        assert await _answers(client, subject, _ask("slow", b"slow"), 2) == [
+            AnswerStatus.POSTED, AnswerStatus.REPLIED]
+    finally:
+        await client.close()
+        await listener.close()
+
+
+async def test_a_burst_over_nats_pys_buffer_is_sent_whole_and_in_order(node: tuple[RelayHandle, str]) -> None:
+    """Link.ask publishes without a task; a burst past nats-py's outgoing buffer (2 MiB),
+    where its publish() has to wait, is finished in a task: nothing lost, nothing reordered."""
+    _, url = node
+    link = Link(ClusterConfig((url,), "http://127.0.0.1:1", "burst"), lambda state: None)
+    client = await nats.connect(url)
+    seen: list[bytes] = []
+    done = asyncio.Event()
+
+    async def count(msg: nats.aio.msg.Msg) -> None:
+        seen.append(msg.data[:8])
+        if len(seen) == 50:
+            done.set()
+
+    await client.subscribe("burst", cb=count)
+    await client.flush()
+    await link.start()
+    try:
+        for i in range(50):  # 50 x 64 KiB, no await in between
+            link.ask("burst", b"%08d" % i + b"x" * 65_536, lambda msg: None)
+        await asyncio.wait_for(done.wait(), 10)
+        assert seen == [b"%08d" % i for i in range(50)]
+    finally:
+        await link.close()
+        await client.close()

@@ -79,7 +79,8 @@ def _ask(**fields: object) -> bytes:
         (b"[1]", "not a JSON object"),
         (_ask(v=2), "unknown version"),
         (_ask(ns="other"), "for another namespace"),
-        (_ask(kind="steal"), "not a valid AskKind"),
+        (_ask(kind="steal"), "unknown kind 'steal'"),
+        (_ask(kind=["request"]), "unknown kind"),
         (_ask(kind="accept"), "must carry a AcceptCommand"),
         (_ask(command="{}"), "command"),
         (_ask(path="other"), "not a request rendezvous address of 'other'"),
@@ -92,6 +93,12 @@ def _ask(**fields: object) -> bytes:
         (_ask(command=RequestCommand("ws://u@h/$hc/pay/roll?sb-hc-action=request&sb-hc-id=1",
                                      "1").serialize()), "rendezvous address"),
         (_ask(command=RequestCommand("http://h/$hc/pay/roll?sb-hc-action=request&sb-hc-id=1",
+                                     "1").serialize()), "rendezvous address"),
+        (_ask(command=RequestCommand("ws://[/$hc/pay/roll?sb-hc-action=request&sb-hc-id=1",
+                                     "1").serialize()), "Invalid IPv6 URL"),
+        (_ask(command=RequestCommand("ws://:80/$hc/pay/roll?sb-hc-action=request&sb-hc-id=1",
+                                     "1").serialize()), "rendezvous address"),
+        (_ask(command=RequestCommand("ws://h/$hc/pay/roll?sb-hc-action=request&sb-hc-id=1&sb-hc-id=2",
                                      "1").serialize()), "rendezvous address"),
     ],
 )
@@ -108,6 +115,17 @@ def test_any_bytes_parse_or_raise_message_error(data: bytes) -> None:
             parse(data)
         except MessageError:
             pass
+
+
+@pytest.mark.parametrize("address", [
+    "ws://relay.example:8080/$hc/pay/roll?sb-hc-action=request&sb-hc-id=ab12",  # as nodes write it
+    "WSS://relay.example/$hc/pay%2Froll?sb-hc-id=ab12&sb-hc-action=request",  # any other spelling
+    "ws://[::1]:80/$hc/pay/roll?sb-hc-action=request&sb-hc-id=ab12",
+])
+def test_a_rendezvous_address_is_accepted_however_it_is_spelt(address: str) -> None:
+    command = RequestCommand(address, "1", "/x", "POST", (), False)
+    ask = Ask(AskKind.REQUEST, "ns", "pay/roll", "a", 5.0, command)
+    assert parse_ask(ask.serialize(), "ns") == ask
 
 
 def test_answers_round_trip() -> None:

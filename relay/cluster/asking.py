@@ -1,0 +1,165 @@
+"""One ask of the cluster, on the asking node: sent at once, answered by callbacks.
+
+No task and no awaited future per call: :meth:`Asking.start` publishes the ask
+(``relay.cluster.link.Link.ask``), each answer is heard in nats-py's
+subscription task, and timers bound the waits; the outcome (an
+:class:`~relay.cluster.messages.Answer` or the :class:`~relay.exceptions.RelayError`
+to fail the call with) goes to ``done`` exactly once, unless :meth:`cancel` came
+first.  Life of an ask::
+
+    SENT --"no listener" (it just left; at most TRIES sends)--> SENT again
+    SENT --"posted", a whole request--> POSTED (the node is watched)
+    SENT --any other answer--> DONE
+    SENT --nothing within ASK_TIMEOUT s--> DONE: ListenerTimeout
+    POSTED --"replied" / "gone"--> DONE
+    POSTED --the node forgotten (dead)--> DONE: ListenerGone
+    POSTED --the ask's timeout (+1 s)--> DONE: ListenerTimeout
+    any --cancel()--> DONE (done is not told)
+
+The listener's node says "posted" for a whole request only once its listener
+took longer than ``relay.cluster.serve.POSTED_AFTER`` to answer: a quick call
+crosses NATS twice, not three times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+
+from relay.cluster.link import Link, LinkDown, Msg, no_responders
+from relay.cluster.messages import Answer, AnswerStatus, Ask, MessageError, parse_answer
+from relay.exceptions import (
+    InvalidListenerResponse,
+    ListenerGone,
+    ListenerTimeout,
+    NoListener,
+    RelayError,
+)
+
+__all__ = ["ASK_TIMEOUT", "NO_SERVICE", "TRIES", "WATCH_EVERY", "AskState", "Asking", "Outcome"]
+
+log = logging.getLogger("relay.cluster")
+#: Seconds a node may take to hand an address-only request or an accept to its
+#: listener, or to answer a whole request (or say it is "posted").
+ASK_TIMEOUT = 5.0
+#: Seconds between looks at whether the node with a whole request is still alive.
+WATCH_EVERY = 0.5
+#: Sends of one ask at most: a node whose listener just left answers "no listener".
+TRIES = 3
+NO_SERVICE = "No service is hosted at the specified address."
+Outcome = Answer | RelayError
+
+
+class AskState(enum.Enum):
+    SENT = "sent"
+    POSTED = "posted"
+    DONE = "done"
+
+
+class Asking:
+    """One ask in flight (see the module's docstring)."""
+
+    __slots__ = ("_alive", "_deadline", "_done", "_drop", "_known", "_link", "_loop", "_node",
+                 "_timer", "_token", "_tries", "ask", "payload", "state", "subject")
+
+    def __init__(
+        self, link: Link, subject: str, ask: Ask, done: Callable[[Outcome], None],
+        alive: Callable[[str], bool], drop: Callable[[str, object], None],
+    ) -> None:
+        self._link, self.subject, self.ask, self._done = link, subject, ask, done
+        self._alive, self._drop = alive, drop
+        self._loop = link.loop
+        self.payload = ask.serialize()
+        self.state = AskState.SENT
+        self._token = ""
+        self._tries = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._node, self._known, self._deadline = "", False, 0.0
+
+    def start(self) -> None:
+        """Send the ask (again); raises NoListener at once when NATS is unreachable."""
+        self._tries += 1
+        if self._token:
+            self._link.hang_up(self._token)
+        try:
+            self._token = self._link.ask(self.subject, self.payload, self._heard)
+        except LinkDown as exc:
+            self._token = ""
+            raise NoListener(f"{NO_SERVICE} (the cluster is unreachable)") from exc
+        self._arm(ASK_TIMEOUT)
+
+    def cancel(self) -> None:
+        """Stop: hear no more answers, tell nobody."""
+        self.state = AskState.DONE
+        self._stop()
+
+    # -- answers ---------------------------------------------------------------------
+
+    def _heard(self, msg: Msg) -> None:
+        if self.state is AskState.DONE:
+            return
+        if no_responders(msg):
+            self._end(NoListener(NO_SERVICE))
+            return
+        try:
+            answer = parse_answer(msg.data)
+        except MessageError as exc:
+            self._drop(self.subject, exc)
+            self._end(InvalidListenerResponse("the listener's node answered nonsense"))
+            return
+        if answer.status is AnswerStatus.NO_LISTENER and self.state is AskState.SENT:
+            if self._tries < TRIES:
+                self._again()
+                return
+        elif answer.status is AnswerStatus.POSTED and self.ask.body is not None:
+            if self.state is AskState.SENT:  # a whole request: its reply follows
+                self._watch(answer.node)
+            return
+        self._end(answer)
+
+    def _again(self) -> None:
+        try:
+            self.start()
+        except NoListener as exc:
+            self._end(exc)
+
+    def _watch(self, node: str) -> None:
+        self.state, self._node, self._known = AskState.POSTED, node, self._alive(node)
+        self._deadline = self._loop.time() + self.ask.timeout + 1
+        self._arm(min(WATCH_EVERY, self.ask.timeout + 1))
+
+    # -- timers ----------------------------------------------------------------------
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.state is AskState.SENT:
+            self._end(ListenerTimeout(f"the listener's node did not answer within {ASK_TIMEOUT:g} s"))
+            return
+        left = self._deadline - self._loop.time()
+        if left <= 0:
+            self._end(ListenerTimeout(f"the listener did not answer within {self.ask.timeout:g} s"))
+        elif self._known and not self._alive(self._node):
+            self._end(ListenerGone(f"the listener's node {self._node} went away"))
+        else:
+            self._arm(min(left, WATCH_EVERY))
+
+    # -- the end ---------------------------------------------------------------------
+
+    def _end(self, outcome: Outcome) -> None:
+        self.state = AskState.DONE
+        self._stop()
+        self._done(outcome)
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._token:
+            self._link.hang_up(self._token)
