@@ -1,9 +1,10 @@
-"""The accelerated build: the hot path compiled by mypyc passes the core's and the relay's tests.
+"""The accelerated build: the hot path compiled by mypyc passes the core's, the relay's and
+the cluster's tests.
 
 ``scripts/compiled_tree.py`` copies the tree and compiles there, in place, the modules
 pyproject.toml lists under ``[tool.soaprelay] compiled`` (as ``SOAPRELAY_COMPILE=1 pip
-install`` does); the tests of ``hc`` and ``relay`` then run on that copy in a child
-pytest.  mypyc is stricter than Python (annotations are checked at run time, a compiled
+install`` does); the tests of ``hc``, ``relay`` and the cluster then run on that copy in
+a child pytest.  mypyc is stricter than Python (annotations are checked at run time, a compiled
 class cannot be subclassed or patched from Python), so a change that is fine in Python
 can break the compiled build: this is where it shows.  Needs mypy (the ``dev`` extra)
 and a C compiler with Python's headers (``gcc``, ``python3.11-dev`` in apt-packages.txt).
@@ -11,6 +12,7 @@ and a C compiler with Python's headers (``gcc``, ``python3.11-dev`` in apt-packa
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -46,6 +48,36 @@ def test_the_list_names_existing_modules_of_the_hot_path() -> None:
         assert module.split("/")[0] in ("hc", "relay"), module  # what relay.compiled reports
 
 
+def _classes(tree: ast.AST) -> list[ast.ClassDef]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+
+
+def _base_name(base: ast.expr) -> str | None:
+    if isinstance(base, ast.Subscript):  # Generic[T], Base[V]
+        base = base.value
+    if isinstance(base, ast.Name):
+        return base.id
+    return base.attr if isinstance(base, ast.Attribute) else None
+
+
+def test_no_python_class_subclasses_a_compiled_one() -> None:
+    """mypyc refuses it at import time ("interpreted classes cannot inherit from compiled"):
+    a subclass must be compiled too (listed), or its base not."""
+    compiled = {cls.name: module for module in LISTED
+                for cls in _classes(ast.parse((ROOT / module).read_text()))}
+    found = []
+    for tree in ("hc", "relay", "bindings", "soap", "soaprelay", "samples", "bench", "tests",
+                 "interop_tests"):
+        for path in sorted((ROOT / tree).rglob("*.py")):
+            module = path.relative_to(ROOT).as_posix()
+            if "node_modules" in path.parts or module in LISTED:
+                continue
+            for cls in _classes(ast.parse(path.read_text())):
+                found += [f"{module}: {cls.name}({name}), {name} from {compiled[name]}"
+                          for name in map(_base_name, cls.bases) if name in compiled]
+    assert found == []
+
+
 @pytest.mark.timeout(700)
 def test_every_listed_module_runs_as_a_c_extension(tree: Path) -> None:
     names = [module.removesuffix(".py").replace("/", ".") for module in LISTED]
@@ -64,9 +96,9 @@ def test_the_working_tree_runs_as_python() -> None:
 
 
 @pytest.mark.timeout(900)
-def test_the_core_and_relay_tests_pass_on_the_compiled_build(tree: Path) -> None:
-    done = _run(tree, "-m", "pytest", "tests/hc", "tests/relay", "-q", "-p", "no:cacheprovider",
-                "-x", timeout=840)
+def test_the_core_relay_and_cluster_tests_pass_on_the_compiled_build(tree: Path) -> None:
+    done = _run(tree, "-m", "pytest", "tests/hc", "tests/relay", "tests/cluster", "-q",
+                "-p", "no:cacheprovider", "-x", timeout=840)
     tail = done.stdout[-4000:]
     assert done.returncode == 0, tail
     assert " passed" in tail and " skipped" not in tail, tail

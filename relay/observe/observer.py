@@ -64,6 +64,11 @@ class ListenerInfo:
     remote: str
     agent: str
 
+    def as_json(self) -> dict[str, Any]:
+        """Its fields by name (a compiled build's instances have no ``__dict__`` for ``vars``)."""
+        return {"id": self.id, "entity": self.entity, "since": self.since,
+                "remote": self.remote, "agent": self.agent}
+
 
 def status_of(error: BaseException) -> int:
     """The status the boundary (``relay.boundary``) answers ``error`` with."""

@@ -37,7 +37,7 @@ def namespace_part(state: RelayState) -> dict[str, Any]:
         entities.append({
             "path": entity.path, "kind": config.kind.value, "dynamic": config.dynamic,
             "capture": observer.captures(entity.path),
-            "listeners": [vars(info) for info in observer.listeners.values()
+            "listeners": [info.as_json() for info in observer.listeners.values()
                           if info.entity == entity.path],
         })
     presence = list(observer.presence)
