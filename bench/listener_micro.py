@@ -121,8 +121,8 @@ async def _round(n: int = _N, dry: bool = False, profile: cProfile.Profile | Non
         if profile is not None:
             profile.enable()
         started = time.process_time()
-        if not dry:
-            protocol.data_received(chunk)
+        if not dry:  # from the loop, as a socket's read comes (not from inside this task)
+            asyncio.get_running_loop().call_soon(protocol.data_received, chunk)
         for _ in range(3):  # the tasks run, write their answers, the flush goes out
             await asyncio.sleep(0)
         cpu += time.process_time() - started
