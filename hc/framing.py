@@ -119,6 +119,10 @@ def _rotated(key: bytes, offset: int) -> bytes:
     return key[at:] + key[:at]
 
 
+#: Opcodes that start a data message.
+_DATA = frozenset((Opcode.TEXT, Opcode.BINARY))
+
+
 class WebSocketEndpoint:
     """One end of a WebSocket connection, from the OPEN state on.
 
@@ -255,7 +259,10 @@ class WebSocketEndpoint:
         if masked:
             payload = self._mask(payload, bytes(buf[at : at + 4]))
         del buf[:end]
-        self._handle(opcode, fin, payload)
+        if fin and opcode in _DATA and self._message is None and not self._streaming:
+            self._whole_message(opcode, payload)  # one frame, one message: the usual case
+        else:
+            self._handle(opcode, fin, payload)
         return True
 
     def _is_streamed(self, opcode: Opcode) -> bool:
