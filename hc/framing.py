@@ -454,9 +454,12 @@ class WebSocketEndpoint:
                 frame_header((0x80 if fin else 0) | opcode, len(payload), masked=False) + payload
             )
             return
-        key = None
-        if self.side is Side.CLIENT:
-            key = self._mask_key()
-            if len(key) != 4:
-                raise LocalProtocolError("a masking key is 4 bytes")
-        self._outgoing.append(serialize_frame(opcode, payload, fin=fin, mask_key=key, mask=self._mask))
+        key = self._mask_key()  # a client's frame: masked, with a fresh key each
+        if len(key) != 4:
+            raise LocalProtocolError("a masking key is 4 bytes")
+        length = len(payload)
+        head = (  # frame_header(..., masked=True), inline: this runs for every frame a listener sends
+            bytes(((0x80 if fin else 0) | opcode, 0x80 | length)) if length < 126
+            else frame_header((0x80 if fin else 0) | opcode, length, masked=True)
+        )
+        self._outgoing.append(head + key + self._mask(payload, key) if length else head + key)
