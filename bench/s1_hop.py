@@ -29,7 +29,8 @@ CONCURRENCY = (1, 32)
 _SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"urn:soap-relay:bench/Echo"'}
 
 
-def _point(result: WrkResult, relay_cpu: float | None, backend_cpu: float | None = None) -> dict[str, float]:
+def _point(result: WrkResult, relay_cpu: float | None, backend_cpu: float | None = None,
+           listener_cpu: float | None = None) -> dict[str, float]:
     point = {
         "rps": result.rps,
         "p50_ms": result.p50_ms,
@@ -41,6 +42,8 @@ def _point(result: WrkResult, relay_cpu: float | None, backend_cpu: float | None
         point["relay_cpu_us_per_req"] = relay_cpu / result.requests * 1e6
     if backend_cpu is not None and result.requests:
         point["backend_cpu_us_per_req"] = backend_cpu / result.requests * 1e6
+    if listener_cpu is not None and result.requests:
+        point["listener_cpu_us_per_req"] = listener_cpu / result.requests * 1e6
     return point
 
 
@@ -61,7 +64,8 @@ def run_hop(
         Proc("echo-backend", python_argv("bench.echo_backend", str(backend_port)), logdir=run.workdir)
     )
     run.start(start_nginx(run.workdir, nginx_port, backend_port))
-    run.start(Proc("py-listener", python_argv("bench.echo_listener", relay_url, "echo"), logdir=run.workdir))
+    listeners = {"relay": run.start(
+        Proc("py-listener", python_argv("bench.echo_listener", relay_url, "echo"), logdir=run.workdir))}
     targets = {
         "direct": f"http://127.0.0.1:{backend_port}/echo",
         "nginx": f"http://127.0.0.1:{nginx_port}/echo",
@@ -69,7 +73,7 @@ def run_hop(
     }
     if with_hyco:
         relay_hostport = relay_url.split("://", 1)[1]
-        run.start(Proc(
+        listeners["relay_hyco"] = run.start(Proc(
             "hyco-listener",
             ["node", str(ROOT / "bench" / "node" / "hyco_echo_listener.js"), relay_hostport, "hyco",
              keys.KEY_NAME, keys.KEY],
@@ -96,14 +100,19 @@ def run_hop(
         for conns in CONCURRENCY:
             for name, url in targets.items():
                 server = relays[name]
+                listener = listeners.get(name)  # S3's two listeners: their CPU too
                 before, backend_before = server.cpu_seconds(), backend.cpu_seconds()
+                listener_before = listener.cpu_seconds() if listener else 0.0
                 result = run_wrk(url, scripts[name], conns, run.seconds)
                 cpu = server.cpu_seconds() - before if name.startswith("relay") else None
                 # The reference: what one aiohttp server spends per request on its own.
                 backend_cpu = backend.cpu_seconds() - backend_before if name == "direct" else None
-                points[name][conns].append(_point(result, cpu, backend_cpu))
+                listener_cpu = listener.cpu_seconds() - listener_before if listener else None
+                points[name][conns].append(_point(result, cpu, backend_cpu, listener_cpu))
                 run.log(f"S1 rep {rep + 1} c={conns} {name}: {result.rps:,.0f} req/s "
                         f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms"
                         + (f", relay {cpu / max(result.requests, 1) * 1e6:.0f} us/req" if cpu else "")
+                        + (f", listener {listener_cpu / max(result.requests, 1) * 1e6:.0f} us/req"
+                           if listener_cpu else "")
                         + (f", {result.errors} errors" if result.errors else ""))
     return {name: {str(c): _summary(points[name][c]) for c in CONCURRENCY} for name in targets}

@@ -119,6 +119,10 @@ def _rotated(key: bytes, offset: int) -> bytes:
     return key[at:] + key[:at]
 
 
+#: Opcodes that start a data message.
+_DATA = frozenset((Opcode.TEXT, Opcode.BINARY))
+
+
 class WebSocketEndpoint:
     """One end of a WebSocket connection, from the OPEN state on.
 
@@ -255,7 +259,10 @@ class WebSocketEndpoint:
         if masked:
             payload = self._mask(payload, bytes(buf[at : at + 4]))
         del buf[:end]
-        self._handle(opcode, fin, payload)
+        if fin and opcode in _DATA and self._message is None and not self._streaming:
+            self._whole_message(opcode, payload)  # one frame, one message: the usual case
+        else:
+            self._handle(opcode, fin, payload)
         return True
 
     def _is_streamed(self, opcode: Opcode) -> bool:
@@ -447,9 +454,12 @@ class WebSocketEndpoint:
                 frame_header((0x80 if fin else 0) | opcode, len(payload), masked=False) + payload
             )
             return
-        key = None
-        if self.side is Side.CLIENT:
-            key = self._mask_key()
-            if len(key) != 4:
-                raise LocalProtocolError("a masking key is 4 bytes")
-        self._outgoing.append(serialize_frame(opcode, payload, fin=fin, mask_key=key, mask=self._mask))
+        key = self._mask_key()  # a client's frame: masked, with a fresh key each
+        if len(key) != 4:
+            raise LocalProtocolError("a masking key is 4 bytes")
+        length = len(payload)
+        head = (  # frame_header(..., masked=True), inline: this runs for every frame a listener sends
+            bytes(((0x80 if fin else 0) | opcode, 0x80 | length)) if length < 126
+            else frame_header((0x80 if fin else 0) | opcode, length, masked=True)
+        )
+        self._outgoing.append(head + key + self._mask(payload, key) if length else head + key)

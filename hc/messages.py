@@ -67,6 +67,9 @@ _scan: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  
 _string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
+_ONLY_STR = {str}
+
+
 def headers_from_json(obj: object, what: str) -> Headers:
     """A JSON header object (string or list-of-string values) -> pairs."""
     if obj is None:
@@ -75,9 +78,8 @@ def headers_from_json(obj: object, what: str) -> Headers:
         raise MalformedMessage(f"{what} must be a JSON object")
     if not obj:
         return ()
-    whole = tuple(obj.items())
-    if all(type(value) is str for _, value in whole):  # the usual case, at once
-        return whole
+    if {*map(type, obj.values())} == _ONLY_STR:  # the usual case, at once
+        return tuple(obj.items())
     pairs: list[tuple[str, str]] = []
     for name, value in obj.items():
         values = value if isinstance(value, list) else [value]
@@ -237,7 +239,7 @@ def _status_code(value: object) -> int:
 
 
 def _endpoint(obj: object) -> tuple[str, int] | None:
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):  # (an ABC check is slow)
         return None
     address, port = obj.get("address"), obj.get("port")
     if isinstance(address, str) and isinstance(port, int):
@@ -280,13 +282,12 @@ def parse_relay_command(text: str | bytes) -> RelayCommand:
         flag = body.get("body")
         if flag is not None and not isinstance(flag, bool):
             raise MalformedMessage("request.body must be a boolean")
-        return RequestCommand(
-            address=address,
-            id=ident,
-            request_target=_text(body, "requestTarget", name, required=False),
-            method=_text(body, "method", name, required=False),
-            request_headers=headers_from_json(body.get("requestHeaders"), "requestHeaders"),
-            body=flag,
-            remote_endpoint=endpoint,
+        return RequestCommand(  # (positional: this runs for every request a listener gets)
+            address, ident,
+            _text(body, "requestTarget", name, required=False),  # request_target
+            _text(body, "method", name, required=False),  # method
+            headers_from_json(body.get("requestHeaders"), "requestHeaders"),  # request_headers
+            flag,  # body
+            endpoint,  # remote_endpoint
         )
     raise MalformedMessage(f"unknown relay command {name!r}")

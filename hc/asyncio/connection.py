@@ -140,7 +140,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.machine = machine
         self._request = request
         self._parser: ResponseParser | None = ResponseParser(key, subprotocols)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()  # (each lookup is a getpid() call)
         self.handshake: asyncio.Future[Response] = loop.create_future()
         self.closed: asyncio.Future[ConnectionClosed] = loop.create_future()
         self.transport: asyncio.Transport | None = None
@@ -182,7 +182,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
-            self._writable = asyncio.get_running_loop().create_future()
+            self._writable = self._loop.create_future()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -268,7 +268,7 @@ class WebSocketProtocol(asyncio.Protocol):
         while not self._queue:
             if self.closed.done():
                 return self.closed.result()
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             await self._waiter
         event = self._queue.popleft()
         if self._paused_reading and len(self._queue) < QUEUE_LIMIT // 2 and self.transport:
@@ -318,7 +318,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._due_flush)
+            self._loop.call_soon(self._due_flush)
 
     def _due_flush(self) -> None:
         self._flush_due = False
@@ -336,7 +336,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """
         if self._flush_due:
             if self._flushed is None:
-                self._flushed = asyncio.get_running_loop().create_future()
+                self._flushed = self._loop.create_future()
             await self._flushed
         if self._writable is not None and not self._writable.done():
             await self._writable

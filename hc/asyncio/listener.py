@@ -262,7 +262,8 @@ class HybridConnectionListener:
             self._keep_alive.pong(event.data)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+        assert self._runner is not None
+        task = self._runner.get_loop().create_task(work)  # (not get_running_loop(): a getpid() each)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
