@@ -37,6 +37,9 @@ SANS_IO = frozenset({"hc"})
 #: The asyncio SDK shell inside hc: it may do I/O with the standard library only.
 SHELL = "hc.asyncio"
 SHELL_IO = frozenset({"asyncio", "ssl", "socket", "selectors"})
+#: Not I/O, but a C loop the shell may use when it is there: websockets' XOR masking
+#: (hc.asyncio.connection.xor_mask, with hc.frames.apply_mask as its fallback).
+SHELL_SPEEDUPS = frozenset({"websockets.speedups"})
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,9 @@ def violations(
     for imp in imports_of(source, package, filename):
         if imp.top in OURS and imp.top not in ALLOWED[package]:
             out.append(f"{filename}:{imp.line}: {package} may not import {imp.module}")
-        elif package in SANS_IO and imp.top in IO_MODULES and not (shell and imp.top in SHELL_IO):
+        elif package in SANS_IO and imp.top in IO_MODULES and not (
+            shell and (imp.top in SHELL_IO or imp.module in SHELL_SPEEDUPS)
+        ):
             where = SHELL if shell else package
             out.append(f"{filename}:{imp.line}: {where} is sans-I/O, yet imports {imp.module}")
     return out
@@ -159,6 +164,16 @@ def test_the_sdk_shell_may_use_only_the_standard_librarys_io(
 def test_the_sdk_shell_may_use_asyncio_ssl_and_socket() -> None:
     source = "import asyncio\nimport ssl\nimport socket\nfrom hc.protocol import Role\n"
     assert violations(source, "hc", "x.py", module="hc.asyncio.connection") == []
+
+
+def test_the_sdk_shell_may_use_websockets_c_masking_and_nothing_else_of_it() -> None:
+    fast = "from websockets.speedups import apply_mask\n"
+    assert violations(fast, "hc", "x.py", module="hc.asyncio.connection") == []
+    assert violations(fast, "hc", "x.py", module="hc.framing") == [
+        "x.py:1: hc is sans-I/O, yet imports websockets.speedups"]
+    assert violations("from websockets.frames import Frame\n", "hc", "x.py",
+                      module="hc.asyncio.connection") == [
+        "x.py:1: hc.asyncio is sans-I/O, yet imports websockets.frames"]
 
 
 def test_the_sdk_shell_is_there() -> None:

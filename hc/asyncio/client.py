@@ -19,7 +19,7 @@ import ssl
 import uuid
 
 from hc.address import EntityAddress
-from hc.asyncio.connection import Connector, mask_keys, open_on_relay, tcp_connector
+from hc.asyncio.connection import Connector, mask_keys, open_on_relay, tcp_connector, xor_mask
 from hc.asyncio.proxy import ProxySetting, proxy_setting
 from hc.asyncio.stream import HybridConnectionStream
 from hc.asyncio.tokens import DEFAULT_TTL, TokenProvider
@@ -81,7 +81,7 @@ class HybridConnectionClient:
         if self.token_provider is not None:
             token = (await self.token_provider.get_token(self.address.audience, DEFAULT_TTL)).token
         endpoint = WebSocketEndpoint(Side.CLIENT, max_message_size=self.max_message_size,
-                                     mask_key=mask_keys)
+                                     mask_key=mask_keys, mask=xor_mask)
         protocol = await open_on_relay(
             self.address.url("connect", tracking_id), endpoint, self.address.http_base,
             token=token, headers=headers, subprotocols=subprotocols, connector=self.connector,

@@ -35,7 +35,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
-from hc.asyncio.connection import Connector, WebSocketProtocol, mask_keys, open_websocket
+from hc.asyncio.connection import (
+    Connector,
+    WebSocketProtocol,
+    mask_keys,
+    open_websocket,
+    xor_mask,
+)
 from hc.asyncio.errors import BodyBrokenError, ConnectionLostError
 from hc.asyncio.http import (
     INLINE_LIMIT,
@@ -89,9 +95,10 @@ class Rendezvous:
                    stream: bool = False) -> WebSocketProtocol:
         """A rendezvous socket (bodies streamed), or a plain endpoint for a ``stream``."""
         machine: ControlChannel | WebSocketEndpoint = (
-            WebSocketEndpoint(Side.CLIENT, max_message_size=self.max_message_size, mask_key=mask_keys)
+            WebSocketEndpoint(Side.CLIENT, max_message_size=self.max_message_size, mask_key=mask_keys,
+                              mask=xor_mask)
             if stream else ControlChannel(Role.LISTENER, max_message_size=COMMAND_LIMIT,
-                                         stream_bodies=True, mask_key=mask_keys)
+                                         stream_bodies=True, mask_key=mask_keys, mask=xor_mask)
         )
         return await open_websocket(address, machine, subprotocols=subprotocols,
                                     connector=self.connector)

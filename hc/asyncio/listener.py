@@ -43,6 +43,7 @@ from hc.asyncio.connection import (
     mask_keys,
     open_on_relay,
     tcp_connector,
+    xor_mask,
 )
 from hc.asyncio.errors import (
     BodyBrokenError,
@@ -216,7 +217,7 @@ class HybridConnectionListener:
     async def _connect(self) -> tuple[WebSocketProtocol, SecurityToken | None]:
         token = await self._token()
         channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.COMMAND_LIMIT,
-                                 mask_key=mask_keys)
+                                 mask_key=mask_keys, mask=xor_mask)
         control = await open_on_relay(
             self.listen_url(), channel, self.address.http_base,
             token=token.token if token else None, connector=self.connector,
