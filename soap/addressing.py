@@ -71,6 +71,8 @@ _NAMES = {
     "ReplyTo": "reply_to",
     "To": "to",
 }
+#: Header tag (Clark notation) -> (local name, dataclass field).
+_BY_TAG = {f"{{{ns.WSA}}}{local}": (local, name) for local, name in _NAMES.items()}
 _MUST_UNDERSTAND = frozenset({"Action", "To"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -109,15 +111,13 @@ class AddressingHeaders:
         """
         values: dict[str, str] = {}
         for block in () if header is None else header:
-            if not isinstance(block.tag, str):
+            known = _BY_TAG.get(block.tag) if isinstance(block.tag, str) else None
+            if known is None:
                 continue
-            qname = etree.QName(block)
-            if qname.namespace != ns.WSA or qname.localname not in _NAMES:
-                continue
-            name = _NAMES[qname.localname]
+            local, name = known
             if name in values:
-                raise InvalidHeader(f"wsa:{qname.localname} appears more than once")
-            values[name] = _header_value(block, qname.localname)
+                raise InvalidHeader(f"wsa:{local} appears more than once")
+            values[name] = _header_value(block, local)
         return cls(**values)
 
     def to_elements(self, version: SoapVersion) -> list[etree._Element]:
@@ -160,9 +160,8 @@ def _set_headers(envelope: Envelope, headers: AddressingHeaders) -> None:
     (by an earlier stamp) is reused, never doubled.
     """
     header = ensure_header(Envelope.from_element(envelope.root))
-    present = {f"{{{ns.WSA}}}{local}" for local in _NAMES}
     for block in list(header):
-        if block.tag in present:
+        if block.tag in _BY_TAG:
             header.remove(block)
     header.extend(headers.to_elements(envelope.version))
 
