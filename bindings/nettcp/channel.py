@@ -7,7 +7,8 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
   ``RelatesTo`` names its ``MessageID`` (many at once, :class:`~bindings.nettcp.calls.PendingCalls`);
   :meth:`SessionChannel.send` sends a one-way request or a reply;
 - each request received is handed to ``handler`` in a task of its own, at most
-  ``max_calls_per_session`` at once; one over that gets a ``ServerTooBusy`` fault, and a
+  ``max_calls_per_session`` at once (or, given an ``inline`` handler, run by it at once,
+  in the reader, one at a time: no task); one over that gets a ``ServerTooBusy`` fault, and a
   peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
 - a request without ``MessageID`` closes the session with 1008; a message that is not
   a SOAP 1.2 envelope gets a fault (the session stays up); a reply for no call in
@@ -55,12 +56,14 @@ from bindings.nettcp.peer_log import PeerLog, peer_log
 from soap.addressing import new_message_id
 from soap.fault import FaultCode
 
-__all__ = ["ChannelState", "Link", "RequestHandler", "SessionChannel"]
+__all__ = ["ChannelState", "InlineHandler", "Link", "RequestHandler", "SessionChannel"]
 
 log = logging.getLogger("bindings.nettcp")
 
 #: Awaited with each request received; returns the reply's bytes, or None (one-way).
 RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
+#: Called with each request received, in the loop's thread (``inline_calls``).
+InlineHandler = Callable[[ChannelMessage], bytes | None]
 
 
 class Link(Protocol):
@@ -100,13 +103,17 @@ class SessionChannel:
             sent before its reply are seen before the result).
         warnings: where warnings about the peer go (the host's or client's, shared by
             its sessions; by default the process's).
+        inline: runs each request in the loop's thread instead of ``handler``
+            (a host's ``inline_calls``).
     """
 
     def __init__(
         self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
         *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
+        inline: InlineHandler | None = None,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
+        self.inline = inline
         self.relayed: Link = link  # the session's own link: its end is the session's
         #: Messages sent and received per path ("relayed", "direct").
         self.sent: collections.Counter[str] = collections.Counter()
@@ -369,19 +376,33 @@ class SessionChannel:
                 reason, relates_to, code=FaultCode.SERVER, subcode="ServerTooBusy"))
             return
         self.flood.accepted()
+        if self.inline is not None:
+            reply = self._run_inline(self.inline, message)
+            if reply is not None:
+                await self._reply_quietly(reply)
+            return
         self._serving += 1
         task = asyncio.get_running_loop().create_task(self._serve(message))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
+    def _run_inline(self, inline: InlineHandler, message: ChannelMessage) -> bytes | None:
+        try:
+            return inline(message)
+        except Exception:  # noqa: BLE001 - logged with its traceback, answered with a fault
+            return self._internal_error(message)
+
+    def _internal_error(self, message: ChannelMessage) -> bytes:
+        tracking = uuid.uuid4().hex
+        log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
+        return fault_message(f"Internal server error TrackingId:{tracking}",
+                             message.headers.message_id, code=FaultCode.SERVER)
+
     async def _serve(self, message: ChannelMessage) -> None:
         try:
             reply = await self.handler(message)
-        except Exception:
-            tracking = uuid.uuid4().hex
-            log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
-            reply = fault_message(f"Internal server error TrackingId:{tracking}",
-                                  message.headers.message_id, code=FaultCode.SERVER)
+        except Exception:  # noqa: BLE001 - logged with its traceback, answered with a fault
+            reply = self._internal_error(message)
         finally:
             self._serving -= 1  # the call is over for the bound before its reply leaves
         if reply is not None:
