@@ -237,6 +237,60 @@ class SessionChannel:
             self.pending.forget(message_id)
             self._on_direct.discard(message_id)
 
+    def begin_call(self, data: bytes, message_id: str) -> asyncio.Future[ChannelMessage] | None:
+        """:meth:`call` with no task and no await (a sync caller's call, started from a loop
+        callback): the future of its reply, failed with :class:`CallTimeout` past the
+        binding's call timeout.  None when it cannot be written at once (a direct link,
+        or the transport's buffer over its mark): nothing was sent, use :meth:`call`.
+
+        Raises:
+            SessionClosed: the session ended (or is closing).
+            TooManyCalls: ``max_calls_per_session`` calls of ours are in flight.
+        """
+        self._check_open()
+        if self.link is not self.relayed:
+            return None
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[ChannelMessage] = loop.create_future()
+        self.pending.add(message_id, waiter)
+        written = False
+        try:
+            written = self._write_nowait(data)
+        finally:
+            if not written:
+                self.pending.forget(message_id)
+        if not written:
+            return None
+        limit = self.binding.call_timeout
+        timer = loop.call_later(limit, _time_out, waiter, message_id, limit)
+        waiter.add_done_callback(lambda _: self._done(message_id, timer))
+        return waiter
+
+    def _write_nowait(self, data: bytes) -> bool:
+        """Send on the relayed link with no await if it can take it now; False: nothing
+        sent (a direct link, or the relayed link's buffer is over its mark).
+
+        Raises:
+            SessionClosed: the link is closed (the session ends).
+        """
+        link = self.link
+        write_nowait = getattr(link, "write_nowait", None)
+        if link is not self.relayed or write_nowait is None:
+            return False
+        try:
+            written: bool = write_nowait(data)
+        except (ConnectionError, OSError) as exc:
+            self._end(SessionClosed(self.relayed.close_code or 1006,
+                                    str(exc) or "the connection dropped"))
+            raise self.ended.result() from exc
+        if written:
+            self.sent["relayed"] += 1
+        return written
+
+    def _done(self, message_id: str, timer: asyncio.TimerHandle) -> None:
+        timer.cancel()
+        self.pending.forget(message_id)
+
     async def send(self, data: bytes) -> None:
         """Send a one-way request or a reply.
 
@@ -378,7 +432,7 @@ class SessionChannel:
         self.flood.accepted()
         if self.inline is not None:
             reply = self._run_inline(self.inline, message)
-            if reply is not None:
+            if reply is not None and not self._reply_nowait(reply):
                 await self._reply_quietly(reply)
             return
         self._serving += 1
@@ -407,6 +461,15 @@ class SessionChannel:
             self._serving -= 1  # the call is over for the bound before its reply leaves
         if reply is not None:
             await self._reply_quietly(reply)
+
+    def _reply_nowait(self, data: bytes) -> bool:
+        """:meth:`_reply_quietly` with no await when the link takes it now; False: not sent."""
+        if self.state is ChannelState.CLOSED:
+            return True
+        try:
+            return self._write_nowait(data)
+        except SessionClosed:
+            return True
 
     async def _reply_quietly(self, data: bytes) -> None:
         """Send, unless the session ended meanwhile (the reply has nobody to go to)."""
@@ -442,6 +505,12 @@ class SessionChannel:
         self._warned[kind] += 1
         if self._warned[kind] == 1:
             self.warnings.warning(message, *args)
+
+
+def _time_out(waiter: asyncio.Future[Any], message_id: str, limit: float) -> None:
+    """:meth:`SessionChannel.begin_call`'s time is up: its waiter fails with CallTimeout."""
+    if not waiter.done():
+        waiter.set_exception(CallTimeout(f"no reply to {message_id} within {limit:g} s"))
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:

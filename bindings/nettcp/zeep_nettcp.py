@@ -16,13 +16,15 @@ transport beside the serialised envelope.  Replies are handed to zeep as a respo
 one-way calls and signed replies work as on the HTTP bindings.
 
 The sync client runs the session in a :class:`~bindings.nettcp.background.BackgroundLoop`
-thread; the async client in the caller's loop.  ``client.transport.close()`` (sync)
+thread (a call starts there from a plain callback and its outcome comes back through a
+lock: :class:`Handoff`); the async client in the caller's loop.  ``client.transport.close()`` (sync)
 or ``await client.transport.aclose()`` ends the session gracefully.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,6 +75,31 @@ def channel_response(reply: ChannelMessage | None) -> requests.Response:
     return response
 
 
+class Handoff:
+    """A call's outcome, passed from the loop's thread to the caller's by a plain lock
+    (``run_coroutine_threadsafe`` costs a task, a concurrent future and a condition)."""
+
+    __slots__ = ("_done", "_error", "_reply")
+
+    def __init__(self) -> None:
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._reply: ChannelMessage | None = None
+        self._error: BaseException | None = None
+
+    def deliver(self, reply: ChannelMessage | None, error: BaseException | None) -> None:
+        """In the loop's thread: the outcome; the caller wakes."""
+        self._reply, self._error = reply, error
+        self._done.release()
+
+    def wait(self) -> ChannelMessage | None:
+        """In the caller's thread: the reply (None: one-way), or the call's error raised."""
+        self._done.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._reply
+
+
 def _request(message: bytes | str, headers: dict[str, str]) -> tuple[bytes, str, bool]:
     data = message.encode("utf-8") if isinstance(message, str) else message
     return data, headers.get(MESSAGE_ID, ""), headers.get(ONEWAY) == "1"
@@ -93,8 +120,10 @@ class NetTcpRelayTransport(RelayTransport):
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         data, message_id, oneway = _request(message, headers)
-        reply = self.background.run(self.nettcp.call(data, message_id, oneway=oneway))
-        return channel_response(reply)
+        handoff = Handoff()
+        self.background.loop.call_soon_threadsafe(
+            self.nettcp.start_call, data, message_id, oneway, handoff.deliver)
+        return channel_response(handoff.wait())
 
     def close(self) -> None:
         """End the session gracefully and stop its loop thread."""

@@ -327,6 +327,11 @@ class WebSocketProtocol(asyncio.Protocol):
         if flushed is not None and not flushed.done():
             flushed.set_result(None)
 
+    @property
+    def write_paused(self) -> bool:
+        """Whether the transport's write buffer is over its high-water mark."""
+        return self._writable is not None and not self._writable.done()
+
     async def drain(self) -> None:
         """Wait until what was sent is written to the transport, and while the
         transport's write buffer is over its high-water mark.

@@ -106,6 +106,20 @@ class HybridConnectionStream:
             self._protocol.send(lambda: endpoint.send_binary(bytes(data)))
         await self._protocol.drain()
 
+    def write_nowait(self, data: bytes) -> bool:
+        """Send one binary message now, with no await, unless the transport's write buffer
+        is over its high-water mark (False: nothing sent; :meth:`write` waits for room).
+        It leaves at the end of this loop step, with whatever else is sent in it.
+
+        Raises:
+            ConnectionResetError: the stream is closed.
+        """
+        if self._protocol.write_paused:
+            return False
+        endpoint = self._endpoint
+        self._protocol.send(lambda: endpoint.send_binary(data))
+        return True
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket (the closing handshake, at most a second)."""
         await self._protocol.close(code, reason)
