@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["BackgroundLoop"]
@@ -25,9 +25,13 @@ class BackgroundLoop:
         self.loop = _new_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
+        #: Called before work is submitted (a parked loop is woken: bindings.nettcp.lane).
+        self.on_submit: Callable[[], None] | None = None
 
     def run(self, work: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``work`` on the loop; block until it is done (at most ``timeout`` s)."""
+        if self.on_submit is not None:
+            self.on_submit()
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
 
     def stop(self) -> None:

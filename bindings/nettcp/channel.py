@@ -261,10 +261,36 @@ class SessionChannel:
                 self.pending.forget(message_id)
         if not written:
             return None
-        limit = self.binding.call_timeout
-        timer = loop.call_later(limit, _time_out, waiter, message_id, limit)
-        waiter.add_done_callback(lambda _: self._done(message_id, timer))
+        self._time(waiter, message_id, self.binding.call_timeout)
         return waiter
+
+    def adopt_call(self, message_id: str, left: float) -> asyncio.Future[ChannelMessage]:
+        """A request sent outside the loop (a sync caller's lane, ``bindings.nettcp.lane``):
+        the future of its reply, failed with :class:`CallTimeout` after ``left`` s.
+
+        Raises:
+            SessionClosed: the session ended.
+        """
+        if self.state is ChannelState.CLOSED:
+            raise self.ended.result()
+        waiter: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
+        self.pending.add(message_id, waiter, bounded=False)
+        self._time(waiter, message_id, self.binding.call_timeout, max(left, 0.0))
+        return waiter
+
+    @property
+    def quiet(self) -> bool:
+        """Open and relayed, with no call in flight either way: nothing to do until the
+        peer speaks (when a sync client's loop may be parked, ``bindings.nettcp.lane``)."""
+        return (self.state is ChannelState.OPEN and self.link is self.relayed
+                and not self.pending and not self._running and not self._direct_readers)
+
+    def _time(self, waiter: asyncio.Future[ChannelMessage], message_id: str, limit: float,
+              delay: float | None = None) -> None:
+        """Fail ``waiter`` with CallTimeout (of ``limit`` s) after ``delay`` s (``limit``)."""
+        timer = asyncio.get_running_loop().call_later(
+            limit if delay is None else delay, _time_out, waiter, message_id, limit)
+        waiter.add_done_callback(lambda _: self._done(message_id, timer))
 
     def _write_nowait(self, data: bytes) -> bool:
         """Send on the relayed link with no await if it can take it now; False: nothing

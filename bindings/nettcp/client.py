@@ -40,7 +40,7 @@ from bindings.nettcp.slots import Slots
 from bindings.tokens import TokenProvider
 from hc import asyncio as sdk
 
-__all__ = ["Deliver", "SessionClient"]
+__all__ = ["Deliver", "SessionClient", "deliver_outcome"]
 
 log = logging.getLogger("bindings.nettcp")
 
@@ -183,11 +183,11 @@ class SessionClient:
 
     def _settled(self, deliver: Deliver, waiter: asyncio.Future[ChannelMessage]) -> None:
         self._slots.give()
-        _outcome(deliver, waiter)
+        deliver_outcome(deliver, waiter)
 
     def _in_task(self, data: bytes, message_id: str, oneway: bool, deliver: Deliver) -> None:
         task = asyncio.get_running_loop().create_task(self.call(data, message_id, oneway=oneway))
-        task.add_done_callback(functools.partial(_outcome, deliver))
+        task.add_done_callback(functools.partial(deliver_outcome, deliver))
 
     @property
     def path(self) -> str:
@@ -263,7 +263,7 @@ class SessionClient:
             return await loop.run_in_executor(pipeline.executor, pipeline.run, message, session)
 
 
-def _outcome(deliver: Deliver, done: asyncio.Future[ChannelMessage] | asyncio.Future[ChannelMessage | None]) -> None:
+def deliver_outcome(deliver: Deliver, done: asyncio.Future[ChannelMessage] | asyncio.Future[ChannelMessage | None]) -> None:
     """Pass ``done``'s outcome to ``deliver``."""
     if done.cancelled():
         deliver(None, asyncio.CancelledError())

@@ -16,15 +16,14 @@ transport beside the serialised envelope.  Replies are handed to zeep as a respo
 one-way calls and signed replies work as on the HTTP bindings.
 
 The sync client runs the session in a :class:`~bindings.nettcp.background.BackgroundLoop`
-thread (a call starts there from a plain callback and its outcome comes back through a
-lock: :class:`Handoff`); the async client in the caller's loop.  ``client.transport.close()`` (sync)
+thread, which parks between calls while the calls themselves do their I/O on the calling
+thread (:mod:`bindings.nettcp.lane`); the async client in the caller's loop.  ``client.transport.close()`` (sync)
 or ``await client.transport.aclose()`` ends the session gracefully.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +37,7 @@ from bindings.nettcp.background import BackgroundLoop
 from bindings.nettcp.binding import NetTcpRelayBinding
 from bindings.nettcp.client import SessionClient
 from bindings.nettcp.framing import SOAP12, ChannelMessage
+from bindings.nettcp.lane import CallLane
 from bindings.zeep_transport import ClientParts, RelayTransport
 from soap.addressing import AddressingHeaders
 from soap.envelope import Envelope
@@ -75,31 +75,6 @@ def channel_response(reply: ChannelMessage | None) -> requests.Response:
     return response
 
 
-class Handoff:
-    """A call's outcome, passed from the loop's thread to the caller's by a plain lock
-    (``run_coroutine_threadsafe`` costs a task, a concurrent future and a condition)."""
-
-    __slots__ = ("_done", "_error", "_reply")
-
-    def __init__(self) -> None:
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._reply: ChannelMessage | None = None
-        self._error: BaseException | None = None
-
-    def deliver(self, reply: ChannelMessage | None, error: BaseException | None) -> None:
-        """In the loop's thread: the outcome; the caller wakes."""
-        self._reply, self._error = reply, error
-        self._done.release()
-
-    def wait(self) -> ChannelMessage | None:
-        """In the caller's thread: the reply (None: one-way), or the call's error raised."""
-        self._done.acquire()
-        if self._error is not None:
-            raise self._error
-        return self._reply
-
-
 def _request(message: bytes | str, headers: dict[str, str]) -> tuple[bytes, str, bool]:
     data = message.encode("utf-8") if isinstance(message, str) else message
     return data, headers.get(MESSAGE_ID, ""), headers.get(ONEWAY) == "1"
@@ -117,19 +92,23 @@ class NetTcpRelayTransport(RelayTransport):
     def __init__(self, session: SessionClient, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.nettcp, self.background = session, BackgroundLoop()
+        self.lane = CallLane(session, self.background.loop)
+        self.background.on_submit = self.lane.want_loop
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         data, message_id, oneway = _request(message, headers)
-        handoff = Handoff()
-        self.background.loop.call_soon_threadsafe(
-            self.nettcp.start_call, data, message_id, oneway, handoff.deliver)
-        return channel_response(handoff.wait())
+        if not oneway:
+            taken, reply = self.lane.call(data, message_id)
+            if taken:
+                return channel_response(reply)
+        return channel_response(self.lane.through_loop(data, message_id, oneway))
 
     def close(self) -> None:
         """End the session gracefully and stop its loop thread."""
         if not self.background.loop.is_closed():
             self.background.run(self.nettcp.close(), 60)
             self.background.stop()
+            self.lane.close()
 
 
 def async_transport(session: SessionClient, **kwargs: Any) -> Any:
