@@ -46,6 +46,8 @@ __all__ = ["IDLE", "LONGEST_PARK", "CallLane", "Handoff"]
 IDLE = 0.02
 #: Seconds the loop thread stays parked at most, however busy the lane.
 LONGEST_PARK = 1.0
+#: Tries to park again when the session was not quiet yet.
+RETRIES = 4
 
 
 class Handoff:
@@ -211,10 +213,20 @@ class CallLane:
 
     # -- the loop's side ---------------------------------------------------------------
 
-    def park(self) -> None:
-        """In the loop's thread: block while callers use the lane (see the module docstring)."""
+    @property
+    def parked(self) -> bool:
+        """Whether the loop thread is parked (the next call goes on the lane)."""
+        return self._parked
+
+    def park(self, attempt: int = 0) -> None:
+        """In the loop's thread: block while callers use the lane (see the module docstring).
+
+        A session not quiet yet (a callback's task ending, say) is tried again a few
+        times, ``IDLE / 4`` s apart, unless a call goes through the loop meanwhile."""
         stream = self._parkable()
         if stream is None:
+            if attempt < RETRIES and not self._outside and self._shareable():
+                self.loop.call_later(IDLE / 4, self.park, attempt + 1)
             return
         with self._cv:
             if self._outside or self._wanted:
@@ -233,6 +245,12 @@ class CallLane:
             handed, self._handed = self._handed, []
         self._adopt(handed)
         stream.give_back()
+
+    def _shareable(self) -> bool:
+        """The session's socket can be shared (or it is not known yet)."""
+        channel = self.client.channel
+        return channel is not None and (self._stream_of is not channel.relayed
+                                        or self._stream is not None)
 
     def _parkable(self) -> StreamLane | None:
         client = self.client
