@@ -180,9 +180,8 @@ class CallLane:
                 if not stream.usable:  # more was read, or the end: the loop takes it now
                     self._wanted = True
                 return reply
-            stream.held.extend(events)
-            if any(isinstance(e, (BinaryReceived, TextReceived)) for e in events):
-                return self._hand_over(message_id, deadline)
+            stream.held.extend(events)  # another message first, a Ping, a broken rule
+            return self._hand_over(message_id, deadline)
 
     def _reply_in(self, stream: StreamLane, events: list[object], message_id: str) -> ChannelMessage | None:
         """The reply to ``message_id`` if it is the first message in ``events`` (the rest
