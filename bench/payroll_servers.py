@@ -55,11 +55,11 @@ async def ws2007(relay_base: str, entity: str) -> None:
         await asyncio.Event().wait()
 
 
-async def sessions(relay_base: str, entity: str, hybrid: bool) -> None:
+async def sessions(relay_base: str, entity: str, hybrid: bool, inline: bool = False) -> None:
     from bindings import ConnectionMode, NetTcpRelayBinding, RelayServiceHost, TokenProvider
 
     mode = ConnectionMode.HYBRID if hybrid else ConnectionMode.RELAYED
-    binding = NetTcpRelayBinding(connection_mode=mode, hybrid_host="127.0.0.1")
+    binding = NetTcpRelayBinding(connection_mode=mode, hybrid_host="127.0.0.1", inline_calls=inline)
     host = RelayServiceHost(payroll12_app(), f"{relay_base}/{entity}", binding=binding,
                             token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
     async with host:

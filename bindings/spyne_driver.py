@@ -59,6 +59,8 @@ log = logging.getLogger("bindings.spyne_host")
 
 _INTERNAL_ERROR = "Internal server error"
 _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+#: Compiled once (an lxml XPath object locks around each evaluation: threads may share it).
+_WITH_XML_ID = etree.XPath("//*[@xml:id]")
 
 
 @dataclass
@@ -231,7 +233,7 @@ def _plain_fault(error: SchemaValidationError) -> SpyneFault:
 
 def _xml_ids(root: etree._Element) -> dict[str, etree._Element]:
     """What ``etree.XMLID`` gives Spyne beside the root: the ``xml:id`` elements."""
-    found = root.xpath("//*[@xml:id]")
+    found = _WITH_XML_ID(root)
     assert isinstance(found, list)
     return {str(element.get(_XML_ID)): element for element in found}
 

@@ -71,7 +71,10 @@ _NAMES = {
     "ReplyTo": "reply_to",
     "To": "to",
 }
+#: Header tag (Clark notation) -> (local name, dataclass field).
+_BY_TAG = {f"{{{ns.WSA}}}{local}": (local, name) for local, name in _NAMES.items()}
 _MUST_UNDERSTAND = frozenset({"Action", "To"})
+_WSA_NSMAP = {_PREFIX: ns.WSA}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -109,15 +112,13 @@ class AddressingHeaders:
         """
         values: dict[str, str] = {}
         for block in () if header is None else header:
-            if not isinstance(block.tag, str):
+            known = _BY_TAG.get(block.tag) if isinstance(block.tag, str) else None
+            if known is None:
                 continue
-            qname = etree.QName(block)
-            if qname.namespace != ns.WSA or qname.localname not in _NAMES:
-                continue
-            name = _NAMES[qname.localname]
+            local, name = known
             if name in values:
-                raise InvalidHeader(f"wsa:{qname.localname} appears more than once")
-            values[name] = _header_value(block, qname.localname)
+                raise InvalidHeader(f"wsa:{local} appears more than once")
+            values[name] = _header_value(block, local)
         return cls(**values)
 
     def to_elements(self, version: SoapVersion) -> list[etree._Element]:
@@ -141,9 +142,18 @@ def _header_value(block: etree._Element, local: str) -> str:
     return value
 
 
-def _header_element(version: SoapVersion, local: str, value: str) -> etree._Element:
+def _header_element(
+    version: SoapVersion, local: str, value: str, parent: etree._Element | None = None
+) -> etree._Element:
+    """A header block; made inside ``parent`` when given (no move between documents)."""
+    tag = f"{{{ns.WSA}}}{local}"
     nsmap = {_PREFIX: ns.WSA, ENV_PREFIX: version.namespace}
-    element = etree.Element(f"{{{ns.WSA}}}{local}", nsmap=nsmap)
+    if parent is None:
+        element = etree.Element(tag, nsmap=nsmap)
+    else:  # mustUnderstand takes the envelope's own prefix, as a moved element's did
+        plain = local not in _MUST_UNDERSTAND or any(
+            prefix and uri == version.namespace for prefix, uri in parent.nsmap.items())
+        element = etree.SubElement(parent, tag, nsmap=_WSA_NSMAP if plain else nsmap)
     if local == "ReplyTo":
         etree.SubElement(element, f"{{{ns.WSA}}}Address").text = value
     else:
@@ -160,11 +170,13 @@ def _set_headers(envelope: Envelope, headers: AddressingHeaders) -> None:
     (by an earlier stamp) is reused, never doubled.
     """
     header = ensure_header(Envelope.from_element(envelope.root))
-    present = {f"{{{ns.WSA}}}{local}" for local in _NAMES}
     for block in list(header):
-        if block.tag in present:
+        if block.tag in _BY_TAG:
             header.remove(block)
-    header.extend(headers.to_elements(envelope.version))
+    for local, name in _NAMES.items():
+        value = getattr(headers, name)
+        if value is not None:
+            _header_element(envelope.version, local, value, header)
 
 
 def action_from_http(

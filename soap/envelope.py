@@ -83,6 +83,10 @@ class SoapVersion(enum.Enum):
         return None
 
 
+#: Each version by its ``Envelope`` tag, and its ``Header`` and ``Body`` tags (looked up per message).
+_BY_ENVELOPE_TAG = {version.qname("Envelope"): version for version in SoapVersion}
+_HEADER_BODY = {version: (version.qname("Header"), version.qname("Body")) for version in SoapVersion}
+
 #: Matches a prolog (BOM, whitespace, XML declaration, PIs, comments) ending in a
 #: DOCTYPE, so DTDs are refused before libxml2 reads them. Possessive: no backtracking.
 _DOCTYPE_IN_PROLOG = re.compile(
@@ -176,17 +180,17 @@ class Envelope:
         Raises:
             NotAnEnvelope: Wrong root, unknown version, or misplaced Header/Body.
         """
-        qname = etree.QName(root)
-        version = SoapVersion.from_namespace(qname.namespace)
-        if qname.localname != "Envelope" or version is None:
+        version = _BY_ENVELOPE_TAG.get(root.tag) if isinstance(root.tag, str) else None
+        if version is None:
             raise NotAnEnvelope(
-                f"root element {qname.text!r} is not a SOAP 1.1/1.2 Envelope"
+                f"root element {etree.QName(root).text!r} is not a SOAP 1.1/1.2 Envelope"
             )
+        header_tag, body_tag = _HEADER_BODY[version]
         children = _element_children(root)
         header = None
-        if children and children[0].tag == version.qname("Header"):
+        if children and children[0].tag == header_tag:
             header = children.pop(0)
-        if not children or children[0].tag != version.qname("Body"):
+        if not children or children[0].tag != body_tag:
             raise NotAnEnvelope("SOAP Envelope has no Body (after the optional Header)")
         _check_trailing(version, children[1:])
         return cls(version=version, header=header, body=children[0], root=root)
@@ -194,8 +198,10 @@ class Envelope:
     @property
     def body_payload(self) -> etree._Element | None:
         """The first element child of Body, or None for an empty Body."""
-        children = _element_children(self.body)
-        return children[0] if children else None
+        for child in self.body:
+            if isinstance(child.tag, str):
+                return child
+        return None
 
     @property
     def header_blocks(self) -> tuple[etree._Element, ...]:

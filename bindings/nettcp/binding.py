@@ -49,6 +49,12 @@ class NetTcpRelayBinding(RelayBinding):
             (the zeep client's ``operation_timeout`` when given).
         hybrid_host: the address the listener's direct endpoint binds to
             (HYBRID; ``None`` takes the address the relay connection goes out from).
+        inline_calls: the host runs each call in its event loop's thread, not in a
+            worker thread (WCF's ``UseSynchronizationContext``): ~100-150 us less CPU
+            per call, for services whose methods never block (no I/O, no sleeps, no
+            callbacks to the client: those fail with an error naming this option).
+            Calls then run one at a time per host, whatever ``concurrency_mode`` says.
+            Off by default, as a Spyne method may block.
 
     ``keepalive_interval`` / ``keepalive_timeout`` apply to the channel too: each side
     sends a KeepAlive message every interval, and a session whose peer does not answer
@@ -61,6 +67,7 @@ class NetTcpRelayBinding(RelayBinding):
     max_calls_per_session: int = 32
     call_timeout: float = 120.0
     hybrid_host: str | None = None
+    inline_calls: bool = False
 
     soap_version: ClassVar[str | None] = "1.2"
     addressing: ClassVar[bool] = True

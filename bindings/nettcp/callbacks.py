@@ -47,6 +47,8 @@ __all__ = [
     "CallbackProxy",
     "contract_application",
     "contract_namespace",
+    "in_loop_thread",
+    "run_blocking",
 ]
 
 #: Sends a callback request (bytes, MessageID, one-way?) and returns the reply (None: one-way).
@@ -156,14 +158,16 @@ def _read_reply(app: Application, ctx: Any, reply: ChannelMessage) -> Any:
 
 def run_blocking(loop: asyncio.AbstractEventLoop, work: Any, timeout: float) -> Any:
     """Run the coroutine ``work`` on ``loop`` from another thread; its result."""
-    if _in_loop_thread(loop):
+    if in_loop_thread(loop):
         work.close()
         raise RuntimeError("a callback proxy blocks: call it from a service method's thread,"
-                           " not from the event loop")
+                           " not from the event loop (a NetTcp host with inline_calls=True"
+                           " runs its methods there: turn it off to call back)")
     return asyncio.run_coroutine_threadsafe(work, loop).result(timeout)
 
 
-def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+def in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running ``loop``."""
     try:
         return asyncio.get_running_loop() is loop
     except RuntimeError:

@@ -7,7 +7,8 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
   ``RelatesTo`` names its ``MessageID`` (many at once, :class:`~bindings.nettcp.calls.PendingCalls`);
   :meth:`SessionChannel.send` sends a one-way request or a reply;
 - each request received is handed to ``handler`` in a task of its own, at most
-  ``max_calls_per_session`` at once; one over that gets a ``ServerTooBusy`` fault, and a
+  ``max_calls_per_session`` at once (or, given an ``inline`` handler, run by it at once,
+  in the reader, one at a time: no task); one over that gets a ``ServerTooBusy`` fault, and a
   peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
 - a request without ``MessageID`` closes the session with 1008; a message that is not
   a SOAP 1.2 envelope gets a fault (the session stays up); a reply for no call in
@@ -55,12 +56,14 @@ from bindings.nettcp.peer_log import PeerLog, peer_log
 from soap.addressing import new_message_id
 from soap.fault import FaultCode
 
-__all__ = ["ChannelState", "Link", "RequestHandler", "SessionChannel"]
+__all__ = ["ChannelState", "InlineHandler", "Link", "RequestHandler", "SessionChannel"]
 
 log = logging.getLogger("bindings.nettcp")
 
 #: Awaited with each request received; returns the reply's bytes, or None (one-way).
 RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
+#: Called with each request received, in the loop's thread (``inline_calls``).
+InlineHandler = Callable[[ChannelMessage], bytes | None]
 
 
 class Link(Protocol):
@@ -100,13 +103,17 @@ class SessionChannel:
             sent before its reply are seen before the result).
         warnings: where warnings about the peer go (the host's or client's, shared by
             its sessions; by default the process's).
+        inline: runs each request in the loop's thread instead of ``handler``
+            (a host's ``inline_calls``).
     """
 
     def __init__(
         self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
         *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
+        inline: InlineHandler | None = None,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
+        self.inline = inline
         self.relayed: Link = link  # the session's own link: its end is the session's
         #: Messages sent and received per path ("relayed", "direct").
         self.sent: collections.Counter[str] = collections.Counter()
@@ -210,18 +217,105 @@ class SessionChannel:
             TooManyCalls: ``max_calls_per_session`` calls of ours are in flight.
         """
         self._check_open()
-        waiter: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[ChannelMessage] = loop.create_future()
         self.pending.add(message_id, waiter, bounded=bounded)
+        limit = self.binding.call_timeout if timeout is None else timeout
+        timer = None
         try:
             if await self._write(data) is not self.relayed:
                 self._on_direct.add(message_id)
-            limit = self.binding.call_timeout if timeout is None else timeout
-            return await asyncio.wait_for(asyncio.shield(waiter), limit)
+            # A timer on the waiter itself, not wait_for(shield(...)): that wakes the
+            # caller through three more futures, each a loop step (bench S8).
+            timer = loop.call_later(limit, _expire, waiter)
+            return await waiter
         except TimeoutError:
             raise CallTimeout(f"no reply to {message_id} within {limit:g} s") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             self.pending.forget(message_id)
             self._on_direct.discard(message_id)
+
+    def begin_call(self, data: bytes, message_id: str) -> asyncio.Future[ChannelMessage] | None:
+        """:meth:`call` with no task and no await (a sync caller's call, started from a loop
+        callback): the future of its reply, failed with :class:`CallTimeout` past the
+        binding's call timeout.  None when it cannot be written at once (a direct link,
+        or the transport's buffer over its mark): nothing was sent, use :meth:`call`.
+
+        Raises:
+            SessionClosed: the session ended (or is closing).
+            TooManyCalls: ``max_calls_per_session`` calls of ours are in flight.
+        """
+        self._check_open()
+        if self.link is not self.relayed:
+            return None
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[ChannelMessage] = loop.create_future()
+        self.pending.add(message_id, waiter)
+        written = False
+        try:
+            written = self._write_nowait(data)
+        finally:
+            if not written:
+                self.pending.forget(message_id)
+        if not written:
+            return None
+        self._time(waiter, message_id, self.binding.call_timeout)
+        return waiter
+
+    def adopt_call(self, message_id: str, left: float) -> asyncio.Future[ChannelMessage]:
+        """A request sent outside the loop (a sync caller's lane, ``bindings.nettcp.lane``):
+        the future of its reply, failed with :class:`CallTimeout` after ``left`` s.
+
+        Raises:
+            SessionClosed: the session ended.
+        """
+        if self.state is ChannelState.CLOSED:
+            raise self.ended.result()
+        waiter: asyncio.Future[ChannelMessage] = asyncio.get_running_loop().create_future()
+        self.pending.add(message_id, waiter, bounded=False)
+        self._time(waiter, message_id, self.binding.call_timeout, max(left, 0.0))
+        return waiter
+
+    @property
+    def quiet(self) -> bool:
+        """Open and relayed, with no call in flight either way: nothing to do until the
+        peer speaks (when a sync client's loop may be parked, ``bindings.nettcp.lane``)."""
+        return (self.state is ChannelState.OPEN and self.link is self.relayed
+                and not self.pending and not self._running and not self._direct_readers)
+
+    def _time(self, waiter: asyncio.Future[ChannelMessage], message_id: str, limit: float,
+              delay: float | None = None) -> None:
+        """Fail ``waiter`` with CallTimeout (of ``limit`` s) after ``delay`` s (``limit``)."""
+        timer = asyncio.get_running_loop().call_later(
+            limit if delay is None else delay, _time_out, waiter, message_id, limit)
+        waiter.add_done_callback(lambda _: self._done(message_id, timer))
+
+    def _write_nowait(self, data: bytes) -> bool:
+        """Send on the relayed link with no await if it can take it now; False: nothing
+        sent (a direct link, or the relayed link's buffer is over its mark).
+
+        Raises:
+            SessionClosed: the link is closed (the session ends).
+        """
+        link = self.link
+        write_nowait = getattr(link, "write_nowait", None)
+        if link is not self.relayed or write_nowait is None:
+            return False
+        try:
+            written: bool = write_nowait(data)
+        except (ConnectionError, OSError) as exc:
+            self._end(SessionClosed(self.relayed.close_code or 1006,
+                                    str(exc) or "the connection dropped"))
+            raise self.ended.result() from exc
+        if written:
+            self.sent["relayed"] += 1
+        return written
+
+    def _done(self, message_id: str, timer: asyncio.TimerHandle) -> None:
+        timer.cancel()
+        self.pending.forget(message_id)
 
     async def send(self, data: bytes) -> None:
         """Send a one-way request or a reply.
@@ -362,23 +456,46 @@ class SessionChannel:
                 reason, relates_to, code=FaultCode.SERVER, subcode="ServerTooBusy"))
             return
         self.flood.accepted()
+        if self.inline is not None:
+            reply = self._run_inline(self.inline, message)
+            if reply is not None and not self._reply_nowait(reply):
+                await self._reply_quietly(reply)
+            return
         self._serving += 1
         task = asyncio.get_running_loop().create_task(self._serve(message))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
+    def _run_inline(self, inline: InlineHandler, message: ChannelMessage) -> bytes | None:
+        try:
+            return inline(message)
+        except Exception:  # noqa: BLE001 - logged with its traceback, answered with a fault
+            return self._internal_error(message)
+
+    def _internal_error(self, message: ChannelMessage) -> bytes:
+        tracking = uuid.uuid4().hex
+        log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
+        return fault_message(f"Internal server error TrackingId:{tracking}",
+                             message.headers.message_id, code=FaultCode.SERVER)
+
     async def _serve(self, message: ChannelMessage) -> None:
         try:
             reply = await self.handler(message)
-        except Exception:
-            tracking = uuid.uuid4().hex
-            log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
-            reply = fault_message(f"Internal server error TrackingId:{tracking}",
-                                  message.headers.message_id, code=FaultCode.SERVER)
+        except Exception:  # noqa: BLE001 - logged with its traceback, answered with a fault
+            reply = self._internal_error(message)
         finally:
             self._serving -= 1  # the call is over for the bound before its reply leaves
         if reply is not None:
             await self._reply_quietly(reply)
+
+    def _reply_nowait(self, data: bytes) -> bool:
+        """:meth:`_reply_quietly` with no await when the link takes it now; False: not sent."""
+        if self.state is ChannelState.CLOSED:
+            return True
+        try:
+            return self._write_nowait(data)
+        except SessionClosed:
+            return True
 
     async def _reply_quietly(self, data: bytes) -> None:
         """Send, unless the session ended meanwhile (the reply has nobody to go to)."""
@@ -414,3 +531,15 @@ class SessionChannel:
         self._warned[kind] += 1
         if self._warned[kind] == 1:
             self.warnings.warning(message, *args)
+
+
+def _time_out(waiter: asyncio.Future[Any], message_id: str, limit: float) -> None:
+    """:meth:`SessionChannel.begin_call`'s time is up: its waiter fails with CallTimeout."""
+    if not waiter.done():
+        waiter.set_exception(CallTimeout(f"no reply to {message_id} within {limit:g} s"))
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    """A call's time is up: its waiter fails with TimeoutError (the call raises CallTimeout)."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())

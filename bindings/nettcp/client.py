@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import ssl
+from collections.abc import Callable
 
 from bindings.address import RelayAddress
 from bindings.binding import EndToEndSecurityMode
@@ -34,12 +36,16 @@ from bindings.nettcp.hybrid import DirectOffer
 from bindings.nettcp.peer_log import PeerLog
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import ServiceSession
+from bindings.nettcp.slots import Slots
 from bindings.tokens import TokenProvider
 from hc import asyncio as sdk
 
-__all__ = ["SessionClient"]
+__all__ = ["Deliver", "SessionClient", "deliver_outcome"]
 
 log = logging.getLogger("bindings.nettcp")
+
+#: Given a call's outcome: ``(reply, None)`` (reply None: one-way) or ``(None, error)``.
+Deliver = Callable[[ChannelMessage | None, BaseException | None], None]
 
 
 class _Tokens(sdk.TokenProvider):
@@ -92,7 +98,7 @@ class SessionClient:
         self.session_id: str | None = None
         self.sessions_opened = 0
         self._lock: asyncio.Lock | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots = Slots(self.binding.max_calls_per_session)
         #: Warnings about the host's mistakes, rate-limited across this client's sessions.
         self.warnings = PeerLog(log)
         self._callback_order = asyncio.Lock()
@@ -141,14 +147,47 @@ class SessionClient:
         Raises:
             SessionOpenFailed, SessionClosed, CallTimeout.
         """
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.binding.max_calls_per_session)
-        async with self._slots:  # over the bound, calls wait their turn here
+        await self._slots.take()  # over the bound, calls wait their turn here
+        try:
             channel = await self.open()
             if oneway:
                 await channel.send(data)
                 return None
             return await channel.call(data, message_id, timeout)
+        finally:
+            self._slots.give()
+
+    def start_call(self, data: bytes, message_id: str, oneway: bool, deliver: Deliver) -> None:
+        """:meth:`call` for a caller in another thread, run as a plain loop callback:
+        ``deliver(reply, None)`` or ``deliver(None, error)`` gets its outcome, in the loop's
+        thread.  A request/response call on an open session with a free place starts here
+        with no task (:meth:`SessionChannel.begin_call`); anything else goes through
+        :meth:`call` in a task.
+        """
+        channel = self.channel
+        if (oneway or channel is None or channel.state is not ChannelState.OPEN
+                or not self._slots.try_take()):
+            self._in_task(data, message_id, oneway, deliver)
+            return
+        try:
+            waiter = channel.begin_call(data, message_id)
+        except Exception as exc:  # noqa: BLE001 - the caller's to raise, in its thread
+            self._slots.give()
+            deliver(None, exc)
+            return
+        if waiter is None:  # cannot be written at once: the awaiting way
+            self._slots.give()
+            self._in_task(data, message_id, oneway, deliver)
+            return
+        waiter.add_done_callback(functools.partial(self._settled, deliver))
+
+    def _settled(self, deliver: Deliver, waiter: asyncio.Future[ChannelMessage]) -> None:
+        self._slots.give()
+        deliver_outcome(deliver, waiter)
+
+    def _in_task(self, data: bytes, message_id: str, oneway: bool, deliver: Deliver) -> None:
+        task = asyncio.get_running_loop().create_task(self.call(data, message_id, oneway=oneway))
+        task.add_done_callback(functools.partial(deliver_outcome, deliver))
 
     @property
     def path(self) -> str:
@@ -222,3 +261,13 @@ class SessionClient:
             return await loop.run_in_executor(pipeline.executor, pipeline.run, message, session)
         async with self._callback_order:  # one at a time, in the order they came
             return await loop.run_in_executor(pipeline.executor, pipeline.run, message, session)
+
+
+def deliver_outcome(deliver: Deliver, done: asyncio.Future[ChannelMessage] | asyncio.Future[ChannelMessage | None]) -> None:
+    """Pass ``done``'s outcome to ``deliver``."""
+    if done.cancelled():
+        deliver(None, asyncio.CancelledError())
+    elif (error := done.exception()) is not None:
+        deliver(None, error)
+    else:
+        deliver(done.result(), None)

@@ -25,7 +25,7 @@ from soap.addressing import AddressingHeaders
 from soap.envelope import Envelope, SoapVersion, build_envelope
 from soap.exceptions import RemoteSoapError, SoapError
 from soap.fault import Fault, FaultCode
-from soap.quotas import QuotaParser, ReaderQuotas
+from soap.quotas import ReaderQuotas, parse_whole
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -113,9 +113,7 @@ def parse_message(data: bytes | str, quotas: ReaderQuotas, max_size: int) -> Cha
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        parser = QuotaParser(quotas, max_size=max_size)
-        parser.feed(raw)
-        envelope = Envelope.from_element(parser.close())
+        envelope = Envelope.from_element(parse_whole(raw, quotas, max_size=max_size))
         headers = AddressingHeaders.from_header(envelope.header)
     except SoapError as exc:
         raise MalformedMessage(str(exc)) from exc

@@ -9,8 +9,9 @@ the WSDL fetch among them, are still served by the host's HTTP handler):
 - a session opens with a greeting (``urn:soap-relay:nettcp/Session``: its id), then
   the Spyne app's ``nettcp_session_open`` event fires; ``nettcp_session_close`` fires
   when it ends, however it ends;
-- its calls run through :class:`~bindings.nettcp.pipeline.SessionPipeline`, one at a
-  time and in order (``ConcurrencyMode.SINGLE``) or at once (``MULTIPLE``);
+- its calls run through :class:`~bindings.nettcp.pipeline.SessionPipeline` in worker
+  threads, one at a time and in order (``ConcurrencyMode.SINGLE``) or at once
+  (``MULTIPLE``); with ``inline_calls`` in the event loop's thread, one at a time;
 - in Hybrid mode (``connection_mode=HYBRID``) a :class:`~bindings.nettcp.direct.DirectEndpoint`
   is started with the first session, and each greeting offers it with the session's key;
 - :meth:`SessionHost.aclose` is graceful: calls in flight finish, then every session is
@@ -107,8 +108,13 @@ class SessionHost:
             async with lock:
                 return await loop.run_in_executor(self.pipeline.executor, self.pipeline.run, message, session)
 
+        def inline(message: ChannelMessage) -> bytes | None:
+            assert session is not None
+            return self.pipeline.run(message, session)
+
         channel = SessionChannel(stream, handle, self.binding, name=session_id,
-                                 warnings=self.warnings)
+                                 warnings=self.warnings,
+                                 inline=inline if self.binding.inline_calls else None)
         session = ServiceSession(session_id, channel, loop)
         self.sessions[session_id] = channel
         try:

@@ -18,9 +18,12 @@ service class's ``event_manager``), each handler called with the
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from bindings.nettcp.callbacks import CallbackProxy, run_blocking
+from spyne import Fault
+
+from bindings.nettcp.callbacks import CallbackProxy, in_loop_thread, run_blocking
 from bindings.nettcp.channel import ChannelState, SessionChannel
 from bindings.nettcp.framing import ChannelMessage
 
@@ -30,6 +33,8 @@ __all__ = ["SESSION_CLOSE", "SESSION_KEY", "SESSION_OPEN", "ServiceSession", "se
 SESSION_KEY = "soaprelay.session"
 SESSION_OPEN = "nettcp_session_open"
 SESSION_CLOSE = "nettcp_session_close"
+
+log = logging.getLogger("bindings.nettcp")
 
 
 class ServiceSession:
@@ -55,10 +60,19 @@ class ServiceSession:
     def callback(self, contract: type) -> CallbackProxy:
         """A proxy to the client's implementation of ``contract`` (blocking calls).
 
+        Raises:
+            spyne.Fault: the call runs in the host's event loop (``inline_calls``), where
+                a callback would block the session it waits on: the caller gets the fault.
+
         Raises (from its calls):
             SessionClosed: the session ended; callbacks stop with it.
             CallTimeout: no answer within the binding's call timeout.
         """
+        if in_loop_thread(self._loop):
+            log.error("session %s: a callback from a call run inline (inline_calls=True) refused",
+                      self.id)
+            raise Fault("Server", "This service cannot call back: its host runs calls in its"
+                                  " event loop (NetTcpRelayBinding inline_calls=True)")
         return CallbackProxy(contract, self._send)
 
     def _send(self, data: bytes, message_id: str, oneway: bool) -> ChannelMessage | None:

@@ -16,7 +16,8 @@ transport beside the serialised envelope.  Replies are handed to zeep as a respo
 one-way calls and signed replies work as on the HTTP bindings.
 
 The sync client runs the session in a :class:`~bindings.nettcp.background.BackgroundLoop`
-thread; the async client in the caller's loop.  ``client.transport.close()`` (sync)
+thread, which parks between calls while the calls themselves do their I/O on the calling
+thread (:mod:`bindings.nettcp.lane`); the async client in the caller's loop.  ``client.transport.close()`` (sync)
 or ``await client.transport.aclose()`` ends the session gracefully.
 """
 
@@ -36,6 +37,7 @@ from bindings.nettcp.background import BackgroundLoop
 from bindings.nettcp.binding import NetTcpRelayBinding
 from bindings.nettcp.client import SessionClient
 from bindings.nettcp.framing import SOAP12, ChannelMessage
+from bindings.nettcp.lane import CallLane
 from bindings.zeep_transport import ClientParts, RelayTransport
 from soap.addressing import AddressingHeaders
 from soap.envelope import Envelope
@@ -90,17 +92,23 @@ class NetTcpRelayTransport(RelayTransport):
     def __init__(self, session: SessionClient, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.nettcp, self.background = session, BackgroundLoop()
+        self.lane = CallLane(session, self.background.loop)
+        self.background.on_submit = self.lane.want_loop
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         data, message_id, oneway = _request(message, headers)
-        reply = self.background.run(self.nettcp.call(data, message_id, oneway=oneway))
-        return channel_response(reply)
+        if not oneway:
+            taken, reply = self.lane.call(data, message_id)
+            if taken:
+                return channel_response(reply)
+        return channel_response(self.lane.through_loop(data, message_id, oneway))
 
     def close(self) -> None:
         """End the session gracefully and stop its loop thread."""
         if not self.background.loop.is_closed():
             self.background.run(self.nettcp.close(), 60)
             self.background.stop()
+            self.lane.close()
 
 
 def async_transport(session: SessionClient, **kwargs: Any) -> Any:

@@ -250,7 +250,26 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- events ------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        for event in self.machine.events_received():
+        self.take_back(self.machine.events_received())
+
+    def take_back(self, events: Sequence[object], error: RemoteProtocolError | None = None) -> None:
+        """Dispatch ``events`` as if :meth:`data_received` had just parsed them (and fail
+        with ``error`` after them): what a :class:`hc.asyncio.lane.StreamLane` read on the
+        socket for this protocol while its loop was parked.  In the loop's thread."""
+        self._deliver(events)
+        if error is not None:
+            self._fail(error)
+
+    @property
+    def idle(self) -> bool:
+        """Open, with nothing queued to read and nothing waiting to be written."""
+        transport = self.transport
+        return (self.handshake.done() and not self.closed.done() and not self._queue
+                and not self.write_paused and transport is not None and not transport.is_closing()
+                and transport.get_write_buffer_size() == 0)
+
+    def _deliver(self, events: Sequence[object]) -> None:
+        for event in events:
             if isinstance(event, ConnectionClosed):
                 if not self.closed.done():
                     self.closed.set_result(event)
@@ -342,6 +361,11 @@ class WebSocketProtocol(asyncio.Protocol):
         flushed, self._flushed = self._flushed, None
         if flushed is not None and not flushed.done():
             flushed.set_result(None)
+
+    @property
+    def write_paused(self) -> bool:
+        """Whether the transport's write buffer is over its high-water mark."""
+        return self._writable is not None and not self._writable.done()
 
     async def drain(self) -> None:
         """Wait until what was sent is written to the transport, and while the

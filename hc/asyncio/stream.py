@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from hc.asyncio.connection import WebSocketProtocol
+from hc.asyncio.lane import StreamLane
 from hc.events import BinaryReceived, ConnectionClosed, TextReceived
 from hc.framing import WebSocketEndpoint
 from hc.handshake import Headers
@@ -105,6 +106,25 @@ class HybridConnectionStream:
         else:
             self._protocol.send(lambda: endpoint.send_binary(bytes(data)))
         await self._protocol.drain()
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Send one binary message now, with no await, unless the transport's write buffer
+        is over its high-water mark (False: nothing sent; :meth:`write` waits for room).
+        It leaves at the end of this loop step, with whatever else is sent in it.
+
+        Raises:
+            ConnectionResetError: the stream is closed.
+        """
+        if self._protocol.write_paused:
+            return False
+        endpoint = self._endpoint
+        self._protocol.send(lambda: endpoint.send_binary(data))
+        return True
+
+    def lane(self) -> StreamLane | None:
+        """Blocking I/O on this stream's socket for another thread while the loop is
+        parked (:mod:`hc.asyncio.lane`); None when its socket cannot be shared (TLS)."""
+        return StreamLane.open(self._protocol)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket (the closing handshake, at most a second)."""

@@ -6,9 +6,11 @@ that the host's connections and the clients' requests went through them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +126,16 @@ def test_a_bad_proxy_url_is_a_configuration_error(relay: RelayThread, tmp_path: 
         _host(relay, "x", "socks5://proxy:1080")
 
 
+def _parks(client: Any, timeout: float = 5.0) -> bool:
+    """Whether the sync client's loop thread parks (its next call then uses the lane)."""
+    deadline = time.monotonic() + timeout
+    while not client.transport.lane.parked:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def test_a_nettcp_session_and_its_host_both_behind_squid(
     relay: RelayThread, open_proxy: HttpProxy
 ) -> None:
@@ -143,9 +155,12 @@ def test_a_nettcp_session_and_its_host_both_behind_squid(
                               proxy=open_proxy.url, callback=(PayrollProgress, ShowProgress()))
         try:
             total = client.service.RunPayroll("2026-11")
+            assert _parks(client)
+            again = client.service.RunPayroll("2026-11")  # on the calling thread (the lane)
         finally:
             client.transport.close()
-    assert total > 0 and progress and progress[-1][0] == progress[-1][1]
+    assert total > 0 and again == total and progress and progress[-1][0] == progress[-1][1]
+    assert client.transport.lane.calls >= 1  # the lane's I/O went through the tunnel too
     log = open_proxy.log()
     assert f"GET {relay.base_url}/payroll-run-squid" in log  # the WSDL fetch (squid strips the query)
     assert log.count(f"CONNECT 127.0.0.1:{relay.port}") >= 2  # the host's channel, the session

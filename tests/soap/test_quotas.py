@@ -12,6 +12,7 @@ from soap.quotas import (
     QuotaExceeded,
     QuotaParser,
     ReaderQuotas,
+    parse_whole,
 )
 
 ENV = b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
@@ -132,3 +133,52 @@ def test_malformed_xml_is_malformed_xml() -> None:
 def test_quotas_must_be_positive(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         ReaderQuotas(**{field: 0})
+
+
+def _outcome(parse_it: object) -> tuple[str, str]:
+    """``(tree, "")`` or ``(error class, message)`` of a parse."""
+    from lxml import etree
+
+    try:
+        root = parse_it()  # type: ignore[operator]
+    except Exception as exc:  # noqa: BLE001 - the outcome compared, whatever it is
+        return type(exc).__name__, str(exc)
+    return etree.tostring(root).decode(), ""
+
+
+TIGHT = ReaderQuotas(max_depth=4, max_string_content_length=40, max_array_length=3,
+                     max_name_table_char_count=90, max_elements=12)
+
+
+@pytest.mark.parametrize("document", [
+    ENV + b'<m:Get xmlns:m="urn:m" a="1"><m:id>7</m:id>tail</m:Get>' + END,  # fast path
+    ENV + b"<a><b/></a>" + END,  # depth 4: exactly the quota
+    ENV + b"<a><b><c/></b></a>" + END,  # depth 5
+    ENV + b"<a>" * 30 + b"</a>" * 30 + END,  # depth 32
+    ENV + b"<a>" * 31 + b"</a>" * 31 + END,  # depth 33
+    ENV + b"<a>" + b"<i/>" * 4 + b"</a>" + END,  # array
+    ENV + b"<a>" + b"x" * 41 + b"</a>" + END,  # string
+    ENV + b"<a>" + b"<i/>" * 3 + b"</a><b/><c/><d/><e/><f/><g/>" + END,  # elements
+    b"<!DOCTYPE a><a/>",
+    b'<?xml version="1.0"?><a><![CDATA[<!DOCTYPE]]></a>',
+    ENV + b"<a>" + END,  # not well-formed
+    b"",
+    b"<a/>" * 2,
+    "<a>\u00e9t\u00e9</a>".encode("utf-16"),
+], ids=["normal", "deep-ok", "too-deep", "depth-32", "depth-33", "array", "string", "elements", "doctype", "cdata",
+        "malformed", "empty", "two-roots", "utf-16"])
+@pytest.mark.parametrize("quotas", [ReaderQuotas(), TIGHT], ids=["default", "tight"])
+def test_parse_whole_answers_as_the_incremental_parser(document: bytes, quotas: ReaderQuotas) -> None:
+    """The whole-message shortcut gives the same tree, or the same error, as QuotaParser."""
+
+    def incremental() -> object:
+        parser = QuotaParser(quotas, max_size=1 << 20)
+        parser.feed(document)
+        return parser.close()
+
+    assert _outcome(lambda: parse_whole(document, quotas, max_size=1 << 20)) == _outcome(incremental)
+
+
+def test_parse_whole_refuses_a_message_over_its_size() -> None:
+    with pytest.raises(MessageTooLarge):
+        parse_whole(ENV + END, ReaderQuotas(), max_size=len(ENV + END) - 1)

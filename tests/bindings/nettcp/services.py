@@ -102,6 +102,11 @@ class SessionService(ServiceBase):  # type: ignore[misc]
         time.sleep(ms / 1000)
         return ms
 
+    @rpc(_returns=Unicode)
+    def ThreadName(ctx):  # type: ignore[no-untyped-def]
+        """The name of the thread the call runs in."""
+        return threading.current_thread().name
+
     @oneway(Unicode)
     def Record(ctx, text):  # type: ignore[no-untyped-def]
         board = _board(ctx)

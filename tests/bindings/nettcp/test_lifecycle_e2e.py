@@ -10,7 +10,7 @@ import pytest
 
 from bindings import NetTcpRelayBinding
 from bindings.nettcp.client import SessionClient
-from bindings.nettcp.errors import SessionClosed, SessionOpenFailed
+from bindings.nettcp.errors import CallTimeout, SessionClosed, SessionOpenFailed
 from tests.bindings.nettcp.conftest import PROVIDER, Stage
 from tests.support.relay import RelayHandle, Relays
 
@@ -38,6 +38,20 @@ def test_when_the_relay_goes_every_call_in_flight_fails_at_once(relays: Relays, 
         stage.board.gate.set()
     with pytest.raises(SessionOpenFailed, match="cannot open a session"):  # no relay: a clear error
         client.service.Echo("again")
+
+
+def test_a_call_past_its_timeout_fails_alone_and_the_session_goes_on(stage: Stage) -> None:
+    stage.host(binding=MULTIPLE)
+    client = stage.client(operation_timeout=0.3)  # the binding's call_timeout, for zeep users
+    first = client.service.SessionId()
+    stage.board.gate.clear()
+    started = time.monotonic()
+    with pytest.raises(CallTimeout, match=r"no reply to urn:uuid:\S+ within 0.3 s"):
+        client.service.Gated("slow")
+    assert 0.25 < time.monotonic() - started < 5
+    stage.board.gate.set()  # its late reply is dropped: nobody waits for it any more
+    assert client.service.Echo("still") == "still"
+    assert client.service.SessionId() == first and client.transport.nettcp.sessions_opened == 1
 
 
 def test_the_next_call_after_a_session_ended_opens_a_new_one(stage: Stage) -> None:

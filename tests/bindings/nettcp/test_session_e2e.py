@@ -177,3 +177,19 @@ def test_a_client_queues_calls_over_its_bound_instead_of_failing(stage: Stage) -
         stage.board.gate.set()
         assert sorted(call.result(10) for call in calls) == [f"q{i}" for i in range(5)]
     assert stage.board.most_running == 2
+
+
+def test_sync_callers_over_the_clients_bound_wait_their_turn(stage: Stage) -> None:
+    stage.host(binding=NetTcpRelayBinding(concurrency_mode=ConcurrencyMode.MULTIPLE))
+    client = stage.client(binding=NetTcpRelayBinding(max_calls_per_session=2))
+    stage.board.gate.clear()
+    texts = [f"t{i}" for i in range(5)]
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(client.service.Gated, text) for text in texts]
+        for _ in range(2):
+            assert stage.board.entered.acquire(timeout=10)
+        assert not stage.board.entered.acquire(timeout=0.3)  # the other three wait for a place
+        stage.board.gate.set()
+        assert [f.result(10) for f in futures] == texts
+    assert stage.board.most_running == 2
+    assert client.service.Echo("after") == "after"
