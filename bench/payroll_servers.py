@@ -9,7 +9,8 @@ waitress (a production WSGI server, 4 threads), the service as users run it toda
 S8: ``direct12 PORT`` serves the SOAP 1.2 payroll (``payroll12_app``) in waitress, and
 ``ws2007 RELAY_BASE ENTITY`` hosts it with WS2007HttpRelayBinding (SOAP 1.2 + WS-Addressing
 over HTTP, as NetTcp's envelopes), ``nettcp RELAY_BASE ENTITY`` / ``hybrid RELAY_BASE ENTITY`` with
-NetTcpRelayBinding (relayed; Hybrid with the direct endpoint on 127.0.0.1).
+NetTcpRelayBinding (relayed; Hybrid with the direct endpoint on 127.0.0.1), and
+``nettcp-inline RELAY_BASE ENTITY`` relayed with ``inline_calls=True`` (no worker thread).
 
 All print ``READY`` once serving.
 """
@@ -72,7 +73,8 @@ if __name__ == "__main__":
         direct(int(sys.argv[2]), soap12=sys.argv[1] == "direct12")
     elif sys.argv[1] == "ws2007":
         run(ws2007(sys.argv[2], sys.argv[3]))
-    elif sys.argv[1] in ("nettcp", "hybrid"):
-        run(sessions(sys.argv[2], sys.argv[3], hybrid=sys.argv[1] == "hybrid"))
+    elif sys.argv[1] in ("nettcp", "nettcp-inline", "hybrid"):
+        run(sessions(sys.argv[2], sys.argv[3], hybrid=sys.argv[1] == "hybrid",
+                     inline=sys.argv[1] == "nettcp-inline"))
     else:
         run(relayed(sys.argv[2], sys.argv[3]))

@@ -124,6 +124,7 @@ def derived(results: dict[str, Any]) -> dict[str, float | None]:
         "s3_ratio_c1": _ratio(_s1(results, "relay", "1", "rps"), _s1(results, "relay_hyco", "1", "rps")),
         "s3_ratio_c32": _ratio(_s1(results, "relay", "32", "rps"), _s1(results, "relay_hyco", "32", "rps")),
         "s8_tcp_basic_c1": _s8_ratio(results, "nettcp", "basichttp", "1"),
+        "s8_inline_basic_c1": _s8_ratio(results, "nettcp_inline", "basichttp", "1"),
         "s8_tcp_basic_c8": _s8_ratio(results, "nettcp", "basichttp", "8"),
         "s8_cpu_basic_tcp_c1": _ratio(_get(results, "s8", "basichttp", "1", "median", "total_cpu_us_per_call"),
                                       _get(results, "s8", "nettcp", "1", "median", "total_cpu_us_per_call")),
@@ -146,6 +147,8 @@ _TARGETS: list[tuple[str, str, str, Callable[[float], bool], str]] = [
     ("S3", "our listener / hyco-https req/s, c=1", "s3_ratio_c1", lambda v: v >= 1.2, ">= 1.20x"),
     ("S3", "our listener / hyco-https req/s, c=32", "s3_ratio_c32", lambda v: v >= 1.2, ">= 1.20x"),
     ("S8", "NetTcp / BasicHttp zeep calls/s, c=1", "s8_tcp_basic_c1", lambda v: v >= 2.0, ">= 2.00x"),
+    ("S8", "NetTcp with inline_calls / BasicHttp zeep calls/s, c=1", "s8_inline_basic_c1",
+     lambda v: v >= 2.0, ">= 2.00x"),
     ("S8", "BasicHttp / NetTcp CPU per call, all processes, c=1", "s8_cpu_basic_tcp_c1",
      lambda v: v >= 2.0, ">= 2.00x"),
     ("S8", "Hybrid direct p50 / no relay p50, c=1", "s8_norelay_hybrid_p50", lambda v: v <= 1.2, "<= 1.20x"),
@@ -225,6 +228,7 @@ def _s8_table(s8: dict[str, Any]) -> list[str]:
     labels = {"basichttp": "BasicHttp: zeep -> relay (HTTP + rendezvous per call) -> listener",
               "ws2007": "WS2007Http: the same, SOAP 1.2 + WS-Addressing (NetTcp's envelopes)",
               "nettcp": "NetTcp relayed: zeep -> one session through the relay -> host",
+              "nettcp_inline": "NetTcp relayed, host with inline_calls=True (no worker thread)",
               "hybrid": "NetTcp Hybrid: the same session, direct",
               "norelay": "no relay: zeep -> waitress -> Spyne (SOAP 1.2)"}
     for name, label in labels.items():

@@ -1,6 +1,6 @@
 """S8 NetTcp: zeep calls on one persistent session against one HTTP request per call.
 
-The same Spyne payroll ``GetSalary(7)`` five ways, each repetition running every path at
+The same Spyne payroll ``GetSalary(7)`` six ways, each repetition running every path at
 c=1 and c=8 in turn (``bench.zeep_load``: two processes of four threads, one zeep client
 per thread; a NetTcp client holds one session):
 
@@ -10,6 +10,8 @@ per thread; a NetTcp client holds one session):
   envelopes): HTTP per call, the envelope cost of NetTcp;
 - ``nettcp``: zeep -> relay -> NetTcpRelayBinding host (SOAP 1.2), calls on the session's
   relayed WebSocket;
+- ``nettcp_inline``: the same with ``NetTcpRelayBinding(inline_calls=True)`` on the host
+  (GetSalary never blocks: calls run in the listener's loop, no worker thread);
 - ``hybrid``: the same NetTcp session moved onto its direct connection (127.0.0.1);
 - ``norelay``: zeep -> waitress -> the SOAP 1.2 service, no relay at all.
 
@@ -29,7 +31,8 @@ from bench.stack import Run, med
 
 __all__ = ["ENTITIES", "run_nettcp"]
 
-ENTITIES = [{"path": "s8-basic"}, {"path": "s8-ws2007"}, {"path": "s8-tcp"}, {"path": "s8-hybrid"}]
+ENTITIES = [{"path": "s8-basic"}, {"path": "s8-ws2007"}, {"path": "s8-tcp"}, {"path": "s8-tcp-inline"},
+            {"path": "s8-hybrid"}]
 
 
 def _servers(run: Run, relay_url: str) -> tuple[int, dict[str, Proc]]:
@@ -39,6 +42,7 @@ def _servers(run: Run, relay_url: str) -> tuple[int, dict[str, Proc]]:
                                                                    str(port)), logdir=run.workdir))}
     for path, mode, entity in (("basichttp", "relay", "s8-basic"), ("ws2007", "ws2007", "s8-ws2007"),
                                ("nettcp", "nettcp", "s8-tcp"),
+                               ("nettcp_inline", "nettcp-inline", "s8-tcp-inline"),
                                ("hybrid", "hybrid", "s8-hybrid")):
         servers[path] = run.start(Proc(f"s8-host-{mode}", python_argv("bench.payroll_servers", mode,
                                                                       relay_url, entity), logdir=run.workdir))
@@ -55,6 +59,7 @@ def run_nettcp(run: Run, relay: Proc, relay_url: str) -> dict[str, Any]:
         "basichttp": start_clients(run, "s8-basic", f"{relay_url}/s8-basic?wsdl", True),
         "ws2007": start_clients(run, "s8-ws2007", f"{relay_url}/s8-ws2007?wsdl", "ws2007"),
         "nettcp": start_clients(run, "s8-tcp", f"{relay_url}/s8-tcp?wsdl", "nettcp"),
+        "nettcp_inline": start_clients(run, "s8-tcp-inline", f"{relay_url}/s8-tcp-inline?wsdl", "nettcp"),
         "hybrid": start_clients(run, "s8-hybrid", f"{relay_url}/s8-hybrid?wsdl", "hybrid"),
         "norelay": start_clients(run, "s8-norelay", f"http://127.0.0.1:{port}/?wsdl", False),
     }
