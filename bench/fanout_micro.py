@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from bench.keys import KEY, KEY_NAME, token
-from bench.relay_micro import _Transport
+from bench.relay_micro import KeepingTransport
 from hc.entities import EntityKind, Rights
 from hc.frames import apply_mask
 from hc.messages import ResponseCommand
@@ -83,14 +83,14 @@ async def _round(events: int, subscribers: int, dry: bool) -> float:
     front = Front(state, fallback=lambda: asyncio.Protocol())
     entity = state.registry.get("fan")
     assert entity is not None
-    outs = [_Transport() for _ in range(subscribers)]
+    outs = [KeepingTransport() for _ in range(subscribers)]
     wires = []
     for out in outs:
         connection = ListenerConnection("fan", token_expiry=float("inf"), check_renewal=float,
                                         clock=time.time)
         wires.append(connection.connect(out))
         entity.add(connection)
-    sender, sender_out = front(), _Transport()
+    sender, sender_out = front(), KeepingTransport()
     sender.connection_made(sender_out)
     request = _request()
     relay_cpu = 0.0

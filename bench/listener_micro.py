@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.echo_listener import handler
+from bench.relay_micro import KeepingTransport
 from hc.asyncio import HybridConnectionListener
 from hc.events import ResponseReceived
 from hc.handshake import Target, accept_response
@@ -44,35 +45,12 @@ _HEADERS = (
 )
 
 
-class _Transport(asyncio.Transport):
-    """Keeps what the listener writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: list[bytes] = []
-
-    def write(self, data: Any) -> None:
-        self.chunks.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
 class _Connector:
     """Answers the control channel's Upgrade in memory and keeps its protocol."""
 
     def __init__(self) -> None:
         self.protocol: asyncio.Protocol | None = None
-        self.transport = _Transport()
+        self.transport = KeepingTransport()
 
     async def __call__(self, factory: Callable[[], asyncio.Protocol], target: Target) -> asyncio.BaseTransport:
         protocol = self.protocol = factory()

@@ -39,8 +39,8 @@ _BODY = b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'>" + b"
 _HEADERS = (("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", "1024"))
 
 
-class _Transport(asyncio.Transport):
-    """Keeps what the relay writes; reports no peer and no TLS."""
+class KeepingTransport(asyncio.Transport):
+    """Keeps what is written to it (by the relay, a listener); reports a peer, no TLS."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,6 +59,9 @@ class _Transport(asyncio.Transport):
         return True
 
     def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
         pass
 
 
@@ -114,11 +117,11 @@ async def _round(n: int = _N, dry: bool = False, observe: bool = True) -> float:
     assert entity is not None
     connection = ListenerConnection("echo", token_expiry=float("inf"), check_renewal=float,
                                     clock=time.time)
-    channel_out = _Transport()
+    channel_out = KeepingTransport()
     wire = connection.connect(channel_out)
     entity.add(connection)
     senders = [front() for _ in range(_CONNS)]
-    outs = [_Transport() for _ in senders]
+    outs = [KeepingTransport() for _ in senders]
     for sender, out in zip(senders, outs):
         sender.connection_made(out)
     request = _request()
