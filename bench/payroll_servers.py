@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 from bench.aio import run
 from bench.keys import KEY, KEY_NAME
@@ -36,36 +37,35 @@ def direct(port: int, soap12: bool = False) -> None:
     server.run()
 
 
-async def relayed(relay_base: str, entity: str) -> None:
-    from bindings import BasicHttpRelayBinding, RelayServiceHost, TokenProvider
+async def _host(app: Any, relay_base: str, entity: str, binding: Any) -> None:
+    """``app`` behind the relay at ``entity`` with ``binding``, until killed."""
+    from bindings import RelayServiceHost, TokenProvider
 
-    host = RelayServiceHost(payroll_app(), f"{relay_base}/{entity}", binding=BasicHttpRelayBinding(),
+    host = RelayServiceHost(app, f"{relay_base}/{entity}", binding=binding,
                             token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
     async with host:
         print("READY", flush=True)
         await asyncio.Event().wait()
+
+
+async def relayed(relay_base: str, entity: str) -> None:
+    from bindings import BasicHttpRelayBinding
+
+    await _host(payroll_app(), relay_base, entity, BasicHttpRelayBinding())
 
 
 async def ws2007(relay_base: str, entity: str) -> None:
-    from bindings import RelayServiceHost, TokenProvider, WS2007HttpRelayBinding
+    from bindings import WS2007HttpRelayBinding
 
-    host = RelayServiceHost(payroll12_app(), f"{relay_base}/{entity}", binding=WS2007HttpRelayBinding(),
-                            token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
-    async with host:
-        print("READY", flush=True)
-        await asyncio.Event().wait()
+    await _host(payroll12_app(), relay_base, entity, WS2007HttpRelayBinding())
 
 
 async def sessions(relay_base: str, entity: str, hybrid: bool, inline: bool = False) -> None:
-    from bindings import ConnectionMode, NetTcpRelayBinding, RelayServiceHost, TokenProvider
+    from bindings import ConnectionMode, NetTcpRelayBinding
 
     mode = ConnectionMode.HYBRID if hybrid else ConnectionMode.RELAYED
     binding = NetTcpRelayBinding(connection_mode=mode, hybrid_host="127.0.0.1", inline_calls=inline)
-    host = RelayServiceHost(payroll12_app(), f"{relay_base}/{entity}", binding=binding,
-                            token_provider=TokenProvider.shared_access_key(KEY_NAME, KEY))
-    async with host:
-        print("READY", flush=True)
-        await asyncio.Event().wait()
+    await _host(payroll12_app(), relay_base, entity, binding)
 
 
 if __name__ == "__main__":

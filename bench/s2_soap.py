@@ -67,6 +67,11 @@ def run_soap(run: Run, relay: Proc, relay_url: str) -> dict[str, Any]:
                 points[name][conns].append(point)
                 run.log(f"S2 rep {rep + 1} c={conns} {name}: {point['calls_s']:,.0f} calls/s "
                         f"p50 {point['p50_ms']:.2f} ms" + (f", {point['errors']} errors" if point["errors"] else ""))
+    return summarize(points)
+
+
+def summarize(points: dict[str, dict[int, list[dict[str, float]]]]) -> dict[str, Any]:
+    """Each path's points by concurrency: the repetitions and their medians, key by key."""
     return {
         name: {
             str(c): {"median": {k: med([p[k] for p in reps]) for k in reps[0]}, "reps": reps}

@@ -26,8 +26,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.procs import Proc, free_port, python_argv
-from bench.s2_soap import CONCURRENCY, measure, start_clients
-from bench.stack import Run, med
+from bench.s2_soap import CONCURRENCY, measure, start_clients, summarize
+from bench.stack import Run
 
 __all__ = ["ENTITIES", "run_nettcp"]
 
@@ -80,10 +80,4 @@ def run_nettcp(run: Run, relay: Proc, relay_url: str) -> dict[str, Any]:
                 points[name][conns].append(point)
                 run.log(f"S8 rep {rep + 1} c={conns} {name}: {point['calls_s']:,.0f} calls/s "
                         f"p50 {point['p50_ms']:.2f} ms" + (f", {point['errors']} errors" if point["errors"] else ""))
-    return {
-        name: {
-            str(c): {"median": {k: med([p[k] for p in reps]) for k in reps[0]}, "reps": reps}
-            for c, reps in by_c.items()
-        }
-        for name, by_c in points.items()
-    }
+    return summarize(points)
