@@ -110,28 +110,23 @@ class ConsoleParts:
 
     async def _scatter(self, ask: PartAsk, wanted: set[str],
                        parts: dict[str, dict[str, Any] | None]) -> None:
-        seen = 0
-
-        def done(answers: list[bytes]) -> bool:
-            nonlocal seen
-            for data in answers[seen:]:
-                seen += 1
-                try:
-                    answer = parse_part_answer(data, ask.namespace, ask.kind)
-                except MessageError as exc:
-                    self._drop(self.subject, exc)
-                    continue
-                if answer.node == self.name:
-                    self._drop(self.subject, "an answer under this node's own name")
-                    continue
-                parts[answer.node] = answer.part
-                self._remember(answer.node, self._clock())
-            return wanted <= parts.keys()
+        def take(data: bytes) -> None:
+            try:
+                answer = parse_part_answer(data, ask.namespace, ask.kind)
+            except MessageError as exc:
+                self._drop(self.subject, exc)
+                return
+            if answer.node == self.name:
+                self._drop(self.subject, "an answer under this node's own name")
+                return
+            parts[answer.node] = answer.part
+            self._remember(answer.node, self._clock())
 
         if self.link.state is not LinkState.CONNECTED:
             return
         try:
-            await self.link.gather(self.subject, ask.serialize(), PART_WAIT, done)
+            await self.link.gather(self.subject, ask.serialize(), PART_WAIT, take,
+                                   lambda: wanted <= parts.keys())
         except LinkDown:
             pass
 

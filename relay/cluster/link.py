@@ -274,17 +274,16 @@ class Link:
             log.info("cluster: a message was lost: %s", scrub(task.exception()))
 
     async def gather(self, subject: str, payload: bytes, timeout: float,
-                     done: Callable[[list[bytes]], bool]) -> list[bytes]:
-        """Scatter ``payload`` to every subscriber; the answers until ``done(answers)``
-        or ``timeout`` seconds."""
+                     take: Callable[[bytes], None], done: Callable[[], bool]) -> None:
+        """Scatter ``payload`` to every subscriber; each answer to ``take`` as it comes,
+        until ``done()`` or ``timeout`` seconds."""
         client = self._ready()
         inbox = client.new_inbox()
-        answers: list[bytes] = []
         complete = asyncio.Event()
 
         async def heard(msg: Msg) -> None:
-            answers.append(msg.data)
-            if done(answers):
+            take(msg.data)
+            if done():
                 complete.set()
 
         sub = await client.subscribe(inbox, cb=heard)
@@ -292,7 +291,7 @@ class Link:
             await client.publish(subject, payload, reply=inbox)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
-            while not done(answers):  # asked again now and then: a node may have died
+            while not done():  # asked again now and then: a node may have died
                 left = deadline - loop.time()
                 if left <= 0:
                     break
@@ -300,7 +299,6 @@ class Link:
                     await asyncio.wait_for(complete.wait(), min(left, 0.25))
                 except TimeoutError:
                     continue
-            return list(answers)
         finally:
             await sub.unsubscribe()
 

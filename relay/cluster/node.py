@@ -320,22 +320,20 @@ class ClusterNode:
             return {}
         subject = self.subjects.event(ask.path)
         counts: dict[str, int] = {}
-        seen = 0
 
-        def done(answers: list[bytes]) -> bool:
-            nonlocal seen
-            for data in answers[seen:]:
-                seen += 1
-                try:
-                    answer = parse_answer(data)
-                except MessageError as exc:
-                    self._drop(subject, exc)
-                    continue
-                counts[answer.node] = answer.count
+        def take(data: bytes) -> None:
+            try:
+                answer = parse_answer(data)
+            except MessageError as exc:
+                self._drop(subject, exc)
+                return
+            counts[answer.node] = answer.count
+
+        def done() -> bool:
             return holders.intersection(self.peers.holders(ask.path)) <= counts.keys()
 
         try:
-            await self.link.gather(subject, ask.serialize(), timeout, done)
+            await self.link.gather(subject, ask.serialize(), timeout, take, done)
         except LinkDown:
             pass
         return counts
