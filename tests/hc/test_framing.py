@@ -263,6 +263,21 @@ def test_our_close_completes_with_websockets_protocol() -> None:
 # -- random bytes ---------------------------------------------------------------------------------
 
 LIMIT = 200
+#: What the endpoint may hold besides a message: one incomplete frame, at most a control
+#: frame (2 + 4 + 125 bytes; RFC 6455 lets one arrive in the middle of a fragmented
+#: message, and it is read whole) or a data frame's header (14).
+ONE_FRAME = 2 + 4 + 125
+
+
+def test_a_control_frame_arriving_in_pieces_beside_a_held_message_stays_within_one_frame() -> None:
+    endpoint = WebSocketEndpoint(Side.SERVER, max_message_size=LIMIT)
+    endpoint.receive_data(frame_for(Side.SERVER, Opcode.BINARY, b"y" * 150, fin=False))
+    close = frame_for(Side.SERVER, Opcode.CLOSE, b"\x03\xe8" + b"r" * 58)
+    for at in range(0, len(close) - 1, 5):  # all but its last byte: found by Hypothesis
+        endpoint.receive_data(close[at:min(at + 5, len(close) - 1)])
+    assert LIMIT + 14 < endpoint.buffered <= LIMIT + ONE_FRAME
+    endpoint.receive_data(close[-1:])
+    assert isinstance(endpoint.events_received()[-1], ConnectionClosed)
 
 
 @settings(max_examples=150, deadline=None)
@@ -278,6 +293,6 @@ def test_random_bytes_raise_only_remote_protocol_error_and_stay_bounded(side: Si
         except RemoteProtocolError as exc:
             assert exc.close_code in (1002, 1007, 1009)
             assert endpoint.state is State.CLOSING
-        assert endpoint.buffered <= LIMIT + 14
+        assert endpoint.buffered <= LIMIT + ONE_FRAME
     endpoint.receive_eof()
     assert endpoint.state is State.CLOSED
