@@ -38,26 +38,17 @@ from typing import Protocol
 from hc.entities import EntityKind
 from hc.headers import forwarded_request_headers, query_pairs, request_target
 from relay import access
+from relay.call_heads import reply_head, request_command, time_out
 from relay.drain import GateState
 from relay.exceptions import RelayError
 from relay.front_wire import FastRequest
-from relay.http_senders import (
-    METADATA_METHODS,
-    RELAY_TOKEN_MARK,
-    reply_head,
-    request_command,
-    respond,
-    respond_oneway,
-    time_out,
-)
+from relay.http_senders import METADATA_METHODS, RELAY_TOKEN_MARK, respond, respond_oneway
 from relay.listeners import ListenerConnection, PendingRequest, RelayedReply, choose_live
 from relay.observe.call import CallNotes
 from relay.sender_io import SenderReply
 from relay.state import RelayState
 
 __all__ = ["CallOwner", "relay_at_once"]
-
-_KINDS = frozenset({EntityKind.REQUEST_RESPONSE, EntityKind.ONEWAY})
 
 
 class CallOwner(Protocol):
@@ -87,9 +78,11 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
         return False
     state = resolved[0]
     config = state.config
-    if config.kind not in _KINDS or (
-        config.kind is EntityKind.ONEWAY and request.method in METADATA_METHODS
-    ):
+    kind = config.kind  # compared by identity: an enum's hash is a Python call
+    if kind is EntityKind.ONEWAY:
+        if request.method in METADATA_METHODS:
+            return False
+    elif kind is not EntityKind.REQUEST_RESPONSE:
         return False
     body = request.body
     if len(body) > config.max_message_size or RELAY_TOKEN_MARK in body:
@@ -131,7 +124,7 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
     notes = relay.observer.call(request, reply)  # relay.observe: the reply that takes notes
     notes.forwarding(state, body)
     call = _FrontCall(relay, request, owner, listener, pending, ident, reply, notes,
-                      config.kind is EntityKind.ONEWAY)  # a metadata GET is never one
+                      kind is EntityKind.ONEWAY)  # a metadata GET is never one
     call.timer = loop.call_later(timeout, time_out, pending, timeout)
     pending.on_settled = call.settled
     return True

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from multidict import CIMultiDict
 
 from hc.messages import Headers
+from relay.chunks import one_chunk
 from relay.listeners import INLINE_LIMIT
 from relay.request_head import ParsedHead
 
@@ -100,9 +101,8 @@ class FastRequest:
     async def read(self) -> bytes:
         return self.body
 
-    async def iter_body(self) -> AsyncIterator[bytes]:
-        if self.body:
-            yield self.body
+    def iter_body(self) -> AsyncIterator[bytes]:
+        return one_chunk(self.body)
 
 
 def fast_request(

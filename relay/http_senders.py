@@ -8,7 +8,6 @@ when the listener opens it (``relay.rendezvous``), never held whole in memory.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable
 
@@ -17,19 +16,17 @@ from hc.fanout import PreparedRequest
 from hc.headers import (
     TokenLocation,
     forwarded_request_headers,
-    forwarded_response_headers,
-    oversized_head,
     query_pairs,
-    reason_phrase,
     request_target,
 )
-from hc.messages import Headers, RequestCommand
+from hc.messages import Headers
 from relay import access
 from relay.budget import Reservation
+from relay.call_heads import reply_head, request_command, request_ids, time_out
+from relay.chunks import chained, limited
 from relay.exceptions import (
     BadRequest,
     EntityNotFound,
-    InvalidListenerResponse,
     ListenerGone,
     ListenerTimeout,
     MessageTooLarge,
@@ -62,7 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("relay.http")
-_request_ids = itertools.count(1)
 #: Methods a oneway or event entity answers like request-response (WSDL/XSD fetches).
 METADATA_METHODS = frozenset({"GET", "HEAD"})
 #: A cheap byte test before any XML is looked at: most bodies carry no SOAP token.
@@ -129,7 +125,7 @@ async def _relay_http(
         kind = EntityKind.REQUEST_RESPONSE
     if kind is EntityKind.EVENT:
         if body is None:  # every subscriber gets the same bytes: read them once
-            body = b"".join([c async for c in _limited(stream or request.iter_body(), limit)])
+            body = b"".join([c async for c in limited(stream or request.iter_body(), limit)])
         exchange = _Exchange(relay, request, reply, where, body, limit)
         # cluster seam: every other node's subscribers too (relay.cluster)
         elsewhere = None if relay.cluster is None else relay.cluster.scatter_event(state, exchange, body)
@@ -172,7 +168,7 @@ async def _body_at_hand(
         return None, None
     if length is not None:
         return await request.read(), None
-    return await _head_of(_limited(request.iter_body(), limit), SOAP_TOKEN_SCAN_LIMIT)
+    return await _head_of(limited(request.iter_body(), limit), SOAP_TOKEN_SCAN_LIMIT)
 
 
 async def _head_of(
@@ -185,15 +181,8 @@ async def _head_of(
         head.append(chunk)
         size += len(chunk)
         if size > limit:
-            return None, _chained(head, chunks)
+            return None, chained(head, chunks)
     return b"".join(head), None
-
-
-async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    for chunk in head:
-        yield chunk
-    async for chunk in rest:
-        yield chunk
 
 
 def _soap_header_token(request: SenderRequest, body: bytes) -> tuple[str | None, bytes]:
@@ -209,16 +198,6 @@ def _soap_header_token(request: SenderRequest, body: bytes) -> tuple[str | None,
     if match is None:
         return None, body
     return match.token, match.strip(body)
-
-
-async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    """The sender's body in chunks, refusing to pass more than ``limit`` bytes."""
-    seen = 0
-    async for chunk in stream:
-        seen += len(chunk)
-        if seen > limit:
-            raise MessageTooLarge(f"the body is over this entity's limit of {limit} bytes")
-        yield chunk
 
 
 class _Exchange:
@@ -259,7 +238,7 @@ class _Exchange:
         if self.body is not None:
             return listener.new_request(command, self.body)
         return listener.new_request(
-            command, _limited(self.stream or self.request.iter_body(), self.limit)
+            command, limited(self.stream or self.request.iter_body(), self.limit)
         )
 
     def post(self, listener: ListenerConnection, timeout: float) -> PendingRequest:
@@ -397,7 +376,7 @@ class _Exchange:
             ident = new_id()
             template = prepared.get(listener.entity_path) or prepared.setdefault(
                 listener.entity_path, self._prepared(listener))
-            pending = PendingRequest(template.command, body, listener, str(next(_request_ids)))
+            pending = PendingRequest(template.command, body, listener, str(next(request_ids)))
             try:
                 listener.post_prepared(pending, template, ident)
             except RelayError as exc:
@@ -467,51 +446,6 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def request_command(
-    request: SenderRequest, listener: ListenerConnection, ident: str, target: str,
-    headers: Headers, has_body: bool, origin: str | None = None,
-) -> RequestCommand:
-    """The full ``request`` command for ``listener``, its rendezvous id ``ident``.
-
-    ``origin`` is this node's own ``ws(s)://host:port`` in a cluster (the rendezvous
-    must reach this node, not whichever the load balancer picks); by default the
-    address the sender used.
-    """
-    if origin is None:
-        origin = f"{'wss' if request.secure else 'ws'}://{request.host}"
-    return RequestCommand(
-        address=(
-            f"{origin}/$hc/{listener.entity_path}"
-            f"?sb-hc-action=request&sb-hc-id={ident}"
-        ),
-        id=str(next(_request_ids)),
-        request_target=target,
-        method=request.method,
-        request_headers=headers,
-        body=has_body,
-        remote_endpoint=request.remote,
-    )
-
-
-def reply_head(
-    answer: RelayedReply, relay_host: str, path: str
-) -> tuple[int, str | None, Headers]:
-    """The status, reason and headers the sender gets for the listener's ``answer``.
-
-    Raises:
-        InvalidListenerResponse: the response head is too large to forward.
-    """
-    command = answer.command
-    too_big = oversized_head(command.response_headers)
-    if too_big is not None:
-        raise InvalidListenerResponse(f"the listener's response has {too_big}")
-    dropped: list[str] = []
-    headers = forwarded_response_headers(command.response_headers, relay_host, dropped)
-    if dropped:
-        log.warning("dropped response headers no HTTP message may carry on %s: %r", path, dropped)
-    return command.status_code, reason_phrase(command.status_description), headers
-
-
 async def respond(reply: SenderReply, answer: RelayedReply, relay_host: str, path: str) -> None:
     """The listener's reply to the sender: whole if it came inline, else streamed (chunked)."""
     status, reason, headers = reply_head(answer, relay_host, path)
@@ -561,11 +495,3 @@ async def _drained_ok(reply: RelayedReply) -> bool:
         log.info("event acknowledgement broke off: %s", exc)
         return False
     return True
-
-
-def time_out(pending: PendingRequest, timeout: float) -> None:
-    """The timer's end of a request its listener did not answer in time."""
-    pending.fail(ListenerTimeout(f"the listener did not answer within {timeout:g} s"))
-
-
-

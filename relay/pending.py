@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from hc.messages import RequestCommand, ResponseCommand
+from relay.chunks import no_chunks, one_chunk
 
 __all__ = ["PendingRequest", "RelayedReply", "RequestOwner"]
 
@@ -30,31 +30,37 @@ class RequestOwner(Protocol):
         """Stop waiting for ``pending``; a late answer is then dropped quietly."""
 
 
-async def _no_body() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
-
-
-async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    if data:
-        yield data
-
-
-@dataclass
 class RelayedReply:
     """A listener's answer: the response command and its body, streamed.
 
     ``inline`` is the whole body when it came on the control channel (the sender's
     response then goes out in one write), None when it streams from a rendezvous.
+    A plain class with slots, not a dataclass: one is made for every answer, and the
+    stream of an inline body only when someone asks for ``body``.
     """
 
-    command: ResponseCommand
-    body: AsyncIterator[bytes]
-    inline: bytes | None = None
+    __slots__ = ("_body", "command", "inline")
+
+    def __init__(
+        self, command: ResponseCommand, body: AsyncIterator[bytes] | None = None,
+        inline: bytes | None = None,
+    ) -> None:
+        self.command, self.inline = command, inline
+        self._body = body
+
+    def __repr__(self) -> str:
+        return f"<RelayedReply {self.command!r}{'' if self.inline is None else ' inline'}>"
+
+    @property
+    def body(self) -> AsyncIterator[bytes]:
+        """The body in chunks (an inline one as one chunk, made when first asked for)."""
+        if self._body is None:
+            self._body = one_chunk(self.inline or b"")
+        return self._body
 
     @classmethod
     def whole(cls, command: ResponseCommand, data: bytes) -> RelayedReply:
-        return cls(command, _one_chunk(data), data)
+        return cls(command, None, data)
 
 
 class PendingRequest:
@@ -184,7 +190,7 @@ class PendingRequest:
 
     def body_chunks(self) -> AsyncIterator[bytes]:
         if self.body is None:
-            return _no_body()
+            return no_chunks()
         if isinstance(self.body, bytes):
-            return _one_chunk(self.body)
+            return one_chunk(self.body)
         return self.body

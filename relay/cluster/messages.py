@@ -82,7 +82,7 @@ class AnswerStatus(enum.Enum):
 #: By value, looked up once per message (cheaper than calling the enum).
 _ASK_KINDS = {kind.value: kind for kind in AskKind}
 _STATUSES = {status.value: status for status in AnswerStatus}
-#: The rendezvous address as nodes write it (``relay.http_senders.request_command``,
+#: The rendezvous address as nodes write it (``relay.call_heads.request_command``,
 #: ``relay.ws_senders``): checked by one match; anything else the long way.
 _CANONICAL = re.compile(
     r"wss?://[A-Za-z0-9._-]+(?::[0-9]{1,5})?/\$hc/(?P<path>[^?#%\s]*)"

@@ -20,6 +20,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from hc.messages import Headers
+from relay.chunks import watched
 from relay.observe.stats import EntityStats
 from relay.sender_io import SenderReply, SenderRequest
 
@@ -37,7 +38,7 @@ class Answerer(Protocol):
     def listener(self) -> Any: ...
 
 
-class Recorder(Protocol):
+class CallRecorder(Protocol):
     """What a call tells when it ends (``relay.observe.observer.Observer``)."""
 
     body_limit: int
@@ -63,12 +64,12 @@ class Call:
     """A :class:`relay.sender_io.SenderReply` that notes what passes through it."""
 
     __slots__ = (
-        "answered_at", "body", "capture", "entity", "forwarded_at", "headers_out",
+        "_keep", "_kept", "answered_at", "body", "capture", "entity", "forwarded_at", "headers_out",
         "listener", "observer", "rendezvous", "reply", "request", "response_body",
         "response_bytes", "started", "status",
     )
 
-    def __init__(self, observer: Recorder, request: SenderRequest, reply: SenderReply) -> None:
+    def __init__(self, observer: CallRecorder, request: SenderRequest, reply: SenderReply) -> None:
         self.observer, self.request, self.reply = observer, request, reply
         self.started = perf_counter()
         self.forwarded_at = self.answered_at = 0.0
@@ -81,6 +82,8 @@ class Call:
         self.response_bytes = 0
         self.response_body: bytes | None = None
         self.headers_out: Headers = ()
+        self._keep = 0  # bytes of a streamed answer still to keep, and those kept
+        self._kept: list[bytes] | None = None
 
     # -- the relaying code's notes ---------------------------------------------------
 
@@ -122,19 +125,22 @@ class Call:
         if not self.answered_at:
             self.answered_at = perf_counter()
         self.status, self.headers_out = status, headers
-        await self.reply.stream(status, reason, headers, self._counted(chunks))
+        self._keep = self.observer.body_limit if self.capture or status >= 400 else 0
+        self._kept = []
+        await self.reply.stream(status, reason, headers, watched(chunks, self._count, self._ended))
 
-    async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        keep = self.observer.body_limit if self.capture or self.status >= 400 else 0
-        kept: list[bytes] = []
-        async for chunk in chunks:
-            self.response_bytes += len(chunk)
-            if keep > 0:
-                kept.append(chunk[:keep])
-                keep -= len(kept[-1])
-            yield chunk
-        if kept:
-            self.response_body = b"".join(kept)
+    def _count(self, chunk: bytes) -> None:
+        """A chunk of a streamed answer goes out: counted, and kept while ``_keep`` lasts."""
+        self.response_bytes += len(chunk)
+        kept = self._kept
+        if self._keep > 0 and kept is not None:
+            kept.append(chunk[: self._keep])
+            self._keep -= len(kept[-1])
+
+    def _ended(self) -> None:
+        """The streamed answer is all out: what was kept of it is the response body."""
+        if self._kept:
+            self.response_body = b"".join(self._kept)
 
     def abort(self) -> None:
         self.reply.abort()
