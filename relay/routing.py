@@ -14,7 +14,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from relay.exceptions import (
@@ -49,12 +48,26 @@ def normalize_path(path: str) -> str:
     return stripped
 
 
-@dataclass
 class EntityState(Generic[L]):
-    """An entity and the listeners connected to it right now."""
+    """An entity and the listeners connected to it right now.
 
-    config: EntityConfig
-    listeners: list[L] = field(default_factory=list)
+    Compared by value, as the dataclass it was (mypyc compiles no generic dataclass).
+    """
+
+    def __init__(self, config: EntityConfig, listeners: list[L] | None = None) -> None:
+        self.config = config
+        self.listeners: list[L] = [] if listeners is None else listeners
+
+    def __repr__(self) -> str:
+        return f"EntityState(config={self.config!r}, listeners={self.listeners!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, EntityState)
+        return (self.config, self.listeners) == (other.config, other.listeners)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value
 
     @property
     def path(self) -> str:
@@ -118,7 +131,11 @@ class EntityRegistry(Generic[L]):
 
     def resolve(self, path: str) -> tuple[EntityState[L], str] | None:
         """The entity whose path is the longest ``/``-bounded prefix of ``path``, and the rest."""
-        segments = path.strip("/").split("/")
+        stripped = path.strip("/")
+        state = self._entities.get(stripped)  # the whole path: the common case, no split
+        if state is not None:
+            return state, ""
+        segments = stripped.split("/")
         for end in range(len(segments), 0, -1):
             state = self._entities.get("/".join(segments[:end]))
             if state is not None:
@@ -169,12 +186,6 @@ class RandomIds:
 _SWEEP_EVERY = 1.0
 
 
-@dataclass
-class _Slot(Generic[V]):
-    value: V
-    expires: float
-
-
 class RendezvousTable(Generic[V]):
     """Single-use, expiring, unguessable ids for rendezvous and accept addresses.
 
@@ -191,7 +202,8 @@ class RendezvousTable(Generic[V]):
     ) -> None:
         self._ttl, self._clock = ttl, clock
         self._new_id = id_factory or RandomIds()
-        self._slots: dict[str, _Slot[V]] = {}
+        #: id -> (value, expiry): a tuple, not an object, as one is made per relayed request.
+        self._slots: dict[str, tuple[V, float]] = {}
         self._next_sweep = 0.0
 
     def __len__(self) -> int:
@@ -218,7 +230,7 @@ class RendezvousTable(Generic[V]):
         if now >= self._next_sweep:  # at most once a second: a sweep per put is O(n^2) in a burst
             self._next_sweep = now + _SWEEP_EVERY
             self.expire()
-        self._slots[ident] = _Slot(value, now + (self._ttl if ttl is None else ttl))
+        self._slots[ident] = (value, now + (self._ttl if ttl is None else ttl))
 
     def put_many(self, items: list[tuple[str, V]], ttl: float | None = None) -> None:
         """:meth:`put` for each ``(ident, value)`` of ``items`` (an event's subscribers)."""
@@ -228,7 +240,7 @@ class RendezvousTable(Generic[V]):
             self.expire()
         expires, slots = now + (self._ttl if ttl is None else ttl), self._slots
         for ident, value in items:
-            slots[ident] = _Slot(value, expires)
+            slots[ident] = (value, expires)
 
     def take(self, ident: str | None) -> V:
         """The value for ``ident``, removing it; raises ``BadRequest``/``RendezvousRejected``."""
@@ -237,16 +249,17 @@ class RendezvousTable(Generic[V]):
         slot = self._slots.pop(ident, None)
         if slot is None:
             raise RendezvousRejected("rendezvous id is unknown, expired or already used")
-        if slot.expires <= self._clock():
+        value, expires = slot
+        if expires <= self._clock():
             raise RendezvousRejected("rendezvous id has expired")
-        return slot.value
+        return value
 
     def discard(self, ident: str) -> None:
         self._slots.pop(ident, None)
 
     def expire(self) -> None:
         now = self._clock()
-        for ident in [i for i, s in self._slots.items() if s.expires <= now]:
+        for ident in [i for i, (_, expires) in self._slots.items() if expires <= now]:
             del self._slots[ident]
 
 
