@@ -164,7 +164,7 @@ class SasVerifier:
     def __init__(self, clock: Callable[[], float] = time.time, cache_size: int = 4096) -> None:
         self._clock = clock
         self._cache: OrderedDict[str, tuple[SasToken, KeyRule]] = OrderedDict()
-        self._grants: dict[tuple[str, Resource, Rights], tuple[Grant, KeyRule]] = {}
+        self._grants: dict[tuple[str, str, str, int], tuple[Grant, KeyRule]] = {}
         self._cache_size = cache_size
 
     def verify(
@@ -174,7 +174,9 @@ class SasVerifier:
 
         A token that cannot be parsed raises ``MalformedToken``.."""
         rules = tuple(rules)
-        key = (text, target, needed)
+        # Plain strings and an int: hashing the Resource and the Rights would be three
+        # Python calls (a dataclass's __hash__ and __eq__, an enum's __hash__) per request.
+        key = (text, target.host, target.path, needed._value_)
         known = self._grants.get(key)
         if known is not None and known[1] in rules and known[0].expiry > self._clock():
             return known[0]
