@@ -8,7 +8,10 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
   :meth:`SessionChannel.send` sends a one-way request or a reply;
 - each request received is handed to ``handler`` in a task of its own, at most
   ``max_calls_per_session`` at once (or, given an ``inline`` handler, run by it at once,
-  in the reader, one at a time: no task); one over that gets a ``ServerTooBusy`` fault, and a
+  in the reader, one at a time: no task; or, given an ``offload``, handed to it with no
+  task, its outcome coming back to :meth:`SessionChannel._finished` in the loop's thread:
+  a host's worker threads, :mod:`bindings.nettcp.workers`); one over that gets a
+  ``ServerTooBusy`` fault, and a
   peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
 - a request without ``MessageID`` closes the session with 1008; a message that is not
   a SOAP 1.2 envelope gets a fault (the session stays up); a reply for no call in
@@ -53,10 +56,11 @@ from bindings.nettcp.framing import (
     request_message,
 )
 from bindings.nettcp.peer_log import PeerLog, peer_log
+from bindings.nettcp.workers import Finish, Outcome
 from soap.addressing import new_message_id
 from soap.fault import FaultCode
 
-__all__ = ["ChannelState", "InlineHandler", "Link", "RequestHandler", "SessionChannel"]
+__all__ = ["ChannelState", "InlineHandler", "Link", "Offload", "RequestHandler", "SessionChannel"]
 
 log = logging.getLogger("bindings.nettcp")
 
@@ -64,6 +68,9 @@ log = logging.getLogger("bindings.nettcp")
 RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
 #: Called with each request received, in the loop's thread (``inline_calls``).
 InlineHandler = Callable[[ChannelMessage], bytes | None]
+#: ``offload(message, finish)`` runs a request elsewhere (a worker thread) and calls
+#: ``finish(message, outcome)`` in the loop's thread: the reply, None, or what it raised.
+Offload = Callable[[ChannelMessage, Finish], None]
 
 
 class Link(Protocol):
@@ -105,15 +112,17 @@ class SessionChannel:
             its sessions; by default the process's).
         inline: runs each request in the loop's thread instead of ``handler``
             (a host's ``inline_calls``).
+        offload: runs each request off the loop instead of ``handler``, with no task
+            (a host's worker threads).
     """
 
     def __init__(
         self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
         *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
-        inline: InlineHandler | None = None,
+        inline: InlineHandler | None = None, offload: Offload | None = None,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
-        self.inline = inline
+        self.inline, self.offload = inline, offload
         self.relayed: Link = link  # the session's own link: its end is the session's
         #: Messages sent and received per path ("relayed", "direct").
         self.sent: collections.Counter[str] = collections.Counter()
@@ -132,6 +141,8 @@ class SessionChannel:
         #: bounds (a task stays in ``_running`` while its reply is written, and a peer
         #: that got the reply may send its next call before the task has ended).
         self._serving = 0
+        self._offloaded = 0  # requests handed to ``offload`` whose outcome is not back
+        self._all_back: asyncio.Future[None] | None = None  # close() waits on it
         self._warned: collections.Counter[str] = collections.Counter()
         self._runner: asyncio.Task[None] | None = None
         self._ordered = ordered_replies
@@ -191,9 +202,16 @@ class SessionChannel:
         """Graceful: no new calls; those in flight (both ways) finish, at most ``timeout`` s."""
         if self.state is ChannelState.OPEN:
             self.state = ChannelState.CLOSING
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             work: list[asyncio.Future[Any]] = [*self._running, *self.pending.waiters()]
+            if self._offloaded:
+                self._all_back = loop.create_future()
+                work.append(self._all_back)
             if work:
                 await asyncio.wait(work, timeout=timeout)
+            if self._running and (left := deadline - loop.time()) > 0:
+                await asyncio.wait(self._running, timeout=left)  # replies still being written
         await self.abort(code, reason)
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
@@ -283,7 +301,8 @@ class SessionChannel:
         """Open and relayed, with no call in flight either way: nothing to do until the
         peer speaks (when a sync client's loop may be parked, ``bindings.nettcp.lane``)."""
         return (self.state is ChannelState.OPEN and self.link is self.relayed
-                and not self.pending and not self._running and not self._direct_readers)
+                and not self.pending and not self._running and not self._offloaded
+                and not self._direct_readers)
 
     def _time(self, waiter: asyncio.Future[ChannelMessage], message_id: str, limit: float,
               delay: float | None = None) -> None:
@@ -461,6 +480,14 @@ class SessionChannel:
             if reply is not None and not self._reply_nowait(reply):
                 await self._reply_quietly(reply)
             return
+        if self.offload is not None:
+            self._serving += 1
+            self._offloaded += 1
+            try:
+                self.offload(message, self._finished)
+            except Exception as exc:  # noqa: BLE001 - not run (workers shut down): a fault, as a failed call
+                self._finished(message, exc)
+            return
         self._serving += 1
         task = asyncio.get_running_loop().create_task(self._serve(message))
         self._running.add(task)
@@ -472,9 +499,23 @@ class SessionChannel:
         except Exception:  # noqa: BLE001 - logged with its traceback, answered with a fault
             return self._internal_error(message)
 
-    def _internal_error(self, message: ChannelMessage) -> bytes:
+    def _finished(self, message: ChannelMessage, outcome: Outcome) -> None:
+        """An offloaded request's outcome, in the loop's thread: its reply is queued
+        (with no await when the link takes it now)."""
+        self._serving -= 1  # the call is over for the bound before its reply leaves
+        self._offloaded -= 1
+        reply = self._internal_error(message, outcome) if isinstance(outcome, Exception) else outcome
+        if reply is not None and not self._reply_nowait(reply):
+            task = asyncio.get_running_loop().create_task(self._reply_quietly(reply))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if not self._offloaded and self._all_back is not None and not self._all_back.done():
+            self._all_back.set_result(None)
+
+    def _internal_error(self, message: ChannelMessage, error: Exception | None = None) -> bytes:
         tracking = uuid.uuid4().hex
-        log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
+        log.error("session %s: a call failed TrackingId:%s", self.name, tracking,
+                  exc_info=error if error is not None else True)
         return fault_message(f"Internal server error TrackingId:{tracking}",
                              message.headers.message_id, code=FaultCode.SERVER)
 
