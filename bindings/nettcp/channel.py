@@ -38,8 +38,8 @@ import collections
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, cast
 
 from bindings.nettcp.binding import NetTcpRelayBinding
 from bindings.nettcp.calls import FloodGuard, PendingCalls, TooManyCalls
@@ -64,6 +64,9 @@ __all__ = ["ChannelState", "InlineHandler", "Link", "Offload", "RequestHandler",
 
 log = logging.getLogger("bindings.nettcp")
 
+#: Messages read while an earlier one is still awaited (a write waiting for room, a
+#: fault) before reading pauses (the link's own queue's bound, ``hc.asyncio.connection``).
+BACKLOG = 16
 #: Awaited with each request received; returns the reply's bytes, or None (one-way).
 RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
 #: Called with each request received, in the loop's thread (``inline_calls``).
@@ -87,6 +90,14 @@ class Link(Protocol):
 
     @property
     def close_reason(self) -> str: ...
+
+
+class _Pausing(Protocol):
+    """A link read by its callback (``deliver``) can pause its reading."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
 
 
 class ChannelState(enum.Enum):
@@ -145,6 +156,12 @@ class SessionChannel:
         self._all_back: asyncio.Future[None] | None = None  # close() waits on it
         self._warned: collections.Counter[str] = collections.Counter()
         self._runner: asyncio.Task[None] | None = None
+        # Reading by the link's callback: the end of reading, the messages waiting for an
+        # earlier one's await (None: none is awaited) and the task that awaits it.
+        self._read_end: asyncio.Future[None]
+        self._backlog: collections.deque[str | bytes | None] | None = None
+        self._catching: asyncio.Task[None] | None = None
+        self._paused = False
         self._ordered = ordered_replies
         self.warnings = warnings
 
@@ -164,9 +181,13 @@ class SessionChannel:
         if self.binding.keepalive_interval > 0:
             keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
         try:
-            while (message := await self.relayed.receive()) is not None:
-                self.received["relayed"] += 1
-                await self._on_message(message)
+            deliver = getattr(self.relayed, "deliver", None)
+            if deliver is not None:
+                await self._read_delivered(deliver)
+            else:
+                while (message := await self.relayed.receive()) is not None:
+                    self.received["relayed"] += 1
+                    await self._on_message(message)
             code = self.relayed.close_code or CloseCode.NORMAL
             self._end(SessionClosed(int(code), self.relayed.close_reason))
         finally:
@@ -174,6 +195,59 @@ class SessionChannel:
                 keepalive.cancel()
             self._end(SessionClosed(1006, "the connection dropped"))
             await self._stop_direct()
+
+    async def _read_delivered(self, deliver: Callable[[Callable[[str | bytes | None], None]], None]) -> None:
+        """Read the relayed link by its callback (``HybridConnectionStream.deliver``): each
+        message handled as it is read, with no reader-task step; until the link ends."""
+        self._read_end = asyncio.get_running_loop().create_future()
+        deliver(self._delivered)
+        await self._read_end
+
+    def _delivered(self, data: str | bytes | None) -> None:
+        """One message of the relayed link (None: it ended), in the loop's thread.  What
+        it leaves to await is awaited in a task, and the messages read meanwhile wait for
+        it in order (:meth:`_catch_up`); reading pauses while ``BACKLOG`` of them wait."""
+        if self._backlog is not None:
+            self._backlog.append(data)
+            if len(self._backlog) >= BACKLOG and not self._paused:
+                self._paused = True
+                cast(_Pausing, self.relayed).pause_reading()
+            return
+        if data is None:
+            if not self._read_end.done():
+                self._read_end.set_result(None)
+            return
+        self.received["relayed"] += 1
+        try:
+            left = self._dispatch(data)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: the session ends with it, as with a reader task
+            self._backlog = collections.deque()
+            if not self._read_end.done():
+                self._read_end.set_exception(exc)
+            return
+        if left is not None:
+            self._backlog = collections.deque()
+            self._catching = asyncio.get_running_loop().create_task(self._catch_up(left))
+
+    async def _catch_up(self, left: Coroutine[Any, Any, None]) -> None:
+        """Await ``left``, then handle the messages read meanwhile as a reader task would."""
+        try:
+            await left
+            while self._backlog:
+                data = self._backlog.popleft()
+                if data is None:
+                    self._read_end.set_result(None)
+                    return
+                self.received["relayed"] += 1
+                await self._on_message(data)
+        except BaseException as exc:
+            if not self._read_end.done():
+                self._read_end.set_exception(exc)
+            raise
+        self._backlog = None
+        if self._paused:
+            self._paused = False
+            cast(_Pausing, self.relayed).resume_reading()
 
     def _end(self, why: SessionClosed) -> None:
         """CLOSED: every call in flight fails at once with ``why``."""
@@ -420,27 +494,33 @@ class SessionChannel:
     # -- messages in -----------------------------------------------------------------
 
     async def _on_message(self, data: str | bytes) -> None:
+        left = self._dispatch(data)
+        if left is not None:
+            await left
+
+    def _dispatch(self, data: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """Handle one message as far as it goes with no await; what is left to await
+        (a write that must wait for room, a fault, the session's end), if anything."""
         try:
             message = parse_message(data, self.binding.reader_quotas,
                                     self.binding.max_received_message_size)
         except MalformedMessage as exc:
             self._warn("malformed", "session %s: a malformed message: %s", self.name, exc)
-            await self._reply_quietly(fault_message(f"Malformed message: {exc}", None))
-            return
+            return self._reply_quietly(fault_message(f"Malformed message: {exc}", None))
         if message.kind is MessageKind.REPLY:
             if self._ordered and self._running:
                 earlier = set(self._running)
                 asyncio.get_running_loop().create_task(self._settle_after(earlier, message))
             else:
                 self._settle(message)
-        elif message.headers.message_id is None:
+            return None
+        if message.headers.message_id is None:
             self._warn("no-message-id", "session %s: a request without wsa:MessageID", self.name)
-            await self.abort(CloseCode.POLICY, "a request without wsa:MessageID")
-        elif message.headers.action == KEEPALIVE_ACTION:
-            await self._reply_quietly(
+            return self.abort(CloseCode.POLICY, "a request without wsa:MessageID")
+        if message.headers.action == KEEPALIVE_ACTION:
+            return self._reply_soon(
                 reply_message(KEEPALIVE_ACTION + "Response", message.headers.message_id))
-        else:
-            await self._take(message)
+        return self._take(message)
 
     async def _settle_after(self, earlier: set[asyncio.Task[None]], message: ChannelMessage) -> None:
         await asyncio.wait(earlier)
@@ -456,30 +536,26 @@ class SessionChannel:
         elif not waiter.done():
             waiter.set_result(message)
 
-    async def _take(self, message: ChannelMessage) -> None:
+    def _take(self, message: ChannelMessage) -> Coroutine[Any, Any, None] | None:
+        """A request: run, handed on, or refused; what is left to await (as :meth:`_dispatch`)."""
         relates_to = message.headers.message_id
         if self.state is not ChannelState.OPEN:
-            await self._reply_quietly(fault_message(
+            return self._reply_quietly(fault_message(
                 "The session is closing; open a new one", relates_to,
                 code=FaultCode.SERVER, subcode="SessionClosing"))
-            return
         if self._serving >= self.binding.max_calls_per_session:
             if self.flood.refuse():
                 self._warn("flood", "session %s: flooded with calls; closing", self.name)
-                await self.abort(CloseCode.POLICY, "too many calls refused in a row (flood)")
-                return
+                return self.abort(CloseCode.POLICY, "too many calls refused in a row (flood)")
             self._warn("busy", "session %s: a call over the limit of %d refused", self.name,
                        self.binding.max_calls_per_session)
             reason = str(TooManyCalls(self.binding.max_calls_per_session))
-            await self._reply_quietly(fault_message(
+            return self._reply_quietly(fault_message(
                 reason, relates_to, code=FaultCode.SERVER, subcode="ServerTooBusy"))
-            return
         self.flood.accepted()
         if self.inline is not None:
             reply = self._run_inline(self.inline, message)
-            if reply is not None and not self._reply_nowait(reply):
-                await self._reply_quietly(reply)
-            return
+            return None if reply is None else self._reply_soon(reply)
         if self.offload is not None:
             self._serving += 1
             self._offloaded += 1
@@ -487,11 +563,12 @@ class SessionChannel:
                 self.offload(message, self._finished)
             except Exception as exc:  # noqa: BLE001 - not run (workers shut down): a fault, as a failed call
                 self._finished(message, exc)
-            return
+            return None
         self._serving += 1
         task = asyncio.get_running_loop().create_task(self._serve(message))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        return None
 
     def _run_inline(self, inline: InlineHandler, message: ChannelMessage) -> bytes | None:
         try:
@@ -537,6 +614,10 @@ class SessionChannel:
             return self._write_nowait(data)
         except SessionClosed:
             return True
+
+    def _reply_soon(self, data: bytes) -> Coroutine[Any, Any, None] | None:
+        """Queue ``data`` with no await if the link takes it now; else what sends it."""
+        return None if self._reply_nowait(data) else self._reply_quietly(data)
 
     async def _reply_quietly(self, data: bytes) -> None:
         """Send, unless the session ended meanwhile (the reply has nobody to go to)."""
