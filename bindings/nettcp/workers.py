@@ -63,6 +63,11 @@ class Workers(Executor):
     def __repr__(self) -> str:
         return f"<Workers threads={len(self._threads)} idle={self._idle} queued={self._queued}>"
 
+    @property
+    def threads(self) -> int:
+        """Threads started so far (at most ``max_workers``)."""
+        return len(self._threads)
+
     def run_soon(self, job: Callable[[], object]) -> None:
         """Run ``job()`` in a worker thread (its outcome is its own business).
 

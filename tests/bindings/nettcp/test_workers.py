@@ -136,7 +136,7 @@ def test_workers_start_threads_as_needed_up_to_their_bound_and_run_queued_jobs_a
     for n in range(5):
         pool.run_soon(lambda n=n: job(n))
     assert started.acquire(timeout=5) and started.acquire(timeout=5)
-    assert len(pool._threads) == 2  # two jobs wait: no third thread
+    assert pool.threads == 2  # two jobs wait: no third thread
     gate.set()
     pool.shutdown()  # waits: the queued jobs run first
     assert sorted(done) == [0, 1, 2, 3, 4]
