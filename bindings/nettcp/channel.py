@@ -385,10 +385,9 @@ class SessionChannel:
             limit if delay is None else delay, _time_out, waiter, message_id, limit)
         waiter.add_done_callback(lambda _: self._done(message_id, timer))
 
-    def _write_nowait(self, data: bytes, *, now: bool = False) -> bool:
+    def _write_nowait(self, data: bytes) -> bool:
         """Send on the relayed link with no await if it can take it now; False: nothing
-        sent (a direct link, or the relayed link's buffer is over its mark).  ``now``:
-        to the transport at once, not at the end of the loop step.
+        sent (a direct link, or the relayed link's buffer is over its mark).
 
         Raises:
             SessionClosed: the link is closed (the session ends).
@@ -398,7 +397,7 @@ class SessionChannel:
         if link is not self.relayed or write_nowait is None:
             return False
         try:
-            written: bool = write_nowait(data, now=True) if now else write_nowait(data)
+            written: bool = write_nowait(data)
         except (ConnectionError, OSError) as exc:
             self._end(SessionClosed(self.relayed.close_code or 1006,
                                     str(exc) or "the connection dropped"))
@@ -583,7 +582,7 @@ class SessionChannel:
         self._serving -= 1  # the call is over for the bound before its reply leaves
         self._offloaded -= 1
         reply = self._internal_error(message, outcome) if isinstance(outcome, Exception) else outcome
-        if reply is not None and not self._reply_nowait(reply, now=True):
+        if reply is not None and not self._reply_nowait(reply):
             task = asyncio.get_running_loop().create_task(self._reply_quietly(reply))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -607,12 +606,12 @@ class SessionChannel:
         if reply is not None:
             await self._reply_quietly(reply)
 
-    def _reply_nowait(self, data: bytes, *, now: bool = False) -> bool:
+    def _reply_nowait(self, data: bytes) -> bool:
         """:meth:`_reply_quietly` with no await when the link takes it now; False: not sent."""
         if self.state is ChannelState.CLOSED:
             return True
         try:
-            return self._write_nowait(data, now=now)
+            return self._write_nowait(data)
         except SessionClosed:
             return True
 

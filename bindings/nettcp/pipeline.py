@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from spyne import Application
@@ -26,7 +26,6 @@ from bindings.handler import RelayedRequest, iter_bytes
 from bindings.nettcp.binding import NetTcpRelayBinding
 from bindings.nettcp.framing import SOAP12, ChannelMessage, fault_message
 from bindings.nettcp.session import SESSION_KEY, ServiceSession
-from bindings.nettcp.workers import Workers
 from bindings.spyne_host import SpyneRelayApp
 from bindings.wsgi_environ import build_environ
 from bindings.wsgi_host import ENVELOPE_KEY
@@ -75,7 +74,8 @@ class SessionPipeline:
             stage = security_stage(binding.security, message_security)
         self.relay_app = SpyneRelayApp(app, binding, stage, oneway_executor=_Inline())
         self.address = address
-        self.executor = Workers(max(1, binding.max_concurrent_calls), "nettcp-call")
+        self.executor = ThreadPoolExecutor(max(1, binding.max_concurrent_calls),
+                                           thread_name_prefix="nettcp-call")
         request = RelayedRequest(
             "POST", "/" + address.entity_path,
             (("Content-Type", f"{SOAP12.content_type}; charset=utf-8"),),

@@ -355,10 +355,6 @@ class WebSocketProtocol(asyncio.Protocol):
             self._flush_due = True
             self._loop.call_soon(self._due_flush)
 
-    def flush_now(self) -> None:
-        """Write what was sent so far at once, not at the end of this loop step."""
-        self._flush()
-
     def _due_flush(self) -> None:
         self._flush_due = False
         self._flush()

@@ -150,11 +150,10 @@ class HybridConnectionStream:
             self._protocol.send(lambda: endpoint.send_binary(bytes(data)))
         await self._protocol.drain()
 
-    def write_nowait(self, data: bytes, *, now: bool = False) -> bool:
+    def write_nowait(self, data: bytes) -> bool:
         """Send one binary message now, with no await, unless the transport's write buffer
         is over its high-water mark (False: nothing sent; :meth:`write` waits for room).
-        It leaves at the end of this loop step, with whatever else is sent in it, or
-        ``now``: to the transport at once (an answer with nothing to wait for).
+        It leaves at the end of this loop step, with whatever else is sent in it.
 
         Raises:
             ConnectionResetError: the stream is closed.
@@ -163,8 +162,6 @@ class HybridConnectionStream:
             return False
         endpoint = self._endpoint
         self._protocol.send(lambda: endpoint.send_binary(data))
-        if now:
-            self._protocol.flush_now()
         return True
 
     def lane(self) -> StreamLane | None:

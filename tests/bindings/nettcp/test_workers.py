@@ -1,28 +1,17 @@
-"""Workers and SessionCalls: a session's requests in worker threads, outcomes back in the loop's thread."""
+"""SessionCalls: a session's requests in worker threads, outcomes back in the loop's thread."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import threading
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from bindings.nettcp.framing import ChannelMessage, parse_message, request_message
-from bindings.nettcp.workers import Outcome, SessionCalls, Workers
+from bindings.nettcp.workers import Outcome, SessionCalls
 from soap.quotas import ReaderQuotas
-
-
-@contextlib.contextmanager
-def _workers(threads: int) -> Iterator[Workers]:
-    pool = Workers(threads)
-    try:
-        yield pool
-    finally:
-        pool.shutdown()
 
 
 def _message(n: int) -> ChannelMessage:
@@ -61,7 +50,7 @@ async def test_serial_calls_run_one_at_a_time_in_the_order_they_came() -> None:
             running -= 1
         return b"reply"
 
-    with _workers(4) as pool:
+    with ThreadPoolExecutor(4) as pool:
         calls = SessionCalls(pool, run, asyncio.get_running_loop(), serial=True)
         seen = await _outcomes(calls, [_message(n) for n in range(50)])
     expected = [f"urn:uuid:{n}" for n in range(50)]
@@ -76,7 +65,7 @@ async def test_concurrent_calls_run_at_once() -> None:
         both.wait()  # only returns once two calls run together
         return b"r"
 
-    with _workers(2) as pool:
+    with ThreadPoolExecutor(2) as pool:
         calls = SessionCalls(pool, run, asyncio.get_running_loop(), serial=False)
         seen = await _outcomes(calls, [_message(1), _message(2)])
     assert sorted(m for m, _ in seen) == ["urn:uuid:1", "urn:uuid:2"]
@@ -89,7 +78,7 @@ async def test_one_way_and_failed_calls_come_back_as_none_and_the_exception(seri
             return None
         raise KeyError("the service's bug")
 
-    with _workers(2) as pool:
+    with ThreadPoolExecutor(2) as pool:
         calls = SessionCalls(pool, run, asyncio.get_running_loop(), serial=serial)
         seen = dict(await _outcomes(calls, [_message(1), _message(2)]))
     assert seen["urn:uuid:1"] is None
@@ -105,14 +94,14 @@ def test_a_call_ending_after_its_loop_closed_is_dropped_quietly() -> None:
         ran.set()
         return b"late"
 
-    with _workers(1) as pool:
+    with ThreadPoolExecutor(1) as pool:
         calls = SessionCalls(pool, run, loop, serial=True)
         calls.submit(_message(1), lambda *_: pytest.fail("finish called on a closed loop"))
     assert ran.is_set()
 
 
 def test_a_shut_down_pool_refuses_and_the_queue_starts_again() -> None:
-    pool = Workers(1)
+    pool = ThreadPoolExecutor(1)
     pool.shutdown()
     calls = SessionCalls(pool, lambda m: b"", asyncio.new_event_loop(), serial=True)
     finish: Any = lambda *_: None
@@ -121,33 +110,3 @@ def test_a_shut_down_pool_refuses_and_the_queue_starts_again() -> None:
     with pytest.raises(RuntimeError):  # not stuck "draining": it tries the pool again
         calls.submit(_message(2), finish)
     calls.loop.close()
-
-
-def test_workers_start_threads_as_needed_up_to_their_bound_and_run_queued_jobs_at_shutdown() -> None:
-    pool = Workers(2)
-    gate, started = threading.Event(), threading.Semaphore(0)
-    done: list[int] = []
-
-    def job(n: int) -> None:
-        started.release()
-        gate.wait(5)
-        done.append(n)
-
-    for n in range(5):
-        pool.run_soon(lambda n=n: job(n))
-    assert started.acquire(timeout=5) and started.acquire(timeout=5)
-    assert pool.threads == 2  # two jobs wait: no third thread
-    gate.set()
-    pool.shutdown()  # waits: the queued jobs run first
-    assert sorted(done) == [0, 1, 2, 3, 4]
-    with pytest.raises(RuntimeError):
-        pool.run_soon(lambda: None)
-
-
-def test_a_failing_job_is_logged_and_its_thread_goes_on(caplog: pytest.LogCaptureFixture) -> None:
-    with _workers(1) as pool, caplog.at_level(logging.ERROR, "bindings.nettcp"):
-        pool.run_soon(lambda: 1 / 0)
-        assert pool.submit(lambda x: x * 2, 21).result(5) == 42
-        failed = pool.submit(lambda: 1 / 0)
-        assert isinstance(failed.exception(5), ZeroDivisionError)
-    assert "a job of worker failed" in caplog.text
