@@ -8,7 +8,10 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
   :meth:`SessionChannel.send` sends a one-way request or a reply;
 - each request received is handed to ``handler`` in a task of its own, at most
   ``max_calls_per_session`` at once (or, given an ``inline`` handler, run by it at once,
-  in the reader, one at a time: no task); one over that gets a ``ServerTooBusy`` fault, and a
+  in the reader, one at a time: no task; or, given an ``offload``, handed to it with no
+  task, its outcome coming back to :meth:`SessionChannel._finished` in the loop's thread:
+  a host's worker threads, :mod:`bindings.nettcp.workers`); one over that gets a
+  ``ServerTooBusy`` fault, and a
   peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
 - a request without ``MessageID`` closes the session with 1008; a message that is not
   a SOAP 1.2 envelope gets a fault (the session stays up); a reply for no call in
@@ -35,8 +38,8 @@ import collections
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, cast
 
 from bindings.nettcp.binding import NetTcpRelayBinding
 from bindings.nettcp.calls import FloodGuard, PendingCalls, TooManyCalls
@@ -53,17 +56,24 @@ from bindings.nettcp.framing import (
     request_message,
 )
 from bindings.nettcp.peer_log import PeerLog, peer_log
+from bindings.nettcp.workers import Finish, Outcome
 from soap.addressing import new_message_id
 from soap.fault import FaultCode
 
-__all__ = ["ChannelState", "InlineHandler", "Link", "RequestHandler", "SessionChannel"]
+__all__ = ["ChannelState", "InlineHandler", "Link", "Offload", "RequestHandler", "SessionChannel"]
 
 log = logging.getLogger("bindings.nettcp")
 
+#: Messages read while an earlier one is still awaited (a write waiting for room, a
+#: fault) before reading pauses (the link's own queue's bound, ``hc.asyncio.connection``).
+BACKLOG = 16
 #: Awaited with each request received; returns the reply's bytes, or None (one-way).
 RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
 #: Called with each request received, in the loop's thread (``inline_calls``).
 InlineHandler = Callable[[ChannelMessage], bytes | None]
+#: ``offload(message, finish)`` runs a request elsewhere (a worker thread) and calls
+#: ``finish(message, outcome)`` in the loop's thread: the reply, None, or what it raised.
+Offload = Callable[[ChannelMessage, Finish], None]
 
 
 class Link(Protocol):
@@ -80,6 +90,14 @@ class Link(Protocol):
 
     @property
     def close_reason(self) -> str: ...
+
+
+class _Pausing(Protocol):
+    """A link read by its callback (``deliver``) can pause its reading."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
 
 
 class ChannelState(enum.Enum):
@@ -105,15 +123,17 @@ class SessionChannel:
             its sessions; by default the process's).
         inline: runs each request in the loop's thread instead of ``handler``
             (a host's ``inline_calls``).
+        offload: runs each request off the loop instead of ``handler``, with no task
+            (a host's worker threads).
     """
 
     def __init__(
         self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
         *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
-        inline: InlineHandler | None = None,
+        inline: InlineHandler | None = None, offload: Offload | None = None,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
-        self.inline = inline
+        self.inline, self.offload = inline, offload
         self.relayed: Link = link  # the session's own link: its end is the session's
         #: Messages sent and received per path ("relayed", "direct").
         self.sent: collections.Counter[str] = collections.Counter()
@@ -132,8 +152,16 @@ class SessionChannel:
         #: bounds (a task stays in ``_running`` while its reply is written, and a peer
         #: that got the reply may send its next call before the task has ended).
         self._serving = 0
+        self._offloaded = 0  # requests handed to ``offload`` whose outcome is not back
+        self._all_back: asyncio.Future[None] | None = None  # close() waits on it
         self._warned: collections.Counter[str] = collections.Counter()
         self._runner: asyncio.Task[None] | None = None
+        # Reading by the link's callback: the end of reading, the messages waiting for an
+        # earlier one's await (None: none is awaited) and the task that awaits it.
+        self._read_end: asyncio.Future[None]
+        self._backlog: collections.deque[str | bytes | None] | None = None
+        self._catching: asyncio.Task[None] | None = None
+        self._paused = False
         self._ordered = ordered_replies
         self.warnings = warnings
 
@@ -153,9 +181,13 @@ class SessionChannel:
         if self.binding.keepalive_interval > 0:
             keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
         try:
-            while (message := await self.relayed.receive()) is not None:
-                self.received["relayed"] += 1
-                await self._on_message(message)
+            deliver = getattr(self.relayed, "deliver", None)
+            if deliver is not None:
+                await self._read_delivered(deliver)
+            else:
+                while (message := await self.relayed.receive()) is not None:
+                    self.received["relayed"] += 1
+                    await self._on_message(message)
             code = self.relayed.close_code or CloseCode.NORMAL
             self._end(SessionClosed(int(code), self.relayed.close_reason))
         finally:
@@ -163,6 +195,59 @@ class SessionChannel:
                 keepalive.cancel()
             self._end(SessionClosed(1006, "the connection dropped"))
             await self._stop_direct()
+
+    async def _read_delivered(self, deliver: Callable[[Callable[[str | bytes | None], None]], None]) -> None:
+        """Read the relayed link by its callback (``HybridConnectionStream.deliver``): each
+        message handled as it is read, with no reader-task step; until the link ends."""
+        self._read_end = asyncio.get_running_loop().create_future()
+        deliver(self._delivered)
+        await self._read_end
+
+    def _delivered(self, data: str | bytes | None) -> None:
+        """One message of the relayed link (None: it ended), in the loop's thread.  What
+        it leaves to await is awaited in a task, and the messages read meanwhile wait for
+        it in order (:meth:`_catch_up`); reading pauses while ``BACKLOG`` of them wait."""
+        if self._backlog is not None:
+            self._backlog.append(data)
+            if len(self._backlog) >= BACKLOG and not self._paused:
+                self._paused = True
+                cast(_Pausing, self.relayed).pause_reading()
+            return
+        if data is None:
+            if not self._read_end.done():
+                self._read_end.set_result(None)
+            return
+        self.received["relayed"] += 1
+        try:
+            left = self._dispatch(data)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: the session ends with it, as with a reader task
+            self._backlog = collections.deque()
+            if not self._read_end.done():
+                self._read_end.set_exception(exc)
+            return
+        if left is not None:
+            self._backlog = collections.deque()
+            self._catching = asyncio.get_running_loop().create_task(self._catch_up(left))
+
+    async def _catch_up(self, left: Coroutine[Any, Any, None]) -> None:
+        """Await ``left``, then handle the messages read meanwhile as a reader task would."""
+        try:
+            await left
+            while self._backlog:
+                data = self._backlog.popleft()
+                if data is None:
+                    self._read_end.set_result(None)
+                    return
+                self.received["relayed"] += 1
+                await self._on_message(data)
+        except BaseException as exc:
+            if not self._read_end.done():
+                self._read_end.set_exception(exc)
+            raise
+        self._backlog = None
+        if self._paused:
+            self._paused = False
+            cast(_Pausing, self.relayed).resume_reading()
 
     def _end(self, why: SessionClosed) -> None:
         """CLOSED: every call in flight fails at once with ``why``."""
@@ -191,9 +276,16 @@ class SessionChannel:
         """Graceful: no new calls; those in flight (both ways) finish, at most ``timeout`` s."""
         if self.state is ChannelState.OPEN:
             self.state = ChannelState.CLOSING
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             work: list[asyncio.Future[Any]] = [*self._running, *self.pending.waiters()]
+            if self._offloaded:
+                self._all_back = loop.create_future()
+                work.append(self._all_back)
             if work:
                 await asyncio.wait(work, timeout=timeout)
+            if self._running and (left := deadline - loop.time()) > 0:
+                await asyncio.wait(self._running, timeout=left)  # replies still being written
         await self.abort(code, reason)
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
@@ -283,7 +375,8 @@ class SessionChannel:
         """Open and relayed, with no call in flight either way: nothing to do until the
         peer speaks (when a sync client's loop may be parked, ``bindings.nettcp.lane``)."""
         return (self.state is ChannelState.OPEN and self.link is self.relayed
-                and not self.pending and not self._running and not self._direct_readers)
+                and not self.pending and not self._running and not self._offloaded
+                and not self._direct_readers)
 
     def _time(self, waiter: asyncio.Future[ChannelMessage], message_id: str, limit: float,
               delay: float | None = None) -> None:
@@ -401,27 +494,33 @@ class SessionChannel:
     # -- messages in -----------------------------------------------------------------
 
     async def _on_message(self, data: str | bytes) -> None:
+        left = self._dispatch(data)
+        if left is not None:
+            await left
+
+    def _dispatch(self, data: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """Handle one message as far as it goes with no await; what is left to await
+        (a write that must wait for room, a fault, the session's end), if anything."""
         try:
             message = parse_message(data, self.binding.reader_quotas,
                                     self.binding.max_received_message_size)
         except MalformedMessage as exc:
             self._warn("malformed", "session %s: a malformed message: %s", self.name, exc)
-            await self._reply_quietly(fault_message(f"Malformed message: {exc}", None))
-            return
+            return self._reply_quietly(fault_message(f"Malformed message: {exc}", None))
         if message.kind is MessageKind.REPLY:
             if self._ordered and self._running:
                 earlier = set(self._running)
                 asyncio.get_running_loop().create_task(self._settle_after(earlier, message))
             else:
                 self._settle(message)
-        elif message.headers.message_id is None:
+            return None
+        if message.headers.message_id is None:
             self._warn("no-message-id", "session %s: a request without wsa:MessageID", self.name)
-            await self.abort(CloseCode.POLICY, "a request without wsa:MessageID")
-        elif message.headers.action == KEEPALIVE_ACTION:
-            await self._reply_quietly(
+            return self.abort(CloseCode.POLICY, "a request without wsa:MessageID")
+        if message.headers.action == KEEPALIVE_ACTION:
+            return self._reply_soon(
                 reply_message(KEEPALIVE_ACTION + "Response", message.headers.message_id))
-        else:
-            await self._take(message)
+        return self._take(message)
 
     async def _settle_after(self, earlier: set[asyncio.Task[None]], message: ChannelMessage) -> None:
         await asyncio.wait(earlier)
@@ -437,34 +536,39 @@ class SessionChannel:
         elif not waiter.done():
             waiter.set_result(message)
 
-    async def _take(self, message: ChannelMessage) -> None:
+    def _take(self, message: ChannelMessage) -> Coroutine[Any, Any, None] | None:
+        """A request: run, handed on, or refused; what is left to await (as :meth:`_dispatch`)."""
         relates_to = message.headers.message_id
         if self.state is not ChannelState.OPEN:
-            await self._reply_quietly(fault_message(
+            return self._reply_quietly(fault_message(
                 "The session is closing; open a new one", relates_to,
                 code=FaultCode.SERVER, subcode="SessionClosing"))
-            return
         if self._serving >= self.binding.max_calls_per_session:
             if self.flood.refuse():
                 self._warn("flood", "session %s: flooded with calls; closing", self.name)
-                await self.abort(CloseCode.POLICY, "too many calls refused in a row (flood)")
-                return
+                return self.abort(CloseCode.POLICY, "too many calls refused in a row (flood)")
             self._warn("busy", "session %s: a call over the limit of %d refused", self.name,
                        self.binding.max_calls_per_session)
             reason = str(TooManyCalls(self.binding.max_calls_per_session))
-            await self._reply_quietly(fault_message(
+            return self._reply_quietly(fault_message(
                 reason, relates_to, code=FaultCode.SERVER, subcode="ServerTooBusy"))
-            return
         self.flood.accepted()
         if self.inline is not None:
             reply = self._run_inline(self.inline, message)
-            if reply is not None and not self._reply_nowait(reply):
-                await self._reply_quietly(reply)
-            return
+            return None if reply is None else self._reply_soon(reply)
+        if self.offload is not None:
+            self._serving += 1
+            self._offloaded += 1
+            try:
+                self.offload(message, self._finished)
+            except Exception as exc:  # noqa: BLE001 - not run (workers shut down): a fault, as a failed call
+                self._finished(message, exc)
+            return None
         self._serving += 1
         task = asyncio.get_running_loop().create_task(self._serve(message))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        return None
 
     def _run_inline(self, inline: InlineHandler, message: ChannelMessage) -> bytes | None:
         try:
@@ -472,9 +576,23 @@ class SessionChannel:
         except Exception:  # noqa: BLE001 - logged with its traceback, answered with a fault
             return self._internal_error(message)
 
-    def _internal_error(self, message: ChannelMessage) -> bytes:
+    def _finished(self, message: ChannelMessage, outcome: Outcome) -> None:
+        """An offloaded request's outcome, in the loop's thread: its reply is queued
+        (with no await when the link takes it now)."""
+        self._serving -= 1  # the call is over for the bound before its reply leaves
+        self._offloaded -= 1
+        reply = self._internal_error(message, outcome) if isinstance(outcome, Exception) else outcome
+        if reply is not None and not self._reply_nowait(reply):
+            task = asyncio.get_running_loop().create_task(self._reply_quietly(reply))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if not self._offloaded and self._all_back is not None and not self._all_back.done():
+            self._all_back.set_result(None)
+
+    def _internal_error(self, message: ChannelMessage, error: Exception | None = None) -> bytes:
         tracking = uuid.uuid4().hex
-        log.exception("session %s: a call failed TrackingId:%s", self.name, tracking)
+        log.error("session %s: a call failed TrackingId:%s", self.name, tracking,
+                  exc_info=error if error is not None else True)
         return fault_message(f"Internal server error TrackingId:{tracking}",
                              message.headers.message_id, code=FaultCode.SERVER)
 
@@ -496,6 +614,10 @@ class SessionChannel:
             return self._write_nowait(data)
         except SessionClosed:
             return True
+
+    def _reply_soon(self, data: bytes) -> Coroutine[Any, Any, None] | None:
+        """Queue ``data`` with no await if the link takes it now; else what sends it."""
+        return None if self._reply_nowait(data) else self._reply_quietly(data)
 
     async def _reply_quietly(self, data: bytes) -> None:
         """Send, unless the session ended meanwhile (the reply has nobody to go to)."""

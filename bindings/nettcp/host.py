@@ -11,7 +11,8 @@ the WSDL fetch among them, are still served by the host's HTTP handler):
   when it ends, however it ends;
 - its calls run through :class:`~bindings.nettcp.pipeline.SessionPipeline` in worker
   threads, one at a time and in order (``ConcurrencyMode.SINGLE``) or at once
-  (``MULTIPLE``); with ``inline_calls`` in the event loop's thread, one at a time;
+  (``MULTIPLE``), handed over with no task (:class:`~bindings.nettcp.workers.SessionCalls`);
+  with ``inline_calls`` in the event loop's thread, one at a time;
 - in Hybrid mode (``connection_mode=HYBRID``) a :class:`~bindings.nettcp.direct.DirectEndpoint`
   is started with the first session, and each greeting offers it with the session's key;
 - :meth:`SessionHost.aclose` is graceful: calls in flight finish, then every session is
@@ -41,6 +42,7 @@ from bindings.nettcp.framing import (
 from bindings.nettcp.peer_log import PeerLog
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import SESSION_CLOSE, SESSION_OPEN, ServiceSession
+from bindings.nettcp.workers import SessionCalls
 from hc.asyncio import HybridConnectionStream
 from hc.messages import AcceptCommand
 from soap.addressing import new_message_id
@@ -98,23 +100,21 @@ class SessionHost:
             return
         session_id = new_message_id()
         loop = asyncio.get_running_loop()
-        lock = asyncio.Lock() if self.binding.concurrency_mode is ConcurrencyMode.SINGLE else None
         session: ServiceSession | None = None
 
-        async def handle(message: ChannelMessage) -> bytes | None:
-            assert session is not None
-            if lock is None:
-                return await loop.run_in_executor(self.pipeline.executor, self.pipeline.run, message, session)
-            async with lock:
-                return await loop.run_in_executor(self.pipeline.executor, self.pipeline.run, message, session)
-
-        def inline(message: ChannelMessage) -> bytes | None:
+        def run(message: ChannelMessage) -> bytes | None:
             assert session is not None
             return self.pipeline.run(message, session)
 
+        async def handle(message: ChannelMessage) -> bytes | None:  # never called: offload
+            return await loop.run_in_executor(self.pipeline.executor, run, message)
+
+        calls = SessionCalls(self.pipeline.executor, run, loop,
+                             serial=self.binding.concurrency_mode is ConcurrencyMode.SINGLE)
+        inline = self.binding.inline_calls
         channel = SessionChannel(stream, handle, self.binding, name=session_id,
-                                 warnings=self.warnings,
-                                 inline=inline if self.binding.inline_calls else None)
+                                 warnings=self.warnings, inline=run if inline else None,
+                                 offload=None if inline else calls.submit)
         session = ServiceSession(session_id, channel, loop)
         self.sessions[session_id] = channel
         try:

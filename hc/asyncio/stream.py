@@ -13,6 +13,7 @@ returns the next message's bytes, ``b""`` once the peer closed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -77,6 +78,48 @@ class HybridConnectionStream:
                 return event.text
             if isinstance(event, ConnectionClosed):
                 return None
+
+    def deliver(self, on_message: Callable[[str | bytes | None], None]) -> None:
+        """From now on hand each message to ``on_message`` as it is read (str for text,
+        bytes for binary; None once, when the WebSocket ends), in the loop's thread with
+        no task step, instead of queueing it for :meth:`receive` (not to be used after);
+        the messages queued so far go first.  Nothing stops reading then but
+        :meth:`pause_reading`: a consumer that cannot keep up must call it."""
+        ended = False
+
+        def end(_: object = None) -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                on_message(None)
+
+        def on_event(event: object) -> None:
+            if ended:
+                return
+            if isinstance(event, BinaryReceived):
+                on_message(event.data)
+            elif isinstance(event, TextReceived):
+                on_message(event.text)
+            elif isinstance(event, ConnectionClosed):
+                end()
+
+        protocol = self._protocol
+        protocol.deliver_to(on_event)
+        if protocol.closed.done():  # its end may have come with no event (a broken rule)
+            end()
+        else:
+            protocol.closed.add_done_callback(end)
+
+    def pause_reading(self) -> None:
+        """Read nothing more from the socket until :meth:`resume_reading` (:meth:`deliver`)."""
+        transport = self._protocol.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = self._protocol.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     async def read(self) -> bytes:
         """The next message's bytes (text as UTF-8); ``b""`` once the peer closed."""

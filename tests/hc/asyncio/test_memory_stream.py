@@ -50,3 +50,35 @@ async def test_text_and_binary_messages_keep_their_kind_both_ways() -> None:
         assert [await side.next_event() for _ in range(2)] == [
             TextReceived("tëxt"), BinaryReceived(b"\x00bin"),
         ]
+
+
+async def test_a_delivering_stream_hands_each_message_over_as_read_and_its_end_once() -> None:
+    relay = MemoryRelay()
+    client = HybridConnectionClient("http://relay.test/echo", connector=relay.connector)
+    stream = await client.create_connection()
+    side = await relay.next_socket()
+    endpoint = side.channel
+    assert isinstance(endpoint, WebSocketEndpoint)
+    endpoint.send_binary(b"queued")  # read before deliver(): handed over first
+    side.flush()
+    got: list[str | bytes | None] = []
+    ended = asyncio.Event()
+
+    def on_message(message: str | bytes | None) -> None:
+        got.append(message)
+        if message is None:
+            ended.set()
+
+    for _ in range(QUEUE_LIMIT):  # loop steps: the pipe delivers one write per step
+        await asyncio.sleep(0)
+    stream.deliver(on_message)
+    assert got == [b"queued"]
+    endpoint.send_text("text")
+    endpoint.send_binary(b"binary")
+    endpoint.send_close(4000, "done")
+    side.flush()
+    await asyncio.wait_for(ended.wait(), 5)
+    assert got == [b"queued", "text", b"binary", None]  # the end once (its event and its future)
+    assert (stream.close_code, stream.close_reason) == (4000, "done")
+    stream.pause_reading()  # closed: nothing to pause, no error
+    stream.resume_reading()

@@ -1,0 +1,102 @@
+"""A session's calls in worker threads, handed over with no task and no asyncio future.
+
+The host runs a service's calls off its event loop (a Spyne method may block).  Through
+``loop.run_in_executor`` each call costs a task, an asyncio future chained to the pool's
+future (a callback each way), a lock's await for the session's order and two more loop
+steps before its reply is queued.  :class:`SessionCalls` does the same work with less:
+
+- :meth:`SessionCalls.submit` (in the loop's thread) queues the request; with
+  ``serial`` (``ConcurrencyMode.SINGLE``) one pool job at a time runs the session's
+  queued requests in the order they came, else each request is a job of its own;
+- each outcome -- the reply's bytes, None for a one-way operation, or the exception the
+  service's pipeline raised -- comes back to the loop's thread with one
+  ``call_soon_threadsafe`` to ``finish(message, outcome)``.
+
+The pool is shared by a host's sessions (``max_concurrent_calls`` threads), as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from bindings.nettcp.framing import ChannelMessage
+
+__all__ = ["Finish", "Outcome", "SessionCalls"]
+
+#: What a call came to: its reply's bytes, None (one-way), or what the pipeline raised.
+Outcome = bytes | None | Exception
+#: Called in the loop's thread with each request and its outcome.
+Finish = Callable[[ChannelMessage, Outcome], None]
+
+
+class SessionCalls:
+    """Runs one session's requests in ``pool`` (see the module docstring).
+
+    Args:
+        pool: the host's worker threads.
+        run: the pipeline, called in a worker thread with each request.
+        loop: the session's event loop (where ``finish`` is called).
+        serial: one at a time, in order (``ConcurrencyMode.SINGLE``).
+    """
+
+    def __init__(self, pool: Executor, run: Callable[[ChannelMessage], bytes | None],
+                 loop: asyncio.AbstractEventLoop, *, serial: bool) -> None:
+        self.pool, self.run, self.loop, self.serial = pool, run, loop, serial
+        self._queue: collections.deque[tuple[ChannelMessage, Finish]] = collections.deque()
+        self._lock = threading.Lock()
+        self._draining = False  # a pool job is running the queue (serial)
+
+    def __repr__(self) -> str:
+        return f"<SessionCalls queued={len(self._queue)} serial={self.serial}>"
+
+    def submit(self, message: ChannelMessage, finish: Finish) -> None:
+        """Run ``message`` in a worker; ``finish`` gets its outcome in the loop's thread.
+
+        Raises:
+            RuntimeError: the pool is shut down (the host is closing).
+        """
+        if not self.serial:
+            self.pool.submit(self._one, message, finish)
+            return
+        with self._lock:
+            self._queue.append((message, finish))
+            if self._draining:
+                return
+            self._draining = True
+        try:
+            self.pool.submit(self._drain)
+        except BaseException:
+            with self._lock:
+                self._queue.clear()
+                self._draining = False
+            raise
+
+    def _drain(self) -> None:
+        """In a worker: the queued requests, one after the other, until none is left."""
+        try:
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        self._draining = False
+                        return
+                    message, finish = self._queue.popleft()
+                self._one(message, finish)
+        except BaseException:  # the worker is being torn down: the next submit starts anew
+            with self._lock:
+                self._draining = False
+            raise
+
+    def _one(self, message: ChannelMessage, finish: Finish) -> None:
+        outcome: Outcome
+        try:
+            outcome = self.run(message)
+        except Exception as exc:  # noqa: BLE001 - handed to the loop, which logs and answers it
+            outcome = exc
+        try:
+            self.loop.call_soon_threadsafe(finish, message, outcome)
+        except RuntimeError:  # the loop is closed: the session is gone with it
+            pass
