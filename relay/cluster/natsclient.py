@@ -31,6 +31,7 @@ import enum
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
@@ -45,6 +46,8 @@ log = logging.getLogger("relay.cluster")
 RETRY_EVERY = 0.5
 #: Bytes that may wait in the transport to be sent; publish refuses beyond.
 MAX_PENDING = 8 * 1024 * 1024
+#: Seconds between WARNING lines about a server breaking the protocol.
+WARN_EVERY = 10.0
 _VERSION = "1"
 Callback = Callable[[wire.Msg], None]
 
@@ -106,7 +109,7 @@ class _Wire(asyncio.Protocol):
         try:
             events = self.parser.feed(data)
         except wire.WireError as exc:
-            log.warning("cluster: NATS broke the protocol: %s; reconnecting", exc)
+            self.client.broken(exc)
             self.abort()
             return
         client = self.client
@@ -151,6 +154,7 @@ class _Wire(asyncio.Protocol):
         for waiter in (self.info, self.ready):
             if not waiter.done():
                 waiter.set_exception(NotConnected(str(exc or "connection closed")))
+                waiter.exception()  # raised to the handshake if it waits; never logged
         if not self.lost.done():
             self.lost.set_result(None)
         self.client.lost(self)
@@ -185,6 +189,7 @@ class NatsClient:
         self._pinger: asyncio.TimerHandle | None = None
         self.max_payload = wire.DEFAULT_MAX_PAYLOAD
         self.server = ""  # the server connected now (host:port)
+        self._warned = -WARN_EVERY
 
     # -- life --------------------------------------------------------------------------
 
@@ -213,7 +218,7 @@ class NatsClient:
 
     async def _run(self) -> None:
         while self.state is not ClientState.CLOSED:
-            for _ in range(len(self._servers)):
+            for _ in range(len(self._servers)):  # a round: each server once
                 server = self._servers[self._next]
                 self._next = (self._next + 1) % len(self._servers)
                 try:
@@ -223,11 +228,10 @@ class NatsClient:
                     continue
                 self._up(conn, server)
                 await asyncio.shield(conn.lost)
-                if self.state is not ClientState.CLOSED:
-                    self._set(ClientState.CONNECTING)
-                break
-            else:
-                await asyncio.sleep(RETRY_EVERY)
+                if self.state is ClientState.CLOSED:
+                    return
+                self._set(ClientState.CONNECTING)  # the next server at once
+            await asyncio.sleep(RETRY_EVERY)
 
     async def _connect(self, server: _Server) -> _Wire:
         loop = asyncio.get_running_loop()
@@ -308,6 +312,13 @@ class NatsClient:
             sub.callback(msg)
         except Exception:  # a bug of ours, not the server's: say so, keep the connection
             log.exception("cluster: a NATS message's handler failed")
+
+    def broken(self, exc: wire.WireError) -> None:
+        """The server broke the protocol: one WARNING per :data:`WARN_EVERY` seconds."""
+        now = time.monotonic()
+        if now - self._warned >= WARN_EVERY:
+            self._warned = now
+            log.warning("cluster: NATS at %s broke the protocol: %s; reconnecting", self.server, exc)
 
     def malformed(self, event: wire.Malformed) -> None:
         self._on_malformed(event.subject, event.why)
