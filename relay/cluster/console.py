@@ -52,9 +52,9 @@ class ConsoleParts:
         #: Node name -> when it last answered or beat (monotonic).
         self.seen: dict[str, float] = {}
 
-    async def subscribe(self) -> None:
+    def subscribe(self) -> None:
         if self._sub is None:
-            self._sub = await self.link.subscribe(self.subject, self._on_ask)
+            self._sub = self.link.subscribe(self.subject, self._on_ask)
 
     def forget(self, node: str) -> None:
         """``node`` stopped cleanly: no longer listed."""
@@ -62,7 +62,7 @@ class ConsoleParts:
 
     # -- answering ------------------------------------------------------------------
 
-    async def _on_ask(self, msg: Msg) -> None:
+    def _on_ask(self, msg: Msg) -> None:
         try:
             ask = parse_part_ask(msg.data, self.relay.config.name)
         except MessageError as exc:
@@ -71,7 +71,7 @@ class ConsoleParts:
         if ask.origin == self.name or (ask.kind is PartKind.CALL and ask.node != self.name):
             return
         answer = PartAnswer(ask.namespace, ask.kind, self.name, self.part(ask))
-        await self.link.answer(msg, answer.serialize())
+        self.link.answer_now(msg, answer.serialize())
 
     def part(self, ask: PartAsk) -> dict[str, Any] | None:
         """This node's part of the view ``ask`` wants."""

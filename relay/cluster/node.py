@@ -104,7 +104,7 @@ class ClusterNode:
         if self._beat is not None:
             self._beat.cancel()
         try:
-            await self.link.publish(self.subjects.nodes, self._heartbeat(leaving=True).serialize())
+            self.link.publish(self.subjects.nodes, self._heartbeat(leaving=True).serialize())
         except LinkDown:
             pass
         for task in list(self._tasks):
@@ -118,8 +118,8 @@ class ClusterNode:
     async def _resync(self) -> None:
         """(Re)joined: subscribe what was never subscribed, tell the others at once."""
         if self._nodes_sub is None:
-            self._nodes_sub = await self.link.subscribe(self.subjects.nodes, self._on_heartbeat)
-        await self.console.subscribe()
+            self._nodes_sub = self.link.subscribe(self.subjects.nodes, self._on_heartbeat)
+        self.console.subscribe()
         for state in self.relay.registry:
             await self._reconcile(state.path)
         self._schedule_beat(0)
@@ -145,16 +145,14 @@ class ClusterNode:
             wanted = state is not None and bool(state.listeners)
             subs = self._subs.get(path)
             if wanted and subs is None:
-                made = [
-                    await self.link.subscribe(self.subjects.connect(path), self._on_ask, QUEUE_GROUP),
-                    await self.link.subscribe(self.subjects.event(path), self._on_ask),
+                self._subs[path] = [
+                    self.link.subscribe(self.subjects.connect(path), self._on_ask, QUEUE_GROUP),
+                    self.link.subscribe(self.subjects.event(path), self._on_ask),
                 ]
-                if all(s is not None for s in made):
-                    self._subs[path] = [s for s in made if s is not None]
             elif not wanted and subs is not None:
                 del self._subs[path]
                 for sub in subs:
-                    await sub.unsubscribe()
+                    sub.unsubscribe()
 
     async def listener_added(self, state: EntityState[ListenerConnection]) -> None:
         if state.path not in self._subs:
@@ -171,7 +169,7 @@ class ClusterNode:
 
     # -- asks from other nodes -------------------------------------------------------
 
-    async def _on_ask(self, msg: Msg) -> None:
+    def _on_ask(self, msg: Msg) -> None:
         try:
             ask = parse_ask(msg.data, self.relay.config.name)
             if msg.subject not in (self.subjects.connect(ask.path), self.subjects.event(ask.path)):
@@ -204,7 +202,7 @@ class ClusterNode:
         """A whole request is on a listener's channel here: the asking node watches us."""
         self.link.answer_now(msg, Answer(AnswerStatus.POSTED, self.name).serialize())
 
-    async def _on_heartbeat(self, msg: Msg) -> None:
+    def _on_heartbeat(self, msg: Msg) -> None:
         try:
             beat = parse_heartbeat(msg.data, self.relay.config.name)
         except MessageError as exc:
@@ -237,7 +235,7 @@ class ClusterNode:
     async def _send_beat(self) -> None:
         self._schedule_beat()
         try:
-            await self.link.publish(self.subjects.nodes, self._heartbeat().serialize())
+            self.link.publish(self.subjects.nodes, self._heartbeat().serialize())
         except LinkDown:
             pass
 

@@ -87,7 +87,7 @@ class RemoteListener(ListenerConnection):
         self._asking[pending.id] = self._begin(ask, lambda outcome: self._settle(pending, outcome))
 
     def _settle(self, pending: PendingRequest, outcome: Outcome) -> None:
-        """The ask's outcome settles the request (in nats-py's task or a timer)."""
+        """The ask's outcome settles the request (from the NATS connection's data_received, or a timer)."""
         self._asking.pop(pending.id, None)
         if isinstance(outcome, RelayError):
             pending.fail(outcome)
