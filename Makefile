@@ -22,7 +22,7 @@ apt:
 $(VENV)/.stamp: setup.cfg pyproject.toml | apt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev,cluster]'
+	$(PY) -m pip install --quiet -e '.[test,dev]'
 	touch $@
 
 $(NODE_DIR)/node_modules/.stamp: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
