@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
-import ipaddress
 import json
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,15 +13,12 @@ from pathlib import Path
 from typing import Self
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.x509.oid import NameOID
 
 from relay.cluster.natsclient import ClientState, NatsClient, NotConnected
 from relay.cluster.natswire import HEADER_ROOM, Msg
 from relay.cluster.nkeys import encode_seed, public_key
+from tests.support.certs import self_signed
 from tests.support.cluster import NATS_READY, NatsCluster, free_ports
 from tests.support.procs import Children
 
@@ -167,25 +162,6 @@ async def test_several_servers_reconnect_and_resubscribe(children: Children) -> 
         await asyncio.wait_for(answered(asker.client, "echo"), 10)  # subscribed again
         assert server.states == [ClientState.CONNECTED, ClientState.CONNECTING, ClientState.CONNECTED]
 
-
-def self_signed(folder: Path) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, as PEM files (the NATS server's)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
 
 
 async def test_tls_with_the_given_trust(children: Children, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from bindings.nettcp.host import SessionHost
 from bindings.nettcp.hybrid import DirectOffer, nonce_of
 from soap.quotas import ReaderQuotas
 from tests.bindings.nettcp.conftest import Stage
-from tests.hc.asyncio.test_tls import self_signed
+from tests.support.certs import self_signed
 from tests.support.relay import Relays
 
 HYBRID = NetTcpRelayBinding(connection_mode=ConnectionMode.HYBRID, hybrid_host="127.0.0.1",

@@ -16,7 +16,7 @@ from bindings import ConcurrencyMode, ConnectionMode, NetTcpRelayBinding
 from bindings.nettcp.errors import CallTimeout
 from tests.bindings.nettcp.conftest import Stage
 from tests.bindings.nettcp.services import Progress, ShowProgress
-from tests.hc.asyncio.test_tls import self_signed
+from tests.support.certs import self_signed
 from tests.support.relay import Relays
 
 MULTIPLE = NetTcpRelayBinding(concurrency_mode=ConcurrencyMode.MULTIPLE)

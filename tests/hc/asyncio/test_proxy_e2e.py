@@ -25,7 +25,7 @@ from hc.asyncio import (
     RelayUnreachableError,
     TokenProvider,
 )
-from tests.hc.asyncio.test_tls import self_signed
+from tests.support.certs import self_signed
 from tests.support.proxies import HttpProxy, clear_proxy_environment, squid, tinyproxy
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayFactory, RelayHandle
 
