@@ -14,12 +14,13 @@ from pathlib import Path
 
 __all__ = ["compiled_modules", "describe_build"]
 
-_PACKAGES = ("hc", "relay")
+_PACKAGES = ("hc", "relay", "bindings")
 _SUFFIXES = sorted(EXTENSION_SUFFIXES, key=len, reverse=True)  # ".cpython-311-...so" before ".so"
 
 
 def compiled_modules() -> list[str]:
-    """Dotted names of the ``hc`` and ``relay`` modules installed as C extensions, sorted."""
+    """Dotted names of the ``hc``, ``relay`` and ``bindings`` modules installed as C
+    extensions, sorted (``bindings``: the NetTcp session's hot path)."""
     found: set[str] = set()
     for package in _PACKAGES:
         spec = find_spec(package)

@@ -1,12 +1,12 @@
-"""The accelerated build: the hot path compiled by mypyc passes the core's, the relay's and
-the cluster's tests.
+"""The accelerated build: the hot path compiled by mypyc passes the core's, the relay's,
+the cluster's and the NetTcp binding's tests.
 
 ``scripts/compiled_tree.py`` copies the tree and compiles there, in place, the modules
 pyproject.toml lists under ``[tool.soaprelay] compiled`` (as ``SOAPRELAY_COMPILE=1 pip
-install`` does); the tests of ``hc``, ``relay`` and the cluster then run on that copy in
-a child pytest.  mypyc is stricter than Python (annotations are checked at run time, a compiled
-class cannot be subclassed or patched from Python), so a change that is fine in Python
-can break the compiled build: this is where it shows.  Needs mypy (the ``dev`` extra)
+install`` does); the tests of ``hc``, ``relay``, the cluster and ``bindings/nettcp``
+then run on that copy in child pytests.  mypyc is stricter than Python (annotations are
+checked at run time, a compiled class cannot be subclassed or patched from Python), so a
+change that is fine in Python can break the compiled build: this is where it shows.  Needs mypy (the ``dev`` extra)
 and a C compiler with Python's headers (``gcc``, ``python3.11-dev`` in apt-packages.txt).
 """
 
@@ -45,26 +45,44 @@ def test_the_list_names_existing_modules_of_the_hot_path() -> None:
     assert LISTED == sorted(LISTED)
     for module in LISTED:
         assert (ROOT / module).is_file(), module
-        assert module.split("/")[0] in ("hc", "relay"), module  # what relay.compiled reports
+        assert module.split("/")[0] in ("hc", "relay", "bindings"), module  # what relay.compiled reports
 
 
 def _classes(tree: ast.AST) -> list[ast.ClassDef]:
     return [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
 
 
-def _base_name(base: ast.expr) -> str | None:
+def _imports(tree: ast.AST) -> dict[str, str]:
+    """Each name a module binds by import, to what it names (``pkg.mod`` or ``pkg.mod.Name``)."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update({alias.asname or alias.name: f"{node.module}.{alias.name}" for alias in node.names})
+        elif isinstance(node, ast.Import):
+            names.update({alias.asname or alias.name: alias.name for alias in node.names if alias.asname})
+    return names
+
+
+def _base_target(base: ast.expr, imports: dict[str, str]) -> str | None:
+    """What a class's base names, as ``pkg.mod.Name`` when the module's imports say;
+    else its bare name."""
     if isinstance(base, ast.Subscript):  # Generic[T], Base[V]
         base = base.value
     if isinstance(base, ast.Name):
-        return base.id
-    return base.attr if isinstance(base, ast.Attribute) else None
+        return imports.get(base.id, base.id)
+    if isinstance(base, ast.Attribute):
+        owner = imports.get(base.value.id) if isinstance(base.value, ast.Name) else None
+        return f"{owner}.{base.attr}" if owner else base.attr
+    return None
 
 
 def test_no_python_class_subclasses_a_compiled_one() -> None:
     """mypyc refuses it at import time ("interpreted classes cannot inherit from compiled"):
-    a subclass must be compiled too (listed), or its base not."""
-    compiled = {cls.name: module for module in LISTED
-                for cls in _classes(ast.parse((ROOT / module).read_text()))}
+    a subclass must be compiled too (listed), or its base not.  A base is matched by the
+    module its name was imported from, or by its bare name when that is not known."""
+    compiled = {f"{module.removesuffix('.py').replace('/', '.')}.{cls.name}": module
+                for module in LISTED for cls in _classes(ast.parse((ROOT / module).read_text()))}
+    bare = {name.rpartition(".")[2]: module for name, module in compiled.items()}
     found = []
     for tree in ("hc", "relay", "bindings", "soap", "soaprelay", "samples", "bench", "tests",
                  "interop_tests"):
@@ -72,9 +90,13 @@ def test_no_python_class_subclasses_a_compiled_one() -> None:
             module = path.relative_to(ROOT).as_posix()
             if "node_modules" in path.parts or module in LISTED:
                 continue
-            for cls in _classes(ast.parse(path.read_text())):
-                found += [f"{module}: {cls.name}({name}), {name} from {compiled[name]}"
-                          for name in map(_base_name, cls.bases) if name in compiled]
+            parsed = ast.parse(path.read_text())
+            imports = _imports(parsed)
+            for cls in _classes(parsed):
+                for target in (_base_target(base, imports) for base in cls.bases):
+                    source = compiled.get(target) if target and "." in target else bare.get(target or "")
+                    if source is not None:
+                        found.append(f"{module}: {cls.name}({target}), from {source}")
     assert found == []
 
 
@@ -102,3 +124,14 @@ def test_the_core_relay_and_cluster_tests_pass_on_the_compiled_build(tree: Path)
     tail = done.stdout[-4000:]
     assert done.returncode == 0, tail
     assert " passed" in tail and " skipped" not in tail, tail
+
+
+@pytest.mark.timeout(600)
+def test_the_nettcp_tests_pass_on_the_compiled_build(tree: Path) -> None:
+    """The NetTcp session's hot path (``bindings/nettcp`` modules in the list) with the
+    compiled core under it: sessions, inline and worker hosts, the lane, Hybrid."""
+    done = _run(tree, "-m", "pytest", "tests/bindings/nettcp", "-q", "-p", "no:cacheprovider",
+                "-x", timeout=540)
+    tail = done.stdout[-4000:]
+    assert done.returncode == 0, tail
+    assert " passed" in tail, tail
