@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 from hc.entities import ClientAuthorization, Discovery, EntityKind, Rights
 from hc.exceptions import HcError
 from hc.headers import TokenLocation, find_token
-from hc.sas import Resource, SasVerifier
+from hc.sas import SasVerifier
 from relay import cors
 from relay.exceptions import AuthError, BadRequest, EntityNotFound, RelayError, from_hc
 from relay.namespace import EntityConfig, NamespaceConfig, SasRule
@@ -183,7 +183,7 @@ def _verified(
         what = "listen" if needed is Rights.LISTEN else "send"
         return Decision(AuthError(f"a SAS token is required to {what}"))
     try:
-        grant = verifier.verify(token, Resource(host_name(host), "/" + path), needed, rules)
+        grant = verifier.verify_at(token, host_name(host), "/" + path, needed, rules)
     except HcError as exc:
         error = from_hc(exc)
         error.__cause__ = exc
