@@ -194,6 +194,22 @@ class SasVerifier:
         self._grants[key] = (grant, rule)
         return grant
 
+    def verify_at(
+        self, text: str, host: str, path: str, needed: Rights, rules: tuple[KeyRule, ...]
+    ) -> Grant:
+        """:meth:`verify` on ``Resource(host, path)`` (already normalised), which is made
+        only when the grant is not cached: the relay asks this once per relayed request,
+        and a Resource is a Python ``__init__`` each time.
+
+        A cache hit answers as :meth:`verify` would; a miss is :meth:`verify` itself, so
+        a subclass's ``verify`` (the relay's JWTs) still decides every token it has not
+        seen: only SAS tokens that :meth:`verify` granted are in the cache.
+        """
+        known = self._grants.get((text, host, path, needed._value_))
+        if known is not None and known[1] in rules and known[0].expiry > self._clock():
+            return known[0]
+        return self.verify(text, Resource(host, path), needed, rules)
+
     def _authenticate(self, text: str, rules: tuple[KeyRule, ...]) -> tuple[SasToken, KeyRule]:
         cached = self._cache.get(text)
         if cached is not None and cached[1] in rules:

@@ -104,12 +104,23 @@ class EntityState(Generic[L]):
             listeners = [lst for lst in listeners if lst not in exclude]
         if not listeners:
             raise NoListener("No service is hosted at the specified address.")
-        choice = listeners[rng.randrange(len(listeners))]
+        choice = _pick(listeners, rng)
         if avoid is not None and avoid(choice):
             healthy = [lst for lst in listeners if not avoid(lst)]
             if healthy:
-                choice = healthy[rng.randrange(len(healthy))]
+                choice = _pick(healthy, rng)
         return choice
+
+
+def _pick(listeners: list[L], rng: random.Random) -> L:
+    """One of ``listeners`` (not empty) at random; the only one without a draw.
+
+    ``random.randrange`` is two Python calls per relayed request; an entity with one
+    listener (the common case) has no choice to make, so it draws nothing.
+    """
+    if len(listeners) == 1:
+        return listeners[0]
+    return listeners[rng.randrange(len(listeners))]
 
 
 class EntityRegistry(Generic[L]):

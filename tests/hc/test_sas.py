@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from hc.entities import Rights
 from hc.exceptions import AccessDenied, MalformedToken, TokenRejected
-from hc.sas import Grant, Resource, SasToken, SasVerifier, create_token, sign
+from hc.sas import Grant, KeyRule, Resource, SasToken, SasVerifier, create_token, sign
 
 
 @dataclass(frozen=True)
@@ -365,3 +366,43 @@ def test_verify_raises_only_auth_errors_for_any_resource(resource: str) -> None:
         _verify(token)
     except (TokenRejected, AccessDenied, MalformedToken):
         pass
+
+
+# -- verify_at: the relay's per-request form ---------------------------------------------------
+
+def test_verify_at_grants_what_verify_grants_and_refuses_what_it_refuses() -> None:
+    token = create_token("http://127.0.0.1:9350/payroll", "Root", KEY, ttl=60, now=NOW)
+    clock = [float(NOW)]
+    verifier = SasVerifier(clock=lambda: clock[0])
+
+    first = verifier.verify_at(token, "127.0.0.1", "/payroll", Rights.SEND, (ROOT,))
+    again = verifier.verify_at(token, "127.0.0.1", "/payroll", Rights.SEND, (ROOT,))
+
+    assert first == again == _verify(token)
+    with pytest.raises(AccessDenied, match="not valid for /other"):
+        verifier.verify_at(token, "127.0.0.1", "/other", Rights.SEND, (ROOT,))
+    with pytest.raises(AccessDenied, match="lacks"):
+        verifier.verify_at(token, "127.0.0.1", "/payroll", Rights.SEND,
+                           (SasRule("Root", KEY, Rights.LISTEN),))
+    clock[0] = NOW + 60
+    with pytest.raises(TokenRejected, match="expired"):  # a cached grant does not outlive it
+        verifier.verify_at(token, "127.0.0.1", "/payroll", Rights.SEND, (ROOT,))
+
+
+def test_verify_at_leaves_what_it_has_not_granted_to_verify() -> None:
+    calls: list[Resource] = []
+
+    class Counting(SasVerifier):
+        def verify(self, text: str, target: Resource, needed: Rights,
+                   rules: Iterable[KeyRule]) -> Grant:
+            calls.append(target)
+            return super().verify(text, target, needed, rules)
+
+    verifier = Counting(clock=lambda: NOW)
+    token = create_token("http://127.0.0.1:9350/payroll", "Root", KEY, now=NOW)
+    for _ in range(3):
+        verifier.verify_at(token, "127.0.0.1", "/payroll", Rights.SEND, (ROOT,))
+    with pytest.raises(MalformedToken):
+        verifier.verify_at("not a token", "127.0.0.1", "/payroll", Rights.SEND, (ROOT,))
+
+    assert calls == [Resource("127.0.0.1", "/payroll"), Resource("127.0.0.1", "/payroll")]

@@ -24,6 +24,7 @@ from relay.exceptions import (
 )
 from relay.namespace import EntityConfig, NamespaceConfig, SasRule
 from relay.routing import EntityState
+from tests.support.inits import assert_init_matches_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0
@@ -297,3 +298,11 @@ def test_access_decisions_import_no_aiohttp_and_no_asyncio() -> None:
         timeout=60,
     )
     assert found.stdout.strip() == "[]", found.stdout
+
+
+def test_the_written_out_inits_take_the_fields_and_their_defaults() -> None:
+    assert_init_matches_fields(AccessRequest, method="GET", host="h", query=(("a", "b"),),
+                               headers=(("C", "d"),), remote="10.0.0.1")
+    assert_init_matches_fields(Decision, error=AuthError("no"), rights=Rights.SEND, expiry=7,
+                               token_location=TokenLocation.QUERY,
+                               create=EntityConfig.for_kind("e", EntityKind.REQUEST_RESPONSE))
