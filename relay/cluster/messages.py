@@ -29,7 +29,7 @@ import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hc.entities import Discovery, EntityKind
@@ -154,22 +154,43 @@ def _namespace(obj: Mapping[str, Any], namespace: str) -> None:
         raise MessageError(f"for another namespace ({str(obj.get('ns'))[:64]!r})")
 
 
-@dataclass(frozen=True)
 class Ask:
     """A node asks the cluster to hand ``command`` to a listener of ``path``.
 
     ``command`` is the request (full, or address-only for a rendezvous on the
     origin) or the accept; ``body`` is a request body travelling whole inside
-    NATS (events; small inline requests), None otherwise.
+    NATS (events; small inline requests), None otherwise.  Immutable and compared
+    by value; a plain class, not a frozen dataclass: one is made per call on each
+    node, and a dataclass's ``__init__`` stays Python code (``object.__setattr__``
+    per field) even where mypyc compiles this module.
     """
 
-    kind: AskKind
-    namespace: str
-    path: str
-    origin: str
-    timeout: float
-    command: RequestCommand | AcceptCommand
-    body: bytes | None = None
+    __slots__ = ("body", "command", "kind", "namespace", "origin", "path", "timeout")
+
+    def __init__(
+        self, kind: AskKind, namespace: str, path: str, origin: str, timeout: float,
+        command: RequestCommand | AcceptCommand, body: bytes | None = None,
+    ) -> None:
+        self.kind: Final = kind
+        self.namespace: Final = namespace
+        self.path: Final = path
+        self.origin: Final = origin
+        self.timeout: Final = timeout
+        self.command: Final = command
+        self.body: Final = body
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.kind, self.namespace, self.path, self.origin, self.timeout, self.command, self.body)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ask) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Ask({self.kind}, {self.namespace!r}, {self.path!r}, {self.origin!r}, "
+                f"{self.timeout!r}, {self.command!r}, {_sized(self.body)})")
 
     def serialize(self) -> bytes:
         texts = (self.namespace.encode(), self.path.encode(), self.origin.encode(),
@@ -249,6 +270,10 @@ def parse_ask(data: bytes, namespace: str) -> Ask:
     return Ask(kind, namespace, path, origin, timeout, command, body)
 
 
+def _sized(body: bytes | None) -> str:
+    return "None" if body is None else f"<{len(body)} bytes>"
+
+
 def _check_address(address: str, path: str, action: str) -> None:
     """The rendezvous address must be ws(s)://HOST/$hc/PATH?sb-hc-action=ACTION&sb-hc-id=ID."""
     canonical = _CANONICAL.fullmatch(address)
@@ -267,15 +292,34 @@ def _check_address(address: str, path: str, action: str) -> None:
         raise MessageError(f"not a {action} rendezvous address of {path!r}")
 
 
-@dataclass(frozen=True)
 class Answer:
-    """The asked node's answer to an :class:`Ask`."""
+    """The asked node's answer to an :class:`Ask` (immutable, compared by value; a
+    plain class for the reason :class:`Ask` is)."""
 
-    status: AnswerStatus
-    node: str
-    count: int = 0
-    response: ResponseCommand | None = None
-    body: bytes | None = None
+    __slots__ = ("body", "count", "node", "response", "status")
+
+    def __init__(
+        self, status: AnswerStatus, node: str, count: int = 0,
+        response: ResponseCommand | None = None, body: bytes | None = None,
+    ) -> None:
+        self.status: Final = status
+        self.node: Final = node
+        self.count: Final = count
+        self.response: Final = response
+        self.body: Final = body
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.status, self.node, self.count, self.response, self.body)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Answer) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Answer({self.status}, {self.node!r}, {self.count}, {self.response!r}, "
+                f"{_sized(self.body)})")
 
     def serialize(self) -> bytes:
         count = self.count if self.status in (AnswerStatus.DELIVERED, AnswerStatus.COUNTED) else 0
