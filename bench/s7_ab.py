@@ -1,7 +1,8 @@
 """S7's cross-node latency, two source trees alternated in one run (A B A B...).
 
-``python -m bench.s7_ab OLD_TREE NEW_TREE [--seconds 3] [--rounds 3]``: one set of
-three meshed nats-servers; for each tree a listener's node ("home", one
+``python -m bench.s7_ab OLD_TREE NEW_TREE [--seconds 3] [--rounds 3]``: for each
+tree a set of three meshed nats-servers (its own: on shared ones each tree's via
+node would ask either tree's home node), a listener's node ("home", one
 ``bench.echo_listener``) and a node asking across NATS ("via", ``small_requests =
 "nats"``), each process run from its tree (``PYTHONPATH``).  Per round and tree:
 wrk c=1, 1 KiB SOAP POST, to home (same node) and to via (cross node); the CPU
@@ -43,9 +44,11 @@ def main() -> None:
     args = parser.parse_args()
     run = Run(Path(tempfile.mkdtemp(prefix="s7ab-")), seconds=args.seconds)
     try:
-        nats = start_nats(run, int(os.environ.get("S7_NATS", "3")))
         sides: dict[str, dict[str, Any]] = {}
         for label, tree in zip(("old", "new"), args.trees, strict=True):
+            # NATS of its own per tree: on one NATS both trees' home nodes would be in
+            # the entity's queue group, and each via node would ask either of them
+            nats = start_nats(run, int(os.environ.get("S7_NATS", "3")))
             home_proc, home = _node(run, tree, f"{label}-home", nats, 0)
             via_proc, via = _node(run, tree, f"{label}-via", nats, 0)
             run.start(Proc(f"{label}-listener", python_argv("bench.echo_listener", home, "echo"),

@@ -1,8 +1,9 @@
 """One ask of the cluster, on the asking node: sent at once, answered by callbacks.
 
 No task and no awaited future per call: :meth:`Asking.start` publishes the ask
-(``relay.cluster.link.Link.ask``), each answer is heard in nats-py's
-subscription task, and timers bound the waits; the outcome (an
+(``relay.cluster.link.Link.ask``), each answer is heard from the NATS
+connection's ``data_received`` (``relay.cluster.natsclient``), and timers bound
+the waits; the outcome (an
 :class:`~relay.cluster.messages.Answer` or the :class:`~relay.exceptions.RelayError`
 to fail the call with) goes to ``done`` exactly once, unless :meth:`cancel` came
 first.  Life of an ask::

@@ -1,9 +1,18 @@
 """What nodes say to each other over NATS: small frozen dataclasses, parsed once. No I/O.
 
-Every message is one JSON object (UTF-8) on one line, then for some a raw body::
+The per-call messages, :class:`Ask` and :class:`Answer`, have a fixed binary head
+(``struct``, network byte order), then their texts (UTF-8), then a raw body::
 
-    {"v":1,"ns":"contoso","kind":"request","path":"payroll","origin":"node-a",
-     "timeout":60,"command":"{\\"request\\":{...}}","body":12}\\n<12 body bytes>
+    Ask:    b"SRa" version kind timeout:f64 body:i32 |ns| |path| |origin| |command|
+            ns path origin command [body]
+    Answer: b"SRn" version status count:i64 body:i32 |node| |response|
+            node response [body]
+
+``|x|`` is a text's length in bytes (u16), ``body`` the body's (-1: none).  The
+command and the listener's response are the Hybrid Connections commands as their
+JSON text (``hc.messages``), carried as they are, not inside another JSON string,
+so each is encoded once and parsed once.  A :class:`Heartbeat` (once a second,
+not per call) is one JSON object on one line.
 
 A node never trusts a message blindly: :func:`parse_ask`, :func:`parse_answer` and
 :func:`parse_heartbeat` raise :class:`MessageError` for anything malformed, of another
@@ -17,9 +26,10 @@ import enum
 import json
 import math
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hc.entities import Discovery, EntityKind
@@ -79,9 +89,16 @@ class AnswerStatus(enum.Enum):
     GONE = "gone"  # the listener had the whole request, then vanished without answering
 
 
-#: By value, looked up once per message (cheaper than calling the enum).
-_ASK_KINDS = {kind.value: kind for kind in AskKind}
-_STATUSES = {status.value: status for status in AnswerStatus}
+#: The kinds and statuses by their number on the wire (their index here; ``index``
+#: finds one by identity, with no enum hash, a Python call).
+_ASK_KINDS = tuple(AskKind)
+_STATUSES = tuple(AnswerStatus)
+_ASK_MAGIC, _ANSWER_MAGIC = b"SRa", b"SRn"
+#: magic, version, kind, timeout, body length (-1: none), then the texts' lengths.
+_ASK_HEAD = struct.Struct("!3sBBdiHHHH")
+#: magic, version, status, count, body length (-1: none), then the texts' lengths.
+_ANSWER_HEAD = struct.Struct("!3sBBqiHH")
+_NO_BODY = -1
 #: The rendezvous address as nodes write it (``relay.call_heads.request_command``,
 #: ``relay.ws_senders``): checked by one match; anything else the long way.
 _CANONICAL = re.compile(
@@ -124,17 +141,6 @@ def _seconds(obj: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
-def _body(obj: Mapping[str, Any], rest: bytes) -> bytes | None:
-    size = obj.get("body")
-    if size is None:
-        if rest:
-            raise MessageError("bytes after the head of a message without a body")
-        return None
-    if isinstance(size, bool) or not isinstance(size, int) or size != len(rest):
-        raise MessageError("the body's length does not match")
-    return rest
-
-
 def _head(fields: dict[str, Any], body: bytes | None) -> bytes:
     fields["v"] = VERSION
     if body is not None:
@@ -148,49 +154,124 @@ def _namespace(obj: Mapping[str, Any], namespace: str) -> None:
         raise MessageError(f"for another namespace ({str(obj.get('ns'))[:64]!r})")
 
 
-@dataclass(frozen=True)
 class Ask:
     """A node asks the cluster to hand ``command`` to a listener of ``path``.
 
     ``command`` is the request (full, or address-only for a rendezvous on the
     origin) or the accept; ``body`` is a request body travelling whole inside
-    NATS (events; small inline requests), None otherwise.
+    NATS (events; small inline requests), None otherwise.  Immutable and compared
+    by value; a plain class, not a frozen dataclass: one is made per call on each
+    node, and a dataclass's ``__init__`` stays Python code (``object.__setattr__``
+    per field) even where mypyc compiles this module.
     """
 
-    kind: AskKind
-    namespace: str
-    path: str
-    origin: str
-    timeout: float
-    command: RequestCommand | AcceptCommand
-    body: bytes | None = None
+    __slots__ = ("body", "command", "kind", "namespace", "origin", "path", "timeout")
+
+    def __init__(
+        self, kind: AskKind, namespace: str, path: str, origin: str, timeout: float,
+        command: RequestCommand | AcceptCommand, body: bytes | None = None,
+    ) -> None:
+        self.kind: Final = kind
+        self.namespace: Final = namespace
+        self.path: Final = path
+        self.origin: Final = origin
+        self.timeout: Final = timeout
+        self.command: Final = command
+        self.body: Final = body
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.kind, self.namespace, self.path, self.origin, self.timeout, self.command, self.body)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ask) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Ask({self.kind}, {self.namespace!r}, {self.path!r}, {self.origin!r}, "
+                f"{self.timeout!r}, {self.command!r}, {_sized(self.body)})")
 
     def serialize(self) -> bytes:
-        fields = {"ns": self.namespace, "kind": self.kind.value, "path": self.path,
-                  "origin": self.origin, "timeout": self.timeout,
-                  "command": self.command.serialize()}
-        return _head(fields, self.body)
+        texts = (self.namespace.encode(), self.path.encode(), self.origin.encode(),
+                 self.command.serialize().encode())
+        body = self.body
+        head = _ASK_HEAD.pack(_ASK_MAGIC, VERSION, _ASK_KINDS.index(self.kind), self.timeout,
+                              _NO_BODY if body is None else len(body), *map(len, texts))
+        return b"".join((head, *texts, body or b""))
+
+
+def _texts(data: bytes, start: int, sizes: tuple[int, ...], names: tuple[str, ...]) -> tuple[list[str], int]:
+    """The texts of ``sizes`` bytes from ``start`` (each non-empty, at most _MAX_TEXT
+    characters) and where they end."""
+    texts: list[str] = []
+    for size, name in zip(sizes, names, strict=True):
+        end = start + size
+        try:
+            text = data[start:end].decode()
+        except UnicodeDecodeError as exc:
+            raise MessageError(f"{name!r} is not UTF-8: {exc}") from exc
+        if not text or len(text) > _MAX_TEXT:
+            raise MessageError(f"{name!r} must be a non-empty string of at most {_MAX_TEXT} characters")
+        texts.append(text)
+        start = end
+    return texts, start
+
+
+def _rest(data: bytes, start: int, size: int) -> bytes | None:
+    """The body after the texts: ``size`` bytes exactly, or none at all (``size`` -1)."""
+    if start > len(data):
+        raise MessageError("the texts' lengths run past the message")
+    if size == _NO_BODY:
+        if start != len(data):
+            raise MessageError("bytes after the head of a message without a body")
+        return None
+    if size != len(data) - start:
+        raise MessageError("the body's length does not match")
+    return data[start:]
+
+
+def _version(magic: bytes, version: int, wanted: bytes) -> None:
+    if magic != wanted:
+        raise MessageError(f"not a cluster message ({magic!r})")
+    if version != VERSION:
+        raise MessageError(f"unknown version {version}")
+
+
+_ASK_TEXTS = ("ns", "path", "origin", "command")
+_ANSWER_TEXTS = ("node", "response")
 
 
 def parse_ask(data: bytes, namespace: str) -> Ask:
     """An :class:`Ask` for ``namespace``, checked: the command fits the kind, its
     address is a rendezvous address of the same entity."""
-    obj, rest = _split(data)
-    _namespace(obj, namespace)
+    if len(data) < _ASK_HEAD.size:
+        raise MessageError(f"shorter than an ask's head ({len(data)} bytes)")
+    magic, version, number, timeout, size, *sizes = _ASK_HEAD.unpack_from(data)
+    _version(magic, version, _ASK_MAGIC)
+    end = _ASK_HEAD.size + sizes[0]
+    if data[_ASK_HEAD.size:end] != namespace.encode():
+        raise MessageError(f"for another namespace ({data[_ASK_HEAD.size:end][:64]!r})")
+    if number >= len(_ASK_KINDS):
+        raise MessageError(f"unknown kind {number}")
+    kind = _ASK_KINDS[number]
+    if not 0 < timeout <= _MAX_TIMEOUT:  # (NaN is not)
+        raise MessageError("'timeout' must be a number of seconds")
+    (_, path, origin, text), start = _texts(data, _ASK_HEAD.size, tuple(sizes), _ASK_TEXTS)
+    body = _rest(data, start, size)
     try:
-        kind = _ASK_KINDS[obj["kind"]]
-        command = parse_relay_command(_text(obj, "command"))
-    except (KeyError, TypeError) as exc:
-        raise MessageError(f"unknown kind {str(obj.get('kind'))[:16]!r}") from exc
+        command = parse_relay_command(text)
     except (ValueError, MalformedMessage) as exc:
         raise MessageError(str(exc)) from exc
-    path = _text(obj, "path")
     wanted = AcceptCommand if kind is AskKind.ACCEPT else RequestCommand  # a census: address-only
     if not isinstance(command, wanted):
         raise MessageError(f"a {kind.value} ask must carry a {wanted.__name__}")
     _check_address(command.address, path, "accept" if kind is AskKind.ACCEPT else "request")
-    return Ask(kind, namespace, path, _text(obj, "origin"), _seconds(obj, "timeout"),
-               command, _body(obj, rest))
+    return Ask(kind, namespace, path, origin, timeout, command, body)
+
+
+def _sized(body: bytes | None) -> str:
+    return "None" if body is None else f"<{len(body)} bytes>"
 
 
 def _check_address(address: str, path: str, action: str) -> None:
@@ -211,42 +292,69 @@ def _check_address(address: str, path: str, action: str) -> None:
         raise MessageError(f"not a {action} rendezvous address of {path!r}")
 
 
-@dataclass(frozen=True)
 class Answer:
-    """The asked node's answer to an :class:`Ask`."""
+    """The asked node's answer to an :class:`Ask` (immutable, compared by value; a
+    plain class for the reason :class:`Ask` is)."""
 
-    status: AnswerStatus
-    node: str
-    count: int = 0
-    response: ResponseCommand | None = None
-    body: bytes | None = None
+    __slots__ = ("body", "count", "node", "response", "status")
+
+    def __init__(
+        self, status: AnswerStatus, node: str, count: int = 0,
+        response: ResponseCommand | None = None, body: bytes | None = None,
+    ) -> None:
+        self.status: Final = status
+        self.node: Final = node
+        self.count: Final = count
+        self.response: Final = response
+        self.body: Final = body
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.status, self.node, self.count, self.response, self.body)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Answer) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Answer({self.status}, {self.node!r}, {self.count}, {self.response!r}, "
+                f"{_sized(self.body)})")
 
     def serialize(self) -> bytes:
-        fields: dict[str, Any] = {"status": self.status.value, "node": self.node}
-        if self.status in (AnswerStatus.DELIVERED, AnswerStatus.COUNTED):
-            fields["count"] = self.count
-        if self.response is not None:
-            fields["response"] = self.response.serialize()
-        return _head(fields, self.body)
+        count = self.count if self.status in (AnswerStatus.DELIVERED, AnswerStatus.COUNTED) else 0
+        node = self.node.encode()
+        response = self.response.serialize().encode() if self.response is not None else b""
+        body = self.body
+        head = _ANSWER_HEAD.pack(_ANSWER_MAGIC, VERSION, _STATUSES.index(self.status), count,
+                                 _NO_BODY if body is None else len(body), len(node), len(response))
+        return b"".join((head, node, response, body or b""))
 
 
 def parse_answer(data: bytes) -> Answer:
-    obj, rest = _split(data)
-    try:
-        status = _STATUSES[obj["status"]]
-    except (KeyError, TypeError) as exc:
-        raise MessageError(f"unknown status {str(obj.get('status'))[:16]!r}") from exc
-    response = None
+    if len(data) < _ANSWER_HEAD.size:
+        raise MessageError(f"shorter than an answer's head ({len(data)} bytes)")
+    magic, version, number, count, size, node_size, response_size = _ANSWER_HEAD.unpack_from(data)
+    _version(magic, version, _ANSWER_MAGIC)
+    if number >= len(_STATUSES):
+        raise MessageError(f"unknown status {number}")
+    status = _STATUSES[number]
+    if count < 0:
+        raise MessageError("'count' must be a count")
     if status is AnswerStatus.REPLIED:
+        (node, text), start = _texts(data, _ANSWER_HEAD.size, (node_size, response_size), _ANSWER_TEXTS)
         try:
-            command = parse_listener_command(_text(obj, "response"))
+            command = parse_listener_command(text)
         except MalformedMessage as exc:
             raise MessageError(str(exc)) from exc
         if not isinstance(command, ResponseCommand):
             raise MessageError("a reply must carry a response command")
-        response = command
-    body = _body(obj, rest)
-    return Answer(status, _text(obj, "node"), _count(obj, "count"), response, body)
+        response: ResponseCommand | None = command
+    else:  # any response is not looked at
+        (node,), start = _texts(data, _ANSWER_HEAD.size, (node_size,), _ANSWER_TEXTS[:1])
+        start += response_size
+        response = None
+    return Answer(status, node, count, response, _rest(data, start, size))
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,14 @@ class ClientState(enum.Enum):
     CLOSED = "closed"
 
 
-class NotConnected(ConnectionError):
-    """No NATS server is connected right now (or the message cannot go)."""
+class NotConnected(Exception):
+    """No NATS server is connected right now (or the message cannot go).
+
+    Not a ``ConnectionError``: mypyc compiles this module, and a compiled class may
+    extend ``Exception`` but not ``OSError``'s family."""
 
 
-class Refused(ConnectionError):
+class Refused(Exception):
     """The server refused the connection (credentials, most likely)."""
 
 
@@ -223,7 +226,7 @@ class NatsClient:
                 self._next = (self._next + 1) % len(self._servers)
                 try:
                     conn = await asyncio.wait_for(self._connect(server), self._timeout)
-                except (OSError, TimeoutError, Refused, CredsError, ssl.SSLError) as exc:
+                except (OSError, TimeoutError, NotConnected, Refused, CredsError, ssl.SSLError) as exc:
                     self._on_error(f"{server}: {type(exc).__name__}: {exc}")
                     continue
                 self._up(conn, server)

@@ -20,7 +20,6 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 
 from hc.messages import AcceptCommand, RequestCommand
 from relay.cluster.asking import NO_SERVICE, Asking, Outcome
@@ -61,7 +60,12 @@ class RemoteListener(ListenerConnection):
         return f"<RemoteListener {self.entity_path}>"
 
     def new_request(self, command: RequestCommand, body: bytes | AsyncIterator[bytes] | None) -> PendingRequest:
-        return super().new_request(replace(command, id=f"{self._node}.{command.id}"), body)
+        # Made field by field, not by dataclasses.replace (which looks the fields up
+        # again for every call): every field of RequestCommand, the id prefixed.
+        c = command
+        ours = RequestCommand(c.address, f"{self._node}.{c.id}", c.request_target, c.method,
+                              c.request_headers, c.body, c.remote_endpoint)
+        return super().new_request(ours, body)
 
     def forget(self, pending: PendingRequest) -> None:
         super().forget(pending)

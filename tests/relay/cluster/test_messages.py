@@ -4,6 +4,7 @@ message refused with MessageError. Pure: no sockets."""
 from __future__ import annotations
 
 import json
+import struct
 
 import pytest
 from hypothesis import given
@@ -65,31 +66,46 @@ def test_an_accept_ask_round_trips() -> None:
     assert parse_ask(ask.serialize(), "ns") == ask
 
 
-def _ask(**fields: object) -> bytes:
-    base: dict[str, object] = {"v": 1, "ns": "ns", "kind": "request", "path": "pay/roll",
-                               "origin": "a", "timeout": 5, "command": FULL.serialize()}
-    base.update(fields)
-    return json.dumps({k: v for k, v in base.items() if v is not None}).encode()
+def _ask(magic: bytes = b"SRa", v: int = 1, ns: str = "ns", kind: int = 0, path: str = "pay/roll",
+         origin: str = "a", timeout: float = 5.0, command: str = FULL.serialize(),
+         body: bytes | None = None, size: int | None = None) -> bytes:
+    """An ask as a node writes it (``kind`` by number: 0 request, 1 accept, ...), any
+    field spoilt at will; ``size`` the body length the head claims."""
+    texts = [t.encode() for t in (ns, path, origin, command)]
+    claimed = size if size is not None else (-1 if body is None else len(body))
+    head = struct.pack("!3sBBdiHHHH", magic, v, kind, timeout, claimed, *map(len, texts))
+    return b"".join((head, *texts, body or b""))
+
+
+def test_the_ask_builder_writes_what_nodes_write() -> None:
+    ask = Ask(AskKind.REQUEST, "ns", "pay/roll", "a", 5.0, FULL, b"body")
+    assert _ask(body=b"body") == ask.serialize()
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (b"", "not JSON"),
-        (b"[1]", "not a JSON object"),
+        (b"", "shorter than an ask's head"),
+        (b'{"v":1,"ns":"ns","kind":"request","path":"pay/roll","origin":"a","timeout":5}',
+         "not a cluster message"),
+        (_ask(magic=b"SRn"), "not a cluster message"),
         (_ask(v=2), "unknown version"),
         (_ask(ns="other"), "for another namespace"),
-        (_ask(kind="steal"), "unknown kind 'steal'"),
-        (_ask(kind=["request"]), "unknown kind"),
-        (_ask(kind="accept"), "must carry a AcceptCommand"),
+        (_ask(kind=7), "unknown kind 7"),
+        (_ask(kind=1), "must carry a AcceptCommand"),
         (_ask(command="{}"), "command"),
+        (_ask(command="x" * 2000), "'command' must be"),
         (_ask(path="other"), "not a request rendezvous address of 'other'"),
         (_ask(timeout=0), "'timeout' must be"),
-        (_ask(timeout=True), "'timeout' must be"),
+        (_ask(timeout=float("nan")), "'timeout' must be"),
+        (_ask(timeout=float("inf")), "'timeout' must be"),
         (_ask(origin=""), "'origin' must be"),
         (_ask(origin="x" * 2000), "'origin' must be"),
-        (_ask(body=3), "length does not match"),
-        (_ask() + b"\ntrailing", "bytes after the head"),
+        (_ask(origin="\xff").replace("\xff".encode(), b"\xff\xfe"), "'origin' is not UTF-8"),
+        (_ask()[:-3], "past the message"),
+        (_ask(body=b"123", size=3)[:-1], "length does not match"),
+        (_ask(body=b"123", size=4), "length does not match"),
+        (_ask() + b"trailing", "bytes after the head"),
         (_ask(command=RequestCommand("ws://u@h/$hc/pay/roll?sb-hc-action=request&sb-hc-id=1",
                                      "1").serialize()), "rendezvous address"),
         (_ask(command=RequestCommand("http://h/$hc/pay/roll?sb-hc-action=request&sb-hc-id=1",
@@ -141,19 +157,44 @@ def test_answers_round_trip() -> None:
         assert parse_answer(answer.serialize()) == answer
 
 
+def _answer(magic: bytes = b"SRn", v: int = 1, status: int = 1, count: int = 0, node: str = "b",
+            response: str = "", body: bytes | None = None, size: int | None = None) -> bytes:
+    """An answer as a node writes it (``status`` by number: 0 posted, 1 replied, ...)."""
+    texts = [node.encode(), response.encode()]
+    claimed = size if size is not None else (-1 if body is None else len(body))
+    head = struct.pack("!3sBBqiHH", magic, v, status, count, claimed, *map(len, texts))
+    return b"".join((head, *texts, body or b""))
+
+
+RESPONSE = ResponseCommand("n1.7", 201, "Created", (("X", "y"),), True)
+
+
+def test_the_answer_builder_writes_what_nodes_write() -> None:
+    answer = Answer(AnswerStatus.REPLIED, "b", response=RESPONSE, body=b"payload")
+    assert _answer(response=RESPONSE.serialize(), body=b"payload") == answer.serialize()
+
+
 @pytest.mark.parametrize(
-    "fields",
+    "data",
     [
-        {"status": "posted"},
-        {"status": "maybe", "node": "b"},
-        {"status": "delivered", "node": "b", "count": -1},
-        {"status": "replied", "node": "b"},
-        {"status": "replied", "node": "b", "response": '{"renewToken":{"token":"t"}}'},
+        b"",
+        json.dumps({"v": 1, "status": "posted", "node": "b"}).encode(),
+        _answer(magic=b"SRa", response=RESPONSE.serialize()),
+        _answer(v=2, response=RESPONSE.serialize()),
+        _answer(status=0, node=""),  # posted, no node
+        _answer(status=9),  # maybe
+        _answer(status=2, count=-1),  # delivered -1
+        _answer(status=1),  # replied with no response
+        _answer(status=1, response='{"renewToken":{"token":"t"}}'),
+        _answer(status=1, response="x" * 2000),
+        _answer(status=1, response=RESPONSE.serialize(), body=b"12", size=3),
+        _answer(status=0) + b"more",
+        _answer(status=0)[:-1],
     ],
 )
-def test_bad_answers_are_refused(fields: dict[str, object]) -> None:
+def test_bad_answers_are_refused(data: bytes) -> None:
     with pytest.raises(MessageError):
-        parse_answer(json.dumps({"v": 1, **fields}).encode())
+        parse_answer(data)
 
 
 def test_heartbeats_round_trip_and_are_bounded() -> None:
