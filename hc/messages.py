@@ -20,6 +20,7 @@ from typing import Any
 from hc.exceptions import MalformedMessage
 
 __all__ = [
+    "MAX_COMMAND_LENGTH",
     "AcceptCommand",
     "Headers",
     "ListenerCommand",
@@ -34,7 +35,9 @@ __all__ = [
 #: Header pairs in order; a name may repeat (Set-Cookie).
 Headers = tuple[tuple[str, str], ...]
 
-_MAX_COMMAND_LENGTH = 256 * 1024
+#: The longest command text a control channel takes (a request's or response's
+#: headers are in it).
+MAX_COMMAND_LENGTH = 256 * 1024
 
 
 def _compact(obj: object) -> str:
@@ -217,7 +220,7 @@ ListenerCommand = ResponseCommand | RenewTokenCommand
 
 
 def _load(text: str | bytes) -> tuple[str, Mapping[str, Any]]:
-    if len(text) > _MAX_COMMAND_LENGTH:
+    if len(text) > MAX_COMMAND_LENGTH:
         raise MalformedMessage("control command is too long")
     try:
         obj = _loads(text)

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from hc.entities import Discovery, EntityKind
 from hc.exceptions import MalformedMessage
 from hc.messages import (
+    MAX_COMMAND_LENGTH,
     AcceptCommand,
     RequestCommand,
     ResponseCommand,
@@ -94,10 +95,12 @@ class AnswerStatus(enum.Enum):
 _ASK_KINDS = tuple(AskKind)
 _STATUSES = tuple(AnswerStatus)
 _ASK_MAGIC, _ANSWER_MAGIC = b"SRa", b"SRn"
-#: magic, version, kind, timeout, body length (-1: none), then the texts' lengths.
-_ASK_HEAD = struct.Struct("!3sBBdiHHHH")
-#: magic, version, status, count, body length (-1: none), then the texts' lengths.
-_ANSWER_HEAD = struct.Struct("!3sBBqiHH")
+#: magic, version, kind, timeout, body length (-1: none), then the texts' lengths
+#: (the command's in four bytes: its headers may be long).
+_ASK_HEAD = struct.Struct("!3sBBdiHHHI")
+#: magic, version, status, count, body length (-1: none), then the texts' lengths
+#: (the response's in four bytes).
+_ANSWER_HEAD = struct.Struct("!3sBBqiHI")
 _NO_BODY = -1
 #: The rendezvous address as nodes write it (``relay.call_heads.request_command``,
 #: ``relay.ws_senders``): checked by one match; anything else the long way.
@@ -203,7 +206,7 @@ class Ask:
 
 def _texts(data: bytes, start: int, sizes: tuple[int, ...], names: tuple[str, ...]) -> tuple[list[str], int]:
     """The texts of ``sizes`` bytes from ``start`` (each non-empty, at most _MAX_TEXT
-    characters) and where they end."""
+    characters, a command as long as a control channel takes) and where they end."""
     texts: list[str] = []
     for size, name in zip(sizes, names, strict=True):
         end = start + size
@@ -211,8 +214,9 @@ def _texts(data: bytes, start: int, sizes: tuple[int, ...], names: tuple[str, ..
             text = data[start:end].decode()
         except UnicodeDecodeError as exc:
             raise MessageError(f"{name!r} is not UTF-8: {exc}") from exc
-        if not text or len(text) > _MAX_TEXT:
-            raise MessageError(f"{name!r} must be a non-empty string of at most {_MAX_TEXT} characters")
+        limit = _COMMAND_TEXT if name in _COMMANDS else _MAX_TEXT
+        if not text or len(text) > limit:
+            raise MessageError(f"{name!r} must be a non-empty string of at most {limit} characters")
         texts.append(text)
         start = end
     return texts, start
@@ -240,6 +244,9 @@ def _version(magic: bytes, version: int, wanted: bytes) -> None:
 
 _ASK_TEXTS = ("ns", "path", "origin", "command")
 _ANSWER_TEXTS = ("node", "response")
+#: The texts that are a control channel's command (headers and all), and their bound.
+_COMMANDS = ("command", "response")
+_COMMAND_TEXT = MAX_COMMAND_LENGTH
 
 
 def parse_ask(data: bytes, namespace: str) -> Ask:

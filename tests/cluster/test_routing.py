@@ -52,6 +52,29 @@ async def test_a_request_crosses_nodes_inline_and_by_rendezvous(cluster: Cluster
         await listener.close()
 
 
+async def test_long_headers_cross_nodes_both_ways(cluster: Cluster) -> None:
+    """A 6 KB Cookie on the request and a 6 KB header on the response (a session
+    cookie, a JWT) cross nodes as short ones do, not dropped as over-long asks."""
+    cookie = "session=" + "c" * 6000
+
+    async def answer(context: RelayedHttpListenerContext) -> None:
+        context.response.headers.append(("X-Cookie-Back", (context.request.header("Cookie") or "")[::-1]))
+        await context.response.write(await context.request.read())
+
+    listener = await open_listener(cluster.url(1), "long", answer)
+    try:
+        async with sender(cluster.url(0), "long") as http:
+            await routed(http, f"{cluster.url(0)}/long")
+            started = time.monotonic()
+            async with http.post(f"{cluster.url(0)}/long", data=b"hi", headers={"Cookie": cookie}) as reply:
+                assert reply.status == 200, await reply.text()
+                assert reply.headers["X-Cookie-Back"] == cookie[::-1]
+                assert await reply.read() == b"hi"
+            assert time.monotonic() - started < 4, "answered only after the ask's bound"
+    finally:
+        await listener.close()
+
+
 async def test_the_rendezvous_is_on_the_senders_node(cluster: Cluster) -> None:
     ws1 = cluster.url(1).replace("http", "ws")
     async with RawListener(ws1, "echo", token(cluster.url(1), "echo")) as raw:

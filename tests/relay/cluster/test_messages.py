@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hc.entities import Discovery, EntityKind
-from hc.messages import AcceptCommand, RequestCommand, ResponseCommand
+from hc.messages import MAX_COMMAND_LENGTH, AcceptCommand, RequestCommand, ResponseCommand
 from relay.cluster.messages import (
     MAX_ENTITIES,
     Answer,
@@ -60,6 +60,17 @@ def test_an_ask_round_trips(body: bytes | None) -> None:
     assert parse_ask(ask.serialize(), "contoso") == ask
 
 
+def test_long_headers_fit_in_an_ask_and_an_answer() -> None:
+    """A request's and a response's headers may be as long as a control channel
+    takes (a 60 KB cookie here), not only as long as a path or a node's name."""
+    cookie = (("Cookie", "s=" + "c" * 60_000),)
+    request = RequestCommand(ADDRESS, "1", "/x", "POST", cookie, False)
+    ask = Ask(AskKind.REQUEST, "ns", "pay/roll", "a", 5.0, request)
+    assert parse_ask(ask.serialize(), "ns") == ask
+    answer = Answer(AnswerStatus.REPLIED, "b", response=ResponseCommand("1", 200, "OK", cookie, False))
+    assert parse_answer(answer.serialize()) == answer
+
+
 def test_an_accept_ask_round_trips() -> None:
     accept = AcceptCommand(ADDRESS.replace("request", "accept"), "id", (("X", "1"),), ("h", 1))
     ask = Ask(AskKind.ACCEPT, "ns", "pay/roll", "a", 30.0, accept)
@@ -73,7 +84,7 @@ def _ask(magic: bytes = b"SRa", v: int = 1, ns: str = "ns", kind: int = 0, path:
     field spoilt at will; ``size`` the body length the head claims."""
     texts = [t.encode() for t in (ns, path, origin, command)]
     claimed = size if size is not None else (-1 if body is None else len(body))
-    head = struct.pack("!3sBBdiHHHH", magic, v, kind, timeout, claimed, *map(len, texts))
+    head = struct.pack("!3sBBdiHHHI", magic, v, kind, timeout, claimed, *map(len, texts))
     return b"".join((head, *texts, body or b""))
 
 
@@ -94,7 +105,7 @@ def test_the_ask_builder_writes_what_nodes_write() -> None:
         (_ask(kind=7), "unknown kind 7"),
         (_ask(kind=1), "must carry a AcceptCommand"),
         (_ask(command="{}"), "command"),
-        (_ask(command="x" * 2000), "'command' must be"),
+        (_ask(command="x" * (MAX_COMMAND_LENGTH + 1)), "'command' must be"),
         (_ask(path="other"), "not a request rendezvous address of 'other'"),
         (_ask(timeout=0), "'timeout' must be"),
         (_ask(timeout=float("nan")), "'timeout' must be"),
@@ -162,7 +173,7 @@ def _answer(magic: bytes = b"SRn", v: int = 1, status: int = 1, count: int = 0, 
     """An answer as a node writes it (``status`` by number: 0 posted, 1 replied, ...)."""
     texts = [node.encode(), response.encode()]
     claimed = size if size is not None else (-1 if body is None else len(body))
-    head = struct.pack("!3sBBqiHH", magic, v, status, count, claimed, *map(len, texts))
+    head = struct.pack("!3sBBqiHI", magic, v, status, count, claimed, *map(len, texts))
     return b"".join((head, *texts, body or b""))
 
 
@@ -186,7 +197,7 @@ def test_the_answer_builder_writes_what_nodes_write() -> None:
         _answer(status=2, count=-1),  # delivered -1
         _answer(status=1),  # replied with no response
         _answer(status=1, response='{"renewToken":{"token":"t"}}'),
-        _answer(status=1, response="x" * 2000),
+        _answer(status=1, response="x" * (MAX_COMMAND_LENGTH + 1)),
         _answer(status=1, response=RESPONSE.serialize(), body=b"12", size=3),
         _answer(status=0) + b"more",
         _answer(status=0)[:-1],
