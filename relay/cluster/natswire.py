@@ -170,13 +170,10 @@ class Parser:
         parts = buf[pos + 4:end].split()
         if len(parts) not in (3, 4):
             raise WireError(f"a malformed MSG line: {buf[pos:min(end, pos + 128)]!r}")
-        length = self._size(parts[-1])
         start = end + 2
-        stop = start + length
-        if stop + 2 > len(buf):
+        stop = _payload_end(buf, start, self._size(parts[-1]), "MSG")
+        if stop < 0:
             return -1
-        if buf[stop:stop + 2] != _CRLF:
-            raise WireError("a MSG payload not ended by CRLF")
         reply = parts[2].decode("latin-1") if len(parts) == 4 else ""
         events.append(Msg(parts[0].decode("latin-1"), _sid(parts[1]), reply, buf[start:stop]))
         return stop + 2
@@ -190,11 +187,9 @@ class Parser:
         if head > total:
             raise WireError("an HMSG with more header bytes than bytes")
         start = end + 2
-        stop = start + total
-        if stop + 2 > len(buf):
+        stop = _payload_end(buf, start, total, "HMSG")
+        if stop < 0:
             return -1
-        if buf[stop:stop + 2] != _CRLF:
-            raise WireError("an HMSG payload not ended by CRLF")
         subject = parts[0].decode("latin-1")
         reply = parts[2].decode("latin-1") if len(parts) == 5 else ""
         try:
@@ -204,6 +199,17 @@ class Parser:
         else:
             events.append(Msg(subject, _sid(parts[1]), reply, buf[start + head:stop], headers))
         return stop + 2
+
+
+def _payload_end(buf: bytes, start: int, size: int, verb: str) -> int:
+    """Where the ``size``-byte payload from ``start`` ends (its CRLF checked), -1 if it
+    is not all here yet."""
+    stop = start + size
+    if stop + 2 > len(buf):
+        return -1
+    if buf[stop:stop + 2] != _CRLF:
+        raise WireError(f"{verb} payload not ended by CRLF")
+    return stop
 
 
 def _sid(token: bytes) -> int:
