@@ -164,9 +164,9 @@ class _SocketWriter:
         assert isinstance(channel, ControlChannel)
         self.channel = channel
 
-    async def send(self, command: ResponseCommand, body: bytes) -> None:
+    async def send(self, command: ResponseCommand, body: bytes, wait: bool = True) -> None:
         self._write(lambda: self.channel.send_response(command, body if command.body else None))
-        await self._taken()
+        await self._taken()  # even with ``wait=False``: the socket is dropped after the call
 
     async def begin(self, command: ResponseCommand) -> None:
         self._write(lambda: self.channel.send_response(command, streamed=True))
@@ -226,12 +226,13 @@ class _InlineWriter:
         self.rendezvous, self.control, self.address = rendezvous, control, address
         self.socket: _SocketWriter | None = None
 
-    async def send(self, command: ResponseCommand, body: bytes) -> None:
+    async def send(self, command: ResponseCommand, body: bytes, wait: bool = True) -> None:
         control, channel = self.control, self.control.machine
         assert isinstance(channel, ControlChannel)
         if len(body) <= INLINE_LIMIT and not control.closed.done():
             control.send(lambda: channel.send_response(command, body if command.body else None))
-            await control.drain()
+            if wait or control.write_paused:  # back-pressure holds either way
+                await control.drain()
             return
         await (await self._open()).send(command, body)
 
@@ -263,7 +264,7 @@ def accept_context(command: AcceptCommand) -> RelayedHttpListenerContext:
 class _Refusal:
     """An accept's response is never sent: returning False refuses with its status."""
 
-    async def send(self, command: ResponseCommand, body: bytes) -> None:
+    async def send(self, command: ResponseCommand, body: bytes, wait: bool = True) -> None:
         raise RuntimeError("an accept's response is not sent; return False to refuse")
 
     async def begin(self, command: ResponseCommand) -> None:

@@ -41,8 +41,9 @@ INLINE_LIMIT = 64 * 1024
 class ResponseWriter(Protocol):
     """Where a response goes (the listener gives one per request)."""
 
-    async def send(self, command: ResponseCommand, body: bytes) -> None:
-        """The whole response at once."""
+    async def send(self, command: ResponseCommand, body: bytes, wait: bool = True) -> None:
+        """The whole response at once; ``wait=False``: an inline one may return once it is
+        queued, its write due in this loop step (a rendezvous one waits anyway)."""
 
     async def begin(self, command: ResponseCommand) -> None:
         """A response whose body follows in pieces (``command.body`` is true)."""
@@ -198,8 +199,14 @@ class RelayedHttpListenerResponse:
         self._closed = True
         self._writer.abort()
 
-    async def close(self) -> None:
+    async def close(self, *, wait: bool = True) -> None:
         """Send the response, or the end of its body (once; later calls do nothing).
+
+        Returns once the response is written to the relay's connection (by rendezvous:
+        once the relay took it).  ``wait=False`` returns as soon as a response that goes
+        inline on the control channel is queued there: it is written in this loop step,
+        with every other answer queued in it (what the listener does when a handler
+        returns without closing: nothing is left to do after the write).
 
         Raises:
             ConnectionError: it did not reach the relay (the control channel or the
@@ -213,7 +220,7 @@ class RelayedHttpListenerResponse:
             return
         body = bytes(self._body)
         self._body.clear()
-        await self._writer.send(self._command(bool(body)), body)
+        await self._writer.send(self._command(bool(body)), body, wait)
 
 
 @dataclass

@@ -255,8 +255,12 @@ class HybridConnectionListener:
             else:
                 control = self._control
                 assert control is not None
-                self._spawn(self._handle(self._rendezvous.inline_context(event, control)))
-                control.flush_soon()  # its answer leaves in the same loop step as its task runs
+                context = self._rendezvous.inline_context(event, control)
+                assert self._runner is not None
+                self._tasks.add(self._runner.get_loop().create_task(self._serve_inline(context)))
+                # Its answer leaves in the loop step its task runs, in one write with the
+                # answers to the other requests of the same read (WebSocketProtocol._deliver).
+                control.flush_soon()
         elif isinstance(event, AcceptReceived):
             self._spawn(self._guarded(self._serve_accept(event)))
         elif isinstance(event, PongReceived) and self._keep_alive is not None:
@@ -277,6 +281,18 @@ class HybridConnectionListener:
         except Exception:
             log.exception("listener %s: relayed call failed", self.tracking_id)
 
+    async def _serve_inline(self, context: RelayedHttpListenerContext) -> None:
+        """An inline request's task: one loop step when the handler does not wait (its
+        answer queued without waiting for the write, the task out of ``_tasks`` by itself
+        rather than by a done callback, which would cost one more loop step)."""
+        assert self._runner is not None
+        task = asyncio.current_task(self._runner.get_loop())  # (the loop given: no getpid())
+        try:
+            await self._handle(context, wait=False)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
     async def _serve_rendezvous(self, event: RequestReceived) -> None:
         opened = await self._rendezvous.rendezvous_context(event.command)
         if opened is None:
@@ -287,8 +303,12 @@ class HybridConnectionListener:
         finally:
             socket.abort()
 
-    async def _handle(self, context: RelayedHttpListenerContext) -> None:
-        """Await the request handler and send its response; never raises (but cancellation)."""
+    async def _handle(self, context: RelayedHttpListenerContext, wait: bool = True) -> None:
+        """Await the request handler and send its response; never raises (but cancellation).
+
+        ``wait=False``: a response the handler left open is closed without waiting for
+        its write (:meth:`RelayedHttpListenerResponse.close`).
+        """
         response = context.response
         if self._closing:
             _plain(response, 503, "Service Unavailable", b"The service is shutting down; try again.")
@@ -314,7 +334,7 @@ class HybridConnectionListener:
                 _plain(response, 500, "Internal Server Error",
                        b"The service failed to process the request.")
         try:
-            await response.close()
+            await response.close(wait=wait)
         except (ConnectionError, OSError, ProtocolError) as exc:
             log.warning("listener %s: could not answer a relayed call: %s", self.tracking_id,
                         exc or type(exc).__name__)

@@ -92,6 +92,38 @@ async def test_an_inline_request_is_answered_inline(
     assert ("X-Id", "r1") in event.command.response_headers
 
 
+async def test_the_answers_to_one_reads_requests_leave_in_one_write_in_order_tasks_done(
+    relay: MemoryRelay, made: list[HybridConnectionListener]
+) -> None:
+    listener = make(relay, made)
+    listener.request_handler = shout
+    await listener.open()
+    side = await relay.next_socket()
+    tasks_before = len(asyncio.all_tasks())
+    arrivals: list[tuple[bytes, int]] = []  # each write of the listener, and the tasks left then
+    arrived = asyncio.get_running_loop().create_future()
+    received = side.peer.data_received
+
+    def count(data: bytes) -> None:
+        arrivals.append((data, len(asyncio.all_tasks())))
+        received(data)
+        if not arrived.done():
+            arrived.set_result(None)
+
+    side.peer.data_received = count  # type: ignore[method-assign]
+    control = control_of(side)
+    for n in range(5):
+        control.send_request(RequestCommand(f"ws://relay.test/$hc/echo?sb-hc-id=r{n}", f"r{n}",
+                                            "/echo", "POST", (), True), b"call %d" % n)
+    side.peer.write(b"".join(control.data_to_send()))  # all five in one read
+    await arrived
+    answers = [await side.next_event() for _ in range(5)]
+    assert [(a.command.request_id, a.body) for a in answers if isinstance(a, ResponseReceived)] == [
+        (f"r{n}", b"CALL %d" % n) for n in range(5)]
+    assert len(arrivals) == 1  # one write for the five answers
+    assert arrivals[0][1] == tasks_before  # and the calls' tasks ended before it: one step each
+
+
 async def test_without_a_request_handler_requests_get_501(
     relay: MemoryRelay, made: list[HybridConnectionListener]
 ) -> None:
