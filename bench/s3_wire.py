@@ -1,7 +1,7 @@
 """S3 under the microscope: how each listener's traffic meets the relay and the kernel.
 
 ``python -m bench.s3_wire [--seconds S] [--reps N] [--conns 1,32] [--strace] [--trace]
-[--listener NAME=TREE ...] [--relay-tree TREE]``
+[--listener NAME=TREE[:VAR=VALUE,...] ...] [--relay-tree TREE]``
 
 One relay (``bench.relay_proc``, run from ``--relay-tree``, this tree by default), Microsoft's
 hyco-https listener (entity ``hyco``) and one Python listener (``bench.echo_listener``) per
@@ -96,8 +96,10 @@ def main() -> None:
         url = relay.ready_line.split()[0]
         listeners: dict[str, Proc] = {}
         for name, tree in python.items():
+            root, _, assigned = str(tree).partition(":")  # TREE[:VAR=VALUE,...]
+            env = dict(pair.split("=", 1) for pair in assigned.split(",") if pair)
             listeners[name] = Proc(f"py-{name}", python_argv("bench.echo_listener", url, name),
-                                   logdir=workdir, cwd=tree)
+                                   logdir=workdir, cwd=Path(root), env=env)
             procs.append(listeners[name])
         if not args.no_hyco:
             listeners["hyco"] = Proc("hyco", ["node", str(ROOT / "bench" / "node" / "hyco_echo_listener.js"),
