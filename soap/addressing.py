@@ -168,13 +168,15 @@ def _header_element(
 def _set_headers(envelope: Envelope, headers: AddressingHeaders) -> None:
     """Replace the envelope's WS-Addressing headers named in ``headers``.
 
-    The Header is looked up again: a Header added since ``envelope`` was read
-    (by an earlier stamp) is reused, never doubled.  The blocks are the ones
+    A Header added since ``envelope`` was read without one (by an earlier stamp)
+    is looked up and reused, never doubled.  The blocks are the ones
     :func:`_header_element` makes inside the Header; what they share (the
     namespace maps, whether ``mustUnderstand`` can use the envelope's prefix) is
     decided once per envelope, not per block.
     """
-    header = ensure_header(Envelope.from_element(envelope.root))
+    header = envelope.header
+    if header is None or header.getparent() is not envelope.root:
+        header = ensure_header(Envelope.from_element(envelope.root))
     if len(header):
         for block in list(header):
             if block.tag in _BY_TAG:
