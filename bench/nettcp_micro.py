@@ -31,7 +31,7 @@ from bindings.address import RelayAddress
 from bindings.nettcp.framing import ChannelMessage, parse_message
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import ServiceSession
-from bindings.nettcp.zeep_nettcp import NetTcpRelayTransport, _request, channel_response
+from bindings.nettcp.zeep_nettcp import MESSAGE_ID, NetTcpRelayTransport, channel_response
 from samples.payroll.services import payroll12_app
 
 ADDRESS = "http://127.0.0.1:9350/payroll12"
@@ -91,7 +91,8 @@ class Ends:
         return reply
 
     def _post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
-        data, message_id, _ = _request(message, headers)
+        data = message.encode() if isinstance(message, str) else message
+        message_id = headers.get(MESSAGE_ID, "")
         self.request = data
         if self.replay_reply is not None:
             raw = self.replay_reply.replace(b"{RELATES_TO}", message_id.encode())

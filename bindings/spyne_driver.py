@@ -53,7 +53,7 @@ from spyne.server.wsgi import WsgiApplication, WsgiMethodContext
 
 from soap.envelope import Envelope
 
-__all__ = ["SpyneDriver", "SpyneReply"]
+__all__ = ["SpyneDriver", "SpyneReply", "decompose_soap"]
 
 log = logging.getLogger("bindings.spyne_host")
 
@@ -153,7 +153,7 @@ class SpyneDriver(WsgiApplication):  # type: ignore[misc]
                     "You must issue a POST request with the Content-Type header properly set."
                 )
             ctx.in_document = (envelope.root, _xml_ids(envelope.root))
-            if not _decompose_soap(self.app.in_protocol, ctx):
+            if not decompose_soap(self.app.in_protocol, ctx):
                 self.app.in_protocol.decompose_incoming_envelope(ctx, ProtocolBase.REQUEST)
             return self.app.in_protocol.generate_method_contexts(ctx)
         except SpyneFault as exc:
@@ -239,7 +239,7 @@ def _xml_ids(root: etree._Element) -> dict[str, etree._Element]:
     return {str(element.get(_XML_ID)): element for element in found}
 
 
-def _decompose_soap(protocol: Any, ctx: Any) -> bool:
+def decompose_soap(protocol: Any, ctx: Any) -> bool:
     """Spyne's ``Soap11.decompose_incoming_envelope`` (SOAP 1.2's too) on ``ctx.in_document``
     for a request it takes as it is; False (nothing done) for anything else, which
     Spyne's own method then handles, faults and all.

@@ -10,7 +10,7 @@ from spyne import Application
 from spyne.protocol import ProtocolBase
 from spyne.server.wsgi import WsgiMethodContext
 
-from bindings.spyne_driver import SpyneDriver, _decompose_soap
+from bindings.spyne_driver import SpyneDriver, decompose_soap
 from samples.payroll.services import TNS, payroll12_app, payroll_app
 from soap import ns
 
@@ -69,7 +69,7 @@ def test_the_context_is_the_one_spyne_makes(make_app: Any, inner: str, ours: boo
     theirs = _outcome(lambda: app.in_protocol.decompose_incoming_envelope(theirs_ctx, ProtocolBase.REQUEST))
     our_ctx = _context(driver, etree.fromstring(data))
     taken: list[bool] = []
-    mine = _outcome(lambda: taken.append(_decompose_soap(app.in_protocol, our_ctx)))
+    mine = _outcome(lambda: taken.append(decompose_soap(app.in_protocol, our_ctx)))
     if ours:  # (an invalid body raises from Spyne's validation, as in Spyne's own)
         assert taken == ([True] if mine == ("ok", None) else [])
         assert mine == theirs
