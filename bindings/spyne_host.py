@@ -64,9 +64,14 @@ from soap.envelope import Envelope, SoapVersion
 from soap.exceptions import InvalidHeader, SecurityFault, SoapError
 from soap.fault import Fault, FaultCode, fault_envelope
 
-__all__ = ["SpyneRelayApp", "spyne_wsgi"]
+__all__ = ["ADDRESSING_KEY", "SpyneRelayApp", "spyne_wsgi"]
 
 log = logging.getLogger(__name__)
+#: The environ key of the request's WS-Addressing headers when whoever parsed the
+#: envelope read them too (:meth:`AddressingHeaders.from_header
+#: <soap.addressing.AddressingHeaders.from_header>` of ``soaprelay.envelope``'s Header):
+#: a NetTcp session's channel.  Not read again then, unless a security stage ran.
+ADDRESSING_KEY = "soaprelay.addressing"
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -279,7 +284,11 @@ class SpyneRelayApp:
         Raises:
             InvalidHeader: A header is malformed, or ``To`` is another address.
         """
-        headers = addressing.AddressingHeaders.from_header(envelope.header)
+        read = environ.get(ADDRESSING_KEY) if self.security is None else None
+        if isinstance(read, addressing.AddressingHeaders):  # read with the envelope
+            headers = read
+        else:
+            headers = addressing.AddressingHeaders.from_header(envelope.header)
         expected = _request_url(environ)
         strict = getattr(self.binding, "compare_to_host", False)
         if headers.to is not None and not addressing.same_address(

@@ -74,6 +74,8 @@ _NAMES = {
 #: Header tag (Clark notation) -> (local name, dataclass field).
 _BY_TAG = {f"{{{ns.WSA}}}{local}": (local, name) for local, name in _NAMES.items()}
 _MUST_UNDERSTAND = frozenset({"Action", "To"})
+_TAGS = {local: f"{{{ns.WSA}}}{local}" for local in _NAMES}
+_ADDRESS_TAG = f"{{{ns.WSA}}}Address"
 _WSA_NSMAP = {_PREFIX: ns.WSA}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -166,17 +168,36 @@ def _header_element(
 def _set_headers(envelope: Envelope, headers: AddressingHeaders) -> None:
     """Replace the envelope's WS-Addressing headers named in ``headers``.
 
-    The Header is looked up again: a Header added since ``envelope`` was read
-    (by an earlier stamp) is reused, never doubled.
+    A Header added since ``envelope`` was read without one (by an earlier stamp)
+    is looked up and reused, never doubled.  The blocks are the ones
+    :func:`_header_element` makes inside the Header; what they share (the
+    namespace maps, whether ``mustUnderstand`` can use the envelope's prefix) is
+    decided once per envelope, not per block.
     """
-    header = ensure_header(Envelope.from_element(envelope.root))
-    for block in list(header):
-        if block.tag in _BY_TAG:
-            header.remove(block)
+    header = envelope.header
+    if header is None or header.getparent() is not envelope.root:
+        header = ensure_header(Envelope.from_element(envelope.root))
+    if len(header):
+        for block in list(header):
+            if block.tag in _BY_TAG:
+                header.remove(block)
+    version = envelope.version
+    namespace = version.namespace
+    declared = any(prefix and uri == namespace for prefix, uri in header.nsmap.items())
+    must_nsmap = _WSA_NSMAP if declared else {_PREFIX: ns.WSA, ENV_PREFIX: namespace}
+    must_understand = f"{{{namespace}}}mustUnderstand"
     for local, name in _NAMES.items():
         value = getattr(headers, name)
-        if value is not None:
-            _header_element(envelope.version, local, value, header)
+        if value is None:
+            continue
+        must = local in _MUST_UNDERSTAND
+        element = etree.SubElement(header, _TAGS[local], nsmap=must_nsmap if must else _WSA_NSMAP)
+        if local == "ReplyTo":
+            etree.SubElement(element, _ADDRESS_TAG).text = value
+        else:
+            element.text = value
+        if must:
+            element.set(must_understand, "1")
 
 
 def action_from_http(

@@ -26,7 +26,7 @@ from bindings.handler import RelayedRequest, iter_bytes
 from bindings.nettcp.binding import NetTcpRelayBinding
 from bindings.nettcp.framing import SOAP12, ChannelMessage, fault_message
 from bindings.nettcp.session import SESSION_KEY, ServiceSession
-from bindings.spyne_host import SpyneRelayApp
+from bindings.spyne_host import ADDRESSING_KEY, SpyneRelayApp
 from bindings.wsgi_environ import build_environ
 from bindings.wsgi_host import ENVELOPE_KEY
 from soap import addressing
@@ -92,6 +92,7 @@ class SessionPipeline:
         environ = dict(self._environ)
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(message.data), str(len(message.data))
         environ[ENVELOPE_KEY] = message.envelope
+        environ[ADDRESSING_KEY] = message.headers
         environ[SESSION_KEY] = session
         status: list[str] = []
 

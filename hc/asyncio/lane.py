@@ -136,13 +136,18 @@ class StreamLane:
         view = memoryview(b"".join(out) if len(out) != 1 else out[0])
         while view:
             try:
-                view = view[os.write(self.fd, view):]
+                # Not ``view[os.write(...):]``: mypyc 2.4 evaluates a slice bound twice
+                # when the sliced object is not a list, tuple, str or bytes (the
+                # request went out twice in the accelerated build).
+                written = os.write(self.fd, view)
             except BlockingIOError:
                 if not _writable(self.fd, deadline):
                     self._unsent = bytes(view)
                     raise TimeoutError from None
             except OSError as exc:
                 raise ConnectionResetError(f"the socket failed: {exc}") from exc
+            else:
+                view = view[written:]
 
 
 def _writable(fd: int, deadline: float) -> bool:
