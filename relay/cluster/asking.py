@@ -30,6 +30,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from relay.cluster.link import Link, LinkDown, Msg, no_responders
 from relay.cluster.messages import Answer, AnswerStatus, Ask, MessageError, parse_answer
@@ -42,7 +43,7 @@ from relay.exceptions import (
 )
 
 __all__ = ["ASK_TIMEOUT", "NO_SERVICE", "SWEEP_EVERY", "TRIES", "WATCH_EVERY", "AskState", "Asking",
-           "Deadlines", "Outcome"]
+           "Deadlines", "Due", "Outcome"]
 
 log = logging.getLogger("relay.cluster")
 #: Seconds a node may take to hand an address-only request or an accept to its
@@ -64,8 +65,15 @@ class AskState(enum.Enum):
     DONE = "done"
 
 
+class Due(Protocol):
+    """What :class:`Deadlines` looks at (an :class:`Asking`)."""
+
+    def due(self) -> None:
+        """Its deadline passed."""
+
+
 class Deadlines:
-    """When each of a node's asks in flight is next due a look (:meth:`Asking._tick`),
+    """When each of a node's asks in flight is next due a look (:meth:`Asking.due`),
     looked at every :data:`SWEEP_EVERY` seconds by one timer, armed only while some
     ask waits: a cross-node call sets and clears a dict entry instead of making and
     cancelling a timer of its own."""
@@ -74,19 +82,19 @@ class Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._due: dict[Asking, float] = {}
+        self._due: dict[Due, float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self._due)
 
-    def set(self, asking: Asking, delay: float) -> None:
+    def set(self, asking: Due, delay: float) -> None:
         """Look at ``asking`` once ``delay`` seconds have passed (at most SWEEP_EVERY later)."""
         self._due[asking] = self._loop.time() + delay
         if self._timer is None:
             self._timer = self._loop.call_later(SWEEP_EVERY, self._sweep)
 
-    def clear(self, asking: Asking) -> None:
+    def clear(self, asking: Due) -> None:
         self._due.pop(asking, None)
 
     def _sweep(self) -> None:
@@ -97,7 +105,7 @@ class Deadlines:
         self._timer = self._loop.call_later(SWEEP_EVERY, self._sweep) if self._due else None
         for asking in due:  # each may set itself again
             try:
-                asking._tick()
+                asking.due()
             except Exception:  # a bug of ours: say so, and still look at the others
                 log.exception("cluster: an ask's deadline failed")
 
@@ -178,8 +186,8 @@ class Asking:
     def _arm(self, delay: float) -> None:
         self._deadlines.set(self, delay)
 
-    def _tick(self) -> None:
-        """Due (from :class:`Deadlines`)."""
+    def due(self) -> None:
+        """The deadline set last passed (told by :class:`Deadlines`)."""
         if self.state is AskState.SENT:
             self._end(ListenerTimeout(f"the listener's node did not answer within {ASK_TIMEOUT:g} s"))
             return

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from relay.cluster.asking import SWEEP_EVERY, Asking, Deadlines
+from relay.cluster.asking import SWEEP_EVERY, Deadlines
 
 pytestmark = pytest.mark.usefixtures("no_sockets")
 
@@ -39,7 +39,7 @@ class _Ask:
                  then: Callable[[], None] = lambda: None) -> None:
         self.name, self.ticked, self.fail, self.then = name, ticked, fail, then
 
-    def _tick(self) -> None:
+    def due(self) -> None:
         self.ticked.append(self.name)
         if self.fail:
             raise RuntimeError("a bug")
@@ -55,8 +55,8 @@ def test_each_ask_is_looked_at_once_due_within_a_sweep_and_one_timer_serves_all(
     loop, deadlines = _deadlines()
     ticked: list[str] = []
     first, second = _Ask("first", ticked), _Ask("second", ticked)
-    deadlines.set(cast(Asking, first), 0.25)
-    deadlines.set(cast(Asking, second), 5.0)
+    deadlines.set(first, 0.25)
+    deadlines.set(second, 5.0)
     assert len(loop.timers) == 1 and len(deadlines) == 2
     loop.run_until(0.25 - 1e-9)
     assert ticked == []
@@ -73,11 +73,11 @@ def test_a_cleared_ask_is_never_looked_at_and_an_ask_may_set_itself_again() -> N
     loop, deadlines = _deadlines()
     ticked: list[str] = []
     gone = _Ask("gone", ticked)
-    again = _Ask("again", ticked, then=lambda: deadlines.set(cast(Asking, again), 1.0))
-    deadlines.set(cast(Asking, gone), 0.1)
-    deadlines.set(cast(Asking, again), 0.1)
-    deadlines.clear(cast(Asking, gone))
-    deadlines.clear(cast(Asking, gone))  # twice is fine
+    again = _Ask("again", ticked, then=lambda: deadlines.set(again, 1.0))
+    deadlines.set(gone, 0.1)
+    deadlines.set(again, 0.1)
+    deadlines.clear(gone)
+    deadlines.clear(gone)  # twice is fine
     loop.run_until(0.1 + SWEEP_EVERY)
     assert ticked == ["again"] and len(deadlines) == 1 and len(loop.timers) == 1
     loop.run_until(1.5)
@@ -87,8 +87,8 @@ def test_a_cleared_ask_is_never_looked_at_and_an_ask_may_set_itself_again() -> N
 def test_a_failing_look_is_logged_and_the_others_still_happen(caplog: pytest.LogCaptureFixture) -> None:
     loop, deadlines = _deadlines()
     ticked: list[str] = []
-    deadlines.set(cast(Asking, _Ask("broken", ticked, fail=True)), 0.05)
-    deadlines.set(cast(Asking, _Ask("fine", ticked)), 0.05)
+    deadlines.set(_Ask("broken", ticked, fail=True), 0.05)
+    deadlines.set(_Ask("fine", ticked), 0.05)
     loop.run_until(SWEEP_EVERY)
     assert sorted(ticked) == ["broken", "fine"]
     assert "an ask's deadline failed" in caplog.text
