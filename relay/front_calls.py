@@ -95,14 +95,14 @@ def relay_at_once(relay: RelayState, request: FastRequest, owner: CallOwner) -> 
         return False
     loop = relay.running_loop
     try:
-        listener = choose_live(state, relay.rng, loop.time(), [])
-    except RelayError:
-        if relay.cluster is None or state.listeners:
-            return False
-        try:  # cluster seam: a listener on another node (relay.cluster.remote)
+        if state.listeners or relay.cluster is None:
+            listener = choose_live(state, relay.rng, loop.time(), [])
+        else:  # cluster seam: the listeners on other nodes (relay.cluster.remote), asked
+            # at once, not after choose_live's NoListener (an exception and its traceback
+            # per cross-node call)
             listener = relay.cluster.remote(state)
-        except RelayError:
-            return False
+    except RelayError:
+        return False
     if listener.congested:
         return False
     headers = forwarded_request_headers(request.headers.items(), decision.token_location,

@@ -2,8 +2,10 @@
 
 No task and no awaited future per call: :meth:`Asking.start` publishes the ask
 (``relay.cluster.link.Link.ask``), each answer is heard from the NATS
-connection's ``data_received`` (``relay.cluster.natsclient``), and timers bound
-the waits; the outcome (an
+connection's ``data_received`` (``relay.cluster.natsclient``), and deadlines bound
+the waits (:class:`Deadlines`: one timer for all of a node's asks, looking every
+:data:`SWEEP_EVERY` seconds, not a timer per ask; so each wait below may last up
+to that much longer than its figure); the outcome (an
 :class:`~relay.cluster.messages.Answer` or the :class:`~relay.exceptions.RelayError`
 to fail the call with) goes to ``done`` exactly once, unless :meth:`cancel` came
 first.  Life of an ask::
@@ -28,6 +30,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from relay.cluster.link import Link, LinkDown, Msg, no_responders
 from relay.cluster.messages import Answer, AnswerStatus, Ask, MessageError, parse_answer
@@ -39,7 +42,8 @@ from relay.exceptions import (
     RelayError,
 )
 
-__all__ = ["ASK_TIMEOUT", "NO_SERVICE", "TRIES", "WATCH_EVERY", "AskState", "Asking", "Outcome"]
+__all__ = ["ASK_TIMEOUT", "NO_SERVICE", "SWEEP_EVERY", "TRIES", "WATCH_EVERY", "AskState", "Asking",
+           "Deadlines", "Due", "Outcome"]
 
 log = logging.getLogger("relay.cluster")
 #: Seconds a node may take to hand an address-only request or an accept to its
@@ -49,6 +53,8 @@ ASK_TIMEOUT = 5.0
 WATCH_EVERY = 0.5
 #: Sends of one ask at most: a node whose listener just left answers "no listener".
 TRIES = 3
+#: Seconds between looks at the deadlines of the asks in flight (:class:`Deadlines`).
+SWEEP_EVERY = 0.1
 NO_SERVICE = "No service is hosted at the specified address."
 Outcome = Answer | RelayError
 
@@ -59,24 +65,68 @@ class AskState(enum.Enum):
     DONE = "done"
 
 
+class Due(Protocol):
+    """What :class:`Deadlines` looks at (an :class:`Asking`)."""
+
+    def due(self) -> None:
+        """Its deadline passed."""
+
+
+class Deadlines:
+    """When each of a node's asks in flight is next due a look (:meth:`Asking.due`),
+    looked at every :data:`SWEEP_EVERY` seconds by one timer, armed only while some
+    ask waits: a cross-node call sets and clears a dict entry instead of making and
+    cancelling a timer of its own."""
+
+    __slots__ = ("_due", "_loop", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[Due, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def set(self, asking: Due, delay: float) -> None:
+        """Look at ``asking`` once ``delay`` seconds have passed (at most SWEEP_EVERY later)."""
+        self._due[asking] = self._loop.time() + delay
+        if self._timer is None:
+            self._timer = self._loop.call_later(SWEEP_EVERY, self._sweep)
+
+    def clear(self, asking: Due) -> None:
+        self._due.pop(asking, None)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        due = [asking for asking, when in self._due.items() if when <= now]
+        for asking in due:
+            del self._due[asking]
+        self._timer = self._loop.call_later(SWEEP_EVERY, self._sweep) if self._due else None
+        for asking in due:  # each may set itself again
+            try:
+                asking.due()
+            except Exception:  # a bug of ours: say so, and still look at the others
+                log.exception("cluster: an ask's deadline failed")
+
+
 class Asking:
     """One ask in flight (see the module's docstring)."""
 
-    __slots__ = ("_alive", "_deadline", "_done", "_drop", "_known", "_link", "_loop", "_node",
-                 "_timer", "_token", "_tries", "ask", "payload", "state", "subject")
+    __slots__ = ("_alive", "_deadline", "_deadlines", "_done", "_drop", "_known", "_link", "_loop",
+                 "_node", "_token", "_tries", "ask", "payload", "state", "subject")
 
     def __init__(
         self, link: Link, subject: str, ask: Ask, done: Callable[[Outcome], None],
-        alive: Callable[[str], bool], drop: Callable[[str, object], None],
+        alive: Callable[[str], bool], drop: Callable[[str, object], None], deadlines: Deadlines,
     ) -> None:
         self._link, self.subject, self.ask, self._done = link, subject, ask, done
-        self._alive, self._drop = alive, drop
+        self._alive, self._drop, self._deadlines = alive, drop, deadlines
         self._loop = link.loop
         self.payload = ask.serialize()
         self.state = AskState.SENT
         self._token = ""
         self._tries = 0
-        self._timer: asyncio.TimerHandle | None = None
         self._node, self._known, self._deadline = "", False, 0.0
 
     def start(self) -> None:
@@ -131,15 +181,13 @@ class Asking:
         self._deadline = self._loop.time() + self.ask.timeout + 1
         self._arm(min(WATCH_EVERY, self.ask.timeout + 1))
 
-    # -- timers ----------------------------------------------------------------------
+    # -- deadlines -------------------------------------------------------------------
 
     def _arm(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(delay, self._tick)
+        self._deadlines.set(self, delay)
 
-    def _tick(self) -> None:
-        self._timer = None
+    def due(self) -> None:
+        """The deadline set last passed (told by :class:`Deadlines`)."""
         if self.state is AskState.SENT:
             self._end(ListenerTimeout(f"the listener's node did not answer within {ASK_TIMEOUT:g} s"))
             return
@@ -159,8 +207,6 @@ class Asking:
         self._done(outcome)
 
     def _stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadlines.clear(self)
         if self._token:
             self._link.hang_up(self._token)

@@ -28,7 +28,7 @@ from typing import Any
 
 from hc.entities import Discovery
 from hc.messages import RequestCommand
-from relay.cluster.asking import ASK_TIMEOUT, NO_SERVICE, Asking, Outcome
+from relay.cluster.asking import ASK_TIMEOUT, NO_SERVICE, Asking, Deadlines, Outcome
 from relay.cluster.config import ClusterConfig
 from relay.cluster.console import ConsoleParts
 from relay.cluster.link import Link, LinkDown, LinkState, Msg, Subscription
@@ -81,6 +81,8 @@ class ClusterNode:
         self.subjects = Subjects(relay.config.name)
         self.peers = PeerTable(self.name)
         self.link = Link(config, self._link_changed)
+        #: The deadlines of this node's asks in flight (one timer for all of them).
+        self.deadlines = Deadlines(self.link.loop)
         self.console = ConsoleParts(relay, self.link, self.subjects, self.name, self.peers, self._drop)
         relay.observer.name_node(self.name)  # the metrics' and events' node label
         self._subs: dict[str, list[Subscription]] = {}
@@ -259,7 +261,8 @@ class ClusterNode:
     def start_ask(self, ask: Ask, done: Callable[[Outcome], None]) -> Asking:
         """Ask the node NATS picks, with no task (``relay.cluster.asking``); the outcome
         goes to ``done``.  Raises NoListener at once when NATS is unreachable."""
-        asking = Asking(self.link, self.subjects.connect(ask.path), ask, done, self._alive, self._drop)
+        asking = Asking(self.link, self.subjects.connect(ask.path), ask, done, self._alive, self._drop,
+                        self.deadlines)
         asking.start()
         return asking
 

@@ -138,9 +138,7 @@ def serve_at_once(
     except RelayError:
         listener.forget(pending)
         return False
-    served = _Served(listener, node, finish, loop.call_later(POSTED_AFTER, posted))
-    served.timer = loop.call_later(ask.timeout, pending.fail, _TimedOut())
-    pending.on_settled = served.settled
+    pending.on_settled = _Served(loop, listener, pending, node, finish, posted, ask.timeout).settled
     return True
 
 
@@ -149,21 +147,40 @@ class _TimedOut(ListenerTimeout):
 
 
 class _Served:
-    """A whole request :func:`serve_at_once` handed to a listener, until it is settled."""
+    """A whole request :func:`serve_at_once` handed to a listener, until it is settled.
 
-    __slots__ = ("finish", "hint", "listener", "node", "timer")
+    One timer, not two: it fires after :data:`POSTED_AFTER` seconds to say "posted",
+    then again at the ask's timeout (or only at the timeout, when that is sooner).
+    """
 
-    def __init__(self, listener: ListenerConnection, node: str,
-                 finish: Callable[[Answer | None], None], hint: asyncio.TimerHandle) -> None:
-        self.listener, self.node, self.finish, self.hint = listener, node, finish, hint
-        self.timer: asyncio.TimerHandle | None = None
+    __slots__ = ("deadline", "finish", "hinted", "listener", "loop", "node", "pending", "posted",
+                 "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, listener: ListenerConnection,
+                 pending: PendingRequest, node: str, finish: Callable[[Answer | None], None],
+                 posted: Callable[[], None], timeout: float) -> None:
+        self.loop, self.listener, self.pending, self.node = loop, listener, pending, node
+        self.finish, self.posted = finish, posted
+        self.hinted = timeout <= POSTED_AFTER  # the time is up first: no "posted"
+        self.deadline = loop.time() + timeout
+        self.timer: asyncio.TimerHandle | None = loop.call_later(min(POSTED_AFTER, timeout), self._tick)
+
+    def _tick(self) -> None:
+        """POSTED_AFTER is up: say "posted" and wait for the rest; else the time is up."""
+        self.timer = None
+        if not self.hinted:
+            self.hinted = True
+            self.posted()
+            self.timer = self.loop.call_at(self.deadline, self._tick)
+        else:
+            self.pending.fail(_TimedOut())
 
     def settled(self, pending: PendingRequest) -> None:
         """The listener answered, went away, or the time is up (in a callback: nothing
         may escape)."""
-        self.hint.cancel()
         if self.timer is not None:
             self.timer.cancel()
+            self.timer = None
         pending.on_settled = None
         self.listener.forget(pending)
         answer: Answer | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from dataclasses import dataclass
 
 __all__ = ["QUEUE_GROUP", "Subjects", "token_of", "untoken"]
 
@@ -37,21 +36,50 @@ def untoken(token: str) -> str:
         raise ValueError(f"not a subject token: {token[:64]!r}") from exc
 
 
-@dataclass(frozen=True)
+#: Most entities whose subjects a :class:`Subjects` keeps made (then it starts again).
+_KEPT = 4096
+
+
 class Subjects:
-    """The subjects of namespace ``namespace``."""
+    """The subjects of namespace ``namespace``.
 
-    namespace: str
+    A plain class, not a frozen dataclass: each ask names its entity's subject (on
+    the asking node once, on the asked node twice), so each entity's are made once
+    and kept (at most :data:`_KEPT` entities' at a time), not formatted per call.
+    """
 
-    @property
-    def prefix(self) -> str:
-        return f"soaprelay.{token_of(self.namespace)}"
+    __slots__ = ("_connect", "_event", "namespace", "prefix")
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.prefix = f"soaprelay.{token_of(namespace)}"
+        self._connect: dict[str, str] = {}
+        self._event: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Subjects({self.namespace!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Subjects) and other.namespace == self.namespace
+
+    def __hash__(self) -> int:
+        return hash(self.namespace)
 
     def connect(self, path: str) -> str:
-        return f"{self.prefix}.hc.{token_of(path)}"
+        subject = self._connect.get(path)
+        if subject is None:
+            if len(self._connect) >= _KEPT:
+                self._connect.clear()
+            subject = self._connect[path] = f"{self.prefix}.hc.{token_of(path)}"
+        return subject
 
     def event(self, path: str) -> str:
-        return f"{self.prefix}.ev.{token_of(path)}"
+        subject = self._event.get(path)
+        if subject is None:
+            if len(self._event) >= _KEPT:
+                self._event.clear()
+            subject = self._event[path] = f"{self.prefix}.ev.{token_of(path)}"
+        return subject
 
     @property
     def nodes(self) -> str:
