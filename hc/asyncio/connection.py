@@ -351,14 +351,23 @@ class WebSocketProtocol(asyncio.Protocol):
             raise ConnectionResetError(f"the WebSocket is closing: {exc}") from exc
         self.flush_soon()
 
+    def send_now(self, queue: Callable[[], None]) -> None:
+        """:meth:`send`, written at once with whatever else is queued (an answer that is
+        ready leaves now: the peer starts on it while later ones are still being made).
+
+        Raises:
+            ConnectionResetError: the connection is closed or closing.
+        """
+        self.send(queue)
+        self._flush()
+
     def flush_soon(self) -> None:
         """Write what is sent from now until the callbacks already scheduled have run.
 
-        :meth:`send` calls it, so everything sent in one loop step leaves in one write.
-        Called when work that will answer is scheduled (a request's task), the write
-        comes right after that work's first step instead of one loop step later; called
-        while the events of one read are handed over (``on_event``), right after the
-        work of all of them: the answers to the requests of one read leave in one write.
+        :meth:`send` calls it, so everything sent in one loop step leaves in one write;
+        while the events of one read are handed over (``on_event``), that write comes
+        after the work of all of them.  (An inline answer does not wait for it:
+        :meth:`send_now`.)
         """
         if not self._flush_due:
             self._flush_due = True

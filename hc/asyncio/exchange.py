@@ -230,7 +230,7 @@ class _InlineWriter:
         control, channel = self.control, self.control.machine
         assert isinstance(channel, ControlChannel)
         if len(body) <= INLINE_LIMIT and not control.closed.done():
-            control.send(lambda: channel.send_response(command, body if command.body else None))
+            control.send_now(lambda: channel.send_response(command, body if command.body else None))
             if wait or control.write_paused:  # back-pressure holds either way
                 await control.drain()
             return

@@ -43,7 +43,8 @@ class ResponseWriter(Protocol):
 
     async def send(self, command: ResponseCommand, body: bytes, wait: bool = True) -> None:
         """The whole response at once; ``wait=False``: an inline one may return once it is
-        queued, its write due in this loop step (a rendezvous one waits anyway)."""
+        handed to the transport, without waiting for its buffer (a rendezvous one waits
+        anyway)."""
 
     async def begin(self, command: ResponseCommand) -> None:
         """A response whose body follows in pieces (``command.body`` is true)."""
@@ -204,9 +205,9 @@ class RelayedHttpListenerResponse:
 
         Returns once the response is written to the relay's connection (by rendezvous:
         once the relay took it).  ``wait=False`` returns as soon as a response that goes
-        inline on the control channel is queued there: it is written in this loop step,
-        with every other answer queued in it (what the listener does when a handler
-        returns without closing: nothing is left to do after the write).
+        inline on the control channel is handed to its transport, unless the transport's
+        buffer is over its high-water mark (what the listener does when a handler returns
+        without closing: nothing is left to do after the write).
 
         Raises:
             ConnectionError: it did not reach the relay (the control channel or the

@@ -257,10 +257,10 @@ class HybridConnectionListener:
                 assert control is not None
                 context = self._rendezvous.inline_context(event, control)
                 assert self._runner is not None
+                # Its answer is written as soon as it is ready (WebSocketProtocol.send_now),
+                # not batched with the other answers of the same read: the relay starts on
+                # it while the listener makes the next (a batch would keep one idle).
                 self._tasks.add(self._runner.get_loop().create_task(self._serve_inline(context)))
-                # Its answer leaves in the loop step its task runs, in one write with the
-                # answers to the other requests of the same read (WebSocketProtocol._deliver).
-                control.flush_soon()
         elif isinstance(event, AcceptReceived):
             self._spawn(self._guarded(self._serve_accept(event)))
         elif isinstance(event, PongReceived) and self._keep_alive is not None:
