@@ -36,7 +36,7 @@ from pathlib import Path
 from bench import keys
 from bench.procs import ROOT, Proc, python_argv
 from bench.s1_hop import _SOAP_HEADERS
-from bench.wrk import run_wrk, write_script
+from bench.wrk import WrkResult, run_wrk, write_script
 
 _TRACED = "read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg,epoll_wait,epoll_pwait,epoll_pwait2"
 _LINE = re.compile(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(\w+)\((\d+),.*\)\s+=\s+(-?\d+)")
@@ -142,14 +142,21 @@ def _stop(tracer: subprocess.Popen[bytes]) -> None:
     tracer.wait(10)
 
 
+def _wrk_under(tracers: list[subprocess.Popen[bytes]], target: str, script: Path, c: int,
+               seconds: float) -> WrkResult:
+    """One wrk run while ``tracers`` (strace, just attached) watch; they stop after it."""
+    time.sleep(0.5)  # strace's attach takes a moment and prints no sign of it
+    result = run_wrk(target, script, c, seconds)
+    for tracer in tracers:
+        _stop(tracer)
+    return result
+
+
 def _straced(workdir: Path, relay: Proc, listener: Proc, target: str, script: Path, c: int,
              seconds: float, name: str) -> None:
     outs = {who: workdir / f"strace-c-{who}-{name}-{c}.txt" for who in ("relay", "listener")}
     tracers = [_attach(relay.pid, outs["relay"], ["-c"]), _attach(listener.pid, outs["listener"], ["-c"])]
-    time.sleep(0.5)
-    result = run_wrk(target, script, c, seconds)
-    for tracer in tracers:
-        _stop(tracer)
+    result = _wrk_under(tracers, target, script, c, seconds)
     n = max(result.requests, 1)
     for who, out in outs.items():
         counts = _strace_counts(out)
@@ -163,10 +170,7 @@ def _traced(workdir: Path, relay: Proc, listener: Proc, target: str, script: Pat
     outs = {who: workdir / f"trace-{who}-{name}-{c}.txt" for who in ("relay", "listener")}
     tracers = [_attach(proc.pid, outs[who], ["-e", f"trace={_TRACED}", "-s", "0"])
                for who, proc in (("relay", relay), ("listener", listener))]
-    time.sleep(0.5)
-    result = run_wrk(target, script, c, seconds)
-    for tracer in tracers:
-        _stop(tracer)
+    result = _wrk_under(tracers, target, script, c, seconds)
     n = max(result.requests, 1)
     for who, out in outs.items():
         calls = _trace_fds(out)

@@ -343,23 +343,27 @@ class WebSocketProtocol(asyncio.Protocol):
         Raises:
             ConnectionResetError: the connection is closed or closing.
         """
+        self._queue_up(queue)
+        self.flush_soon()
+
+    def send_now(self, queue: Callable[[], None]) -> None:
+        """:meth:`send`, written at once with whatever else is queued (an answer that is
+        ready leaves now: the peer starts on it while later ones are still being made;
+        and no loop step is spent on a write left for later).
+
+        Raises:
+            ConnectionResetError: the connection is closed or closing.
+        """
+        self._queue_up(queue)
+        self._flush()
+
+    def _queue_up(self, queue: Callable[[], None]) -> None:
         if self.closed.done() or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("the WebSocket is closed")
         try:
             queue()
         except LocalProtocolError as exc:
             raise ConnectionResetError(f"the WebSocket is closing: {exc}") from exc
-        self.flush_soon()
-
-    def send_now(self, queue: Callable[[], None]) -> None:
-        """:meth:`send`, written at once with whatever else is queued (an answer that is
-        ready leaves now: the peer starts on it while later ones are still being made).
-
-        Raises:
-            ConnectionResetError: the connection is closed or closing.
-        """
-        self.send(queue)
-        self._flush()
 
     def flush_soon(self) -> None:
         """Write what is sent from now until the callbacks already scheduled have run.
