@@ -166,9 +166,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._paused_reading = False
         self._writable: asyncio.Future[None] | None = None
-        self._flush_due = False  # a write of what was sent is due in this loop step
+        self._flush_due = False  # a write of what was sent is scheduled for this loop step
         self._flushed: asyncio.Future[None] | None = None  # resolved by that write
-        self._delivering = False  # handing a read's events over: a due write waits for the last
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -270,22 +269,16 @@ class WebSocketProtocol(asyncio.Protocol):
                 and transport.get_write_buffer_size() == 0)
 
     def _deliver(self, events: Sequence[object]) -> None:
-        due, self._delivering = self._flush_due, True
-        try:
-            for event in events:
-                if isinstance(event, ConnectionClosed):
-                    if not self.closed.done():
-                        self.closed.set_result(event)
-                    if self.transport is not None:
-                        self.transport.close()
-                if self._on_event is not None:
-                    self._on_event(event)
-                else:
-                    self._queue.append(event)
-        finally:
-            self._delivering = False
-            if self._flush_due and not due:  # after the work the events scheduled
-                self._loop.call_soon(self._due_flush)
+        for event in events:
+            if isinstance(event, ConnectionClosed):
+                if not self.closed.done():
+                    self.closed.set_result(event)
+                if self.transport is not None:
+                    self.transport.close()
+            if self._on_event is not None:
+                self._on_event(event)
+            else:
+                self._queue.append(event)
         if self._on_event is None and self._queue:
             self._wake()
             if len(self._queue) >= QUEUE_LIMIT and not self._paused_reading and self.transport:
@@ -368,15 +361,12 @@ class WebSocketProtocol(asyncio.Protocol):
     def flush_soon(self) -> None:
         """Write what is sent from now until the callbacks already scheduled have run.
 
-        :meth:`send` calls it, so everything sent in one loop step leaves in one write;
-        while the events of one read are handed over (``on_event``), that write comes
-        after the work of all of them.  (An inline answer does not wait for it:
-        :meth:`send_now`.)
+        :meth:`send` calls it, so everything sent in one loop step leaves in one write.
+        (An inline answer does not wait for it: :meth:`send_now`.)
         """
         if not self._flush_due:
             self._flush_due = True
-            if not self._delivering:
-                self._loop.call_soon(self._due_flush)
+            self._loop.call_soon(self._due_flush)
 
     def _due_flush(self) -> None:
         self._flush_due = False
