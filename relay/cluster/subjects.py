@@ -67,18 +67,16 @@ class Subjects:
 
     def connect(self, path: str) -> str:
         subject = self._connect.get(path)
-        if subject is None:
-            if len(self._connect) >= _KEPT:
-                self._connect.clear()
-            subject = self._connect[path] = f"{self.prefix}.hc.{token_of(path)}"
-        return subject
+        return subject if subject is not None else self._make(self._connect, "hc", path)
 
     def event(self, path: str) -> str:
         subject = self._event.get(path)
-        if subject is None:
-            if len(self._event) >= _KEPT:
-                self._event.clear()
-            subject = self._event[path] = f"{self.prefix}.ev.{token_of(path)}"
+        return subject if subject is not None else self._make(self._event, "ev", path)
+
+    def _make(self, kept: dict[str, str], kind: str, path: str) -> str:
+        if len(kept) >= _KEPT:
+            kept.clear()
+        subject = kept[path] = f"{self.prefix}.{kind}.{token_of(path)}"
         return subject
 
     @property
