@@ -15,6 +15,7 @@ from hc.asyncio import (
     SharedAccessSignatureTokenProvider,
 )
 from hc.asyncio.connection import MaskKeys
+from hc.asyncio.exchange import RequestHandler
 from hc.events import ConnectionClosed, RenewTokenReceived, ResponseReceived
 from hc.messages import AcceptCommand, RequestCommand
 from hc.protocol import ControlChannel
@@ -51,6 +52,17 @@ def make(relay: MemoryRelay, made: list[HybridConnectionListener], **options: ob
     return listener
 
 
+async def online(relay: MemoryRelay, made: list[HybridConnectionListener],
+                 handler: RequestHandler | None = None) -> tuple[HybridConnectionListener, RelaySide]:
+    """A listener with ``handler`` as its request handler, open; and the relay's side of
+    its control channel."""
+    listener = make(relay, made)
+    if handler is not None:
+        listener.request_handler = handler
+    await listener.open()
+    return listener, await relay.next_socket()
+
+
 async def shout(context: RelayedHttpListenerContext) -> None:
     context.response.headers.append(("X-Id", context.request.tracking_id))
     await context.response.write((await context.request.read()).upper())
@@ -78,10 +90,7 @@ async def test_the_listen_handshake_carries_action_id_and_token(
 async def test_an_inline_request_is_answered_inline(
     relay: MemoryRelay, made: list[HybridConnectionListener]
 ) -> None:
-    listener = make(relay, made)
-    listener.request_handler = shout
-    await listener.open()
-    side = await relay.next_socket()
+    _, side = await online(relay, made, shout)
     command = RequestCommand("ws://relay.test/$hc/echo?sb-hc-action=request&sb-hc-id=r1", "r1",
                              "/echo/a", "POST", (("Content-Type", "text/plain"),), True)
     control_of(side).send_request(command, b"quiet")
@@ -95,10 +104,7 @@ async def test_an_inline_request_is_answered_inline(
 async def test_each_answer_leaves_as_soon_as_it_is_ready_in_order_tasks_done(
     relay: MemoryRelay, made: list[HybridConnectionListener]
 ) -> None:
-    listener = make(relay, made)
-    listener.request_handler = shout
-    await listener.open()
-    side = await relay.next_socket()
+    _, side = await online(relay, made, shout)
     tasks_before = len(asyncio.all_tasks())
     arrivals: list[bytes] = []  # each write of the listener
     arrived = asyncio.get_running_loop().create_future()
@@ -197,10 +203,7 @@ async def test_close_answers_requests_arriving_meanwhile_with_503(
         started.set()
         await release.wait()
 
-    listener = make(relay, made)
-    listener.request_handler = slow
-    await listener.open()
-    side = await relay.next_socket()
+    listener, side = await online(relay, made, slow)
     control = control_of(side)
     control.send_request(RequestCommand("ws://relay.test/a", "slow", "/echo", "GET", (), False))
     side.flush()
@@ -250,9 +253,7 @@ async def test_senders_past_the_accept_backlog_are_refused_with_503(
 async def test_close_closes_the_senders_nobody_accepted_and_accept_returns_none(
     relay: MemoryRelay, made: list[HybridConnectionListener]
 ) -> None:
-    listener = make(relay, made)
-    await listener.open()
-    side = await relay.next_socket()
+    listener, side = await online(relay, made)
     control_of(side).send_accept(AcceptCommand("ws://relay.test/$hc/echo?sb-hc-action=accept&sb-hc-id=w", "w"))
     side.flush()
     sender = await relay.next_socket()  # the listener joined it; nobody calls accept_connection()
