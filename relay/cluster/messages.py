@@ -28,7 +28,7 @@ import math
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -102,6 +102,8 @@ _ASK_HEAD = struct.Struct("!3sBBdiHHHI")
 #: (the response's in four bytes).
 _ANSWER_HEAD = struct.Struct("!3sBBqiHI")
 _NO_BODY = -1
+#: A heartbeat's ticket: none, or a token of URL-safe characters (``secrets.token_urlsafe``).
+_TICKET = re.compile(r"[A-Za-z0-9_-]{0,64}")
 #: The rendezvous address as nodes write it (``relay.call_heads.request_command``,
 #: ``relay.ws_senders``): checked by one match; anything else the long way.
 _CANONICAL = re.compile(
@@ -418,17 +420,22 @@ class EntityFact:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """A node's presence: its rendezvous URL and listener counts; ``leaving`` on a clean stop."""
+    """A node's presence: its rendezvous URL and listener counts; ``leaving`` on a clean
+    stop; ``ticket``, what another node presents to open a direct link to it
+    (``relay.cluster.direct``; "": it takes none), never shown."""
 
     namespace: str
     node: str
     url: str
     entities: tuple[EntityFact, ...] = ()
     leaving: bool = False
+    ticket: str = field(default="", repr=False)
 
     def serialize(self) -> bytes:
-        fields = {"ns": self.namespace, "node": self.node, "url": self.url,
-                  "entities": [e.to_json() for e in self.entities], "leaving": self.leaving}
+        fields: dict[str, Any] = {"ns": self.namespace, "node": self.node, "url": self.url,
+                                  "entities": [e.to_json() for e in self.entities], "leaving": self.leaving}
+        if self.ticket:
+            fields["ticket"] = self.ticket
         return _head(fields, None)
 
 
@@ -443,5 +450,8 @@ def parse_heartbeat(data: bytes, namespace: str) -> Heartbeat:
     leaving = obj.get("leaving", False)
     if not isinstance(leaving, bool):
         raise MessageError("'leaving' must be true or false")
+    ticket = obj.get("ticket", "")
+    if not isinstance(ticket, str) or not _TICKET.fullmatch(ticket):
+        raise MessageError("'ticket' must be at most 64 letters, digits, '-' or '_'")
     facts = tuple(EntityFact.from_json(e) for e in entities)
-    return Heartbeat(namespace, _text(obj, "node"), _text(obj, "url"), facts, leaving)
+    return Heartbeat(namespace, _text(obj, "node"), _text(obj, "url"), facts, leaving, ticket)

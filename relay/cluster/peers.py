@@ -10,9 +10,10 @@ is forgotten after :data:`PEER_TTL` seconds; one that stops cleanly says so.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from relay.cluster.messages import EntityFact, Heartbeat
 from relay.namespace import EntityConfig
@@ -29,12 +30,14 @@ MAX_PEERS = 1024
 
 @dataclass(frozen=True)
 class Peer:
-    """Another node: its name, rendezvous URL, entities, and when it was last heard."""
+    """Another node: its name, rendezvous URL, entities, when it was last heard, and
+    its direct links' ticket ("": it takes none; never shown)."""
 
     name: str
     url: str
     entities: dict[str, EntityFact]
     heard: float
+    ticket: str = field(default="", repr=False)
 
 
 class PeerTable:
@@ -64,7 +67,7 @@ class PeerTable:
             if len(self._peers) >= MAX_PEERS:
                 return False
         entities = {fact.path: fact for fact in beat.entities}
-        self._peers[beat.node] = Peer(beat.node, beat.url, entities, self._clock())
+        self._peers[beat.node] = Peer(beat.node, beat.url, entities, self._clock(), beat.ticket)
         return True
 
     def forget(self, name: str) -> None:
@@ -77,6 +80,14 @@ class PeerTable:
     def holders(self, path: str) -> list[str]:
         """Names of the other nodes with at least one listener on ``path``."""
         return [p.name for p in self if path in p.entities and p.entities[path].listeners]
+
+    def pick(self, path: str, rng: random.Random) -> Peer | None:
+        """One of the other nodes with listeners on ``path``, at random, weighted by how
+        many each holds (the spread NATS's queue group and the listener choice give)."""
+        holders = [p for p in self if p.entities.get(path) is not None and p.entities[path].listeners]
+        if len(holders) <= 1:
+            return holders[0] if holders else None
+        return rng.choices(holders, [p.entities[path].listeners for p in holders])[0]
 
     def fact(self, path: str) -> EntityFact | None:
         """What another node says of ``path`` (for a dynamic entity this node lacks)."""

@@ -224,3 +224,16 @@ def test_heartbeats_round_trip_and_are_bounded() -> None:
         data = json.dumps({"v": 1, "ns": "ns", "node": "b", "url": "u", "entities": [entity]})
         with pytest.raises(MessageError):
             parse_heartbeat(data.encode(), "ns")
+
+
+def test_a_heartbeats_ticket_round_trips_and_never_shows_in_its_repr() -> None:
+    beat = Heartbeat("ns", "b", "http://b:1", ticket="Zm9v-YmFy_0123456789abcdefABCDEF")
+    parsed = parse_heartbeat(beat.serialize(), "ns")
+    assert parsed.ticket == beat.ticket
+    assert beat.ticket not in repr(parsed)
+    assert b"ticket" not in Heartbeat("ns", "b", "u").serialize()  # none: the node takes no links
+    assert parse_heartbeat(Heartbeat("ns", "b", "u").serialize(), "ns").ticket == ""
+    for bad in (7, "a b", "x" * 65, "tick.et"):
+        data = json.dumps({"v": 1, "ns": "ns", "node": "b", "url": "u", "entities": [], "ticket": bad})
+        with pytest.raises(MessageError, match="ticket"):
+            parse_heartbeat(data.encode(), "ns")

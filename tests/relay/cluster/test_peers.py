@@ -3,6 +3,9 @@ Pure: an injected clock, no sockets."""
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 import pytest
 
 from hc.entities import Discovery
@@ -63,3 +66,17 @@ def test_dynamic_entities_of_other_nodes_resolve_by_longest_prefix() -> None:
     assert (config.max_message_size, config.timeout, config.rules) == (1000, 7.0, ())
     assert table.dynamic_entity("configured/op") is None  # a configured entity is every node's own
     assert table.dynamic_entity("other") is None
+
+
+def test_pick_chooses_a_holder_weighted_by_its_listeners() -> None:
+    table = PeerTable("me", ManualClock())
+    table.heard(Heartbeat("ns", "few", "http://few:1", (EntityFact("pay", 1),), ticket="t1"))
+    table.heard(Heartbeat("ns", "many", "http://many:1", (EntityFact("pay", 9),), ticket="t2"))
+    table.heard(beat("none", EntityFact("pay", 0)))
+    rng = random.Random(7)
+    picked = Counter(peer.name for peer in (table.pick("pay", rng) for _ in range(2000)) if peer)
+    assert set(picked) == {"few", "many"}
+    assert 0.05 < picked["few"] / 2000 < 0.15  # 1 in 10
+    assert table.pick("other", rng) is None
+    only = table.pick("pay", random.Random(1))
+    assert only is not None and only.ticket in ("t1", "t2") and only.ticket not in repr(only)
