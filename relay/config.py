@@ -51,6 +51,7 @@ is optional; the values shown are the defaults where there is one)::
     node_name = "relay-1"        # default: host name and port
     creds_file = "nats.creds"    # optional NATS credentials file
     small_requests = "nats"      # | "rendezvous": how <= 64 KiB requests cross nodes
+    direct = true                # false: no direct node-to-node links, every ask over NATS
 
 Identity providers whose JWTs are accepted besides SAS tokens are ``[[identity]]``
 tables: see :mod:`relay.identity_config`.
@@ -97,7 +98,7 @@ MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 256
 
 _TOP_KEYS = ("namespace", "rule", "entity", "admin", "observe", "webhook", "identity", "cluster")
-_CLUSTER_KEYS = ("nats", "node_url", "node_name", "creds_file", "small_requests")
+_CLUSTER_KEYS = ("nats", "node_url", "node_name", "creds_file", "small_requests", "direct")
 _NAMESPACE_KEYS = (
     "name",
     "host",
@@ -296,7 +297,7 @@ class _Loader:
             return ClusterConfig(
                 parse_nats_urls(",".join(urls)), parse_node_url(table.text("node_url")),
                 table.text("node_name", ""), creds,
-                table.choice("small_requests", Route, Route.NATS),
+                table.choice("small_requests", Route, Route.NATS), table.flag("direct", True),
             )
         except ConfigError as exc:
             raise self.error("cluster", str(exc).removeprefix("cluster: ")) from None

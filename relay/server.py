@@ -36,6 +36,7 @@ from relay import access, http_senders, listen, rendezvous, ws_senders
 from relay.boundary import ErrorAnswer, error_answer
 from relay.client_errors import AiohttpLogger, GuardedHandler
 from relay.cluster.config import ClusterConfig
+from relay.cluster.seam import LINK_PATH
 from relay.compiled import describe_build
 from relay.discovery import FeedEntry, render_feed
 from relay.drain import GateState
@@ -269,6 +270,8 @@ class RelayServer:
                 return await admin.serve(self.state, request)
             if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
                 return web.json_response(self.health())
+            if path == LINK_PATH and self.state.cluster is not None:
+                return await self.state.cluster.serve_link(request)
             sender = AiohttpSender(request, host, self.state.limits)
             await http_senders.relay_http(self.state, sender, reply)
             assert reply.response is not None

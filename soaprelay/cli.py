@@ -173,6 +173,8 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     cluster.add_argument("--node-url", metavar="URL",
                          help="how listeners reach THIS node for rendezvous, http(s)://HOST:PORT")
     cluster.add_argument("--node-name", metavar="NAME", help="this node's name (default: host-port)")
+    cluster.add_argument("--no-direct", action="store_true",
+                         help="no direct node-to-node links: every ask crosses NATS ([cluster] direct = false)")
     sub.add_argument(
         "--log-level",
         metavar="LEVEL",
@@ -260,6 +262,8 @@ def _serve_workers(
         flags += ["--tls-cert", str(args.tls_cert), "--tls-key", str(args.tls_key)]
     if args.cluster is not None:
         flags += ["--cluster", args.cluster]
+    if args.no_direct:
+        flags.append("--no-direct")
     try:
         run_workers(config, args.workers, flags, ready)
     except WorkerFailed as exc:
@@ -301,15 +305,19 @@ def _cluster_config(args: argparse.Namespace, table: ClusterConfig | None) -> Cl
     if table is None and args.cluster is None:
         if args.node_url is not None or args.node_name is not None:
             raise _UsageError("--node-url and --node-name need --cluster (or a [cluster] table)")
+        if args.no_direct and args.workers <= 1:
+            raise _UsageError("--no-direct needs --cluster, --workers or a [cluster] table")
         return None
     nats = parse_nats_urls(args.cluster) if args.cluster is not None else table.nats  # type: ignore[union-attr]
     node_url = args.node_url or (table.node_url if table is not None else None)
     if node_url is None:
         raise _UsageError("--cluster needs --node-url: how listeners reach this node")
     name = args.node_name if args.node_name is not None else (table.node_name if table else "")
+    direct = not args.no_direct and (table is None or table.direct)
     if table is None:
-        return ClusterConfig(nats, parse_node_url(node_url), name)
-    return dataclasses.replace(table, nats=nats, node_url=parse_node_url(node_url), node_name=name)
+        return ClusterConfig(nats, parse_node_url(node_url), name, direct=direct)
+    return dataclasses.replace(table, nats=nats, node_url=parse_node_url(node_url), node_name=name,
+                               direct=direct)
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ third node.  NATS's "no responders" is the immediate "no listener" answer.
 Modules: ``config`` (the ``[cluster]`` table), ``subjects`` and ``messages``
 (what crosses NATS: pure, parsed once), ``peers`` (what the other nodes said
 they hold), ``link`` (the node's NATS connection) over ``natsclient`` (our own
-NATS client: ``natswire`` the protocol, ``nkeys`` creds files), ``remote`` (a
+NATS client: ``natswire`` the protocol, ``nkeys`` creds files), ``direct`` (asks
+sent straight to a node holding listeners over a link between the two nodes,
+NATS being the fallback), ``remote`` (a
 listener on another node, as the sender's node sees it), ``node`` (the glue,
 hooked into the relay through ``relay.state.RelayState.cluster``).  Nothing here
 is imported unless a cluster is configured; no NATS library is needed.

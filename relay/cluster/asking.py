@@ -10,14 +10,20 @@ to that much longer than its figure); the outcome (an
 to fail the call with) goes to ``done`` exactly once, unless :meth:`cancel` came
 first.  Life of an ask::
 
-    SENT --"no listener" (it just left; at most TRIES sends)--> SENT again
+    SENT --"no listener" (it just left; at most TRIES sends)--> SENT again (over NATS)
     SENT --"posted", a whole request--> POSTED (the node is watched)
     SENT --any other answer--> DONE
     SENT --nothing within ASK_TIMEOUT s--> DONE: ListenerTimeout
     POSTED --"replied" / "gone"--> DONE
     POSTED --the node forgotten (dead)--> DONE: ListenerGone
     POSTED --the ask's timeout (+1 s)--> DONE: ListenerTimeout
+    SENT|POSTED --its direct link lost--> DONE: ListenerGone
     any --cancel()--> DONE (done is not told)
+
+An ask may go first over a direct link to a node holding listeners
+(``relay.cluster.direct``, chosen by the caller) instead of NATS; the answers are
+the same.  A "no listener" there (the peer table was stale) sends it over NATS;
+a link lost before the answer fails it as a node's death does, never sent twice.
 
 The listener's node says "posted" for a whole request only once its listener
 took longer than ``relay.cluster.serve.POSTED_AFTER`` to answer: a quick call
@@ -32,6 +38,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from relay.cluster.direct import PeerLink
 from relay.cluster.link import Link, LinkDown, Msg, no_responders
 from relay.cluster.messages import Answer, AnswerStatus, Ask, MessageError, parse_answer
 from relay.exceptions import (
@@ -113,12 +120,13 @@ class Deadlines:
 class Asking:
     """One ask in flight (see the module's docstring)."""
 
-    __slots__ = ("_alive", "_deadline", "_deadlines", "_done", "_drop", "_known", "_link", "_loop",
-                 "_node", "_token", "_tries", "ask", "payload", "state", "subject")
+    __slots__ = ("_alive", "_deadline", "_deadlines", "_direct", "_done", "_drop", "_known", "_link",
+                 "_loop", "_node", "_number", "_token", "_tries", "ask", "payload", "state", "subject")
 
     def __init__(
         self, link: Link, subject: str, ask: Ask, done: Callable[[Outcome], None],
         alive: Callable[[str], bool], drop: Callable[[str, object], None], deadlines: Deadlines,
+        direct: PeerLink | None = None,
     ) -> None:
         self._link, self.subject, self.ask, self._done = link, subject, ask, done
         self._alive, self._drop, self._deadlines = alive, drop, deadlines
@@ -128,12 +136,19 @@ class Asking:
         self._token = ""
         self._tries = 0
         self._node, self._known, self._deadline = "", False, 0.0
+        #: The open link the ask goes over first (None: NATS), and its number there.
+        self._direct, self._number = direct, 0
 
     def start(self) -> None:
-        """Send the ask (again); raises NoListener at once when NATS is unreachable."""
+        """Send the ask (again); raises NoListener at once when NATS is unreachable
+        (and no direct link is given)."""
         self._tries += 1
-        if self._token:
-            self._link.hang_up(self._token)
+        self._hang_up()
+        direct = self._direct
+        if direct is not None:
+            self._number = direct.ask(self.payload, self._heard_direct)
+            self._arm(ASK_TIMEOUT)
+            return
         try:
             self._token = self._link.ask(self.subject, self.payload, self._heard)
         except LinkDown as exc:
@@ -154,8 +169,20 @@ class Asking:
         if no_responders(msg):
             self._end(NoListener(NO_SERVICE))
             return
+        self._take(msg.data)
+
+    def _heard_direct(self, data: bytes | None) -> None:
+        direct = self._direct
+        if self.state is AskState.DONE or direct is None:
+            return
+        if data is None:
+            self._end(ListenerGone(f"the listener's node {direct.node} went away"))
+            return
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
         try:
-            answer = parse_answer(msg.data)
+            answer = parse_answer(data)
         except MessageError as exc:
             self._drop(self.subject, exc)
             self._end(InvalidListenerResponse("the listener's node answered nonsense"))
@@ -171,6 +198,11 @@ class Asking:
         self._end(answer)
 
     def _again(self) -> None:
+        direct = self._direct
+        if direct is not None:  # the peer table was stale: NATS knows who holds one
+            direct.fell_back()
+            self._hang_up()
+            self._direct = None
         try:
             self.start()
         except NoListener as exc:
@@ -208,5 +240,13 @@ class Asking:
 
     def _stop(self) -> None:
         self._deadlines.clear(self)
+        self._hang_up()
+
+    def _hang_up(self) -> None:
         if self._token:
             self._link.hang_up(self._token)
+            self._token = ""
+        if self._number:
+            if self._direct is not None:
+                self._direct.hang_up(self._number)
+            self._number = 0

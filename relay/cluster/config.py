@@ -89,6 +89,8 @@ class ClusterConfig:
         node_name: this node's name in the cluster (default: host name and port).
         creds_file: a NATS credentials file (JWT + NKey seed), if the servers want one.
         small_requests: how small requests cross nodes (:class:`Route`).
+        direct: ask nodes holding listeners over direct links (``relay.cluster.direct``),
+            NATS being the fallback; False: every ask over NATS.
     """
 
     nats: tuple[str, ...]
@@ -96,6 +98,7 @@ class ClusterConfig:
     node_name: str = ""
     creds_file: str | None = None
     small_requests: Route = Route.NATS
+    direct: bool = True
     extra: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

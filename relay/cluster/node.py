@@ -13,6 +13,9 @@ table, and set as ``RelayState.cluster`` (the seam, ``relay.cluster.seam``).
 - Every :data:`~relay.cluster.peers.HEARTBEAT_EVERY` seconds (and at once when
   its listeners change) the node tells the others its URL and listener counts:
   the quota, the discovery feed, dynamic entities and events use them.
+- With direct links on (``relay.cluster.direct``, the default), an ask goes
+  straight to a node the heartbeats name as holding listeners, over a link on its
+  HTTP port; NATS stays the fallback and the routing authority.
 - Malformed or foreign messages are dropped with one WARNING line per 10 s.
 """
 
@@ -26,11 +29,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aiohttp import web
+
 from hc.entities import Discovery
 from hc.messages import RequestCommand
 from relay.cluster.asking import ASK_TIMEOUT, NO_SERVICE, Asking, Deadlines, Outcome
 from relay.cluster.config import ClusterConfig
 from relay.cluster.console import ConsoleParts
+from relay.cluster.direct import DirectLinks, InboundLink, PeerLink
 from relay.cluster.link import Link, LinkDown, LinkState, Msg, Subscription
 from relay.cluster.messages import (
     Answer,
@@ -50,7 +56,7 @@ from relay.cluster.seam import EventParts
 from relay.cluster.serve import serve_ask, serve_at_once
 from relay.cluster.snapshots import PartKind
 from relay.cluster.subjects import QUEUE_GROUP, Subjects
-from relay.exceptions import ListenerQuotaExceeded, NoListener
+from relay.exceptions import EntityNotFound, ListenerQuotaExceeded, NoListener
 from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig
 from relay.routing import EntityState
@@ -80,6 +86,8 @@ class ClusterNode:
         self.ident = f"{self.name}-{secrets.token_hex(4)}"
         self.subjects = Subjects(relay.config.name)
         self.peers = PeerTable(self.name)
+        #: Direct links to and from the other nodes (None: asks go over NATS only).
+        self.direct = DirectLinks(self.name, self.peers, relay.rng) if config.direct else None
         self.link = Link(config, self._link_changed)
         #: The deadlines of this node's asks in flight (one timer for all of them).
         self.deadlines = Deadlines(self.link.loop)
@@ -111,6 +119,8 @@ class ClusterNode:
             pass
         for task in list(self._tasks):
             task.cancel()
+        if self.direct is not None:
+            self.direct.close()
         await self.link.close()
 
     def _link_changed(self, state: LinkState) -> None:
@@ -179,30 +189,44 @@ class ClusterNode:
         except MessageError as exc:
             self._drop(msg.subject, exc)
             return
+        self._take(ask, msg.subject, lambda payload: self.link.answer_now(msg, payload))
+
+    def _on_direct(self, inbound: InboundLink, number: int, data: bytes) -> None:
+        """An ask over another node's direct link: served as one from NATS."""
+        where = f"the direct link from {inbound.node}"
+        try:
+            ask = parse_ask(data, self.relay.config.name)
+        except MessageError as exc:
+            self._drop(where, exc)
+            return
+        self._take(ask, where, lambda payload: inbound.answer(number, payload))
+
+    def _take(self, ask: Ask, where: str, reply: Callable[[bytes], None]) -> None:
+        """Serve ``ask``; ``reply`` sends each answer back the way it came."""
         if self.serving >= self.max_serving:
-            self._drop(msg.subject, f"{self.serving} asks in hand already", "an ask")
+            self._drop(where, f"{self.serving} asks in hand already", "an ask")
             return
         self.serving += 1
-        if not serve_at_once(self.relay, ask, self.name, lambda answer: self._served(msg, answer),
-                             lambda: self._posted(msg)):
-            self._spawn(self._serve(msg, ask))
+        if not serve_at_once(self.relay, ask, self.name, lambda answer: self._served(reply, answer),
+                             lambda: self._posted(reply)):
+            self._spawn(self._serve(reply, ask))
 
-    async def _serve(self, msg: Msg, ask: Ask) -> None:
+    async def _serve(self, reply: Callable[[bytes], None], ask: Ask) -> None:
         try:
-            answer = await serve_ask(self.relay, ask, self.name, lambda: self._posted(msg))
+            answer = await serve_ask(self.relay, ask, self.name, lambda: self._posted(reply))
         except BaseException:
             self.serving -= 1
             raise
-        self._served(msg, answer)
+        self._served(reply, answer)
 
-    def _served(self, msg: Msg, answer: Answer | None) -> None:
+    def _served(self, reply: Callable[[bytes], None], answer: Answer | None) -> None:
         self.serving -= 1
         if answer is not None:
-            self.link.answer_now(msg, answer.serialize())
+            reply(answer.serialize())
 
-    def _posted(self, msg: Msg) -> None:
+    def _posted(self, reply: Callable[[bytes], None]) -> None:
         """A whole request is on a listener's channel here: the asking node watches us."""
-        self.link.answer_now(msg, Answer(AnswerStatus.POSTED, self.name).serialize())
+        reply(Answer(AnswerStatus.POSTED, self.name).serialize())
 
     def _on_heartbeat(self, msg: Msg) -> None:
         try:
@@ -216,6 +240,8 @@ class ClusterNode:
         self.peers.heard(beat)
         if beat.leaving:
             self.console.forget(beat.node)
+        if self.direct is not None:
+            self.direct.prune()
 
     def _drop(self, subject: str, why: object, what: str = "a malformed or foreign message") -> None:
         """Drop a message: one WARNING per :data:`_DROP_LOG_EVERY` seconds, with the count."""
@@ -244,7 +270,8 @@ class ClusterNode:
     def _heartbeat(self, *, leaving: bool = False) -> Heartbeat:
         facts = () if leaving else tuple(
             EntityFact.of(s.config, len(s.listeners)) for s in self.relay.registry if s.listeners)
-        return Heartbeat(self.relay.config.name, self.name, self.config.node_url, facts, leaving)
+        ticket = self.direct.ticket if self.direct is not None and not leaving else ""
+        return Heartbeat(self.relay.config.name, self.name, self.config.node_url, facts, leaving, ticket)
 
     # -- the seam (relay.cluster.seam.ClusterSeam) -----------------------------------
 
@@ -259,10 +286,12 @@ class ClusterNode:
         return remote
 
     def start_ask(self, ask: Ask, done: Callable[[Outcome], None]) -> Asking:
-        """Ask the node NATS picks, with no task (``relay.cluster.asking``); the outcome
-        goes to ``done``.  Raises NoListener at once when NATS is unreachable."""
+        """Ask a node holding listeners over a direct link, else the node NATS picks,
+        with no task (``relay.cluster.asking``); the outcome goes to ``done``.  Raises
+        NoListener at once when NATS is unreachable (and no link is open)."""
+        direct: PeerLink | None = self.direct.choose(ask.path) if self.direct is not None else None
         asking = Asking(self.link, self.subjects.connect(ask.path), ask, done, self._alive, self._drop,
-                        self.deadlines)
+                        self.deadlines, direct)
         asking.start()
         return asking
 
@@ -277,6 +306,12 @@ class ClusterNode:
         if isinstance(result, Answer):
             return result
         raise result
+
+    async def serve_link(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Another node's direct link (``relay.cluster.direct``), until it closes."""
+        if self.direct is None:
+            raise EntityNotFound("this node takes no direct links")
+        return await self.direct.accept(request, self._on_direct)
 
     def _alive(self, node: str) -> bool:
         return any(peer.name == node for peer in self.peers)
@@ -364,5 +399,14 @@ class ClusterNode:
         return {
             "node": self.name, "url": self.config.node_url, "cluster": self.link.state.value,
             "peers": sorted(p.name for p in self.peers), "listeners": counts, "here": here,
+            "direct": self._direct_health(),
         }
+
+    def _direct_health(self) -> dict[str, Any] | None:
+        """The direct links (never the ticket): open ones, asks sent, fallbacks to NATS."""
+        direct = self.direct
+        if direct is None:
+            return None
+        return {"links": direct.open_links(), "inbound": len(direct.inbound), "asks": direct.sent,
+                "fell_back": direct.fell_back}
 

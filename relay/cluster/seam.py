@@ -11,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from aiohttp import web
+
 from hc.messages import Headers
 from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig
 from relay.routing import EntityState
 from relay.sender_io import SenderRequest
 
-__all__ = ["ClusterSeam", "EventParts"]
+__all__ = ["LINK_PATH", "ClusterSeam", "EventParts"]
+
+#: Where a node takes the other nodes' direct links (``relay.cluster.direct``).
+LINK_PATH = "/$cluster/link"
 
 
 class EventParts(Protocol):
@@ -46,6 +51,10 @@ class ClusterSeam(Protocol):
 
     def listener_removed(self, state: EntityState[ListenerConnection]) -> None:
         """A listener left: stop routing ``state`` here when it was the last one."""
+
+    async def serve_link(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Another node's direct link on ``relay.cluster.direct.LINK_PATH``, until it closes
+        (refused 401/403 without this node's ticket)."""
 
     def feed(self) -> list[EntityConfig]:
         """Public entities with listeners on other nodes (the discovery feed's rest)."""

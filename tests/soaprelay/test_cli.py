@@ -375,6 +375,12 @@ def test_serve_cluster_flags_make_a_cluster_config(
     assert cluster.nats == ("nats://u:pw@10.0.0.5:4222", "nats://10.0.0.6")
     assert (cluster.node_url, cluster.name) == ("http://10.0.0.11:9350", "relay-1")
     assert "pw" not in repr(cluster) and "***@10.0.0.5" in repr(cluster)
+    assert cluster.direct  # direct node-to-node links unless turned off
+
+    code, _, err = _run(capsys, "serve", "--state-dir", str(tmp_path), "--cluster", "nats://h",
+                        "--node-url", "http://h:1", "--no-direct")
+    assert (code, err) == (0, "")
+    assert served[1].cluster is not None and not served[1].cluster.direct
 
 
 def test_serve_without_cluster_flags_is_a_single_node(
@@ -400,6 +406,7 @@ def test_serve_without_cluster_flags_is_a_single_node(
         (["--cluster", "nats://h", "--node-url", "http://h:1", "--node-name", "a b"],
          "node_name 'a b' must be"),
         (["--workers", "0"], "'0' is not a positive whole number"),
+        (["--no-direct"], "--no-direct needs --cluster, --workers"),
     ],
 )
 def test_bad_cluster_flags_exit_2_with_one_line(
@@ -417,7 +424,7 @@ def test_serve_help_names_the_cluster_flags(capsys: pytest.CaptureFixture[str]) 
     code, out, _ = _run(capsys, "serve", "--help")
 
     assert code == 0
-    for phrase in ("--cluster URLS", "--node-url URL", "--node-name NAME", "--workers N"):
+    for phrase in ("--cluster URLS", "--node-url URL", "--node-name NAME", "--workers N", "--no-direct"):
         assert phrase in out
     assert "--reuse-port" not in out
 

@@ -32,10 +32,11 @@ node_url = "https://relay-1.example:9443"
 node_name = "relay-1"
 creds_file = "nats.creds"
 small_requests = "rendezvous"
+direct = false
 """)
     assert cluster == ClusterConfig(
         ("nats://user:pw@10.0.0.5:4222", "tls://10.0.0.6"), "https://relay-1.example:9443",
-        "relay-1", str(tmp_path / "nats.creds"), Route.RENDEZVOUS,
+        "relay-1", str(tmp_path / "nats.creds"), Route.RENDEZVOUS, direct=False,
     )
     assert cluster.redacted() == "nats://***@10.0.0.5:4222,tls://10.0.0.6"
     assert "pw" not in repr(cluster)
@@ -45,6 +46,7 @@ def test_one_url_as_a_string_and_defaults(tmp_path: Path) -> None:
     cluster = _load(tmp_path, '[cluster]\nnats = "nats://h"\nnode_url = "http://h:9350"\n')
     assert cluster is not None
     assert (cluster.nats, cluster.small_requests, cluster.creds_file) == (("nats://h",), Route.NATS, None)
+    assert cluster.direct
     assert cluster.name.endswith("-9350")  # host name and port
 
 
@@ -59,6 +61,7 @@ def test_one_url_as_a_string_and_defaults(tmp_path: Path) -> None:
         ('nats = "nats://h"\nnode_url = "ws://h:1"', "must be http(s)://HOST"),
         ('nats = "nats://h"\nnode_url = "http://h:1"\nnode_name = "a.b"', "node_name 'a.b' must be"),
         ('nats = "nats://h"\nnode_url = "http://h:1"\nsmall_requests = "x"', "unknown value 'x'"),
+        ('nats = "nats://h"\nnode_url = "http://h:1"\ndirect = "no"', "cluster.direct"),
         ('nats = "nats://h"\nnode_url = "http://h:1"\ncreds_file = "no"', "file not found"),
         ('nats = "nats://h"\nnode_url = "http://h:1"\nnode = 1', "unknown key"),
     ],
