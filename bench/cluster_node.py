@@ -2,7 +2,7 @@
 
 Like ``bench.relay_proc`` (a namespace built in Python, so an event entity may have
 1,000 subscribers), plus ``"cluster": {"nats": [...], "node_url": ..., "node_name": ...,
-"small_requests": "nats" | "rendezvous"}``.  Prints ``READY <base url>``.
+"small_requests": "nats" | "rendezvous", "direct": true | false}``.  Prints ``READY <base url>``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     wanted = spec["cluster"]
     cluster = ClusterConfig(
         tuple(wanted["nats"]), wanted["node_url"], wanted["node_name"],
-        small_requests=Route(wanted.get("small_requests", "nats")),
+        small_requests=Route(wanted.get("small_requests", "nats")), direct=wanted.get("direct", True),
     )
     config = dataclasses.replace(namespace(spec), cluster=cluster)
     run(config, ready=lambda url: print(f"READY {url}", flush=True))

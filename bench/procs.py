@@ -148,6 +148,18 @@ class Proc:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
+    def switches(self) -> int:
+        """Context switches (voluntary and not) of all the process's threads so far: how
+        often it was woken or preempted, a load-independent count."""
+        total = 0
+        for task in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{task}/status") as f:
+                    total += sum(int(line.split()[1]) for line in f if "ctxt_switches:" in line)
+            except FileNotFoundError:  # a thread that ended meanwhile
+                continue
+        return total
+
     def status_kib(self, key: str) -> int:
         """A ``/proc/PID/status`` figure in KiB, e.g. ``VmRSS`` or ``VmHWM``."""
         with open(f"/proc/{self.pid}/status") as f:
