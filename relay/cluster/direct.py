@@ -60,6 +60,9 @@ _NODE_HEADER = "Soaprelay-Node"
 _FRAME = struct.Struct("!II")
 #: Most bytes of one frame's payload: an inline body, its command, and the texts around.
 MAX_FRAME = INLINE_LIMIT + MAX_COMMAND_LENGTH + 8 * 1024
+#: Bytes a link may hold unsent before it counts as stuck: an outbound one is passed
+#: over (asks go over NATS), an inbound one is closed (its peer stopped reading).
+MAX_UNSENT = 16 * 1024 * 1024
 #: Most links other nodes may hold open to this one (one per node, give or take restarts).
 MAX_INBOUND = MAX_PEERS
 #: Seconds a link may take to connect and be answered ``101``.
@@ -195,13 +198,20 @@ class PeerLink(asyncio.Protocol):
     def hang_up(self, number: int) -> None:
         self._waiting.pop(number, None)
 
+    @property
+    def usable(self) -> bool:
+        """Open, and the other node reads what is sent (under MAX_UNSENT waits)."""
+        transport = self._transport
+        return self.open and transport is not None and transport.get_write_buffer_size() <= MAX_UNSENT
+
     def fell_back(self) -> None:
         """An ask on this link was answered "no listener" and goes over NATS."""
         self.links.fell_back += 1
 
     def close(self) -> None:
+        """Drop the link now (unsent asks too: they fail with it, ``connection_lost``)."""
         if self._transport is not None:
-            self._transport.close()
+            self._transport.abort()
 
 
 class InboundLink:
@@ -233,9 +243,17 @@ class InboundLink:
             self.ended.set_result(None)
 
     def answer(self, number: int, payload: bytes) -> None:
-        """Answer ask ``number`` (dropped quietly if the link went meanwhile)."""
-        if not self._transport.is_closing():
-            self._transport.write(frame(number, payload))
+        """Answer ask ``number`` (dropped quietly if the link went meanwhile); a link
+        whose other node stopped reading is closed once MAX_UNSENT bytes wait."""
+        transport = self._transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > MAX_UNSENT:
+            log.warning("cluster: the link from %s reads no answers; dropped", self.node)
+            transport.abort()  # close() would wait to write what it does not read
+            self.feed_eof()
+            return
+        transport.write(frame(number, payload))
 
     def close(self) -> None:
         self._transport.close()
@@ -275,7 +293,7 @@ class DirectLinks:
         if link is None:
             self._connect(peer.name, peer.url, peer.ticket)
             return None
-        return link if link.open else None
+        return link if link.usable else None
 
     def _connect(self, node: str, url: str, ticket: str) -> None:
         if self._closed or self.loop.time() < self._retry.get(node, 0.0):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import struct
 import time
 from typing import Any
 
@@ -20,6 +21,9 @@ import nats
 import pytest
 
 from hc.asyncio import RelayedHttpListenerContext
+from hc.messages import RequestCommand
+from relay.cluster.direct import MAX_FRAME, frame
+from relay.cluster.messages import Ask, AskKind
 from relay.cluster.subjects import Subjects
 from tests.cluster.conftest import Cluster, counted, health, open_listener, routed, sender, until
 from tests.support.cluster import NatsCluster, RelayNodes
@@ -166,6 +170,69 @@ async def test_direct_false_keeps_every_ask_on_nats(tmp_path_factory: pytest.Tem
             assert (await _handshake(nodes.nodes[1].port, "Upgrade: tcp\r\n")).startswith(b"HTTP/1.1 404 ")
         finally:
             await listener.close()
+
+
+async def _ticket(cluster: Cluster, node: str) -> str:
+    """``node``'s ticket, as any cluster member reads it: in its heartbeat on NATS."""
+    client = await nats.connect(cluster.nats.urls[0])
+    beats: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def heard(msg: Any) -> None:
+        beat = json.loads(msg.data)
+        if beat["node"] == node:
+            await beats.put(beat)
+
+    try:
+        await client.subscribe(Subjects("test").nodes, cb=heard)
+        return str((await asyncio.wait_for(beats.get(), 5))["ticket"])
+    finally:
+        await client.close()
+
+
+async def _member_link(cluster: Cluster, index: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A link to node ``index`` opened by hand with its real ticket (a cluster member)."""
+    port = cluster.nodes.nodes[index].port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {LINK} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                 f"Soaprelay-Link: 1\r\nSoaprelay-Ticket: {await _ticket(cluster, f'node{index}')}\r\n"
+                 "Soaprelay-Node: test\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return reader, writer
+
+
+async def test_a_member_that_breaks_the_framing_or_reads_no_answers_loses_its_link(cluster: Cluster) -> None:
+    """Memory stays bounded even for a node with the ticket: a frame over the bound
+    ends the link before it is held; answers nobody reads end it past MAX_UNSENT."""
+    listener = await open_listener(cluster.url(1), "echo")
+    try:
+        await counted(cluster.url(1), "echo", 1)
+        reader, writer = await _member_link(cluster, 1)
+        writer.write(struct.pack("!II", MAX_FRAME + 1, 1) + b"x" * 1000)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the node
+        writer.close()
+
+        reader, writer = await _member_link(cluster, 1)
+        port = cluster.nodes.nodes[1].port
+        body = b"b" * 60_000
+        try:
+            for number in range(1, 800):  # about 47 MiB of answers, never read
+                address = f"ws://127.0.0.1:{port}/$hc/echo?sb-hc-action=request&sb-hc-id=t{number}"
+                command = RequestCommand(address, f"t{number}", "/echo", "POST", (), True, None)
+                ask = Ask(AskKind.REQUEST, "test", "echo", "test", 10.0, command, body)
+                writer.write(frame(number, ask.serialize()))
+                await writer.drain()
+        except ConnectionResetError:  # dropped while asks still went out: what is looked for
+            pass
+
+        async def dropped() -> bool:
+            return "reads no answers; dropped" in cluster.nodes.process(1).stderr_text()
+
+        await until(dropped, 20.0, "the unread link dropped")
+        writer.close()
+        assert cluster.nodes.process(1).tracebacks() == []
+    finally:
+        await listener.close()
 
 
 async def test_a_killed_target_fails_the_call_in_flight_at_once_and_the_next_go_elsewhere(
