@@ -83,6 +83,13 @@ async def test_workers_share_one_port_and_route_between_each_other(workers: Rela
                 async with http.post(f"{target}/echo", data=b"core") as reply:
                     assert reply.status == 200
                     assert await reply.read() == b"eroc"
+
+            async def over_the_link() -> bool:  # workers ask each other directly too
+                async with http.post(f"{urls[1]}/echo", data=b"direct") as reply:
+                    assert reply.status == 200 and await reply.read() == b"tcerid"
+                return bool((await health(urls[1]))["direct"]["asks"])
+
+            await until(over_the_link, 10.0, "a call from one worker to another over their link")
     finally:
         await listener.close()
 
