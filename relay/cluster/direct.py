@@ -46,7 +46,7 @@ from aiohttp import web
 from hc.messages import MAX_COMMAND_LENGTH
 from relay.cluster.peers import MAX_PEERS, PeerTable
 from relay.cluster.seam import LINK_PATH
-from relay.exceptions import AccessDenied, AuthError, BadRequest, TooManyConnections
+from relay.exceptions import AccessDenied, AuthError, BadRequest, ShuttingDown, TooManyConnections
 from relay.listeners import INLINE_LIMIT
 
 __all__ = ["LINK_PATH", "MAX_FRAME", "DirectLinks", "FrameError", "Frames", "InboundLink", "PeerLink",
@@ -304,14 +304,17 @@ class DirectLinks:
         task.add_done_callback(self._opening.discard)
 
     async def _open(self, link: PeerLink) -> None:
-        parts = urlsplit(link.url)
-        context = ssl.create_default_context() if parts.scheme == "https" else None
-        port = parts.port or (443 if context else 80)
+        """Connect ``link`` to its node's URL (as its heartbeat told it: checked here)."""
         try:
+            parts = urlsplit(link.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{link.url[:128]!r} is not an http(s) URL")
+            context = ssl.create_default_context() if parts.scheme == "https" else None
+            port = parts.port or (443 if context else 80)
             await asyncio.wait_for(
-                self.loop.create_connection(lambda: link, parts.hostname or "", port, ssl=context),
+                self.loop.create_connection(lambda: link, parts.hostname, port, ssl=context),
                 CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ssl.SSLError is an OSError
             self.failed(link.node, f"cannot connect: {exc or 'timeout'}")
             self.lost(link)
             return
@@ -368,7 +371,9 @@ class DirectLinks:
             raise AuthError("a cluster link needs this node's ticket")
         if not hmac.compare_digest(ticket.encode(), self.ticket.encode()):
             raise AccessDenied("this node's ticket was not presented")
-        if len(self.inbound) >= MAX_INBOUND or self._closed:
+        if self._closed:
+            raise ShuttingDown("this node is stopping")
+        if len(self.inbound) >= MAX_INBOUND:
             raise TooManyConnections(f"this node holds {len(self.inbound)} cluster links already")
         transport = request.transport
         assert transport is not None

@@ -235,6 +235,37 @@ async def test_a_member_that_breaks_the_framing_or_reads_no_answers_loses_its_li
         await listener.close()
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "ftp://127.0.0.1:1", "http://[::1"])
+async def test_an_unreachable_node_in_the_table_costs_no_call(cluster: Cluster, url: str) -> None:
+    """A heartbeat names node "ghost" at ``url`` (nothing there, or no http URL at all)
+    with 1,000 listeners on "echo": node 0's links to it fail, its calls go over NATS to
+    node 1's listener, every one answered."""
+    listener = await open_listener(cluster.url(1), "echo")
+    client = await nats.connect(cluster.nats.urls[0])
+    subjects = Subjects("test")
+    fact = {"path": "echo", "listeners": 1000, "kind": "request-response", "discovery": "private",
+            "dynamic": False, "auth": True, "max": 0, "timeout": 10}
+    ghost = {"v": 1, "ns": "test", "node": "ghost", "url": url, "entities": [fact], "leaving": False,
+             "ticket": "g" * 32}
+    try:
+        await counted(cluster.url(0), "echo", 1)
+        async with sender(cluster.url(0), "echo") as http:
+            await routed(http, f"{cluster.url(0)}/echo")
+            for i in range(20):
+                await client.publish(subjects.nodes, json.dumps(ghost).encode())
+                await client.flush()
+                async with http.post(f"{cluster.url(0)}/echo", data=f"g{i}".encode()) as reply:
+                    assert reply.status == 200, await reply.text()
+                    assert await reply.read() == f"g{i}".encode()[::-1]
+        assert "ghost" in (await health(cluster.url(0)))["peers"]
+        assert "ghost" not in (await direct(cluster.url(0)))["links"]
+        assert cluster.nodes.process(0).tracebacks() == []
+    finally:
+        await client.publish(subjects.nodes, json.dumps({**ghost, "leaving": True}).encode())
+        await client.close()
+        await listener.close()
+
+
 async def test_a_killed_target_fails_the_call_in_flight_at_once_and_the_next_go_elsewhere(
     cluster: Cluster,
 ) -> None:
