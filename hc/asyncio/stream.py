@@ -177,6 +177,10 @@ class HybridConnectionStream:
         gate = self._protocol.gate
         return gate if gate is not None else ThreadWriter.open(self._protocol)
 
+    def abort(self) -> None:
+        """Drop the connection at once, with no closing handshake (the peer sees it end)."""
+        self._protocol.abort()
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket (the closing handshake, at most a second)."""
         await self._protocol.close(code, reason)

@@ -71,6 +71,11 @@ class ThreadWriter:
         protocol.gate = writer
         return writer
 
+    @property
+    def fd(self) -> int:
+        """The duplicate descriptor threads write on; -1 once closed (the connection lost)."""
+        return self._fd
+
     # -- the loop's side ---------------------------------------------------------------
 
     def write(self, data: bytes) -> None:

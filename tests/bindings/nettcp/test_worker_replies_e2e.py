@@ -56,7 +56,7 @@ async def test_a_session_dropped_while_its_replies_are_written_leaves_the_host_s
         await stream.write(call("Echo", f"urn:uuid:d{n}", "y" * 900_000, host.public_address))
     await _reply(stream)  # the first is on its way: the others are being made and written
     with caplog.at_level(logging.WARNING):
-        stream._protocol.abort()  # dropped, no closing handshake
+        stream.abort()  # dropped, no closing handshake
         while host.sessions.sessions:  # the host sees the session end
             await asyncio.sleep(0.01)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

@@ -125,7 +125,7 @@ async def test_nothing_is_written_from_a_thread_once_the_connection_is_lost(
     protocol = await _connect(url)
     writer = ThreadWriter.open(protocol)
     assert writer is not None
-    fd = writer._fd
+    fd = writer.fd
     os.fstat(fd)  # its own descriptor, open
     await protocol.close()
     assert await asyncio.get_running_loop().run_in_executor(None, writer.send, b"late") is False
@@ -134,5 +134,5 @@ async def test_nothing_is_written_from_a_thread_once_the_connection_is_lost(
 
 async def _closed(writer: ThreadWriter) -> None:
     """Until the writer's descriptor is closed (``connection_lost``, a later loop step)."""
-    while writer._fd != -1:
+    while writer.fd != -1:
         await asyncio.sleep(0.01)
