@@ -34,6 +34,8 @@ __all__ = [
 
 #: Frames queued before the relay stops reading from the peer's socket.
 _HIGH_WATER = 8
+#: The opcodes of data frames (what :meth:`RawWebSocket.forward_to` passes on).
+_DATA = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
 #: Seconds :meth:`RawWebSocket.close` waits for the peer's Close frame before it drops
 #: the connection (RFC 6455 §7.1.1 leaves the bound to the server).
 CLOSE_TIMEOUT = 5.0
@@ -66,6 +68,7 @@ class RawWebSocket:
         self._eof = False
         self._reading_paused = False
         self._close_started = False  # the relay sent the first Close
+        self._sink: RawWebSocket | None = None  # where data frames go as they are read
 
     @classmethod
     async def accept(
@@ -97,17 +100,32 @@ class RawWebSocket:
             # Our Close is out: only the peer's Close matters now (§1.4: further
             # data is discarded), and reading never pauses while we wait for it.
             events = [e for e in events if e.opcode is Opcode.CLOSE]
-        self._frames.extend(events)
-        if len(self._frames) >= _HIGH_WATER and not self._reading_paused:
+        frames, sink = self._frames, self._sink
+        for event in events:
+            if sink is not None and not frames and event.opcode in _DATA and sink.writable:
+                sink._write_frame(event.opcode, bytes(event.data), event.fin)
+            else:
+                frames.append(event)
+        if len(frames) >= _HIGH_WATER and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()
-        self._wake()
+        if frames or self.closed:
+            self._wake()
         return False, b""
 
     def feed_eof(self) -> None:
         self._proto.receive_eof()
         self._eof = True
         self._wake()
+
+    def forward_to(self, sink: RawWebSocket) -> None:
+        """From now on pass each data frame on to ``sink`` as soon as it is parsed, with
+        no task step and no future per frame, while none waits in the queue before it and
+        ``sink`` can take it now (open, its write buffer under the mark).  Every other
+        frame is queued for :meth:`recv_frame` as before -- control frames, and data
+        frames while the queue is not empty or ``sink`` is full or closing -- so the
+        order holds and back-pressure still comes from the reader of the queue."""
+        self._sink = sink
 
     # -- reading -------------------------------------------------------------------
 
@@ -147,6 +165,10 @@ class RawWebSocket:
 
     async def send_frame(self, opcode: Opcode, data: bytes, fin: bool = True) -> None:
         """Send one data frame (TEXT, BINARY or CONT) and wait while the socket is full."""
+        self._write_frame(opcode, data, fin)
+        await self.drain()
+
+    def _write_frame(self, opcode: Opcode, data: bytes, fin: bool) -> None:
         if opcode is Opcode.TEXT:
             self._proto.send_text(data, fin)
         elif opcode is Opcode.BINARY:
@@ -154,7 +176,6 @@ class RawWebSocket:
         else:
             self._proto.send_continuation(data, fin)
         self._flush()
-        await self.drain()
 
     async def send_text(self, text: str) -> None:
         await self.send_frame(Opcode.TEXT, text.encode())
@@ -176,6 +197,11 @@ class RawWebSocket:
     def open(self) -> bool:
         """Whether data frames may still be sent (no Close sent or received)."""
         return self._proto.state is State.OPEN and not self._transport.is_closing()
+
+    @property
+    def writable(self) -> bool:
+        """Open, and its write buffer under the high-water mark: a frame leaves now."""
+        return self.open and not self._http.writing_paused
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """The closing handshake: send Close (unless one crossed already), wait for

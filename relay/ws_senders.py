@@ -174,7 +174,12 @@ async def _pump(sender: RawWebSocket, listener: RawWebSocket) -> None:
     The side that closes first gets its Close answered by the relay; its code and
     reason go on to the other side, whose closing handshake the relay completes too
     (``RawWebSocket.close``), so neither peer sees its TCP connection dropped early.
+    Data frames go across as each side's bytes are parsed (``RawWebSocket.forward_to``);
+    the two copy tasks take what is queued: control frames, and data frames held back by
+    a full or closing side.
     """
+    sender.forward_to(listener)
+    listener.forward_to(sender)
     tasks = [asyncio.ensure_future(_copy(sender, listener)), asyncio.ensure_future(_copy(listener, sender))]
     try:
         await asyncio.gather(*tasks)

@@ -51,9 +51,10 @@ class NetTcpRelayBinding(RelayBinding):
             (HYBRID; ``None`` takes the address the relay connection goes out from).
         inline_calls: the host runs each call in its event loop's thread, not in a
             worker thread (WCF's ``UseSynchronizationContext``): no thread hand-off
-            per call (two wake-ups, ~2 % of the host's instructions), for services
-            whose methods never block (no I/O, no sleeps, no callbacks to the
-            client: those fail with an error naming this option).
+            per call (a wake-up, two when a reply goes back through the loop; ~2 %
+            of the host's instructions), for services whose methods never block
+            (no I/O, no sleeps, no callbacks to the client: those fail with an
+            error naming this option).
             Calls then run one at a time per host, whatever ``concurrency_mode`` says.
             Off by default, as a Spyne method may block.
 

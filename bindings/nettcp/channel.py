@@ -9,8 +9,9 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
 - each request received is handed to ``handler`` in a task of its own, at most
   ``max_calls_per_session`` at once (or, given an ``inline`` handler, run by it at once,
   in the reader, one at a time: no task; or, given an ``offload``, handed to it with no
-  task, its outcome coming back to :meth:`SessionChannel._finished` in the loop's thread:
-  a host's worker threads, :mod:`bindings.nettcp.workers`); one over that gets a
+  task -- a host's worker threads, :mod:`bindings.nettcp.workers` -- its reply written
+  from the worker's thread when the link can take it at once (:mod:`hc.asyncio.thread_writer`),
+  else handed to the loop); one over that gets a
   ``ServerTooBusy`` fault, and a
   peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
 - a request without ``MessageID`` closes the session with 1008; a message that is not
@@ -37,6 +38,7 @@ import asyncio
 import collections
 import enum
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, cast
@@ -57,6 +59,7 @@ from bindings.nettcp.framing import (
 )
 from bindings.nettcp.peer_log import PeerLog, peer_log
 from bindings.nettcp.workers import Finish, Outcome
+from hc.asyncio.thread_writer import ThreadWriter
 from soap.addressing import new_message_id
 from soap.fault import FaultCode
 
@@ -72,7 +75,7 @@ RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
 #: Called with each request received, in the loop's thread (``inline_calls``).
 InlineHandler = Callable[[ChannelMessage], bytes | None]
 #: ``offload(message, finish)`` runs a request elsewhere (a worker thread) and calls
-#: ``finish(message, outcome)`` in the loop's thread: the reply, None, or what it raised.
+#: ``finish(message, outcome)`` in that thread: the reply, None, or what it raised.
 Offload = Callable[[ChannelMessage, Finish], None]
 
 
@@ -153,7 +156,13 @@ class SessionChannel:
         #: that got the reply may send its next call before the task has ended).
         self._serving = 0
         self._offloaded = 0  # requests handed to ``offload`` whose outcome is not back
+        self._deferred = 0  # offloaded replies handed to the loop and not yet queued there
+        #: ``_serving``, ``_offloaded`` and ``_deferred`` change in worker threads too.
+        self._counts = threading.Lock()
         self._all_back: asyncio.Future[None] | None = None  # close() waits on it
+        self._loop = asyncio.get_running_loop()
+        #: Writes offloaded replies from the worker threads (a plain-TCP relayed link).
+        self._writer: ThreadWriter | None = None
         self._warned: collections.Counter[str] = collections.Counter()
         self._runner: asyncio.Task[None] | None = None
         # Reading by the link's callback: the end of reading, the messages waiting for an
@@ -181,6 +190,9 @@ class SessionChannel:
         if self.binding.keepalive_interval > 0:
             keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
         try:
+            thread_writer = getattr(self.relayed, "thread_writer", None)
+            if self.offload is not None and thread_writer is not None:
+                self._writer = thread_writer()
             deliver = getattr(self.relayed, "deliver", None)
             if deliver is not None:
                 await self._read_delivered(deliver)
@@ -279,9 +291,10 @@ class SessionChannel:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             work: list[asyncio.Future[Any]] = [*self._running, *self.pending.waiters()]
-            if self._offloaded:
-                self._all_back = loop.create_future()
-                work.append(self._all_back)
+            with self._counts:
+                if self._offloaded:
+                    self._all_back = loop.create_future()
+                    work.append(self._all_back)
             if work:
                 await asyncio.wait(work, timeout=timeout)
             if self._running and (left := deadline - loop.time()) > 0:
@@ -557,12 +570,15 @@ class SessionChannel:
             reply = self._run_inline(self.inline, message)
             return None if reply is None else self._reply_soon(reply)
         if self.offload is not None:
-            self._serving += 1
-            self._offloaded += 1
+            with self._counts:
+                self._serving += 1
+                self._offloaded += 1
             try:
-                self.offload(message, self._finished)
+                self.offload(message, self._outcome)
             except Exception as exc:  # noqa: BLE001 - not run (workers shut down): a fault, as a failed call
-                self._finished(message, exc)
+                with self._counts:
+                    self._deferred += 1
+                self._finished(message, self._internal_error(message, exc))
             return None
         self._serving += 1
         task = asyncio.get_running_loop().create_task(self._serve(message))
@@ -576,16 +592,49 @@ class SessionChannel:
         except Exception:  # noqa: BLE001 - logged with its traceback, answered with a fault
             return self._internal_error(message)
 
-    def _finished(self, message: ChannelMessage, outcome: Outcome) -> None:
-        """An offloaded request's outcome, in the loop's thread: its reply is queued
-        (with no await when the link takes it now)."""
-        self._serving -= 1  # the call is over for the bound before its reply leaves
-        self._offloaded -= 1
+    def _outcome(self, message: ChannelMessage, outcome: Outcome) -> None:
+        """An offloaded request's outcome, in the worker's thread.  Its reply is written
+        from here when the link's thread writer can take it now -- the loop is not woken
+        at all -- and nothing handed to the loop before it is still on its way; else it
+        goes to the loop (:meth:`_finished`), as every message did before, so that the
+        replies of a serial session leave in order."""
         reply = self._internal_error(message, outcome) if isinstance(outcome, Exception) else outcome
+        writer = self._writer
+        if writer is not None and self._deferred == 0 and not self._running and (
+                reply is None or (self.link is self.relayed and self.state is not ChannelState.CLOSED
+                                  and writer.send(reply))):
+            with self._counts:
+                self._serving -= 1
+                self._offloaded -= 1
+                back = not self._offloaded and self._all_back is not None
+            if back:
+                self._call_in_loop(self._settled_all)
+            return
+        with self._counts:
+            self._deferred += 1
+        self._call_in_loop(self._finished, message, reply)
+
+    def _call_in_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: the session went with it
+            pass
+
+    def _finished(self, message: ChannelMessage, reply: bytes | None) -> None:
+        """An offloaded request's reply, in the loop's thread: queued (with no await
+        when the link takes it now)."""
         if reply is not None and not self._reply_nowait(reply):
             task = asyncio.get_running_loop().create_task(self._reply_quietly(reply))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+        with self._counts:  # the call is over for the bound (its reply queued, maybe not yet sent)
+            self._serving -= 1
+            self._offloaded -= 1
+            self._deferred -= 1
+        self._settled_all()
+
+    def _settled_all(self) -> None:
+        """In the loop's thread: tell :meth:`close` when no offloaded call is left."""
         if not self._offloaded and self._all_back is not None and not self._all_back.done():
             self._all_back.set_result(None)
 

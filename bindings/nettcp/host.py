@@ -109,7 +109,7 @@ class SessionHost:
         async def handle(message: ChannelMessage) -> bytes | None:  # never called: offload
             return await loop.run_in_executor(self.pipeline.executor, run, message)
 
-        calls = SessionCalls(self.pipeline.executor, run, loop,
+        calls = SessionCalls(self.pipeline.executor, run,
                              serial=self.binding.concurrency_mode is ConcurrencyMode.SINGLE)
         inline = self.binding.inline_calls
         channel = SessionChannel(stream, handle, self.binding, name=session_id,

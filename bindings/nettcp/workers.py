@@ -9,15 +9,15 @@ steps before its reply is queued.  :class:`SessionCalls` does the same work with
   ``serial`` (``ConcurrencyMode.SINGLE``) one pool job at a time runs the session's
   queued requests in the order they came, else each request is a job of its own;
 - each outcome -- the reply's bytes, None for a one-way operation, or the exception the
-  service's pipeline raised -- comes back to the loop's thread with one
-  ``call_soon_threadsafe`` to ``finish(message, outcome)``.
+  service's pipeline raised -- goes to ``finish(message, outcome)`` in the worker's
+  thread, which writes the reply itself or hands it to the loop
+  (``SessionChannel._outcome``): in serial mode the next request runs only after it.
 
 The pool is shared by a host's sessions (``max_concurrent_calls`` threads), as before.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import threading
 from collections.abc import Callable
@@ -29,7 +29,7 @@ __all__ = ["Finish", "Outcome", "SessionCalls"]
 
 #: What a call came to: its reply's bytes, None (one-way), or what the pipeline raised.
 Outcome = bytes | None | Exception
-#: Called in the loop's thread with each request and its outcome.
+#: Called in the worker's thread with each request and its outcome.
 Finish = Callable[[ChannelMessage, Outcome], None]
 
 
@@ -39,13 +39,12 @@ class SessionCalls:
     Args:
         pool: the host's worker threads.
         run: the pipeline, called in a worker thread with each request.
-        loop: the session's event loop (where ``finish`` is called).
         serial: one at a time, in order (``ConcurrencyMode.SINGLE``).
     """
 
-    def __init__(self, pool: Executor, run: Callable[[ChannelMessage], bytes | None],
-                 loop: asyncio.AbstractEventLoop, *, serial: bool) -> None:
-        self.pool, self.run, self.loop, self.serial = pool, run, loop, serial
+    def __init__(self, pool: Executor, run: Callable[[ChannelMessage], bytes | None], *,
+                 serial: bool) -> None:
+        self.pool, self.run, self.serial = pool, run, serial
         self._queue: collections.deque[tuple[ChannelMessage, Finish]] = collections.deque()
         self._lock = threading.Lock()
         self._draining = False  # a pool job is running the queue (serial)
@@ -54,7 +53,7 @@ class SessionCalls:
         return f"<SessionCalls queued={len(self._queue)} serial={self.serial}>"
 
     def submit(self, message: ChannelMessage, finish: Finish) -> None:
-        """Run ``message`` in a worker; ``finish`` gets its outcome in the loop's thread.
+        """Run ``message`` in a worker; ``finish`` gets its outcome in that worker's thread.
 
         Raises:
             RuntimeError: the pool is shut down (the host is closing).
@@ -94,9 +93,6 @@ class SessionCalls:
         outcome: Outcome
         try:
             outcome = self.run(message)
-        except Exception as exc:  # noqa: BLE001 - handed to the loop, which logs and answers it
+        except Exception as exc:  # noqa: BLE001 - handed on: ``finish`` logs and answers it
             outcome = exc
-        try:
-            self.loop.call_soon_threadsafe(finish, message, outcome)
-        except RuntimeError:  # the loop is closed: the session is gone with it
-            pass
+        finish(message, outcome)

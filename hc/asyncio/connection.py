@@ -22,7 +22,7 @@ import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from hc.asyncio.errors import ProxyError, RelayUnreachableError, rejected
 from hc.asyncio.proxy import choose_proxy, open_tunnel
@@ -38,6 +38,9 @@ from hc.handshake import (
     client_request,
 )
 from hc.proxy import Proxy
+
+if TYPE_CHECKING:
+    from hc.asyncio.thread_writer import ThreadWriter
 
 __all__ = [
     "Connector",
@@ -168,6 +171,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._writable: asyncio.Future[None] | None = None
         self._flush_due = False  # a write of what was sent is scheduled for this loop step
         self._flushed: asyncio.Future[None] | None = None  # resolved by that write
+        #: Set when other threads write to this socket too: every write goes through it.
+        self.gate: ThreadWriter | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -192,6 +197,8 @@ class WebSocketProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.gate is not None:
+            self.gate.close()
         self._ended()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
@@ -327,7 +334,10 @@ class WebSocketProtocol(asyncio.Protocol):
     def _flush(self) -> None:
         data = self.machine.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data[0] if len(data) == 1 else b"".join(data))
+            if self.gate is None:
+                self.transport.write(data[0] if len(data) == 1 else b"".join(data))
+            else:
+                self.gate.write(data[0] if len(data) == 1 else b"".join(data))
 
     def send(self, queue: Callable[[], None]) -> None:
         """Run ``queue`` (a machine ``send_*`` call); what it queued is written at the end
@@ -374,6 +384,11 @@ class WebSocketProtocol(asyncio.Protocol):
         flushed, self._flushed = self._flushed, None
         if flushed is not None and not flushed.done():
             flushed.set_result(None)
+
+    @property
+    def flush_due(self) -> bool:
+        """Whether something sent in this loop step is still to be written (:meth:`send`)."""
+        return self._flush_due
 
     @property
     def write_paused(self) -> bool:

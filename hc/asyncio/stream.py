@@ -19,6 +19,7 @@ from typing import Self
 
 from hc.asyncio.connection import WebSocketProtocol
 from hc.asyncio.lane import StreamLane
+from hc.asyncio.thread_writer import ThreadWriter
 from hc.events import BinaryReceived, ConnectionClosed, TextReceived
 from hc.framing import WebSocketEndpoint
 from hc.handshake import Headers
@@ -168,6 +169,17 @@ class HybridConnectionStream:
         """Blocking I/O on this stream's socket for another thread while the loop is
         parked (:mod:`hc.asyncio.lane`); None when its socket cannot be shared (TLS)."""
         return StreamLane.open(self._protocol)
+
+    def thread_writer(self) -> ThreadWriter | None:
+        """Writes of whole binary messages from other threads while the loop runs
+        (:mod:`hc.asyncio.thread_writer`); None when the socket cannot be shared (TLS).
+        In the loop's thread; the same writer each time."""
+        gate = self._protocol.gate
+        return gate if gate is not None else ThreadWriter.open(self._protocol)
+
+    def abort(self) -> None:
+        """Drop the connection at once, with no closing handshake (the peer sees it end)."""
+        self._protocol.abort()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket (the closing handshake, at most a second)."""

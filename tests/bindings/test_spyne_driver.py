@@ -10,7 +10,7 @@ from spyne import Application
 from spyne.protocol import ProtocolBase
 from spyne.server.wsgi import WsgiMethodContext
 
-from bindings.spyne_driver import SpyneDriver, decompose_soap
+from bindings.spyne_driver import SpyneDriver, decompose_soap, method_contexts
 from samples.payroll.services import TNS, payroll12_app, payroll_app
 from soap import ns
 
@@ -77,3 +77,22 @@ def test_the_context_is_the_one_spyne_makes(make_app: Any, inner: str, ours: boo
     else:
         assert (mine, taken) == (("ok", None), [False])
         assert our_ctx.in_body_doc is None and our_ctx.method_request_string is None  # untouched
+
+
+@pytest.mark.parametrize("make_app", [payroll_app, payroll12_app])
+def test_one_method_runs_on_the_drivers_own_context_as_spyne_would_on_its_copy(make_app: Any) -> None:
+    app: Application = make_app()
+    driver = SpyneDriver(app, 1 << 20)
+    data = f'<s:Envelope xmlns:s="{app.in_protocol.ns_soap_env}"><s:Body>{CALL}</s:Body></s:Envelope>'
+    contexts = []
+    for make in (lambda c: app.in_protocol.generate_method_contexts(c),
+                 lambda c: method_contexts(app.in_protocol, c)):
+        ctx = _context(driver, etree.fromstring(data.encode()))
+        assert decompose_soap(app.in_protocol, ctx)
+        contexts.append((ctx, make(ctx)))
+    (spynes_ctx, spynes), (our_ctx, ours) = contexts
+    assert len(spynes) == len(ours) == 1
+    assert spynes[0] is not spynes_ctx and ours[0] is our_ctx  # a copy there, none here
+    assert ours[0].descriptor is spynes[0].descriptor
+    assert ours[0].transport.parent is ours[0] and _seen(ours[0]) == _seen(spynes[0])
+

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import websockets
@@ -74,10 +75,11 @@ class RawSender:
 
 
 @asynccontextmanager
-async def accepting_listener(handle: RelayHandle, path: str) -> AsyncIterator[
+async def accepting_listener(handle: RelayHandle, path: str, **connect: Any) -> AsyncIterator[
     asyncio.Future[websockets.ClientConnection]
 ]:
-    """A listener whose next accepted WebSocket is the future's result."""
+    """A listener whose next accepted WebSocket (``websockets.connect(address, **connect)``)
+    is the future's result."""
     control = await websockets.connect(
         f"{handle.ws_url}/$hc/{path}?sb-hc-action=listen",
         additional_headers={"ServiceBusAuthorization": handle.token(path)},
@@ -86,7 +88,7 @@ async def accepting_listener(handle: RelayHandle, path: str) -> AsyncIterator[
 
     async def accept() -> None:
         address = json.loads(await control.recv())["accept"]["address"]
-        accepted.set_result(await websockets.connect(address))
+        accepted.set_result(await websockets.connect(address, **connect))
 
     task = asyncio.create_task(accept())
     try:

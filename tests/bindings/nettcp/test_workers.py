@@ -1,4 +1,4 @@
-"""SessionCalls: a session's requests in worker threads, outcomes back in the loop's thread."""
+"""SessionCalls: a session's requests in worker threads, each outcome to ``finish`` in its worker."""
 
 from __future__ import annotations
 
@@ -22,13 +22,16 @@ async def _outcomes(calls: SessionCalls, messages: list[ChannelMessage]) -> list
     """Submit ``messages``; each (MessageID, outcome) as ``finish`` saw it, in its order."""
     loop_thread = threading.get_ident()
     seen: list[tuple[str, Outcome]] = []
-    done = asyncio.get_running_loop().create_future()
+    lock = threading.Lock()
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
 
     def finish(message: ChannelMessage, outcome: Outcome) -> None:
-        assert threading.get_ident() == loop_thread  # the loop's thread, not a worker's
-        seen.append((message.headers.message_id or "", outcome))
-        if len(seen) == len(messages):
-            done.set_result(None)
+        assert threading.get_ident() != loop_thread  # the worker's thread, not the loop's
+        with lock:
+            seen.append((message.headers.message_id or "", outcome))
+            if len(seen) == len(messages):
+                loop.call_soon_threadsafe(done.set_result, None)
 
     for message in messages:
         calls.submit(message, finish)
@@ -51,7 +54,7 @@ async def test_serial_calls_run_one_at_a_time_in_the_order_they_came() -> None:
         return b"reply"
 
     with ThreadPoolExecutor(4) as pool:
-        calls = SessionCalls(pool, run, asyncio.get_running_loop(), serial=True)
+        calls = SessionCalls(pool, run, serial=True)
         seen = await _outcomes(calls, [_message(n) for n in range(50)])
     expected = [f"urn:uuid:{n}" for n in range(50)]
     assert order == expected and [m for m, _ in seen] == expected
@@ -66,7 +69,7 @@ async def test_concurrent_calls_run_at_once() -> None:
         return b"r"
 
     with ThreadPoolExecutor(2) as pool:
-        calls = SessionCalls(pool, run, asyncio.get_running_loop(), serial=False)
+        calls = SessionCalls(pool, run, serial=False)
         seen = await _outcomes(calls, [_message(1), _message(2)])
     assert sorted(m for m, _ in seen) == ["urn:uuid:1", "urn:uuid:2"]
 
@@ -79,34 +82,35 @@ async def test_one_way_and_failed_calls_come_back_as_none_and_the_exception(seri
         raise KeyError("the service's bug")
 
     with ThreadPoolExecutor(2) as pool:
-        calls = SessionCalls(pool, run, asyncio.get_running_loop(), serial=serial)
+        calls = SessionCalls(pool, run, serial=serial)
         seen = dict(await _outcomes(calls, [_message(1), _message(2)]))
     assert seen["urn:uuid:1"] is None
     assert isinstance(seen["urn:uuid:2"], KeyError)
 
 
-def test_a_call_ending_after_its_loop_closed_is_dropped_quietly() -> None:
-    loop = asyncio.new_event_loop()
-    loop.close()
-    ran = threading.Event()
+async def test_a_serial_calls_finish_runs_before_the_next_call_starts() -> None:
+    events: list[str] = []
 
     def run(message: ChannelMessage) -> bytes:
-        ran.set()
-        return b"late"
+        events.append(f"run {message.headers.message_id}")
+        return b"r"
 
-    with ThreadPoolExecutor(1) as pool:
-        calls = SessionCalls(pool, run, loop, serial=True)
-        calls.submit(_message(1), lambda *_: pytest.fail("finish called on a closed loop"))
-    assert ran.is_set()
+    def finish(message: ChannelMessage, outcome: Outcome) -> None:
+        events.append(f"finish {message.headers.message_id}")
+
+    with ThreadPoolExecutor(4) as pool:
+        calls = SessionCalls(pool, run, serial=True)
+        for n in range(20):
+            calls.submit(_message(n), finish)
+    assert events == [f"{step} urn:uuid:{n}" for n in range(20) for step in ("run", "finish")]
 
 
 def test_a_shut_down_pool_refuses_and_the_queue_starts_again() -> None:
     pool = ThreadPoolExecutor(1)
     pool.shutdown()
-    calls = SessionCalls(pool, lambda m: b"", asyncio.new_event_loop(), serial=True)
+    calls = SessionCalls(pool, lambda m: b"", serial=True)
     finish: Any = lambda *_: None
     with pytest.raises(RuntimeError):
         calls.submit(_message(1), finish)
     with pytest.raises(RuntimeError):  # not stuck "draining": it tries the pool again
         calls.submit(_message(2), finish)
-    calls.loop.close()
