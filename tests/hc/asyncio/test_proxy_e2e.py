@@ -55,10 +55,11 @@ async def echo(context: RelayedHttpListenerContext) -> None:
 
 
 async def _round_trip(relay: RelayHandle, entity: str, proxy: object,
-                      trust: ssl.SSLContext | None = None) -> None:
+                      trust: ssl.SSLContext | None = None, picows: bool = False) -> None:
     """A listener and a client through ``proxy``: inline, rendezvous, and a WebSocket."""
     base = f"{relay.base_url}/{entity}"
-    listener = HybridConnectionListener(base, TOKENS, proxy=proxy, ssl_context=trust)  # type: ignore[arg-type]
+    listener = HybridConnectionListener(base, TOKENS, proxy=proxy, ssl_context=trust,  # type: ignore[arg-type]
+                                        picows=picows)
     listener.request_handler = echo
     await listener.open()
     try:
@@ -82,8 +83,10 @@ def _connects(proxy: HttpProxy, port: int) -> int:
     return proxy.log().count(f"CONNECT 127.0.0.1:{port}")
 
 
-async def test_everything_goes_through_squid(arelay: RelayHandle, squid_proxy: HttpProxy) -> None:
-    await _round_trip(arelay, "via-squid", squid_proxy.url)
+async def test_everything_goes_through_squid(
+    arelay: RelayHandle, squid_proxy: HttpProxy, picows: bool
+) -> None:
+    await _round_trip(arelay, "via-squid", squid_proxy.url, picows=picows)
     await asyncio.sleep(0)
     # squid logs a tunnel when it ends: the control channel, the rendezvous and the client's.
     for _ in range(100):
@@ -94,13 +97,13 @@ async def test_everything_goes_through_squid(arelay: RelayHandle, squid_proxy: H
 
 
 async def test_wss_runs_tls_to_the_relay_inside_the_tunnel(
-    tmp_path: Path, make_relay: RelayFactory, guarded_proxy: HttpProxy
+    tmp_path: Path, make_relay: RelayFactory, guarded_proxy: HttpProxy, picows: bool
 ) -> None:
     cert, key = self_signed(tmp_path)
     relay = await make_relay(tls_cert=cert, tls_key=key)
     trust = ssl.create_default_context(cafile=cert)
     before = _connects(guarded_proxy, relay.port)
-    await _round_trip(relay, "secure", guarded_proxy.url_with("alice", "s3cret"), trust)
+    await _round_trip(relay, "secure", guarded_proxy.url_with("alice", "s3cret"), trust, picows)
     assert _connects(guarded_proxy, relay.port) - before >= 3
 
 
