@@ -58,9 +58,10 @@ if AVAILABLE:
             self.protocol.upgraded(transport.underlying_transport, _response(transport.response))
 
         def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+            # (picows' flags are ints; the compiled core takes bools only)
             self.protocol.frame_received(
-                _OPCODES[frame.msg_type], frame.fin, frame.get_payload_as_bytes(),
-                frame.rsv1 or frame.rsv2 or frame.rsv3, frame.last_in_buffer)
+                _OPCODES[frame.msg_type], bool(frame.fin), frame.get_payload_as_bytes(),
+                bool(frame.rsv1 or frame.rsv2 or frame.rsv3), bool(frame.last_in_buffer))
 
         def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
             self.protocol.connection_lost(None)
