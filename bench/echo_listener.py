@@ -1,9 +1,7 @@
 """S1 (c), S3 and S6: our Python listener, on the SDK's HybridConnectionListener (hc.asyncio).
 
 ``python -m bench.echo_listener RELAY_BASE ENTITY [MAX_MESSAGE_SIZE]``; prints
-``READY`` once the control channel is online.  ``SOAPRELAY_PICOWS=1`` (or ``0``) makes
-the control channel's WebSocket layer picows (or :mod:`hc.framing`); unset, the
-listener's default (picows when installed).  Routes:
+``READY`` once the control channel is online.  Routes:
 
 - ``GET .../source?size=N``: N bytes, streamed in 256 KiB chunks (S6 download);
 - ``POST .../sink``: reads the body as it streams in, answers its length (S6 upload);
@@ -13,7 +11,6 @@ listener's default (picows when installed).  Routes:
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,11 +47,9 @@ async def handler(context: RelayedHttpListenerContext) -> None:
 
 async def main(relay_base: str, entity: str, max_size: int) -> None:
     provider = TokenProvider.create_shared_access_signature_token_provider(KEY_NAME, KEY)
-    layer = os.environ.get("SOAPRELAY_PICOWS")
     listener = HybridConnectionListener(
         f"{relay_base}/{entity}", provider, max_message_size=max_size,
         options=(("sb-relay-max-message-size", str(max_size)),),
-        picows=None if layer is None else layer == "1",
     )
     listener.request_handler = handler
     async with listener:

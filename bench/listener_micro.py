@@ -12,9 +12,7 @@ to check each request got its echo.  Prints the listener's CPU time per request
 (``time.process_time``); the lowest round is the least disturbed by other work
 on the machine.  ``--dry`` runs the same rounds without requests (the harness's
 own cost: subtract it from callgrind's instruction count); ``--profile`` prints
-cProfile's busiest functions of the clocked part; ``--picows`` reads the control
-channel with picows (:mod:`hc.asyncio.fastws`; its transport then carries an idle
-TCP socket on 127.0.0.1, which picows asks for, but no byte goes through it).  What it measures is the
+cProfile's busiest functions of the clocked part.  What it measures is the
 listener's Python (frame parsing, the command's JSON, the request/response
 objects, the task, the answer's framing and masking) and the event loop's
 scheduling, not syscalls.
@@ -25,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import pstats
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -48,40 +45,12 @@ _HEADERS = (
 )
 
 
-class _SocketKeeping(KeepingTransport):
-    """A :class:`KeepingTransport` that shows picows a socket to set its options on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        with socket.create_server(("127.0.0.1", 0)) as server:  # (TCP: picows sets TCP_NODELAY)
-            self.socket = socket.create_connection(server.getsockname())
-            self.peer, _ = server.accept()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.socket if name == "socket" else super().get_extra_info(name, default)
-
-
-def feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
-    """``data`` as one read, for a plain protocol or a buffered one (picows')."""
-    if isinstance(protocol, asyncio.BufferedProtocol):
-        view = memoryview(data)
-        while view:  # as a socket's reads would: at most what its buffer takes each time
-            buffer = memoryview(protocol.get_buffer(len(view)))
-            size = min(len(buffer), len(view))
-            buffer[:size] = view[:size]
-            protocol.buffer_updated(size)
-            view = view[size:]
-    else:
-        assert isinstance(protocol, asyncio.Protocol)
-        protocol.data_received(data)
-
-
 class _Connector:
     """Answers the control channel's Upgrade in memory and keeps its protocol."""
 
-    def __init__(self, picows: bool = False) -> None:
-        self.protocol: asyncio.BaseProtocol | None = None
-        self.transport = _SocketKeeping() if picows else KeepingTransport()
+    def __init__(self) -> None:
+        self.protocol: asyncio.Protocol | None = None
+        self.transport = KeepingTransport()
 
     async def __call__(self, factory: Callable[[], asyncio.Protocol], target: Target) -> asyncio.BaseTransport:
         protocol = self.protocol = factory()
@@ -89,7 +58,7 @@ class _Connector:
         head = self.transport.chunks.pop()
         key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
                    if line.lower().startswith(b"sec-websocket-key:"))
-        asyncio.get_running_loop().call_soon(feed, protocol, accept_response(key.decode()))
+        asyncio.get_running_loop().call_soon(protocol.data_received, accept_response(key.decode()))
         return self.transport
 
 
@@ -115,11 +84,10 @@ def _check(reader: ControlChannel, written: list[bytes], count: int) -> None:
     assert all(a.command.status_code == 200 and a.body == _BODY for a in answers), answers[0]
 
 
-async def _round(n: int = _N, dry: bool = False, profile: cProfile.Profile | None = None,
-                 picows: bool = False) -> float:
-    connector = _Connector(picows)
+async def _round(n: int = _N, dry: bool = False, profile: cProfile.Profile | None = None) -> float:
+    connector = _Connector()
     listener = HybridConnectionListener("http://127.0.0.1:8080/echo", None, connector=connector,
-                                        keep_alive_interval=0, picows=picows)
+                                        keep_alive_interval=0)
     listener.request_handler = handler
     await listener.open()
     protocol, written = connector.protocol, connector.transport.chunks
@@ -132,7 +100,7 @@ async def _round(n: int = _N, dry: bool = False, profile: cProfile.Profile | Non
             profile.enable()
         started = time.process_time()
         if not dry:  # from the loop, as a socket's read comes (not from inside this task)
-            asyncio.get_running_loop().call_soon(feed, protocol, chunk)
+            asyncio.get_running_loop().call_soon(protocol.data_received, chunk)
         for _ in range(3):  # the tasks run, write their answers, the flush goes out
             await asyncio.sleep(0)
         cpu += time.process_time() - started
@@ -145,12 +113,12 @@ async def _round(n: int = _N, dry: bool = False, profile: cProfile.Profile | Non
     closing = asyncio.get_running_loop().create_task(listener.close())
     await asyncio.sleep(0)
     reader.send_close(1000)  # the relay's side of the closing handshake
-    feed(protocol, b"".join(reader.data_to_send()))
+    protocol.data_received(b"".join(reader.data_to_send()))
     await closing
     return cpu / max(1, len(chunks) * _CONNS) * 1e6
 
 
-def main(rounds: int, n: int, dry: bool, profiled: bool = False, picows: bool = False) -> None:
+def main(rounds: int, n: int, dry: bool, profiled: bool = False) -> None:
     profile = cProfile.Profile() if profiled else None
     try:
         import uvloop
@@ -158,7 +126,7 @@ def main(rounds: int, n: int, dry: bool, profiled: bool = False, picows: bool = 
     except ImportError:
         run = asyncio.run
     for _ in range(rounds):
-        print(f"{run(_round(n, dry, profile, picows)):.1f} us CPU per request{' (dry)' if dry else ''}")
+        print(f"{run(_round(n, dry, profile)):.1f} us CPU per request{' (dry)' if dry else ''}")
     if profile is not None:
         pstats.Stats(profile).sort_stats("tottime").print_stats(40)
 
@@ -166,4 +134,4 @@ def main(rounds: int, n: int, dry: bool, profiled: bool = False, picows: bool = 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     main(int(args[0]) if args else 5, int(args[1]) if len(args) > 1 else _N, "--dry" in sys.argv,
-         "--profile" in sys.argv, "--picows" in sys.argv)
+         "--profile" in sys.argv)

@@ -259,40 +259,11 @@ class WebSocketEndpoint:
         if masked:
             payload = self._mask(payload, bytes(buf[at : at + 4]))
         del buf[:end]
-        self._frame(opcode, fin, payload)
-        return True
-
-    def _frame(self, opcode: Opcode, fin: bool, payload: bytes) -> None:
         if fin and opcode in _DATA and self._message is None and not self._streaming:
             self._whole_message(opcode, payload)  # one frame, one message: the usual case
         else:
             self._handle(opcode, fin, payload)
-
-    def receive_frame(self, opcode: Opcode, fin: bool, payload: bytes, reserved: bool = False) -> None:
-        """Handle one frame whose bytes another parser read and unmasked (picows' C
-        one, :mod:`hc.asyncio.fastws`): the same rules from the frame on, as
-        :meth:`receive_data` would apply them (fragments, sizes, UTF-8, Ping, Close).
-
-        That parser judges the opcode, the mask bit and the length; ``reserved``: an
-        RSV bit was set (1002 here: no extension is ever negotiated).  Whole frames
-        only, so no streamed binary messages.
-
-        Raises:
-            RemoteProtocolError: as :meth:`receive_data`.
-            LocalProtocolError: an endpoint made with ``stream_binary``.
-        """
-        if self.stream_binary:
-            raise LocalProtocolError("a streaming endpoint reads its own bytes (receive_data)")
-        if self._failed or self._state is State.CLOSED:
-            return
-        if reserved:
-            raise self.fail(PROTOCOL_ERROR, "reserved bits set without an extension")
-        if opcode >= Opcode.CLOSE and (not fin or len(payload) > MAX_CONTROL):
-            raise self.fail(PROTOCOL_ERROR, "fragmented control frame" if not fin
-                            else "control frame longer than 125 bytes")
-        if opcode < Opcode.CLOSE and self._message_size + len(payload) > self.max_message_size:
-            raise self.fail(TOO_BIG, f"message longer than {self.max_message_size} bytes")
-        self._frame(opcode, fin, payload)
+        return True
 
     def _is_streamed(self, opcode: Opcode) -> bool:
         """Whether a data frame belongs to a binary message reported in pieces."""

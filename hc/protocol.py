@@ -177,17 +177,6 @@ class ControlChannel:
         """
         self._ws.receive_data(data)
 
-    def receive_frame(
-        self, opcode: framing.Opcode, fin: bool, payload: bytes, reserved: bool = False
-    ) -> None:
-        """One frame parsed by another layer (picows), judged from the frame on as
-        :meth:`receive_data` would (:meth:`hc.framing.WebSocketEndpoint.receive_frame`).
-
-        Raises:
-            RemoteProtocolError: as :meth:`receive_data`.
-        """
-        self._ws.receive_frame(opcode, fin, payload, reserved)
-
     def receive_eof(self) -> None:
         """The peer's end of the stream: CLOSED, with ConnectionClosed(1006) unless it was."""
         self._ws.receive_eof()

@@ -32,8 +32,7 @@ ALLOWED = {
     "soaprelay": frozenset({"soaprelay", "relay", "bindings", "hc", "soap"}),
 }
 #: Modules that do I/O, which the sans-I/O core may not import.
-IO_MODULES = frozenset({"asyncio", "aiohttp", "websockets", "socket", "ssl", "httptools", "selectors",
-                        "picows"})
+IO_MODULES = frozenset({"asyncio", "aiohttp", "websockets", "socket", "ssl", "httptools", "selectors"})
 SANS_IO = frozenset({"hc"})
 #: The asyncio SDK shell inside hc: it may do I/O with the standard library only.
 SHELL = "hc.asyncio"
@@ -41,9 +40,6 @@ SHELL_IO = frozenset({"asyncio", "ssl", "socket", "selectors"})
 #: Not I/O, but a C loop the shell may use when it is there: websockets' XOR masking
 #: (hc.asyncio.connection.xor_mask, with hc.frames.apply_mask as its fallback).
 SHELL_SPEEDUPS = frozenset({"websockets.speedups"})
-#: The one shell module that may use picows, an optional C WebSocket layer under the
-#: listener's control channel (the ``fast`` extra; hc.asyncio.connection is the fallback).
-PICOWS_SHELL = "hc.asyncio.fastws"
 
 
 @dataclass(frozen=True)
@@ -86,8 +82,7 @@ def violations(
         if imp.top in OURS and imp.top not in ALLOWED[package]:
             out.append(f"{filename}:{imp.line}: {package} may not import {imp.module}")
         elif package in SANS_IO and imp.top in IO_MODULES and not (
-            shell and (imp.top in SHELL_IO or imp.module in SHELL_SPEEDUPS
-                       or (imp.top == "picows" and module == PICOWS_SHELL))
+            shell and (imp.top in SHELL_IO or imp.module in SHELL_SPEEDUPS)
         ):
             where = SHELL if shell else package
             out.append(f"{filename}:{imp.line}: {where} is sans-I/O, yet imports {imp.module}")
@@ -179,16 +174,6 @@ def test_the_sdk_shell_may_use_websockets_c_masking_and_nothing_else_of_it() -> 
     assert violations("from websockets.frames import Frame\n", "hc", "x.py",
                       module="hc.asyncio.connection") == [
         "x.py:1: hc.asyncio is sans-I/O, yet imports websockets.frames"]
-
-
-def test_picows_is_for_the_fast_websocket_layer_only() -> None:
-    source = "import picows\nfrom picows.url import parse_url\n"
-    assert violations(source, "hc", "x.py", module="hc.asyncio.fastws") == []
-    assert violations(source, "hc", "x.py", module="hc.asyncio.listener") == [
-        "x.py:1: hc.asyncio is sans-I/O, yet imports picows",
-        "x.py:2: hc.asyncio is sans-I/O, yet imports picows.url"]
-    assert violations("import picows\n", "hc", "x.py", module="hc.protocol") == [
-        "x.py:1: hc is sans-I/O, yet imports picows"]
 
 
 def test_the_sdk_shell_is_there() -> None:

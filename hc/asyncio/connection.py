@@ -28,7 +28,7 @@ from hc.asyncio.errors import ProxyError, RelayUnreachableError, rejected
 from hc.asyncio.proxy import choose_proxy, open_tunnel
 from hc.events import ConnectionClosed
 from hc.exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
-from hc.frames import Mask, Opcode, apply_mask
+from hc.frames import Mask, apply_mask
 from hc.handshake import (
     HandshakeRejected,
     Headers,
@@ -43,7 +43,6 @@ __all__ = [
     "Connector",
     "Machine",
     "MaskKeys",
-    "Opener",
     "WebSocketProtocol",
     "mask_keys",
     "open_on_relay",
@@ -101,8 +100,6 @@ class Machine(Protocol):
     """What :class:`hc.protocol.ControlChannel` and :class:`hc.framing.WebSocketEndpoint` share."""
 
     def receive_data(self, data: bytes) -> None: ...
-
-    def receive_frame(self, opcode: Opcode, fin: bool, payload: bytes, reserved: bool = False) -> None: ...
 
     def receive_eof(self) -> None: ...
 
@@ -193,29 +190,6 @@ class WebSocketProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._ended()
         return False
-
-    def upgraded(self, transport: asyncio.Transport, response: Response) -> None:
-        """The handshake was done by another layer (picows, :mod:`hc.asyncio.fastws`),
-        which parses the frames from now on (:meth:`frame_received`); what the machine
-        sends is written on ``transport`` as ever."""
-        self._parser = None
-        self.transport = transport
-        self.handshake.set_result(response)
-
-    def frame_received(
-        self, opcode: Opcode, fin: bool, payload: bytes, reserved: bool, last: bool
-    ) -> None:
-        """One frame parsed by another layer (``reserved``: an RSV bit set); ``last``:
-        the last of its read, when what the machine queued is written and its events
-        are dispatched (as after a read)."""
-        try:
-            self.machine.receive_frame(opcode, fin, payload, reserved)
-        except RemoteProtocolError as exc:
-            self._fail(exc)
-            last = True
-        if last:
-            self._flush()
-            self._dispatch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended()
@@ -445,14 +419,6 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-class Opener(Protocol):
-    """How a WebSocket with no subprotocol is opened: :func:`open_websocket`'s shape."""
-
-    def __call__(
-        self, url: str, machine: Machine, *, headers: Headers, connector: Connector | None
-    ) -> Awaitable[WebSocketProtocol]: ...
-
-
 async def open_websocket(
     url: str,
     machine: Machine,
@@ -493,11 +459,9 @@ async def open_on_relay(
     headers: Headers = (),
     subprotocols: tuple[str, ...] = (),
     connector: Connector | None = None,
-    opener: Opener | None = None,
 ) -> WebSocketProtocol:
-    """:func:`open_websocket` (or ``opener``, e.g. picows' in :mod:`hc.asyncio.fastws`) to the
-    relay at ``relay_base``, with ``token`` (if any) in the ``ServiceBusAuthorization``
-    header, its failures told as the SDK's errors.
+    """:func:`open_websocket` to the relay at ``relay_base``, with ``token`` (if any) in the
+    ``ServiceBusAuthorization`` header, its failures told as the SDK's errors.
 
     Raises:
         RelayRejectedError: the relay refused the handshake (its status and reason).
@@ -506,8 +470,6 @@ async def open_on_relay(
     """
     sent = (*headers, ("ServiceBusAuthorization", token)) if token is not None else headers
     try:
-        if opener is not None and not subprotocols:
-            return await opener(url, machine, headers=sent, connector=connector)
         return await open_websocket(url, machine, headers=sent, subprotocols=subprotocols,
                                     connector=connector)
     except ProxyError:

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Self
 
 from hc.address import EntityAddress
-from hc.asyncio import exchange, fastws
+from hc.asyncio import exchange
 from hc.asyncio.connection import (
     Connector,
     WebSocketProtocol,
@@ -92,10 +92,6 @@ class HybridConnectionListener:
             :meth:`accept_connection`; past it, senders are refused with 503.
         policy: reconnect decisions.
         clock, sleep: wall clock and sleep for token renewal and reconnect delays.
-        picows: the control channel's frames parsed by picows' C parser
-            (:mod:`hc.asyncio.fastws`) or by :mod:`hc.framing` (False); None (the default):
-            picows when it is installed (the ``fast`` extra) and ``connector`` is not
-            given (picows needs a real socket under the transport).
 
     Attributes:
         request_handler: awaited with each :class:`~hc.asyncio.http.RelayedHttpListenerContext`;
@@ -122,12 +118,8 @@ class HybridConnectionListener:
         policy: ReconnectPolicy | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        picows: bool | None = None,
     ) -> None:
-        if picows and not fastws.AVAILABLE:
-            raise ValueError("picows=True, but picows is not installed (pip install soaprelay[fast])")
         self.address = EntityAddress.parse(address)
-        self.picows = fastws.AVAILABLE and connector is None if picows is None else picows
         self.token_provider = token_provider
         self.connector: Connector = connector or functools.partial(
             tcp_connector, ssl_context=ssl_context, proxy=proxy_setting(proxy))
@@ -224,12 +216,11 @@ class HybridConnectionListener:
 
     async def _connect(self) -> tuple[WebSocketProtocol, SecurityToken | None]:
         token = await self._token()
-        limit = self.max_message_size + exchange.COMMAND_LIMIT
-        channel = ControlChannel(Role.LISTENER, max_message_size=limit, mask_key=mask_keys, mask=xor_mask)
-        opener = functools.partial(fastws.open_websocket_picows, max_frame_size=limit) if self.picows else None
+        channel = ControlChannel(Role.LISTENER, max_message_size=self.max_message_size + exchange.COMMAND_LIMIT,
+                                 mask_key=mask_keys, mask=xor_mask)
         control = await open_on_relay(
             self.listen_url(), channel, self.address.http_base,
-            token=token.token if token else None, connector=self.connector, opener=opener,
+            token=token.token if token else None, connector=self.connector,
         )
         self._control = control
         control.deliver_to(self._on_event)  # commands that came with the 101 first

@@ -3,19 +3,15 @@
 Each socket the SDK opens through :func:`hc.asyncio.memory.memory_connector`
 arrives here; its handshake is answered (101, or a refusal the test queued) and
 the test gets a :class:`RelaySide` to drive.  No socket anywhere.
-
-:class:`SocketRelay` is the same over real TCP sockets on 127.0.0.1: the listener's
-picows layer (:mod:`hc.asyncio.fastws`) needs a socket under its transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from hc.asyncio.connection import Connector, tcp_connector
+from hc.asyncio.connection import Connector
 from hc.asyncio.memory import MemoryPeer, memory_connector
 from hc.events import Event
 from hc.framing import Side, WebSocketEndpoint
@@ -63,7 +59,6 @@ class MemoryRelay:
     def __init__(self) -> None:
         self.sockets: asyncio.Queue[RelaySide] = asyncio.Queue()
         self.refusals: list[tuple[int, dict[str, object]]] = []
-        self.picows = False  # the listener's WebSocket layer (a socket's only: SocketRelay)
         self.connector: Connector = memory_connector(self._serve)
 
     def refuse(self, status: int, code: str, message: str) -> None:
@@ -87,52 +82,3 @@ class MemoryRelay:
         side = RelaySide(peer, path, headers, plain="sb-hc-action=connect" in path)
         self.sockets.put_nowait(side)
         await side.pump()
-
-
-class _SocketPeer(MemoryPeer):
-    """A :class:`MemoryPeer` on an accepted TCP connection: served as it is made."""
-
-    def __init__(self, serve: Callable[[Target, MemoryPeer], object]) -> None:
-        super().__init__()
-        self._serve = serve
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # (write and close only)
-        self._serve(Target("127.0.0.1", 0, False, "/"), self)
-
-
-class SocketRelay(MemoryRelay):
-    """:class:`MemoryRelay` on a TCP server at 127.0.0.1 (:meth:`start`): its connector
-    reaches that server whatever host the address names."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._peers: list[MemoryPeer] = []
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _SocketPeer(self._spawn), "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        here = Target("127.0.0.1", port, False, "/")
-
-        async def connect(factory: Callable[[], asyncio.Protocol], target: Target) -> asyncio.BaseTransport:
-            return await tcp_connector(factory, here, proxy=False)
-
-        self.connector = connect
-
-    def _spawn(self, target: Target, peer: MemoryPeer) -> None:
-        self._peers.append(peer)
-        task = asyncio.get_running_loop().create_task(self._serve(target, peer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for peer in self._peers:
-            peer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

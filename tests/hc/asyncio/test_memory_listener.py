@@ -13,7 +13,6 @@ from hc.asyncio import (
     QuotaExceededError,
     RelayedHttpListenerContext,
     SharedAccessSignatureTokenProvider,
-    fastws,
 )
 from hc.asyncio.connection import MaskKeys
 from hc.asyncio.exchange import RequestHandler
@@ -21,7 +20,7 @@ from hc.events import ConnectionClosed, RenewTokenReceived, ResponseReceived
 from hc.messages import AcceptCommand, RequestCommand
 from hc.protocol import ControlChannel
 from hc.sas import SasToken
-from tests.hc.asyncio.memory_relay import MemoryRelay, RelaySide, SocketRelay
+from tests.hc.asyncio.memory_relay import MemoryRelay, RelaySide
 
 
 class Clock:
@@ -32,20 +31,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "socket", "socket-picows"])
-async def relay(request: pytest.FixtureRequest) -> AsyncIterator[MemoryRelay]:
-    """The relay played in memory, or on a real socket with each of the listener's two
-    WebSocket layers (``make`` passes ``relay.picows`` on)."""
-    if request.param == "memory":
-        yield MemoryRelay()
-        return
-    if request.param == "socket-picows" and not fastws.AVAILABLE:
-        pytest.skip("picows is not installed (the fast extra)")
-    relay = SocketRelay()
-    relay.picows = request.param == "socket-picows"
-    await relay.start()
-    yield relay
-    await relay.stop()
+@pytest.fixture
+def relay() -> MemoryRelay:
+    return MemoryRelay()
 
 
 @pytest.fixture
@@ -59,8 +47,7 @@ async def made() -> AsyncIterator[list[HybridConnectionListener]]:
 def make(relay: MemoryRelay, made: list[HybridConnectionListener], **options: object) -> HybridConnectionListener:
     provider = options.pop("token_provider", SharedAccessSignatureTokenProvider("Root", "key"))
     listener = HybridConnectionListener("http://relay.test/echo", provider,  # type: ignore[arg-type]
-                                        connector=relay.connector, picows=relay.picows,
-                                        **options)  # type: ignore[arg-type]
+                                        connector=relay.connector, **options)  # type: ignore[arg-type]
     made.append(listener)
     return listener
 
@@ -129,8 +116,6 @@ async def test_each_answer_leaves_as_soon_as_it_is_ready_in_order_tasks_done(
         if not arrived.done():
             arrived.set_result(None)
 
-    if isinstance(relay, SocketRelay):
-        pytest.skip("TCP may join writes into one read: the in-memory pipe counts them")
     side.peer.data_received = count  # type: ignore[method-assign]
     control = control_of(side)
     for n in range(5):
@@ -263,9 +248,6 @@ async def test_senders_past_the_accept_backlog_are_refused_with_503(
     taken = [await listener.accept_connection() for _ in range(2)]
     ids = {stream.tracking_id for stream in taken if stream is not None}
     assert ids | set(refused[0]["sb-hc-id"]) == {"a0", "a1", "a2"} and len(ids) == 2
-    for stream in taken:
-        if stream is not None:
-            await stream.close()
 
 
 async def test_close_closes_the_senders_nobody_accepted_and_accept_returns_none(

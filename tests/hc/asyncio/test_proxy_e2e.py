@@ -55,11 +55,10 @@ async def echo(context: RelayedHttpListenerContext) -> None:
 
 
 async def _round_trip(relay: RelayHandle, entity: str, proxy: object,
-                      trust: ssl.SSLContext | None = None, picows: bool = False) -> None:
+                      trust: ssl.SSLContext | None = None) -> None:
     """A listener and a client through ``proxy``: inline, rendezvous, and a WebSocket."""
     base = f"{relay.base_url}/{entity}"
-    listener = HybridConnectionListener(base, TOKENS, proxy=proxy, ssl_context=trust,  # type: ignore[arg-type]
-                                        picows=picows)
+    listener = HybridConnectionListener(base, TOKENS, proxy=proxy, ssl_context=trust)  # type: ignore[arg-type]
     listener.request_handler = echo
     await listener.open()
     try:
@@ -83,10 +82,8 @@ def _connects(proxy: HttpProxy, port: int) -> int:
     return proxy.log().count(f"CONNECT 127.0.0.1:{port}")
 
 
-async def test_everything_goes_through_squid(
-    arelay: RelayHandle, squid_proxy: HttpProxy, picows: bool
-) -> None:
-    await _round_trip(arelay, "via-squid", squid_proxy.url, picows=picows)
+async def test_everything_goes_through_squid(arelay: RelayHandle, squid_proxy: HttpProxy) -> None:
+    await _round_trip(arelay, "via-squid", squid_proxy.url)
     await asyncio.sleep(0)
     # squid logs a tunnel when it ends: the control channel, the rendezvous and the client's.
     for _ in range(100):
@@ -97,13 +94,13 @@ async def test_everything_goes_through_squid(
 
 
 async def test_wss_runs_tls_to_the_relay_inside_the_tunnel(
-    tmp_path: Path, make_relay: RelayFactory, guarded_proxy: HttpProxy, picows: bool
+    tmp_path: Path, make_relay: RelayFactory, guarded_proxy: HttpProxy
 ) -> None:
     cert, key = self_signed(tmp_path)
     relay = await make_relay(tls_cert=cert, tls_key=key)
     trust = ssl.create_default_context(cafile=cert)
     before = _connects(guarded_proxy, relay.port)
-    await _round_trip(relay, "secure", guarded_proxy.url_with("alice", "s3cret"), trust, picows)
+    await _round_trip(relay, "secure", guarded_proxy.url_with("alice", "s3cret"), trust)
     assert _connects(guarded_proxy, relay.port) - before >= 3
 
 

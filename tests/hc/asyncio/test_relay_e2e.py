@@ -39,8 +39,8 @@ async def echo(context: RelayedHttpListenerContext) -> None:
 
 
 @pytest.fixture
-async def listener(arelay: RelayHandle, picows: bool) -> AsyncIterator[HybridConnectionListener]:
-    listener = HybridConnectionListener(f"{arelay.base_url}/echo", PROVIDER, picows=picows)
+async def listener(arelay: RelayHandle) -> AsyncIterator[HybridConnectionListener]:
+    listener = HybridConnectionListener(f"{arelay.base_url}/echo", PROVIDER)
     listener.request_handler = echo
     await listener.open()
     yield listener
@@ -86,9 +86,9 @@ async def test_a_client_stream_reaches_accept_connection_both_ways(
         assert sent.close_code == 1000
 
 
-async def test_a_wrong_key_is_an_authorization_failure(arelay: RelayHandle, picows: bool) -> None:
+async def test_a_wrong_key_is_an_authorization_failure(arelay: RelayHandle) -> None:
     wrong = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, "nope")
-    listener = HybridConnectionListener(f"{arelay.base_url}/echo", wrong, picows=picows)
+    listener = HybridConnectionListener(f"{arelay.base_url}/echo", wrong)
     with pytest.raises(AuthorizationFailedError) as caught:
         await listener.open()
     assert caught.value.status == 401
@@ -109,11 +109,9 @@ async def test_a_client_with_a_wrong_key_is_refused_401(
     assert caught.value.status == 401 and caught.value.permanent
 
 
-async def test_a_listener_that_gives_up_calls_offline_with_the_reason(
-    arelay: RelayHandle, picows: bool
-) -> None:
+async def test_a_listener_that_gives_up_calls_offline_with_the_reason(arelay: RelayHandle) -> None:
     wrong = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, "nope")
-    listener = HybridConnectionListener(f"{arelay.base_url}/echo", wrong, picows=picows)
+    listener = HybridConnectionListener(f"{arelay.base_url}/echo", wrong)
     gone: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
     listener.offline = gone.set_result
     await asyncio.wait_for(listener.start(), 10)  # the runner ends: a permanent refusal
@@ -122,13 +120,13 @@ async def test_a_listener_that_gives_up_calls_offline_with_the_reason(
 
 
 async def test_a_handler_failing_mid_stream_breaks_the_response_off(
-    arelay: RelayHandle, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture, picows: bool
+    arelay: RelayHandle, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def half(context: RelayedHttpListenerContext) -> None:
         await context.response.write(b"x" * 100_000)  # past 64 KiB: the body streams
         raise RuntimeError("broke mid-stream")
 
-    listener = HybridConnectionListener(f"{arelay.base_url}/echo", PROVIDER, picows=picows)
+    listener = HybridConnectionListener(f"{arelay.base_url}/echo", PROVIDER)
     listener.request_handler = half
     await listener.open()
     try:

@@ -28,13 +28,13 @@ async def reply(context: RelayedHttpListenerContext) -> None:
 
 
 async def test_listener_and_client_work_over_tls_with_the_given_trust(
-    tmp_path: Path, make_relay: RelayFactory, picows: bool
+    tmp_path: Path, make_relay: RelayFactory
 ) -> None:
     cert, key = self_signed(tmp_path)
     relay = await make_relay(tls_cert=cert, tls_key=key)
     trust = ssl.create_default_context(cafile=cert)
     base = f"https://127.0.0.1:{relay.port}/secure"
-    listener = HybridConnectionListener(base, TOKENS, ssl_context=trust, picows=picows)
+    listener = HybridConnectionListener(base, TOKENS, ssl_context=trust)
     listener.request_handler = reply
     try:
         await listener.open()
