@@ -1,12 +1,14 @@
 """S3 under the microscope: how each listener's traffic meets the relay and the kernel.
 
 ``python -m bench.s3_wire [--seconds S] [--reps N] [--conns 1,32] [--strace] [--trace]
-[--listener NAME=TREE[:VAR=VALUE,...] ...] [--relay-tree TREE]``
+[--floor] [--listener NAME=TREE[:VAR=VALUE,...] ...] [--relay-tree TREE]``
 
 One relay (``bench.relay_proc``, run from ``--relay-tree``, this tree by default), Microsoft's
 hyco-https listener (entity ``hyco``) and one Python listener (``bench.echo_listener``) per
 ``--listener NAME=TREE`` (entity NAME, run from TREE: old and new code side by side on the
-same relay; default ``ours=`` this tree).  wrk loads each listener in turn, every
+same relay; default ``ours=`` this tree); ``--floor`` adds ``bench.floor_listener``
+(entity ``floor``), a listener that costs almost nothing: the most any listener could
+get out of this relay and wrk.  wrk loads each listener in turn, every
 repetition, at each concurrency, and for each run this prints:
 
 - req/s; the relay's and the listener's CPU per request (``/proc/PID/stat``);
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--strace", action="store_true")
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--no-hyco", action="store_true")
+    parser.add_argument("--floor", action="store_true")
     parser.add_argument("--listener", action="append", default=[])
     parser.add_argument("--relay-tree", default=str(ROOT))
     args = parser.parse_args()
@@ -89,7 +92,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="s3wire-"))
     procs: list[Proc] = []
     try:
-        entities = [{"path": name} for name in [*python, "hyco"]]
+        entities = [{"path": name} for name in [*python, "hyco", "floor"]]
         relay = Proc("relay", python_argv("bench.relay_proc", json.dumps({"port": 0, "entities": entities})),
                      logdir=workdir, cwd=Path(args.relay_tree))
         procs.append(relay)
@@ -106,6 +109,10 @@ def main() -> None:
                                               url.split("://", 1)[1], "hyco", keys.KEY_NAME, keys.KEY],
                                      logdir=workdir)
             procs.append(listeners["hyco"])
+        if args.floor:
+            listeners["floor"] = Proc("floor", python_argv("bench.floor_listener", url, "floor"),
+                                      logdir=workdir)
+            procs.append(listeners["floor"])
         script = write_script(workdir / "soap.lua",
                               {**_SOAP_HEADERS, "ServiceBusAuthorization": keys.token(url)})
         for name in listeners:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from hc.asyncio.connection import (
@@ -129,7 +129,7 @@ class Rendezvous:
             await socket.close()
             return None
         full = event.command
-        chunks = _body(socket) if full.body else None
+        chunks = _Body(socket) if full.body else None
         request = RelayedHttpListenerRequest.from_command(full, self.base, chunks)
         response = RelayedHttpListenerResponse(full.id, _SocketWriter(socket))
         return RelayedHttpListenerContext(request, response), socket
@@ -277,23 +277,33 @@ class _Refusal:
         """Nothing was sent."""
 
 
-async def _body(socket: WebSocketProtocol) -> AsyncIterator[bytes]:
-    """A rendezvous request's body, piece by piece.
+class _Body:
+    """A rendezvous request's body, piece by piece (an iterator class: mypyc compiles no
+    async generators).
 
     Raises:
         BodyBrokenError: the socket closed before the body's end.
     """
-    received = 0
-    while True:
-        event = await socket.next_event()
-        if isinstance(event, BodyChunk):
-            received += len(event.data)
-            if event.data:
-                yield event.data
-            if event.end:
-                return
-        elif isinstance(event, ConnectionClosed):
-            raise BodyBrokenError(event.code, event.reason, received)
+
+    def __init__(self, socket: WebSocketProtocol) -> None:
+        self._socket = socket
+        self._received = 0
+        self._done = False
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._done:
+            event = await self._socket.next_event()
+            if isinstance(event, BodyChunk):
+                self._received += len(event.data)
+                self._done = event.end
+                if event.data:
+                    return event.data
+            elif isinstance(event, ConnectionClosed):
+                raise BodyBrokenError(event.code, event.reason, self._received)
+        raise StopAsyncIteration
 
 
 def _describe(event: object) -> str:

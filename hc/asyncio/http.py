@@ -56,9 +56,21 @@ class ResponseWriter(Protocol):
         """Drop a response whose body cannot be finished (the sender sees it break off)."""
 
 
-async def _whole(body: bytes | None) -> AsyncIterator[bytes]:
-    if body:
-        yield body
+class _Whole:
+    """An inline body as one piece, or none when it is empty (an iterator class: mypyc
+    compiles no async generators)."""
+
+    def __init__(self, body: bytes | None) -> None:
+        self._body = body
+
+    def __aiter__(self) -> _Whole:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body, self._body = self._body, None
+        if not body:
+            raise StopAsyncIteration
+        return body
 
 
 @dataclass
@@ -109,7 +121,7 @@ class RelayedHttpListenerRequest:
             BodyBrokenError: the relay closed the socket before the body's end.
         """
         if self._chunks is None:
-            self._chunks = _whole(self._body)
+            self._chunks = _Whole(self._body)
             self._body = None
         return self._chunks
 
