@@ -227,6 +227,8 @@ class RelayServer:
         # in flight.  New calls there are answered 503; idle keep-alive connections close.
         if self._front is not None:
             self._front.close()
+        if self._node is not None:  # other nodes send their new calls elsewhere meanwhile
+            self._node.draining()
         calls = self.state.calls
         if calls.in_flight:
             log.info("relay stopping: %d calls in flight, waiting up to %g s",

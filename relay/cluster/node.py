@@ -16,6 +16,10 @@ table, and set as ``RelayState.cluster`` (the seam, ``relay.cluster.seam``).
 - With direct links on (``relay.cluster.direct``, the default), an ask goes
   straight to a node the heartbeats name as holding listeners, over a link on its
   HTTP port; NATS stays the fallback and the routing authority.
+- A graceful stop (:meth:`ClusterNode.draining`, then :meth:`ClusterNode.stop`):
+  the asks this node took count as calls in flight, so the relay's drain waits
+  for their answers, which go back the way the asks came; meanwhile its heartbeat
+  names no listeners and it has no NATS interest, so new asks go to other nodes.
 - Malformed or foreign messages are dropped with one WARNING line per 10 s.
 """
 
@@ -56,7 +60,7 @@ from relay.cluster.seam import EventParts
 from relay.cluster.serve import serve_ask, serve_at_once
 from relay.cluster.snapshots import PartKind
 from relay.cluster.subjects import QUEUE_GROUP, Subjects
-from relay.exceptions import EntityNotFound, ListenerQuotaExceeded, NoListener
+from relay.exceptions import EntityNotFound, ListenerQuotaExceeded, NoListener, ShuttingDown
 from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig
 from relay.routing import EntityState
@@ -102,12 +106,24 @@ class ClusterNode:
         self._dropped, self._dropped_logged = 0, 0.0
         #: Other nodes' asks being served now, and the most at once (more are dropped).
         self.serving, self.max_serving = 0, MAX_SERVING
+        self._draining = False
 
     # -- life ------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.relay.registry.fallback = self._resolve
         await self.link.start()
+        self._schedule_beat(0)
+
+    def draining(self) -> None:
+        """The relay began a graceful stop: other nodes stop choosing this one (no NATS
+        interest in its entities, a heartbeat naming no listeners here) while the asks
+        it took finish; an ask arriving all the same is answered "no listener here",
+        which its node takes to another one."""
+        self._draining = True
+        for path in list(self._subs):
+            for sub in self._subs.pop(path):
+                sub.unsubscribe()
         self._schedule_beat(0)
 
     async def stop(self) -> None:
@@ -154,7 +170,7 @@ class ClusterNode:
         """Subscribed to ``path``'s subjects exactly while a listener is on it here."""
         async with self._lock:
             state = self.relay.registry.get(path)
-            wanted = state is not None and bool(state.listeners)
+            wanted = state is not None and bool(state.listeners) and not self._draining
             subs = self._subs.get(path)
             if wanted and subs is None:
                 self._subs[path] = [
@@ -202,9 +218,16 @@ class ClusterNode:
         self._take(ask, where, lambda payload: inbound.answer(number, payload))
 
     def _take(self, ask: Ask, where: str, reply: Callable[[bytes], None]) -> None:
-        """Serve ``ask``; ``reply`` sends each answer back the way it came."""
+        """Serve ``ask``; ``reply`` sends each answer back the way it came.  Until it is
+        served it counts as a call in flight here (a graceful stop waits for it)."""
         if self.serving >= self.max_serving:
             self._drop(where, f"{self.serving} asks in hand already", "an ask")
+            return
+        try:
+            self.relay.calls.enter()
+        except ShuttingDown:  # stopping: the asking node takes it to another node
+            status = AnswerStatus.COUNTED if ask.kind is AskKind.CENSUS else AnswerStatus.NO_LISTENER
+            reply(Answer(status, self.name).serialize())  # (counted: none here)
             return
         self.serving += 1
         if not serve_at_once(self.relay, ask, self.name, lambda answer: self._served(reply, answer),
@@ -216,11 +239,13 @@ class ClusterNode:
             answer = await serve_ask(self.relay, ask, self.name, lambda: self._posted(reply))
         except BaseException:
             self.serving -= 1
+            self.relay.calls.leave()
             raise
         self._served(reply, answer)
 
     def _served(self, reply: Callable[[bytes], None], answer: Answer | None) -> None:
         self.serving -= 1
+        self.relay.calls.leave()
         if answer is not None:
             reply(answer.serialize())
 
@@ -268,7 +293,7 @@ class ClusterNode:
             pass
 
     def _heartbeat(self, *, leaving: bool = False) -> Heartbeat:
-        facts = () if leaving else tuple(
+        facts = () if leaving or self._draining else tuple(
             EntityFact.of(s.config, len(s.listeners)) for s in self.relay.registry if s.listeners)
         ticket = self.direct.ticket if self.direct is not None and not leaving else ""
         return Heartbeat(self.relay.config.name, self.name, self.config.node_url, facts, leaving, ticket)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from hc.sas import create_token
-from tests.support.procs import Child, Children, RelayProcess
+from tests.support.procs import Child, Children, RelayProcess, child_env
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, Relays
 
 __all__ = [
@@ -132,10 +133,18 @@ max_listeners = 2
 
 class RelayNodes:
     """Relay nodes of namespace ``test`` sharing ``nats``; node ``i`` listens on ``ports[i]``;
-    ``extra``: more TOML for every node's config (``[observe]`` and the like)."""
+    ``extra``: more TOML for every node's config (``[observe]`` and the like).
 
-    def __init__(self, children: Children, nats: list[str], count: int = 3, extra: str = "") -> None:
+    ``shutdown_grace``: each node's (seconds).  ``tls=(cert, key)``: every node serves HTTPS with that certificate, its ``node_url``
+    ``https://``, and trusts it as the system's trust would (``SSL_CERT_FILE``) except the
+    nodes numbered in ``untrusting``, which have only the system's own trust."""
+
+    def __init__(self, children: Children, nats: list[str], count: int = 3, extra: str = "", *,
+                 tls: tuple[str, str] | None = None, untrusting: Collection[int] = (),
+                 shutdown_grace: float = 1) -> None:
         self.children, self.folder, self.nats, self.extra = children, children.folder, nats, extra
+        self.tls, self.untrusting, self.shutdown_grace = tls, untrusting, shutdown_grace
+        self.scheme = "https" if tls else "http"
         self.relays = Relays(children.folder)
         self.nodes = [NodeSpec(f"node{i}", port) for i, port in enumerate(free_ports(count))]
         for index in range(count):
@@ -143,15 +152,17 @@ class RelayNodes:
 
     def config(self, node: NodeSpec) -> Path:
         nats = ", ".join(f'"{u}"' for u in self.nats)
+        tls = f'[namespace.tls]\ncert = "{self.tls[0]}"\nkey = "{self.tls[1]}"' if self.tls else ""
         text = f"""
 [namespace]
 name = "test"
 host = "127.0.0.1"
 port = {node.port}
 dynamic_entities = true
-shutdown_grace = 1
+shutdown_grace = {self.shutdown_grace}
 ping_interval = 2
 pong_timeout = 2
+{tls}
 
 [[rule]]
 name = "{TEST_KEY_NAME}"
@@ -160,7 +171,7 @@ rights = ["Manage", "Listen", "Send"]
 {ENTITIES}
 [cluster]
 nats = [{nats}]
-node_url = "http://127.0.0.1:{node.port}"
+node_url = "{self.scheme}://127.0.0.1:{node.port}"
 node_name = "{node.name}"
 {self.extra}
 """
@@ -171,13 +182,19 @@ node_name = "{node.name}"
     def start(self, index: int) -> RelayProcess:
         node = self.nodes[index]
         keys = {"SharedAccessKeyName": TEST_KEY_NAME, "SharedAccessKey": TEST_KEY}
+        env = None
+        if self.tls:
+            env = child_env()
+            env.pop("SSL_CERT_FILE", None)  # the system's own trust alone
+            if index not in self.untrusting:
+                env["SSL_CERT_FILE"] = self.tls[0]
         process = self.relays.process(node.name, children=self.children, port=node.port,
-                                      config=self.config(node), keys=keys)
+                                      config=self.config(node), keys=keys, env=env)
         node.process = process
         return process
 
     def url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.nodes[index].port}"
+        return f"{self.scheme}://127.0.0.1:{self.nodes[index].port}"
 
     def process(self, index: int) -> RelayProcess:
         process = self.nodes[index].process
