@@ -4,10 +4,12 @@
 writes ``bench/results/s7.md`` and ``s7.json``.  Parts, each on processes of its own:
 
 - ``latency``: a 1 KiB SOAP POST at c=1 (wrk) to the listener's own node, and to
-  two other nodes that reach it across NATS, one per ``small_requests`` route
-  (``nats``: inside the NATS request; ``rendezvous``: address-only, the listener
-  opens a rendezvous on the sender's node).  The cross-node p50 and p99 minus the
-  same-node ones is what a cross-node call adds.
+  three other nodes that reach it across the cluster: the default (``direct``: the
+  request inside an ask over the direct node-to-node link), the same with ``direct =
+  false`` (``nats``: the ask inside a NATS request) and ``small_requests =
+  "rendezvous"`` (address-only, the listener opens a rendezvous on the sender's
+  node).  The cross-node p50 and p99 minus the same-node ones is what a cross-node
+  call adds.
 - ``workers``: S1's load (1 KiB SOAP POST, one echo listener, wrk c=32) against
   ``soaprelay serve --workers 2`` and ``--workers 1``: requests/s ratio, beside the
   machine's cores (wrk and the listener share them).
@@ -59,11 +61,11 @@ def start_nats(run: Run, count: int = 3) -> list[str]:
 
 
 def start_node(run: Run, name: str, nats: list[str], entities: list[dict[str, Any]],
-               small_requests: str = "nats", port: int = 0) -> tuple[Proc, str]:
+               small_requests: str = "nats", port: int = 0, direct: bool = True) -> tuple[Proc, str]:
     port = port or free_port()
     spec = {"port": port, "entities": entities, "cluster": {
         "nats": nats, "node_url": f"http://127.0.0.1:{port}", "node_name": name,
-        "small_requests": small_requests}}
+        "small_requests": small_requests, "direct": direct}}
     proc = run.start(Proc(name, python_argv("bench.cluster_node", json.dumps(spec)), logdir=run.workdir))
     return proc, proc.ready_line
 
@@ -104,17 +106,22 @@ def medians(points: list[dict[str, float]]) -> dict[str, float]:
 
 # -- latency -----------------------------------------------------------------------------
 
+#: The cross-node routes measured, as reported.
+CROSS = ("cross_node_direct", "cross_node_nats", "cross_node_rendezvous")
+
 def part_latency(run: Run) -> dict[str, Any]:
     nats = start_nats(run, int(os.environ.get("S7_NATS", "3")))
     echo = [{"path": "echo"}]
-    _, via_nats = start_node(run, "s7-a", nats, echo, "nats")
+    _, via_direct = start_node(run, "s7-a", nats, echo, "nats")
     _, home = start_node(run, "s7-b", nats, echo)
     _, via_rv = start_node(run, "s7-c", nats, echo, "rendezvous")
+    _, via_nats = start_node(run, "s7-d", nats, echo, "nats", direct=False)
     run.start(Proc("s7-listener", python_argv("bench.echo_listener", home, "echo"), logdir=run.workdir))
-    for base in (via_nats, via_rv):
+    for base in (via_direct, via_nats, via_rv):
         wait_count([home], "echo", 1)
         _wait_routed(base)
-    targets = {"same_node": home, "cross_node_nats": via_nats, "cross_node_rendezvous": via_rv}
+    targets = {"same_node": home, "cross_node_direct": via_direct, "cross_node_nats": via_nats,
+               "cross_node_rendezvous": via_rv}
     scripts = {name: script(run, name, base, "echo") for name, base in targets.items()}
     for name, base in targets.items():  # warm up
         run_wrk(f"{base}/echo", scripts[name], 1, 1)
@@ -124,7 +131,7 @@ def part_latency(run: Run) -> dict[str, Any]:
             reps[name].append(point(run_wrk(f"{base}/echo", scripts[name], 1, run.seconds)))
     result: dict[str, Any] = {name: {"median": medians(p), "reps": p} for name, p in reps.items()}
     same = result["same_node"]["median"]
-    for name in ("cross_node_nats", "cross_node_rendezvous"):
+    for name in CROSS:
         cross = result[name]["median"]
         result[name]["added_p50_ms"] = cross["p50_ms"] - same["p50_ms"]
         result[name]["added_p99_ms"] = cross["p99_ms"] - same["p99_ms"]
@@ -326,7 +333,9 @@ def render(doc: dict[str, Any]) -> str:
         lines += ["## Cross-node latency (1 KiB SOAP POST, c=1, medians of reps)", "",
                   "| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms |",
                   "|---|---|---|---|---|---|"]
-        for name in ("same_node", "cross_node_nats", "cross_node_rendezvous"):
+        for name in ("same_node", *CROSS):
+            if name not in lat:  # a run from before the direct links
+                continue
             m = lat[name]["median"]
             added = (f"{lat[name]['added_p50_ms']:+.3f} | {lat[name]['added_p99_ms']:+.3f}"
                      if "added_p50_ms" in lat[name] else "- | -")
