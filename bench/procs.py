@@ -148,6 +148,11 @@ class Proc:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
+    def tree_cpu_seconds(self) -> dict[int, float]:
+        """User + system CPU time so far of the process and of each live descendant
+        (``soaprelay serve --workers N``: the supervisor, its workers and its NATS), by PID."""
+        return {pid: _cpu_seconds(pid) for pid in _tree(self.pid)}
+
     def switches(self) -> int:
         """Context switches (voluntary and not) of all the process's threads so far: how
         often it was woken or preempted, a load-independent count."""
@@ -199,3 +204,31 @@ class Proc:
             if line is not None:
                 self._log.write(line + "\n")
         self._log.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # it ended meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (``/proc/PID/task/TID/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+            except FileNotFoundError:
+                continue
+    return found

@@ -174,12 +174,12 @@ path = "echo"
 def part_workers(run: Run) -> dict[str, Any]:
     config = run.workdir / "workers.toml"
     config.write_text(WORKERS_CONFIG)
-    bases = {}
+    bases, relays = {}, {}
     for count in (1, 2):
         argv = python_argv("soaprelay", "serve", "--config", str(config), "--port", "0",
                            "--log-level", "WARNING", "--workers", str(count))
-        proc = run.start(Proc(f"workers{count}", argv, logdir=run.workdir,
-                              ready="soaprelay: listening on"))
+        proc = relays[count] = run.start(Proc(f"workers{count}", argv, logdir=run.workdir,
+                                              ready="soaprelay: listening on"))
         bases[count] = proc.ready_line
         run.start(Proc(f"workers{count}-listener", python_argv("bench.echo_listener", bases[count], "echo"),
                        logdir=run.workdir))
@@ -200,14 +200,29 @@ def part_workers(run: Run) -> dict[str, Any]:
         reps: dict[int, list[dict[str, float]]] = {1: [], 2: []}
         for _ in range(run.reps):
             for n, base in bases.items():
-                reps[n].append(point(run_wrk(f"{base}/echo", scripts[n], 32, run.seconds)))
+                before = relays[n].tree_cpu_seconds()
+                result_n = run_wrk(f"{base}/echo", scripts[n], 32, run.seconds)
+                reps[n].append({**point(result_n), **_cpu_per_request(before, relays[n].tree_cpu_seconds(),
+                                                                      result_n.requests)})
         one, two = medians(reps[1]), medians(reps[2])
         result[f"listeners_{listeners}"] = {
             "workers_1": {"median": one, "reps": reps[1]}, "workers_2": {"median": two, "reps": reps[2]},
             "ratio_rps": two["rps"] / one["rps"] if one["rps"] else float("nan"),
+            # each relay process on a core of its own, wrk and the listeners elsewhere: one
+            # process tops out at 1 / its CPU per request; --workers 2 at 2 cores / all its
+            # processes' CPU, and no faster than its busiest process allows
+            "ratio_own_cores": min(2 * one["cpu_us"] / two["cpu_us"], one["cpu_us"] / two["cpu_us_busiest"])
+            if two["cpu_us"] and two["cpu_us_busiest"] else float("nan"),
         }
     run.stop_all()
     return result
+
+
+def _cpu_per_request(before: dict[int, float], after: dict[int, float], requests: int) -> dict[str, float]:
+    """The relay's CPU per request over a point (us): all its processes, and its busiest."""
+    used = [seconds - before.get(pid, 0.0) for pid, seconds in after.items()]
+    per = 1e6 / requests if requests else float("nan")
+    return {"cpu_us": sum(used) * per, "cpu_us_busiest": max(used, default=0.0) * per}
 
 
 def _worker_urls(base: str, count: int, timeout: float = 20.0) -> list[str]:
@@ -344,16 +359,25 @@ def render(doc: dict[str, Any]) -> str:
     if "workers" in r:
         w = r["workers"]
         lines += ["## --workers 2 against one process (S1's load: 1 KiB SOAP POST, c=32)", "",
-                  "| listeners | relay | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+                  "| listeners | relay | req/s | p50 ms | p99 ms | relay CPU us/req: all processes | busiest |",
+                  "|---|---|---|---|---|---|---|"]
         for listeners in ("listeners_1", "listeners_3"):
             for name in ("workers_1", "workers_2"):
                 m = w[listeners][name]["median"]
                 lines.append(f"| {listeners[-1]} | {name} | {m['rps']:.0f} | {m['p50_ms']:.2f} "
-                             f"| {m['p99_ms']:.2f} |")
+                             f"| {m['p99_ms']:.2f} | {m.get('cpu_us', float('nan')):.0f} "
+                             f"| {m.get('cpu_us_busiest', float('nan')):.0f} |")
         ratio = (f"Ratio (2 / 1): **{w['listeners_1']['ratio_rps']:.2f}x** with S1's one listener "
                  f"(half the calls cross workers), **{w['listeners_3']['ratio_rps']:.2f}x** with a "
                  f"listener on each worker; {w['cores']} cores shared with wrk and the listeners.")
         lines += ["", ratio, ""]
+        if "ratio_own_cores" in w["listeners_1"]:
+            lines += [(f"From the CPU per request, with each relay process on a core of its own and wrk "
+                      f"and the listeners elsewhere (one process: 1 / its CPU per request; two workers: "
+                      f"2 cores / their processes' CPU, and no more than their busiest allows): "
+                      f"**{w['listeners_1']['ratio_own_cores']:.2f}x** with one listener, "
+                      f"**{w['listeners_3']['ratio_own_cores']:.2f}x** with a listener on each worker."),
+                      ""]
     if "failover" in r:
         f = r["failover"]
         lines += ["## Failover after SIGKILL of the node holding the listeners", "",
