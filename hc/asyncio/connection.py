@@ -50,6 +50,7 @@ __all__ = [
     "mask_keys",
     "open_on_relay",
     "open_websocket",
+    "shared_socket_fd",
     "tcp_connector",
     "xor_mask",
 ]
@@ -97,6 +98,16 @@ def _xor_mask() -> Mask:
 
 #: How every frame this SDK writes is masked (RFC 6455 §5.3).
 xor_mask: Mask = _xor_mask()
+
+
+def shared_socket_fd(transport: asyncio.BaseTransport) -> int | None:
+    """The descriptor of ``transport``'s socket, for another thread to read or write
+    beside the loop (``hc.asyncio.lane``, ``hc.asyncio.thread_writer``); None when it
+    cannot be shared: TLS (its state lives in the loop's transport), or not a socket."""
+    if transport.get_extra_info("ssl_object") is not None:
+        return None
+    sock = transport.get_extra_info("socket")
+    return None if sock is None else int(sock.fileno())
 
 
 class Machine(Protocol):

@@ -19,7 +19,7 @@ import os
 import select
 import time
 
-from hc.asyncio.connection import WebSocketProtocol
+from hc.asyncio.connection import WebSocketProtocol, shared_socket_fd
 from hc.exceptions import LocalProtocolError, RemoteProtocolError
 from hc.framing import WebSocketEndpoint
 
@@ -55,12 +55,8 @@ class StreamLane:
         transport, endpoint = protocol.transport, protocol.machine
         if transport is None or not isinstance(endpoint, WebSocketEndpoint) or not protocol.idle:
             return None
-        if transport.get_extra_info("ssl_object") is not None:
-            return None
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return None
-        return cls(protocol, endpoint, sock.fileno())
+        fd = shared_socket_fd(transport)
+        return None if fd is None else cls(protocol, endpoint, fd)
 
     @property
     def usable(self) -> bool:

@@ -28,7 +28,7 @@ import asyncio
 import os
 import threading
 
-from hc.asyncio.connection import MaskKeys, WebSocketProtocol, xor_mask
+from hc.asyncio.connection import MaskKeys, WebSocketProtocol, shared_socket_fd, xor_mask
 from hc.frames import Opcode, serialize_frame
 from hc.framing import Side, State, WebSocketEndpoint
 
@@ -62,12 +62,10 @@ class ThreadWriter:
         if (transport is None or transport.is_closing() or protocol.closed.done()
                 or not isinstance(endpoint, WebSocketEndpoint) or endpoint.side is not Side.CLIENT):
             return None
-        if transport.get_extra_info("ssl_object") is not None:
+        fd = shared_socket_fd(transport)
+        if fd is None:
             return None
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return None
-        writer = cls(protocol, endpoint, sock.fileno(), asyncio.get_running_loop())
+        writer = cls(protocol, endpoint, fd, asyncio.get_running_loop())
         protocol.gate = writer
         return writer
 
