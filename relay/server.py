@@ -184,6 +184,8 @@ class RelayServer:
         """
         if self.state.calls.state is GateState.OPEN:
             await self._drain(self.config.shutdown_grace if grace is None else grace)
+        if self._node is not None:
+            self._node.drained()
         if self._liveness is not None:
             self._liveness.cancel()
             self._liveness = None

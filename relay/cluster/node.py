@@ -126,6 +126,12 @@ class ClusterNode:
                 sub.unsubscribe()
         self._schedule_beat(0)
 
+    def drained(self) -> None:
+        """The relay's drain is over: the direct links close now (other nodes' links
+        are requests on the HTTP server, which waits for its requests as it stops)."""
+        if self.direct is not None:
+            self.direct.close()
+
     async def stop(self) -> None:
         if self._beat is not None:
             self._beat.cancel()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import pytest
 
@@ -62,7 +63,10 @@ async def test_a_stopping_node_finishes_the_calls_relayed_to_it_and_new_ones_go_
                 async with await slow as reply:
                     assert reply.status == 200, await reply.text()
                     assert await reply.read() == SLOW[::-1]
+                answered = time.monotonic()
                 assert await asyncio.to_thread(node1.popen.wait, 30) == 0
+                # (it used to wait ~15 s more for the other nodes' direct links to end)
+                assert time.monotonic() - answered < 8, "the node lingered after its drain"
                 assert "cut off" not in node1.stderr_text()
                 assert node1.tracebacks() == [] and nodes.process(0).tracebacks() == []
             finally:
