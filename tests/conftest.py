@@ -1,16 +1,46 @@
 """Fixtures shared by every test tier: real relays on 127.0.0.1, port 0, from one factory,
-and the pure tier's socket guard."""
+the pure tier's socket guard, and the compiled copy of the tree (built in the background)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.compiled_build import CompiledBuild
 from tests.support.no_sockets import refuse_sockets
 from tests.support.relay import RelayFactory, RelayHandle, Relays, RelayThread
 
 __all__ = ["RelayFactory"]  # re-exported: test modules annotate make_relay with it
+
+
+_BUILD = pytest.StashKey[CompiledBuild]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the compiled build now when the compiled-build tests are to run
+    (``tests.support.compiled_build``): it overlaps the rest of the suite."""
+    config = session.config
+    if config.option.collectonly or _BUILD in config.stash:
+        return
+    if any(item.path.name == "test_compiled.py" for item in session.items):
+        config.stash[_BUILD] = CompiledBuild()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    build = session.config.stash.get(_BUILD, None)
+    if build is not None:
+        build.stop()
+
+
+@pytest.fixture(scope="session")
+def compiled_tree(pytestconfig: pytest.Config) -> Path:
+    """The compiled copy of this tree (``scripts/compiled_tree.py``), once built."""
+    build = pytestconfig.stash.get(_BUILD, None)
+    if build is None:  # (selected some other way than collection: build it now)
+        build = pytestconfig.stash[_BUILD] = CompiledBuild()
+    return build.wait()
 
 
 @pytest.fixture

@@ -26,13 +26,9 @@ LISTED = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["soaprelay
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A compiled copy of this tree."""
-    dest = tmp_path_factory.mktemp("compiled") / "tree"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compiled_tree.py"), str(dest)],
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return dest
+def tree(compiled_tree: Path) -> Path:
+    """A compiled copy of this tree (tests/conftest.py: built from the start of the run)."""
+    return compiled_tree
 
 
 def _run(tree: Path, *argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
