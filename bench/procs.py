@@ -144,14 +144,18 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the whole process (all threads) so far."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return _cpu_seconds(self.pid)
 
     def tree_cpu_seconds(self) -> dict[int, float]:
         """User + system CPU time so far of the process and of each live descendant
         (``soaprelay serve --workers N``: the supervisor, its workers and its NATS), by PID."""
-        return {pid: _cpu_seconds(pid) for pid in _tree(self.pid)}
+        times = {}
+        for pid in _tree(self.pid):
+            try:
+                times[pid] = _cpu_seconds(pid)
+            except FileNotFoundError:  # it ended meanwhile
+                continue
+        return times
 
     def switches(self) -> int:
         """Context switches (voluntary and not) of all the process's threads so far: how
@@ -207,11 +211,9 @@ class Proc:
 
 
 def _cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:  # it ended meanwhile
-        return 0.0
+    """User + system CPU time of process ``pid`` (all threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 

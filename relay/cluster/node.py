@@ -60,6 +60,7 @@ from relay.cluster.seam import EventParts
 from relay.cluster.serve import serve_ask, serve_at_once
 from relay.cluster.snapshots import PartKind
 from relay.cluster.subjects import QUEUE_GROUP, Subjects
+from relay.drain import GateState
 from relay.exceptions import EntityNotFound, ListenerQuotaExceeded, NoListener, ShuttingDown
 from relay.listeners import ListenerConnection
 from relay.namespace import EntityConfig
@@ -106,7 +107,6 @@ class ClusterNode:
         self._dropped, self._dropped_logged = 0, 0.0
         #: Other nodes' asks being served now, and the most at once (more are dropped).
         self.serving, self.max_serving = 0, MAX_SERVING
-        self._draining = False
 
     # -- life ------------------------------------------------------------------------
 
@@ -115,12 +115,16 @@ class ClusterNode:
         await self.link.start()
         self._schedule_beat(0)
 
+    @property
+    def _draining(self) -> bool:
+        """The relay takes no new work (its call gate is draining or closed)."""
+        return self.relay.calls.state is not GateState.OPEN
+
     def draining(self) -> None:
-        """The relay began a graceful stop: other nodes stop choosing this one (no NATS
-        interest in its entities, a heartbeat naming no listeners here) while the asks
-        it took finish; an ask arriving all the same is answered "no listener here",
-        which its node takes to another one."""
-        self._draining = True
+        """The relay begins a graceful stop (its call gate closes to new work now):
+        other nodes stop choosing this one (no NATS interest in its entities, a heartbeat
+        naming no listeners here) while the asks it took finish; an ask arriving all the
+        same is answered "no listener here", which its node takes to another one."""
         for path in list(self._subs):
             for sub in self._subs.pop(path):
                 sub.unsubscribe()

@@ -135,9 +135,10 @@ class RelayNodes:
     """Relay nodes of namespace ``test`` sharing ``nats``; node ``i`` listens on ``ports[i]``;
     ``extra``: more TOML for every node's config (``[observe]`` and the like).
 
-    ``shutdown_grace``: each node's (seconds).  ``tls=(cert, key)``: every node serves HTTPS with that certificate, its ``node_url``
-    ``https://``, and trusts it as the system's trust would (``SSL_CERT_FILE``) except the
-    nodes numbered in ``untrusting``, which have only the system's own trust."""
+    ``shutdown_grace``: each node's (seconds).  ``tls=(cert, key)``: every node serves
+    HTTPS with that certificate, its ``node_url`` ``https://``, and trusts it as the
+    system's trust would (``SSL_CERT_FILE``) except the nodes numbered in
+    ``untrusting``, which have only the system's own trust."""
 
     def __init__(self, children: Children, nats: list[str], count: int = 3, extra: str = "", *,
                  tls: tuple[str, str] | None = None, untrusting: Collection[int] = (),
