@@ -178,6 +178,11 @@ class WebSocketEndpoint:
         ``max_message_size`` plus one frame header (14 bytes), or one control frame."""
         return len(self._buffer) + self._message_size
 
+    @property
+    def between_frames(self) -> bool:
+        """Nothing of an incoming frame or message is held: the next byte starts a frame."""
+        return not self._buffer and self._message is None and self._part is None and not self._streaming
+
     # -- input -------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:

@@ -40,6 +40,7 @@ from hc.handshake import (
 from hc.proxy import Proxy
 
 if TYPE_CHECKING:
+    from hc.asyncio.thread_reader import ThreadReader
     from hc.asyncio.thread_writer import ThreadWriter
 
 __all__ = [
@@ -184,6 +185,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._flushed: asyncio.Future[None] | None = None  # resolved by that write
         #: Set when other threads write to this socket too: every write goes through it.
         self.gate: ThreadWriter | None = None
+        #: Set while another thread reads this socket: the loop takes reading back from
+        #: it before it closes the connection or reads the connection's end.
+        self.reader: ThreadReader | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -208,6 +212,8 @@ class WebSocketProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.reader is not None:
+            self.reader.take_over()
         if self.gate is not None:
             self.gate.close()
         self._ended()
@@ -285,6 +291,12 @@ class WebSocketProtocol(asyncio.Protocol):
         return (self.handshake.done() and not self.closed.done() and not self._queue
                 and not self.write_paused and transport is not None and not transport.is_closing()
                 and transport.get_write_buffer_size() == 0)
+
+    @property
+    def read_idle(self) -> bool:
+        """Open, reading, with nothing read and not yet consumed."""
+        return (self.handshake.done() and not self.closed.done() and not self._queue
+                and not self._paused_reading)
 
     def _deliver(self, events: Sequence[object]) -> None:
         for event in events:
@@ -424,6 +436,8 @@ class WebSocketProtocol(asyncio.Protocol):
 
     async def close(self, code: int = 1000, reason: str = "", timeout: float = CLOSE_TIMEOUT) -> ConnectionClosed:
         """Start the closing handshake, wait (at most ``timeout``) for the peer's Close, drop."""
+        if self.reader is not None:
+            self.reader.take_over()
         if not self.closed.done():
             try:
                 self.send(lambda: self.machine.send_close(code, reason))
@@ -441,6 +455,8 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once (no closing handshake)."""
+        if self.reader is not None:
+            self.reader.take_over()
         if self.transport is not None:
             self.transport.abort()
 

@@ -19,6 +19,7 @@ from typing import Self
 
 from hc.asyncio.connection import WebSocketProtocol
 from hc.asyncio.lane import StreamLane
+from hc.asyncio.thread_reader import ThreadReader
 from hc.asyncio.thread_writer import ThreadWriter
 from hc.events import BinaryReceived, ConnectionClosed, TextReceived
 from hc.framing import WebSocketEndpoint
@@ -176,6 +177,12 @@ class HybridConnectionStream:
         In the loop's thread; the same writer each time."""
         gate = self._protocol.gate
         return gate if gate is not None else ThreadWriter.open(self._protocol)
+
+    def thread_reader(self) -> ThreadReader | None:
+        """Reading of whole binary messages by another thread while the loop runs
+        (:mod:`hc.asyncio.thread_reader`), taken from the loop now; None when it cannot be
+        (TLS, something read and not consumed).  In the loop's thread."""
+        return ThreadReader.open(self._protocol)
 
     def abort(self) -> None:
         """Drop the connection at once, with no closing handshake (the peer sees it end)."""
