@@ -51,8 +51,9 @@ class NetTcpRelayBinding(RelayBinding):
             (HYBRID; ``None`` takes the address the relay connection goes out from).
         inline_calls: the host runs each call in its event loop's thread, not in a
             worker thread (WCF's ``UseSynchronizationContext``): no thread hand-off
-            per call (a wake-up, two when a reply goes back through the loop; ~2 %
-            of the host's instructions), for services whose methods never block
+            per call (which the default host also avoids for a serial session over
+            plain TCP: its own thread reads it and runs its calls), for services
+            whose methods never block
             (no I/O, no sleeps, no callbacks to the client: those fail with an
             error naming this option).
             Calls then run one at a time per host, whatever ``concurrency_mode`` says.

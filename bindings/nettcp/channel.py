@@ -11,7 +11,8 @@ One :class:`SessionChannel` drives one session over a WebSocket link (a
   in the reader, one at a time: no task; or, given an ``offload``, handed to it with no
   task -- a host's worker threads, :mod:`bindings.nettcp.workers` -- its reply written
   from the worker's thread when the link can take it at once (:mod:`hc.asyncio.thread_writer`),
-  else handed to the loop); one over that gets a
+  else handed to the loop; or, given ``in_thread`` as well, read and run by the session's
+  own thread while it can, :mod:`bindings.nettcp.session_thread`); one over that gets a
   ``ServerTooBusy`` fault, and a
   peer that keeps sending while refused is closed with 1008 (:class:`~bindings.nettcp.calls.FloodGuard`);
 - a request without ``MessageID`` closes the session with 1008; a message that is not
@@ -39,6 +40,7 @@ import collections
 import enum
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, cast
@@ -58,6 +60,7 @@ from bindings.nettcp.framing import (
     request_message,
 )
 from bindings.nettcp.peer_log import PeerLog, peer_log
+from bindings.nettcp.session_thread import SessionThread
 from bindings.nettcp.workers import Finish, Outcome
 from hc.asyncio.thread_writer import ThreadWriter
 from soap.addressing import new_message_id
@@ -70,6 +73,8 @@ log = logging.getLogger("bindings.nettcp")
 #: Messages read while an earlier one is still awaited (a write waiting for room, a
 #: fault) before reading pauses (the link's own queue's bound, ``hc.asyncio.connection``).
 BACKLOG = 16
+#: Seconds after a session thread stopped reading before another may start.
+THREAD_AGAIN = 1.0
 #: Awaited with each request received; returns the reply's bytes, or None (one-way).
 RequestHandler = Callable[[ChannelMessage], Awaitable[bytes | None]]
 #: Called with each request received, in the loop's thread (``inline_calls``).
@@ -128,15 +133,23 @@ class SessionChannel:
             (a host's ``inline_calls``).
         offload: runs each request off the loop instead of ``handler``, with no task
             (a host's worker threads).
+        in_thread: with ``offload``, runs a request in the session's own thread, which
+            reads the relayed link itself while it can (a serial host's
+            :meth:`SessionCalls.run_here <bindings.nettcp.workers.SessionCalls.run_here>`).
     """
 
     def __init__(
         self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
         *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
         inline: InlineHandler | None = None, offload: Offload | None = None,
+        in_thread: Offload | None = None,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
         self.inline, self.offload = inline, offload
+        self.in_thread = in_thread if offload is not None else None
+        #: The thread reading the relayed link now or last (``in_thread``).
+        self.thread: SessionThread | None = None
+        self._thread_ended = 0.0  # when the last one stopped reading (its give-back)
         self.relayed: Link = link  # the session's own link: its end is the session's
         #: Messages sent and received per path ("relayed", "direct").
         self.sent: collections.Counter[str] = collections.Counter()
@@ -213,6 +226,7 @@ class SessionChannel:
         message handled as it is read, with no reader-task step; until the link ends."""
         self._read_end = asyncio.get_running_loop().create_future()
         deliver(self._delivered)
+        self._read_in_thread()
         await self._read_end
 
     def _delivered(self, data: str | bytes | None) -> None:
@@ -240,6 +254,8 @@ class SessionChannel:
         if left is not None:
             self._backlog = collections.deque()
             self._catching = asyncio.get_running_loop().create_task(self._catch_up(left))
+        elif self.in_thread is not None:
+            self._read_in_thread()
 
     async def _catch_up(self, left: Coroutine[Any, Any, None]) -> None:
         """Await ``left``, then handle the messages read meanwhile as a reader task would."""
@@ -278,6 +294,7 @@ class SessionChannel:
     async def abort(self, code: int, reason: str) -> None:
         """End now: calls in flight fail, the link closes with ``code``."""
         self._end(SessionClosed(code, reason))
+        self._take_reading()
         try:
             await self.relayed.close(code, reason)
         except (ConnectionError, OSError):
@@ -322,6 +339,9 @@ class SessionChannel:
             TooManyCalls: ``max_calls_per_session`` calls of ours are in flight.
         """
         self._check_open()
+        thread = self.thread
+        if thread is not None and thread.busy:  # its answer must be read while it works
+            self._take_reading()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[ChannelMessage] = loop.create_future()
         self.pending.add(message_id, waiter, bounded=bounded)
@@ -676,6 +696,77 @@ class SessionChannel:
             await self._write(data)
         except SessionClosed:
             pass
+
+    # -- the session's own thread (``in_thread``) ---------------------------------------
+
+    def _read_in_thread(self) -> None:
+        """In the loop's thread: let a session thread read the relayed link from now on,
+        if it can (a plain-TCP link, nothing read and not yet handled, none reading,
+        the last one stopped ``THREAD_AGAIN`` s ago or more)."""
+        thread = self.thread
+        if thread is not None and thread.reading:
+            return
+        if (self.in_thread is None or self._writer is None or self.state is not ChannelState.OPEN
+                or self._backlog is not None or self._paused):
+            return
+        if thread is not None:
+            if not self._thread_ended:  # it gave reading back by itself: noticed now
+                self._thread_ended = time.monotonic()
+            if time.monotonic() - self._thread_ended < THREAD_AGAIN:
+                return
+        opener = getattr(self.relayed, "thread_reader", None)
+        reader = opener() if opener is not None else None
+        if reader is None:  # something read and not yet handled: later
+            return
+        self.thread = SessionThread(reader, self._judge, self.in_thread, self._outcome, self.name)
+        self._thread_ended = 0.0
+        self.thread.start()
+
+    def _take_reading(self) -> None:
+        """In the loop's thread: the loop reads the relayed link again (its thread's unread
+        bytes first)."""
+        thread = self.thread
+        if thread is not None and thread.reading:
+            thread.reader.take_over()
+            self._thread_ended = time.monotonic()
+
+    def watch_thread(self, longest: float, now: float) -> None:
+        """In the loop's thread: read the relayed link again if a call kept its reading
+        thread for more than ``longest`` s (the client's keep-alives must be answered)."""
+        thread = self.thread
+        if thread is not None and thread.reading and thread.busy_for(now) > longest:
+            log.debug("session %s: a call runs for %.1f s; the loop reads meanwhile",
+                      self.name, thread.busy_for(now))
+            self._take_reading()
+
+    def _judge(self, data: bytes) -> ChannelMessage | bool | None:
+        """In the session's thread (its reader's lock held): a request for it to run --
+        counted as taken, as :meth:`_take` does --, True when handled here (a reply,
+        settled by the loop; a keep-alive, answered), or None: the loop's to handle
+        (a malformed message, a request to refuse or that ends the session)."""
+        try:
+            message = parse_message(data, self.binding.reader_quotas,
+                                    self.binding.max_received_message_size)
+        except MalformedMessage:
+            return None
+        if message.kind is MessageKind.REPLY:
+            self.received["relayed"] += 1
+            self._call_in_loop(self._settle, message)
+            return True
+        if message.headers.message_id is None or self.state is not ChannelState.OPEN:
+            return None
+        with self._counts:
+            if self._serving >= self.binding.max_calls_per_session:
+                return None
+            self._serving += 1
+            self._offloaded += 1
+            self.flood.accepted()
+        self.received["relayed"] += 1
+        if message.headers.action == KEEPALIVE_ACTION:
+            self._outcome(message, reply_message(KEEPALIVE_ACTION + "Response",
+                                                 message.headers.message_id))
+            return True
+        return message
 
     # -- keep-alive ------------------------------------------------------------------
 

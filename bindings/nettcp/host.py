@@ -12,6 +12,10 @@ the WSDL fetch among them, are still served by the host's HTTP handler):
 - its calls run through :class:`~bindings.nettcp.pipeline.SessionPipeline` in worker
   threads, one at a time and in order (``ConcurrencyMode.SINGLE``) or at once
   (``MULTIPLE``), handed over with no task (:class:`~bindings.nettcp.workers.SessionCalls`);
+  a serial session over a plain-TCP link has a thread of its own that reads its socket
+  and runs its calls while it can (:mod:`bindings.nettcp.session_thread`: no hand-off),
+  the host checking twice per ``LONGEST_CALL`` that no call keeps it from reading;
+  at most ``max_concurrent_calls`` calls run at once, however they came;
   with ``inline_calls`` in the event loop's thread, one at a time;
 - in Hybrid mode (``connection_mode=HYBRID``) a :class:`~bindings.nettcp.direct.DirectEndpoint`
   is started with the first session, and each greeting offers it with the session's key;
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -42,6 +47,7 @@ from bindings.nettcp.framing import (
 from bindings.nettcp.peer_log import PeerLog
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import SESSION_CLOSE, SESSION_OPEN, ServiceSession
+from bindings.nettcp.session_thread import LONGEST_CALL
 from bindings.nettcp.workers import SessionCalls
 from hc.asyncio import HybridConnectionStream
 from hc.messages import AcceptCommand
@@ -84,6 +90,7 @@ class SessionHost:
         #: Warnings about clients' mistakes, rate-limited for the whole host.
         self.warnings = PeerLog(log)
         self._closing = False
+        self._watch: asyncio.Task[None] | None = None  # sessions' threads kept from reading
 
     def __repr__(self) -> str:
         return f"<SessionHost sessions={len(self.sessions)}>"
@@ -109,14 +116,17 @@ class SessionHost:
         async def handle(message: ChannelMessage) -> bytes | None:  # never called: offload
             return await loop.run_in_executor(self.pipeline.executor, run, message)
 
-        calls = SessionCalls(self.pipeline.executor, run,
-                             serial=self.binding.concurrency_mode is ConcurrencyMode.SINGLE)
+        serial = self.binding.concurrency_mode is ConcurrencyMode.SINGLE
+        calls = SessionCalls(self.pipeline.executor, run, serial=serial, slots=self.pipeline.slots)
         inline = self.binding.inline_calls
         channel = SessionChannel(stream, handle, self.binding, name=session_id,
                                  warnings=self.warnings, inline=run if inline else None,
-                                 offload=None if inline else calls.submit)
+                                 offload=None if inline else calls.submit,
+                                 in_thread=calls.run_here if serial and not inline else None)
         session = ServiceSession(session_id, channel, loop)
         self.sessions[session_id] = channel
+        if channel.in_thread is not None and self._watch is None:
+            self._watch = loop.create_task(self._watch_threads())
         try:
             await channel.send(session_greeting(session_id, await self._offer(session_id, channel)))
             await self._fire(SESSION_OPEN, session)
@@ -129,6 +139,18 @@ class SessionHost:
             if self.direct is not None:
                 self.direct.withdraw(session_id)
             await self._fire(SESSION_CLOSE, session)
+
+    async def _watch_threads(self) -> None:
+        """While sessions are open: no call keeps its session's thread from reading for
+        more than ``LONGEST_CALL`` s (the loop reads meanwhile)."""
+        try:
+            while self.sessions:
+                await asyncio.sleep(LONGEST_CALL / 2)
+                now = time.monotonic()
+                for channel in list(self.sessions.values()):
+                    channel.watch_thread(LONGEST_CALL, now)
+        finally:
+            self._watch = None
 
     async def _offer(self, session_id: str, channel: SessionChannel) -> list[etree._Element]:
         """Hybrid mode: the direct endpoint's offer for this session (started on first use)."""
@@ -159,6 +181,8 @@ class SessionHost:
     async def aclose(self, timeout: float = 30.0) -> None:
         """Graceful: calls in flight finish (at most ``timeout`` s), then sessions close (1001)."""
         self._closing = True
+        if self._watch is not None:
+            self._watch.cancel()
         channels = list(self.sessions.values())
         await asyncio.gather(*(c.close(CloseCode.GOING_AWAY, "the service is closing", timeout)
                                for c in channels), return_exceptions=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,8 @@ class SessionPipeline:
         self.address = address
         self.executor = ThreadPoolExecutor(max(1, binding.max_concurrent_calls),
                                            thread_name_prefix="nettcp-call")
+        #: Calls running at once, in the pool or in sessions' own threads.
+        self.slots = threading.BoundedSemaphore(max(1, binding.max_concurrent_calls))
         request = RelayedRequest(
             "POST", "/" + address.entity_path,
             (("Content-Type", f"{SOAP12.content_type}; charset=utf-8"),),
