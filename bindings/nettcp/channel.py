@@ -136,19 +136,22 @@ class SessionChannel:
         in_thread: with ``offload``, runs a request in the session's own thread, which
             reads the relayed link itself while it can (a serial host's
             :meth:`SessionCalls.run_here <bindings.nettcp.workers.SessionCalls.run_here>`).
+        thread_permits: one taken by each session thread while it lives (a host's
+            bound on them); none: no bound.
     """
 
     def __init__(
         self, link: Link, handler: RequestHandler, binding: NetTcpRelayBinding, name: str = "",
         *, ordered_replies: bool = False, warnings: PeerLog = peer_log,
         inline: InlineHandler | None = None, offload: Offload | None = None,
-        in_thread: Offload | None = None,
+        in_thread: Offload | None = None, thread_permits: threading.Semaphore | None = None,
     ) -> None:
         self.link, self.handler, self.binding = link, handler, binding
         self.inline, self.offload = inline, offload
         self.in_thread = in_thread if offload is not None else None
         #: The thread reading the relayed link now or last (``in_thread``).
         self.thread: SessionThread | None = None
+        self._permits = thread_permits
         self._thread_ended = 0.0  # when the last one stopped reading (its give-back)
         self.relayed: Link = link  # the session's own link: its end is the session's
         #: Messages sent and received per path ("relayed", "direct").
@@ -702,7 +705,7 @@ class SessionChannel:
     def _read_in_thread(self) -> None:
         """In the loop's thread: let a session thread read the relayed link from now on,
         if it can (a plain-TCP link, nothing read and not yet handled, none reading,
-        the last one stopped ``THREAD_AGAIN`` s ago or more)."""
+        the last one stopped ``THREAD_AGAIN`` s ago or more, a permit free)."""
         thread = self.thread
         if thread is not None and thread.reading:
             return
@@ -714,11 +717,17 @@ class SessionChannel:
                 self._thread_ended = time.monotonic()
             if time.monotonic() - self._thread_ended < THREAD_AGAIN:
                 return
+        permits = self._permits
+        if permits is not None and not permits.acquire(blocking=False):
+            return  # the host has all the session threads it may: the loop reads
         opener = getattr(self.relayed, "thread_reader", None)
         reader = opener() if opener is not None else None
         if reader is None:  # something read and not yet handled: later
+            if permits is not None:
+                permits.release()
             return
-        self.thread = SessionThread(reader, self._judge, self.in_thread, self._outcome, self.name)
+        self.thread = SessionThread(reader, self._judge, self.in_thread, self._outcome, self.name,
+                                    permits)
         self._thread_ended = 0.0
         self.thread.start()
 

@@ -14,7 +14,8 @@ the WSDL fetch among them, are still served by the host's HTTP handler):
   (``MULTIPLE``), handed over with no task (:class:`~bindings.nettcp.workers.SessionCalls`);
   a serial session over a plain-TCP link has a thread of its own that reads its socket
   and runs its calls while it can (:mod:`bindings.nettcp.session_thread`: no hand-off),
-  the host checking twice per ``LONGEST_CALL`` that no call keeps it from reading;
+  the host checking twice per ``LONGEST_CALL`` that no call keeps it from reading
+  (at most ``MOST_THREADS`` such threads: the other sessions are read by the loop);
   at most ``max_concurrent_calls`` calls run at once, however they came;
   with ``inline_calls`` in the event loop's thread, one at a time;
 - in Hybrid mode (``connection_mode=HYBRID``) a :class:`~bindings.nettcp.direct.DirectEndpoint`
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +49,7 @@ from bindings.nettcp.framing import (
 from bindings.nettcp.peer_log import PeerLog
 from bindings.nettcp.pipeline import SessionPipeline
 from bindings.nettcp.session import SESSION_CLOSE, SESSION_OPEN, ServiceSession
-from bindings.nettcp.session_thread import LONGEST_CALL
+from bindings.nettcp.session_thread import LONGEST_CALL, MOST_THREADS
 from bindings.nettcp.workers import SessionCalls
 from hc.asyncio import HybridConnectionStream
 from hc.messages import AcceptCommand
@@ -91,6 +93,7 @@ class SessionHost:
         self.warnings = PeerLog(log)
         self._closing = False
         self._watch: asyncio.Task[None] | None = None  # sessions' threads kept from reading
+        self._thread_permits = threading.BoundedSemaphore(MOST_THREADS)
 
     def __repr__(self) -> str:
         return f"<SessionHost sessions={len(self.sessions)}>"
@@ -122,7 +125,8 @@ class SessionHost:
         channel = SessionChannel(stream, handle, self.binding, name=session_id,
                                  warnings=self.warnings, inline=run if inline else None,
                                  offload=None if inline else calls.submit,
-                                 in_thread=calls.run_here if serial and not inline else None)
+                                 in_thread=calls.run_here if serial and not inline else None,
+                                 thread_permits=self._thread_permits)
         session = ServiceSession(session_id, channel, loop)
         self.sessions[session_id] = channel
         if channel.in_thread is not None and self._watch is None:

@@ -17,6 +17,9 @@ session is an ordinary exchange of whole binary messages:
   it calls the client while this thread is in a call (the answer must be read), and
   when a call has kept this thread for ``LONGEST_CALL`` s (so that keep-alives and the
   client's other messages are read meanwhile; the host checks, :meth:`busy_for`).
+
+A host has at most ``MOST_THREADS`` of them at once (``permits``); its other sessions
+are read by the loop, their calls handed to the pool.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ from bindings.nettcp.framing import ChannelMessage
 from bindings.nettcp.workers import Finish
 from hc.asyncio.thread_reader import ThreadReader
 
-__all__ = ["LONGEST_CALL", "Judge", "SessionThread"]
+__all__ = ["LONGEST_CALL", "MOST_THREADS", "Judge", "SessionThread"]
 
 #: Seconds a call may keep the reading thread before the loop reads again (a client's
 #: keep-alive must be answered within its ``keepalive_timeout``, 3 s by default).
 LONGEST_CALL = 1.0
+#: Session threads of one host at once.
+MOST_THREADS = 64
 #: What the reading thread does with a message: a request to run, True (handled), or
 #: None (the loop's: reading goes back to it).
 Judge = Callable[[bytes], ChannelMessage | bool | None]
@@ -48,11 +53,14 @@ class SessionThread:
         run: runs a request (``run(message, finish)``).
         finish: given each request's outcome (``run`` calls it).
         name: the session's, for the thread's name.
+        permit: released when the thread ends (the host's count of session threads).
     """
 
     def __init__(self, reader: ThreadReader, judge: Judge,
-                 run: Callable[[ChannelMessage, Finish], None], finish: Finish, name: str) -> None:
+                 run: Callable[[ChannelMessage, Finish], None], finish: Finish, name: str,
+                 permit: threading.Semaphore | None = None) -> None:
         self.reader, self.judge, self.run, self.finish = reader, judge, run, finish
+        self.permit = permit
         self._busy_since: float | None = None
         self.thread = threading.Thread(target=self._serve, name=f"nettcp-session-{name[-8:]}",
                                        daemon=True)
@@ -93,3 +101,5 @@ class SessionThread:
                     self._busy_since = None
         finally:
             reader.close()
+            if self.permit is not None:
+                self.permit.release()

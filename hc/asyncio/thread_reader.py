@@ -110,20 +110,26 @@ class ThreadReader:
                     return got
             ready = self._poll.poll()
             with self._lock:
-                if not self._reading:
+                if not self._read(ready):
                     return None
-                if not any(fd == self._fd for fd, _ in ready):
-                    continue
-                try:
-                    data = os.read(self._fd, _READ_SIZE)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:  # the end (or a failure): the loop's transport reads it itself
-                    self._give_back()
-                    return None
-                self._buffer += data
+
+    def _read(self, ready: list[tuple[int, int]]) -> bool:
+        """Under the lock: what the socket has, to the buffer; False once reading is the loop's."""
+        if not self._reading:
+            return False
+        if not any(fd == self._fd for fd, _ in ready):
+            return True
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:  # the end (or a failure): the loop's transport reads it itself
+            self._give_back()
+            return False
+        self._buffer += data
+        return True
 
     def _next(self, judge: Callable[[bytes], T | None]) -> tuple[T | None, bool]:
         """Under the lock: the next buffered frame judged -- ``(value, True)``; taken

@@ -162,3 +162,26 @@ async def test_closing_the_host_takes_reading_back_and_closes_each_session(
     assert not thread.thread.is_alive()
     assert not [t for t in threading.enumerate() if t.name.startswith("nettcp-session-")
                 and t.is_alive() and t is thread.thread]
+
+
+async def test_a_host_has_at_most_its_bound_of_session_threads(
+        arelay: RelayHandle, stack: AsyncExitStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host_module, "MOST_THREADS", 1)
+    host, open_stream = await start(arelay, stack, Board())
+    sessions = host.sessions
+    assert isinstance(sessions, SessionHost)
+    first = await open_stream()
+    channel = _channel(host)
+    await asyncio.wait_for(_reading(channel), 10)
+    second = await open_stream()
+    other = next(c for c in sessions.sessions.values() if c is not channel)
+    names = [await _thread_name(second, host, n) for n in range(5)]
+    assert other.thread is None and all(n.startswith("nettcp-call") for n in names)  # the pool's
+    assert (await _thread_name(first, host, 9)).startswith("nettcp-session-")
+    thread = channel.thread
+    assert thread is not None
+    first.abort()
+    await asyncio.get_running_loop().run_in_executor(None, thread.thread.join, 10)
+    await _thread_name(second, host, 10)  # the permit is free again: a thread starts
+    await asyncio.wait_for(_reading(other), 10)
+    assert (await _thread_name(second, host, 11)).startswith("nettcp-session-")
