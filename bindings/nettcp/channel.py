@@ -187,6 +187,10 @@ class SessionChannel:
         self._backlog: collections.deque[str | bytes | None] | None = None
         self._catching: asyncio.Task[None] | None = None
         self._paused = False
+        #: Offloaded replies waiting for room in the link (a peer that does not read):
+        #: at ``BACKLOG`` of them reading pauses (``_room_paused``) until half are out.
+        self._unsent = 0
+        self._room_paused = False
         self._ordered = ordered_replies
         self.warnings = warnings
 
@@ -246,6 +250,9 @@ class SessionChannel:
             if not self._read_end.done():
                 self._read_end.set_result(None)
             return
+        if self._room_paused or self._unsent >= BACKLOG:
+            self._room_paused = True  # (again: a session thread's give-back resumed reading)
+            cast(_Pausing, self.relayed).pause_reading()
         self.received["relayed"] += 1
         try:
             left = self._dispatch(data)
@@ -278,7 +285,8 @@ class SessionChannel:
         self._backlog = None
         if self._paused:
             self._paused = False
-            cast(_Pausing, self.relayed).resume_reading()
+            if not self._room_paused:
+                cast(_Pausing, self.relayed).resume_reading()
 
     def _end(self, why: SessionClosed) -> None:
         """CLOSED: every call in flight fails at once with ``why``."""
@@ -650,11 +658,21 @@ class SessionChannel:
             task = asyncio.get_running_loop().create_task(self._reply_quietly(reply))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            self._unsent += 1
+            task.add_done_callback(self._reply_out)
         with self._counts:  # the call is over for the bound (its reply queued, maybe not yet sent)
             self._serving -= 1
             self._offloaded -= 1
             self._deferred -= 1
         self._settled_all()
+
+    def _reply_out(self, _: object) -> None:
+        """An offloaded reply that waited for room is out: reading resumes once half are."""
+        self._unsent -= 1
+        if self._room_paused and self._unsent <= BACKLOG // 2:
+            self._room_paused = False
+            if not self._paused:
+                cast(_Pausing, self.relayed).resume_reading()
 
     def _settled_all(self) -> None:
         """In the loop's thread: tell :meth:`close` when no offloaded call is left."""
@@ -710,7 +728,7 @@ class SessionChannel:
         if thread is not None and thread.reading:
             return
         if (self.in_thread is None or self._writer is None or self.state is not ChannelState.OPEN
-                or self._backlog is not None or self._paused):
+                or self._backlog is not None or self._paused or self._room_paused):
             return
         if thread is not None:
             if not self._thread_ended:  # it gave reading back by itself: noticed now
@@ -757,6 +775,8 @@ class SessionChannel:
             message = parse_message(data, self.binding.reader_quotas,
                                     self.binding.max_received_message_size)
         except MalformedMessage:
+            return None
+        if self._unsent:  # replies wait for room: the loop holds the peer back
             return None
         if message.kind is MessageKind.REPLY:
             self.received["relayed"] += 1

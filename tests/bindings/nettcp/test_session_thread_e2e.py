@@ -185,3 +185,29 @@ async def test_a_host_has_at_most_its_bound_of_session_threads(
     await _thread_name(second, host, 10)  # the permit is free again: a thread starts
     await asyncio.wait_for(_reading(other), 10)
     assert (await _thread_name(second, host, 11)).startswith("nettcp-session-")
+
+
+@pytest.mark.parametrize("threads", [64, 0], ids=["session-thread", "loop"])
+async def test_a_client_that_does_not_read_its_replies_is_stopped_not_buffered(
+        arelay: RelayHandle, stack: AsyncExitStack, monkeypatch: pytest.MonkeyPatch,
+        threads: int) -> None:
+    """Replies the client does not read back up to the host; the host then stops reading
+    its requests (the client's writes block) rather than keeping every reply in memory.
+    (No call is refused here: the bound on calls in flight is out of the way.)"""
+    monkeypatch.setattr(host_module, "MOST_THREADS", threads)
+    host, open_stream = await start(arelay, stack, Board(), max_received_message_size=1 << 20,
+                                    max_calls_per_session=100_000)
+    stream = await open_stream()
+    text = "r" * 20_000
+    sent = 0
+    try:
+        while sent < 5_000:  # 100 MB of replies if the host took them all
+            await asyncio.wait_for(stream.write(call("Echo", f"urn:uuid:b{sent}", text,
+                                                     host.public_address)), 3)
+            sent += 1
+    except TimeoutError:
+        pass
+    assert sent < 5_000, "the host read every request while no reply was read"
+    for n in range(sent):  # reading again: every reply, in order, and the session goes on
+        reply = await receive(stream)
+        assert reply is not None and reply.headers.relates_to == f"urn:uuid:b{n}"
