@@ -138,5 +138,7 @@ def test_over_tls_the_socket_is_never_shared(relays: Relays, tmp_path: Path,
         client = tls.client()
         assert [client.service.Add(n) for n in range(1, 6)] == [1, 3, 6, 10, 15]
         assert client.transport.lane.calls == 0
+        # nor on the host's side: no session thread reads it, the pool runs its calls
+        assert {client.service.ThreadName()[:11] for _ in range(3)} == {"nettcp-call"}
     relays.stop(relay)
     gc.collect()
