@@ -187,8 +187,8 @@ class SessionChannel:
         self._backlog: collections.deque[str | bytes | None] | None = None
         self._catching: asyncio.Task[None] | None = None
         self._paused = False
-        #: Offloaded replies waiting for room in the link (a peer that does not read):
-        #: at ``BACKLOG`` of them reading pauses (``_room_paused``) until half are out.
+        #: Replies to the peer's calls waiting for room in the link (a peer that does not
+        #: read): at ``BACKLOG`` of them reading pauses (``_room_paused``) until half are out.
         self._unsent = 0
         self._room_paused = False
         self._ordered = ordered_replies
@@ -667,7 +667,7 @@ class SessionChannel:
         self._settled_all()
 
     def _reply_out(self, _: object) -> None:
-        """An offloaded reply that waited for room is out: reading resumes once half are."""
+        """A reply that waited for room is out: reading resumes once half of them are."""
         self._unsent -= 1
         if self._room_paused and self._unsent <= BACKLOG // 2:
             self._room_paused = False
@@ -693,8 +693,12 @@ class SessionChannel:
             reply = self._internal_error(message)
         finally:
             self._serving -= 1  # the call is over for the bound before its reply leaves
-        if reply is not None:
-            await self._reply_quietly(reply)
+        if reply is not None and not self._reply_nowait(reply):
+            self._unsent += 1  # waits for room: counted, as an offloaded reply would be
+            try:
+                await self._reply_quietly(reply)
+            finally:
+                self._reply_out(None)
 
     def _reply_nowait(self, data: bytes) -> bool:
         """:meth:`_reply_quietly` with no await when the link takes it now; False: not sent."""

@@ -96,3 +96,31 @@ async def test_the_end_read_behind_waiting_messages_ends_the_session_after_them(
     await asyncio.wait_for(runner, 5)
     assert [_relates_to(data) for data in link.written] == ["urn:uuid:1"]
     assert channel.state is ChannelState.CLOSED
+
+
+async def test_replies_a_peer_does_not_read_pause_reading_until_half_are_out() -> None:
+    """A peer that sends calls and never reads the replies (here the link's writes wait
+    for ``room``) is held back: reading pauses once ``BACKLOG`` replies wait."""
+
+    async def echo(message: ChannelMessage) -> bytes | None:
+        assert message.headers.message_id is not None
+        return request_message("urn:x/EchoResponse", "urn:uuid:r-" + message.headers.message_id)
+
+    link = DeliveringLink()
+    channel = SessionChannel(link, echo, BINDING)
+    runner = channel.start()
+    await link.delivering.wait()
+    assert link.on_message is not None
+    ids = [f"urn:uuid:{n}" for n in range(BACKLOG + 4)]
+    for message_id in ids:  # one at a time: each call's task runs and waits for room
+        link.on_message(request_message("urn:x/Echo", message_id))
+        for _ in range(3):
+            await asyncio.sleep(0)
+    assert link.paused >= 1 and link.resumed == 0 and not link.written
+    link.room.set()
+    await link.written_at_least(len(ids))
+    while not link.resumed:  # the writes' tasks end after the last write returns
+        await asyncio.sleep(0)
+    assert link.resumed == 1
+    await channel.close()
+    await runner
