@@ -29,6 +29,7 @@ from hc.asyncio.proxy import choose_proxy, open_tunnel
 from hc.events import ConnectionClosed
 from hc.exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
 from hc.frames import Mask, apply_mask
+from hc.framing import Side, WebSocketEndpoint
 from hc.handshake import (
     HandshakeRejected,
     Headers,
@@ -53,6 +54,7 @@ __all__ = [
     "open_websocket",
     "shared_socket_fd",
     "tcp_connector",
+    "thread_shareable",
     "xor_mask",
 ]
 
@@ -109,6 +111,18 @@ def shared_socket_fd(transport: asyncio.BaseTransport) -> int | None:
         return None
     sock = transport.get_extra_info("socket")
     return None if sock is None else int(sock.fileno())
+
+
+def thread_shareable(protocol: WebSocketProtocol) -> tuple[WebSocketEndpoint, int] | None:
+    """An open client WebSocket's endpoint and socket descriptor, for another thread to
+    read or write beside the loop (``hc.asyncio.thread_reader``, ``hc.asyncio.thread_writer``);
+    None when it has none to share (TLS, not a socket, closing, not a client endpoint)."""
+    transport, endpoint = protocol.transport, protocol.machine
+    if (transport is None or transport.is_closing() or protocol.closed.done()
+            or not isinstance(endpoint, WebSocketEndpoint) or endpoint.side is not Side.CLIENT):
+        return None
+    fd = shared_socket_fd(transport)
+    return None if fd is None else (endpoint, fd)
 
 
 class Machine(Protocol):

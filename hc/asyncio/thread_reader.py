@@ -32,8 +32,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from hc.asyncio.connection import WebSocketProtocol, shared_socket_fd
-from hc.framing import Side, WebSocketEndpoint
+from hc.asyncio.connection import WebSocketProtocol, thread_shareable
+from hc.framing import WebSocketEndpoint
 
 __all__ = ["ThreadReader"]
 
@@ -73,17 +73,16 @@ class ThreadReader:
         """Take ``protocol``'s reading for another thread; None when it cannot be
         (TLS, not open, something read and not consumed, a reader already).  In the
         loop's thread."""
-        transport, endpoint = protocol.transport, protocol.machine
-        if (transport is None or transport.is_closing() or protocol.reader is not None
-                or not protocol.read_idle or not isinstance(endpoint, WebSocketEndpoint)
-                or endpoint.side is not Side.CLIENT or not endpoint.between_frames):
+        if protocol.reader is not None or not protocol.read_idle:
             return None
-        fd = shared_socket_fd(transport)
-        if fd is None:
+        shared = thread_shareable(protocol)
+        if shared is None or not shared[0].between_frames:
             return None
+        endpoint, fd = shared
         reader = cls(protocol, endpoint, fd, asyncio.get_running_loop())
         protocol.reader = reader
-        transport.pause_reading()
+        assert protocol.transport is not None
+        protocol.transport.pause_reading()
         return reader
 
     @property

@@ -28,9 +28,9 @@ import asyncio
 import os
 import threading
 
-from hc.asyncio.connection import MaskKeys, WebSocketProtocol, shared_socket_fd, xor_mask
+from hc.asyncio.connection import MaskKeys, WebSocketProtocol, thread_shareable, xor_mask
 from hc.frames import Opcode, serialize_frame
-from hc.framing import Side, State, WebSocketEndpoint
+from hc.framing import State, WebSocketEndpoint
 
 __all__ = ["ThreadWriter"]
 
@@ -58,13 +58,10 @@ class ThreadWriter:
     def open(cls, protocol: WebSocketProtocol) -> ThreadWriter | None:
         """A writer on ``protocol``'s socket, installed as its ``gate``; None for a
         connection whose socket cannot be shared (TLS, not a socket, not open)."""
-        transport, endpoint = protocol.transport, protocol.machine
-        if (transport is None or transport.is_closing() or protocol.closed.done()
-                or not isinstance(endpoint, WebSocketEndpoint) or endpoint.side is not Side.CLIENT):
+        shared = thread_shareable(protocol)
+        if shared is None:
             return None
-        fd = shared_socket_fd(transport)
-        if fd is None:
-            return None
+        endpoint, fd = shared
         writer = cls(protocol, endpoint, fd, asyncio.get_running_loop())
         protocol.gate = writer
         return writer

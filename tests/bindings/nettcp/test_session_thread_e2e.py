@@ -19,9 +19,10 @@ from bindings.nettcp import host as host_module
 from bindings.nettcp.channel import SessionChannel
 from bindings.nettcp.framing import KEEPALIVE_ACTION, request_message
 from bindings.nettcp.host import SessionHost
+from hc.asyncio import HybridConnectionStream
 from tests.bindings.nettcp.conftest import Stage
 from tests.bindings.nettcp.services import Board, Progress, ShowProgress
-from tests.bindings.nettcp.test_bad_input_e2e import call, receive, stack, start, text_of
+from tests.bindings.nettcp.test_bad_input_e2e import Opener, call, receive, stack, start, text_of
 from tests.support.relay import RelayHandle
 
 __all__ = ["stack"]  # the fixture, for pytest
@@ -40,6 +41,16 @@ async def _thread_name(stream: object, host: RelayServiceHost, n: int) -> str:
     return text_of(reply)
 
 
+async def _session(arelay: RelayHandle, stack: AsyncExitStack
+                   ) -> tuple[RelayServiceHost, Opener, HybridConnectionStream, SessionChannel]:
+    """A host, one raw session to it, and that session's channel once its thread reads."""
+    host, open_stream = await start(arelay, stack, Board())
+    stream = await open_stream()
+    channel = _channel(host)
+    await asyncio.wait_for(_reading(channel), 10)
+    return host, open_stream, stream, channel
+
+
 async def _reading(channel: SessionChannel) -> None:
     """Until a session thread reads the channel's link."""
     while channel.thread is None or not channel.thread.reading:
@@ -48,10 +59,7 @@ async def _reading(channel: SessionChannel) -> None:
 
 async def test_a_serial_sessions_calls_are_read_and_run_by_its_own_thread(
         arelay: RelayHandle, stack: AsyncExitStack) -> None:
-    host, open_stream = await start(arelay, stack, Board())
-    stream = await open_stream()
-    channel = _channel(host)
-    await asyncio.wait_for(_reading(channel), 10)
+    host, _, stream, channel = await _session(arelay, stack)
     names = [await _thread_name(stream, host, n) for n in range(20)]
     assert channel.thread is not None
     assert set(names) == {channel.thread.thread.name} and names[0].startswith("nettcp-session-")
@@ -61,10 +69,7 @@ async def test_a_serial_sessions_calls_are_read_and_run_by_its_own_thread(
 async def test_a_message_for_the_loop_hands_reading_back_and_a_thread_reads_again(
         arelay: RelayHandle, stack: AsyncExitStack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(channel_module, "THREAD_AGAIN", 0.0)
-    host, open_stream = await start(arelay, stack, Board())
-    stream = await open_stream()
-    channel = _channel(host)
-    await asyncio.wait_for(_reading(channel), 10)
+    host, _, stream, channel = await _session(arelay, stack)
     first = channel.thread
     await stream.write(b"<not-closed>")  # the loop's to answer: a fault
     fault = await receive(stream)
@@ -80,10 +85,7 @@ async def test_a_message_for_the_loop_hands_reading_back_and_a_thread_reads_agai
 
 async def test_a_long_call_does_not_keep_the_clients_keep_alive_waiting(
         arelay: RelayHandle, stack: AsyncExitStack) -> None:
-    host, open_stream = await start(arelay, stack, Board())
-    stream = await open_stream()
-    channel = _channel(host)
-    await asyncio.wait_for(_reading(channel), 10)
+    host, _, stream, _ = await _session(arelay, stack)
     board = host.sessions.app.board  # type: ignore[union-attr]
     board.gate.clear()
     await stream.write(call("Gated", "urn:uuid:long", "slow", host.public_address))
@@ -130,10 +132,7 @@ async def test_sessions_threads_hold_the_hosts_call_slots(
 
 async def test_a_session_dropped_while_its_thread_reads_ends_and_the_thread_with_it(
         arelay: RelayHandle, stack: AsyncExitStack) -> None:
-    host, open_stream = await start(arelay, stack, Board())
-    stream = await open_stream()
-    channel = _channel(host)
-    await asyncio.wait_for(_reading(channel), 10)
+    host, open_stream, stream, channel = await _session(arelay, stack)
     thread = channel.thread
     assert thread is not None
     stream.abort()
@@ -149,10 +148,7 @@ async def test_a_session_dropped_while_its_thread_reads_ends_and_the_thread_with
 
 async def test_closing_the_host_takes_reading_back_and_closes_each_session(
         arelay: RelayHandle, stack: AsyncExitStack) -> None:
-    host, open_stream = await start(arelay, stack, Board())
-    stream = await open_stream()
-    channel = _channel(host)
-    await asyncio.wait_for(_reading(channel), 10)
+    host, _, stream, channel = await _session(arelay, stack)
     thread = channel.thread
     assert thread is not None
     await host.aclose()
@@ -193,10 +189,11 @@ async def test_a_client_that_does_not_read_its_replies_is_stopped_not_buffered(
         threads: int) -> None:
     """Replies the client does not read back up to the host; the host then stops reading
     its requests (the client's writes block) rather than keeping every reply in memory.
-    (No call is refused here: the bound on calls in flight is out of the way.)"""
+    (No call is refused here: the bound on calls in flight is out of the way; and no
+    keep-alive, which this client would leave unanswered.)"""
     monkeypatch.setattr(host_module, "MOST_THREADS", threads)
     host, open_stream = await start(arelay, stack, Board(), max_received_message_size=1 << 20,
-                                    max_calls_per_session=100_000)
+                                    max_calls_per_session=100_000, keepalive_interval=0)
     stream = await open_stream()
     text = "r" * 20_000
     sent = 0

@@ -98,6 +98,16 @@ def _read_all(reader: ThreadReader, judge: Callable[[bytes], object | None] = by
     return taken
 
 
+async def _thread_reading(server: tuple[Server, str], max_size: int = 1 << 20,
+                          judge: Callable[[bytes], object | None] = bytes,
+                          ) -> tuple[WebSocketProtocol, ThreadReader, asyncio.Future[list[object]]]:
+    """A connection whose reading a thread took: every message it takes, once it stops."""
+    protocol = await _connect(server, max_size)
+    reader = ThreadReader.open(protocol)
+    assert reader is not None and protocol.reader is reader
+    return protocol, reader, asyncio.get_running_loop().run_in_executor(None, _read_all, reader, judge)
+
+
 async def _loop_events(protocol: WebSocketProtocol, count: int) -> list[object]:
     return [await asyncio.wait_for(protocol.next_event(), 5) for _ in range(count)]
 
@@ -105,12 +115,9 @@ async def _loop_events(protocol: WebSocketProtocol, count: int) -> list[object]:
 async def test_whole_binary_messages_are_taken_by_the_thread_in_order(
         server: tuple[Server, str]) -> None:
     state, _ = server
-    protocol = await _connect(server)
-    reader = ThreadReader.open(protocol)
-    assert reader is not None and protocol.reader is reader
+    protocol, reader, reading = await _thread_reading(server)
     big = os.urandom(200_000)
     split = _binary(b"written a byte at a time")
-    reading = asyncio.get_running_loop().run_in_executor(None, _read_all, reader)
     await state.write(_binary(b"one") + _binary(b"two"), *(split[i:i + 1] for i in range(len(split))))
     await state.write(_binary(big), _binary(b"last"))
     await state.write(serialize_frame(Opcode.PING, b"over"))  # the thread stops here
@@ -122,10 +129,7 @@ async def test_whole_binary_messages_are_taken_by_the_thread_in_order(
 async def test_a_ping_goes_back_to_the_loop_with_what_follows_it_and_is_answered(
         server: tuple[Server, str]) -> None:
     state, _ = server
-    protocol = await _connect(server)
-    reader = ThreadReader.open(protocol)
-    assert reader is not None
-    reading = asyncio.get_running_loop().run_in_executor(None, _read_all, reader)
+    protocol, _, reading = await _thread_reading(server)
     await state.write(_binary(b"thread's") + serialize_frame(Opcode.PING, b"p1")
                       + _binary(b"after the ping") + serialize_frame(Opcode.TEXT, b"text"))
     assert await asyncio.wait_for(reading, 10) == [b"thread's"]
@@ -140,14 +144,11 @@ async def test_a_ping_goes_back_to_the_loop_with_what_follows_it_and_is_answered
 async def test_a_message_the_judge_leaves_goes_to_the_loop_with_the_rest_in_order(
         server: tuple[Server, str]) -> None:
     state, _ = server
-    protocol = await _connect(server)
-    reader = ThreadReader.open(protocol)
-    assert reader is not None
 
     def judge(data: bytes) -> bytes | None:
         return None if data.startswith(b"loop") else data
 
-    reading = asyncio.get_running_loop().run_in_executor(None, _read_all, reader, judge)
+    protocol, _, reading = await _thread_reading(server, judge=judge)
     await state.write(_binary(b"t1"), _binary(b"t2") + _binary(b"loop 1") + _binary(b"t3"))
     assert await asyncio.wait_for(reading, 10) == [b"t1", b"t2"]
     assert await _loop_events(protocol, 2) == [BinaryReceived(b"loop 1"), BinaryReceived(b"t3")]
@@ -156,10 +157,7 @@ async def test_a_message_the_judge_leaves_goes_to_the_loop_with_the_rest_in_orde
 async def test_fragments_and_oversized_messages_are_left_to_the_loops_rules(
         server: tuple[Server, str]) -> None:
     state, _ = server
-    protocol = await _connect(server, max_size=1000)
-    reader = ThreadReader.open(protocol)
-    assert reader is not None
-    reading = asyncio.get_running_loop().run_in_executor(None, _read_all, reader)
+    protocol, _, reading = await _thread_reading(server, max_size=1000)
     await state.write(serialize_frame(Opcode.BINARY, b"frag", fin=False)
                       + serialize_frame(Opcode.CONT, b"ments"))
     assert await asyncio.wait_for(reading, 10) == []
@@ -178,10 +176,7 @@ async def test_fragments_and_oversized_messages_are_left_to_the_loops_rules(
 async def test_the_loop_takes_reading_back_from_a_waiting_thread(
         server: tuple[Server, str]) -> None:
     state, _ = server
-    protocol = await _connect(server)
-    reader = ThreadReader.open(protocol)
-    assert reader is not None
-    reading = asyncio.get_running_loop().run_in_executor(None, _read_all, reader)
+    protocol, reader, reading = await _thread_reading(server)
     await state.write(_binary(b"before"))
     while reader.taken < 1:
         await asyncio.sleep(0.01)
@@ -195,10 +190,7 @@ async def test_the_loop_takes_reading_back_from_a_waiting_thread(
 
 async def test_the_peers_end_goes_back_to_the_loop(server: tuple[Server, str]) -> None:
     state, _ = server
-    protocol = await _connect(server)
-    reader = ThreadReader.open(protocol)
-    assert reader is not None
-    reading = asyncio.get_running_loop().run_in_executor(None, _read_all, reader)
+    protocol, _, reading = await _thread_reading(server)
     await state.write(_binary(b"last words"))
     assert state.writer is not None
     state.writer.close()  # no Close frame: the socket just ends
@@ -208,10 +200,7 @@ async def test_the_peers_end_goes_back_to_the_loop(server: tuple[Server, str]) -
 
 
 async def test_closing_the_connection_takes_reading_back_first(server: tuple[Server, str]) -> None:
-    protocol = await _connect(server)
-    reader = ThreadReader.open(protocol)
-    assert reader is not None
-    reading = asyncio.get_running_loop().run_in_executor(None, _read_all, reader)
+    protocol, _, reading = await _thread_reading(server)
     protocol.abort()
     assert await asyncio.wait_for(reading, 10) == []
     assert protocol.reader is None
