@@ -142,7 +142,8 @@ async def test_a_session_dropped_while_its_thread_reads_ends_and_the_thread_with
         await asyncio.sleep(0.01)
     await asyncio.get_running_loop().run_in_executor(None, thread.thread.join, 10)
     assert not thread.thread.is_alive()
-    again = await open_stream()
+    again = await open_stream()  # a new session gets a thread of its own
+    await asyncio.wait_for(_reading(_channel(host)), 10)
     assert (await _thread_name(again, host, 2)).startswith("nettcp-session-")
 
 
