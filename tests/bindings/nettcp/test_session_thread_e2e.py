@@ -209,3 +209,39 @@ async def test_a_client_that_does_not_read_its_replies_is_stopped_not_buffered(
     for n in range(sent):  # reading again: every reply, in order, and the session goes on
         reply = await receive(stream)
         assert reply is not None and reply.headers.relates_to == f"urn:uuid:b{n}"
+
+
+async def test_many_sessions_calling_while_some_drop_leave_no_thread_behind(
+        arelay: RelayHandle, stack: AsyncExitStack) -> None:
+    """Twelve sessions call at once, every third dropped mid-way (no closing handshake);
+    the others get every answer, and once all are gone no session thread is left."""
+    host, open_stream = await start(arelay, stack, Board())
+    sessions = host.sessions
+    assert isinstance(sessions, SessionHost)
+    streams = [await open_stream() for _ in range(12)]
+    names = {f"nettcp-session-{session_id[-8:]}" for session_id in sessions.sessions}
+    assert len(names) == 12
+
+    async def calls(n: int, stream: HybridConnectionStream) -> int:
+        answered = 0
+        for k in range(30):
+            if n % 3 == 0 and k == 10:
+                stream.abort()
+                return answered
+            await stream.write(call("Echo", f"urn:uuid:m{n}-{k}", f"{n}/{k}", host.public_address))
+            reply = await receive(stream)
+            assert reply is not None and text_of(reply) == f"{n}/{k}"
+            answered += 1
+        return answered
+
+    done = await asyncio.wait_for(asyncio.gather(*(calls(n, s) for n, s in enumerate(streams))), 60)
+    assert done == [10 if n % 3 == 0 else 30 for n in range(12)]
+    assert all(c.thread is not None for c in sessions.sessions.values())  # each had a thread
+    for stream in streams:
+        await stream.close()
+    while sessions.sessions:
+        await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    for thread in [t for t in threading.enumerate() if t.name in names]:
+        await loop.run_in_executor(None, thread.join, 10)
+        assert not thread.is_alive(), thread.name
