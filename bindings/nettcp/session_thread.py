@@ -9,7 +9,8 @@ session is an ordinary exchange of whole binary messages:
 
 - ``judge`` (the channel's, called under the reader's lock) says what each message is:
   a request to run, handled already (a reply, passed to the loop; a keep-alive,
-  answered), or the loop's (anything else: reading goes back to the loop with it);
+  answered), or the loop's (anything else, and everything while replies wait for room
+  in the link: reading goes back to the loop, which holds a peer that does not read);
 - each request runs through ``run`` (:meth:`SessionCalls.run_here
   <bindings.nettcp.workers.SessionCalls.run_here>`): in this thread, in order with the
   session's other calls, holding one of the host's call slots;
