@@ -305,8 +305,7 @@ class SessionChannel:
     async def abort(self, code: int, reason: str) -> None:
         """End now: calls in flight fail, the link closes with ``code``."""
         self._end(SessionClosed(code, reason))
-        self._take_reading()
-        try:
+        try:  # (closing the link takes reading back from a session thread first)
             await self.relayed.close(code, reason)
         except (ConnectionError, OSError):
             pass
@@ -775,12 +774,12 @@ class SessionChannel:
         counted as taken, as :meth:`_take` does --, True when handled here (a reply,
         settled by the loop; a keep-alive, answered), or None: the loop's to handle
         (a malformed message, a request to refuse or that ends the session)."""
+        if self._unsent:  # replies wait for room: the loop holds the peer back
+            return None
         try:
             message = parse_message(data, self.binding.reader_quotas,
                                     self.binding.max_received_message_size)
         except MalformedMessage:
-            return None
-        if self._unsent:  # replies wait for room: the loop holds the peer back
             return None
         if message.kind is MessageKind.REPLY:
             self.received["relayed"] += 1

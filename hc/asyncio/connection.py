@@ -105,7 +105,7 @@ xor_mask: Mask = _xor_mask()
 
 def shared_socket_fd(transport: asyncio.BaseTransport) -> int | None:
     """The descriptor of ``transport``'s socket, for another thread to read or write
-    beside the loop (``hc.asyncio.lane``, ``hc.asyncio.thread_writer``); None when it
+    beside the loop (:func:`thread_shareable`); None when it
     cannot be shared: TLS (its state lives in the loop's transport), or not a socket."""
     if transport.get_extra_info("ssl_object") is not None:
         return None

@@ -19,7 +19,7 @@ import os
 import select
 import time
 
-from hc.asyncio.connection import WebSocketProtocol, shared_socket_fd
+from hc.asyncio.connection import WebSocketProtocol, thread_shareable
 from hc.exceptions import LocalProtocolError, RemoteProtocolError
 from hc.framing import WebSocketEndpoint
 
@@ -52,11 +52,11 @@ class StreamLane:
     def open(cls, protocol: WebSocketProtocol) -> StreamLane | None:
         """A lane on ``protocol``'s socket, or None when it has none that can be shared
         (TLS, not a socket, closing).  In the loop's thread."""
-        transport, endpoint = protocol.transport, protocol.machine
-        if transport is None or not isinstance(endpoint, WebSocketEndpoint) or not protocol.idle:
+        shared = thread_shareable(protocol) if protocol.idle else None
+        if shared is None:
             return None
-        fd = shared_socket_fd(transport)
-        return None if fd is None else cls(protocol, endpoint, fd)
+        endpoint, fd = shared
+        return cls(protocol, endpoint, fd)
 
     @property
     def usable(self) -> bool:
