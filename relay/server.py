@@ -180,10 +180,12 @@ class RelayServer:
     async def stop(self, grace: float | None = None) -> None:
         """Stop gracefully: refuse new calls and listeners (503) while the calls in flight
         finish, for at most ``grace`` seconds (default: the config's ``shutdown_grace``),
-        then close every listener with 1001 and every connection.
+        then close every joined WebSocket stream (both sides) and every listener with
+        1001, and every connection.
         """
         if self.state.calls.state is GateState.OPEN:
             await self._drain(self.config.shutdown_grace if grace is None else grace)
+        await self.state.streams.close_all(1001, ws_senders.STOPPING)
         if self._node is not None:
             self._node.drained()
         if self._liveness is not None:
@@ -244,7 +246,7 @@ class RelayServer:
         self.state.calls.cut_short()
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        closing = [c.close(1001, "relay shutting down") for s in self.state.registry for c in s.listeners]
+        closing = [c.close(1001, ws_senders.STOPPING) for s in self.state.registry for c in s.listeners]
         await asyncio.gather(*closing, return_exceptions=True)
 
     def _ssl_context(self) -> ssl.SSLContext | None:

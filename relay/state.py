@@ -18,10 +18,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hc.sas import SasVerifier
-from relay.accepts import PendingAccept
+from relay.accepts import JoinedStreams, PendingAccept
 from relay.budget import ByteBudget
 from relay.client_errors import ClientErrorLog
 from relay.cluster.seam import ClusterSeam
@@ -63,6 +63,7 @@ class RelayState:
         limits: what a client may send, and how slowly (``relay.front_wire``).
         client_errors: the rate-limited WARNING lines about clients' mistakes.
         observer: metrics, inspector and diagnostic events (``relay.observe``).
+        streams: the WebSocket sender-listener pairs joined now (``relay.accepts``).
         cluster: the node's cluster (``relay.cluster.seam``), or None.
         rendezvous_origin: this node's own origin for rendezvous addresses, or None.
         loop: the event loop the relay serves on (set by ``RelayServer.start``).
@@ -82,6 +83,7 @@ class RelayState:
     client_errors: ClientErrorLog
     observer: Observer
     loop: asyncio.AbstractEventLoop | None = None
+    streams: JoinedStreams = field(default_factory=JoinedStreams)
     #: A cluster node (``relay.cluster``): None on a single node.
     cluster: ClusterSeam | None = None
     #: ``ws(s)://host:port`` of THIS node for rendezvous addresses (a cluster's

@@ -26,9 +26,11 @@ from relay.listeners import ListenerConnection, choose_live
 from relay.rawws import Opcode, RawWebSocket, close_of
 from relay.state import RelayState
 
-__all__ = ["ListenerRejected", "PendingAccept", "connect", "listener_accepts"]
+__all__ = ["STOPPING", "ListenerRejected", "PendingAccept", "connect", "listener_accepts"]
 
 log = logging.getLogger("relay.ws")
+#: The reason of the 1001 a stopping relay closes streams and listeners with.
+STOPPING = "relay shutting down"
 _CREDENTIALS = {"servicebusauthorization"}
 
 
@@ -93,7 +95,14 @@ async def _connect(
             sender_ws, response = await RawWebSocket.accept(request, subprotocol)
             relay.observer.sender_connected(state.path, listener.id, request.remote or "")
             joined.append(state.path)
-            await _pump(sender_ws, listener_ws)
+            pair = (sender_ws, listener_ws)
+            if not relay.streams.add(pair):  # joined as the relay closes its streams
+                await asyncio.gather(*(ws.close(1001, STOPPING) for ws in pair))
+                return response
+            try:
+                await _pump(sender_ws, listener_ws)
+            finally:
+                relay.streams.discard(pair)
             return response
         finally:
             relay.rendezvous.discard(ident)

@@ -1,19 +1,24 @@
-"""Graceful shutdown: calls in flight get their answers, new work gets 503, then 1001."""
+"""Graceful shutdown: calls in flight get their answers, new work gets 503, then 1001
+(listeners and joined WebSocket streams)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 
+from hc.asyncio import HybridConnectionClient, HybridConnectionListener, TokenProvider
+from relay.accepts import JoinedStreams
 from relay.namespace import EntityConfig
 from tests.support.procs import RelayProcess
 from tests.support.raw_listener import RawListener, Reply
-from tests.support.relay import RelayHandle, Relays
+from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayHandle, Relays
+
+PROVIDER = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, TEST_KEY)
 
 
 @pytest.fixture
@@ -92,3 +97,33 @@ async def test_soaprelay_serve_drains_on_sigterm(relays: Relays, http: aiohttp.C
         assert await in_flight == (200, b"answered: salary run")
         assert await asyncio.to_thread(served.wait, 20) == 0
     assert "Traceback" not in served.stderr_text()
+
+
+async def test_a_stop_closes_joined_websocket_streams_on_both_sides_with_1001(
+    arelay: RelayHandle,
+) -> None:
+    listener = HybridConnectionListener(f"{arelay.base_url}/echo", PROVIDER)
+    await listener.open()
+    try:
+        sent = await HybridConnectionClient(f"{arelay.base_url}/echo", PROVIDER).create_connection()
+        taken = await asyncio.wait_for(listener.accept_connection(), 5)
+        assert taken is not None
+        await sent.write(b"ping")
+        assert await taken.read() == b"ping"
+        assert len(arelay.server.state.streams) == 1
+        # Before, the pair stayed open through aiohttp's shutdown timeout and then both
+        # peers saw their TCP connection dropped (1006), 10 s after the stop began.
+        await asyncio.wait_for(arelay.server.stop(grace=5.0), 10)
+        assert await asyncio.wait_for(sent.read(), 5) == b""
+        assert await asyncio.wait_for(taken.read(), 5) == b""
+        assert (sent.close_code, taken.close_code) == (1001, 1001)
+        assert len(arelay.server.state.streams) == 0
+    finally:
+        await listener.close()
+
+
+async def test_a_pair_joined_once_the_streams_are_closing_is_refused() -> None:
+    streams = JoinedStreams()
+    assert await streams.close_all(1001, "stopping") == 0
+    assert streams.add(cast(Any, ("sender", "listener"))) is False
+    assert len(streams) == 0
