@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from websockets.frames import Close, Frame, Opcode
@@ -29,7 +30,8 @@ except ImportError:  # pragma: no cover - the C extension ships in websockets' w
     from websockets.utils import apply_mask
 
 __all__ = [
-    "CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "apply_mask", "drain_connection",
+    "CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "ReadingGate", "apply_mask",
+    "drain_connection",
 ]
 
 #: Frames queued before the relay stops reading from the peer's socket.
@@ -45,6 +47,75 @@ async def drain_connection(http: web.RequestHandler, transport: asyncio.BaseTran
     """Wait while the connection's write buffer is over its high-water mark."""
     if http.writing_paused and not transport.is_closing():
         await http._drain_helper()
+
+
+class ReadingGate:
+    """Whether the relay reads a peer's socket: not while the reader behind it is full
+    (:meth:`set_full`), nor while Pongs owed to the peer wait in a full write buffer.
+
+    Every Ping must be answered (RFC 6455 §5.5.2), and each Pong waits in the
+    connection's write buffer until the peer reads it: a peer that sends Pings and
+    never reads would grow that buffer without end.  So when a chunk carried a Ping
+    while the buffer is over its high-water mark (:meth:`pinged`), reading stops
+    until the buffer drains.  A peer that reads what it is sent is never held, and
+    data flowing the other way is not tied to it (that has its own back-pressure).
+
+    Args:
+        transport: the peer's connection.
+        writing_paused: whether its write buffer is over the high-water mark now.
+        drain: waits until it is under it again.
+    """
+
+    __slots__ = ("_drain", "_full", "_held", "_paused", "_transport", "_writing_paused")
+
+    def __init__(
+        self, transport: asyncio.BaseTransport, writing_paused: Callable[[], bool],
+        drain: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._transport: Any = transport  # a ReadTransport; BaseTransport in aiohttp's types
+        self._writing_paused = writing_paused
+        self._drain = drain
+        self._full = False
+        self._held: asyncio.Future[None] | None = None  # waiting for the Pongs to drain
+        self._paused = False
+
+    @property
+    def full(self) -> bool:
+        return self._full
+
+    @property
+    def held(self) -> bool:
+        """Reading is held until the Pongs owed to the peer are written."""
+        return self._held is not None
+
+    def set_full(self, full: bool) -> None:
+        """The reader behind the socket is full (True) or has room again (False)."""
+        self._full = full
+        self._apply()
+
+    def pinged(self) -> None:
+        """A chunk just read carried a Ping: hold reading while the write buffer is full."""
+        if self._held is None and self._writing_paused() and not self._transport.is_closing():
+            self._held = asyncio.ensure_future(self._release_when_drained())
+            self._apply()
+
+    async def _release_when_drained(self) -> None:
+        try:
+            await self._drain()
+        except ConnectionError:
+            pass  # the connection is gone: nothing to read any more
+        finally:
+            self._held = None
+            self._apply()
+
+    def _apply(self) -> None:
+        pause = self._full or self._held is not None
+        if pause is not self._paused and not self._transport.is_closing():
+            self._paused = pause
+            if pause:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
 
 
 class RawWebSocket:
@@ -66,7 +137,9 @@ class RawWebSocket:
         self._frames: deque[Frame] = deque()
         self._waiters: list[asyncio.Future[None]] = []
         self._eof = False
-        self._reading_paused = False
+        http = self._http
+        self._gate = ReadingGate(transport, lambda: http.writing_paused,
+                                 lambda: drain_connection(http, transport))
         self._close_started = False  # the relay sent the first Close
         self._sink: RawWebSocket | None = None  # where data frames go as they are read
 
@@ -101,14 +174,18 @@ class RawWebSocket:
             # data is discarded), and reading never pauses while we wait for it.
             events = [e for e in events if e.opcode is Opcode.CLOSE]
         frames, sink = self._frames, self._sink
+        pinged = False
         for event in events:
             if sink is not None and not frames and event.opcode in _DATA and sink.writable:
                 sink._write_frame(event.opcode, bytes(event.data), event.fin)
             else:
                 frames.append(event)
-        if len(frames) >= _HIGH_WATER and not self._reading_paused:
-            self._reading_paused = True
-            self._transport.pause_reading()
+                pinged = pinged or event.opcode is Opcode.PING
+        gate = self._gate
+        if len(frames) >= _HIGH_WATER and not gate.full:
+            gate.set_full(True)
+        if pinged:
+            gate.pinged()
         if frames or self.closed:
             self._wake()
         return False, b""
@@ -238,9 +315,8 @@ class RawWebSocket:
                 self._transport.close()
 
     def _resume(self) -> None:
-        if self._reading_paused:
-            self._reading_paused = False
-            self._transport.resume_reading()
+        if self._gate.full:
+            self._gate.set_full(False)
 
     async def _changed(self) -> None:
         """Wait for the next frame, end of stream or closing (several tasks may wait)."""

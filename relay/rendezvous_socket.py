@@ -18,7 +18,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -50,6 +49,7 @@ class RendezvousSocket:
         request_id: str,
         transport: asyncio.BaseTransport,
         drain: Callable[[], Awaitable[None]] | None = None,
+        writing_paused: Callable[[], bool] | None = None,
     ) -> None:
         self.request_id = request_id
         self._channel = ControlChannel(
@@ -61,12 +61,10 @@ class RendezvousSocket:
         self._body_ended = False
         self._broken: str | None = None  # why the socket cannot go on, once it cannot
         self._waiter: asyncio.Future[None] | None = None
-        self._paused = False
-        self._transport: Any = transport  # a ReadTransport too
         #: Feed the listener's bytes here (aiohttp does, after :meth:`accept`).
         self.wire = ChannelWire(
             transport, self._channel, self._on_input,
-            name=f"rendezvous of request {request_id}", drain=drain,
+            name=f"rendezvous of request {request_id}", drain=drain, writing_paused=writing_paused,
         )
 
     @classmethod
@@ -76,7 +74,9 @@ class RendezvousSocket:
         """Complete the upgrade of ``request``; returns the socket and its response."""
         response = await upgrade(request)
         assert request.transport is not None
-        socket = cls(request_id, request.transport, drainer(request))
+        http = request.protocol
+        socket = cls(request_id, request.transport, drainer(request),
+                     writing_paused=lambda: http.writing_paused)
         socket.wire.take_over(request)
         return socket, response
 
@@ -97,9 +97,8 @@ class RendezvousSocket:
             log.warning("rendezvous of request %s: the listener broke the protocol (%d): %s",
                         self.request_id, error.close_code, error.reason)
             self._break(f"the listener broke the protocol: {error.reason}")
-        if len(self._chunks) >= _HIGH_WATER and not self._paused:
-            self._paused = True
-            self._transport.pause_reading()
+        if len(self._chunks) >= _HIGH_WATER and not self.wire.gate.full:
+            self.wire.gate.set_full(True)
         self._wake()
 
     def _on_response(self, command: ResponseCommand) -> None:
@@ -144,8 +143,8 @@ class RendezvousSocket:
         while True:
             while self._chunks:
                 data = self._chunks.popleft()
-                if self._paused and len(self._chunks) < _HIGH_WATER // 2:
-                    self._resume()
+                if self.wire.gate.full and len(self._chunks) < _HIGH_WATER // 2:
+                    self.wire.gate.set_full(False)
                 if data:
                     yield data
             if self._body_ended:
@@ -154,11 +153,6 @@ class RendezvousSocket:
                 raise ConnectionResetError(f"WebSocket closed in the middle of a message: {self._broken}")
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-
-    def _resume(self) -> None:
-        self._paused = False
-        if not self._transport.is_closing():
-            self._transport.resume_reading()
 
     # -- output ----------------------------------------------------------------------
 
@@ -190,8 +184,8 @@ class RendezvousSocket:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """The closing handshake (at most ``CLOSE_TIMEOUT`` s), then the TCP connection."""
-        if self._paused:
-            self._resume()
+        if self.wire.gate.full:
+            self.wire.gate.set_full(False)
         self.wire.close(code, reason)
         try:
             await asyncio.shield(self.wire.ended)

@@ -30,12 +30,12 @@ from typing import Any
 
 from aiohttp import web
 
-from hc.events import Event
+from hc.events import Event, PingReceived
 from hc.exceptions import RemoteProtocolError
 from hc.handshake import accept_key, opening_problem
 from hc.protocol import ControlChannel, State
 from relay.exceptions import BadRequest
-from relay.rawws import CLOSE_TIMEOUT, drain_connection
+from relay.rawws import CLOSE_TIMEOUT, ReadingGate, drain_connection
 
 __all__ = ["ChannelWire", "OnInput", "drainer", "upgrade"]
 
@@ -67,6 +67,14 @@ async def upgrade(request: web.BaseRequest) -> web.StreamResponse:
     })
     await response.prepare(request)
     return response
+
+
+def _never() -> bool:
+    return False
+
+
+async def _nothing() -> None:
+    return None
 
 
 def drainer(request: web.BaseRequest) -> Callable[[], Awaitable[None]]:
@@ -102,6 +110,8 @@ class ChannelWire:
         self.name = name
         self._writing_paused = writing_paused
         self._transport: Any = transport  # a WriteTransport; BaseTransport in aiohttp's types
+        #: When the peer's bytes are read (a reader behind that is full; Pongs not read).
+        self.gate = ReadingGate(transport, writing_paused or _never, drain or _nothing)
         self._channel = channel
         self._on_input = on_input
         self._drain = drain
@@ -168,6 +178,8 @@ class ChannelWire:
             log.exception("%s: internal error", self.name)
             self.abort_with(1011, "internal error")
         self.flush()
+        if self.congested and any(type(event) is PingReceived for event in events):
+            self.gate.pinged()  # its Pongs are not read: read no more Pings until they are
 
     # -- writing ---------------------------------------------------------------------
 
