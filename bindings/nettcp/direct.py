@@ -131,6 +131,61 @@ def _self_signed(host: str) -> tuple[ssl.SSLContext, str]:
     return context, hashlib.sha256(der).hexdigest()
 
 
+def _hold_if_congested(connection: ServerConnection | ClientConnection) -> bool:
+    """After a read: stop reading while the write buffer is over its high-water mark.
+
+    websockets answers each Ping with a Pong written at once, and a peer that sends
+    Pings and reads nothing would grow that buffer without end (73 MB in 4 s, measured
+    on a bare websockets server) -- anyone who can reach the host's endpoint, before
+    any proof.  A peer that does not read what it is sent is not read from until it
+    does.  Returns whether reading is held.
+    """
+    transport = connection.transport
+    if connection.paused and not transport.is_closing():
+        transport.pause_reading()  # again after websockets' own resume: it holds until drained
+        return True
+    return False
+
+
+def _release(connection: ServerConnection | ClientConnection) -> None:
+    """The write buffer drained: read again, unless websockets' message queue is full."""
+    transport = connection.transport
+    if not getattr(connection.recv_messages, "paused", False) and not transport.is_closing():
+        transport.resume_reading()
+
+
+class _HostConnection(ServerConnection):
+    """The endpoint's side of a direct connection (see :func:`_hold_if_congested`)."""
+
+    held = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.held = _hold_if_congested(self) or self.held
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.held:
+            self.held = False
+            _release(self)
+
+
+class _ClientConnection(ClientConnection):
+    """The client's side of a direct connection (see :func:`_hold_if_congested`)."""
+
+    held = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.held = _hold_if_congested(self) or self.held
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.held:
+            self.held = False
+            _release(self)
+
+
 class DirectEndpoint:
     """The host's direct endpoint, shared by its sessions.
 
@@ -155,7 +210,8 @@ class DirectEndpoint:
         if self.tls:
             context, self._fingerprint = _self_signed(self.host)
         self._server = await serve(self._serve, self.host, 0, ssl=context, max_size=self.max_size,
-                                   compression=None, ping_interval=None)
+                                   compression=None, ping_interval=None,
+                                   create_connection=_HostConnection)
         port = next(iter(self._server.sockets)).getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.address = f"{'wss' if self.tls else 'ws'}://{host}:{port}/"
@@ -226,7 +282,8 @@ async def connect_direct(offer: DirectOffer, session_id: str, timeout: float = 3
     try:
         async with asyncio.timeout(timeout):
             connection = await connect(offer.address, ssl=context, proxy=None, compression=None,
-                                       ping_interval=None, max_size=None)
+                                       ping_interval=None, max_size=None,
+                                       create_connection=_ClientConnection)
             link = WebSocketLink(connection)
             if not _pinned(connection, offer):
                 await link.close(CloseCode.POLICY, "unexpected certificate")

@@ -8,70 +8,23 @@ relay's memory by about as much as it sent (687 MiB in 20 s, measured by hand).
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 from urllib.parse import quote
 
 from hc.asyncio import HybridConnectionListener, TokenProvider
 from hc.asyncio.memory import MemoryPeer, MemoryTransport
 from relay.rawws import ReadingGate
+from tests.support import ping_flood
+from tests.support.ping_flood import BOUND, PING, flood_until_held, read_pongs
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayHandle
 
 PROVIDER = TokenProvider.create_shared_access_signature_token_provider(TEST_KEY_NAME, TEST_KEY)
-#: A client Ping with 125 bytes of payload, masked with the all-zero key.
-PING = bytes((0x89, 0x80 | 125)) + b"\0\0\0\0" + b"p" * 125
-#: What the relay may take in before it stops reading a peer that reads nothing: the
-#: kernel's buffers on both ends and one write buffer's high-water mark, a few MiB.
-#: Before the fix the relay read on without end.
-BOUND = 32 * 2**20
 
 
 def upgrade(relay: RelayHandle, path: str, action: str) -> socket.socket:
-    """A raw WebSocket to the relay (``action`` connect or listen) that reads nothing
-    once upgraded (its receive buffer kept small, so the relay's writes back up)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", relay.port))
-    key = base64.b64encode(os.urandom(16)).decode()
+    """A raw WebSocket to the relay (``action`` connect or listen) that reads nothing."""
     token = quote(relay.token(path), safe="")
-    sock.sendall(
-        f"GET /$hc/{path}?sb-hc-action={action}&sb-hc-token={token} HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{relay.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n".encode()
-    )
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
-
-
-def flood_until_held(sock: socket.socket) -> int:
-    """Send Pings until the relay stops taking them; returns how many bytes it took."""
-    batch, sent = PING * 512, 0
-    sock.settimeout(1.0)
-    while sent < BOUND:
-        try:
-            sock.sendall(batch)
-        except TimeoutError:
-            return sent
-        sent += len(batch)
-    return sent
-
-
-def read_pongs(sock: socket.socket, pings: int) -> int:
-    """Read until ``pings`` Pongs have come (each 2 + 125 bytes); returns how many came."""
-    sock.settimeout(10)
-    want, got = pings * 127, bytearray()
-    while len(got) < want:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            break
-        got += chunk
-    assert got[:2] == bytes((0x8A, 125))
-    return len(got) // 127
+    return ping_flood.upgrade(relay.port, f"/$hc/{path}?sb-hc-action={action}&sb-hc-token={token}")
 
 
 async def test_a_sender_flooding_pings_is_held_and_answered_once_it_reads(

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import dataclasses
 import gc
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
@@ -24,6 +25,7 @@ from bindings.nettcp.hybrid import DirectOffer, nonce_of
 from soap.quotas import ReaderQuotas
 from tests.bindings.nettcp.conftest import Stage
 from tests.support.certs import self_signed
+from tests.support.ping_flood import BOUND, PING, flood_until_held, read_pongs, upgrade
 from tests.support.relay import Relays
 
 HYBRID = NetTcpRelayBinding(connection_mode=ConnectionMode.HYBRID, hybrid_host="127.0.0.1",
@@ -176,6 +178,33 @@ async def test_connections_awaiting_a_proof_are_bounded() -> None:
                     1008, "too many connections awaiting a proof")
     finally:
         await endpoint.close()
+
+
+async def test_a_peer_flooding_pings_before_its_proof_is_not_read_until_it_reads() -> None:
+    """Anyone who can reach the endpoint can send Pings; each one's Pong waits in the
+    host's write buffer until the peer reads it.  Before, websockets read on and the
+    buffer grew by as much as was sent (73 MB in 4 s)."""
+    endpoint = DirectEndpoint("127.0.0.1", tls=False, max_size=65536)
+    await endpoint.start()
+    try:
+        port = int(endpoint.address.rstrip("/").rsplit(":", 1)[1])
+        with await asyncio.to_thread(upgrade, port, "/") as sock:
+            await asyncio.to_thread(read_frame, sock)  # the challenge, read as a client would
+            sent = await asyncio.to_thread(flood_until_held, sock)
+            assert sent < BOUND, "the endpoint went on reading Pings whose Pongs pile up"
+            pings = sent // len(PING)
+            assert await asyncio.to_thread(read_pongs, sock, pings) == pings
+    finally:
+        await endpoint.close()
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One unmasked frame's payload (under 64 KiB) from a blocking socket."""
+    head = sock.recv(2, socket.MSG_WAITALL)
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(sock.recv(2, socket.MSG_WAITALL), "big")
+    return sock.recv(size, socket.MSG_WAITALL)
 
 
 def test_callbacks_travel_the_direct_connection_too(stage: Stage) -> None:
