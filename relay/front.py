@@ -100,6 +100,8 @@ class FrontProtocol(asyncio.Protocol):
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
         self._reading_paused = False
+        #: An answer is written but not read: the next pipelined request waits for room.
+        self._answers_unread = False
         #: Whether this connection counts against ``max_connections`` (until handed off,
         #: when aiohttp's handler releases it: ``relay.client_errors.GuardedHandler``).
         self._counted = False
@@ -133,6 +135,8 @@ class FrontProtocol(asyncio.Protocol):
         if state is ConnState.LINGERING or state is ConnState.CLOSED:
             return  # a refused connection: what still comes is dropped
         self._buffer += data
+        if self._answers_unread:  # (reading is paused: what was read already waits too)
+            return
         if state is ConnState.IDLE:
             self.state = ConnState.HEAD
             if self._answered:  # keep-alive: the head's time starts with its first byte
@@ -164,6 +168,10 @@ class FrontProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_writer()
+        if self._answers_unread:
+            self._answers_unread = False
+            if self.state is ConnState.IDLE:
+                self._go_on()
 
     # -- requests --------------------------------------------------------------------
 
@@ -263,13 +271,30 @@ class FrontProtocol(asyncio.Protocol):
         self._answered += 1
         self.state = ConnState.IDLE
         self.deadline = self._front.loop.time() + self._front.limits.idle_timeout
-        if self._reading_paused and self._transport is not None:
-            self._reading_paused = False
-            self._transport.resume_reading()
+        if self._write_paused and self._transport is not None:
+            # The client is not reading its answers: read and answer nothing more of it
+            # until it does (pipelined requests would pile answers up without end); the
+            # idle timeout ends a client that never does.
+            self._answers_unread = True
+            if not self._reading_paused:
+                self._reading_paused = True
+                self._transport.pause_reading()
+            return
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """Start the next request if it is buffered already, and read again unless what
+        is buffered is still over the mark (a client pipelining requests faster than
+        they are answered would otherwise have its input buffered without end)."""
         if self._buffer:
             self.state = ConnState.HEAD
             self.deadline = self._front.loop.time() + self._front.limits.header_timeout
             self._next_request()
+        if (self._reading_paused and self._transport is not None and not self._answers_unread
+                and len(self._buffer) <= _READ_HIGH_WATER and self.state is not ConnState.HANDED_OFF
+                and not self._transport.is_closing()):
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     def _hand_off(self) -> None:
         """Give this connection, with every byte not yet consumed, to aiohttp."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -17,8 +18,8 @@ import aiohttp
 
 from tests.chaos.calls import Ledger, call, new_id
 
-__all__ = ["Ending", "Idle", "Prober", "body_flood_request", "drip", "header_flood",
-           "open_idle", "status_of"]
+__all__ = ["PING", "Ending", "Idle", "Prober", "body_flood_request", "drip", "header_flood",
+           "open_idle", "status_of", "unread_flood"]
 
 HEAD_LIMIT = 64 * 1024
 
@@ -147,6 +148,41 @@ async def body_flood_request(host: str, port: int, path: str, size: int) -> Endi
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
             await pushing
         writer.close()
+
+
+#: A client WebSocket Ping (125 bytes, masked with the all-zero key).
+PING = bytes((0x89, 0x80 | 125)) + b"\0\0\0\0" + b"p" * 125
+
+
+async def unread_flood(host: str, port: int, head: bytes, repeat: bytes, until: float) -> int:
+    """A client that reads nothing: ``head`` (its response head read, if it is an
+    upgrade), then ``repeat`` again and again until ``until``; its receive buffer is
+    kept small, so what the relay answers backs up at once.  Returns the bytes the
+    relay took (written and drained) by then."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    taken = 0
+    try:
+        if head:
+            writer.write(head)
+            response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert status_of(response) == 101, response
+        batch = repeat * max(1, 65536 // len(repeat))
+        while (left := until - time.monotonic()) > 0:
+            writer.write(batch)
+            try:
+                await asyncio.wait_for(writer.drain(), left)
+            except TimeoutError:
+                break  # the relay stopped reading: held until the flood ends
+            taken += len(batch)
+    except (ConnectionError, OSError):
+        pass  # the relay closed it: what it took so far counts
+    finally:
+        writer.transport.abort()
+    return taken
 
 
 @dataclass

@@ -11,6 +11,11 @@
 - Body floods (60 MiB bodies, no token, to an entity that requires one): 401 at once,
   the relay's RSS bounded.
 
+- Clients that read nothing (bounded 8 s, full 20 s, at once): pipelined requests
+  without a token, and listeners sending Pings on their control channels.  The relay
+  stops reading each until it reads what it was sent; its RSS stays within +100 MiB
+  (before, each of them grew it by about as much as it sent: 1.2 GB in 15 s).
+
 Throughout each flood a normal call is made every half second; each must succeed
 promptly.
 """
@@ -18,8 +23,11 @@ promptly.
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import time
 from collections import Counter
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -48,6 +56,10 @@ SLOWLORIS = pick(50, 200)
 SLOW_BODIES = pick(48, 96)
 HEADER_FLOOD_SECONDS = pick(8.0, 12.0)
 BODY_FLOODS = pick(12, 60)
+UNREAD_SECONDS = pick(8.0, 20.0)
+#: What the relay may take from one client that reads nothing: kernel buffers, its read
+#: mark and one write buffer (a few MiB).
+UNREAD_BOUND_MIB = 32.0
 
 
 @pytest.fixture
@@ -190,6 +202,40 @@ async def test_body_flood_without_token_is_refused_at_once_and_memory_stays_boun
     # 2 MiB binding made the dynamic entity): either way refused before any body is read.
     assert set(statuses) <= {401, 413} and sum(statuses.values()) == len(endings), statuses
     assert slowest < PROMPT, f"a refusal took {slowest:.1f} s"
+    assert peak - baseline < RSS_BOUND_MIB, f"relay RSS {baseline:.0f} -> {peak:.0f} MiB"
+    await assert_serving(relay)
+    assert_no_traceback(relay)
+
+
+@pytest.mark.timeout(pick(90, 120))
+async def test_clients_that_read_nothing_are_held_and_memory_stays_bounded(
+    probed: RelayProcess
+) -> None:
+    relay = probed
+    baseline = relay.rss_mib()
+    relay.reset_peak()
+    host, port = relay.host, relay.port
+    pipelined = f"GET /nowhere HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    token = quote(relay.token("pinger"), safe="")
+    key = base64.b64encode(os.urandom(16)).decode()
+    listen = (f"GET /$hc/pinger?sb-hc-action=listen&sb-hc-token={token} HTTP/1.1\r\n"
+              f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n").encode()
+    until = time.monotonic() + UNREAD_SECONDS
+    async with aiohttp.ClientSession() as session:
+        prober = floods.Prober(session, f"{relay.base_url}/{ENTITY}", relay.token(ENTITY))
+        prober.start()
+        taken = await asyncio.gather(
+            *(floods.unread_flood(host, port, b"", pipelined, until) for _ in range(4)),
+            *(floods.unread_flood(host, port, listen, floods.PING, until) for _ in range(2)),
+        )
+        probes = await prober.stop()
+    peak = relay.peak_mib()
+    taken_mib = [round(t / 2**20, 1) for t in taken]
+    record("5 unread answers", pipelining_taken_mib=taken_mib[:4], pinging_taken_mib=taken_mib[4:],
+           relay_rss_baseline_mib=round(baseline, 1), relay_rss_peak_mib=round(peak, 1))
+    _check_probes(probes, "5 unread answers")
+    assert max(taken_mib) < UNREAD_BOUND_MIB, f"the relay read on from clients that read nothing: {taken_mib} MiB"
     assert peak - baseline < RSS_BOUND_MIB, f"relay RSS {baseline:.0f} -> {peak:.0f} MiB"
     await assert_serving(relay)
     assert_no_traceback(relay)

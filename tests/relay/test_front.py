@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -151,3 +152,49 @@ async def test_a_204_or_304_carries_no_framing_and_keeps_the_connection(
         assert b"content-length" not in head.lower() and b"transfer-encoding" not in head.lower()
         assert (await read_response(reader))[::2] == (200, b"two")
         writer.close()
+
+
+#: More than a client may get the relay to read while it does not read its answers: the
+#: kernel's buffers, the front's read mark (256 KiB) and one write buffer's worth.  Before,
+#: the front read on and buffered the requests (or the answers) without end (1.2 GB in 15 s).
+UNREAD_BOUND = 32 * 2**20
+
+
+def pipeline_until_held(port: int, request: bytes) -> int:
+    """Send ``request`` again and again on one connection that reads nothing (its receive
+    buffer kept small); returns how many went whole before the relay stopped reading."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.settimeout(1.0)
+        batch, sent = request * 256, 0
+        while sent < UNREAD_BOUND:
+            try:
+                sock.sendall(batch)
+            except TimeoutError:
+                break
+            sent += len(batch)
+        # Now read: every request sent whole is answered, in order.
+        sock.settimeout(10)
+        whole, answers, data = sent // len(request), 0, b""
+        while answers < whole:
+            chunk = sock.recv(1 << 16)
+            assert chunk, f"the relay closed after {answers} of {whole} answers"
+            data += chunk
+            answers += data.count(b"HTTP/1.1 ")
+            data = data[data.rfind(b"HTTP/1.1 ") + 1 :] if b"HTTP/1.1 " in data else data[-8:]
+        assert sent < UNREAD_BOUND, "the relay went on reading a client that reads nothing"
+        return whole
+
+
+async def test_a_client_pipelining_requests_it_never_reads_the_answers_of_is_held(
+    arelay: RelayHandle,
+) -> None:
+    request = f"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:{arelay.port}\r\n\r\n".encode()
+    assert await asyncio.to_thread(pipeline_until_held, arelay.port, request) > 0
+
+
+async def test_a_client_pipelining_calls_it_never_reads_the_answers_of_is_held(
+    echo: RelayHandle,
+) -> None:
+    assert await asyncio.to_thread(pipeline_until_held, echo.port, post(echo, b"x" * 512)) > 0
