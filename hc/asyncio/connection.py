@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from hc.asyncio.errors import ProxyError, RelayUnreachableError, rejected
 from hc.asyncio.proxy import choose_proxy, open_tunnel
-from hc.events import ConnectionClosed
+from hc.events import ConnectionClosed, PingReceived
 from hc.exceptions import LocalProtocolError, ProtocolError, RemoteProtocolError
 from hc.frames import Mask, apply_mask
 from hc.framing import Side, WebSocketEndpoint
@@ -194,6 +194,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self._queue: collections.deque[object] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused_reading = False
+        #: Reading is paused until the Pongs owed to the peer leave the write buffer.
+        self._pongs_unread = False
+        #: The consumer asked for nothing more for now (:meth:`hold_reading`).
+        self._consumer_holds = False
         self._writable: asyncio.Future[None] | None = None
         self._flush_due = False  # a write of what was sent is scheduled for this loop step
         self._flushed: asyncio.Future[None] | None = None  # resolved by that write
@@ -241,6 +245,28 @@ class WebSocketProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+        if self._pongs_unread:
+            self._pongs_unread = False
+            self.read_again()
+
+    def read_again(self) -> None:
+        """Read again, unless the queue is full, Pongs wait, the consumer holds reading
+        or another thread reads."""
+        transport = self.transport
+        if (not self._paused_reading and not self._pongs_unread and not self._consumer_holds
+                and self.reader is None and transport is not None and not transport.is_closing()):
+            transport.resume_reading()
+
+    def hold_reading(self) -> None:
+        """The consumer can take nothing more for now: read nothing until :meth:`release_reading`."""
+        self._consumer_holds = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def release_reading(self) -> None:
+        self._consumer_holds = False
+        self.read_again()
 
     # -- handshake ---------------------------------------------------------------------
 
@@ -310,11 +336,14 @@ class WebSocketProtocol(asyncio.Protocol):
     def read_idle(self) -> bool:
         """Open, reading, with nothing read and not yet consumed."""
         return (self.handshake.done() and not self.closed.done() and not self._queue
-                and not self._paused_reading)
+                and not self._paused_reading and not self._pongs_unread)
 
     def _deliver(self, events: Sequence[object]) -> None:
+        pinged = False
         for event in events:
-            if isinstance(event, ConnectionClosed):
+            if type(event) is PingReceived:
+                pinged = True
+            elif isinstance(event, ConnectionClosed):
                 if not self.closed.done():
                     self.closed.set_result(event)
                 if self.transport is not None:
@@ -328,6 +357,17 @@ class WebSocketProtocol(asyncio.Protocol):
             if len(self._queue) >= QUEUE_LIMIT and not self._paused_reading and self.transport:
                 self._paused_reading = True
                 self.transport.pause_reading()
+        if pinged and self.write_paused:
+            self._hold_for_pongs()
+
+    def _hold_for_pongs(self) -> None:
+        """A Ping came while the write buffer is over its high-water mark: read nothing
+        more until it drains (a peer that sends Pings and never reads their Pongs would
+        grow it without end; every Ping must be answered)."""
+        transport = self.transport
+        if not self._pongs_unread and transport is not None and not transport.is_closing():
+            self._pongs_unread = True
+            transport.pause_reading()
 
     def deliver_to(self, on_event: Callable[[object], None]) -> None:
         """From now on pass events to ``on_event``, the ones queued so far first."""
@@ -336,7 +376,7 @@ class WebSocketProtocol(asyncio.Protocol):
             on_event(self._queue.popleft())
         if self._paused_reading and self.transport is not None:
             self._paused_reading = False
-            self.transport.resume_reading()
+            self.read_again()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -352,7 +392,7 @@ class WebSocketProtocol(asyncio.Protocol):
         event = self._queue.popleft()
         if self._paused_reading and len(self._queue) < QUEUE_LIMIT // 2 and self.transport:
             self._paused_reading = False
-            self.transport.resume_reading()
+            self.read_again()
         return event
 
     def _fail(self, exc: RemoteProtocolError) -> None:

@@ -114,14 +114,11 @@ class HybridConnectionStream:
 
     def pause_reading(self) -> None:
         """Read nothing more from the socket until :meth:`resume_reading` (:meth:`deliver`)."""
-        transport = self._protocol.transport
-        if transport is not None and not transport.is_closing():
-            transport.pause_reading()
+        self._protocol.hold_reading()
 
     def resume_reading(self) -> None:
-        transport = self._protocol.transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
+        """Read again (unless the connection's own limits still hold it)."""
+        self._protocol.release_reading()
 
     async def read(self) -> bytes:
         """The next message's bytes (text as UTF-8); ``b""`` once the peer closed."""

@@ -208,4 +208,4 @@ class ThreadReader:
             return
         if rest:
             protocol.data_received(rest)
-        transport.resume_reading()
+        protocol.read_again()  # unless what it just took filled the queue or owes Pongs
