@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
@@ -131,59 +132,39 @@ def _self_signed(host: str) -> tuple[ssl.SSLContext, str]:
     return context, hashlib.sha256(der).hexdigest()
 
 
-def _hold_if_congested(connection: ServerConnection | ClientConnection) -> bool:
-    """After a read: stop reading while the write buffer is over its high-water mark.
+class _HoldsReading(Connection):
+    """A direct connection that stops reading a peer who does not read what it is sent.
 
     websockets answers each Ping with a Pong written at once, and a peer that sends
-    Pings and reads nothing would grow that buffer without end (73 MB in 4 s, measured
-    on a bare websockets server) -- anyone who can reach the host's endpoint, before
-    any proof.  A peer that does not read what it is sent is not read from until it
-    does.  Returns whether reading is held.
+    Pings and reads nothing would grow the write buffer without end (73 MB in 4 s,
+    measured on a bare websockets server) -- anyone who can reach the host's endpoint,
+    before any proof.  So after a read, while the write buffer is over its high-water
+    mark, nothing more is read until it drains.
     """
-    transport = connection.transport
-    if connection.paused and not transport.is_closing():
-        transport.pause_reading()  # again after websockets' own resume: it holds until drained
-        return True
-    return False
-
-
-def _release(connection: ServerConnection | ClientConnection) -> None:
-    """The write buffer drained: read again, unless websockets' message queue is full."""
-    transport = connection.transport
-    if not getattr(connection.recv_messages, "paused", False) and not transport.is_closing():
-        transport.resume_reading()
-
-
-class _HostConnection(ServerConnection):
-    """The endpoint's side of a direct connection (see :func:`_hold_if_congested`)."""
 
     held = False
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        self.held = _hold_if_congested(self) or self.held
+        transport = self.transport
+        if self.paused and not transport.is_closing():
+            self.held = True
+            transport.pause_reading()  # again after websockets' own resume: it holds until drained
 
     def resume_writing(self) -> None:
         super().resume_writing()
         if self.held:
-            self.held = False
-            _release(self)
+            self.held = False  # read again, unless websockets' message queue is full
+            if not getattr(self.recv_messages, "paused", False) and not self.transport.is_closing():
+                self.transport.resume_reading()
 
 
-class _ClientConnection(ClientConnection):
-    """The client's side of a direct connection (see :func:`_hold_if_congested`)."""
+class _HostConnection(_HoldsReading, ServerConnection):
+    """The endpoint's side of a direct connection."""
 
-    held = False
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self.held = _hold_if_congested(self) or self.held
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self.held:
-            self.held = False
-            _release(self)
+class _ClientConnection(_HoldsReading, ClientConnection):
+    """The client's side of a direct connection."""
 
 
 class DirectEndpoint:
