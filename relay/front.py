@@ -303,6 +303,9 @@ class FrontProtocol(asyncio.Protocol):
         self.state = ConnState.HANDED_OFF
         self._front.connections.discard(self)
         handler = self._front.fallback()
+        if self._reading_paused:  # aiohttp reads from now on, with flow control of its own
+            self._reading_paused = False
+            transport.resume_reading()
         if self._counted and isinstance(handler, GuardedHandler):
             self._counted = False  # aiohttp's handler gives the place back when it is lost
             handler.on_lost = self._front.release_connection

@@ -198,3 +198,18 @@ async def test_a_client_pipelining_calls_it_never_reads_the_answers_of_is_held(
     echo: RelayHandle,
 ) -> None:
     assert await asyncio.to_thread(pipeline_until_held, echo.port, post(echo, b"x" * 512)) > 0
+
+
+async def test_a_request_for_aiohttp_behind_many_pipelined_ones_is_served(echo: RelayHandle) -> None:
+    """The front stops reading while more than its mark is buffered; the chunked request
+    it hands to aiohttp in the middle of that must not leave the connection unread."""
+    reader, writer = await connect(echo)
+    before = [post(echo, b"a%d" % i) for i in range(1000)]
+    chunked = post(echo, b"", "Transfer-Encoding: chunked").replace(b"Content-Length: 0\r\n", b"")
+    after = [post(echo, b"b%d" % i) for i in range(3000)]  # over the mark behind it
+    writer.write(b"".join(before) + chunked + b"5\r\nhello\r\n0\r\n\r\n" + b"".join(after))
+    bodies = [(await asyncio.wait_for(read_response(reader), 10))[2] for _ in range(4001)]
+    assert bodies[:1000] == [b"a%d" % i for i in range(1000)]
+    assert bodies[1000] == b"hello"
+    assert bodies[1001:] == [b"b%d" % i for i in range(3000)]
+    writer.close()
