@@ -67,7 +67,8 @@ class JoinedStreams:
         self._pairs.discard(pair)
 
     async def close_all(self, code: int, reason: str) -> int:
-        """Close both sides of every pair (and of any joined later); returns how many."""
+        """Close both sides of every pair, and refuse those joined from now on
+        (:meth:`add`); returns how many were closed."""
         self.closing = True
         pairs = list(self._pairs)
         if pairs:

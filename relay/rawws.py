@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - the C extension ships in websockets' w
 
 __all__ = [
     "CLOSE_TIMEOUT", "Frame", "Opcode", "RawWebSocket", "ReadingGate", "apply_mask",
-    "drain_connection",
+    "drain_connection", "flow_control",
 ]
 
 #: Frames queued before the relay stops reading from the peer's socket.
@@ -47,6 +47,16 @@ async def drain_connection(http: web.RequestHandler, transport: asyncio.BaseTran
     """Wait while the connection's write buffer is over its high-water mark."""
     if http.writing_paused and not transport.is_closing():
         await http._drain_helper()
+
+
+def flow_control(
+    request: web.BaseRequest,
+) -> tuple[Callable[[], bool], Callable[[], Awaitable[None]]]:
+    """For ``request``'s connection: whether its write buffer is over the high-water
+    mark now, and what waits until it is not."""
+    http, transport = request.protocol, request.transport
+    assert transport is not None
+    return (lambda: http.writing_paused), (lambda: drain_connection(http, transport))
 
 
 class ReadingGate:
@@ -137,9 +147,7 @@ class RawWebSocket:
         self._frames: deque[Frame] = deque()
         self._waiters: list[asyncio.Future[None]] = []
         self._eof = False
-        http = self._http
-        self._gate = ReadingGate(transport, lambda: http.writing_paused,
-                                 lambda: drain_connection(http, transport))
+        self._gate = ReadingGate(transport, *flow_control(request))
         self._close_started = False  # the relay sent the first Close
         self._sink: RawWebSocket | None = None  # where data frames go as they are read
 

@@ -26,8 +26,8 @@ from hc.exceptions import RemoteProtocolError
 from hc.messages import RequestCommand, ResponseCommand
 from hc.protocol import ControlChannel, Role, State
 from relay.exceptions import ProtocolViolation
-from relay.rawws import apply_mask
-from relay.wire import ChannelWire, drainer, upgrade
+from relay.rawws import apply_mask, flow_control
+from relay.wire import ChannelWire, upgrade
 
 __all__ = ["RendezvousSocket"]
 
@@ -74,9 +74,8 @@ class RendezvousSocket:
         """Complete the upgrade of ``request``; returns the socket and its response."""
         response = await upgrade(request)
         assert request.transport is not None
-        http = request.protocol
-        socket = cls(request_id, request.transport, drainer(request),
-                     writing_paused=lambda: http.writing_paused)
+        writing_paused, drain = flow_control(request)
+        socket = cls(request_id, request.transport, drain, writing_paused=writing_paused)
         socket.wire.take_over(request)
         return socket, response
 

@@ -35,9 +35,9 @@ from hc.exceptions import RemoteProtocolError
 from hc.handshake import accept_key, opening_problem
 from hc.protocol import ControlChannel, State
 from relay.exceptions import BadRequest
-from relay.rawws import CLOSE_TIMEOUT, ReadingGate, drain_connection
+from relay.rawws import CLOSE_TIMEOUT, ReadingGate, flow_control
 
-__all__ = ["ChannelWire", "OnInput", "drainer", "upgrade"]
+__all__ = ["ChannelWire", "OnInput", "upgrade"]
 
 log = logging.getLogger("relay.wire")
 
@@ -75,13 +75,6 @@ def _never() -> bool:
 
 async def _nothing() -> None:
     return None
-
-
-def drainer(request: web.BaseRequest) -> Callable[[], Awaitable[None]]:
-    """What waits while ``request``'s connection has too much to write."""
-    http, transport = request.protocol, request.transport
-    assert transport is not None
-    return lambda: drain_connection(http, transport)
 
 
 class ChannelWire:
@@ -128,9 +121,9 @@ class ChannelWire:
         """A wire on ``request``'s upgraded connection, taking its bytes from now on."""
         transport = request.transport
         assert transport is not None
-        http = request.protocol
-        wire = cls(transport, channel, on_input, name=name, drain=drainer(request),
-                   writing_paused=lambda: http.writing_paused)
+        writing_paused, drain = flow_control(request)
+        wire = cls(transport, channel, on_input, name=name, drain=drain,
+                   writing_paused=writing_paused)
         wire.take_over(request)
         return wire
 
