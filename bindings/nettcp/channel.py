@@ -250,8 +250,8 @@ class SessionChannel:
             if not self._read_end.done():
                 self._read_end.set_result(None)
             return
-        if not self._room_paused and self._unsent >= BACKLOG:
-            self._room_paused = True  # (it holds: a session thread's give-back respects it)
+        if self._room_paused or self._unsent >= BACKLOG:
+            self._room_paused = True  # (again: a session thread's give-back resumed reading)
             cast(_Pausing, self.relayed).pause_reading()
         self.received["relayed"] += 1
         try:
