@@ -59,6 +59,13 @@ class SessionCalls:
     def __repr__(self) -> str:
         return f"<SessionCalls queued={len(self._queue)} serial={self.serial}>"
 
+    @property
+    def draining(self) -> bool:
+        """Whether a pool job runs the session's requests now (serial): a request the
+        session's thread reads meanwhile is queued for that job, not run in the thread.
+        The job ends a moment after its last reply is written."""
+        return self._draining
+
     def submit(self, message: ChannelMessage, finish: Finish) -> None:
         """Run ``message`` in a worker; ``finish`` gets its outcome in that worker's thread.
 

@@ -19,6 +19,7 @@ from bindings.nettcp import host as host_module
 from bindings.nettcp.channel import SessionChannel
 from bindings.nettcp.framing import KEEPALIVE_ACTION, request_message
 from bindings.nettcp.host import SessionHost
+from bindings.nettcp.workers import SessionCalls
 from hc.asyncio import HybridConnectionStream
 from tests.bindings.nettcp.conftest import Stage
 from tests.bindings.nettcp.services import Board, Progress, ShowProgress
@@ -57,6 +58,18 @@ async def _reading(channel: SessionChannel) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _pool_done(channel: SessionChannel) -> None:
+    """Until no pool job runs the session's requests.  The job ends a moment after it
+    wrote its last reply; a request read before that is queued for it (in order), not
+    run by the session's thread."""
+    run_here = channel.in_thread
+    assert run_here is not None
+    calls = run_here.__self__  # type: ignore[attr-defined]
+    assert isinstance(calls, SessionCalls)
+    while calls.draining:
+        await asyncio.sleep(0.01)
+
+
 async def test_a_serial_sessions_calls_are_read_and_run_by_its_own_thread(
         arelay: RelayHandle, stack: AsyncExitStack) -> None:
     host, _, stream, channel = await _session(arelay, stack)
@@ -79,6 +92,7 @@ async def test_a_message_for_the_loop_hands_reading_back_and_a_thread_reads_agai
     assert reply is not None and text_of(reply) == "after"
     assert first is not None and not first.reading
     await asyncio.wait_for(_reading(channel), 10)
+    await asyncio.wait_for(_pool_done(channel), 10)  # the Echo ran in the pool
     assert channel.thread is not first
     assert (await _thread_name(stream, host, 1)).startswith("nettcp-session-")
 
@@ -181,6 +195,7 @@ async def test_a_host_has_at_most_its_bound_of_session_threads(
     await asyncio.get_running_loop().run_in_executor(None, thread.thread.join, 10)
     await _thread_name(second, host, 10)  # the permit is free again: a thread starts
     await asyncio.wait_for(_reading(other), 10)
+    await asyncio.wait_for(_pool_done(other), 10)  # t10 ran in the pool
     assert (await _thread_name(second, host, 11)).startswith("nettcp-session-")
 
 
