@@ -22,7 +22,8 @@ class TooManyCalls(NetTcpError):
     """The session already has its maximum of calls in flight."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the session already has {limit} calls in flight (its limit)")
+        calls = "call" if limit == 1 else "calls"
+        super().__init__(f"the session already has {limit} {calls} in flight (its limit)")
         self.limit = limit
 
 

@@ -607,6 +607,7 @@ class SessionChannel:
                 self.offload(message, self._outcome)
             except Exception as exc:  # noqa: BLE001 - not run (workers shut down): a fault, as a failed call
                 with self._counts:
+                    self._serving -= 1
                     self._deferred += 1
                 self._finished(message, self._internal_error(message, exc))
             return None
@@ -629,12 +630,13 @@ class SessionChannel:
         goes to the loop (:meth:`_finished`), as every message did before, so that the
         replies of a serial session leave in order."""
         reply = self._internal_error(message, outcome) if isinstance(outcome, Exception) else outcome
+        with self._counts:  # over for the bound before its reply leaves: the client may
+            self._serving -= 1  # send its next call as soon as it reads it
         writer = self._writer
         if writer is not None and self._deferred == 0 and not self._running and (
                 reply is None or (self.link is self.relayed and self.state is not ChannelState.CLOSED
                                   and writer.send(reply))):
             with self._counts:
-                self._serving -= 1
                 self._offloaded -= 1
                 back = not self._offloaded and self._all_back is not None
             if back:
@@ -659,8 +661,7 @@ class SessionChannel:
             task.add_done_callback(self._running.discard)
             self._unsent += 1
             task.add_done_callback(self._reply_out)
-        with self._counts:  # the call is over for the bound (its reply queued, maybe not yet sent)
-            self._serving -= 1
+        with self._counts:  # (over for the bound already: :meth:`_outcome`)
             self._offloaded -= 1
             self._deferred -= 1
         self._settled_all()

@@ -92,7 +92,7 @@ def test_pending_calls_are_bounded_and_ids_unique() -> None:
     calls.add("a", 1)
     with pytest.raises(DuplicateMessageId):
         calls.add("a", 2, bounded=False)
-    with pytest.raises(TooManyCalls, match="1 calls in flight"):
+    with pytest.raises(TooManyCalls, match="1 call in flight"):
         calls.add("b", 2)
     calls.add("keepalive", 3, bounded=False)  # the channel's own messages pass the bound
     assert len(calls) == 2

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import zeep.exceptions
 
 from bindings import ConcurrencyMode, NetTcpRelayBinding
+from hc.asyncio.thread_writer import ThreadWriter
 from tests.bindings.nettcp.conftest import Stage
 
 
@@ -177,6 +179,26 @@ def test_a_client_queues_calls_over_its_bound_instead_of_failing(stage: Stage) -
         stage.board.gate.set()
         assert sorted(call.result(10) for call in calls) == [f"q{i}" for i in range(5)]
     assert stage.board.most_running == 2
+
+
+def test_a_call_sent_once_a_reply_arrives_is_within_the_hosts_bound(
+        stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's worker writes a reply itself; the client may send its next call the
+    moment it reads it.  The call must be over for the host's bound before its reply
+    leaves, however late the worker gets to its bookkeeping (slowed here)."""
+    send = ThreadWriter.send
+
+    def send_then_dawdle(writer: ThreadWriter, data: bytes) -> bool:
+        sent = send(writer, data)
+        if threading.current_thread().name.startswith("nettcp-call"):
+            time.sleep(0.2)
+        return sent
+
+    monkeypatch.setattr(ThreadWriter, "send", send_then_dawdle)
+    bounded = NetTcpRelayBinding(concurrency_mode=ConcurrencyMode.MULTIPLE, max_calls_per_session=1)
+    stage.host(binding=bounded)
+    client = stage.client(binding=bounded)
+    assert [client.service.Echo(f"e{n}") for n in range(4)] == [f"e{n}" for n in range(4)]
 
 
 def test_sync_callers_over_the_clients_bound_wait_their_turn(stage: Stage) -> None:
