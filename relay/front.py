@@ -119,6 +119,10 @@ class FrontProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = (str(peer[0]), int(peer[1])) if peer else None
         front = self._front
+        if front.closed:  # accepted as the relay stopped, after its connections were closed
+            self.state = ConnState.CLOSED
+            transport.close()
+            return
         front.connections.add(self)  # the sweep ends it, refused (lingering) or not
         if front.open_connections >= front.limits.max_connections:
             self.refuse(TooManyConnections(
@@ -434,7 +438,10 @@ class Front:
         self.client_errors = state.client_errors
         self.loop = asyncio.get_running_loop()
         self.connections: set[FrontProtocol] = set()
+        #: The relay is stopping: each connection closes after its answer.
         self.stopping = False
+        #: The relay has stopped: a connection still being accepted is closed at once.
+        self.closed = False
         #: Connections open on the port, the ones handed to aiohttp included.
         self.open_connections = 0
         self._sweeper = self.loop.call_later(_SWEEP_EVERY, self._sweep)
@@ -453,10 +460,19 @@ class Front:
             conn.expire()
         self._sweeper = self.loop.call_later(_SWEEP_EVERY, self._sweep)
 
-    def close(self) -> None:
-        """Stop: idle connections close now, busy ones after their answer."""
+    def stop(self) -> None:
+        """The relay is stopping: idle connections close now, busy ones after their answer.
+        The port still serves meanwhile (a listener opens the rendezvous of a call in
+        flight there), and the sweep still ends connections past their deadline."""
         self.stopping = True
-        self._sweeper.cancel()
         for conn in list(self.connections):
             if conn.state is not ConnState.BUSY:
                 conn.close()
+
+    def close(self) -> None:
+        """The relay has stopped: :meth:`stop`, the sweep ends, and a connection accepted
+        from now on (the listening socket closed, its last accepts on their way) is
+        closed at once."""
+        self.stop()
+        self.closed = True
+        self._sweeper.cancel()

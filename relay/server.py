@@ -230,7 +230,7 @@ class RelayServer:
         # The port stays open meanwhile: a listener may still open the rendezvous of a call
         # in flight.  New calls there are answered 503; idle keep-alive connections close.
         if self._front is not None:
-            self._front.close()
+            self._front.stop()
         if self._node is not None:  # other nodes send their new calls elsewhere meanwhile
             self._node.draining()
         calls = self.state.calls

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -81,6 +82,44 @@ async def test_calls_past_the_grace_period_are_cut_off(
         await asyncio.wait_for(relay.server.stop(grace=0.2), 10)
         status, _ = await asyncio.wait_for(in_flight, 10)
         assert status == 502  # the listener was closed under it
+
+
+async def test_connections_past_their_deadline_are_ended_while_a_stop_waits_for_calls(
+    make_relay: Any, http: aiohttp.ClientSession
+) -> None:
+    """The port serves on while calls in flight finish, and so does the sweep: a
+    connection that sends nothing is closed after ``header_timeout`` as ever (before,
+    the stop ended the sweep first, and such connections waited for the whole grace)."""
+    relay = await make_relay(EntityConfig("pay"), shutdown_grace=30.0, header_timeout=0.5)
+    service = Gated()
+    async with RawListener(relay.ws_url, "pay", relay.token("pay"), serve=service):
+        in_flight = asyncio.create_task(call(http, relay, "pay", b"x"))
+        await service.arrived.wait()
+        stopping = asyncio.create_task(relay.server.stop())
+        while relay.server.state.calls.state.value == "open":
+            await asyncio.sleep(0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        assert not stopping.done()
+        writer.close()
+        service.gate.set()
+        assert await in_flight == (200, b"answered: x")
+        await asyncio.wait_for(stopping, 10)
+
+
+async def test_a_connection_accepted_once_the_relay_has_stopped_is_closed(arelay: RelayHandle) -> None:
+    """The listening socket's last accepts may reach the front after it closed its
+    connections: each is closed at once, not left open (and unclosed at the loop's end)."""
+    front = arelay.server.front
+    assert front is not None
+    await arelay.server.stop()
+    ours, theirs = socket.socketpair()
+    with theirs:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(front, ours)
+        assert transport.is_closing()
+        theirs.settimeout(5)
+        assert await asyncio.to_thread(theirs.recv, 1) == b""
+    assert not front.connections
 
 
 async def test_soaprelay_serve_drains_on_sigterm(relays: Relays, http: aiohttp.ClientSession) -> None:
