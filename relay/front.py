@@ -470,9 +470,17 @@ class Front:
                 conn.close()
 
     def close(self) -> None:
-        """The relay has stopped: :meth:`stop`, the sweep ends, and a connection accepted
+        """The relay takes no more connections: :meth:`stop`, and a connection accepted
         from now on (the listening socket closed, its last accepts on their way) is
-        closed at once."""
+        closed at once.  Called before aiohttp shuts down: from here on no connection
+        is handed to it, so none can reach it after it has shut its own down."""
         self.stop()
         self.closed = True
+
+    def finish(self) -> None:
+        """The relay has stopped: every connection still open is closed (a call whose
+        answer never came) and the sweep ends."""
+        self.close()
+        for conn in list(self.connections):
+            conn.close()
         self._sweeper.cancel()

@@ -198,11 +198,13 @@ class RelayServer:
         if self.admin is not None:
             await self.admin.stop()
             self.admin = None
+        if self._front is not None:
+            self._front.close()  # before aiohttp's shutdown: nothing more is handed to it
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._front is not None:
-            self._front.close()
+            self._front.finish()
             self._front = None
         await close_keys(self.state.verifier)
         if self._own_port is not None:

@@ -116,7 +116,7 @@ async def setup() -> Iterator[Setup]:
         assert entity is not None
         entity.add(connection)
     yield Setup(state, front, listener, wire, connection)
-    front.close()
+    front.finish()
 
 
 async def settle() -> None:

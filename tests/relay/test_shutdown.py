@@ -122,6 +122,59 @@ async def test_a_connection_accepted_once_the_relay_has_stopped_is_closed(arelay
     assert not front.connections
 
 
+async def test_no_connection_reaches_aiohttp_once_it_is_shutting_down(
+    make_relay: Any, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp's shutdown closes the connections it had when the shutdown began; one
+    handed to it later would be left open.  So the front closes its own connections
+    and hands nothing more over before aiohttp shuts down (before, a head completed
+    then was handed over)."""
+    relay = await make_relay(EntityConfig("pay"), shutdown_grace=30.0)
+    server = relay.server
+    front = server.front
+    assert front is not None and server._runner is not None and server._runner.server is not None
+    aiohttp_server = server._runner.server
+    handed: list[object] = []
+    fallback = front.fallback
+    def recorded() -> asyncio.Protocol:
+        handed.append(1)
+        return fallback()
+
+    monkeypatch.setattr(front, "fallback", recorded)
+    late: list[bytes] = []
+
+    async def shutdown(timeout: float | None, original: Any = aiohttp_server.shutdown) -> None:
+        # aiohttp's shutdown begins: the rest of a head the front was reading arrives.
+        try:
+            writer.write(b"Sec-WebSocket-Version: 13\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            pass  # already closed: what this test wants
+        late.append(await asyncio.wait_for(reader.read(), 5))
+        await original(timeout)
+
+    monkeypatch.setattr(aiohttp_server, "shutdown", shutdown)
+    service = Gated()
+    async with RawListener(relay.ws_url, "pay", relay.token("pay"), serve=service):
+        in_flight = asyncio.create_task(call(http, relay, "pay", b"x"))
+        await service.arrived.wait()
+        stopping = asyncio.create_task(server.stop())
+        while server.state.calls.state.value == "open":
+            await asyncio.sleep(0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        writer.write(b"GET /$hc/pay?sb-hc-action=listen HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+        await writer.drain()
+        handed.clear()  # (the listener's own connection was handed over)
+        service.gate.set()
+        assert await in_flight == (200, b"answered: x")
+        await asyncio.wait_for(stopping, 10)
+        writer.close()
+    assert late == [b""] and not handed  # closed before aiohttp's shutdown, never handed over
+    assert not front.connections
+
+
 async def test_soaprelay_serve_drains_on_sigterm(relays: Relays, http: aiohttp.ClientSession) -> None:
     served = relays.process("drain")
     service = Gated()
