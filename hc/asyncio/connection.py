@@ -492,17 +492,19 @@ class WebSocketProtocol(asyncio.Protocol):
         """Start the closing handshake, wait (at most ``timeout``) for the peer's Close, drop."""
         if self.reader is not None:
             self.reader.take_over()
-        if not self.closed.done():
-            try:
-                self.send(lambda: self.machine.send_close(code, reason))
-            except ConnectionResetError:
-                pass
-            try:
-                await asyncio.wait_for(asyncio.shield(self.closed), timeout)
-            except TimeoutError:
-                pass
-        if self.transport is not None:
-            self.transport.close()
+        try:
+            if not self.closed.done():
+                try:
+                    self.send(lambda: self.machine.send_close(code, reason))
+                except ConnectionResetError:
+                    pass
+                try:
+                    await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+                except TimeoutError:
+                    pass
+        finally:  # cancelled while waiting too: the socket is not left open
+            if self.transport is not None:
+                self.transport.close()
         if not self.closed.done():
             self.closed.set_result(ConnectionClosed(1006))
         return self.closed.result()

@@ -122,7 +122,11 @@ class Rendezvous:
         Returns None (one INFO line) when the relay closed it before the request came.
         """
         socket = await self.open(command.address)
-        event = await socket.next_event()
+        try:
+            event = await socket.next_event()
+        except BaseException:  # cut off (the listener closing) or broken: not left open
+            socket.abort()
+            raise
         if not isinstance(event, RequestReceived) or event.command.is_address_only:
             log.info("rendezvous %s: the request broke off before its end (%s); the call is"
                      " dropped", command.id, _describe(event))

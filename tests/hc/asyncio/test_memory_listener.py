@@ -262,3 +262,35 @@ async def test_close_closes_the_senders_nobody_accepted_and_accept_returns_none(
     assert isinstance(closed, ConnectionClosed) and closed.code == 1001
     assert await listener.accept_connection() is None
     assert await listener.accept_connection() is None
+
+
+async def test_a_rendezvous_cut_off_before_its_request_came_is_closed(
+    relay: MemoryRelay, made: list[HybridConnectionListener]
+) -> None:
+    """close() cuts off a call whose rendezvous socket is open but whose request has not
+    come: that socket is closed too (before, it was left open, unclosed at the loop's end)."""
+    listener, side = await online(relay, made, shout)
+    control_of(side).send_request(RequestCommand("ws://relay.test/$hc/echo?sb-hc-id=r9", "r9"))
+    side.flush()
+    rendezvous = await relay.next_socket()  # opened; the relay sends nothing on it
+    await listener.close(timeout=0.1)
+    await asyncio.wait_for(rendezvous.peer.closed.wait(), 5)
+
+
+async def test_a_close_cut_off_while_it_waits_for_the_peers_close_still_closes(
+    relay: MemoryRelay, made: list[HybridConnectionListener]
+) -> None:
+    """A stream's close() sends its Close and waits for the peer's; cancelled meanwhile
+    (a task cut off, a loop ending), it closes the socket all the same."""
+    listener, side = await online(relay, made)
+    control_of(side).send_accept(AcceptCommand("ws://relay.test/$hc/echo?sb-hc-action=accept&sb-hc-id=c", "c"))
+    side.flush()
+    sender = await relay.next_socket()
+    sender.flush = lambda: None  # type: ignore[method-assign]  # a peer that never answers
+    stream = await listener.accept_connection()
+    assert stream is not None
+    closing = asyncio.get_running_loop().create_task(stream.close())
+    assert isinstance(await sender.next_event(), ConnectionClosed)  # our Close arrived
+    assert not closing.done()
+    closing.cancel()
+    await asyncio.wait_for(sender.peer.closed.wait(), 5)
