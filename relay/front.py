@@ -121,8 +121,9 @@ class FrontProtocol(asyncio.Protocol):
         front = self._front
         if front.closed:  # accepted as the relay stopped, after its connections were closed
             self.state = ConnState.CLOSED
-            transport.close()
+            self._transport.abort()  # (nothing to flush, no TLS close to wait for)
             return
+        front.alive.add(self)
         front.connections.add(self)  # the sweep ends it, refused (lingering) or not
         if front.open_connections >= front.limits.max_connections:
             self.refuse(TooManyConnections(
@@ -158,13 +159,18 @@ class FrontProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._front.connections.discard(self)
-        if self._counted:
-            self._counted = False
-            self._front.open_connections -= 1
+        self._lost()
         if self.state is not ConnState.HANDED_OFF:
             self.state = ConnState.CLOSED
         self._buffer = bytearray()
         self._wake_writer()
+
+    def _lost(self) -> None:
+        """The socket is closed (here, or in aiohttp's hands): its place is free."""
+        if self._counted:
+            self._counted = False
+            self._front.open_connections -= 1
+        self._front.forget(self)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -310,9 +316,10 @@ class FrontProtocol(asyncio.Protocol):
         if self._reading_paused:  # aiohttp reads from now on, with flow control of its own
             self._reading_paused = False
             transport.resume_reading()
-        if self._counted and isinstance(handler, GuardedHandler):
-            self._counted = False  # aiohttp's handler gives the place back when it is lost
-            handler.on_lost = self._front.release_connection
+        if isinstance(handler, GuardedHandler):
+            handler.on_lost = self._lost  # aiohttp's handler says when the socket is closed
+        else:
+            self._lost()  # (tests' stand-ins: not followed further)
         transport.set_protocol(handler)
         handler.connection_made(transport)
         data, self._buffer = bytes(self._buffer), bytearray()
@@ -389,8 +396,13 @@ class FrontProtocol(asyncio.Protocol):
     def close(self) -> None:
         self.state = ConnState.CLOSED
         self._buffer = bytearray()
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()  # (once: asyncio's TLS transport forgets its socket on a second)
+
+    def abort(self) -> None:
+        """Drop the socket at once, whoever holds it now (aiohttp after a hand-off)."""
         if self._transport is not None:
-            self._transport.close()
+            self._transport.abort()
 
 
 class _FastReply:
@@ -444,11 +456,16 @@ class Front:
         self.closed = False
         #: Connections open on the port, the ones handed to aiohttp included.
         self.open_connections = 0
+        #: Every connection whose socket is not yet closed, the handed-off ones too.
+        self.alive: set[FrontProtocol] = set()
+        self._all_lost: asyncio.Future[None] | None = None  # what :meth:`finish` waits on
         self._sweeper = self.loop.call_later(_SWEEP_EVERY, self._sweep)
 
-    def release_connection(self) -> None:
-        """A connection handed to aiohttp was lost: its place is free again."""
-        self.open_connections -= 1
+    def forget(self, conn: FrontProtocol) -> None:
+        """``conn``'s socket is closed."""
+        self.alive.discard(conn)
+        if not self.alive and self._all_lost is not None and not self._all_lost.done():
+            self._all_lost.set_result(None)
 
     def __call__(self) -> FrontProtocol:
         return FrontProtocol(self)
@@ -477,10 +494,26 @@ class Front:
         self.stop()
         self.closed = True
 
-    def finish(self) -> None:
+    async def finish(self, timeout: float = 1.0) -> None:
         """The relay has stopped: every connection still open is closed (a call whose
-        answer never came) and the sweep ends."""
+        answer never came), the sweep ends, and this returns once every socket is
+        closed.  A TLS connection's closes when the peer answers our close_notify:
+        those that do not within ``timeout`` seconds are dropped."""
         self.close()
         for conn in list(self.connections):
             conn.close()
         self._sweeper.cancel()
+        if not await self._all_lost_within(timeout):
+            for conn in list(self.alive):
+                conn.abort()
+            await self._all_lost_within(timeout)  # (an abort's: the loop's next step)
+
+    async def _all_lost_within(self, seconds: float) -> bool:
+        if not self.alive:
+            return True
+        self._all_lost = self.loop.create_future()
+        try:
+            await asyncio.wait_for(self._all_lost, seconds)
+        except TimeoutError:
+            return False
+        return True

@@ -204,7 +204,7 @@ class RelayServer:
             await self._runner.cleanup()
             self._runner = None
         if self._front is not None:
-            self._front.finish()
+            await self._front.finish()
             self._front = None
         await close_keys(self.state.verifier)
         if self._own_port is not None:

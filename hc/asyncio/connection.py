@@ -206,6 +206,8 @@ class WebSocketProtocol(asyncio.Protocol):
         #: Set while another thread reads this socket: the loop takes reading back from
         #: it before it closes the connection or reads the connection's end.
         self.reader: ThreadReader | None = None
+        self._gone = False  # connection_lost came: the socket is closed
+        self._lost: asyncio.Future[None] | None = None  # what close() waits on for that
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -230,6 +232,9 @@ class WebSocketProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gone = True
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         if self.reader is not None:
             self.reader.take_over()
         if self.gate is not None:
@@ -293,8 +298,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._parser = None
         if not self.handshake.done():
             self.handshake.set_exception(exc)
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transport()
 
     def _ended(self) -> None:
         if self._parser is not None:
@@ -346,8 +350,7 @@ class WebSocketProtocol(asyncio.Protocol):
             elif isinstance(event, ConnectionClosed):
                 if not self.closed.done():
                     self.closed.set_result(event)
-                if self.transport is not None:
-                    self.transport.close()
+                self._close_transport()
             if self._on_event is not None:
                 self._on_event(event)
             else:
@@ -403,8 +406,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(ConnectionClosed(exc.close_code, exc.reason))
         self._wake()
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transport()
 
     # -- output ------------------------------------------------------------------------
 
@@ -489,9 +491,16 @@ class WebSocketProtocol(asyncio.Protocol):
             raise ConnectionResetError("the WebSocket closed")
 
     async def close(self, code: int = 1000, reason: str = "", timeout: float = CLOSE_TIMEOUT) -> ConnectionClosed:
-        """Start the closing handshake, wait (at most ``timeout``) for the peer's Close, drop."""
+        """Start the closing handshake, wait (at most ``timeout``) for the peer's Close,
+        then close the socket; return once it is closed.
+
+        Over TLS the socket closes when the peer answers our close_notify: within what
+        is left of ``timeout``, or it is dropped.  Cancelled, it is dropped at once.
+        """
         if self.reader is not None:
             self.reader.take_over()
+        loop = self._loop
+        deadline = loop.time() + timeout
         try:
             if not self.closed.done():
                 try:
@@ -502,12 +511,35 @@ class WebSocketProtocol(asyncio.Protocol):
                     await asyncio.wait_for(asyncio.shield(self.closed), timeout)
                 except TimeoutError:
                     pass
-        finally:  # cancelled while waiting too: the socket is not left open
-            if self.transport is not None:
-                self.transport.close()
+            self._close_transport()
+            if not await self._lost_within(deadline - loop.time()):
+                self.abort()
+                await self._lost_within(CLOSE_TIMEOUT)  # (an abort's: the loop's next step)
+        except BaseException:  # cancelled: the socket is not left open
+            self.abort()
+            raise
         if not self.closed.done():
             self.closed.set_result(ConnectionClosed(1006))
         return self.closed.result()
+
+    def _close_transport(self) -> None:
+        """Close the socket (flushing what is written), once: asyncio's TLS transport
+        takes a second close() as leave to forget its socket, and an abort() after it
+        would then do nothing (the socket left open until it is collected)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    async def _lost_within(self, seconds: float) -> bool:
+        """Whether the socket is closed (connection_lost), waiting up to ``seconds``."""
+        if self._gone or self.transport is None:
+            return True
+        if self._lost is None:
+            self._lost = self._loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._lost), max(0.0, seconds))
+        except TimeoutError:
+            return False
+        return True
 
     def abort(self) -> None:
         """Drop the connection at once (no closing handshake)."""
@@ -543,7 +575,7 @@ async def open_websocket(
         try:
             await protocol.handshake
         except BaseException:
-            transport.close()
+            cast(asyncio.Transport, transport).abort()  # nothing to flush: no TLS close_notify to wait for either
             raise
     return protocol
 

@@ -186,7 +186,8 @@ class HybridConnectionStream:
         self._protocol.abort()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the WebSocket (the closing handshake, at most a second)."""
+        """Close the WebSocket (the closing handshake, at most a second); the socket is
+        closed when this returns (over TLS, dropped if the peer's close_notify is late)."""
         await self._protocol.close(code, reason)
 
     async def __aenter__(self) -> Self:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ class SenderTransport(asyncio.Transport):
         super().__init__()
         self.data = bytearray()
         self.closed = False
+        self.protocol: asyncio.BaseProtocol | None = None
 
     def write(self, data: Any) -> None:
         self.data += data
@@ -46,7 +47,16 @@ class SenderTransport(asyncio.Transport):
         return self.closed
 
     def close(self) -> None:
-        self.closed = True
+        if not self.closed:
+            self.closed = True
+            if self.protocol is not None:  # as asyncio's: connection_lost in a later step
+                asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
 
     def can_write_eof(self) -> bool:
         return True
@@ -69,6 +79,7 @@ class Setup:
 
     def sender(self) -> tuple[FrontProtocol, SenderTransport]:
         protocol, transport = self.front(), SenderTransport()
+        transport.set_protocol(protocol)
         protocol.connection_made(transport)
         self.senders.append((protocol, transport))
         return protocol, transport
@@ -94,7 +105,7 @@ def request_bytes(path: str = "echo", body: bytes = b"<call/>", token: bool = Tr
 
 
 @pytest.fixture
-async def setup() -> Iterator[Setup]:
+async def setup() -> AsyncIterator[Setup]:
     config = NamespaceConfig(
         name="front-calls", host="127.0.0.1", port=9,
         rules=(SasRule("root", KEY, Rights.MANAGE | Rights.LISTEN | Rights.SEND),),
@@ -116,7 +127,7 @@ async def setup() -> Iterator[Setup]:
         assert entity is not None
         entity.add(connection)
     yield Setup(state, front, listener, wire, connection)
-    front.finish()
+    await front.finish()
 
 
 async def settle() -> None:

@@ -387,6 +387,7 @@ async def test_refusing_a_connection_the_peer_already_reset_is_quiet(arelay: Rel
     protocol.data_received(b"\x00BAD / HTTP/1.1\r\n\r\n")  # refused at once: a 400, then the FIN
     assert transport.written.startswith(b"HTTP/1.1 400 ")
     assert transport.closed
+    protocol.connection_lost(None)  # (as a real transport would, once closed)
 
 
 async def test_connections_past_max_connections_get_503_and_a_freed_place_is_taken_again(

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -15,6 +18,7 @@ import pytest
 from hc.asyncio import HybridConnectionClient, HybridConnectionListener, TokenProvider
 from relay.accepts import JoinedStreams
 from relay.namespace import EntityConfig
+from tests.support.certs import self_signed
 from tests.support.procs import RelayProcess
 from tests.support.raw_listener import RawListener, Reply
 from tests.support.relay import TEST_KEY, TEST_KEY_NAME, RelayHandle, Relays
@@ -173,6 +177,49 @@ async def test_no_connection_reaches_aiohttp_once_it_is_shutting_down(
         writer.close()
     assert late == [b""] and not handed  # closed before aiohttp's shutdown, never handed over
     assert not front.connections
+
+
+async def test_a_stop_returns_with_every_socket_closed_though_tls_peers_keep_theirs_open(
+    tmp_path: Path, make_relay: Any
+) -> None:
+    """Closing a TLS connection waits for the peer's close_notify; peers that never send
+    it (one idle, one whose request aiohttp answered) have their sockets dropped before
+    stop() returns (before, stop() returned with both open, left after the loop ended)."""
+    cert, key = self_signed(tmp_path)
+    relay = await make_relay(tls_cert=cert, tls_key=key)
+    front = relay.server.front
+    assert front is not None
+    trust = ssl.create_default_context(cafile=cert)
+    release = threading.Event()
+
+    def peer(request: bytes, ready: threading.Event) -> None:
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as raw, \
+                trust.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            if request:
+                tls.sendall(request)
+                tls.recv(65536)  # its answer (kept alive); then nothing more is read
+            ready.set()
+            release.wait(10)
+
+    ready = [threading.Event(), threading.Event()]
+    peers = [threading.Thread(target=peer, args=(b"", ready[0])),
+             threading.Thread(target=peer, args=(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", ready[1]))]
+    for thread in peers:
+        thread.start()
+    try:
+        for event in ready:
+            assert await asyncio.to_thread(event.wait, 10)
+        while len(front.alive) < 2:
+            await asyncio.sleep(0.01)
+        assert len(front.connections) == 1  # the idle one; the other is aiohttp's
+        sockets = [conn._transport.get_extra_info("socket") for conn in front.alive]  # type: ignore[union-attr]
+        await asyncio.wait_for(relay.server.stop(), 10)
+        assert [raw.fileno() for raw in sockets] == [-1, -1]
+        assert not front.alive
+    finally:
+        release.set()
+        for thread in peers:
+            await asyncio.to_thread(thread.join, 10)
 
 
 async def test_soaprelay_serve_drains_on_sigterm(relays: Relays, http: aiohttp.ClientSession) -> None:
