@@ -289,6 +289,10 @@ class HybridConnectionListener:
         task = asyncio.current_task(self._runner.get_loop())  # (the loop given: no getpid())
         try:
             await self._handle(context, wait=False)
+        except asyncio.CancelledError:  # cut off (close() past its timeout)
+            if context.response.started:
+                context.response.abort()  # a body streaming by rendezvous: its socket is dropped
+            raise
         finally:
             if task is not None:
                 self._tasks.discard(task)

@@ -294,3 +294,26 @@ async def test_a_close_cut_off_while_it_waits_for_the_peers_close_still_closes(
     assert not closing.done()
     closing.cancel()
     await asyncio.wait_for(sender.peer.closed.wait(), 5)
+
+
+async def test_a_streamed_answer_to_an_inline_request_cut_off_by_close_drops_its_socket(
+    relay: MemoryRelay, made: list[HybridConnectionListener]
+) -> None:
+    """An inline request answered with more than 64 KiB streams its answer on a socket of
+    its own; close() cutting the handler off mid-body drops that socket (the sender sees
+    the answer break off) rather than leaving it open."""
+    streaming = asyncio.Event()
+
+    async def endless(context: RelayedHttpListenerContext) -> None:
+        await context.response.write(b"x" * (70 * 1024))
+        streaming.set()
+        await asyncio.Event().wait()  # the rest of the body never comes
+
+    listener, side = await online(relay, made, endless)
+    control_of(side).send_request(RequestCommand("ws://relay.test/$hc/echo?sb-hc-id=s1", "s1",
+                                                 "/echo", "GET", (), False))
+    side.flush()
+    rendezvous = await relay.next_socket()
+    await asyncio.wait_for(streaming.wait(), 5)
+    await listener.close(timeout=0.1)
+    await asyncio.wait_for(rendezvous.peer.closed.wait(), 5)
