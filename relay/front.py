@@ -107,6 +107,11 @@ class FrontProtocol(asyncio.Protocol):
         self._counted = False
 
     @property
+    def transport(self) -> asyncio.Transport | None:
+        """The connection's transport (aiohttp's too once handed off), once made."""
+        return self._transport
+
+    @property
     def buffered(self) -> int:
         """Bytes received and not yet consumed (bounded by the head and body limits)."""
         return len(self._buffer)

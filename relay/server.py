@@ -112,6 +112,11 @@ class RelayServer:
         """The protocol factory of the listening socket and its connections, while serving."""
         return self._front
 
+    @property
+    def web_server(self) -> web.Server | None:
+        """aiohttp's server, which takes the connections the front hands over, while serving."""
+        return self._runner.server if self._runner is not None else None
+
     async def start(self) -> None:
         """Bind and start serving.
 

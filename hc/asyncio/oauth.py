@@ -157,9 +157,24 @@ class ClientCredentialsTokenProvider(TokenProvider):
                     while data and len(data) <= MAX_ANSWER and not reader.at_eof():
                         data += await reader.read(MAX_ANSWER + 1 - len(data))
                 finally:
-                    writer.close()
+                    await _closed(writer)
         except ProxyError:
             raise
         except (OSError, TimeoutError) as exc:
             raise OAuthError(f"cannot reach {target.host}:{target.port}: {exc or type(exc).__name__}") from exc
         return parse_answer(data)
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Close the connection and return once its socket is: over TLS that waits for the
+    server's close_notify, so a server slow to send it has the socket dropped after a
+    second (as when cancelled), rather than left open past the caller's loop."""
+    writer.close()
+    try:
+        async with asyncio.timeout(1.0):
+            await writer.wait_closed()
+    except (TimeoutError, OSError):
+        writer.transport.abort()
+    except BaseException:
+        writer.transport.abort()
+        raise

@@ -136,8 +136,8 @@ async def test_no_connection_reaches_aiohttp_once_it_is_shutting_down(
     relay = await make_relay(EntityConfig("pay"), shutdown_grace=30.0)
     server = relay.server
     front = server.front
-    assert front is not None and server._runner is not None and server._runner.server is not None
-    aiohttp_server = server._runner.server
+    aiohttp_server = server.web_server
+    assert front is not None and aiohttp_server is not None
     handed: list[object] = []
     fallback = front.fallback
     def recorded() -> asyncio.Protocol:
@@ -212,7 +212,7 @@ async def test_a_stop_returns_with_every_socket_closed_though_tls_peers_keep_the
         while len(front.alive) < 2:
             await asyncio.sleep(0.01)
         assert len(front.connections) == 1  # the idle one; the other is aiohttp's
-        sockets = [conn._transport.get_extra_info("socket") for conn in front.alive]  # type: ignore[union-attr]
+        sockets = [conn.transport.get_extra_info("socket") for conn in front.alive if conn.transport]
         await asyncio.wait_for(relay.server.stop(), 10)
         assert [raw.fileno() for raw in sockets] == [-1, -1]
         assert not front.alive
