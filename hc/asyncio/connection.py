@@ -494,13 +494,12 @@ class WebSocketProtocol(asyncio.Protocol):
         """Start the closing handshake, wait (at most ``timeout``) for the peer's Close,
         then close the socket; return once it is closed.
 
-        Over TLS the socket closes when the peer answers our close_notify: within what
-        is left of ``timeout``, or it is dropped.  Cancelled, it is dropped at once.
+        The socket closes once what is written is sent, and over TLS once the peer
+        answers our close_notify: a socket not closed ``timeout`` seconds after the
+        handshake is dropped (as a socket is at once when this is cancelled).
         """
         if self.reader is not None:
             self.reader.take_over()
-        loop = self._loop
-        deadline = loop.time() + timeout
         try:
             if not self.closed.done():
                 try:
@@ -512,7 +511,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 except TimeoutError:
                     pass
             self._close_transport()
-            if not await self._lost_within(deadline - loop.time()):
+            if not await self._lost_within(timeout):
                 self.abort()
                 await self._lost_within(CLOSE_TIMEOUT)  # (an abort's: the loop's next step)
         except BaseException:  # cancelled: the socket is not left open

@@ -186,8 +186,9 @@ class HybridConnectionStream:
         self._protocol.abort()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the WebSocket (the closing handshake, at most a second); the socket is
-        closed when this returns (over TLS, dropped if the peer's close_notify is late)."""
+        """Close the WebSocket: the closing handshake (at most a second), then the socket
+        (at most another: one the peer keeps open, say with no TLS close_notify, is
+        dropped). The socket is closed when this returns."""
         await self._protocol.close(code, reason)
 
     async def __aenter__(self) -> Self:
