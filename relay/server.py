@@ -128,7 +128,6 @@ class RelayServer:
         prime_keys(state.verifier)  # identity providers' keys: fetched in the background
         app = web.Application(client_max_size=SOAP_TOKEN_SCAN_LIMIT)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        app.on_shutdown.append(self._on_shutdown)
         app.on_response_prepare.append(_without_default_server)
         # The same limits as the front's: a connection keeps them when it is handed over.
         options: dict[str, Any] = {
@@ -205,6 +204,7 @@ class RelayServer:
             self.admin = None
         if self._front is not None:
             self._front.close()  # before aiohttp's shutdown: nothing more is handed to it
+        await self._close_listeners()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -252,7 +252,10 @@ class RelayServer:
         """Cut a graceful stop short (a second SIGTERM)."""
         self.state.calls.cut_short()
 
-    async def _on_shutdown(self, app: web.Application) -> None:
+    async def _close_listeners(self) -> None:
+        """Close every listener with 1001 and wait for its Close (at most 5 s).  Before
+        aiohttp's shutdown: from its start it drops whatever its connections send, the
+        listeners' Close too, and each would be waited for until the timeout."""
         closing = [c.close(1001, ws_senders.STOPPING) for s in self.state.registry for c in s.listeners]
         await asyncio.gather(*closing, return_exceptions=True)
 

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from hc.asyncio import HybridConnectionClient, HybridConnectionListener, TokenProvider
+from relay import wire as relay_wire
 from relay.accepts import JoinedStreams
 from relay.namespace import EntityConfig
 from tests.support.certs import self_signed
@@ -220,6 +221,22 @@ async def test_a_stop_returns_with_every_socket_closed_though_tls_peers_keep_the
         release.set()
         for thread in peers:
             await asyncio.to_thread(thread.join, 10)
+
+
+async def test_a_stop_ends_each_listener_on_its_close_not_on_a_timeout(
+    make_relay: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener answers the relay's 1001 with its Close, then waits for the relay to
+    close the TCP connection (RFC 6455 §7.1.1), as websockets does.  The relay reads that
+    Close before aiohttp's shutdown begins: from then on aiohttp drops what its
+    connections send, and the relay waited out its close timeout (5 s) for each."""
+    monkeypatch.setattr(relay_wire, "CLOSE_TIMEOUT", 60.0)  # (the pure build: no way out but the Close)
+    relay = await make_relay(EntityConfig("pay"))
+    async with RawListener(relay.ws_url, "pay", relay.token("pay")) as lst:
+        await asyncio.wait_for(relay.server.stop(), 10)
+        assert lst.ws is not None
+        await asyncio.wait_for(lst.ws.wait_closed(), 5)
+        assert lst.ws.close_code == 1001
 
 
 async def test_soaprelay_serve_drains_on_sigterm(relays: Relays, http: aiohttp.ClientSession) -> None:
