@@ -164,5 +164,6 @@ class AiohttpReply:
         await response.write_eof()
 
     def abort(self) -> None:
-        if self._request.transport is not None:
-            self._request.transport.close()
+        transport = self._request.transport
+        if transport is not None and not transport.is_closing():  # (once: see FrontProtocol.close)
+            transport.close()
